@@ -1,0 +1,53 @@
+// Injectable monotonic time, so batching windows and deadlines are tested
+// without sleeping. SystemClock is the real one; FakeClock moves only when a
+// test advances it. Both are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace vigil {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+using Micros = std::chrono::microseconds;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual SteadyTime Now() const = 0;
+  // Blocks on `cv` until notified or `deadline` (in this clock's time) passes.
+  // Spurious returns are allowed; callers re-check their condition.
+  virtual void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                         SteadyTime deadline) const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 SteadyTime deadline) const override {
+    cv.wait_until(lock, deadline);
+  }
+  // The process-wide real clock.
+  static SystemClock* Get();
+};
+
+// Time stands still until Advance(). WaitUntil sleeps briefly in real time so
+// a waiting thread re-checks after each Advance.
+class FakeClock final : public Clock {
+ public:
+  SteadyTime Now() const override { return SteadyTime(Micros(now_us_.load())); }
+  void Advance(Micros d) { now_us_.fetch_add(d.count()); }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 SteadyTime deadline) const override {
+    if (Now() >= deadline) return;
+    cv.wait_for(lock, std::chrono::milliseconds(1));
+  }
+
+ private:
+  std::atomic<int64_t> now_us_{1'000'000};
+};
+
+}  // namespace vigil

@@ -1,0 +1,55 @@
+#include "monitoring/serving_metrics.h"
+
+#include "monitoring/process.h"
+
+namespace vigil {
+
+ServingMetrics::ServingMetrics(MetricsRegistry& registry)
+    : registry_(registry),
+      requests_(registry.AddCounter("vigil_inference_requests_total", "Inference requests that completed successfully.",
+                                    {"model", "version"})),
+      failures_(registry.AddCounter("vigil_inference_failures_total", "Inference requests that failed, by reason.",
+                                    {"model", "version", "reason"})),
+      rows_(registry.AddCounter("vigil_inference_rows_total", "Rows (batch elements) inferred successfully.",
+                                {"model", "version"})),
+      request_seconds_(registry.AddHistogram("vigil_inference_request_duration_seconds",
+                                             "Time from enqueue to response, successful requests.", {"model", "version"},
+                                             LatencyBuckets())),
+      queue_seconds_(registry.AddHistogram("vigil_inference_queue_duration_seconds",
+                                           "Time a request waited in the queue before its batch ran.", {"model", "version"},
+                                           LatencyBuckets())),
+      compute_seconds_(registry.AddHistogram("vigil_inference_compute_duration_seconds",
+                                             "Backend execution time per batch.", {"model", "version"}, LatencyBuckets())),
+      batch_size_(registry.AddHistogram("vigil_inference_batch_size", "Rows per executed batch.", {"model", "version"},
+                                        BatchSizeBuckets())),
+      queue_depth_(registry.AddGauge("vigil_inference_queue_depth", "Requests waiting in the queue.", {"model", "version"})),
+      model_state_(registry.AddGauge("vigil_model_state",
+                                     "1 for the state each model version is in (LOADING, READY, UNAVAILABLE, UNLOADING).",
+                                     {"model", "version", "state"})),
+      http_requests_(registry.AddCounter("vigil_http_requests_total", "HTTP requests answered, by status code.",
+                                         {"code"})) {
+  Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
+                   .WithLabels({});
+  registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });
+}
+
+VersionMetrics ServingMetrics::ForVersion(const std::string& model, const std::string& version) {
+  VersionMetrics m;
+  m.owner = this;
+  m.model = model;
+  m.version = version;
+  m.requests = &requests_.WithLabels({model, version});
+  m.rows = &rows_.WithLabels({model, version});
+  m.request_seconds = &request_seconds_.WithLabels({model, version});
+  m.queue_seconds = &queue_seconds_.WithLabels({model, version});
+  m.compute_seconds = &compute_seconds_.WithLabels({model, version});
+  m.batch_size = &batch_size_.WithLabels({model, version});
+  m.queue_depth = &queue_depth_.WithLabels({model, version});
+  return m;
+}
+
+void VersionMetrics::Fail(const std::string& reason) const {
+  if (owner) owner->failures().WithLabels({model, version, reason}).Inc();
+}
+
+}  // namespace vigil

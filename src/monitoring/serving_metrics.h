@@ -1,0 +1,59 @@
+// Every metric the serving path reports, declared in one place.
+//
+// ServingMetrics owns the families; VersionMetrics caches one model
+// version's children so the hot path never looks labels up.
+// Thread-safe.
+#pragma once
+
+#include <string>
+
+#include "monitoring/metrics.h"
+
+namespace vigil {
+
+struct VersionMetrics;
+
+class ServingMetrics {
+ public:
+  explicit ServingMetrics(MetricsRegistry& registry);
+
+  // Children for one model version (created on first call).
+  VersionMetrics ForVersion(const std::string& model, const std::string& version);
+
+  MetricsRegistry& registry() { return registry_; }
+  CounterFamily& failures() { return failures_; }
+  GaugeFamily& model_state() { return model_state_; }
+  CounterFamily& http_requests() { return http_requests_; }
+
+ private:
+  MetricsRegistry& registry_;
+  CounterFamily& requests_;
+  CounterFamily& failures_;
+  CounterFamily& rows_;
+  HistogramFamily& request_seconds_;
+  HistogramFamily& queue_seconds_;
+  HistogramFamily& compute_seconds_;
+  HistogramFamily& batch_size_;
+  GaugeFamily& queue_depth_;
+  GaugeFamily& model_state_;
+  CounterFamily& http_requests_;
+};
+
+struct VersionMetrics {
+  ServingMetrics* owner = nullptr;
+  std::string model;
+  std::string version;
+  Counter* requests = nullptr;
+  Counter* rows = nullptr;
+  Histogram* request_seconds = nullptr;
+  Histogram* queue_seconds = nullptr;
+  Histogram* compute_seconds = nullptr;
+  Histogram* batch_size = nullptr;
+  Gauge* queue_depth = nullptr;
+
+  // Counts a failed request under `reason` (a short fixed word such as
+  // "queue_full", "timeout", "backend"). Not on the success path.
+  void Fail(const std::string& reason) const;
+};
+
+}  // namespace vigil

@@ -1,0 +1,337 @@
+#include "repository/model_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <set>
+
+namespace vigil {
+namespace {
+
+// Errors raised while walking the YAML tree; converted to Status at the edge.
+struct ConfigError {
+  std::string field;
+  std::string expected;
+};
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "an undefined value";
+  }
+}
+
+void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
+  if (!node.IsMap()) throw ConfigError{field, "a map, got " + Describe(node)};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      throw ConfigError{field.empty() ? key : field + "." + key, "no such key (known: " + list + ")"};
+    }
+  }
+}
+
+int64_t ReadInt(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar()) throw ConfigError{field, "an integer, got " + Describe(node)};
+  try {
+    size_t pos = 0;
+    const std::string& s = node.Scalar();
+    long long v = std::stoll(s, &pos);
+    if (pos != s.size()) throw std::invalid_argument(s);
+    return v;
+  } catch (const std::exception&) {
+    throw ConfigError{field, "an integer, got " + Describe(node)};
+  }
+}
+
+bool ReadBool(const YAML::Node& node, const std::string& field) {
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s == "true" || s == "True" || s == "yes") return true;
+    if (s == "false" || s == "False" || s == "no") return false;
+  }
+  throw ConfigError{field, "true or false, got " + Describe(node)};
+}
+
+std::string ReadString(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar()) throw ConfigError{field, "a string, got " + Describe(node)};
+  return node.Scalar();
+}
+
+std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw ConfigError{field, "a list of integers, got " + Describe(node)};
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadInt(node[i], field + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw ConfigError{field, "a list of {name, datatype, shape}, got " + Describe(node)};
+  std::vector<TensorSpec> out;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string f = field + "[" + std::to_string(i) + "]";
+    const YAML::Node& t = node[i];
+    RequireMap(t, f, {"name", "datatype", "shape"});
+    TensorSpec spec;
+    if (!t["name"]) throw ConfigError{f + ".name", "a tensor name"};
+    spec.name = ReadString(t["name"], f + ".name");
+    if (!t["datatype"]) throw ConfigError{f + ".datatype", "a datatype such as FP32"};
+    const std::string dt = ReadString(t["datatype"], f + ".datatype");
+    spec.datatype = ParseDataType(dt);
+    if (spec.datatype == DataType::kInvalid) {
+      throw ConfigError{f + ".datatype", "one of BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES, got '" + dt + "'"};
+    }
+    if (!t["shape"]) throw ConfigError{f + ".shape", "a list of dimensions such as [30]"};
+    spec.dims = ReadIntList(t["shape"], f + ".shape");
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
+  ModelConfig c;
+  c.name = model_name;
+  RequireMap(root, "", {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances",
+                        "version_policy", "warmup", "name"});
+  if (root["name"]) {
+    const std::string n = ReadString(root["name"], "name");
+    if (n != model_name) throw ConfigError{"name", "the folder name '" + model_name + "', got '" + n + "'"};
+  }
+  if (!root["backend"]) throw ConfigError{"backend", "one of onnx, torchscript, xgboost"};
+  const std::string backend = ReadString(root["backend"], "backend");
+  if (backend == "onnx") {
+    c.backend = BackendKind::kOnnx;
+  } else if (backend == "torchscript" || backend == "pytorch") {
+    c.backend = BackendKind::kTorchScript;
+  } else if (backend == "xgboost") {
+    c.backend = BackendKind::kXgboost;
+  } else {
+    throw ConfigError{"backend", "one of onnx, torchscript, xgboost, got '" + backend + "'"};
+  }
+  if (root["max_batch_size"]) c.max_batch_size = ReadInt(root["max_batch_size"], "max_batch_size");
+  if (!root["inputs"]) throw ConfigError{"inputs", "a list of input tensors"};
+  c.inputs = ReadTensors(root["inputs"], "inputs");
+  if (!root["outputs"]) throw ConfigError{"outputs", "a list of output tensors"};
+  c.outputs = ReadTensors(root["outputs"], "outputs");
+  if (const YAML::Node db = root["dynamic_batching"]) {
+    RequireMap(db, "dynamic_batching",
+               {"max_queue_delay_us", "preferred_batch_sizes", "max_queue_size", "default_timeout_us"});
+    auto& d = c.dynamic_batching;
+    if (db["max_queue_delay_us"]) d.max_queue_delay_us = ReadInt(db["max_queue_delay_us"], "dynamic_batching.max_queue_delay_us");
+    if (db["preferred_batch_sizes"]) d.preferred_batch_sizes = ReadIntList(db["preferred_batch_sizes"], "dynamic_batching.preferred_batch_sizes");
+    if (db["max_queue_size"]) d.max_queue_size = ReadInt(db["max_queue_size"], "dynamic_batching.max_queue_size");
+    if (db["default_timeout_us"]) d.default_timeout_us = ReadInt(db["default_timeout_us"], "dynamic_batching.default_timeout_us");
+  }
+  if (root["instances"]) {
+    const YAML::Node inst = root["instances"];
+    if (inst.IsMap()) {  // Triton-style {count: N}
+      RequireMap(inst, "instances", {"count"});
+      c.instances = ReadInt(inst["count"], "instances.count");
+    } else {
+      c.instances = ReadInt(inst, "instances");
+    }
+  }
+  if (const YAML::Node vp = root["version_policy"]) {
+    if (vp.IsScalar() && vp.Scalar() == "all") {
+      c.version_policy.kind = VersionPolicy::Kind::kAll;
+    } else if (vp.IsMap()) {
+      RequireMap(vp, "version_policy", {"latest", "all", "specific"});
+      if (vp.size() != 1) throw ConfigError{"version_policy", "exactly one of latest: N, all, specific: [..]"};
+      if (vp["latest"]) {
+        c.version_policy.kind = VersionPolicy::Kind::kLatest;
+        c.version_policy.latest = ReadInt(vp["latest"], "version_policy.latest");
+      } else if (vp["all"]) {
+        c.version_policy.kind = VersionPolicy::Kind::kAll;
+      } else {
+        c.version_policy.kind = VersionPolicy::Kind::kSpecific;
+        c.version_policy.specific = ReadIntList(vp["specific"], "version_policy.specific");
+      }
+    } else {
+      throw ConfigError{"version_policy", "'all', {latest: N} or {specific: [..]}, got " + Describe(vp)};
+    }
+  }
+  if (const YAML::Node w = root["warmup"]) {
+    if (w.IsScalar()) {
+      c.warmup.enabled = ReadBool(w, "warmup");
+    } else {
+      RequireMap(w, "warmup", {"batch_size", "iterations"});
+      c.warmup.enabled = true;
+      if (w["batch_size"]) c.warmup.batch_size = ReadInt(w["batch_size"], "warmup.batch_size");
+      if (w["iterations"]) c.warmup.iterations = ReadInt(w["iterations"], "warmup.iterations");
+    }
+  }
+  return c;
+}
+
+Status FieldError(const ModelConfig& c, const std::string& field, const std::string& expected) {
+  return InvalidArgument("model '" + c.name + "': config field '" + field + "': expected " + expected);
+}
+
+Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& specs, const std::string& field) {
+  if (specs.empty()) return FieldError(c, field, "at least one tensor");
+  std::set<std::string> names;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& s = specs[i];
+    const std::string f = field + "[" + std::to_string(i) + "]";
+    if (s.name.empty()) return FieldError(c, f + ".name", "a non-empty name");
+    if (!names.insert(s.name).second) return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
+    for (size_t d = 0; d < s.dims.size(); ++d) {
+      if (s.dims[d] == 0 || s.dims[d] < -1) {
+        return FieldError(c, f + ".shape[" + std::to_string(d) + "]", "a positive size or -1, got " + std::to_string(s.dims[d]));
+      }
+    }
+    if (c.max_batch_size == 0 && s.dims.empty()) {
+      return FieldError(c, f + ".shape", "at least one dimension");
+    }
+    if (s.datatype == DataType::kBytes) {
+      return FieldError(c, f + ".datatype", "a numeric type: backend " + std::string(BackendKindName(c.backend)) + " does not take BYTES");
+    }
+    switch (c.backend) {
+      case BackendKind::kOnnx:
+        if (s.datatype != DataType::kFp32) {
+          return FieldError(c, f + ".datatype", "FP32 (the onnx backend, OpenCV DNN, runs FP32 tensors), got " + std::string(DataTypeName(s.datatype)));
+        }
+        break;
+      case BackendKind::kXgboost:
+        if (s.datatype != DataType::kFp32) {
+          return FieldError(c, f + ".datatype", "FP32 for the xgboost backend, got " + std::string(DataTypeName(s.datatype)));
+        }
+        break;
+      case BackendKind::kTorchScript:
+        if (s.datatype == DataType::kBf16 || s.datatype == DataType::kUint16 || s.datatype == DataType::kUint32 ||
+            s.datatype == DataType::kUint64) {
+          return FieldError(c, f + ".datatype", "a type libtorch supports (not BF16 or UINT16/32/64)");
+        }
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view BackendKindName(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kOnnx: return "onnx";
+    case BackendKind::kTorchScript: return "torchscript";
+    case BackendKind::kXgboost: return "xgboost";
+  }
+  return "unknown";
+}
+
+std::string_view BackendPlatform(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kOnnx: return "onnx_onnxv1";
+    case BackendKind::kTorchScript: return "pytorch_torchscript";
+    case BackendKind::kXgboost: return "xgboost";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> BackendModelFileNames(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kOnnx: return {"model.onnx"};
+    case BackendKind::kTorchScript: return {"model.pt", "model.torchscript"};
+    case BackendKind::kXgboost: return {"model.ubj", "model.json"};
+  }
+  return {};
+}
+
+int ModelConfig::InputIndex(std::string_view input_name) const {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].name == input_name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int ModelConfig::OutputIndex(std::string_view output_name) const {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].name == output_name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+StatusOr<ModelConfig> ParseModelConfig(std::string_view model_name, std::string_view yaml_text) {
+  const std::string name(model_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("model '" + name + "': config.yaml is not valid YAML: " + e.what());
+  }
+  try {
+    return ParseTree(name, root);
+  } catch (const ConfigError& e) {
+    return InvalidArgument("model '" + name + "': config field '" + e.field + "': expected " + e.expected);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("model '" + name + "': config.yaml: " + e.what());
+  }
+}
+
+void NormalizeModelConfig(ModelConfig& c) {
+  auto& pref = c.dynamic_batching.preferred_batch_sizes;
+  std::sort(pref.begin(), pref.end());
+  pref.erase(std::unique(pref.begin(), pref.end()), pref.end());
+  std::sort(c.version_policy.specific.begin(), c.version_policy.specific.end());
+  if (c.warmup.enabled && c.max_batch_size > 0) {
+    c.warmup.batch_size = std::min(c.warmup.batch_size, c.max_batch_size);
+  }
+  if (c.max_batch_size == 0) c.warmup.batch_size = 1;
+}
+
+Status ValidateModelConfig(const ModelConfig& c) {
+  if (c.max_batch_size < 0) return FieldError(c, "max_batch_size", "0 (no batching) or a positive integer, got " + std::to_string(c.max_batch_size));
+  VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.inputs, "inputs"));
+  VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.outputs, "outputs"));
+  const auto& d = c.dynamic_batching;
+  if (d.max_queue_delay_us < 0) return FieldError(c, "dynamic_batching.max_queue_delay_us", "a value >= 0");
+  if (d.max_queue_size <= 0) return FieldError(c, "dynamic_batching.max_queue_size", "a positive integer, got " + std::to_string(d.max_queue_size));
+  if (d.default_timeout_us < 0) return FieldError(c, "dynamic_batching.default_timeout_us", "a value >= 0 (0 = none)");
+  for (int64_t p : d.preferred_batch_sizes) {
+    if (p <= 0 || (c.max_batch_size > 0 && p > c.max_batch_size) || (c.max_batch_size == 0 && p != 1)) {
+      return FieldError(c, "dynamic_batching.preferred_batch_sizes",
+                        "sizes between 1 and max_batch_size (" + std::to_string(c.max_batch_size) + "), got " + std::to_string(p));
+    }
+  }
+  if (c.instances < 1 || c.instances > 64) return FieldError(c, "instances", "between 1 and 64, got " + std::to_string(c.instances));
+  if (c.version_policy.kind == VersionPolicy::Kind::kLatest && c.version_policy.latest < 1) {
+    return FieldError(c, "version_policy.latest", "a positive integer, got " + std::to_string(c.version_policy.latest));
+  }
+  if (c.version_policy.kind == VersionPolicy::Kind::kSpecific) {
+    if (c.version_policy.specific.empty()) return FieldError(c, "version_policy.specific", "a non-empty list of versions");
+    for (int64_t v : c.version_policy.specific) {
+      if (v < 1) return FieldError(c, "version_policy.specific", "positive version numbers, got " + std::to_string(v));
+    }
+  }
+  if (c.warmup.enabled) {
+    if (c.warmup.batch_size < 1) return FieldError(c, "warmup.batch_size", "a positive integer");
+    if (c.warmup.iterations < 1 || c.warmup.iterations > 1000) return FieldError(c, "warmup.iterations", "between 1 and 1000");
+    for (const auto& in : c.inputs) {
+      for (int64_t dim : in.dims) {
+        if (dim < 0) return FieldError(c, "warmup", "fixed input shapes (input '" + in.name + "' has a variable dimension)");
+      }
+    }
+  }
+  if (c.backend == BackendKind::kXgboost) {
+    if (c.inputs.size() != 1 || c.inputs[0].dims.size() != 1) {
+      return FieldError(c, "inputs", "exactly one input of shape [features] for the xgboost backend");
+    }
+    if (c.outputs.size() != 1) return FieldError(c, "outputs", "exactly one output for the xgboost backend");
+    if (c.max_batch_size == 0) return FieldError(c, "max_batch_size", "a positive value for the xgboost backend (rows are the batch)");
+  }
+  return Status::Ok();
+}
+
+StatusOr<ModelConfig> LoadModelConfig(std::string_view model_name, std::string_view yaml_text) {
+  VIGIL_ASSIGN_OR_RETURN(ModelConfig c, ParseModelConfig(model_name, yaml_text));
+  NormalizeModelConfig(c);
+  VIGIL_RETURN_IF_ERROR(ValidateModelConfig(c));
+  return c;
+}
+
+}  // namespace vigil

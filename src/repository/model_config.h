@@ -1,0 +1,71 @@
+// A model's config.yaml: the schema, and the three free functions that turn
+// text into a validated ModelConfig (parse → normalise → validate, as
+// Triton's model_config_utils does). Field names follow Triton's so users
+// recognise them. Every error names the model, the field and what was expected.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace vigil {
+
+enum class BackendKind { kOnnx, kTorchScript, kXgboost };
+
+std::string_view BackendKindName(BackendKind kind);
+// Protocol "platform" string for model metadata ("onnx_onnxv1", ...).
+std::string_view BackendPlatform(BackendKind kind);
+// File name of the model inside a version folder for this backend.
+std::vector<std::string> BackendModelFileNames(BackendKind kind);
+
+struct DynamicBatchingConfig {
+  int64_t max_queue_delay_us = 0;
+  std::vector<int64_t> preferred_batch_sizes;  // sorted ascending after normalise
+  int64_t max_queue_size = 1024;               // requests; 0 = unbounded is not allowed
+  int64_t default_timeout_us = 0;              // 0 = no timeout
+};
+
+struct VersionPolicy {
+  enum class Kind { kLatest, kAll, kSpecific };
+  Kind kind = Kind::kLatest;
+  int64_t latest = 1;
+  std::vector<int64_t> specific;
+};
+
+struct WarmupConfig {
+  bool enabled = false;
+  int64_t batch_size = 1;
+  int64_t iterations = 1;
+};
+
+struct ModelConfig {
+  std::string name;  // the model folder's name
+  BackendKind backend = BackendKind::kOnnx;
+  int64_t max_batch_size = 0;  // 0 = the model does not batch
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  DynamicBatchingConfig dynamic_batching;
+  int64_t instances = 1;
+  VersionPolicy version_policy;
+  WarmupConfig warmup;
+
+  // Index of the input/output with this name, or -1.
+  int InputIndex(std::string_view input_name) const;
+  int OutputIndex(std::string_view output_name) const;
+};
+
+// Parses YAML text into a ModelConfig without defaults or range checks.
+// Unknown keys and wrong types are errors.
+StatusOr<ModelConfig> ParseModelConfig(std::string_view model_name, std::string_view yaml_text);
+// Fills defaults that depend on other fields and sorts lists.
+void NormalizeModelConfig(ModelConfig& config);
+// Checks ranges and cross-field rules.
+Status ValidateModelConfig(const ModelConfig& config);
+// All three in order.
+StatusOr<ModelConfig> LoadModelConfig(std::string_view model_name, std::string_view yaml_text);
+
+}  // namespace vigil

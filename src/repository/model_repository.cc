@@ -1,0 +1,540 @@
+#include "repository/model_repository.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "core/logging.h"
+
+namespace vigil {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kReservedFolders[] = {"deployments"};
+
+bool IsModelFolder(const fs::directory_entry& e) {
+  if (!e.is_directory()) return false;
+  const std::string name = e.path().filename().string();
+  if (name.empty() || name[0] == '.' || name[0] == '_') return false;
+  for (const char* r : kReservedFolders) {
+    if (name == r) return false;
+  }
+  return true;
+}
+
+bool ParseVersion(const std::string& s, int64_t* out) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  *out = std::stoll(s);
+  return *out > 0;
+}
+
+StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string FileFingerprint(const fs::path& p) {
+  std::error_code ec;
+  const auto size = fs::file_size(p, ec);
+  const auto mtime = fs::last_write_time(p, ec);
+  return p.filename().string() + ":" + std::to_string(size) + ":" +
+         std::to_string(mtime.time_since_epoch().count());
+}
+
+// Versions the policy selects among those on disk, ascending.
+std::vector<int64_t> SelectVersions(const VersionPolicy& policy, const std::vector<int64_t>& on_disk) {
+  std::vector<int64_t> out;
+  switch (policy.kind) {
+    case VersionPolicy::Kind::kAll:
+      out = on_disk;
+      break;
+    case VersionPolicy::Kind::kLatest: {
+      const size_t n = std::min(on_disk.size(), static_cast<size_t>(policy.latest));
+      out.assign(on_disk.end() - static_cast<std::ptrdiff_t>(n), on_disk.end());
+      break;
+    }
+    case VersionPolicy::Kind::kSpecific:
+      for (int64_t v : policy.specific) {
+        if (std::binary_search(on_disk.begin(), on_disk.end(), v)) out.push_back(v);
+      }
+      break;
+  }
+  return out;
+}
+
+// A batch of zeros shaped by the config's inputs.
+std::vector<Tensor> ZeroInputs(const ModelConfig& c, int64_t rows) {
+  std::vector<Tensor> inputs;
+  for (const auto& spec : c.inputs) {
+    Tensor t;
+    t.name = spec.name;
+    t.datatype = spec.datatype;
+    if (c.max_batch_size > 0) t.shape.push_back(rows);
+    t.shape.insert(t.shape.end(), spec.dims.begin(), spec.dims.end());
+    t.data.assign(t.expected_byte_size(), 0);
+    inputs.push_back(std::move(t));
+  }
+  return inputs;
+}
+
+bool HasFixedInputs(const ModelConfig& c) {
+  for (const auto& spec : c.inputs) {
+    for (int64_t d : spec.dims) {
+      if (d < 0) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view VersionStateName(VersionState state) {
+  switch (state) {
+    case VersionState::kLoading: return "LOADING";
+    case VersionState::kReady: return "READY";
+    case VersionState::kUnloading: return "UNLOADING";
+    case VersionState::kUnavailable: return "UNAVAILABLE";
+  }
+  return "UNKNOWN";
+}
+
+StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options options) {
+  std::error_code ec;
+  if (!fs::is_directory(options.root, ec)) {
+    return NotFound("--model-repository: '" + options.root.string() + "' is not a directory");
+  }
+  return std::unique_ptr<ModelRepository>(new ModelRepository(std::move(options)));
+}
+
+ModelRepository::ModelRepository(Options options) : options_(std::move(options)) {
+  table_.store(std::make_shared<const ServingTable>());
+  reaper_ = std::thread([this] { ReaperLoop(); });
+}
+
+ModelRepository::~ModelRepository() {
+  StopAll();
+  {
+    std::lock_guard lock(retire_mu_);
+    stop_reaper_ = true;
+  }
+  retire_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void ModelRepository::Poll() {
+  std::lock_guard control(control_mu_);
+  std::set<std::string> on_disk;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(options_.root, ec)) {
+    if (IsModelFolder(e)) on_disk.insert(e.path().filename().string());
+  }
+  if (ec) {
+    spdlog::error("event=repository_scan_failed root={} error={}", LogValue(options_.root.string()), LogValue(ec.message()));
+    return;
+  }
+  for (const auto& name : on_disk) {
+    if (!unloaded_by_request_.count(name)) SyncModel(name, false);
+  }
+  // Models whose folder disappeared.
+  std::vector<std::string> gone;
+  {
+    std::lock_guard lock(records_mu_);
+    for (const auto& [name, rec] : records_) {
+      if (!on_disk.count(name)) gone.push_back(name);
+    }
+  }
+  for (const auto& name : gone) {
+    RemoveModel(name, "");
+    std::lock_guard lock(records_mu_);
+    records_.erase(name);
+    unloaded_by_request_.erase(name);
+  }
+}
+
+Status ModelRepository::LoadModel(const std::string& name) {
+  std::lock_guard control(control_mu_);
+  std::error_code ec;
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.' ||
+      !fs::is_directory(options_.root / name, ec)) {
+    return NotFound("model '" + name + "' is not in the repository " + options_.root.string());
+  }
+  unloaded_by_request_.erase(name);
+  SyncModel(name, true);
+  std::lock_guard lock(records_mu_);
+  const ModelRecord& rec = records_[name];
+  if (!rec.model_error.empty()) return InvalidArgument(rec.model_error);
+  for (const auto& [v, st] : rec.versions) {
+    if (st.state != VersionState::kReady) return InvalidArgument(st.reason);
+  }
+  return Status::Ok();
+}
+
+Status ModelRepository::UnloadModel(const std::string& name) {
+  std::lock_guard control(control_mu_);
+  {
+    auto t = table();
+    std::lock_guard lock(records_mu_);
+    if (!t->models.count(name) && !records_.count(name)) return NotFound("model '" + name + "' is not loaded");
+  }
+  unloaded_by_request_.insert(name);
+  RemoveModel(name, "unloaded by request");
+  std::lock_guard lock(records_mu_);
+  ModelRecord& rec = records_[name];
+  rec.model_error = "model '" + name + "' was unloaded by request; POST /v2/repository/models/" + name + "/load to load it";
+  return Status::Ok();
+}
+
+void ModelRepository::RemoveModel(const std::string& name, const std::string& reason) {
+  auto current = table();
+  auto it = current->models.find(name);
+  if (it == current->models.end()) return;
+  auto versions = it->second.versions;
+  auto next = std::make_shared<ServingTable>(*current);
+  next->models.erase(name);
+  table_.store(std::move(next));
+  for (auto& [v, mv] : versions) Retire(mv);
+  spdlog::info("event=model_unloading model={} reason={}", LogValue(name), LogValue(reason.empty() ? "removed from disk" : reason));
+}
+
+void ModelRepository::SyncModel(const std::string& name, bool force) {
+  const fs::path dir = options_.root / name;
+  auto set_model_error = [&](const std::string& error) {
+    spdlog::error("event=model_unavailable model={} reason={}", LogValue(name), LogValue(error));
+    std::lock_guard lock(records_mu_);
+    records_[name].model_error = error;
+  };
+
+  auto text = ReadFile(dir / "config.yaml");
+  if (!text.ok()) {
+    set_model_error("model '" + name + "': missing config.yaml in " + dir.string());
+    return;
+  }
+  auto parsed = LoadModelConfig(name, *text);
+  if (!parsed.ok()) {
+    set_model_error(parsed.status().message());
+    return;
+  }
+  auto config = std::make_shared<const ModelConfig>(std::move(parsed).value());
+
+  std::vector<int64_t> on_disk;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    int64_t v;
+    if (e.is_directory() && ParseVersion(e.path().filename().string(), &v)) on_disk.push_back(v);
+  }
+  std::sort(on_disk.begin(), on_disk.end());
+  const std::vector<int64_t> wanted = SelectVersions(config->version_policy, on_disk);
+  if (wanted.empty()) {
+    set_model_error("model '" + name + "': no version folder matches version_policy (folders found: " +
+                    std::to_string(on_disk.size()) + ")");
+    return;
+  }
+  {
+    std::lock_guard lock(records_mu_);
+    records_[name].model_error.clear();
+  }
+
+  auto current = table();
+  std::map<int64_t, std::shared_ptr<ModelVersion>> existing;
+  if (auto it = current->models.find(name); it != current->models.end()) existing = it->second.versions;
+
+  std::map<int64_t, std::shared_ptr<ModelVersion>> next;
+  bool changed = false;
+  for (int64_t v : wanted) {
+    const fs::path vdir = dir / std::to_string(v);
+    fs::path model_file;
+    for (const auto& candidate : BackendModelFileNames(config->backend)) {
+      if (fs::exists(vdir / candidate, ec)) {
+        model_file = vdir / candidate;
+        break;
+      }
+    }
+    std::string fingerprint = *text + "|";
+    if (!model_file.empty()) fingerprint += FileFingerprint(model_file);
+
+    auto old = existing.find(v);
+    if (!force && old != existing.end() && old->second->fingerprint() == fingerprint) {
+      next[v] = old->second;
+      continue;
+    }
+    {
+      std::lock_guard lock(records_mu_);
+      auto& rec = records_[name].versions[v];
+      if (rec.state != VersionState::kReady || old == existing.end()) SetState(name, v, VersionState::kLoading, "");
+    }
+    Status status;
+    std::shared_ptr<ModelVersion> loaded;
+    if (model_file.empty()) {
+      std::string names;
+      for (const auto& n : BackendModelFileNames(config->backend)) names += (names.empty() ? "" : " or ") + n;
+      status = NotFound("model '" + name + "' version " + std::to_string(v) + ": missing model file: expected " + names +
+                        " in " + vdir.string());
+    } else {
+      auto result = LoadVersion(config, v, model_file, fingerprint);
+      if (result.ok()) {
+        loaded = std::move(result).value();
+      } else {
+        status = result.status();
+      }
+    }
+    if (loaded) {
+      next[v] = loaded;
+      changed = true;
+      std::lock_guard lock(records_mu_);
+      SetState(name, v, VersionState::kReady, "");
+      spdlog::info("event=model_ready model={} version={} backend={} instances={}", LogValue(name), v,
+                   BackendKindName(config->backend), config->instances);
+    } else {
+      spdlog::error("event=model_load_failed model={} version={} reason={}", LogValue(name), v, LogValue(status.message()));
+      if (old != existing.end()) {
+        // Keep serving the version that was loaded; report why the reload failed.
+        next[v] = old->second;
+        std::lock_guard lock(records_mu_);
+        SetState(name, v, VersionState::kReady, "reload failed, still serving the previous load: " + status.message());
+      } else {
+        std::lock_guard lock(records_mu_);
+        SetState(name, v, VersionState::kUnavailable, status.message());
+      }
+    }
+  }
+  std::vector<std::shared_ptr<ModelVersion>> retired;
+  for (auto& [v, mv] : existing) {
+    auto it = next.find(v);
+    if (it == next.end() || it->second != mv) {
+      retired.push_back(mv);
+      changed = true;
+    }
+  }
+  {
+    // Versions no longer selected leave the index once retired.
+    std::lock_guard lock(records_mu_);
+    auto& versions = records_[name].versions;
+    for (auto it = versions.begin(); it != versions.end();) {
+      if (std::find(wanted.begin(), wanted.end(), it->first) == wanted.end() && !existing.count(it->first)) {
+        it = versions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (changed || !current->models.count(name)) Publish(name, next.empty() ? config : next.begin()->second->shared_config(), next);
+  for (auto& mv : retired) Retire(mv);
+}
+
+StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared_ptr<const ModelConfig> config,
+                                                                       int64_t version, const fs::path& model_file,
+                                                                       const std::string& fingerprint) {
+  const ModelConfig& c = *config;
+  BackendSpec spec;
+  spec.model_name = c.name;
+  spec.version = version;
+  spec.model_path = model_file;
+  spec.max_batch_size = c.max_batch_size;
+  spec.inputs = c.inputs;
+  spec.outputs = c.outputs;
+  std::vector<std::unique_ptr<Backend>> instances;
+  for (int64_t i = 0; i < c.instances; ++i) {
+    VIGIL_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendKindName(c.backend), spec));
+    instances.push_back(std::move(backend));
+  }
+  Scheduler::Options so;
+  so.model_name = c.name;
+  so.version = version;
+  so.max_batch_size = c.max_batch_size;
+  so.queue.max_batch_size = c.max_batch_size;
+  so.queue.max_queue_delay = Micros(c.dynamic_batching.max_queue_delay_us);
+  so.queue.preferred_batch_sizes = c.dynamic_batching.preferred_batch_sizes;
+  so.queue.max_queue_size = static_cast<size_t>(c.dynamic_batching.max_queue_size);
+  so.outputs = c.outputs;
+  so.clock = options_.clock;
+  if (options_.metrics) so.metrics = options_.metrics->ForVersion(c.name, std::to_string(version));
+  VIGIL_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(std::move(so), std::move(instances)));
+
+  // A one-row probe checks that the model accepts the declared inputs and
+  // produces the declared outputs; warm-up repeats it at the configured size.
+  if (HasFixedInputs(c)) {
+    auto probe = scheduler->RunDirect(ZeroInputs(c, 1), 1);
+    if (!probe.ok()) {
+      return probe.status().WithContext("model '" + c.name + "' version " + std::to_string(version) +
+                                        " does not match its config (probe with one row of zeros)");
+    }
+    if (c.warmup.enabled) {
+      for (int64_t i = 0; i < c.warmup.iterations; ++i) {
+        auto w = scheduler->RunDirect(ZeroInputs(c, c.warmup.batch_size), c.warmup.batch_size);
+        if (!w.ok()) return w.status().WithContext("warm-up of model '" + c.name + "' version " + std::to_string(version));
+      }
+    }
+  }
+  return std::make_shared<ModelVersion>(std::move(config), version, std::move(scheduler), fingerprint);
+}
+
+void ModelRepository::Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
+                              std::map<int64_t, std::shared_ptr<ModelVersion>> versions) {
+  auto next = std::make_shared<ServingTable>(*table());
+  if (versions.empty()) {
+    next->models.erase(name);
+  } else {
+    next->models[name] = ServingTable::Entry{std::move(config), std::move(versions)};
+  }
+  table_.store(std::move(next));
+}
+
+void ModelRepository::Retire(std::shared_ptr<ModelVersion> version) {
+  {
+    std::lock_guard lock(records_mu_);
+    auto& versions = records_[version->config().name].versions;
+    // A replaced version's row now describes its successor; only mark rows of
+    // versions that are leaving.
+    auto t = table();
+    auto it = t->models.find(version->config().name);
+    const bool replaced = it != t->models.end() && it->second.versions.count(version->version());
+    if (!replaced && versions.count(version->version())) {
+      SetState(version->config().name, version->version(), VersionState::kUnloading, "");
+    }
+  }
+  std::lock_guard lock(retire_mu_);
+  retiring_.push_back(std::move(version));
+  retire_cv_.notify_all();
+}
+
+void ModelRepository::SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason) {
+  VersionStatus& st = records_[model].versions[version];
+  st.model = model;
+  st.version = std::to_string(version);
+  st.state = state;
+  st.reason = reason;
+  if (options_.metrics) {
+    for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
+      options_.metrics->model_state()
+          .WithLabels({model, st.version, std::string(VersionStateName(s))})
+          .Set(s == state ? 1.0 : 0.0);
+    }
+  }
+}
+
+void ModelRepository::ReaperLoop() {
+  std::unique_lock lock(retire_mu_);
+  while (true) {
+    std::vector<std::shared_ptr<ModelVersion>> idle;
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      if (it->use_count() == 1) {
+        idle.push_back(std::move(*it));
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!idle.empty()) {
+      lock.unlock();
+      for (auto& mv : idle) {
+        const std::string model = mv->config().name;
+        const int64_t v = mv->version();
+        mv->scheduler().Stop();
+        mv.reset();
+        std::lock_guard rl(records_mu_);
+        auto t = table();
+        auto it = t->models.find(model);
+        const bool still_served = it != t->models.end() && it->second.versions.count(v);
+        auto rec = records_.find(model);
+        if (!still_served && rec != records_.end()) {
+          auto vit = rec->second.versions.find(v);
+          if (vit != rec->second.versions.end() && vit->second.state == VersionState::kUnloading) {
+            rec->second.versions.erase(vit);
+            if (options_.metrics) {
+              for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
+                options_.metrics->model_state().WithLabels({model, std::to_string(v), std::string(VersionStateName(s))}).Set(0);
+              }
+            }
+          }
+        }
+        spdlog::info("event=model_unloaded model={} version={}", LogValue(model), v);
+      }
+      lock.lock();
+      continue;
+    }
+    if (stop_reaper_ && retiring_.empty()) return;
+    retire_cv_.wait_for(lock, std::chrono::milliseconds(retiring_.empty() ? 1000 : 10));
+  }
+}
+
+StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Acquire(std::string_view model, int64_t version) const {
+  auto t = table();
+  auto it = t->models.find(model);
+  if (it == t->models.end()) {
+    std::lock_guard lock(records_mu_);
+    auto rec = records_.find(std::string(model));
+    if (rec != records_.end()) {
+      std::string why = rec->second.model_error;
+      for (const auto& [v, st] : rec->second.versions) {
+        if (why.empty() && !st.reason.empty()) why = st.reason;
+      }
+      return Unavailable("model '" + std::string(model) + "' is not ready" + (why.empty() ? "" : ": " + why));
+    }
+    return NotFound("unknown model '" + std::string(model) + "'");
+  }
+  const auto& versions = it->second.versions;
+  if (version == 0) return versions.rbegin()->second;
+  auto v = versions.find(version);
+  if (v == versions.end()) {
+    std::string have;
+    for (const auto& [n, mv] : versions) have += (have.empty() ? "" : ", ") + std::to_string(n);
+    return NotFound("model '" + std::string(model) + "' has no ready version " + std::to_string(version) +
+                    " (ready: " + have + ")");
+  }
+  return v->second;
+}
+
+StatusOr<ModelInfo> ModelRepository::Find(std::string_view model) const {
+  auto t = table();
+  auto it = t->models.find(model);
+  if (it == t->models.end()) {
+    auto acquired = Acquire(model, 0);  // for the same error message
+    return acquired.status();
+  }
+  ModelInfo info;
+  info.config = it->second.config;
+  for (const auto& [v, mv] : it->second.versions) info.ready_versions.push_back(v);
+  return info;
+}
+
+std::vector<VersionStatus> ModelRepository::Index() const {
+  std::vector<VersionStatus> out;
+  std::lock_guard lock(records_mu_);
+  for (const auto& [name, rec] : records_) {
+    if (!rec.model_error.empty()) {
+      bool any_ready = false;
+      for (const auto& [v, st] : rec.versions) any_ready |= st.state == VersionState::kReady;
+      if (!any_ready) {
+        out.push_back({name, "", VersionState::kUnavailable, rec.model_error});
+        continue;
+      }
+    }
+    for (const auto& [v, st] : rec.versions) out.push_back(st);
+  }
+  return out;
+}
+
+void ModelRepository::StopAll() {
+  std::lock_guard control(control_mu_);
+  auto current = table();
+  table_.store(std::make_shared<const ServingTable>());
+  for (const auto& [name, entry] : current->models) {
+    for (const auto& [v, mv] : entry.versions) mv->scheduler().Stop();
+  }
+  std::vector<std::shared_ptr<ModelVersion>> retiring;
+  {
+    std::lock_guard lock(retire_mu_);
+    retiring = retiring_;
+  }
+  for (auto& mv : retiring) mv->scheduler().Stop();
+}
+
+}  // namespace vigil

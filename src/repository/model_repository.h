@@ -1,0 +1,148 @@
+// ModelRepository: the models on disk and their load/unload lifecycle.
+//
+// Layout: ROOT/<model>/config.yaml and ROOT/<model>/<version>/model.<ext>.
+// Each version is a small state machine:
+//
+//   LOADING ──ok──▶ READY ──removed/replaced──▶ UNLOADING ──idle──▶ (gone)
+//      └──error──▶ UNAVAILABLE (with its reason)
+//
+// Requests pin a READY version through a shared_ptr taken from an immutable
+// serving table that is swapped whole; a new version is loaded before the
+// table stops naming the old one, and a replaced version is stopped only
+// once nobody pins it, so in-flight requests finish on the version they
+// started on. A broken model never affects the others.
+//
+// Thread-safety: Acquire/Find/Index may be called from any thread at any
+// time. Poll, LoadModel and UnloadModel are serialised internally.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "monitoring/serving_metrics.h"
+#include "repository/model_config.h"
+#include "scheduling/scheduler.h"
+
+namespace vigil {
+
+enum class VersionState { kLoading, kReady, kUnloading, kUnavailable };
+std::string_view VersionStateName(VersionState state);
+
+// One loaded, READY model version. Immutable once published.
+class ModelVersion {
+ public:
+  ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
+               std::string fingerprint)
+      : config_(std::move(config)), version_(version), scheduler_(std::move(scheduler)),
+        fingerprint_(std::move(fingerprint)) {}
+
+  const ModelConfig& config() const { return *config_; }
+  const std::shared_ptr<const ModelConfig>& shared_config() const { return config_; }
+  int64_t version() const { return version_; }
+  Scheduler& scheduler() const { return *scheduler_; }
+  const std::string& fingerprint() const { return fingerprint_; }
+
+ private:
+  std::shared_ptr<const ModelConfig> config_;
+  int64_t version_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::string fingerprint_;
+};
+
+// One row of the repository index.
+struct VersionStatus {
+  std::string model;
+  std::string version;  // empty when the model itself failed (bad config)
+  VersionState state = VersionState::kUnavailable;
+  std::string reason;
+};
+
+// What model metadata needs: the config and the READY versions.
+struct ModelInfo {
+  std::shared_ptr<const ModelConfig> config;
+  std::vector<int64_t> ready_versions;  // ascending
+};
+
+class ModelRepository {
+ public:
+  struct Options {
+    std::filesystem::path root;
+    ServingMetrics* metrics = nullptr;  // optional
+    const Clock* clock = SystemClock::Get();
+  };
+
+  static StatusOr<std::unique_ptr<ModelRepository>> Create(Options options);
+  ~ModelRepository();
+
+  // Brings the loaded set in line with the disk: loads new or changed
+  // versions first, then retires removed ones. Models unloaded through
+  // UnloadModel stay unloaded until LoadModel.
+  void Poll();
+  // Loads (or reloads) one model from disk, even if unchanged.
+  Status LoadModel(const std::string& name);
+  // Retires every version of the model; it stays unloaded until LoadModel.
+  Status UnloadModel(const std::string& name);
+
+  // Pins a READY version; version 0 means the highest READY version.
+  StatusOr<std::shared_ptr<ModelVersion>> Acquire(std::string_view model, int64_t version) const;
+  StatusOr<ModelInfo> Find(std::string_view model) const;
+  std::vector<VersionStatus> Index() const;
+
+  // Waits until retired versions are idle and stopped; then stops every
+  // scheduler after its queue drains. For shutdown.
+  void StopAll();
+
+  const std::filesystem::path& root() const { return options_.root; }
+
+ private:
+  struct ServingTable {
+    struct Entry {
+      std::shared_ptr<const ModelConfig> config;
+      std::map<int64_t, std::shared_ptr<ModelVersion>> versions;
+    };
+    std::map<std::string, Entry, std::less<>> models;
+  };
+  struct ModelRecord {
+    std::string model_error;  // config-level failure
+    std::map<int64_t, VersionStatus> versions;
+  };
+
+  explicit ModelRepository(Options options);
+  // Loads the model folder `name`; `force` reloads unchanged versions too.
+  // Requires control_mu_.
+  void SyncModel(const std::string& name, bool force);
+  void RemoveModel(const std::string& name, const std::string& reason);
+  StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(std::shared_ptr<const ModelConfig> config, int64_t version,
+                                                       const std::filesystem::path& model_file,
+                                                       const std::string& fingerprint);
+  void Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
+               std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
+  void Retire(std::shared_ptr<ModelVersion> version);
+  void SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason);
+  void ReaperLoop();
+  std::shared_ptr<const ServingTable> table() const { return table_.load(); }
+
+  Options options_;
+  std::mutex control_mu_;                      // serialises Poll/Load/Unload
+  std::set<std::string> unloaded_by_request_;  // guarded by control_mu_
+  std::atomic<std::shared_ptr<const ServingTable>> table_;
+
+  mutable std::mutex records_mu_;
+  std::map<std::string, ModelRecord> records_;  // guarded by records_mu_
+
+  std::mutex retire_mu_;
+  std::condition_variable retire_cv_;
+  std::vector<std::shared_ptr<ModelVersion>> retiring_;  // guarded by retire_mu_
+  bool stop_reaper_ = false;                              // guarded by retire_mu_
+  std::thread reaper_;
+};
+
+}  // namespace vigil

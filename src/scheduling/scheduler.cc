@@ -1,0 +1,212 @@
+#include "scheduling/scheduler.h"
+
+#include <chrono>
+
+#include "scheduling/batch_assembly.h"
+
+namespace vigil {
+namespace {
+
+int64_t MicrosBetween(SteadyTime a, SteadyTime b) {
+  return std::chrono::duration_cast<Micros>(b - a).count();
+}
+
+uint64_t WallMillis() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options, std::vector<std::unique_ptr<Backend>> instances) {
+  if (instances.empty()) return InvalidArgument("model '" + options.model_name + "': a scheduler needs at least one instance");
+  std::unique_ptr<Scheduler> s(new Scheduler(std::move(options), std::move(instances)));
+  for (size_t i = 0; i < s->instances_.size(); ++i) {
+    s->workers_.emplace_back([raw = s.get(), i] { raw->WorkerLoop(i); });
+  }
+  return s;
+}
+
+Scheduler::Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances)
+    : options_(std::move(options)), instances_(std::move(instances)), queue_(options_.queue) {}
+
+Scheduler::~Scheduler() { Stop(); }
+
+Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request) {
+  request->enqueue_time = options_.clock->Now();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
+    VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
+    in_flight_.fetch_add(1);
+    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+  }
+  cv_.notify_one();
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, int64_t rows) {
+  std::vector<Tensor> outputs;
+  VIGIL_RETURN_IF_ERROR(instances_[0]->Execute(inputs, outputs));
+  VIGIL_RETURN_IF_ERROR(CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, rows));
+  return outputs;
+}
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) {
+    if (w.joinable()) w.join();
+  }
+  workers_.clear();
+}
+
+size_t Scheduler::QueueDepth() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+SchedulerStats Scheduler::Stats() const {
+  SchedulerStats s;
+  s.success_count = stats_.success_count.load();
+  s.success_ns = stats_.success_ns.load();
+  s.fail_count = stats_.fail_count.load();
+  s.fail_ns = stats_.fail_ns.load();
+  s.queue_count = stats_.queue_count.load();
+  s.queue_ns = stats_.queue_ns.load();
+  s.compute_count = stats_.compute_count.load();
+  s.compute_ns = stats_.compute_ns.load();
+  s.inference_count = stats_.inference_count.load();
+  s.execution_count = stats_.execution_count.load();
+  s.last_inference_ms = stats_.last_inference_ms.load();
+  return s;
+}
+
+void Scheduler::WorkerLoop(size_t instance) {
+  Backend& backend = *instances_[instance];
+  std::unique_lock lock(mu_);
+  while (true) {
+    BatchQueue::Decision d = queue_.Poll(options_.clock->Now());
+    const bool idle = d.batch.empty() && d.expired.empty();
+    if (idle && stopping_ && queue_.empty()) break;
+    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+    if (idle) {
+      if (stopping_) {
+        // Draining: dispatch what is left without waiting for the delay.
+        options_.clock->WaitUntil(cv_, lock, options_.clock->Now() + Micros(100));
+      } else if (d.wake_at) {
+        options_.clock->WaitUntil(cv_, lock, *d.wake_at);
+      } else {
+        cv_.wait(lock);
+      }
+      continue;
+    }
+    lock.unlock();
+    // Another worker may be able to take the rest of the queue.
+    if (!d.batch.empty()) cv_.notify_one();
+    for (auto& r : d.expired) {
+      if (options_.metrics.owner) options_.metrics.Fail("timeout");
+      InferenceResult result;
+      result.status = DeadlineExceeded("request '" + r->id + "' timed out after waiting " +
+                                       std::to_string(MicrosBetween(r->enqueue_time, options_.clock->Now())) +
+                                       " us in the queue of model '" + options_.model_name + "'; it was not executed");
+      result.queue_us = MicrosBetween(r->enqueue_time, options_.clock->Now());
+      Finish(*r, std::move(result));
+    }
+    if (!d.batch.empty()) RunBatch(backend, d.batch);
+    lock.lock();
+  }
+}
+
+void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch) {
+  const SteadyTime start = options_.clock->Now();
+  std::vector<int64_t> rows;
+  rows.reserve(batch.size());
+  int64_t total_rows = 0;
+  for (const auto& r : batch) {
+    rows.push_back(r->rows);
+    total_rows += r->rows;
+  }
+  std::vector<Tensor> outputs;
+  Status status;
+  if (batch.size() == 1) {
+    status = backend.Execute(batch[0]->inputs, outputs);
+  } else {
+    status = backend.Execute(ConcatenateInputs(batch), outputs);
+  }
+  const SteadyTime end = options_.clock->Now();
+  const int64_t compute_us = MicrosBetween(start, end);
+  if (status.ok()) status = CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, total_rows);
+
+  stats_.execution_count.fetch_add(1);
+  stats_.compute_count.fetch_add(1);
+  stats_.compute_ns.fetch_add(static_cast<uint64_t>(compute_us) * 1000);
+  if (options_.metrics.owner) {
+    options_.metrics.compute_seconds->Observe(compute_us * 1e-6);
+    options_.metrics.batch_size->Observe(static_cast<double>(total_rows));
+  }
+
+  std::vector<std::vector<Tensor>> per_request;
+  if (status.ok()) {
+    auto split = SplitOutputs(std::move(outputs), rows);
+    if (split.ok()) {
+      per_request = std::move(split).value();
+    } else {
+      status = split.status();
+    }
+  }
+  if (!status.ok()) {
+    status = status.WithContext("model '" + options_.model_name + "' version " + std::to_string(options_.version));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    InferenceRequest& r = *batch[i];
+    InferenceResult result;
+    result.status = status;
+    result.queue_us = MicrosBetween(r.enqueue_time, start);
+    result.compute_us = compute_us;
+    result.batch_rows = total_rows;
+    if (status.ok()) {
+      auto& outs = per_request[i];
+      if (r.requested_outputs.empty()) {
+        result.outputs = std::move(outs);
+      } else {
+        for (int idx : r.requested_outputs) result.outputs.push_back(std::move(outs[idx]));
+      }
+    }
+    Finish(r, std::move(result));
+  }
+}
+
+void Scheduler::Finish(InferenceRequest& request, InferenceResult&& result) {
+  const int64_t total_us = MicrosBetween(request.enqueue_time, options_.clock->Now());
+  const bool ok = result.status.ok();
+  if (ok) {
+    stats_.success_count.fetch_add(1);
+    stats_.success_ns.fetch_add(static_cast<uint64_t>(total_us) * 1000);
+    stats_.queue_count.fetch_add(1);
+    stats_.queue_ns.fetch_add(static_cast<uint64_t>(result.queue_us) * 1000);
+    stats_.inference_count.fetch_add(static_cast<uint64_t>(request.rows));
+    stats_.last_inference_ms.store(WallMillis());
+    if (options_.metrics.owner) {
+      options_.metrics.requests->Inc();
+      options_.metrics.rows->Inc(static_cast<double>(request.rows));
+      options_.metrics.request_seconds->Observe(total_us * 1e-6);
+      options_.metrics.queue_seconds->Observe(result.queue_us * 1e-6);
+    }
+  } else {
+    stats_.fail_count.fetch_add(1);
+    stats_.fail_ns.fetch_add(static_cast<uint64_t>(total_us) * 1000);
+    if (options_.metrics.owner && result.status.code() != StatusCode::kDeadlineExceeded) {
+      options_.metrics.Fail("backend");
+    }
+  }
+  auto done = std::move(request.done);
+  in_flight_.fetch_sub(1);
+  if (done) done(std::move(result));
+}
+
+}  // namespace vigil

@@ -1,0 +1,89 @@
+// Scheduler: one model version's dynamic batcher and instance pool.
+//
+// Each instance is a Backend with its own worker thread. Idle workers take
+// the next batch from the shared BatchQueue, run it, split the outputs back
+// and answer each request through its `done` callback. A failed batch fails
+// only its own requests. Thread-safe; Stop() may be called from any thread
+// except a worker's (i.e. never from a `done` callback).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.h"
+#include "monitoring/serving_metrics.h"
+#include "scheduling/batch_queue.h"
+
+namespace vigil {
+
+// Cumulative counters in the shape of Triton's model statistics.
+struct SchedulerStats {
+  uint64_t success_count = 0, success_ns = 0;
+  uint64_t fail_count = 0, fail_ns = 0;
+  uint64_t queue_count = 0, queue_ns = 0;
+  uint64_t compute_count = 0, compute_ns = 0;
+  uint64_t inference_count = 0;  // rows
+  uint64_t execution_count = 0;  // batches
+  uint64_t last_inference_ms = 0;  // wall clock, ms since epoch
+};
+
+class Scheduler {
+ public:
+  struct Options {
+    std::string model_name;
+    int64_t version = 0;
+    int64_t max_batch_size = 0;
+    BatchQueue::Options queue;
+    std::vector<TensorSpec> outputs;
+    const Clock* clock = SystemClock::Get();
+    VersionMetrics metrics;  // may be left empty in tests
+  };
+
+  // Starts one worker per backend instance; fails when `instances` is empty.
+  static StatusOr<std::unique_ptr<Scheduler>> Create(Options options, std::vector<std::unique_ptr<Backend>> instances);
+  ~Scheduler();
+
+  // Takes the request when it returns OK; on error the caller still owns the
+  // request and answers it (queue full, stopped).
+  Status Enqueue(std::unique_ptr<InferenceRequest>& request);
+
+  // Runs one batch synchronously on instance 0 (warm-up and load checks).
+  // Only before traffic: must not race with the workers.
+  StatusOr<std::vector<Tensor>> RunDirect(std::vector<Tensor> inputs, int64_t rows);
+
+  // Stops accepting, lets the workers finish every queued request, joins.
+  void Stop();
+
+  size_t QueueDepth() const;
+  // Requests queued or executing.
+  int64_t InFlight() const { return in_flight_.load(); }
+  SchedulerStats Stats() const;
+
+ private:
+  Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances);
+  void WorkerLoop(size_t instance);
+  void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
+  void Finish(InferenceRequest& request, InferenceResult&& result);
+
+  Options options_;
+  std::vector<std::unique_ptr<Backend>> instances_;
+  std::vector<std::thread> workers_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  BatchQueue queue_;     // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::atomic<int64_t> in_flight_{0};
+
+  struct AtomicStats {
+    std::atomic<uint64_t> success_count{0}, success_ns{0}, fail_count{0}, fail_ns{0}, queue_count{0}, queue_ns{0},
+        compute_count{0}, compute_ns{0}, inference_count{0}, execution_count{0}, last_inference_ms{0};
+  } stats_;
+};
+
+}  // namespace vigil

@@ -1,0 +1,70 @@
+// HttpServer: HTTP/1.1 with keep-alive on Boost.Beast, asynchronous.
+//
+// The server reads a request, hands it to the Handler with a Responder, and
+// writes whatever the Responder is given — from any thread, exactly once —
+// before reading the next request on that connection. Bodies over the size
+// limit get 413, unparsable requests 400; both close the connection.
+// Thread-safe. Lifecycle: Create (binds) → Start → StopAccepting → Stop.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+
+#include "core/status.h"
+
+namespace vigil {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+class HttpServer {
+ public:
+  struct Options {
+    std::string host = "0.0.0.0";
+    uint16_t port = 8000;             // 0 picks a free port
+    int threads = 0;                  // 0 = one per core
+    size_t max_body_bytes = 64 << 20;
+  };
+  using Responder = std::function<void(HttpResponse&&)>;
+  using Handler = std::function<void(HttpRequest&&, Responder)>;
+
+  static StatusOr<std::unique_ptr<HttpServer>> Create(Options options, Handler handler);
+  ~HttpServer();
+
+  uint16_t port() const { return port_; }
+  void Start();
+  // Closes the listening socket; open connections are still served, and
+  // every response from now on carries "Connection: close".
+  void StopAccepting();
+  // Stops the I/O threads; pending connections are dropped.
+  void Stop();
+  // Requests read and not yet fully written.
+  int64_t InFlight() const { return in_flight_.load(); }
+
+  struct Shared;
+
+ private:
+  HttpServer() = default;
+  void Accept();
+
+  std::unique_ptr<Shared> shared_;  // first member: destroyed last
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+  int thread_count_ = 1;
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<bool> stopped_{false};
+};
+
+// Builds a response with a body and content type; keeps the request's version.
+HttpResponse MakeResponse(unsigned status, std::string body, std::string_view content_type = "application/json");
+
+}  // namespace vigil

@@ -1,0 +1,37 @@
+// InferenceService: the one path from a decoded call to a scheduled request,
+// shared by every frontend. It pins the model version, checks the call
+// against the model's config (names, datatypes, shapes, batch limit), applies
+// the `priority` and `timeout` parameters, enqueues, and turns the result
+// into an InferReply. Frontends only translate wire formats and statuses.
+// Thread-safe.
+#pragma once
+
+#include <functional>
+
+#include "repository/model_repository.h"
+#include "server/oip_json.h"
+
+namespace vigil {
+
+class InferenceService {
+ public:
+  // Called exactly once per Infer, on a scheduler thread or the caller's.
+  using Done = std::function<void(const Status&, InferReply&&)>;
+
+  InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock = SystemClock::Get())
+      : repository_(repository), metrics_(metrics), clock_(clock) {}
+
+  void Infer(InferCall&& call, Done done);
+
+  ModelRepository& repository() { return repository_; }
+
+ private:
+  ModelRepository& repository_;
+  ServingMetrics* metrics_;
+  const Clock* clock_;
+};
+
+// Parses a version path segment: "" → 0 (latest), "3" → 3.
+StatusOr<int64_t> ParseVersionString(std::string_view version);
+
+}  // namespace vigil

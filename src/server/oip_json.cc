@@ -1,0 +1,419 @@
+#include "server/oip_json.h"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace vigil {
+namespace {
+
+namespace rj = rapidjson;
+
+std::string TypeOf(const rj::Value& v) {
+  if (v.IsNull()) return "null";
+  if (v.IsBool()) return v.GetBool() ? "true" : "false";
+  if (v.IsNumber()) return v.IsDouble() ? fmt::format("{}", v.GetDouble()) : (v.IsInt64() ? std::to_string(v.GetInt64()) : std::to_string(v.GetUint64()));
+  if (v.IsString()) return "a string";
+  if (v.IsArray()) return "an array";
+  return "an object";
+}
+
+template <typename T>
+void Append(std::vector<uint8_t>& out, T value) {
+  const size_t n = out.size();
+  out.resize(n + sizeof(T));
+  std::memcpy(out.data() + n, &value, sizeof(T));
+}
+
+template <typename T>
+bool AppendInteger(const rj::Value& v, std::vector<uint8_t>& out) {
+  if (v.IsBool()) {
+    Append<T>(out, static_cast<T>(v.GetBool()));
+    return true;
+  }
+  if (!v.IsNumber() || v.IsDouble()) return false;
+  if constexpr (std::is_signed_v<T>) {
+    if (!v.IsInt64()) return false;
+    const int64_t x = v.GetInt64();
+    if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return false;
+    Append<T>(out, static_cast<T>(x));
+  } else {
+    if (!v.IsUint64()) return false;
+    const uint64_t x = v.GetUint64();
+    if (x > std::numeric_limits<T>::max()) return false;
+    Append<T>(out, static_cast<T>(x));
+  }
+  return true;
+}
+
+// Appends one leaf element; false when it does not fit the datatype.
+bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out) {
+  switch (type) {
+    case DataType::kBool:
+      if (v.IsBool()) {
+        out.push_back(v.GetBool() ? 1 : 0);
+        return true;
+      }
+      if (v.IsInt64() && (v.GetInt64() == 0 || v.GetInt64() == 1)) {
+        out.push_back(static_cast<uint8_t>(v.GetInt64()));
+        return true;
+      }
+      return false;
+    case DataType::kUint8: return AppendInteger<uint8_t>(v, out);
+    case DataType::kUint16: return AppendInteger<uint16_t>(v, out);
+    case DataType::kUint32: return AppendInteger<uint32_t>(v, out);
+    case DataType::kUint64: return AppendInteger<uint64_t>(v, out);
+    case DataType::kInt8: return AppendInteger<int8_t>(v, out);
+    case DataType::kInt16: return AppendInteger<int16_t>(v, out);
+    case DataType::kInt32: return AppendInteger<int32_t>(v, out);
+    case DataType::kInt64: return AppendInteger<int64_t>(v, out);
+    case DataType::kFp32:
+      if (!v.IsNumber()) return false;
+      Append<float>(out, static_cast<float>(v.GetDouble()));
+      return true;
+    case DataType::kFp64:
+      if (!v.IsNumber()) return false;
+      Append<double>(out, v.GetDouble());
+      return true;
+    case DataType::kBytes: {
+      if (!v.IsString()) return false;
+      const uint32_t len = v.GetStringLength();
+      Append<uint32_t>(out, len);
+      const size_t n = out.size();
+      out.resize(n + len);
+      std::memcpy(out.data() + n, v.GetString(), len);
+      return true;
+    }
+    default: return false;
+  }
+}
+
+// Walks nested arrays depth-first, appending leaves.
+Status AppendData(const rj::Value& v, const Tensor& t, int64_t& count, std::vector<uint8_t>& out) {
+  if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) VIGIL_RETURN_IF_ERROR(AppendData(e, t, count, out));
+    return Status::Ok();
+  }
+  if (!AppendElement(v, t.datatype, out)) {
+    return InvalidArgument("input '" + t.name + "': element " + std::to_string(count) + " is " + TypeOf(v) +
+                           ", not a " + std::string(DataTypeName(t.datatype)) + " value");
+  }
+  ++count;
+  return Status::Ok();
+}
+
+Status DecodeParams(const rj::Value& v, const std::string& where, Params& out) {
+  if (!v.IsObject()) return InvalidArgument(where + ": 'parameters' must be an object");
+  for (const auto& m : v.GetObject()) {
+    const std::string key(m.name.GetString(), m.name.GetStringLength());
+    const rj::Value& x = m.value;
+    if (x.IsBool()) out[key] = x.GetBool();
+    else if (x.IsInt64()) out[key] = x.GetInt64();
+    else if (x.IsNumber()) out[key] = x.GetDouble();
+    else if (x.IsString()) out[key] = std::string(x.GetString(), x.GetStringLength());
+    else return InvalidArgument(where + ": parameter '" + key + "' must be a string, number or bool");
+  }
+  return Status::Ok();
+}
+
+const rj::Value* Member(const rj::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+Status DecodeInput(const rj::Value& in, size_t index, std::string_view& binary, Tensor& t) {
+  const std::string where = "inputs[" + std::to_string(index) + "]";
+  if (!in.IsObject()) return InvalidArgument(where + " must be an object with name, shape, datatype and data");
+  const rj::Value* name = Member(in, "name");
+  if (!name || !name->IsString()) return InvalidArgument(where + ": 'name' must be a string");
+  t.name.assign(name->GetString(), name->GetStringLength());
+  const std::string tw = "input '" + t.name + "'";
+  const rj::Value* dt = Member(in, "datatype");
+  if (!dt || !dt->IsString()) return InvalidArgument(tw + ": 'datatype' must be a string such as \"FP32\"");
+  t.datatype = ParseDataType(std::string_view(dt->GetString(), dt->GetStringLength()));
+  if (t.datatype == DataType::kInvalid) return InvalidArgument(tw + ": unknown datatype '" + std::string(dt->GetString()) + "'");
+  const rj::Value* shape = Member(in, "shape");
+  if (!shape || !shape->IsArray()) return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
+  for (const auto& d : shape->GetArray()) {
+    if (!d.IsInt64() || d.GetInt64() < 0) return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
+    t.shape.push_back(d.GetInt64());
+  }
+  const int64_t expected = t.element_count();
+  if (expected > (int64_t{1} << 31)) return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " is too large");
+  Params params;
+  if (const rj::Value* p = Member(in, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, tw, params));
+  auto bds = params.find("binary_data_size");
+  if (bds != params.end()) {
+    if (!std::holds_alternative<int64_t>(bds->second) || std::get<int64_t>(bds->second) < 0) {
+      return InvalidArgument(tw + ": binary_data_size must be a non-negative integer");
+    }
+    const size_t n = static_cast<size_t>(std::get<int64_t>(bds->second));
+    if (n > binary.size()) {
+      return InvalidArgument(tw + ": binary_data_size " + std::to_string(n) + " exceeds the " +
+                             std::to_string(binary.size()) + " binary bytes left in the body");
+    }
+    t.data.assign(binary.begin(), binary.begin() + static_cast<std::ptrdiff_t>(n));
+    binary.remove_prefix(n);
+    if (t.datatype == DataType::kBytes) return ValidateBytesBuffer(t.data, expected).WithContext(tw);
+    if (t.data.size() != t.expected_byte_size()) {
+      return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.datatype)) +
+                             " needs " + std::to_string(t.expected_byte_size()) + " bytes, binary_data_size is " +
+                             std::to_string(n));
+    }
+    return Status::Ok();
+  }
+  const rj::Value* data = Member(in, "data");
+  if (!data) return InvalidArgument(tw + ": 'data' is missing (or give parameters.binary_data_size)");
+  if (t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16) {
+    return InvalidArgument(tw + ": " + std::string(DataTypeName(t.datatype)) + " travels only as binary data");
+  }
+  if (t.datatype != DataType::kBytes) t.data.reserve(static_cast<size_t>(expected) * DataTypeSize(t.datatype));
+  int64_t count = 0;
+  VIGIL_RETURN_IF_ERROR(AppendData(*data, t, count, t.data));
+  if (count != expected) {
+    return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " needs " + std::to_string(expected) +
+                           " elements, data has " + std::to_string(count));
+  }
+  return Status::Ok();
+}
+
+void AppendParam(std::string& out, const ParamValue& v) {
+  if (std::holds_alternative<bool>(v)) out += std::get<bool>(v) ? "true" : "false";
+  else if (std::holds_alternative<int64_t>(v)) out += std::to_string(std::get<int64_t>(v));
+  else if (std::holds_alternative<double>(v)) fmt::format_to(std::back_inserter(out), "{}", std::get<double>(v));
+  else AppendJsonString(out, std::get<std::string>(v));
+}
+
+template <typename T>
+void AppendFloats(std::string& out, const Tensor& t) {
+  const T* p = t.as<T>();
+  const int64_t n = t.element_count();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i) out += ',';
+    const T x = p[i];
+    if (std::isnan(x)) out += "NaN";
+    else if (std::isinf(x)) out += x > 0 ? "Infinity" : "-Infinity";
+    else fmt::format_to(std::back_inserter(out), "{}", x);
+  }
+}
+
+template <typename T>
+void AppendInts(std::string& out, const Tensor& t) {
+  const T* p = t.as<T>();
+  const int64_t n = t.element_count();
+  for (int64_t i = 0; i < n; ++i) {
+    if (i) out += ',';
+    fmt::format_to(std::back_inserter(out), "{}", +p[i]);
+  }
+}
+
+void AppendTensorData(std::string& out, const Tensor& t) {
+  out += '[';
+  switch (t.datatype) {
+    case DataType::kBool: {
+      for (int64_t i = 0; i < t.element_count(); ++i) out += (i ? "," : "") + std::string(t.data[i] ? "true" : "false");
+      break;
+    }
+    case DataType::kUint8: AppendInts<uint8_t>(out, t); break;
+    case DataType::kUint16: AppendInts<uint16_t>(out, t); break;
+    case DataType::kUint32: AppendInts<uint32_t>(out, t); break;
+    case DataType::kUint64: AppendInts<uint64_t>(out, t); break;
+    case DataType::kInt8: AppendInts<int8_t>(out, t); break;
+    case DataType::kInt16: AppendInts<int16_t>(out, t); break;
+    case DataType::kInt32: AppendInts<int32_t>(out, t); break;
+    case DataType::kInt64: AppendInts<int64_t>(out, t); break;
+    case DataType::kFp32: AppendFloats<float>(out, t); break;
+    case DataType::kFp64: AppendFloats<double>(out, t); break;
+    case DataType::kBytes: {
+      size_t off = 0;
+      for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
+        uint32_t len;
+        std::memcpy(&len, t.data.data() + off, 4);
+        off += 4;
+        if (i) out += ',';
+        AppendJsonString(out, std::string_view(reinterpret_cast<const char*>(t.data.data() + off), len));
+        off += len;
+      }
+      break;
+    }
+    default: break;  // FP16/BF16 are always sent binary
+  }
+  out += ']';
+}
+
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string ErrorJson(std::string_view message) {
+  std::string out = "{\"error\":";
+  AppendJsonString(out, message);
+  out += '}';
+  return out;
+}
+
+StatusOr<InferCall> DecodeInferRequest(std::string_view body, std::optional<size_t> header_length) {
+  std::string_view json = body;
+  std::string_view binary;
+  if (header_length) {
+    if (*header_length > body.size()) {
+      return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
+                             " exceeds the body size " + std::to_string(body.size()));
+    }
+    json = body.substr(0, *header_length);
+    binary = body.substr(*header_length);
+  }
+  rj::Document doc;
+  doc.Parse<rj::kParseNanAndInfFlag>(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return InvalidArgument(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
+                           rj::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return InvalidArgument("the request body must be a JSON object with an 'inputs' array");
+  InferCall call;
+  if (const rj::Value* id = Member(doc, "id")) {
+    if (!id->IsString()) return InvalidArgument("'id' must be a string");
+    call.id.assign(id->GetString(), id->GetStringLength());
+  }
+  if (const rj::Value* p = Member(doc, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "request", call.parameters));
+  if (auto it = call.parameters.find("binary_data_output"); it != call.parameters.end()) {
+    if (!std::holds_alternative<bool>(it->second)) return InvalidArgument("parameter 'binary_data_output' must be a bool");
+    call.binary_output = std::get<bool>(it->second);
+  }
+  const rj::Value* inputs = Member(doc, "inputs");
+  if (!inputs || !inputs->IsArray()) return InvalidArgument("'inputs' must be an array of tensors");
+  if (inputs->Empty()) return InvalidArgument("'inputs' is empty");
+  call.inputs.resize(inputs->Size());
+  for (rj::SizeType i = 0; i < inputs->Size(); ++i) {
+    VIGIL_RETURN_IF_ERROR(DecodeInput((*inputs)[i], i, binary, call.inputs[i]));
+  }
+  if (!binary.empty()) {
+    return InvalidArgument(std::to_string(binary.size()) + " binary bytes after the last input are not claimed by any binary_data_size");
+  }
+  if (const rj::Value* outputs = Member(doc, "outputs")) {
+    if (!outputs->IsArray()) return InvalidArgument("'outputs' must be an array of {\"name\": ...}");
+    for (rj::SizeType i = 0; i < outputs->Size(); ++i) {
+      const rj::Value& o = (*outputs)[i];
+      const rj::Value* name = o.IsObject() ? Member(o, "name") : nullptr;
+      if (!name || !name->IsString()) return InvalidArgument("outputs[" + std::to_string(i) + "]: 'name' must be a string");
+      RequestedOutput ro;
+      ro.name.assign(name->GetString(), name->GetStringLength());
+      ro.binary = call.binary_output;
+      if (const rj::Value* p = Member(o, "parameters")) {
+        Params params;
+        VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "output '" + ro.name + "'", params));
+        if (auto it = params.find("binary_data"); it != params.end()) {
+          if (!std::holds_alternative<bool>(it->second)) return InvalidArgument("output '" + ro.name + "': binary_data must be a bool");
+          ro.binary = std::get<bool>(it->second);
+        }
+      }
+      call.outputs.push_back(std::move(ro));
+    }
+  }
+  return call;
+}
+
+Status RawBodyInput(std::string_view body, const TensorSpec& input, bool batching, Tensor* out) {
+  out->name = input.name;
+  out->datatype = input.datatype;
+  out->shape.clear();
+  if (batching) out->shape.push_back(1);
+  out->shape.insert(out->shape.end(), input.dims.begin(), input.dims.end());
+  if (out->element_count() < 0) {
+    return InvalidArgument("Inference-Header-Content-Length: 0 needs an input with a fixed shape; input '" + input.name +
+                           "' has " + ShapeToString(input.dims));
+  }
+  out->data.assign(body.begin(), body.end());
+  if (out->data.size() != out->expected_byte_size()) {
+    return InvalidArgument("raw body of " + std::to_string(body.size()) + " bytes does not match input '" + input.name +
+                           "' (" + std::to_string(out->expected_byte_size()) + " bytes)");
+  }
+  return Status::Ok();
+}
+
+EncodedBody EncodeInferReply(const InferReply& reply) {
+  EncodedBody enc;
+  std::string& out = enc.body;
+  out.reserve(256);
+  out += "{\"model_name\":";
+  AppendJsonString(out, reply.model);
+  out += ",\"model_version\":";
+  AppendJsonString(out, reply.version);
+  if (!reply.id.empty()) {
+    out += ",\"id\":";
+    AppendJsonString(out, reply.id);
+  }
+  if (!reply.parameters.empty()) {
+    out += ",\"parameters\":{";
+    bool first = true;
+    for (const auto& [k, v] : reply.parameters) {
+      if (!first) out += ',';
+      first = false;
+      AppendJsonString(out, k);
+      out += ':';
+      AppendParam(out, v);
+    }
+    out += '}';
+  }
+  out += ",\"outputs\":[";
+  bool any_binary = false;
+  for (size_t i = 0; i < reply.outputs.size(); ++i) {
+    const Tensor& t = reply.outputs[i];
+    const bool binary = (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 ||
+                        t.datatype == DataType::kBf16;
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, t.name);
+    out += ",\"datatype\":\"";
+    out += DataTypeName(t.datatype);
+    out += "\",\"shape\":[";
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (d) out += ',';
+      out += std::to_string(t.shape[d]);
+    }
+    out += ']';
+    if (binary) {
+      any_binary = true;
+      out += ",\"parameters\":{\"binary_data_size\":" + std::to_string(t.data.size()) + "}}";
+    } else {
+      out += ",\"data\":";
+      AppendTensorData(out, t);
+      out += '}';
+    }
+  }
+  out += "]}";
+  if (any_binary) {
+    enc.header_length = out.size();
+    for (size_t i = 0; i < reply.outputs.size(); ++i) {
+      const Tensor& t = reply.outputs[i];
+      const bool binary = (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 ||
+                          t.datatype == DataType::kBf16;
+      if (binary) out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+    }
+  }
+  return enc;
+}
+
+}  // namespace vigil

@@ -1,0 +1,72 @@
+// Open Inference Protocol (KServe v2) REST bodies: JSON tensors (nested or
+// flat) and Triton's binary tensor extension, both ways.
+//
+// Decoding produces frontend-neutral InferCall values; encoding turns an
+// InferReply into a body plus the JSON header length for binary outputs.
+// Pure functions; thread-compatible.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace vigil {
+
+using ParamValue = std::variant<bool, int64_t, double, std::string>;
+using Params = std::map<std::string, ParamValue>;
+
+struct RequestedOutput {
+  std::string name;
+  bool binary = false;
+};
+
+// A decoded inference call, before it meets a model config.
+struct InferCall {
+  std::string model;
+  std::string version;  // empty = latest
+  std::string id;
+  Params parameters;
+  std::vector<Tensor> inputs;  // in request order
+  std::vector<RequestedOutput> outputs;  // empty = all
+  bool binary_output = false;  // "binary_data_output": true
+};
+
+struct InferReply {
+  std::string model;
+  std::string version;
+  std::string id;
+  Params parameters;
+  std::vector<Tensor> outputs;
+  std::vector<bool> binary;  // per output: send as binary
+};
+
+// Decodes a request body. `header_length` is the Inference-Header-Content-Length
+// value (nullopt when absent): the JSON is the first `header_length` bytes and
+// the rest are binary tensors. A value of 0 means the whole body is the raw
+// bytes of the model's single input, batch 1 — that case is resolved by the
+// caller, which knows the model (see RawBodyInput).
+StatusOr<InferCall> DecodeInferRequest(std::string_view body, std::optional<size_t> header_length);
+
+// The single input of a model for a body sent with Inference-Header-Content-Length: 0.
+Status RawBodyInput(std::string_view body, const TensorSpec& input, bool batching, Tensor* out);
+
+struct EncodedBody {
+  std::string body;
+  std::optional<size_t> header_length;  // set when binary outputs follow the JSON
+};
+
+EncodedBody EncodeInferReply(const InferReply& reply);
+
+// {"error": message}
+std::string ErrorJson(std::string_view message);
+
+// Appends a JSON string literal (quoted, escaped) to `out`.
+void AppendJsonString(std::string& out, std::string_view s);
+
+}  // namespace vigil

@@ -1,0 +1,449 @@
+#include "server/rest_api.h"
+
+#include <boost/beast/http.hpp>
+#include <rapidjson/document.h>
+
+#include <charconv>
+
+#include "core/logging.h"
+
+namespace vigil {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr boost::beast::string_view kHeaderLength = "Inference-Header-Content-Length";
+
+std::string_view ToStd(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+HttpResponse Error(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
+HttpResponse Json(std::string body) { return MakeResponse(200, std::move(body)); }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::vector<std::string> SplitPath(std::string_view target) {
+  const size_t q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= target.size()) {
+    size_t end = target.find('/', start);
+    if (end == std::string_view::npos) end = target.size();
+    if (end > start) parts.push_back(PercentDecode(target.substr(start, end - start)));
+    start = end + 1;
+  }
+  return parts;
+}
+
+void AppendShape(std::string& out, const Shape& shape) {
+  out += '[';
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(shape[i]);
+  }
+  out += ']';
+}
+
+void AppendTensorSpecs(std::string& out, const std::vector<TensorSpec>& specs, bool batching) {
+  out += '[';
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, specs[i].name);
+    out += ",\"datatype\":\"";
+    out += DataTypeName(specs[i].datatype);
+    out += "\",\"shape\":";
+    Shape shape = specs[i].dims;
+    if (batching) shape.insert(shape.begin(), -1);
+    AppendShape(out, shape);
+    out += '}';
+  }
+  out += ']';
+}
+
+void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t ns) {
+  out += '"';
+  out += name;
+  out += "\":{\"count\":" + std::to_string(count) + ",\"ns\":" + std::to_string(ns) + "}";
+}
+
+}  // namespace
+
+unsigned HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state)
+    : service_(service), repository_(repository), metrics_(metrics), state_(state), code_counters_(600, nullptr) {
+  for (unsigned code : {200u, 400u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
+    code_counters_[code] = &metrics_.http_requests().WithLabels({std::to_string(code)});
+  }
+}
+
+Counter& RestApi::HttpCounter(unsigned code) {
+  if (code < code_counters_.size() && code_counters_[code]) return *code_counters_[code];
+  return metrics_.http_requests().WithLabels({std::to_string(code)});
+}
+
+void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
+  auto respond = [this, respond_raw = std::move(respond_raw)](HttpResponse&& res) {
+    HttpCounter(res.result_int()).Inc();
+    respond_raw(std::move(res));
+  };
+  const std::vector<std::string> p = SplitPath(ToStd(request.target()));
+  const http::verb verb = request.method();
+  auto method_is = [&](http::verb want) {
+    if (verb == want) return true;
+    HttpResponse res = MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
+                                                   std::string(request.target()) + "; use " +
+                                                   std::string(http::to_string(want))));
+    res.set(http::field::allow, http::to_string(want));
+    respond(std::move(res));
+    return false;
+  };
+  const size_t n = p.size();
+
+  if (n == 1 && p[0] == "metrics") {
+    if (method_is(http::verb::get)) respond(MakeResponse(200, metrics_.registry().Expose(), "text/plain; version=0.0.4; charset=utf-8"));
+    return;
+  }
+  if (n >= 1 && p[0] == "v2") {
+    if (n == 1) {
+      if (method_is(http::verb::get)) respond(ServerMetadata());
+      return;
+    }
+    if (n == 3 && p[1] == "health") {
+      if (!method_is(http::verb::get)) return;
+      if (p[2] == "live") return respond(MakeResponse(200, "{\"live\":true}"));
+      if (p[2] == "ready") return respond(ServerReady());
+    }
+    if (p[1] == "repository") {
+      if (n == 3 && p[2] == "index") {
+        if (method_is(http::verb::post)) respond(RepositoryIndex(request));
+        return;
+      }
+      if (n == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
+        if (!method_is(http::verb::post)) return;
+        const Status s = p[4] == "load" ? repository_.LoadModel(p[3]) : repository_.UnloadModel(p[3]);
+        spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]), LogValue(s.ok() ? "ok" : s.message()));
+        return respond(s.ok() ? Json("{}") : Error(s));
+      }
+    }
+    if (p[1] == "models") {
+      // /v2/models/stats
+      if (n == 3 && p[2] == "stats") {
+        if (method_is(http::verb::get)) respond(ModelStats("", ""));
+        return;
+      }
+      if (n >= 3) {
+        const std::string& model = p[2];
+        size_t rest = 3;
+        std::string version;
+        if (n >= 5 && p[3] == "versions") {
+          version = p[4];
+          rest = 5;
+        }
+        if (n == rest) {
+          if (method_is(http::verb::get)) respond(ModelMetadata(model, version));
+          return;
+        }
+        if (n == rest + 1) {
+          const std::string& action = p[rest];
+          if (action == "infer") {
+            if (method_is(http::verb::post)) Infer(std::move(request), model, version, std::move(respond));
+            return;
+          }
+          if (action == "ready") {
+            if (method_is(http::verb::get)) respond(ModelReady(model, version));
+            return;
+          }
+          if (action == "config") {
+            if (method_is(http::verb::get)) respond(ModelConfigJson(model, version));
+            return;
+          }
+          if (action == "stats") {
+            if (method_is(http::verb::get)) respond(ModelStats(model, version));
+            return;
+          }
+        }
+      }
+    }
+  }
+  respond(MakeResponse(404, ErrorJson("no route for " + std::string(request.method_string()) + " " +
+                                      std::string(request.target()))));
+}
+
+void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::string& version,
+                    HttpServer::Responder respond) {
+  std::optional<size_t> header_length;
+  if (auto it = request.find(kHeaderLength); it != request.end()) {
+    const std::string_view v = ToStd(it->value());
+    size_t parsed = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+    if (ec != std::errc() || ptr != v.data() + v.size()) {
+      return respond(Error(InvalidArgument(std::string(kHeaderLength) + " must be a non-negative integer, got '" +
+                                           std::string(v) + "'")));
+    }
+    header_length = parsed;
+  }
+  InferCall call;
+  if (header_length && *header_length == 0) {
+    // The whole body is the raw bytes of the model's single input, batch 1.
+    auto info = repository_.Find(model);
+    if (!info.ok()) return respond(Error(info.status()));
+    const ModelConfig& c = *info->config;
+    if (c.inputs.size() != 1) {
+      return respond(Error(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" + model +
+                                           "' has " + std::to_string(c.inputs.size()))));
+    }
+    Tensor t;
+    const Status s = RawBodyInput(request.body(), c.inputs[0], c.max_batch_size > 0, &t);
+    if (!s.ok()) return respond(Error(s));
+    call.inputs.push_back(std::move(t));
+    call.binary_output = true;
+  } else {
+    auto decoded = DecodeInferRequest(request.body(), header_length);
+    if (!decoded.ok()) return respond(Error(decoded.status()));
+    call = std::move(decoded).value();
+  }
+  call.model = model;
+  call.version = version;
+  service_.Infer(std::move(call), [respond = std::move(respond)](const Status& s, InferReply&& reply) {
+    if (!s.ok()) return respond(Error(s));
+    EncodedBody enc = EncodeInferReply(reply);
+    if (enc.header_length) {
+      HttpResponse res = MakeResponse(200, std::move(enc.body), "application/octet-stream");
+      res.set(kHeaderLength, std::to_string(*enc.header_length));
+      return respond(std::move(res));
+    }
+    respond(MakeResponse(200, std::move(enc.body)));
+  });
+}
+
+HttpResponse RestApi::ServerMetadata() const {
+  std::string out = "{\"name\":\"vigil\",\"version\":\"" VIGIL_VERSION "\",\"extensions\":["
+                    "\"binary_tensor_data\",\"model_repository\",\"statistics\",\"model_configuration\"]}";
+  return Json(std::move(out));
+}
+
+HttpResponse RestApi::ServerReady() const {
+  if (!state_.ready.load()) return MakeResponse(400, ErrorJson("server is not ready (starting or shutting down)"));
+  for (const auto& m : state_.required_models) {
+    auto pinned = repository_.Acquire(m, 0);
+    if (!pinned.ok()) return MakeResponse(400, ErrorJson("required model '" + m + "' is not ready: " + pinned.status().message()));
+  }
+  return MakeResponse(200, "{\"ready\":true}");
+}
+
+HttpResponse RestApi::ModelMetadata(const std::string& model, const std::string& version) const {
+  auto v = ParseVersionString(version);
+  if (!v.ok()) return Error(v.status());
+  auto info = repository_.Find(model);
+  if (!info.ok()) return Error(info.status());
+  if (*v != 0) {
+    auto pinned = repository_.Acquire(model, *v);
+    if (!pinned.ok()) return Error(pinned.status());
+  }
+  const ModelConfig& c = *info->config;
+  std::string out = "{\"name\":";
+  AppendJsonString(out, c.name);
+  out += ",\"versions\":[";
+  bool first = true;
+  for (int64_t rv : info->ready_versions) {
+    if (*v != 0 && rv != *v) continue;
+    if (!first) out += ',';
+    first = false;
+    out += "\"" + std::to_string(rv) + "\"";
+  }
+  out += "],\"platform\":\"";
+  out += BackendPlatform(c.backend);
+  out += "\",\"inputs\":";
+  AppendTensorSpecs(out, c.inputs, c.max_batch_size > 0);
+  out += ",\"outputs\":";
+  AppendTensorSpecs(out, c.outputs, c.max_batch_size > 0);
+  out += '}';
+  return Json(std::move(out));
+}
+
+HttpResponse RestApi::ModelReady(const std::string& model, const std::string& version) const {
+  auto v = ParseVersionString(version);
+  if (!v.ok()) return Error(v.status());
+  auto pinned = repository_.Acquire(model, *v);
+  if (!pinned.ok()) {
+    // Known but not ready answers "false" with 400; unknown models stay 404.
+    const Status& st = pinned.status();
+    return MakeResponse(st.code() == StatusCode::kUnavailable ? 400 : HttpStatusFor(st.code()), ErrorJson(st.message()));
+  }
+  return MakeResponse(200, "{\"ready\":true}");
+}
+
+HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::string& version) const {
+  auto v = ParseVersionString(version);
+  if (!v.ok()) return Error(v.status());
+  auto pinned = repository_.Acquire(model, *v);
+  if (!pinned.ok()) return Error(pinned.status());
+  const ModelConfig& c = (*pinned)->config();
+  const bool batching = c.max_batch_size > 0;
+  std::string out = "{\"name\":";
+  AppendJsonString(out, c.name);
+  out += ",\"backend\":\"" + std::string(BackendKindName(c.backend)) + "\"";
+  out += ",\"platform\":\"" + std::string(BackendPlatform(c.backend)) + "\"";
+  out += ",\"max_batch_size\":" + std::to_string(c.max_batch_size);
+  auto specs = [&](const std::vector<TensorSpec>& list) {
+    out += '[';
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"name\":";
+      AppendJsonString(out, list[i].name);
+      out += ",\"datatype\":\"" + std::string(DataTypeName(list[i].datatype)) + "\",\"shape\":";
+      AppendShape(out, list[i].dims);
+      out += '}';
+    }
+    out += ']';
+  };
+  out += ",\"inputs\":";
+  specs(c.inputs);
+  out += ",\"outputs\":";
+  specs(c.outputs);
+  const auto& d = c.dynamic_batching;
+  out += ",\"dynamic_batching\":{\"max_queue_delay_us\":" + std::to_string(d.max_queue_delay_us) +
+         ",\"preferred_batch_sizes\":";
+  AppendShape(out, d.preferred_batch_sizes);
+  out += ",\"max_queue_size\":" + std::to_string(d.max_queue_size) +
+         ",\"default_timeout_us\":" + std::to_string(d.default_timeout_us) + "}";
+  out += ",\"instances\":" + std::to_string(c.instances);
+  out += ",\"version_policy\":";
+  switch (c.version_policy.kind) {
+    case VersionPolicy::Kind::kAll: out += "\"all\""; break;
+    case VersionPolicy::Kind::kLatest: out += "{\"latest\":" + std::to_string(c.version_policy.latest) + "}"; break;
+    case VersionPolicy::Kind::kSpecific:
+      out += "{\"specific\":";
+      AppendShape(out, c.version_policy.specific);
+      out += "}";
+      break;
+  }
+  out += ",\"warmup\":";
+  out += c.warmup.enabled ? "{\"batch_size\":" + std::to_string(c.warmup.batch_size) +
+                                ",\"iterations\":" + std::to_string(c.warmup.iterations) + "}"
+                          : std::string("false");
+  out += ",\"batching\":";
+  out += batching ? "true" : "false";
+  out += '}';
+  return Json(std::move(out));
+}
+
+HttpResponse RestApi::ModelStats(const std::string& model, const std::string& version) const {
+  auto v = ParseVersionString(version);
+  if (!v.ok()) return Error(v.status());
+  std::vector<std::shared_ptr<ModelVersion>> versions;
+  if (model.empty()) {
+    for (const auto& row : repository_.Index()) {
+      if (row.state != VersionState::kReady) continue;
+      auto pinned = repository_.Acquire(row.model, std::stoll(row.version));
+      if (pinned.ok()) versions.push_back(*pinned);
+    }
+  } else if (*v != 0) {
+    auto pinned = repository_.Acquire(model, *v);
+    if (!pinned.ok()) return Error(pinned.status());
+    versions.push_back(*pinned);
+  } else {
+    auto info = repository_.Find(model);
+    if (!info.ok()) return Error(info.status());
+    for (int64_t rv : info->ready_versions) {
+      auto pinned = repository_.Acquire(model, rv);
+      if (pinned.ok()) versions.push_back(*pinned);
+    }
+  }
+  std::string out = "{\"model_stats\":[";
+  for (size_t i = 0; i < versions.size(); ++i) {
+    const auto& mv = versions[i];
+    const SchedulerStats s = mv->scheduler().Stats();
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, mv->config().name);
+    out += ",\"version\":\"" + std::to_string(mv->version()) + "\"";
+    out += ",\"last_inference\":" + std::to_string(s.last_inference_ms);
+    out += ",\"inference_count\":" + std::to_string(s.inference_count);
+    out += ",\"execution_count\":" + std::to_string(s.execution_count);
+    out += ",\"queue_depth\":" + std::to_string(mv->scheduler().QueueDepth());
+    out += ",\"inference_stats\":{";
+    AppendDuration(out, "success", s.success_count, s.success_ns);
+    out += ',';
+    AppendDuration(out, "fail", s.fail_count, s.fail_ns);
+    out += ',';
+    AppendDuration(out, "queue", s.queue_count, s.queue_ns);
+    out += ',';
+    AppendDuration(out, "compute_infer", s.compute_count, s.compute_ns);
+    out += "}}";
+  }
+  out += "]}";
+  return Json(std::move(out));
+}
+
+HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {
+  bool ready_only = false;
+  const std::string& b = request.body();
+  if (b.find_first_not_of(" \t\r\n") != std::string::npos) {
+    rapidjson::Document doc;
+    doc.Parse(b.data(), b.size());
+    if (doc.HasParseError() || !doc.IsObject()) return Error(InvalidArgument("index body must be {\"ready\": true|false}"));
+    for (const auto& m : doc.GetObject()) {
+      if (std::string_view(m.name.GetString()) != "ready" || !m.value.IsBool()) {
+        return Error(InvalidArgument("index body must be {\"ready\": true|false}, got key '" +
+                                     std::string(m.name.GetString()) + "'"));
+      }
+      ready_only = m.value.GetBool();
+    }
+  }
+  std::string out = "[";
+  bool first = true;
+  for (const auto& row : repository_.Index()) {
+    if (ready_only && row.state != VersionState::kReady) continue;
+    if (!first) out += ',';
+    first = false;
+    out += "{\"name\":";
+    AppendJsonString(out, row.model);
+    if (!row.version.empty()) out += ",\"version\":\"" + row.version + "\"";
+    out += ",\"state\":\"" + std::string(VersionStateName(row.state)) + "\",\"reason\":";
+    AppendJsonString(out, row.reason);
+    out += '}';
+  }
+  out += ']';
+  return Json(std::move(out));
+}
+
+}  // namespace vigil

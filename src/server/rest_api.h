@@ -1,0 +1,48 @@
+// RestApi: the Open Inference Protocol's REST routes plus Triton's
+// repository, config and statistics extensions and /metrics. Thin: it
+// decodes, calls the InferenceService or ModelRepository, and encodes; all
+// Status → HTTP code mapping is HttpStatusFor(). Thread-safe.
+#pragma once
+
+#include <atomic>
+
+#include "monitoring/metrics.h"
+#include "server/http_server.h"
+#include "server/inference_service.h"
+
+namespace vigil {
+
+// Server-wide flags the health routes report.
+struct ServerState {
+  std::atomic<bool> ready{false};
+  // Models that must be READY for the server to be ready.
+  std::vector<std::string> required_models;
+};
+
+unsigned HttpStatusFor(StatusCode code);
+
+class RestApi {
+ public:
+  RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state);
+
+  void Handle(HttpRequest&& request, HttpServer::Responder respond);
+
+ private:
+  void Infer(HttpRequest&& request, const std::string& model, const std::string& version, HttpServer::Responder respond);
+  HttpResponse ServerMetadata() const;
+  HttpResponse ModelMetadata(const std::string& model, const std::string& version) const;
+  HttpResponse ModelReady(const std::string& model, const std::string& version) const;
+  HttpResponse ModelConfigJson(const std::string& model, const std::string& version) const;
+  HttpResponse ModelStats(const std::string& model, const std::string& version) const;
+  HttpResponse RepositoryIndex(const HttpRequest& request) const;
+  HttpResponse ServerReady() const;
+  Counter& HttpCounter(unsigned code);
+
+  InferenceService& service_;
+  ModelRepository& repository_;
+  ServingMetrics& metrics_;
+  ServerState& state_;
+  std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
+};
+
+}  // namespace vigil
