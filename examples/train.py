@@ -46,7 +46,8 @@ class Mlp(torch.nn.Module):
             torch.nn.Linear(hidden, 2))
 
     def forward(self, x):
-        return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+        logits = self.net((x - self.mean) / self.std)
+        return torch.softmax(logits, dim=1), logits
 
 
 def train_mlp(x, y, hidden, seed, epochs):
@@ -57,7 +58,7 @@ def train_mlp(x, y, hidden, seed, epochs):
     yt = torch.tensor(y, dtype=torch.long)
     for _ in range(epochs):
         opt.zero_grad()
-        probs = model(xt)
+        probs, _ = model(xt)
         loss = torch.nn.functional.nll_loss(torch.log(probs + 1e-9), yt)
         loss.backward()
         opt.step()
@@ -81,13 +82,15 @@ def write_reference(model_dir, names, x, y, rng):
 
 
 def write_expected(version_dir, rows, outputs):
+    """outputs: {name: array}, in the config's output order."""
     with open(os.path.join(version_dir, "expected.json"), "w") as f:
         json.dump({"inputs": {"features": rows.astype(np.float32).tolist()},
-                   "outputs": {"probabilities": outputs.astype(np.float32).tolist()}}, f, indent=1)
+                   "outputs": {k: v.astype(np.float32).tolist() for k, v in outputs.items()}}, f, indent=1)
 
 
 MLP_CONFIG = """\
 # TorchScript MLP on the 30 breast-cancer features (standardisation inside).
+# Outputs: class probabilities [P(malignant=0), P(benign=1)] and the raw logits.
 backend: torchscript
 max_batch_size: 64
 inputs:
@@ -96,6 +99,9 @@ inputs:
     shape: [30]
 outputs:
   - name: probabilities
+    datatype: FP32
+    shape: [2]
+  - name: logits
     datatype: FP32
     shape: [2]
 dynamic_batching:
@@ -122,6 +128,9 @@ outputs:
   - name: probabilities
     datatype: FP32
     shape: [2]
+  - name: logits
+    datatype: FP32
+    shape: [2]
 dynamic_batching:
   max_queue_delay_us: 100
   max_queue_size: 4096
@@ -130,7 +139,8 @@ warmup: true
 """
 
 XGB_CONFIG = """\
-# Gradient-boosted trees; the output is [P(benign=0), P(malignant=1)] per row.
+# Gradient-boosted trees; the output is [P(malignant), P(benign)] per row
+# (scikit-learn's target: 0 = malignant, 1 = benign).
 backend: xgboost
 max_batch_size: 256
 inputs:
@@ -171,9 +181,9 @@ def main():
         traced = torch.jit.trace(model, torch.tensor(rows))
         traced.save(os.path.join(vdir, "model.pt"))
         with torch.no_grad():
-            out = traced(torch.tensor(rows)).numpy()
-            acc = (model(torch.tensor(x_test)).argmax(1).numpy() == y_test).mean()
-        write_expected(vdir, rows, out)
+            probs, logits = traced(torch.tensor(rows))
+            acc = (model(torch.tensor(x_test))[0].argmax(1).numpy() == y_test).mean()
+        write_expected(vdir, rows, {"probabilities": probs.numpy(), "logits": logits.numpy()})
         print(f"breast_cancer_mlp v{version}: hidden={hidden} test accuracy={acc:.3f}")
 
     # ONNX export of the version-1 MLP.
@@ -183,11 +193,12 @@ def main():
     vdir = os.path.join(onnx_dir, "1")
     os.makedirs(vdir, exist_ok=True)
     torch.onnx.export(mlps[1], torch.tensor(rows), os.path.join(vdir, "model.onnx"),
-                      input_names=["features"], output_names=["probabilities"],
-                      dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}},
+                      input_names=["features"], output_names=["probabilities", "logits"],
+                      dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}, "logits": {0: "batch"}},
                       opset_version=11)
     with torch.no_grad():
-        write_expected(vdir, rows, mlps[1](torch.tensor(rows)).numpy())
+        probs, logits = mlps[1](torch.tensor(rows))
+        write_expected(vdir, rows, {"probabilities": probs.numpy(), "logits": logits.numpy()})
     print("breast_cancer_mlp_onnx v1: exported")
 
     # XGBoost classifier: v1 binary UBJ, v2 JSON with more trees.
@@ -202,7 +213,7 @@ def main():
         vdir = os.path.join(xgb_dir, str(version))
         os.makedirs(vdir, exist_ok=True)
         clf.save_model(os.path.join(vdir, f"model.{ext}"))
-        write_expected(vdir, rows, clf.predict_proba(rows))
+        write_expected(vdir, rows, {"probabilities": clf.predict_proba(rows)})
         print(f"breast_cancer_xgb v{version}: trees={trees} test accuracy={clf.score(x_test, y_test):.3f}")
 
 

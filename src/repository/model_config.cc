@@ -26,8 +26,12 @@ std::string Describe(const YAML::Node& node) {
 
 void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
   if (!node.IsMap()) throw ConfigError{field, "a map, got " + Describe(node)};
+  std::set<std::string> seen;
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
+    if (!seen.insert(key).second) {
+      throw ConfigError{field.empty() ? key : field + "." + key, "each key once, but it appears twice"};
+    }
     if (!allowed.count(key)) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;

@@ -35,7 +35,7 @@ std::vector<std::unique_ptr<InferenceRequest>> BatchQueue::TakeAll() {
   return out;
 }
 
-BatchQueue::Decision BatchQueue::Poll(SteadyTime now) {
+BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
   Decision d;
   // Expire first: a request past its deadline is never executed.
   for (auto& [level, q] : levels_) {
@@ -86,7 +86,7 @@ BatchQueue::Decision BatchQueue::Poll(SteadyTime now) {
     dispatch = true;
     if (take_within_preferred > 0) take = take_within_preferred;
   }
-  if (!dispatch && now >= oldest + options_.max_queue_delay) dispatch = true;
+  if (!dispatch && (flush || now >= oldest + options_.max_queue_delay)) dispatch = true;
 
   if (dispatch) {
     d.batch.reserve(take);

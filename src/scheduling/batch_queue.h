@@ -48,7 +48,8 @@ class BatchQueue {
   // Takes the request when it returns OK (then `request` is null); on error
   // the caller still owns it and answers it.
   Status Enqueue(std::unique_ptr<InferenceRequest>& request);
-  Decision Poll(SteadyTime now);
+  // `flush` dispatches without waiting for the delay (used while draining).
+  Decision Poll(SteadyTime now, bool flush = false);
   // Removes every waiting request (for shutdown without draining).
   std::vector<std::unique_ptr<InferenceRequest>> TakeAll();
 

@@ -90,15 +90,12 @@ void Scheduler::WorkerLoop(size_t instance) {
   Backend& backend = *instances_[instance];
   std::unique_lock lock(mu_);
   while (true) {
-    BatchQueue::Decision d = queue_.Poll(options_.clock->Now());
+    BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), stopping_);
     const bool idle = d.batch.empty() && d.expired.empty();
     if (idle && stopping_ && queue_.empty()) break;
     if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
     if (idle) {
-      if (stopping_) {
-        // Draining: dispatch what is left without waiting for the delay.
-        options_.clock->WaitUntil(cv_, lock, options_.clock->Now() + Micros(100));
-      } else if (d.wake_at) {
+      if (d.wake_at) {
         options_.clock->WaitUntil(cv_, lock, *d.wake_at);
       } else {
         cv_.wait(lock);

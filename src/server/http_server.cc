@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -16,6 +17,9 @@ using tcp = net::ip::tcp;
 
 struct HttpServer::Shared {
   net::io_context ioc;
+  // Keeps run() going while requests wait in a scheduler with no I/O pending
+  // (e.g. after the acceptor closes during a drain); reset by Stop().
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   Handler handler;
   Options options;
   std::atomic<int64_t>* in_flight = nullptr;
@@ -134,6 +138,7 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Start() {
+  shared_->work.emplace(shared_->ioc.get_executor());
   Accept();
   for (int i = 0; i < thread_count_; ++i) {
     threads_.emplace_back([this] { shared_->ioc.run(); });
@@ -163,6 +168,7 @@ void HttpServer::StopAccepting() {
 
 void HttpServer::Stop() {
   if (stopped_.exchange(true)) return;
+  shared_->work.reset();
   shared_->ioc.stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

@@ -1,0 +1,46 @@
+# Entry points. `make demo` and `make test` work on a fresh Debian 12 machine:
+# each installs what is missing, builds, then runs.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test unit integration demo examples bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+unit: build
+	$(BUILD_DIR)/tests/vigil_unit_tests
+
+integration: build
+	$(BUILD_DIR)/tests/vigil_integration_tests
+
+demo: build
+	@scripts/demo.sh
+
+# Retrains the example models (needs: scripts/install-deps.sh --examples).
+examples:
+	@scripts/install-deps.sh --examples
+	/usr/bin/python3 examples/train.py
+
+# Side-by-side HTTP benchmark against peers (needs: scripts/install-deps.sh --bench).
+bench: build
+	@scripts/install-deps.sh --bench
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc')
+
+clean:
+	rm -rf $(BUILD_DIR)

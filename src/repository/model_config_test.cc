@@ -1,0 +1,139 @@
+#include "repository/model_config.h"
+
+#include <gtest/gtest.h>
+
+namespace vigil {
+namespace {
+
+constexpr const char* kValid = R"(
+backend: onnx
+max_batch_size: 32
+inputs:
+  - {name: x, datatype: FP32, shape: [4]}
+outputs:
+  - {name: y, datatype: FP32, shape: [2]}
+dynamic_batching:
+  max_queue_delay_us: 500
+  preferred_batch_sizes: [16, 4, 16]
+  max_queue_size: 10
+  default_timeout_us: 2000
+instances: 2
+version_policy: {latest: 2}
+warmup: {batch_size: 64, iterations: 3}
+)";
+
+std::string ErrorOf(const std::string& yaml) {
+  auto c = LoadModelConfig("m", yaml);
+  return c.ok() ? "" : c.status().message();
+}
+
+TEST(ModelConfig, ParsesNormalisesAndValidates) {
+  auto c = LoadModelConfig("m", kValid);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->name, "m");
+  EXPECT_EQ(c->backend, BackendKind::kOnnx);
+  EXPECT_EQ(c->max_batch_size, 32);
+  ASSERT_EQ(c->inputs.size(), 1u);
+  EXPECT_EQ(c->inputs[0].dims, (Shape{4}));
+  EXPECT_EQ(c->dynamic_batching.preferred_batch_sizes, (std::vector<int64_t>{4, 16}));  // sorted, unique
+  EXPECT_EQ(c->dynamic_batching.max_queue_delay_us, 500);
+  EXPECT_EQ(c->instances, 2);
+  EXPECT_EQ(c->version_policy.kind, VersionPolicy::Kind::kLatest);
+  EXPECT_EQ(c->version_policy.latest, 2);
+  EXPECT_TRUE(c->warmup.enabled);
+  EXPECT_EQ(c->warmup.batch_size, 32);  // clamped to max_batch_size
+  EXPECT_EQ(c->InputIndex("x"), 0);
+  EXPECT_EQ(c->OutputIndex("nope"), -1);
+}
+
+TEST(ModelConfig, DefaultsWhenOptionalFieldsAreAbsent) {
+  auto c = LoadModelConfig("m", "backend: torchscript\ninputs: [{name: a, datatype: INT64, shape: [-1]}]\n"
+                                "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->max_batch_size, 0);
+  EXPECT_EQ(c->instances, 1);
+  EXPECT_EQ(c->version_policy.kind, VersionPolicy::Kind::kLatest);
+  EXPECT_EQ(c->version_policy.latest, 1);
+  EXPECT_FALSE(c->warmup.enabled);
+}
+
+TEST(ModelConfig, VersionPolicyForms) {
+  const std::string base = "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
+                           "outputs: [{name: b, datatype: FP32, shape: [1]}]\n";
+  auto all = LoadModelConfig("m", base + "version_policy: all\n");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->version_policy.kind, VersionPolicy::Kind::kAll);
+  auto specific = LoadModelConfig("m", base + "version_policy: {specific: [3, 1]}\n");
+  ASSERT_TRUE(specific.ok());
+  EXPECT_EQ(specific->version_policy.specific, (std::vector<int64_t>{1, 3}));
+  EXPECT_NE(ErrorOf(base + "version_policy: newest\n").find("version_policy"), std::string::npos);
+  EXPECT_NE(ErrorOf(base + "version_policy: {latest: 0}\n").find("version_policy.latest"), std::string::npos);
+}
+
+TEST(ModelConfig, UnknownKeyIsAnErrorNamingTheField) {
+  const std::string e = ErrorOf(std::string(kValid) + "max_batch: 3\n");
+  EXPECT_NE(e.find("model 'm'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'max_batch'"), std::string::npos) << e;
+  EXPECT_NE(e.find("no such key"), std::string::npos) << e;
+  const std::string nested = ErrorOf(
+      "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n"
+      "dynamic_batching: {max_delay: 3}\n");
+  EXPECT_NE(nested.find("dynamic_batching.max_delay"), std::string::npos) << nested;
+}
+
+TEST(ModelConfig, DuplicateKeyIsAnError) {
+  const std::string e = ErrorOf(std::string(kValid) + "instances: 3\n");
+  EXPECT_NE(e.find("'instances'"), std::string::npos) << e;
+  EXPECT_NE(e.find("twice"), std::string::npos) << e;
+}
+
+TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
+  const std::string io = "inputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n";
+  struct Case {
+    std::string yaml;
+    std::string field;
+  } cases[] = {
+      {io, "'backend'"},
+      {"backend: tensorflow\n" + io, "'backend'"},
+      {"backend: onnx\nmax_batch_size: -1\n" + io, "'max_batch_size'"},
+      {"backend: onnx\nmax_batch_size: lots\n" + io, "'max_batch_size'"},
+      {"backend: onnx\ninputs: [{name: a, datatype: FLOAT, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+       "'inputs[0].datatype'"},
+      {"backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [0]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+       "'inputs[0].shape[0]'"},
+      {"backend: onnx\ninputs: [{name: a, datatype: FP64, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+       "'inputs[0].datatype'"},
+      {"backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}, {name: a, datatype: FP32, shape: [1]}]\n"
+       "outputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+       "'inputs[1].name'"},
+      {"backend: onnx\nmax_batch_size: 8\ndynamic_batching: {preferred_batch_sizes: [16]}\n" + io,
+       "'dynamic_batching.preferred_batch_sizes'"},
+      {"backend: onnx\ndynamic_batching: {max_queue_size: 0}\n" + io, "'dynamic_batching.max_queue_size'"},
+      {"backend: onnx\ninstances: 0\n" + io, "'instances'"},
+      {"backend: xgboost\n" + io, "'max_batch_size'"},
+      {"backend: onnx\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n", "'inputs'"},
+      {"backend: onnx\ninputs: {name: a}\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n", "'inputs'"},
+      {"backend: onnx\nname: other\n" + io, "'name'"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf(c.yaml);
+    EXPECT_NE(e.find("model 'm'"), std::string::npos) << c.yaml << " -> " << e;
+    EXPECT_NE(e.find(c.field), std::string::npos) << c.yaml << " -> " << e;
+    EXPECT_NE(e.find("expected"), std::string::npos) << c.yaml << " -> " << e;
+  }
+}
+
+TEST(ModelConfig, MalformedYamlIsAnError) {
+  const std::string e = ErrorOf("backend: [onnx\n");
+  EXPECT_NE(e.find("not valid YAML"), std::string::npos) << e;
+}
+
+TEST(ModelConfig, TritonStyleInstanceCount) {
+  auto c = LoadModelConfig("m", "backend: onnx\ninstances: {count: 3}\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
+                                "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->instances, 3);
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,228 @@
+#include "scheduling/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "scheduling/test_util.h"
+
+namespace vigil {
+namespace {
+
+using testing::MakeRequest;
+
+// Doubles its input. A negative first value fails the whole batch. While
+// `hold` is set, Execute blocks until it is cleared.
+class FakeBackend final : public Backend {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool hold = false;
+    int running = 0;
+    int max_running = 0;
+    std::vector<int64_t> batch_rows;
+    std::vector<float> first_values;
+  };
+  explicit FakeBackend(Shared* shared) : shared_(shared) {}
+
+  Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
+    {
+      std::unique_lock lock(shared_->mu);
+      shared_->batch_rows.push_back(inputs[0].shape[0]);
+      shared_->first_values.push_back(inputs[0].as<float>()[0]);
+      shared_->running++;
+      shared_->max_running = std::max(shared_->max_running, shared_->running);
+      shared_->cv.notify_all();
+      shared_->cv.wait(lock, [&] { return !shared_->hold; });
+      shared_->running--;
+    }
+    const float* in = inputs[0].as<float>();
+    for (int64_t i = 0; i < inputs[0].element_count(); ++i) {
+      if (in[i] < 0) return Internal("poisoned row");
+    }
+    Tensor out = inputs[0];
+    out.name = "y";
+    for (int64_t i = 0; i < out.element_count(); ++i) out.mutable_as<float>()[i] *= 2;
+    outputs = {std::move(out)};
+    return Status::Ok();
+  }
+
+ private:
+  Shared* shared_;
+};
+
+class Results {
+ public:
+  std::function<void(InferenceResult&&)> Callback(const std::string& id) {
+    return [this, id](InferenceResult&& r) {
+      std::lock_guard lock(mu_);
+      results_[id] = std::move(r);
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return results_.size() >= n; });
+  }
+  InferenceResult& operator[](const std::string& id) {
+    std::lock_guard lock(mu_);
+    return results_.at(id);
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return results_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, InferenceResult> results_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Scheduler> Make(int instances, int64_t max_batch, int64_t delay_us, size_t max_queue = 100) {
+    Scheduler::Options o;
+    o.model_name = "fake";
+    o.version = 1;
+    o.max_batch_size = max_batch;
+    o.queue.max_batch_size = max_batch;
+    o.queue.max_queue_delay = Micros(delay_us);
+    o.queue.max_queue_size = max_queue;
+    o.outputs = {{"y", DataType::kFp32, {2}}};
+    o.clock = &clock_;
+    std::vector<std::unique_ptr<Backend>> backends;
+    for (int i = 0; i < instances; ++i) backends.push_back(std::make_unique<FakeBackend>(&shared_));
+    auto s = Scheduler::Create(std::move(o), std::move(backends));
+    EXPECT_TRUE(s.ok());
+    return std::move(s).value();
+  }
+  void Submit(Scheduler& s, const std::string& id, int64_t rows, float first_value = 0) {
+    auto r = MakeRequest(id, rows, {}, 2, first_value);
+    r->done = results_.Callback(id);
+    ASSERT_TRUE(s.Enqueue(r).ok());
+  }
+  void WaitForExecutions(size_t n) {
+    std::unique_lock lock(shared_.mu);
+    ASSERT_TRUE(shared_.cv.wait_for(lock, std::chrono::seconds(10), [&] { return shared_.batch_rows.size() >= n; }));
+  }
+
+  FakeClock clock_;
+  FakeBackend::Shared shared_;
+  Results results_;
+};
+
+TEST_F(SchedulerTest, BatchesRequestsThatArriveWithinTheDelay) {
+  auto s = Make(1, 16, 1000);
+  Submit(*s, "a", 1, 10);
+  Submit(*s, "b", 2, 20);
+  Submit(*s, "c", 1, 30);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(results_.size(), 0u);  // fake time has not moved: still waiting
+  clock_.Advance(Micros(1000));
+  ASSERT_TRUE(results_.WaitFor(3));
+  EXPECT_EQ(shared_.batch_rows, (std::vector<int64_t>{4}));
+  // Each request gets back exactly its own rows, doubled.
+  EXPECT_EQ(results_["a"].outputs[0].shape, (Shape{1, 2}));
+  EXPECT_EQ(results_["a"].outputs[0].as<float>()[0], 20);
+  EXPECT_EQ(results_["b"].outputs[0].shape, (Shape{2, 2}));
+  EXPECT_EQ(results_["b"].outputs[0].as<float>()[0], 40);
+  EXPECT_EQ(results_["b"].outputs[0].as<float>()[2], 42);
+  EXPECT_EQ(results_["c"].outputs[0].as<float>()[1], 60);
+  EXPECT_EQ(results_["c"].batch_rows, 4);
+  const SchedulerStats st = s->Stats();
+  EXPECT_EQ(st.execution_count, 1u);
+  EXPECT_EQ(st.inference_count, 4u);
+  EXPECT_EQ(st.success_count, 3u);
+}
+
+TEST_F(SchedulerTest, AFailedBatchFailsOnlyItsOwnRequests) {
+  auto s = Make(1, 4, 0);
+  shared_.hold = true;
+  Submit(*s, "first", 1, 1);  // runs alone and blocks
+  WaitForExecutions(1);
+  Submit(*s, "poison", 1, -5);
+  Submit(*s, "mate", 1, 3);  // shares the poisoned batch
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(3));
+  Submit(*s, "after", 1, 7);
+  ASSERT_TRUE(results_.WaitFor(4));
+  EXPECT_TRUE(results_["first"].status.ok());
+  EXPECT_EQ(results_["poison"].status.code(), StatusCode::kInternal);
+  EXPECT_NE(results_["poison"].status.message().find("poisoned"), std::string::npos);
+  EXPECT_EQ(results_["mate"].status.code(), StatusCode::kInternal);
+  EXPECT_TRUE(results_["after"].status.ok());
+}
+
+TEST_F(SchedulerTest, ARequestThatExpiresInTheQueueIsNeverExecuted) {
+  auto s = Make(1, 4, 0);
+  shared_.hold = true;
+  Submit(*s, "blocker", 1, 1);
+  WaitForExecutions(1);
+  auto r = MakeRequest("late", 1, {}, 2, 99);
+  r->deadline = clock_.Now() + Micros(500);
+  r->done = results_.Callback("late");
+  ASSERT_TRUE(s->Enqueue(r).ok());
+  clock_.Advance(Micros(600));
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(2));
+  EXPECT_EQ(results_["late"].status.code(), StatusCode::kDeadlineExceeded);
+  std::lock_guard lock(shared_.mu);
+  for (float v : shared_.first_values) EXPECT_NE(v, 99);  // never reached the backend
+}
+
+TEST_F(SchedulerTest, FullQueueIsRejectedWithAMessage) {
+  auto s = Make(1, 4, 0, 1);
+  shared_.hold = true;
+  Submit(*s, "running", 1);
+  WaitForExecutions(1);
+  Submit(*s, "queued", 1);
+  auto r = MakeRequest("rejected", 1, {});
+  const Status st = s->Enqueue(r);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("queue full"), std::string::npos);
+  ASSERT_NE(r, nullptr);
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(2));
+}
+
+TEST_F(SchedulerTest, InstancesRunBatchesConcurrently) {
+  auto s = Make(2, 1, 0);
+  shared_.hold = true;
+  Submit(*s, "a", 1);
+  Submit(*s, "b", 1);
+  WaitForExecutions(2);
+  {
+    std::lock_guard lock(shared_.mu);
+    EXPECT_EQ(shared_.max_running, 2);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(2));
+}
+
+TEST_F(SchedulerTest, StopDrainsEveryQueuedRequest) {
+  auto s = Make(1, 2, 1'000'000);
+  for (int i = 0; i < 5; ++i) Submit(*s, "r" + std::to_string(i), 1);
+  s->Stop();  // the one-second delay is not waited out
+  EXPECT_EQ(results_.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(results_["r" + std::to_string(i)].status.ok());
+  auto late = MakeRequest("late", 1, {});
+  EXPECT_EQ(s->Enqueue(late).code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace vigil

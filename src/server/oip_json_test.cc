@@ -1,0 +1,140 @@
+#include "server/oip_json.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace vigil {
+namespace {
+
+std::string Err(std::string_view body, std::optional<size_t> header = std::nullopt) {
+  auto r = DecodeInferRequest(body, header);
+  return r.ok() ? "" : r.status().message();
+}
+
+TEST(OipJson, DecodesNestedAndFlatDataTheSameWay) {
+  auto nested = DecodeInferRequest(
+      R"({"id":"r1","inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[[1,2,3],[4,5,6.5]]}]})", std::nullopt);
+  auto flat = DecodeInferRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3,4,5,6.5]}]})",
+                                 std::nullopt);
+  ASSERT_TRUE(nested.ok()) << nested.status().message();
+  ASSERT_TRUE(flat.ok());
+  EXPECT_EQ(nested->id, "r1");
+  EXPECT_EQ(nested->inputs[0].shape, (Shape{2, 3}));
+  EXPECT_EQ(nested->inputs[0].data, flat->inputs[0].data);
+  EXPECT_EQ(nested->inputs[0].as<float>()[5], 6.5f);
+}
+
+TEST(OipJson, DecodesParametersOutputsAndEveryJsonType) {
+  auto r = DecodeInferRequest(
+      R"({"parameters":{"priority":2,"timeout":1000,"tag":"a","flag":true,"binary_data_output":true},
+          "inputs":[{"name":"b","datatype":"BOOL","shape":[2],"data":[true,false]},
+                    {"name":"i","datatype":"INT64","shape":[1],"data":[-9007199254740993]},
+                    {"name":"u","datatype":"UINT8","shape":[1],"data":[255]},
+                    {"name":"s","datatype":"BYTES","shape":[2],"data":["hi",""]},
+                    {"name":"d","datatype":"FP64","shape":[1],"data":[0.1]}],
+          "outputs":[{"name":"y"},{"name":"z","parameters":{"binary_data":false}}]})",
+      std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(std::get<int64_t>(r->parameters.at("priority")), 2);
+  EXPECT_EQ(std::get<std::string>(r->parameters.at("tag")), "a");
+  EXPECT_TRUE(r->binary_output);
+  EXPECT_EQ(r->inputs[0].data, (std::vector<uint8_t>{1, 0}));
+  EXPECT_EQ(r->inputs[1].as<int64_t>()[0], -9007199254740993LL);
+  EXPECT_EQ(r->inputs[2].data[0], 255);
+  EXPECT_TRUE(ValidateBytesBuffer(r->inputs[3].data, 2).ok());
+  EXPECT_EQ(r->inputs[4].as<double>()[0], 0.1);
+  ASSERT_EQ(r->outputs.size(), 2u);
+  EXPECT_TRUE(r->outputs[0].binary);   // inherits binary_data_output
+  EXPECT_FALSE(r->outputs[1].binary);  // per-output override
+}
+
+TEST(OipJson, RejectsBadInputWithAMessageThatNamesIt) {
+  EXPECT_NE(Err("{\"inputs\":[").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(Err("[1]").find("JSON object"), std::string::npos);
+  EXPECT_NE(Err("{}").find("'inputs'"), std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3,4,5]}]})")
+                .find("needs 6 elements, data has 5"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP33","shape":[1],"data":[1]}]})").find("unknown datatype 'FP33'"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[1.5]}]})").find("not a INT32"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"UINT8","shape":[1],"data":[256]}]})").find("element 0"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":["a"]}]})").find("input 'x'"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[-1],"data":[1]}]})").find("non-negative"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP16","shape":[1],"data":[1]}]})").find("binary"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"datatype":"FP32","shape":[1],"data":[1]}]})").find("'name'"), std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})").find("'data' is missing"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"id":7,"inputs":[]})").find("'id'"), std::string::npos);
+}
+
+std::string BinaryBody(const std::string& json, const void* bytes, size_t n) {
+  return json + std::string(static_cast<const char*>(bytes), n);
+}
+
+TEST(OipJson, DecodesBinaryTensors) {
+  const float values[4] = {1.5f, -2, 3, 4};
+  const std::string json =
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"parameters":{"binary_data_size":16}}]})";
+  auto r = DecodeInferRequest(BinaryBody(json, values, 16), json.size());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->inputs[0].as<float>()[0], 1.5f);
+  EXPECT_EQ(r->inputs[0].as<float>()[3], 4.0f);
+  // Size disagreeing with the shape, data missing, or bytes left over.
+  const std::string wrong =
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"parameters":{"binary_data_size":16}}]})";
+  EXPECT_NE(Err(BinaryBody(wrong, values, 16), wrong.size()).find("needs 24 bytes"), std::string::npos);
+  EXPECT_NE(Err(BinaryBody(json, values, 8), json.size()).find("exceeds"), std::string::npos);
+  EXPECT_NE(Err(BinaryBody(json, values, 16) + "xx", json.size()).find("not claimed"), std::string::npos);
+  EXPECT_NE(Err(json, json.size() + 5).find("exceeds the body size"), std::string::npos);
+}
+
+TEST(OipJson, EncodesJsonAndBinaryOutputs) {
+  InferReply reply;
+  reply.model = "m";
+  reply.version = "2";
+  reply.id = "abc";
+  Tensor t;
+  t.name = "y";
+  t.datatype = DataType::kFp32;
+  t.shape = {1, 3};
+  const float v[3] = {0.25f, 1e-7f, -3};
+  t.data.assign(reinterpret_cast<const uint8_t*>(v), reinterpret_cast<const uint8_t*>(v) + 12);
+  reply.outputs = {t};
+  reply.binary = {false};
+  EncodedBody json = EncodeInferReply(reply);
+  EXPECT_FALSE(json.header_length);
+  EXPECT_EQ(json.body,
+            R"({"model_name":"m","model_version":"2","id":"abc","outputs":[{"name":"y","datatype":"FP32","shape":[1,3],"data":[0.25,1e-07,-3]}]})");
+  reply.binary = {true};
+  EncodedBody bin = EncodeInferReply(reply);
+  ASSERT_TRUE(bin.header_length);
+  const std::string header = bin.body.substr(0, *bin.header_length);
+  EXPECT_NE(header.find("\"binary_data_size\":12"), std::string::npos) << header;
+  ASSERT_EQ(bin.body.size(), *bin.header_length + 12);
+  float back[3];
+  std::memcpy(back, bin.body.data() + *bin.header_length, 12);
+  EXPECT_EQ(back[1], 1e-7f);
+}
+
+TEST(OipJson, RawBodyIsTheSingleInputAtBatchOne) {
+  TensorSpec spec{"x", DataType::kFp32, {3}};
+  Tensor t;
+  const float v[3] = {1, 2, 3};
+  ASSERT_TRUE(RawBodyInput(std::string_view(reinterpret_cast<const char*>(v), 12), spec, true, &t).ok());
+  EXPECT_EQ(t.shape, (Shape{1, 3}));
+  EXPECT_FALSE(RawBodyInput("abc", spec, true, &t).ok());
+}
+
+TEST(OipJson, ErrorJsonEscapes) {
+  EXPECT_EQ(ErrorJson("bad \"x\"\n"), R"({"error":"bad \"x\"\n"})");
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,137 @@
+#include "server_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace vigil::testing {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+fs::path ScratchDir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("vigil_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void CopyExampleRepository(const fs::path& dest, const std::vector<std::string>& models) {
+  const fs::path src = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
+  fs::create_directories(dest);
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string name = e.path().filename().string();
+    if (!models.empty() && std::find(models.begin(), models.end(), name) == models.end()) continue;
+    fs::copy(e.path(), dest / name, fs::copy_options::recursive);
+  }
+}
+
+std::string FeaturesBody(int rows, const std::string& extra) {
+  std::string data;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < 30; ++c) {
+      if (!data.empty()) data += ",";
+      data += std::to_string(1.0 + 0.1 * c + 0.01 * r);
+    }
+  }
+  return R"({"inputs":[{"name":"features","datatype":"FP32","shape":[)" + std::to_string(rows) +
+         R"(,30],"data":[)" + data + "]}]" + extra + "}";
+}
+
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args) {
+  auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
+  static int counter = 0;
+  p->log_path_ = fs::temp_directory_path() /
+                 ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
+  std::vector<std::string> argv_s = {VIGIL_BINARY, "serve", "--http-port", "0", "--host", "127.0.0.1"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  p->pid_ = ::fork();
+  if (p->pid_ == 0) {
+    const int fd = ::open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();
+  const std::string log = p->Log();
+  std::smatch m;
+  if (std::regex_search(log, m, std::regex("event=listening protocol=http host=\\S+ port=(\\d+)"))) {
+    p->port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+  EXPECT_NE(p->port_, 0) << log;
+  return p;
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::error_code ec;
+  fs::remove(log_path_, ec);
+}
+
+std::unique_ptr<HttpClient> ServerProcess::Client() const {
+  HttpClient::Options o;
+  o.port = port_;
+  auto c = HttpClient::Connect(o);
+  EXPECT_TRUE(c.ok()) << c.status().message();
+  return c.ok() ? std::move(c).value() : nullptr;
+}
+
+int ServerProcess::Signal(int sig, double timeout_s) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, sig);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+std::string ServerProcess::Log() const { return ReadFile(log_path_); }
+
+bool ServerProcess::WaitForLog(const std::string& needle, double timeout_s) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Log().find(needle) != std::string::npos) return true;
+    siginfo_t info{};
+    // Peek (WNOWAIT): a server that died will not log any more.
+    if (pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_) {
+      return Log().find(needle) != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace vigil::testing

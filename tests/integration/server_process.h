@@ -1,0 +1,47 @@
+// Test helpers: run the real `vigil serve` binary as a child process on
+// port 0, find its port in the log, and copy the example repository into a
+// scratch folder that a test may modify.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/http_client.h"
+
+namespace vigil::testing {
+
+class ServerProcess {
+ public:
+  // Starts `vigil serve --http-port 0 <args>` and waits until it logs
+  // event=server_ready (or fails the calling test).
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args);
+  ~ServerProcess();
+
+  uint16_t port() const { return port_; }
+  std::unique_ptr<HttpClient> Client() const;
+  // Sends `sig` and waits for exit; returns the exit status (-1 on timeout).
+  int Signal(int sig, double timeout_s = 30);
+  std::string Log() const;
+  // Waits until the log contains `needle`.
+  bool WaitForLog(const std::string& needle, double timeout_s = 20) const;
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  std::filesystem::path log_path_;
+};
+
+// A fresh scratch folder under the system temp dir, removed by the caller.
+std::filesystem::path ScratchDir(const std::string& name);
+// Copies examples/repository (or the named models of it) into `dest`.
+void CopyExampleRepository(const std::filesystem::path& dest, const std::vector<std::string>& models = {});
+std::string ReadFile(const std::filesystem::path& p);
+void WriteFile(const std::filesystem::path& p, const std::string& text);
+// A JSON infer body with `rows` rows of the 30 breast-cancer features.
+std::string FeaturesBody(int rows, const std::string& extra = "");
+
+}  // namespace vigil::testing
