@@ -9,7 +9,7 @@ set -euo pipefail
 
 build=(cmake g++ make ccache pkg-config
        libboost-dev libboost-system-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev
+       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libgoogle-perftools-dev
        libgtest-dev libgmock-dev libbenchmark-dev)
 tests=(prometheus curl python3)
 examples=(python3-sklearn python3-torch python3-xgboost python3-onnx)

@@ -28,7 +28,7 @@ class OnnxBackend final : public Backend {
                      const_cast<uint8_t*>(in.data.data()));
         net_.setInput(blob, spec_.inputs[i].name);
       }
-      std::vector<cv::Mat> results;
+      std::vector<cv::Mat>& results = results_;  // reused: OpenCV keeps the buffers
       net_.forward(results, output_names_);
       const int64_t rows = BatchRows(spec_, inputs);
       outputs.resize(results.size());
@@ -62,6 +62,7 @@ class OnnxBackend final : public Backend {
   BackendSpec spec_;
   cv::dnn::Net net_;
   std::vector<cv::String> output_names_;
+  std::vector<cv::Mat> results_;
 };
 
 }  // namespace

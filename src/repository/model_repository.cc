@@ -355,6 +355,9 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
   so.queue.max_queue_size = static_cast<size_t>(c.dynamic_batching.max_queue_size);
   so.outputs = c.outputs;
   so.clock = options_.clock;
+  // Without a batching delay the next batch is ready at once, so a cheap
+  // model runs on the receiving thread when an instance is idle.
+  so.inline_execution = c.dynamic_batching.max_queue_delay_us == 0;
   if (options_.metrics) so.metrics = options_.metrics->ForVersion(c.name, std::to_string(version));
   VIGIL_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(std::move(so), std::move(instances)));
 

@@ -7,6 +7,9 @@
 namespace vigil {
 namespace {
 
+// Batches a caller may run back to back before handing the queue to a worker.
+constexpr int kInlineRounds = 4;
+
 int64_t MicrosBetween(SteadyTime a, SteadyTime b) {
   return std::chrono::duration_cast<Micros>(b - a).count();
 }
@@ -22,32 +25,60 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options, std::vec
   if (instances.empty()) return InvalidArgument("model '" + options.model_name + "': a scheduler needs at least one instance");
   std::unique_ptr<Scheduler> s(new Scheduler(std::move(options), std::move(instances)));
   for (size_t i = 0; i < s->instances_.size(); ++i) {
-    s->workers_.emplace_back([raw = s.get(), i] { raw->WorkerLoop(i); });
+    s->workers_.emplace_back([raw = s.get()] { raw->WorkerLoop(); });
   }
   return s;
 }
 
 Scheduler::Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances)
-    : options_(std::move(options)), instances_(std::move(instances)), queue_(options_.queue) {}
+    : options_(std::move(options)), instances_(std::move(instances)), queue_(options_.queue),
+      busy_(instances_.size(), false) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
 Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request) {
   request->enqueue_time = options_.clock->Now();
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
-    VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
-    in_flight_.fetch_add(1);
-    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+  std::unique_lock lock(mu_);
+  if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
+  VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
+  in_flight_.fetch_add(1);
+  if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+  const int idle = IdleInstance();
+  if (idle < 0) return Status::Ok();  // whoever releases an instance looks at the queue
+  if (!options_.inline_execution || ewma_compute_us_.load() > options_.inline_compute_limit_us) {
+    lock.unlock();
+    cv_.notify_one();
+    return Status::Ok();
   }
-  cv_.notify_one();
+  // Caller runs: the idle instance takes the next batch (this request and
+  // whatever else waits) on this thread, saving two thread hand-offs. A few
+  // more batches may follow while requests keep arriving, but no more, so
+  // the caller's own connections are not starved.
+  busy_[idle] = true;
+  for (int round = 0; round < kInlineRounds && !queue_.empty(); ++round) {
+    BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
+    lock.unlock();
+    Execute(static_cast<size_t>(idle), d);
+    lock.lock();
+  }
+  busy_[idle] = false;
+  const bool more = !queue_.empty();
+  lock.unlock();
+  if (more) cv_.notify_one();
   return Status::Ok();
+}
+
+void Scheduler::RecordComputeTime(int64_t us) {
+  // Exponentially weighted, 1/8 per batch; races between workers only blur it.
+  const int64_t old = ewma_compute_us_.load(std::memory_order_relaxed);
+  ewma_compute_us_.store(old == 0 ? us : old + (us - old) / 8, std::memory_order_relaxed);
 }
 
 StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, int64_t rows) {
   std::vector<Tensor> outputs;
+  const SteadyTime start = std::chrono::steady_clock::now();
   VIGIL_RETURN_IF_ERROR(instances_[0]->Execute(inputs, outputs));
+  RecordComputeTime(MicrosBetween(start, std::chrono::steady_clock::now()));
   VIGIL_RETURN_IF_ERROR(CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, rows));
   return outputs;
 }
@@ -86,37 +117,51 @@ SchedulerStats Scheduler::Stats() const {
   return s;
 }
 
-void Scheduler::WorkerLoop(size_t instance) {
-  Backend& backend = *instances_[instance];
+int Scheduler::IdleInstance() const {
+  for (size_t i = 0; i < busy_.size(); ++i) {
+    if (!busy_[i]) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void Scheduler::WorkerLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), stopping_);
-    const bool idle = d.batch.empty() && d.expired.empty();
-    if (idle && stopping_ && queue_.empty()) break;
-    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
-    if (idle) {
-      if (d.wake_at) {
-        options_.clock->WaitUntil(cv_, lock, *d.wake_at);
-      } else {
-        cv_.wait(lock);
-      }
+    if (stopping_ && queue_.empty()) break;
+    const int idle = IdleInstance();
+    if (idle < 0 || queue_.empty()) {
+      cv_.wait(lock);  // notified on enqueue, on release of an instance, on stop
       continue;
     }
+    BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), stopping_);
+    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+    if (d.batch.empty() && d.expired.empty()) {
+      if (d.wake_at) options_.clock->WaitUntil(cv_, lock, *d.wake_at);
+      continue;
+    }
+    busy_[idle] = true;
+    const bool more = !queue_.empty();
     lock.unlock();
     // Another worker may be able to take the rest of the queue.
-    if (!d.batch.empty()) cv_.notify_one();
-    for (auto& r : d.expired) {
-      if (options_.metrics.owner) options_.metrics.Fail("timeout");
-      InferenceResult result;
-      result.status = DeadlineExceeded("request '" + r->id + "' timed out after waiting " +
-                                       std::to_string(MicrosBetween(r->enqueue_time, options_.clock->Now())) +
-                                       " us in the queue of model '" + options_.model_name + "'; it was not executed");
-      result.queue_us = MicrosBetween(r->enqueue_time, options_.clock->Now());
-      Finish(*r, std::move(result));
-    }
-    if (!d.batch.empty()) RunBatch(backend, d.batch);
+    if (more) cv_.notify_one();
+    Execute(static_cast<size_t>(idle), d);
     lock.lock();
+    busy_[idle] = false;
   }
+  cv_.notify_all();  // let the other workers see the drained queue
+}
+
+void Scheduler::Execute(size_t instance, BatchQueue::Decision& d) {
+  for (auto& r : d.expired) {
+    if (options_.metrics.owner) options_.metrics.Fail("timeout");
+    InferenceResult result;
+    result.status = DeadlineExceeded("request '" + r->id + "' timed out after waiting " +
+                                     std::to_string(MicrosBetween(r->enqueue_time, options_.clock->Now())) +
+                                     " us in the queue of model '" + options_.model_name + "'; it was not executed");
+    result.queue_us = MicrosBetween(r->enqueue_time, options_.clock->Now());
+    Finish(*r, std::move(result));
+  }
+  if (!d.batch.empty()) RunBatch(*instances_[instance], d.batch);
 }
 
 void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch) {
@@ -137,6 +182,7 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   }
   const SteadyTime end = options_.clock->Now();
   const int64_t compute_us = MicrosBetween(start, end);
+  RecordComputeTime(compute_us);
   if (status.ok()) status = CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, total_rows);
 
   stats_.execution_count.fetch_add(1);

@@ -1,10 +1,17 @@
 // Scheduler: one model version's dynamic batcher and instance pool.
 //
-// Each instance is a Backend with its own worker thread. Idle workers take
-// the next batch from the shared BatchQueue, run it, split the outputs back
-// and answer each request through its `done` callback. A failed batch fails
-// only its own requests. Thread-safe; Stop() may be called from any thread
-// except a worker's (i.e. never from a `done` callback).
+// Each instance is a Backend; there are as many worker threads as instances.
+// A worker claims an idle instance, takes the next batch from the shared
+// BatchQueue, runs it, splits the outputs back and answers each request
+// through its `done` callback. A failed batch fails only its own requests.
+//
+// Caller runs: with `inline_execution`, a request that finds an idle
+// instance runs its batch on the enqueuing thread (no hand-off to a worker),
+// as long as the model is cheap (average batch compute under
+// `inline_compute_limit_us`), so a slow model never holds a frontend thread.
+//
+// Thread-safe; Stop() may be called from any thread except a worker's (i.e.
+// never from a `done` callback).
 #pragma once
 
 #include <atomic>
@@ -42,6 +49,10 @@ class Scheduler {
     std::vector<TensorSpec> outputs;
     const Clock* clock = SystemClock::Get();
     VersionMetrics metrics;  // may be left empty in tests
+    // Run on the enqueuing thread when an instance is idle (needs a zero
+    // batching delay to be useful: the batch must be ready at once).
+    bool inline_execution = false;
+    int64_t inline_compute_limit_us = 200;
   };
 
   // Starts one worker per backend instance; fails when `instances` is empty.
@@ -49,7 +60,8 @@ class Scheduler {
   ~Scheduler();
 
   // Takes the request when it returns OK; on error the caller still owns the
-  // request and answers it (queue full, stopped).
+  // request and answers it (queue full, stopped). With inline execution the
+  // request may be answered (its `done` called) before Enqueue returns.
   Status Enqueue(std::unique_ptr<InferenceRequest>& request);
 
   // Runs one batch synchronously on instance 0 (warm-up and load checks).
@@ -66,8 +78,13 @@ class Scheduler {
 
  private:
   Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances);
-  void WorkerLoop(size_t instance);
+  void WorkerLoop();
+  // Index of an instance no thread is running, or -1. Requires mu_.
+  int IdleInstance() const;
+  // Answers the expired requests and runs the batch on `instance`.
+  void Execute(size_t instance, BatchQueue::Decision& d);
   void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
+  void RecordComputeTime(int64_t us);
   void Finish(InferenceRequest& request, InferenceResult&& result);
 
   Options options_;
@@ -76,9 +93,11 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  BatchQueue queue_;     // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  BatchQueue queue_;         // guarded by mu_
+  std::vector<bool> busy_;   // per instance; guarded by mu_
+  bool stopping_ = false;    // guarded by mu_
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> ewma_compute_us_{0};
 
   struct AtomicStats {
     std::atomic<uint64_t> success_count{0}, success_ns{0}, fail_count{0}, fail_ns{0}, queue_count{0}, queue_ns{0},

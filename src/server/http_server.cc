@@ -2,7 +2,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 
 #include "core/logging.h"
@@ -16,10 +16,13 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct HttpServer::Shared {
-  net::io_context ioc;
-  // Keeps run() going while requests wait in a scheduler with no I/O pending
+  // One io_context per I/O thread: a connection lives on one of them, so its
+  // handlers never run concurrently and need no strand.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  // Keep run() going while requests wait in a scheduler with no I/O pending
   // (e.g. after the acceptor closes during a drain); reset by Stop().
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::atomic<size_t> next_context{0};
   Handler handler;
   Options options;
   std::atomic<int64_t>* in_flight = nullptr;
@@ -28,26 +31,49 @@ struct HttpServer::Shared {
 
 namespace {
 
+constexpr auto kIdleTimeout = std::chrono::seconds(120);
+constexpr auto kIdleCheck = std::chrono::seconds(15);
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+  Session(tcp::socket socket, HttpServer::Shared* shared)
+      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared) {}
 
-  void Start() { ReadNext(); }
+  void Start() {
+    last_activity_ = std::chrono::steady_clock::now();
+    ArmIdleTimer();
+    ReadNext();
+  }
 
  private:
+  // Closes connections idle (no request in progress) for longer than
+  // kIdleTimeout. Re-armed every kIdleCheck rather than per request.
+  void ArmIdleTimer() {
+    idle_timer_.expires_after(kIdleCheck);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->socket_.is_open()) return;
+      if (!self->busy_ && std::chrono::steady_clock::now() - self->last_activity_ > kIdleTimeout) {
+        return self->Close();
+      }
+      self->ArmIdleTimer();
+    });
+  }
+
   void ReadNext() {
     parser_.emplace();
     parser_->body_limit(shared_->options.max_body_bytes);
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(std::chrono::seconds(120));
-    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    http::async_read(socket_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, size_t) {
-    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted || ec == beast::error::timeout ||
-        ec == net::error::connection_reset || ec == net::error::eof) {
+    last_activity_ = std::chrono::steady_clock::now();
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::eof || ec == net::error::bad_descriptor) {
       return Close();
     }
+    busy_ = true;
+    shared_->in_flight->fetch_add(1);
     if (ec) {
       // Malformed or oversized: answer, then close.
       const bool too_big = ec == http::error::body_limit;
@@ -57,20 +83,17 @@ class Session : public std::enable_shared_from_this<Session> {
                                   " bytes (--max-body-bytes)"
                             : "malformed HTTP request: " + ec.message()));
       res.keep_alive(false);
-      shared_->in_flight->fetch_add(1);
       return Write(std::move(res), true);
     }
     HttpRequest req = parser_->release();
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
-    shared_->in_flight->fetch_add(1);
     auto self = shared_from_this();
     shared_->handler(std::move(req), [self, keep_alive, version](HttpResponse&& res) {
       res.version(version);
       const bool close = !keep_alive || self->shared_->draining.load();
       res.keep_alive(!close);
-      res.prepare_payload();
-      net::post(self->stream_.get_executor(),
+      net::post(self->socket_.get_executor(),
                 [self, res = std::move(res), close]() mutable { self->Write(std::move(res), close); });
     });
   }
@@ -78,25 +101,31 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(HttpResponse&& res, bool close) {
     response_ = std::make_unique<HttpResponse>(std::move(res));
     response_->prepare_payload();
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
-                        self->shared_->in_flight->fetch_sub(1);
-                        self->response_.reset();
-                        if (ec || close) return self->Close();
-                        self->ReadNext();
-                      });
+    http::async_write(socket_, *response_, [self = shared_from_this(), close](beast::error_code ec, size_t) {
+      self->shared_->in_flight->fetch_sub(1);
+      self->response_.reset();
+      self->busy_ = false;
+      self->last_activity_ = std::chrono::steady_clock::now();
+      if (ec || close) return self->Close();
+      self->ReadNext();
+    });
   }
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    socket_.close(ec);
+    idle_timer_.cancel();
   }
 
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  net::steady_timer idle_timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<HttpResponse> response_;
-  HttpServer::Shared* shared_;  // outlives every session (owns the io_context)
+  HttpServer::Shared* shared_;  // outlives every session (owns the io_contexts)
+  std::chrono::steady_clock::time_point last_activity_;
+  bool busy_ = false;  // a request is being handled or answered
 };
 
 }  // namespace
@@ -115,12 +144,13 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handle
   s->shared_->handler = std::move(handler);
   s->shared_->options = options;
   s->shared_->in_flight = &s->in_flight_;
-  s->thread_count_ = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  s->thread_count_ = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < s->thread_count_; ++i) s->shared_->contexts.push_back(std::make_unique<net::io_context>(1));
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return InvalidArgument("--host: '" + options.host + "' is not an IP address");
   tcp::endpoint endpoint(address, options.port);
-  s->acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(s->shared_->ioc));
+  s->acceptor_ = std::make_unique<tcp::acceptor>(*s->shared_->contexts[0]);
   s->acceptor_->open(endpoint.protocol(), ec);
   if (!ec) s->acceptor_->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s->acceptor_->bind(endpoint, ec);
@@ -138,15 +168,17 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Start() {
-  shared_->work.emplace(shared_->ioc.get_executor());
+  for (auto& ioc : shared_->contexts) shared_->work.emplace_back(ioc->get_executor());
   Accept();
-  for (int i = 0; i < thread_count_; ++i) {
-    threads_.emplace_back([this] { shared_->ioc.run(); });
+  for (auto& ioc : shared_->contexts) {
+    threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
 }
 
 void HttpServer::Accept() {
-  acceptor_->async_accept(net::make_strand(shared_->ioc), [this](beast::error_code ec, tcp::socket socket) {
+  // Connections are spread over the I/O threads round-robin.
+  auto& target = *shared_->contexts[shared_->next_context.fetch_add(1) % shared_->contexts.size()];
+  acceptor_->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
       spdlog::warn("event=accept_failed error={}", LogValue(ec.message()));
@@ -168,8 +200,8 @@ void HttpServer::StopAccepting() {
 
 void HttpServer::Stop() {
   if (stopped_.exchange(true)) return;
-  shared_->work.reset();
-  shared_->ioc.stop();
+  shared_->work.clear();
+  for (auto& ioc : shared_->contexts) ioc->stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

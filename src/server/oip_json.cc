@@ -106,6 +106,21 @@ Status AppendData(const rj::Value& v, const Tensor& t, int64_t& count, std::vect
   return Status::Ok();
 }
 
+// FP32, the common case: writes straight into a buffer sized from the shape.
+Status DecodeFloats(const rj::Value& v, const Tensor& t, float* dst, int64_t capacity, int64_t& count) {
+  if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) VIGIL_RETURN_IF_ERROR(DecodeFloats(e, t, dst, capacity, count));
+    return Status::Ok();
+  }
+  if (!v.IsNumber()) {
+    return InvalidArgument("input '" + t.name + "': element " + std::to_string(count) + " is " + TypeOf(v) +
+                           ", not a FP32 value");
+  }
+  if (count < capacity) dst[count] = static_cast<float>(v.GetDouble());
+  ++count;
+  return Status::Ok();
+}
+
 Status DecodeParams(const rj::Value& v, const std::string& where, Params& out) {
   if (!v.IsObject()) return InvalidArgument(where + ": 'parameters' must be an object");
   for (const auto& m : v.GetObject()) {
@@ -171,9 +186,14 @@ Status DecodeInput(const rj::Value& in, size_t index, std::string_view& binary, 
   if (t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16) {
     return InvalidArgument(tw + ": " + std::string(DataTypeName(t.datatype)) + " travels only as binary data");
   }
-  if (t.datatype != DataType::kBytes) t.data.reserve(static_cast<size_t>(expected) * DataTypeSize(t.datatype));
   int64_t count = 0;
-  VIGIL_RETURN_IF_ERROR(AppendData(*data, t, count, t.data));
+  if (t.datatype == DataType::kFp32) {
+    t.data.resize(static_cast<size_t>(expected) * sizeof(float));
+    VIGIL_RETURN_IF_ERROR(DecodeFloats(*data, t, reinterpret_cast<float*>(t.data.data()), expected, count));
+  } else {
+    if (t.datatype != DataType::kBytes) t.data.reserve(static_cast<size_t>(expected) * DataTypeSize(t.datatype));
+    VIGIL_RETURN_IF_ERROR(AppendData(*data, t, count, t.data));
+  }
   if (count != expected) {
     return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " needs " + std::to_string(expected) +
                            " elements, data has " + std::to_string(count));
@@ -274,19 +294,24 @@ std::string ErrorJson(std::string_view message) {
   return out;
 }
 
-StatusOr<InferCall> DecodeInferRequest(std::string_view body, std::optional<size_t> header_length) {
-  std::string_view json = body;
+StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<size_t> header_length) {
+  // rapidjson reads a NUL-terminated string fastest; only the JSON header of
+  // a binary body needs a copy to get one.
+  const std::string* json = &body;
+  std::string header_copy;
   std::string_view binary;
   if (header_length) {
     if (*header_length > body.size()) {
       return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
                              " exceeds the body size " + std::to_string(body.size()));
     }
-    json = body.substr(0, *header_length);
-    binary = body.substr(*header_length);
+    header_copy.assign(body, 0, *header_length);
+    json = &header_copy;
+    binary = std::string_view(body).substr(*header_length);
   }
+  if (json->find('\0') != std::string::npos) return InvalidArgument("malformed JSON: the body contains a NUL byte");
   rj::Document doc;
-  doc.Parse<rj::kParseNanAndInfFlag>(json.data(), json.size());
+  doc.Parse<rj::kParseNanAndInfFlag>(json->c_str());
   if (doc.HasParseError()) {
     return InvalidArgument(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
                            rj::GetParseError_En(doc.GetParseError()));

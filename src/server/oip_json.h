@@ -51,7 +51,7 @@ struct InferReply {
 // the rest are binary tensors. A value of 0 means the whole body is the raw
 // bytes of the model's single input, batch 1 — that case is resolved by the
 // caller, which knows the model (see RawBodyInput).
-StatusOr<InferCall> DecodeInferRequest(std::string_view body, std::optional<size_t> header_length);
+StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<size_t> header_length);
 
 // The single input of a model for a body sent with Inference-Header-Content-Length: 0.
 Status RawBodyInput(std::string_view body, const TensorSpec& input, bool batching, Tensor* out);

@@ -7,7 +7,7 @@
 namespace vigil {
 namespace {
 
-std::string Err(std::string_view body, std::optional<size_t> header = std::nullopt) {
+std::string Err(const std::string& body, std::optional<size_t> header = std::nullopt) {
   auto r = DecodeInferRequest(body, header);
   return r.ok() ? "" : r.status().message();
 }
