@@ -43,10 +43,20 @@ feats = [[float(v) for v in r[:30]] for r in rows]
 def body(n):
     return json.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [n, 30],
                                    "data": [x for r in feats[:n] for x in r]}]})
+import struct
 for n in (1, 64):
     with open(f"{sys.argv[1]}/post{n}.lua", "w") as f:
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
         f.write("wrk.body = " + json.dumps(body(n)) + "\n")
+    # The same rows as binary tensors (Triton's binary extension), binary output.
+    raw = struct.pack(f"<{n * 30}f", *[x for r in feats[:n] for x in r])
+    header = json.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [n, 30],
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]}).encode()
+    with open(f"{sys.argv[1]}/post{n}bin.lua", "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n')
+        f.write(f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"\n')
+        f.write('wrk.body = "' + "".join("\\%d" % b for b in header + raw) + '"\n')
 PY
 
 declare -A RPS P50 P99
@@ -90,9 +100,13 @@ run_wrk nginx_constant "http://127.0.0.1:$port/v2/models/x/infer" 1
 stop_all
 
 # --- Vigil ---
+# The example models with max_queue_delay_us 0: batches form from whatever
+# waits while an instance is busy, and a request that finds the instance idle
+# runs on the thread that received it.
 repo="$work/repository"
 mkdir -p "$repo"
 cp -r examples/repository/breast_cancer_mlp_onnx examples/repository/breast_cancer_mlp "$repo/"
+sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
 port=$(free_port)
 ./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn &
 pids+=($!)
@@ -101,6 +115,9 @@ run_wrk vigil_onnx "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infe
 run_wrk vigil_torchscript "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/versions/1/infer" 1
 run_wrk vigil_onnx_64rows "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 64
 run_wrk vigil_torchscript_64rows "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/versions/1/infer" 64
+run_wrk vigil_onnx_binary "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 1bin
+run_wrk vigil_onnx_64rows_binary "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 64bin
+run_wrk vigil_torchscript_64rows_binary "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/versions/1/infer" 64bin
 stop_all
 
 # --- Node.js + onnxruntime-node ---
@@ -135,7 +152,8 @@ rows64() { /usr/bin/python3 -c "print(f'{float(\"$1\")*64:.0f}')"; }
 {
   echo "| server | req/s | p50 | p99 |"
   echo "|---|---|---|---|"
-  for n in nginx_constant vigil_onnx vigil_torchscript node_onnxruntime fastapi_pytorch vigil_onnx_64rows vigil_torchscript_64rows; do
+  for n in nginx_constant vigil_onnx vigil_onnx_binary vigil_torchscript node_onnxruntime fastapi_pytorch \
+           vigil_onnx_64rows vigil_torchscript_64rows vigil_onnx_64rows_binary vigil_torchscript_64rows_binary; do
     echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} |"
   done
   echo
@@ -148,4 +166,7 @@ rows64() { /usr/bin/python3 -c "print(f'{float(\"$1\")*64:.0f}')"; }
   echo "| in-process rows/s, batch 64: onnx / torchscript | $onnx64 / $ts64 |"
   echo "| server rows/s with 64-row requests / in-process batch-64 rows/s, onnx | $(rows64 "${RPS[vigil_onnx_64rows]}") / $onnx64 = $(ratio "$(rows64 "${RPS[vigil_onnx_64rows]}")" "$onnx64") |"
   echo "| server rows/s with 64-row requests / in-process batch-64 rows/s, torchscript | $(rows64 "${RPS[vigil_torchscript_64rows]}") / $ts64 = $(ratio "$(rows64 "${RPS[vigil_torchscript_64rows]}")" "$ts64") |"
+  echo "| same, binary tensors, onnx | $(rows64 "${RPS[vigil_onnx_64rows_binary]}") / $onnx64 = $(ratio "$(rows64 "${RPS[vigil_onnx_64rows_binary]}")" "$onnx64") |"
+  echo "| same, binary tensors, torchscript | $(rows64 "${RPS[vigil_torchscript_64rows_binary]}") / $ts64 = $(ratio "$(rows64 "${RPS[vigil_torchscript_64rows_binary]}")" "$ts64") |"
+  echo "| vigil_onnx p99 < node p99 and < fastapi p99 | ${P99[vigil_onnx]} vs ${P99[node_onnxruntime]} / ${P99[fastapi_pytorch]} |"
 } | tee "$out/results.md"

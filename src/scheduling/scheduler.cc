@@ -36,24 +36,34 @@ Scheduler::Scheduler(Options options, std::vector<std::unique_ptr<Backend>> inst
 
 Scheduler::~Scheduler() { Stop(); }
 
-Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request) {
+Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMode mode) {
   request->enqueue_time = options_.clock->Now();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
+    VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
+    in_flight_.fetch_add(1);
+    if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+  }
+  if (mode == EnqueueMode::kRunIfIdle) RunIfIdle();
+  return Status::Ok();
+}
+
+void Scheduler::RunIfIdle() {
   std::unique_lock lock(mu_);
-  if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
-  VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
-  in_flight_.fetch_add(1);
-  if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
+  if (queue_.empty()) return;
   const int idle = IdleInstance();
-  if (idle < 0) return Status::Ok();  // whoever releases an instance looks at the queue
-  if (!options_.inline_execution || ewma_compute_us_.load() > options_.inline_compute_limit_us) {
+  if (idle < 0) return;  // whoever releases an instance looks at the queue
+  if (stopping_ || !options_.inline_execution ||
+      ewma_compute_us_.load(std::memory_order_relaxed) > options_.inline_compute_limit_us) {
     lock.unlock();
     cv_.notify_one();
-    return Status::Ok();
+    return;
   }
-  // Caller runs: the idle instance takes the next batch (this request and
-  // whatever else waits) on this thread, saving two thread hand-offs. A few
-  // more batches may follow while requests keep arriving, but no more, so
-  // the caller's own connections are not starved.
+  // Caller runs: the idle instance takes the next batch (everything that
+  // waits, up to max_batch_size) on this thread, saving two thread
+  // hand-offs. A few more batches may follow while requests keep arriving,
+  // but no more, so the caller's own connections are not starved.
   busy_[idle] = true;
   for (int round = 0; round < kInlineRounds && !queue_.empty(); ++round) {
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
@@ -65,7 +75,6 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request) {
   const bool more = !queue_.empty();
   lock.unlock();
   if (more) cv_.notify_one();
-  return Status::Ok();
 }
 
 void Scheduler::RecordComputeTime(int64_t us) {

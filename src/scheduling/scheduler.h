@@ -59,10 +59,19 @@ class Scheduler {
   static StatusOr<std::unique_ptr<Scheduler>> Create(Options options, std::vector<std::unique_ptr<Backend>> instances);
   ~Scheduler();
 
+  // kRunIfIdle may run the batch on the calling thread (see inline
+  // execution); kQueueOnly leaves it queued for a later RunIfIdle() call, so a
+  // frontend can enqueue several requests first and run them as one batch.
+  enum class EnqueueMode { kRunIfIdle, kQueueOnly };
+
   // Takes the request when it returns OK; on error the caller still owns the
   // request and answers it (queue full, stopped). With inline execution the
   // request may be answered (its `done` called) before Enqueue returns.
-  Status Enqueue(std::unique_ptr<InferenceRequest>& request);
+  Status Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMode mode = EnqueueMode::kRunIfIdle);
+
+  // Runs waiting batches on this thread if an instance is idle and inline
+  // execution applies; otherwise hands the queue to a worker.
+  void RunIfIdle();
 
   // Runs one batch synchronously on instance 0 (warm-up and load checks).
   // Only before traffic: must not race with the workers.

@@ -15,10 +15,26 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+namespace {
+class Session;
+}
+
+// One I/O thread's io_context and the requests it has read but not yet
+// handed to the handler. Touched only by that thread.
+struct IoContextState {
+  net::io_context ioc{1};
+  struct Pending {
+    std::shared_ptr<Session> session;
+    HttpRequest request;
+  };
+  std::vector<Pending> pending;
+  bool dispatch_posted = false;
+};
+
 struct HttpServer::Shared {
   // One io_context per I/O thread: a connection lives on one of them, so its
   // handlers never run concurrently and need no strand.
-  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<std::unique_ptr<IoContextState>> contexts;
   // Keep run() going while requests wait in a scheduler with no I/O pending
   // (e.g. after the acceptor closes during a drain); reset by Stop().
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -36,8 +52,23 @@ constexpr auto kIdleCheck = std::chrono::seconds(15);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Shared* shared)
-      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared) {}
+  Session(tcp::socket socket, HttpServer::Shared* shared, IoContextState* context)
+      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared), context_(context) {}
+
+  // Hands a request that was read to the handler; the reply is written on
+  // this connection's thread.
+  void Handle(HttpRequest&& req) {
+    const bool keep_alive = req.keep_alive();
+    const unsigned version = req.version();
+    auto self = shared_from_this();
+    shared_->handler(std::move(req), [self, keep_alive, version](HttpResponse&& res) {
+      res.version(version);
+      const bool close = !keep_alive || self->shared_->draining.load();
+      res.keep_alive(!close);
+      net::post(self->socket_.get_executor(),
+                [self, res = std::move(res), close]() mutable { self->Write(std::move(res), close); });
+    });
+  }
 
   void Start() {
     last_activity_ = std::chrono::steady_clock::now();
@@ -85,17 +116,21 @@ class Session : public std::enable_shared_from_this<Session> {
       res.keep_alive(false);
       return Write(std::move(res), true);
     }
-    HttpRequest req = parser_->release();
-    const bool keep_alive = req.keep_alive();
-    const unsigned version = req.version();
-    auto self = shared_from_this();
-    shared_->handler(std::move(req), [self, keep_alive, version](HttpResponse&& res) {
-      res.version(version);
-      const bool close = !keep_alive || self->shared_->draining.load();
-      res.keep_alive(!close);
-      net::post(self->socket_.get_executor(),
-                [self, res = std::move(res), close]() mutable { self->Write(std::move(res), close); });
-    });
+    // Requests that became readable in the same turn of the event loop are
+    // handed over together, after every ready socket has been read.
+    context_->pending.push_back({shared_from_this(), parser_->release()});
+    if (!context_->dispatch_posted) {
+      context_->dispatch_posted = true;
+      net::post(socket_.get_executor(), [context = context_, shared = shared_] { Dispatch(*context, *shared); });
+    }
+  }
+
+  static void Dispatch(IoContextState& context, HttpServer::Shared& shared) {
+    std::vector<IoContextState::Pending> batch;
+    batch.swap(context.pending);
+    context.dispatch_posted = false;
+    std::shared_ptr<void> scope = shared.options.dispatch_scope ? shared.options.dispatch_scope() : nullptr;
+    for (auto& p : batch) p.session->Handle(std::move(p.request));
   }
 
   void Write(HttpResponse&& res, bool close) {
@@ -124,6 +159,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<HttpResponse> response_;
   HttpServer::Shared* shared_;  // outlives every session (owns the io_contexts)
+  IoContextState* context_;     // the I/O thread this connection lives on
   std::chrono::steady_clock::time_point last_activity_;
   bool busy_ = false;  // a request is being handled or answered
 };
@@ -145,12 +181,12 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handle
   s->shared_->options = options;
   s->shared_->in_flight = &s->in_flight_;
   s->thread_count_ = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < s->thread_count_; ++i) s->shared_->contexts.push_back(std::make_unique<net::io_context>(1));
+  for (int i = 0; i < s->thread_count_; ++i) s->shared_->contexts.push_back(std::make_unique<IoContextState>());
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return InvalidArgument("--host: '" + options.host + "' is not an IP address");
   tcp::endpoint endpoint(address, options.port);
-  s->acceptor_ = std::make_unique<tcp::acceptor>(*s->shared_->contexts[0]);
+  s->acceptor_ = std::make_unique<tcp::acceptor>(s->shared_->contexts[0]->ioc);
   s->acceptor_->open(endpoint.protocol(), ec);
   if (!ec) s->acceptor_->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s->acceptor_->bind(endpoint, ec);
@@ -168,23 +204,23 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Start() {
-  for (auto& ioc : shared_->contexts) shared_->work.emplace_back(ioc->get_executor());
+  for (auto& c : shared_->contexts) shared_->work.emplace_back(c->ioc.get_executor());
   Accept();
-  for (auto& ioc : shared_->contexts) {
-    threads_.emplace_back([ioc = ioc.get()] { ioc->run(); });
+  for (auto& c : shared_->contexts) {
+    threads_.emplace_back([ioc = &c->ioc] { ioc->run(); });
   }
 }
 
 void HttpServer::Accept() {
   // Connections are spread over the I/O threads round-robin.
-  auto& target = *shared_->contexts[shared_->next_context.fetch_add(1) % shared_->contexts.size()];
-  acceptor_->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+  IoContextState* target = shared_->contexts[shared_->next_context.fetch_add(1) % shared_->contexts.size()].get();
+  acceptor_->async_accept(target->ioc, [this, target](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
       spdlog::warn("event=accept_failed error={}", LogValue(ec.message()));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), shared_.get())->Start();
+      std::make_shared<Session>(std::move(socket), shared_.get(), target)->Start();
     }
     if (acceptor_->is_open()) Accept();
   });
@@ -201,7 +237,7 @@ void HttpServer::StopAccepting() {
 void HttpServer::Stop() {
   if (stopped_.exchange(true)) return;
   shared_->work.clear();
-  for (auto& ioc : shared_->contexts) ioc->stop();
+  for (auto& c : shared_->contexts) c->ioc.stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

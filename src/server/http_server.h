@@ -32,6 +32,10 @@ class HttpServer {
     uint16_t port = 8000;             // 0 picks a free port
     int threads = 0;                  // 0 = one per core
     size_t max_body_bytes = 64 << 20;
+    // Called around each group of requests that became readable together on
+    // one I/O thread; what it returns is held while their handlers run (the
+    // server passes an InferenceService::BatchScope so they share a batch).
+    std::function<std::shared_ptr<void>()> dispatch_scope;
   };
   using Responder = std::function<void(HttpResponse&&)>;
   using Handler = std::function<void(HttpRequest&&, Responder)>;

@@ -66,7 +66,23 @@ Status BindInputs(const ModelConfig& c, std::vector<Tensor>&& given, InferenceRe
   return Status::Ok();
 }
 
+thread_local InferenceService::BatchScope* t_batch_scope = nullptr;
+
 }  // namespace
+
+InferenceService::BatchScope::BatchScope() : previous_(t_batch_scope) { t_batch_scope = this; }
+
+InferenceService::BatchScope::~BatchScope() {
+  t_batch_scope = previous_;
+  for (auto& mv : touched_) mv->scheduler().RunIfIdle();
+}
+
+void InferenceService::BatchScope::Add(std::shared_ptr<ModelVersion> version) {
+  for (const auto& mv : touched_) {
+    if (mv == version) return;
+  }
+  touched_.push_back(std::move(version));
+}
 
 StatusOr<int64_t> ParseVersionString(std::string_view version) {
   if (version.empty()) return int64_t{0};
@@ -133,7 +149,9 @@ void InferenceService::Infer(InferCall&& call, Done done) {
     reply.outputs = std::move(result.outputs);
     done(result.status, std::move(reply));
   };
-  Status enq = mv->scheduler().Enqueue(req);
+  BatchScope* scope = t_batch_scope;
+  Status enq = mv->scheduler().Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
+  if (enq.ok() && scope) scope->Add(mv);
   if (!enq.ok()) {
     count_failure("queue_full");
     req->done = nullptr;

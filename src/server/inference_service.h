@@ -23,6 +23,24 @@ class InferenceService {
 
   void Infer(InferCall&& call, Done done);
 
+  // While a BatchScope is alive on a thread, Infer on that thread only
+  // queues; when the scope ends, each model touched runs what waits as one
+  // batch (on this thread when an instance is idle, else on a worker). A
+  // frontend opens one around the requests that became readable together,
+  // so they share a batch without a hand-off between threads.
+  class BatchScope {
+   public:
+    BatchScope();
+    ~BatchScope();
+    BatchScope(const BatchScope&) = delete;
+    BatchScope& operator=(const BatchScope&) = delete;
+    void Add(std::shared_ptr<ModelVersion> version);
+
+   private:
+    BatchScope* previous_;
+    std::vector<std::shared_ptr<ModelVersion>> touched_;  // pinned until the run
+  };
+
   ModelRepository& repository() { return repository_; }
 
  private:

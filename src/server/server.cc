@@ -39,6 +39,7 @@ Status RunServer(const ServerOptions& options) {
   ho.port = options.http_port;
   ho.threads = options.http_threads;
   ho.max_body_bytes = options.max_body_bytes;
+  ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
   VIGIL_ASSIGN_OR_RETURN(auto http, HttpServer::Create(ho, [&api](HttpRequest&& req, HttpServer::Responder respond) {
                            api.Handle(std::move(req), std::move(respond));
                          }));
