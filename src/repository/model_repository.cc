@@ -525,19 +525,19 @@ std::vector<VersionStatus> ModelRepository::Index() const {
   return out;
 }
 
-void ModelRepository::StopAll() {
+void ModelRepository::StopAll(Scheduler::StopMode mode) {
   std::lock_guard control(control_mu_);
   auto current = table();
   table_.store(std::make_shared<const ServingTable>());
   for (const auto& [name, entry] : current->models) {
-    for (const auto& [v, mv] : entry.versions) mv->scheduler().Stop();
+    for (const auto& [v, mv] : entry.versions) mv->scheduler().Stop(mode);
   }
   std::vector<std::shared_ptr<ModelVersion>> retiring;
   {
     std::lock_guard lock(retire_mu_);
     retiring = retiring_;
   }
-  for (auto& mv : retiring) mv->scheduler().Stop();
+  for (auto& mv : retiring) mv->scheduler().Stop(mode);
 }
 
 }  // namespace vigil

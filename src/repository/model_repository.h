@@ -96,9 +96,9 @@ class ModelRepository {
   StatusOr<ModelInfo> Find(std::string_view model) const;
   std::vector<VersionStatus> Index() const;
 
-  // Waits until retired versions are idle and stopped; then stops every
-  // scheduler after its queue drains. For shutdown.
-  void StopAll();
+  // Takes every version out of service and stops its scheduler: kDrain runs
+  // what is queued first, kCancel answers it with UNAVAILABLE. For shutdown.
+  void StopAll(Scheduler::StopMode mode = Scheduler::StopMode::kDrain);
 
   const std::filesystem::path& root() const { return options_.root; }
 

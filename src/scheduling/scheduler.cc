@@ -92,13 +92,22 @@ StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, i
   return outputs;
 }
 
-void Scheduler::Stop() {
+void Scheduler::Stop(StopMode mode) {
+  std::vector<std::unique_ptr<InferenceRequest>> cancelled;
   {
     std::lock_guard lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
+    if (mode == StopMode::kCancel) cancelled = queue_.TakeAll();
   }
   cv_.notify_all();
+  for (auto& r : cancelled) {
+    InferenceResult result;
+    result.status = Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) +
+                                " stopped before request '" + r->id + "' ran (shutdown timeout)");
+    if (options_.metrics.owner) options_.metrics.Fail("cancelled");
+    Finish(*r, std::move(result));
+  }
   for (auto& w : workers_) {
     if (w.joinable()) w.join();
   }

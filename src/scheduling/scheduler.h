@@ -60,8 +60,9 @@ class Scheduler {
   ~Scheduler();
 
   // kRunIfIdle may run the batch on the calling thread (see inline
-  // execution); kQueueOnly leaves it queued for a later RunIfIdle() call, so a
-  // frontend can enqueue several requests first and run them as one batch.
+  // execution); kQueueOnly neither runs it nor wakes a worker (a worker that
+  // is already awake may still take it), leaving it for a later RunIfIdle()
+  // call, so a frontend can enqueue several requests and run them as one batch.
   enum class EnqueueMode { kRunIfIdle, kQueueOnly };
 
   // Takes the request when it returns OK; on error the caller still owns the
@@ -77,8 +78,11 @@ class Scheduler {
   // Only before traffic: must not race with the workers.
   StatusOr<std::vector<Tensor>> RunDirect(std::vector<Tensor> inputs, int64_t rows);
 
-  // Stops accepting, lets the workers finish every queued request, joins.
-  void Stop();
+  // Stops accepting and joins the workers. kDrain lets them finish every
+  // queued request first; kCancel answers queued requests with UNAVAILABLE
+  // (batches already running still finish).
+  enum class StopMode { kDrain, kCancel };
+  void Stop(StopMode mode = StopMode::kDrain);
 
   size_t QueueDepth() const;
   // Requests queued or executing.

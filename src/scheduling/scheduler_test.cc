@@ -226,3 +226,37 @@ TEST_F(SchedulerTest, StopDrainsEveryQueuedRequest) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST_F(SchedulerTest, StopWithCancelAnswersQueuedRequestsWithoutRunningThem) {
+  auto s = Make(1, 2, 1'000'000);
+  for (int i = 0; i < 3; ++i) Submit(*s, "q" + std::to_string(i), 1);
+  s->Stop(Scheduler::StopMode::kCancel);
+  ASSERT_EQ(results_.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(results_["q" + std::to_string(i)].status.code(), StatusCode::kUnavailable);
+  }
+  std::lock_guard lock(shared_.mu);
+  EXPECT_TRUE(shared_.batch_rows.empty());
+}
+
+TEST_F(SchedulerTest, QueueOnlyWaitsForRunIfIdle) {
+  auto s = Make(1, 8, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the worker is asleep on an empty queue
+  for (int i = 0; i < 3; ++i) {
+    auto r = MakeRequest("d" + std::to_string(i), 1, {});
+    r->done = results_.Callback(r->id);
+    ASSERT_TRUE(s->Enqueue(r, Scheduler::EnqueueMode::kQueueOnly).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(results_.size(), 0u);  // nobody was woken
+  s->RunIfIdle();
+  ASSERT_TRUE(results_.WaitFor(3));
+  std::lock_guard lock(shared_.mu);
+  EXPECT_EQ(shared_.batch_rows, (std::vector<int64_t>{3}));  // one batch
+}
+
+}  // namespace
+}  // namespace vigil

@@ -83,8 +83,12 @@ Status RunServer(const ServerOptions& options) {
     spdlog::warn("event=shutdown_timeout abandoned_requests={} timeout_s={}", abandoned, options.shutdown_timeout_s);
   }
   // Schedulers finish first (their callbacks post to the HTTP I/O context),
-  // then the HTTP threads stop.
-  repository->StopAll();
+  // then the HTTP threads stop. Past the timeout, queued work is cancelled
+  // rather than run, so the bound holds.
+  repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
+  // Let the I/O threads write the answers of cancelled requests.
+  const auto flush_deadline = Clock::now() + std::chrono::seconds(1);
+  while (http->InFlight() > 0 && Clock::now() < flush_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   http->Stop();
   spdlog::info("event=shutdown_complete");
   return Status::Ok();

@@ -268,5 +268,27 @@ TEST(Lifecycle, GracefulShutdownDrainsInFlightRequests) {
   fs::remove_all(repo);
 }
 
+TEST(Lifecycle, ShutdownTimeoutBoundsTheDrain) {
+  const fs::path repo = SlowRepository("shutdown_timeout", "20000000", "100");  // a 20 s batching window
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--shutdown-timeout", "0.3"});
+  std::vector<unsigned> codes(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = server->Client();
+      auto r = c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1));
+      codes[i] = r.ok() ? r->status : 0;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(server->Signal(SIGTERM, 10), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  for (auto& t : threads) t.join();
+  for (unsigned c : codes) EXPECT_EQ(c, 503u);  // answered, not dropped
+  EXPECT_NE(server->Log().find("event=shutdown_timeout abandoned_requests=3"), std::string::npos) << server->Log();
+  fs::remove_all(repo);
+}
+
 }  // namespace
 }  // namespace vigil::testing
