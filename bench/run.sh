@@ -141,7 +141,7 @@ run_wrk fastapi_pytorch "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/infe
 stop_all
 
 # --- in-process backend throughput (the compute limit) ---
-inproc() { ./build/backend_throughput examples/repository "$1" 1 "$2" 3 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p'; }
+inproc() { ./build/backend_throughput examples/repository "$1" 1 "$2" 5 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p'; }
 onnx1=$(inproc breast_cancer_mlp_onnx 1)
 onnx64=$(inproc breast_cancer_mlp_onnx 64)
 ts1=$(inproc breast_cancer_mlp 1)

@@ -78,7 +78,8 @@ def write_reference(model_dir, names, x, y, rng):
         w = csv.writer(f)
         w.writerow(names + ["label"])
         for i in idx:
-            w.writerow([repr(float(v)) for v in x[i]] + [int(y[i])])
+            # Shortest text that reads back as the same float32 (14.81, not 14.8100004196167).
+            w.writerow([str(np.float32(v)) for v in x[i]] + [int(y[i])])
 
 
 def write_expected(version_dir, rows, outputs):

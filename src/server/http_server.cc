@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -65,8 +66,10 @@ class Session : public std::enable_shared_from_this<Session> {
       res.version(version);
       const bool close = !keep_alive || self->shared_->draining.load();
       res.keep_alive(!close);
-      net::post(self->socket_.get_executor(),
-                [self, res = std::move(res), close]() mutable { self->Write(std::move(res), close); });
+      // On the connection's own thread (the usual case: the batch ran
+      // inline) this writes at once; from a worker it is queued there.
+      net::dispatch(self->socket_.get_executor(),
+                    [self, res = std::move(res), close]() mutable { self->Write(std::move(res), close); });
     });
   }
 
