@@ -32,7 +32,8 @@ BackendSpec SpecFor(const std::string& model, int64_t version, ModelConfig* conf
   spec.model_name = model;
   spec.version = version;
   for (const auto& name : BackendModelFileNames(config->backend)) {
-    if (fs::exists(kRepo / model / std::to_string(version) / name)) spec.model_path = kRepo / model / std::to_string(version) / name;
+    if (fs::exists(kRepo / model / std::to_string(version) / name))
+      spec.model_path = kRepo / model / std::to_string(version) / name;
   }
   spec.max_batch_size = config->max_batch_size;
   spec.inputs = config->inputs;
@@ -79,7 +80,8 @@ TEST_P(ExpectedOutputs, MatchWithin1e5) {
     const float* got = outputs[o].as<float>();
     for (rapidjson::SizeType r = 0; r < want.Size(); ++r) {
       for (rapidjson::SizeType c = 0; c < 2; ++c) {
-        EXPECT_NEAR(got[r * 2 + c], want[r][c].GetDouble(), 1e-5) << config.outputs[o].name << " row " << r << " col " << c;
+        EXPECT_NEAR(got[r * 2 + c], want[r][c].GetDouble(), 1e-5)
+            << config.outputs[o].name << " row " << r << " col " << c;
       }
     }
   }
@@ -107,7 +109,8 @@ TEST_P(CorruptFile, IsAnErrorThatNamesTheModel) {
   spec.outputs = {{"probabilities", DataType::kFp32, {2}}};
   auto backend = CreateBackend(GetParam(), spec);
   ASSERT_FALSE(backend.ok());
-  EXPECT_NE(backend.status().message().find("model 'broken' version 3"), std::string::npos) << backend.status().message();
+  EXPECT_NE(backend.status().message().find("model 'broken' version 3"), std::string::npos)
+      << backend.status().message();
   fs::remove_all(dir);
 }
 

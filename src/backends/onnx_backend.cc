@@ -24,8 +24,7 @@ class OnnxBackend final : public Backend {
         std::vector<int> sizes(in.shape.begin(), in.shape.end());
         if (sizes.size() == 1) sizes.insert(sizes.begin(), 1);  // OpenCV needs >= 2 dims
         // OpenCV only reads the blob; the const_cast avoids a copy.
-        cv::Mat blob(static_cast<int>(sizes.size()), sizes.data(), CV_32F,
-                     const_cast<uint8_t*>(in.data.data()));
+        cv::Mat blob(static_cast<int>(sizes.size()), sizes.data(), CV_32F, const_cast<uint8_t*>(in.data.data()));
         net_.setInput(blob, spec_.inputs[i].name);
       }
       std::vector<cv::Mat>& results = results_;  // reused: OpenCV keeps the buffers
@@ -73,7 +72,9 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const BackendSpec& spec) {
   std::call_once(threads_once, [] { cv::setNumThreads(1); });
   try {
     cv::dnn::Net net = cv::dnn::readNetFromONNX(spec.model_path.string());
-    if (net.empty()) return InvalidArgument(BackendErrorContext(spec) + ": OpenCV read an empty network from " + spec.model_path.string());
+    if (net.empty())
+      return InvalidArgument(BackendErrorContext(spec) + ": OpenCV read an empty network from " +
+                             spec.model_path.string());
     net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
     net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
     const std::vector<cv::String> outs = net.getUnconnectedOutLayersNames();
@@ -87,7 +88,8 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const BackendSpec& spec) {
     }
     return std::unique_ptr<Backend>(new OnnxBackend(spec, std::move(net)));
   } catch (const cv::Exception& e) {
-    return InvalidArgument(BackendErrorContext(spec) + ": cannot load ONNX file " + spec.model_path.string() + ": " + e.what());
+    return InvalidArgument(BackendErrorContext(spec) + ": cannot load ONNX file " + spec.model_path.string() + ": " +
+                           e.what());
   } catch (const std::exception& e) {
     return InvalidArgument(BackendErrorContext(spec) + ": cannot load ONNX file: " + e.what());
   }

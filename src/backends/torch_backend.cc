@@ -12,22 +12,33 @@ namespace {
 
 std::optional<at::ScalarType> ToTorchType(DataType t) {
   switch (t) {
-    case DataType::kBool: return at::kBool;
-    case DataType::kUint8: return at::kByte;
-    case DataType::kInt8: return at::kChar;
-    case DataType::kInt16: return at::kShort;
-    case DataType::kInt32: return at::kInt;
-    case DataType::kInt64: return at::kLong;
-    case DataType::kFp16: return at::kHalf;
-    case DataType::kFp32: return at::kFloat;
-    case DataType::kFp64: return at::kDouble;
-    default: return std::nullopt;
+    case DataType::kBool:
+      return at::kBool;
+    case DataType::kUint8:
+      return at::kByte;
+    case DataType::kInt8:
+      return at::kChar;
+    case DataType::kInt16:
+      return at::kShort;
+    case DataType::kInt32:
+      return at::kInt;
+    case DataType::kInt64:
+      return at::kLong;
+    case DataType::kFp16:
+      return at::kHalf;
+    case DataType::kFp32:
+      return at::kFloat;
+    case DataType::kFp64:
+      return at::kDouble;
+    default:
+      return std::nullopt;
   }
 }
 
 class TorchScriptBackend final : public Backend {
  public:
-  TorchScriptBackend(BackendSpec spec, torch::jit::Module module) : spec_(std::move(spec)), module_(std::move(module)) {}
+  TorchScriptBackend(BackendSpec spec, torch::jit::Module module)
+      : spec_(std::move(spec)), module_(std::move(module)) {}
 
   Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
     try {
@@ -36,9 +47,12 @@ class TorchScriptBackend final : public Backend {
       args.reserve(inputs.size());
       for (const Tensor& in : inputs) {
         auto type = ToTorchType(in.datatype);
-        if (!type) return Internal(BackendErrorContext(spec_) + ": datatype " + std::string(DataTypeName(in.datatype)) + " has no libtorch type");
+        if (!type)
+          return Internal(BackendErrorContext(spec_) + ": datatype " + std::string(DataTypeName(in.datatype)) +
+                          " has no libtorch type");
         // from_blob borrows the bytes; the module does not keep its inputs.
-        args.emplace_back(torch::from_blob(const_cast<uint8_t*>(in.data.data()), in.shape, torch::TensorOptions().dtype(*type)));
+        args.emplace_back(
+            torch::from_blob(const_cast<uint8_t*>(in.data.data()), in.shape, torch::TensorOptions().dtype(*type)));
       }
       torch::jit::IValue result = module_.forward(args);
       std::vector<at::Tensor> tensors;
@@ -46,13 +60,15 @@ class TorchScriptBackend final : public Backend {
         tensors.push_back(result.toTensor());
       } else if (result.isTuple()) {
         for (const auto& e : result.toTupleRef().elements()) {
-          if (!e.isTensor()) return Internal(BackendErrorContext(spec_) + ": forward() returned a tuple holding a non-tensor");
+          if (!e.isTensor())
+            return Internal(BackendErrorContext(spec_) + ": forward() returned a tuple holding a non-tensor");
           tensors.push_back(e.toTensor());
         }
       } else if (result.isTensorList()) {
         for (const auto& t : result.toTensorVector()) tensors.push_back(t);
       } else {
-        return Internal(BackendErrorContext(spec_) + ": forward() must return a tensor or a tuple of tensors, got " + result.tagKind());
+        return Internal(BackendErrorContext(spec_) + ": forward() must return a tensor or a tuple of tensors, got " +
+                        result.tagKind());
       }
       if (tensors.size() != spec_.outputs.size()) {
         return Internal(BackendErrorContext(spec_) + ": forward() returned " + std::to_string(tensors.size()) +

@@ -48,7 +48,8 @@ class XgboostBackend final : public Backend {
     bst_ulong total = 1;
     for (bst_ulong i = 0; i < out_dim; ++i) total *= out_shape[i];
     if (rows == 0 || total % rows != 0) {
-      return Internal(BackendErrorContext(spec_) + ": XGBoost returned " + std::to_string(total) + " values for " + std::to_string(rows) + " rows");
+      return Internal(BackendErrorContext(spec_) + ": XGBoost returned " + std::to_string(total) + " values for " +
+                      std::to_string(rows) + " rows");
     }
     const int64_t per_row = static_cast<int64_t>(total) / rows;
     const TensorSpec& os = spec_.outputs[0];
@@ -101,8 +102,8 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const BackendSpec& spec)
   if (XGBoosterGetNumFeature(booster, &features) != 0) return fail("cannot read the feature count: " + LastXgbError());
   const int64_t declared = spec.inputs[0].dims[0];
   if (declared >= 0 && static_cast<int64_t>(features) != declared) {
-    return fail("the model expects " + std::to_string(features) + " features but config input '" +
-                spec.inputs[0].name + "' declares shape [" + std::to_string(declared) + "]");
+    return fail("the model expects " + std::to_string(features) + " features but config input '" + spec.inputs[0].name +
+                "' declares shape [" + std::to_string(declared) + "]");
   }
   return std::unique_ptr<Backend>(new XgboostBackend(spec, booster));
 }

@@ -26,28 +26,32 @@ int Serve(const vigil::ServerOptions& options, const std::string& log_level) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Vigil: serve, deploy and monitor ML models.\n"
-               "Speaks the Open Inference Protocol (KServe v2) over HTTP."};
+  CLI::App app{
+      "Vigil: serve, deploy and monitor ML models.\n"
+      "Speaks the Open Inference Protocol (KServe v2) over HTTP."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vigil ") + VIGIL_VERSION);
 
   vigil::ServerOptions so;
   std::string log_level = "info";
   CLI::App* serve = app.add_subcommand("serve", "Serve the models of a model repository over HTTP.");
-  serve->add_option("--model-repository", so.model_repository,
-                    "Folder holding <model>/config.yaml and <model>/<version>/model.<ext>")
+  serve
+      ->add_option("--model-repository", so.model_repository,
+                   "Folder holding <model>/config.yaml and <model>/<version>/model.<ext>")
       ->required()
       ->check(CLI::ExistingDirectory);
   serve->add_option("--http-port", so.http_port, "HTTP port; 0 picks a free port (the log says which)")
       ->default_val(8000);
   serve->add_option("--host", so.host, "Address to listen on")->default_val("0.0.0.0");
-  serve->add_option("--poll-interval", so.poll_interval_s,
-                    "Seconds between re-scans of the repository for new, changed or removed versions; 0 = load once")
+  serve
+      ->add_option("--poll-interval", so.poll_interval_s,
+                   "Seconds between re-scans of the repository for new, changed or removed versions; 0 = load once")
       ->default_val(0)
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->default_val("info");
-  serve->add_option("--shutdown-timeout", so.shutdown_timeout_s,
-                    "Seconds to let in-flight requests finish after SIGTERM/SIGINT")
+  serve
+      ->add_option("--shutdown-timeout", so.shutdown_timeout_s,
+                   "Seconds to let in-flight requests finish after SIGTERM/SIGINT")
       ->default_val(30)
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--http-threads", so.http_threads, "HTTP I/O threads; 0 = one per core")

@@ -29,7 +29,8 @@ struct HttpClient::Impl {
     stream->expires_after(options.timeout);
     stream->connect(results, ec);
     if (ec) {
-      return Unavailable("cannot connect to " + options.host + ":" + std::to_string(options.port) + ": " + ec.message());
+      return Unavailable("cannot connect to " + options.host + ":" + std::to_string(options.port) + ": " +
+                         ec.message());
     }
     stream->socket().set_option(tcp::no_delay(true), ec);
     buffer.clear();
@@ -62,7 +63,8 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
   req.set(http::field::host, impl_->options.host);
   req.keep_alive(true);
   for (const auto& [k, v] : headers) req.set(k, v);
-  if (!body.empty() && headers.find("Content-Type") == headers.end()) req.set(http::field::content_type, "application/json");
+  if (!body.empty() && headers.find("Content-Type") == headers.end())
+    req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
 

@@ -26,8 +26,7 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
-  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 SteadyTime deadline) const override {
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, SteadyTime deadline) const override {
     cv.wait_until(lock, deadline);
   }
   // The process-wide real clock.
@@ -40,8 +39,7 @@ class FakeClock final : public Clock {
  public:
   SteadyTime Now() const override { return SteadyTime(Micros(now_us_.load())); }
   void Advance(Micros d) { now_us_.fetch_add(d.count()); }
-  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 SteadyTime deadline) const override {
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, SteadyTime deadline) const override {
     if (Now() >= deadline) return;
     cv.wait_for(lock, std::chrono::milliseconds(1));
   }

@@ -5,7 +5,8 @@ namespace vigil {
 Status InitLogging(std::string_view level) {
   const auto parsed = spdlog::level::from_str(std::string(level));
   if (parsed == spdlog::level::off && level != "off") {
-    return InvalidArgument("--log-level: expected trace, debug, info, warn, error or off, got '" + std::string(level) + "'");
+    return InvalidArgument("--log-level: expected trace, debug, info, warn, error or off, got '" + std::string(level) +
+                           "'");
   }
   spdlog::set_level(parsed);
   spdlog::set_pattern("ts=%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);

@@ -16,13 +16,13 @@ namespace vigil {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller sent something malformed
-  kNotFound,           // unknown model, version, route
-  kUnavailable,        // not ready, shutting down, queue full
-  kResourceExhausted,  // shed under overload
-  kDeadlineExceeded,   // request timed out before it ran
-  kFailedPrecondition, // operation not allowed in the current state
-  kInternal,           // a backend or invariant failed
+  kInvalidArgument,     // the caller sent something malformed
+  kNotFound,            // unknown model, version, route
+  kUnavailable,         // not ready, shutting down, queue full
+  kResourceExhausted,   // shed under overload
+  kDeadlineExceeded,    // request timed out before it ran
+  kFailedPrecondition,  // operation not allowed in the current state
+  kInternal,            // a backend or invariant failed
   kUnimplemented,
 };
 
@@ -61,16 +61,25 @@ inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented,
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(const Status& status) : value_(status) { assert(!status.ok()); }  // NOLINT
+  StatusOr(const Status& status) : value_(status) { assert(!status.ok()); }                          // NOLINT
   StatusOr(Status&& status) : value_(std::move(status)) { assert(!std::get<Status>(value_).ok()); }  // NOLINT
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT
+  StatusOr(T value) : value_(std::move(value)) {}                                                    // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(value_); }
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(value_); }
 
-  T& value() & { assert(ok()); return std::get<T>(value_); }
-  const T& value() const& { assert(ok()); return std::get<T>(value_); }
-  T&& value() && { assert(ok()); return std::get<T>(std::move(value_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<T>(value_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<T>(value_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<T>(std::move(value_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
@@ -86,9 +95,9 @@ class [[nodiscard]] StatusOr {
 #define VIGIL_CONCAT(a, b) VIGIL_CONCAT_INNER(a, b)
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define VIGIL_RETURN_IF_ERROR(expr)            \
-  do {                                         \
-    ::vigil::Status vigil_status_ = (expr);    \
+#define VIGIL_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::vigil::Status vigil_status_ = (expr);        \
     if (!vigil_status_.ok()) return vigil_status_; \
   } while (0)
 

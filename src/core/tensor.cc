@@ -74,8 +74,7 @@ Status ValidateBytesBuffer(const std::vector<uint8_t>& data, int64_t count) {
   size_t offset = 0;
   for (int64_t i = 0; i < count; ++i) {
     if (offset + 4 > data.size()) {
-      return InvalidArgument("BYTES data ends before element " + std::to_string(i) + " of " +
-                             std::to_string(count));
+      return InvalidArgument("BYTES data ends before element " + std::to_string(i) + " of " + std::to_string(count));
     }
     uint32_t len;
     std::memcpy(&len, data.data() + offset, 4);
@@ -87,8 +86,8 @@ Status ValidateBytesBuffer(const std::vector<uint8_t>& data, int64_t count) {
     offset += len;
   }
   if (offset != data.size()) {
-    return InvalidArgument("BYTES data has " + std::to_string(data.size() - offset) +
-                           " trailing bytes after " + std::to_string(count) + " elements");
+    return InvalidArgument("BYTES data has " + std::to_string(data.size() - offset) + " trailing bytes after " +
+                           std::to_string(count) + " elements");
   }
   return Status::Ok();
 }

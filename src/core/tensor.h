@@ -60,9 +60,13 @@ struct Tensor {
   size_t expected_byte_size() const { return static_cast<size_t>(element_count()) * DataTypeSize(datatype); }
 
   template <typename T>
-  const T* as() const { return reinterpret_cast<const T*>(data.data()); }
+  const T* as() const {
+    return reinterpret_cast<const T*>(data.data());
+  }
   template <typename T>
-  T* mutable_as() { return reinterpret_cast<T*>(data.data()); }
+  T* mutable_as() {
+    return reinterpret_cast<T*>(data.data());
+  }
 };
 
 // Checks that a BYTES buffer is a well-formed sequence of `count` elements.

@@ -6,8 +6,8 @@ namespace vigil {
 namespace {
 
 TEST(DataType, NamesAndSizesRoundTrip) {
-  for (auto t : {DataType::kBool, DataType::kUint8, DataType::kInt64, DataType::kFp16, DataType::kFp32,
-                 DataType::kFp64, DataType::kBytes}) {
+  for (auto t : {DataType::kBool, DataType::kUint8, DataType::kInt64, DataType::kFp16, DataType::kFp32, DataType::kFp64,
+                 DataType::kBytes}) {
     EXPECT_EQ(ParseDataType(DataTypeName(t)), t);
   }
   EXPECT_EQ(DataTypeSize(DataType::kFp32), 4u);

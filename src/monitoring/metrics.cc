@@ -61,8 +61,8 @@ template class Family<Gauge>;
 template class Family<Histogram>;
 
 const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> b = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                        0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0, 10.0};
+  static const std::vector<double> b = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
   return b;
 }
 
@@ -71,14 +71,16 @@ const std::vector<double>& BatchSizeBuckets() {
   return b;
 }
 
-CounterFamily& MetricsRegistry::AddCounter(const std::string& name, const std::string& help, std::vector<std::string> labels) {
+CounterFamily& MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
+                                           std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   Entry e{MetricType::kCounter, std::make_unique<CounterFamily>(name, help, std::move(labels)), nullptr, nullptr};
   families_.push_back(std::move(e));
   return *families_.back().counter;
 }
 
-GaugeFamily& MetricsRegistry::AddGauge(const std::string& name, const std::string& help, std::vector<std::string> labels) {
+GaugeFamily& MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
+                                       std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   Entry e{MetricType::kGauge, nullptr, std::make_unique<GaugeFamily>(name, help, std::move(labels)), nullptr};
   families_.push_back(std::move(e));
@@ -103,10 +105,14 @@ std::string EscapeLabelValue(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }

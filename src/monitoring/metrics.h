@@ -58,7 +58,10 @@ template <typename Child>
 class Family {
  public:
   Family(std::string name, std::string help, std::vector<std::string> label_names, std::vector<double> bounds = {})
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)), bounds_(std::move(bounds)) {}
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(label_names)),
+        bounds_(std::move(bounds)) {}
 
   // The child for these label values (same order as the label names).
   Child& WithLabels(const std::vector<std::string>& values);
@@ -107,8 +110,8 @@ class MetricsRegistry {
     std::unique_ptr<HistogramFamily> histogram;
   };
   mutable std::mutex mu_;
-  std::vector<Entry> families_;                // guarded by mu_; append-only
-  std::vector<std::function<void()>> hooks_;   // guarded by mu_
+  std::vector<Entry> families_;               // guarded by mu_; append-only
+  std::vector<std::function<void()>> hooks_;  // guarded by mu_
 };
 
 // Escapes a label value: backslash, double quote and newline.

@@ -5,7 +5,9 @@
 namespace vigil {
 namespace {
 
-bool Contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 TEST(Metrics, ExposesCountersGaugesAndHistogramsInTextFormat) {
   MetricsRegistry r;

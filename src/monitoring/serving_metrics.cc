@@ -13,21 +13,23 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
       rows_(registry.AddCounter("vigil_inference_rows_total", "Rows (batch elements) inferred successfully.",
                                 {"model", "version"})),
       request_seconds_(registry.AddHistogram("vigil_inference_request_duration_seconds",
-                                             "Time from enqueue to response, successful requests.", {"model", "version"},
-                                             LatencyBuckets())),
+                                             "Time from enqueue to response, successful requests.",
+                                             {"model", "version"}, LatencyBuckets())),
       queue_seconds_(registry.AddHistogram("vigil_inference_queue_duration_seconds",
-                                           "Time a request waited in the queue before its batch ran.", {"model", "version"},
-                                           LatencyBuckets())),
+                                           "Time a request waited in the queue before its batch ran.",
+                                           {"model", "version"}, LatencyBuckets())),
       compute_seconds_(registry.AddHistogram("vigil_inference_compute_duration_seconds",
-                                             "Backend execution time per batch.", {"model", "version"}, LatencyBuckets())),
+                                             "Backend execution time per batch.", {"model", "version"},
+                                             LatencyBuckets())),
       batch_size_(registry.AddHistogram("vigil_inference_batch_size", "Rows per executed batch.", {"model", "version"},
                                         BatchSizeBuckets())),
-      queue_depth_(registry.AddGauge("vigil_inference_queue_depth", "Requests waiting in the queue.", {"model", "version"})),
-      model_state_(registry.AddGauge("vigil_model_state",
-                                     "1 for the state each model version is in (LOADING, READY, UNAVAILABLE, UNLOADING).",
-                                     {"model", "version", "state"})),
-      http_requests_(registry.AddCounter("vigil_http_requests_total", "HTTP requests answered, by status code.",
-                                         {"code"})) {
+      queue_depth_(
+          registry.AddGauge("vigil_inference_queue_depth", "Requests waiting in the queue.", {"model", "version"})),
+      model_state_(registry.AddGauge(
+          "vigil_model_state", "1 for the state each model version is in (LOADING, READY, UNAVAILABLE, UNLOADING).",
+          {"model", "version", "state"})),
+      http_requests_(
+          registry.AddCounter("vigil_http_requests_total", "HTTP requests answered, by status code.", {"code"})) {
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
   registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });

@@ -16,11 +16,16 @@ struct ConfigError {
 
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -88,7 +93,8 @@ std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& f
     const std::string dt = ReadString(t["datatype"], f + ".datatype");
     spec.datatype = ParseDataType(dt);
     if (spec.datatype == DataType::kInvalid) {
-      throw ConfigError{f + ".datatype", "one of BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES, got '" + dt + "'"};
+      throw ConfigError{f + ".datatype",
+                        "one of BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES, got '" + dt + "'"};
     }
     if (!t["shape"]) throw ConfigError{f + ".shape", "a list of dimensions such as [30]"};
     spec.dims = ReadIntList(t["shape"], f + ".shape");
@@ -100,8 +106,9 @@ std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& f
 ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
   ModelConfig c;
   c.name = model_name;
-  RequireMap(root, "", {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances",
-                        "version_policy", "warmup", "name"});
+  RequireMap(root, "",
+             {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances", "version_policy",
+              "warmup", "name"});
   if (root["name"]) {
     const std::string n = ReadString(root["name"], "name");
     if (n != model_name) throw ConfigError{"name", "the folder name '" + model_name + "', got '" + n + "'"};
@@ -126,10 +133,13 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
     RequireMap(db, "dynamic_batching",
                {"max_queue_delay_us", "preferred_batch_sizes", "max_queue_size", "default_timeout_us"});
     auto& d = c.dynamic_batching;
-    if (db["max_queue_delay_us"]) d.max_queue_delay_us = ReadInt(db["max_queue_delay_us"], "dynamic_batching.max_queue_delay_us");
-    if (db["preferred_batch_sizes"]) d.preferred_batch_sizes = ReadIntList(db["preferred_batch_sizes"], "dynamic_batching.preferred_batch_sizes");
+    if (db["max_queue_delay_us"])
+      d.max_queue_delay_us = ReadInt(db["max_queue_delay_us"], "dynamic_batching.max_queue_delay_us");
+    if (db["preferred_batch_sizes"])
+      d.preferred_batch_sizes = ReadIntList(db["preferred_batch_sizes"], "dynamic_batching.preferred_batch_sizes");
     if (db["max_queue_size"]) d.max_queue_size = ReadInt(db["max_queue_size"], "dynamic_batching.max_queue_size");
-    if (db["default_timeout_us"]) d.default_timeout_us = ReadInt(db["default_timeout_us"], "dynamic_batching.default_timeout_us");
+    if (db["default_timeout_us"])
+      d.default_timeout_us = ReadInt(db["default_timeout_us"], "dynamic_batching.default_timeout_us");
   }
   if (root["instances"]) {
     const YAML::Node inst = root["instances"];
@@ -183,27 +193,33 @@ Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& spec
     const auto& s = specs[i];
     const std::string f = field + "[" + std::to_string(i) + "]";
     if (s.name.empty()) return FieldError(c, f + ".name", "a non-empty name");
-    if (!names.insert(s.name).second) return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
+    if (!names.insert(s.name).second)
+      return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
     for (size_t d = 0; d < s.dims.size(); ++d) {
       if (s.dims[d] == 0 || s.dims[d] < -1) {
-        return FieldError(c, f + ".shape[" + std::to_string(d) + "]", "a positive size or -1, got " + std::to_string(s.dims[d]));
+        return FieldError(c, f + ".shape[" + std::to_string(d) + "]",
+                          "a positive size or -1, got " + std::to_string(s.dims[d]));
       }
     }
     if (c.max_batch_size == 0 && s.dims.empty()) {
       return FieldError(c, f + ".shape", "at least one dimension");
     }
     if (s.datatype == DataType::kBytes) {
-      return FieldError(c, f + ".datatype", "a numeric type: backend " + std::string(BackendKindName(c.backend)) + " does not take BYTES");
+      return FieldError(c, f + ".datatype",
+                        "a numeric type: backend " + std::string(BackendKindName(c.backend)) + " does not take BYTES");
     }
     switch (c.backend) {
       case BackendKind::kOnnx:
         if (s.datatype != DataType::kFp32) {
-          return FieldError(c, f + ".datatype", "FP32 (the onnx backend, OpenCV DNN, runs FP32 tensors), got " + std::string(DataTypeName(s.datatype)));
+          return FieldError(
+              c, f + ".datatype",
+              "FP32 (the onnx backend, OpenCV DNN, runs FP32 tensors), got " + std::string(DataTypeName(s.datatype)));
         }
         break;
       case BackendKind::kXgboost:
         if (s.datatype != DataType::kFp32) {
-          return FieldError(c, f + ".datatype", "FP32 for the xgboost backend, got " + std::string(DataTypeName(s.datatype)));
+          return FieldError(c, f + ".datatype",
+                            "FP32 for the xgboost backend, got " + std::string(DataTypeName(s.datatype)));
         }
         break;
       case BackendKind::kTorchScript:
@@ -221,27 +237,36 @@ Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& spec
 
 std::string_view BackendKindName(BackendKind kind) {
   switch (kind) {
-    case BackendKind::kOnnx: return "onnx";
-    case BackendKind::kTorchScript: return "torchscript";
-    case BackendKind::kXgboost: return "xgboost";
+    case BackendKind::kOnnx:
+      return "onnx";
+    case BackendKind::kTorchScript:
+      return "torchscript";
+    case BackendKind::kXgboost:
+      return "xgboost";
   }
   return "unknown";
 }
 
 std::string_view BackendPlatform(BackendKind kind) {
   switch (kind) {
-    case BackendKind::kOnnx: return "onnx_onnxv1";
-    case BackendKind::kTorchScript: return "pytorch_torchscript";
-    case BackendKind::kXgboost: return "xgboost";
+    case BackendKind::kOnnx:
+      return "onnx_onnxv1";
+    case BackendKind::kTorchScript:
+      return "pytorch_torchscript";
+    case BackendKind::kXgboost:
+      return "xgboost";
   }
   return "unknown";
 }
 
 std::vector<std::string> BackendModelFileNames(BackendKind kind) {
   switch (kind) {
-    case BackendKind::kOnnx: return {"model.onnx"};
-    case BackendKind::kTorchScript: return {"model.pt", "model.torchscript"};
-    case BackendKind::kXgboost: return {"model.ubj", "model.json"};
+    case BackendKind::kOnnx:
+      return {"model.onnx"};
+    case BackendKind::kTorchScript:
+      return {"model.pt", "model.torchscript"};
+    case BackendKind::kXgboost:
+      return {"model.ubj", "model.json"};
   }
   return {};
 }
@@ -289,35 +314,44 @@ void NormalizeModelConfig(ModelConfig& c) {
 }
 
 Status ValidateModelConfig(const ModelConfig& c) {
-  if (c.max_batch_size < 0) return FieldError(c, "max_batch_size", "0 (no batching) or a positive integer, got " + std::to_string(c.max_batch_size));
+  if (c.max_batch_size < 0)
+    return FieldError(c, "max_batch_size",
+                      "0 (no batching) or a positive integer, got " + std::to_string(c.max_batch_size));
   VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.inputs, "inputs"));
   VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.outputs, "outputs"));
   const auto& d = c.dynamic_batching;
   if (d.max_queue_delay_us < 0) return FieldError(c, "dynamic_batching.max_queue_delay_us", "a value >= 0");
-  if (d.max_queue_size <= 0) return FieldError(c, "dynamic_batching.max_queue_size", "a positive integer, got " + std::to_string(d.max_queue_size));
+  if (d.max_queue_size <= 0)
+    return FieldError(c, "dynamic_batching.max_queue_size",
+                      "a positive integer, got " + std::to_string(d.max_queue_size));
   if (d.default_timeout_us < 0) return FieldError(c, "dynamic_batching.default_timeout_us", "a value >= 0 (0 = none)");
   for (int64_t p : d.preferred_batch_sizes) {
     if (p <= 0 || (c.max_batch_size > 0 && p > c.max_batch_size) || (c.max_batch_size == 0 && p != 1)) {
-      return FieldError(c, "dynamic_batching.preferred_batch_sizes",
-                        "sizes between 1 and max_batch_size (" + std::to_string(c.max_batch_size) + "), got " + std::to_string(p));
+      return FieldError(
+          c, "dynamic_batching.preferred_batch_sizes",
+          "sizes between 1 and max_batch_size (" + std::to_string(c.max_batch_size) + "), got " + std::to_string(p));
     }
   }
-  if (c.instances < 1 || c.instances > 64) return FieldError(c, "instances", "between 1 and 64, got " + std::to_string(c.instances));
+  if (c.instances < 1 || c.instances > 64)
+    return FieldError(c, "instances", "between 1 and 64, got " + std::to_string(c.instances));
   if (c.version_policy.kind == VersionPolicy::Kind::kLatest && c.version_policy.latest < 1) {
     return FieldError(c, "version_policy.latest", "a positive integer, got " + std::to_string(c.version_policy.latest));
   }
   if (c.version_policy.kind == VersionPolicy::Kind::kSpecific) {
-    if (c.version_policy.specific.empty()) return FieldError(c, "version_policy.specific", "a non-empty list of versions");
+    if (c.version_policy.specific.empty())
+      return FieldError(c, "version_policy.specific", "a non-empty list of versions");
     for (int64_t v : c.version_policy.specific) {
       if (v < 1) return FieldError(c, "version_policy.specific", "positive version numbers, got " + std::to_string(v));
     }
   }
   if (c.warmup.enabled) {
     if (c.warmup.batch_size < 1) return FieldError(c, "warmup.batch_size", "a positive integer");
-    if (c.warmup.iterations < 1 || c.warmup.iterations > 1000) return FieldError(c, "warmup.iterations", "between 1 and 1000");
+    if (c.warmup.iterations < 1 || c.warmup.iterations > 1000)
+      return FieldError(c, "warmup.iterations", "between 1 and 1000");
     for (const auto& in : c.inputs) {
       for (int64_t dim : in.dims) {
-        if (dim < 0) return FieldError(c, "warmup", "fixed input shapes (input '" + in.name + "' has a variable dimension)");
+        if (dim < 0)
+          return FieldError(c, "warmup", "fixed input shapes (input '" + in.name + "' has a variable dimension)");
       }
     }
   }
@@ -326,7 +360,8 @@ Status ValidateModelConfig(const ModelConfig& c) {
       return FieldError(c, "inputs", "exactly one input of shape [features] for the xgboost backend");
     }
     if (c.outputs.size() != 1) return FieldError(c, "outputs", "exactly one output for the xgboost backend");
-    if (c.max_batch_size == 0) return FieldError(c, "max_batch_size", "a positive value for the xgboost backend (rows are the batch)");
+    if (c.max_batch_size == 0)
+      return FieldError(c, "max_batch_size", "a positive value for the xgboost backend (rows are the batch)");
   }
   return Status::Ok();
 }

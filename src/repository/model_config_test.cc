@@ -47,8 +47,9 @@ TEST(ModelConfig, ParsesNormalisesAndValidates) {
 }
 
 TEST(ModelConfig, DefaultsWhenOptionalFieldsAreAbsent) {
-  auto c = LoadModelConfig("m", "backend: torchscript\ninputs: [{name: a, datatype: INT64, shape: [-1]}]\n"
-                                "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
+  auto c = LoadModelConfig("m",
+                           "backend: torchscript\ninputs: [{name: a, datatype: INT64, shape: [-1]}]\n"
+                           "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->max_batch_size, 0);
   EXPECT_EQ(c->instances, 1);
@@ -58,8 +59,9 @@ TEST(ModelConfig, DefaultsWhenOptionalFieldsAreAbsent) {
 }
 
 TEST(ModelConfig, VersionPolicyForms) {
-  const std::string base = "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
-                           "outputs: [{name: b, datatype: FP32, shape: [1]}]\n";
+  const std::string base =
+      "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
+      "outputs: [{name: b, datatype: FP32, shape: [1]}]\n";
   auto all = LoadModelConfig("m", base + "version_policy: all\n");
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->version_policy.kind, VersionPolicy::Kind::kAll);
@@ -76,7 +78,8 @@ TEST(ModelConfig, UnknownKeyIsAnErrorNamingTheField) {
   EXPECT_NE(e.find("'max_batch'"), std::string::npos) << e;
   EXPECT_NE(e.find("no such key"), std::string::npos) << e;
   const std::string nested = ErrorOf(
-      "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n"
+      "backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: "
+      "[1]}]\n"
       "dynamic_batching: {max_delay: 3}\n");
   EXPECT_NE(nested.find("dynamic_batching.max_delay"), std::string::npos) << nested;
 }
@@ -88,7 +91,8 @@ TEST(ModelConfig, DuplicateKeyIsAnError) {
 }
 
 TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
-  const std::string io = "inputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n";
+  const std::string io =
+      "inputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n";
   struct Case {
     std::string yaml;
     std::string field;
@@ -97,11 +101,14 @@ TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
       {"backend: tensorflow\n" + io, "'backend'"},
       {"backend: onnx\nmax_batch_size: -1\n" + io, "'max_batch_size'"},
       {"backend: onnx\nmax_batch_size: lots\n" + io, "'max_batch_size'"},
-      {"backend: onnx\ninputs: [{name: a, datatype: FLOAT, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+      {"backend: onnx\ninputs: [{name: a, datatype: FLOAT, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: "
+       "[1]}]\n",
        "'inputs[0].datatype'"},
-      {"backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [0]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+      {"backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [0]}]\noutputs: [{name: b, datatype: FP32, shape: "
+       "[1]}]\n",
        "'inputs[0].shape[0]'"},
-      {"backend: onnx\ninputs: [{name: a, datatype: FP64, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n",
+      {"backend: onnx\ninputs: [{name: a, datatype: FP64, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: "
+       "[1]}]\n",
        "'inputs[0].datatype'"},
       {"backend: onnx\ninputs: [{name: a, datatype: FP32, shape: [1]}, {name: a, datatype: FP32, shape: [1]}]\n"
        "outputs: [{name: b, datatype: FP32, shape: [1]}]\n",
@@ -129,8 +136,9 @@ TEST(ModelConfig, MalformedYamlIsAnError) {
 }
 
 TEST(ModelConfig, TritonStyleInstanceCount) {
-  auto c = LoadModelConfig("m", "backend: onnx\ninstances: {count: 3}\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
-                                "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
+  auto c = LoadModelConfig("m",
+                           "backend: onnx\ninstances: {count: 3}\ninputs: [{name: a, datatype: FP32, shape: [1]}]\n"
+                           "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->instances, 3);
 }

@@ -45,8 +45,7 @@ std::string FileFingerprint(const fs::path& p) {
   std::error_code ec;
   const auto size = fs::file_size(p, ec);
   const auto mtime = fs::last_write_time(p, ec);
-  return p.filename().string() + ":" + std::to_string(size) + ":" +
-         std::to_string(mtime.time_since_epoch().count());
+  return p.filename().string() + ":" + std::to_string(size) + ":" + std::to_string(mtime.time_since_epoch().count());
 }
 
 // Versions the policy selects among those on disk, ascending.
@@ -98,10 +97,14 @@ bool HasFixedInputs(const ModelConfig& c) {
 
 std::string_view VersionStateName(VersionState state) {
   switch (state) {
-    case VersionState::kLoading: return "LOADING";
-    case VersionState::kReady: return "READY";
-    case VersionState::kUnloading: return "UNLOADING";
-    case VersionState::kUnavailable: return "UNAVAILABLE";
+    case VersionState::kLoading:
+      return "LOADING";
+    case VersionState::kReady:
+      return "READY";
+    case VersionState::kUnloading:
+      return "UNLOADING";
+    case VersionState::kUnavailable:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN";
 }
@@ -137,7 +140,8 @@ void ModelRepository::Poll() {
     if (IsModelFolder(e)) on_disk.insert(e.path().filename().string());
   }
   if (ec) {
-    spdlog::error("event=repository_scan_failed root={} error={}", LogValue(options_.root.string()), LogValue(ec.message()));
+    spdlog::error("event=repository_scan_failed root={} error={}", LogValue(options_.root.string()),
+                  LogValue(ec.message()));
     return;
   }
   for (const auto& name : on_disk) {
@@ -188,7 +192,8 @@ Status ModelRepository::UnloadModel(const std::string& name) {
   RemoveModel(name, "unloaded by request");
   std::lock_guard lock(records_mu_);
   ModelRecord& rec = records_[name];
-  rec.model_error = "model '" + name + "' was unloaded by request; POST /v2/repository/models/" + name + "/load to load it";
+  rec.model_error =
+      "model '" + name + "' was unloaded by request; POST /v2/repository/models/" + name + "/load to load it";
   return Status::Ok();
 }
 
@@ -201,7 +206,8 @@ void ModelRepository::RemoveModel(const std::string& name, const std::string& re
   next->models.erase(name);
   table_.store(std::move(next));
   for (auto& [v, mv] : versions) Retire(mv);
-  spdlog::info("event=model_unloading model={} reason={}", LogValue(name), LogValue(reason.empty() ? "removed from disk" : reason));
+  spdlog::info("event=model_unloading model={} reason={}", LogValue(name),
+               LogValue(reason.empty() ? "removed from disk" : reason));
 }
 
 void ModelRepository::SyncModel(const std::string& name, bool force) {
@@ -275,8 +281,8 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     if (model_file.empty()) {
       std::string names;
       for (const auto& n : BackendModelFileNames(config->backend)) names += (names.empty() ? "" : " or ") + n;
-      status = NotFound("model '" + name + "' version " + std::to_string(v) + ": missing model file: expected " + names +
-                        " in " + vdir.string());
+      status = NotFound("model '" + name + "' version " + std::to_string(v) + ": missing model file: expected " +
+                        names + " in " + vdir.string());
     } else {
       auto result = LoadVersion(config, v, model_file, fingerprint);
       if (result.ok()) {
@@ -293,7 +299,8 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       spdlog::info("event=model_ready model={} version={} backend={} instances={}", LogValue(name), v,
                    BackendKindName(config->backend), config->instances);
     } else {
-      spdlog::error("event=model_load_failed model={} version={} reason={}", LogValue(name), v, LogValue(status.message()));
+      spdlog::error("event=model_load_failed model={} version={} reason={}", LogValue(name), v,
+                    LogValue(status.message()));
       if (old != existing.end()) {
         // Keep serving the version that was loaded; report why the reload failed.
         next[v] = old->second;
@@ -325,13 +332,14 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       }
     }
   }
-  if (changed || !current->models.count(name)) Publish(name, next.empty() ? config : next.begin()->second->shared_config(), next);
+  if (changed || !current->models.count(name))
+    Publish(name, next.empty() ? config : next.begin()->second->shared_config(), next);
   for (auto& mv : retired) Retire(mv);
 }
 
 StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared_ptr<const ModelConfig> config,
-                                                                       int64_t version, const fs::path& model_file,
-                                                                       const std::string& fingerprint) {
+                                                                     int64_t version, const fs::path& model_file,
+                                                                     const std::string& fingerprint) {
   const ModelConfig& c = *config;
   BackendSpec spec;
   spec.model_name = c.name;
@@ -372,7 +380,8 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
     if (c.warmup.enabled) {
       for (int64_t i = 0; i < c.warmup.iterations; ++i) {
         auto w = scheduler->RunDirect(ZeroInputs(c, c.warmup.batch_size), c.warmup.batch_size);
-        if (!w.ok()) return w.status().WithContext("warm-up of model '" + c.name + "' version " + std::to_string(version));
+        if (!w.ok())
+          return w.status().WithContext("warm-up of model '" + c.name + "' version " + std::to_string(version));
       }
     }
   }
@@ -408,14 +417,16 @@ void ModelRepository::Retire(std::shared_ptr<ModelVersion> version) {
   retire_cv_.notify_all();
 }
 
-void ModelRepository::SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason) {
+void ModelRepository::SetState(const std::string& model, int64_t version, VersionState state,
+                               const std::string& reason) {
   VersionStatus& st = records_[model].versions[version];
   st.model = model;
   st.version = std::to_string(version);
   st.state = state;
   st.reason = reason;
   if (options_.metrics) {
-    for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
+    for (auto s :
+         {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
       options_.metrics->model_state()
           .WithLabels({model, st.version, std::string(VersionStateName(s))})
           .Set(s == state ? 1.0 : 0.0);
@@ -452,8 +463,11 @@ void ModelRepository::ReaperLoop() {
           if (vit != rec->second.versions.end() && vit->second.state == VersionState::kUnloading) {
             rec->second.versions.erase(vit);
             if (options_.metrics) {
-              for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
-                options_.metrics->model_state().WithLabels({model, std::to_string(v), std::string(VersionStateName(s))}).Set(0);
+              for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading,
+                             VersionState::kUnavailable}) {
+                options_.metrics->model_state()
+                    .WithLabels({model, std::to_string(v), std::string(VersionStateName(s))})
+                    .Set(0);
               }
             }
           }

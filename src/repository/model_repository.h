@@ -41,7 +41,9 @@ class ModelVersion {
  public:
   ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
                std::string fingerprint)
-      : config_(std::move(config)), version_(version), scheduler_(std::move(scheduler)),
+      : config_(std::move(config)),
+        version_(version),
+        scheduler_(std::move(scheduler)),
         fingerprint_(std::move(fingerprint)) {}
 
   const ModelConfig& config() const { return *config_; }
@@ -121,8 +123,8 @@ class ModelRepository {
   void SyncModel(const std::string& name, bool force);
   void RemoveModel(const std::string& name, const std::string& reason);
   StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(std::shared_ptr<const ModelConfig> config, int64_t version,
-                                                       const std::filesystem::path& model_file,
-                                                       const std::string& fingerprint);
+                                                      const std::filesystem::path& model_file,
+                                                      const std::string& fingerprint);
   void Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
                std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
   void Retire(std::shared_ptr<ModelVersion> version);
@@ -141,7 +143,7 @@ class ModelRepository {
   std::mutex retire_mu_;
   std::condition_variable retire_cv_;
   std::vector<std::shared_ptr<ModelVersion>> retiring_;  // guarded by retire_mu_
-  bool stop_reaper_ = false;                              // guarded by retire_mu_
+  bool stop_reaper_ = false;                             // guarded by retire_mu_
   std::thread reaper_;
 };
 

@@ -32,7 +32,8 @@ std::vector<Tensor> ConcatenateInputs(const std::vector<std::unique_ptr<Inferenc
   return out;
 }
 
-StatusOr<std::vector<std::vector<Tensor>>> SplitOutputs(std::vector<Tensor>&& outputs, const std::vector<int64_t>& rows) {
+StatusOr<std::vector<std::vector<Tensor>>> SplitOutputs(std::vector<Tensor>&& outputs,
+                                                        const std::vector<int64_t>& rows) {
   int64_t total = 0;
   for (int64_t r : rows) total += r;
   std::vector<std::vector<Tensor>> out(rows.size());
@@ -63,7 +64,8 @@ StatusOr<std::vector<std::vector<Tensor>>> SplitOutputs(std::vector<Tensor>&& ou
   return out;
 }
 
-Status CheckOutputs(const std::vector<Tensor>& outputs, const std::vector<TensorSpec>& specs, bool batching, int64_t rows) {
+Status CheckOutputs(const std::vector<Tensor>& outputs, const std::vector<TensorSpec>& specs, bool batching,
+                    int64_t rows) {
   if (outputs.size() != specs.size()) {
     return Internal("the model produced " + std::to_string(outputs.size()) + " outputs, config declares " +
                     std::to_string(specs.size()));

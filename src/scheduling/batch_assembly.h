@@ -19,7 +19,8 @@ std::vector<Tensor> ConcatenateInputs(const std::vector<std::unique_ptr<Inferenc
 
 // Splits each output along dim 0 into slices of `rows[i]` rows, in order.
 // Fails when an output's row count is not the sum of `rows`.
-StatusOr<std::vector<std::vector<Tensor>>> SplitOutputs(std::vector<Tensor>&& outputs, const std::vector<int64_t>& rows);
+StatusOr<std::vector<std::vector<Tensor>>> SplitOutputs(std::vector<Tensor>&& outputs,
+                                                        const std::vector<int64_t>& rows);
 
 // Checks a backend's outputs against the declared specs: count, datatype and
 // per-row dims (`batching` means dim 0 is the batch of `rows`).

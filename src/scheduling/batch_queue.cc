@@ -54,8 +54,7 @@ BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
 
   // Walk in priority then arrival order, collecting the prefix that fits.
   const bool batching = options_.max_batch_size > 0;
-  const int64_t largest_preferred =
-      options_.preferred_batch_sizes.empty() ? 0 : options_.preferred_batch_sizes.back();
+  const int64_t largest_preferred = options_.preferred_batch_sizes.empty() ? 0 : options_.preferred_batch_sizes.back();
   const InferenceRequest* first = levels_.begin()->second.front().get();
   size_t take = 0;
   int64_t rows = 0;
@@ -67,8 +66,8 @@ BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
     for (auto& r : q) {
       earliest_deadline = std::min(earliest_deadline, r->deadline);
       if (full) continue;
-      const bool fits = !batching ? take == 0
-                                  : (rows + r->rows <= options_.max_batch_size && SameRowShapes(*first, *r));
+      const bool fits =
+          !batching ? take == 0 : (rows + r->rows <= options_.max_batch_size && SameRowShapes(*first, *r));
       if (!fits) {
         full = true;
         continue;

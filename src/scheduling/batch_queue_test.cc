@@ -11,7 +11,8 @@ using testing::MakeRequest;
 
 const SteadyTime kT0 = SteadyTime(Micros(1'000'000));
 
-BatchQueue::Options Opts(int64_t max_batch, int64_t delay_us, std::vector<int64_t> preferred = {}, size_t max_queue = 100) {
+BatchQueue::Options Opts(int64_t max_batch, int64_t delay_us, std::vector<int64_t> preferred = {},
+                         size_t max_queue = 100) {
   BatchQueue::Options o;
   o.max_batch_size = max_batch;
   o.max_queue_delay = Micros(delay_us);

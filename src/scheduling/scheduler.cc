@@ -10,19 +10,20 @@ namespace {
 // Batches a caller may run back to back before handing the queue to a worker.
 constexpr int kInlineRounds = 4;
 
-int64_t MicrosBetween(SteadyTime a, SteadyTime b) {
-  return std::chrono::duration_cast<Micros>(b - a).count();
-}
+int64_t MicrosBetween(SteadyTime a, SteadyTime b) { return std::chrono::duration_cast<Micros>(b - a).count(); }
 
 uint64_t WallMillis() {
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options, std::vector<std::unique_ptr<Backend>> instances) {
-  if (instances.empty()) return InvalidArgument("model '" + options.model_name + "': a scheduler needs at least one instance");
+StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options,
+                                                       std::vector<std::unique_ptr<Backend>> instances) {
+  if (instances.empty())
+    return InvalidArgument("model '" + options.model_name + "': a scheduler needs at least one instance");
   std::unique_ptr<Scheduler> s(new Scheduler(std::move(options), std::move(instances)));
   for (size_t i = 0; i < s->instances_.size(); ++i) {
     s->workers_.emplace_back([raw = s.get()] { raw->WorkerLoop(); });
@@ -31,7 +32,9 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options, std::vec
 }
 
 Scheduler::Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances)
-    : options_(std::move(options)), instances_(std::move(instances)), queue_(options_.queue),
+    : options_(std::move(options)),
+      instances_(std::move(instances)),
+      queue_(options_.queue),
       busy_(instances_.size(), false) {}
 
 Scheduler::~Scheduler() { Stop(); }
@@ -40,7 +43,9 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMod
   request->enqueue_time = options_.clock->Now();
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) + " is unloading");
+    if (stopping_)
+      return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) +
+                         " is unloading");
     VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
     in_flight_.fetch_add(1);
     if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));

@@ -34,8 +34,8 @@ struct SchedulerStats {
   uint64_t fail_count = 0, fail_ns = 0;
   uint64_t queue_count = 0, queue_ns = 0;
   uint64_t compute_count = 0, compute_ns = 0;
-  uint64_t inference_count = 0;  // rows
-  uint64_t execution_count = 0;  // batches
+  uint64_t inference_count = 0;    // rows
+  uint64_t execution_count = 0;    // batches
   uint64_t last_inference_ms = 0;  // wall clock, ms since epoch
 };
 
@@ -106,9 +106,9 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  BatchQueue queue_;         // guarded by mu_
-  std::vector<bool> busy_;   // per instance; guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
+  BatchQueue queue_;        // guarded by mu_
+  std::vector<bool> busy_;  // per instance; guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> ewma_compute_us_{0};
 

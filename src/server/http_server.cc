@@ -1,7 +1,7 @@
 #include "server/http_server.h"
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -102,8 +102,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec, size_t) {
     last_activity_ = std::chrono::steady_clock::now();
-    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || ec == net::error::eof || ec == net::error::bad_descriptor) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof || ec == net::error::bad_descriptor) {
       return Close();
     }
     busy_ = true;
@@ -111,11 +111,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       // Malformed or oversized: answer, then close.
       const bool too_big = ec == http::error::body_limit;
-      HttpResponse res = MakeResponse(
-          too_big ? 413 : 400,
-          ErrorJson(too_big ? "request body exceeds the limit of " + std::to_string(shared_->options.max_body_bytes) +
-                                  " bytes (--max-body-bytes)"
-                            : "malformed HTTP request: " + ec.message()));
+      HttpResponse res =
+          MakeResponse(too_big ? 413 : 400, ErrorJson(too_big ? "request body exceeds the limit of " +
+                                                                    std::to_string(shared_->options.max_body_bytes) +
+                                                                    " bytes (--max-body-bytes)"
+                                                              : "malformed HTTP request: " + ec.message()));
       res.keep_alive(false);
       return Write(std::move(res), true);
     }
@@ -183,7 +183,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handle
   s->shared_->handler = std::move(handler);
   s->shared_->options = options;
   s->shared_->in_flight = &s->in_flight_;
-  s->thread_count_ = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s->thread_count_ =
+      options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < s->thread_count_; ++i) s->shared_->contexts.push_back(std::make_unique<IoContextState>());
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);

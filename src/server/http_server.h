@@ -29,8 +29,8 @@ class HttpServer {
  public:
   struct Options {
     std::string host = "0.0.0.0";
-    uint16_t port = 8000;             // 0 picks a free port
-    int threads = 0;                  // 0 = one per core
+    uint16_t port = 8000;  // 0 picks a free port
+    int threads = 0;       // 0 = one per core
     size_t max_body_bytes = 64 << 20;
     // Called around each group of requests that became readable together on
     // one I/O thread; what it returns is held while their handlers run (the

@@ -14,7 +14,8 @@ std::string Names(const std::vector<TensorSpec>& specs) {
 StatusOr<int64_t> IntParam(const Params& params, const std::string& key) {
   auto it = params.find(key);
   if (it == params.end()) return int64_t{-1};
-  if (std::holds_alternative<int64_t>(it->second) && std::get<int64_t>(it->second) >= 0) return std::get<int64_t>(it->second);
+  if (std::holds_alternative<int64_t>(it->second) && std::get<int64_t>(it->second) >= 0)
+    return std::get<int64_t>(it->second);
   return InvalidArgument("parameter '" + key + "' must be a non-negative integer");
 }
 
@@ -32,8 +33,9 @@ Status BindInputs(const ModelConfig& c, std::vector<Tensor>&& given, InferenceRe
     seen[idx] = true;
     const TensorSpec& spec = c.inputs[idx];
     if (t.datatype != spec.datatype) {
-      return InvalidArgument("input '" + t.name + "' of " + model + " must be " + std::string(DataTypeName(spec.datatype)) +
-                             ", got " + std::string(DataTypeName(t.datatype)));
+      return InvalidArgument("input '" + t.name + "' of " + model + " must be " +
+                             std::string(DataTypeName(spec.datatype)) + ", got " +
+                             std::string(DataTypeName(t.datatype)));
     }
     Shape per_row = t.shape;
     if (batching) {
@@ -47,8 +49,8 @@ Status BindInputs(const ModelConfig& c, std::vector<Tensor>&& given, InferenceRe
                                " accepts 1 to " + std::to_string(c.max_batch_size) + " (max_batch_size)");
       }
       if (rows >= 0 && rows != n) {
-        return InvalidArgument("inputs disagree on the batch size: " + std::to_string(rows) + " vs " + std::to_string(n) +
-                               " rows in input '" + t.name + "'");
+        return InvalidArgument("inputs disagree on the batch size: " + std::to_string(rows) + " vs " +
+                               std::to_string(n) + " rows in input '" + t.name + "'");
       }
       rows = n;
       per_row.erase(per_row.begin());
@@ -115,7 +117,8 @@ void InferenceService::Infer(InferCall&& call, Done done) {
     for (const auto& ro : call.outputs) {
       const int idx = c.OutputIndex(ro.name);
       if (idx < 0) {
-        s = InvalidArgument("model '" + c.name + "' has no output '" + ro.name + "' (outputs: " + Names(c.outputs) + ")");
+        s = InvalidArgument("model '" + c.name + "' has no output '" + ro.name + "' (outputs: " + Names(c.outputs) +
+                            ")");
         break;
       }
       req->requested_outputs.push_back(idx);
@@ -127,8 +130,10 @@ void InferenceService::Infer(InferCall&& call, Done done) {
   if (s.ok()) {
     auto priority = IntParam(call.parameters, "priority");
     auto timeout = IntParam(call.parameters, "timeout");
-    if (!priority.ok()) s = priority.status();
-    else if (!timeout.ok()) s = timeout.status();
+    if (!priority.ok())
+      s = priority.status();
+    else if (!timeout.ok())
+      s = timeout.status();
     else {
       if (*priority > 0) req->priority = static_cast<uint32_t>(std::min<int64_t>(*priority, UINT32_MAX));
       // A request may only shorten the model's default timeout.
@@ -150,7 +155,8 @@ void InferenceService::Infer(InferCall&& call, Done done) {
     done(result.status, std::move(reply));
   };
   BatchScope* scope = t_batch_scope;
-  Status enq = mv->scheduler().Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
+  Status enq =
+      mv->scheduler().Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
   if (enq.ok() && scope) scope->Add(mv);
   if (!enq.ok()) {
     count_failure("queue_full");

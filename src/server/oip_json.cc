@@ -16,7 +16,9 @@ namespace rj = rapidjson;
 std::string TypeOf(const rj::Value& v) {
   if (v.IsNull()) return "null";
   if (v.IsBool()) return v.GetBool() ? "true" : "false";
-  if (v.IsNumber()) return v.IsDouble() ? fmt::format("{}", v.GetDouble()) : (v.IsInt64() ? std::to_string(v.GetInt64()) : std::to_string(v.GetUint64()));
+  if (v.IsNumber())
+    return v.IsDouble() ? fmt::format("{}", v.GetDouble())
+                        : (v.IsInt64() ? std::to_string(v.GetInt64()) : std::to_string(v.GetUint64()));
   if (v.IsString()) return "a string";
   if (v.IsArray()) return "an array";
   return "an object";
@@ -63,14 +65,22 @@ bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out)
         return true;
       }
       return false;
-    case DataType::kUint8: return AppendInteger<uint8_t>(v, out);
-    case DataType::kUint16: return AppendInteger<uint16_t>(v, out);
-    case DataType::kUint32: return AppendInteger<uint32_t>(v, out);
-    case DataType::kUint64: return AppendInteger<uint64_t>(v, out);
-    case DataType::kInt8: return AppendInteger<int8_t>(v, out);
-    case DataType::kInt16: return AppendInteger<int16_t>(v, out);
-    case DataType::kInt32: return AppendInteger<int32_t>(v, out);
-    case DataType::kInt64: return AppendInteger<int64_t>(v, out);
+    case DataType::kUint8:
+      return AppendInteger<uint8_t>(v, out);
+    case DataType::kUint16:
+      return AppendInteger<uint16_t>(v, out);
+    case DataType::kUint32:
+      return AppendInteger<uint32_t>(v, out);
+    case DataType::kUint64:
+      return AppendInteger<uint64_t>(v, out);
+    case DataType::kInt8:
+      return AppendInteger<int8_t>(v, out);
+    case DataType::kInt16:
+      return AppendInteger<int16_t>(v, out);
+    case DataType::kInt32:
+      return AppendInteger<int32_t>(v, out);
+    case DataType::kInt64:
+      return AppendInteger<int64_t>(v, out);
     case DataType::kFp32:
       if (!v.IsNumber()) return false;
       Append<float>(out, static_cast<float>(v.GetDouble()));
@@ -88,7 +98,8 @@ bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out)
       std::memcpy(out.data() + n, v.GetString(), len);
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -126,11 +137,16 @@ Status DecodeParams(const rj::Value& v, const std::string& where, Params& out) {
   for (const auto& m : v.GetObject()) {
     const std::string key(m.name.GetString(), m.name.GetStringLength());
     const rj::Value& x = m.value;
-    if (x.IsBool()) out[key] = x.GetBool();
-    else if (x.IsInt64()) out[key] = x.GetInt64();
-    else if (x.IsNumber()) out[key] = x.GetDouble();
-    else if (x.IsString()) out[key] = std::string(x.GetString(), x.GetStringLength());
-    else return InvalidArgument(where + ": parameter '" + key + "' must be a string, number or bool");
+    if (x.IsBool())
+      out[key] = x.GetBool();
+    else if (x.IsInt64())
+      out[key] = x.GetInt64();
+    else if (x.IsNumber())
+      out[key] = x.GetDouble();
+    else if (x.IsString())
+      out[key] = std::string(x.GetString(), x.GetStringLength());
+    else
+      return InvalidArgument(where + ": parameter '" + key + "' must be a string, number or bool");
   }
   return Status::Ok();
 }
@@ -150,11 +166,13 @@ Status DecodeInput(const rj::Value& in, size_t index, std::string_view& binary, 
   const rj::Value* dt = Member(in, "datatype");
   if (!dt || !dt->IsString()) return InvalidArgument(tw + ": 'datatype' must be a string such as \"FP32\"");
   t.datatype = ParseDataType(std::string_view(dt->GetString(), dt->GetStringLength()));
-  if (t.datatype == DataType::kInvalid) return InvalidArgument(tw + ": unknown datatype '" + std::string(dt->GetString()) + "'");
+  if (t.datatype == DataType::kInvalid)
+    return InvalidArgument(tw + ": unknown datatype '" + std::string(dt->GetString()) + "'");
   const rj::Value* shape = Member(in, "shape");
   if (!shape || !shape->IsArray()) return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
   for (const auto& d : shape->GetArray()) {
-    if (!d.IsInt64() || d.GetInt64() < 0) return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
+    if (!d.IsInt64() || d.GetInt64() < 0)
+      return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
     t.shape.push_back(d.GetInt64());
   }
   const int64_t expected = t.element_count();
@@ -202,10 +220,14 @@ Status DecodeInput(const rj::Value& in, size_t index, std::string_view& binary, 
 }
 
 void AppendParam(std::string& out, const ParamValue& v) {
-  if (std::holds_alternative<bool>(v)) out += std::get<bool>(v) ? "true" : "false";
-  else if (std::holds_alternative<int64_t>(v)) out += std::to_string(std::get<int64_t>(v));
-  else if (std::holds_alternative<double>(v)) fmt::format_to(std::back_inserter(out), "{}", std::get<double>(v));
-  else AppendJsonString(out, std::get<std::string>(v));
+  if (std::holds_alternative<bool>(v))
+    out += std::get<bool>(v) ? "true" : "false";
+  else if (std::holds_alternative<int64_t>(v))
+    out += std::to_string(std::get<int64_t>(v));
+  else if (std::holds_alternative<double>(v))
+    fmt::format_to(std::back_inserter(out), "{}", std::get<double>(v));
+  else
+    AppendJsonString(out, std::get<std::string>(v));
 }
 
 template <typename T>
@@ -215,9 +237,12 @@ void AppendFloats(std::string& out, const Tensor& t) {
   for (int64_t i = 0; i < n; ++i) {
     if (i) out += ',';
     const T x = p[i];
-    if (std::isnan(x)) out += "NaN";
-    else if (std::isinf(x)) out += x > 0 ? "Infinity" : "-Infinity";
-    else fmt::format_to(std::back_inserter(out), "{}", x);
+    if (std::isnan(x))
+      out += "NaN";
+    else if (std::isinf(x))
+      out += x > 0 ? "Infinity" : "-Infinity";
+    else
+      fmt::format_to(std::back_inserter(out), "{}", x);
   }
 }
 
@@ -238,16 +263,36 @@ void AppendTensorData(std::string& out, const Tensor& t) {
       for (int64_t i = 0; i < t.element_count(); ++i) out += (i ? "," : "") + std::string(t.data[i] ? "true" : "false");
       break;
     }
-    case DataType::kUint8: AppendInts<uint8_t>(out, t); break;
-    case DataType::kUint16: AppendInts<uint16_t>(out, t); break;
-    case DataType::kUint32: AppendInts<uint32_t>(out, t); break;
-    case DataType::kUint64: AppendInts<uint64_t>(out, t); break;
-    case DataType::kInt8: AppendInts<int8_t>(out, t); break;
-    case DataType::kInt16: AppendInts<int16_t>(out, t); break;
-    case DataType::kInt32: AppendInts<int32_t>(out, t); break;
-    case DataType::kInt64: AppendInts<int64_t>(out, t); break;
-    case DataType::kFp32: AppendFloats<float>(out, t); break;
-    case DataType::kFp64: AppendFloats<double>(out, t); break;
+    case DataType::kUint8:
+      AppendInts<uint8_t>(out, t);
+      break;
+    case DataType::kUint16:
+      AppendInts<uint16_t>(out, t);
+      break;
+    case DataType::kUint32:
+      AppendInts<uint32_t>(out, t);
+      break;
+    case DataType::kUint64:
+      AppendInts<uint64_t>(out, t);
+      break;
+    case DataType::kInt8:
+      AppendInts<int8_t>(out, t);
+      break;
+    case DataType::kInt16:
+      AppendInts<int16_t>(out, t);
+      break;
+    case DataType::kInt32:
+      AppendInts<int32_t>(out, t);
+      break;
+    case DataType::kInt64:
+      AppendInts<int64_t>(out, t);
+      break;
+    case DataType::kFp32:
+      AppendFloats<float>(out, t);
+      break;
+    case DataType::kFp64:
+      AppendFloats<double>(out, t);
+      break;
     case DataType::kBytes: {
       size_t off = 0;
       for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
@@ -260,7 +305,8 @@ void AppendTensorData(std::string& out, const Tensor& t) {
       }
       break;
     }
-    default: break;  // FP16/BF16 are always sent binary
+    default:
+      break;  // FP16/BF16 are always sent binary
   }
   out += ']';
 }
@@ -271,11 +317,21 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
@@ -322,9 +378,11 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
     if (!id->IsString()) return InvalidArgument("'id' must be a string");
     call.id.assign(id->GetString(), id->GetStringLength());
   }
-  if (const rj::Value* p = Member(doc, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "request", call.parameters));
+  if (const rj::Value* p = Member(doc, "parameters"))
+    VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "request", call.parameters));
   if (auto it = call.parameters.find("binary_data_output"); it != call.parameters.end()) {
-    if (!std::holds_alternative<bool>(it->second)) return InvalidArgument("parameter 'binary_data_output' must be a bool");
+    if (!std::holds_alternative<bool>(it->second))
+      return InvalidArgument("parameter 'binary_data_output' must be a bool");
     call.binary_output = std::get<bool>(it->second);
   }
   const rj::Value* inputs = Member(doc, "inputs");
@@ -335,14 +393,16 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
     VIGIL_RETURN_IF_ERROR(DecodeInput((*inputs)[i], i, binary, call.inputs[i]));
   }
   if (!binary.empty()) {
-    return InvalidArgument(std::to_string(binary.size()) + " binary bytes after the last input are not claimed by any binary_data_size");
+    return InvalidArgument(std::to_string(binary.size()) +
+                           " binary bytes after the last input are not claimed by any binary_data_size");
   }
   if (const rj::Value* outputs = Member(doc, "outputs")) {
     if (!outputs->IsArray()) return InvalidArgument("'outputs' must be an array of {\"name\": ...}");
     for (rj::SizeType i = 0; i < outputs->Size(); ++i) {
       const rj::Value& o = (*outputs)[i];
       const rj::Value* name = o.IsObject() ? Member(o, "name") : nullptr;
-      if (!name || !name->IsString()) return InvalidArgument("outputs[" + std::to_string(i) + "]: 'name' must be a string");
+      if (!name || !name->IsString())
+        return InvalidArgument("outputs[" + std::to_string(i) + "]: 'name' must be a string");
       RequestedOutput ro;
       ro.name.assign(name->GetString(), name->GetStringLength());
       ro.binary = call.binary_output;
@@ -350,7 +410,8 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
         Params params;
         VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "output '" + ro.name + "'", params));
         if (auto it = params.find("binary_data"); it != params.end()) {
-          if (!std::holds_alternative<bool>(it->second)) return InvalidArgument("output '" + ro.name + "': binary_data must be a bool");
+          if (!std::holds_alternative<bool>(it->second))
+            return InvalidArgument("output '" + ro.name + "': binary_data must be a bool");
           ro.binary = std::get<bool>(it->second);
         }
       }
@@ -367,8 +428,8 @@ Status RawBodyInput(std::string_view body, const TensorSpec& input, bool batchin
   if (batching) out->shape.push_back(1);
   out->shape.insert(out->shape.end(), input.dims.begin(), input.dims.end());
   if (out->element_count() < 0) {
-    return InvalidArgument("Inference-Header-Content-Length: 0 needs an input with a fixed shape; input '" + input.name +
-                           "' has " + ShapeToString(input.dims));
+    return InvalidArgument("Inference-Header-Content-Length: 0 needs an input with a fixed shape; input '" +
+                           input.name + "' has " + ShapeToString(input.dims));
   }
   out->data.assign(body.begin(), body.end());
   if (out->data.size() != out->expected_byte_size()) {
@@ -406,8 +467,8 @@ EncodedBody EncodeInferReply(const InferReply& reply) {
   bool any_binary = false;
   for (size_t i = 0; i < reply.outputs.size(); ++i) {
     const Tensor& t = reply.outputs[i];
-    const bool binary = (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 ||
-                        t.datatype == DataType::kBf16;
+    const bool binary =
+        (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16;
     if (i) out += ',';
     out += "{\"name\":";
     AppendJsonString(out, t.name);

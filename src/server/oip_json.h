@@ -32,9 +32,9 @@ struct InferCall {
   std::string version;  // empty = latest
   std::string id;
   Params parameters;
-  std::vector<Tensor> inputs;  // in request order
+  std::vector<Tensor> inputs;            // in request order
   std::vector<RequestedOutput> outputs;  // empty = all
-  bool binary_output = false;  // "binary_data_output": true
+  bool binary_output = false;            // "binary_data_output": true
 };
 
 struct InferReply {

@@ -14,7 +14,8 @@ std::string Err(const std::string& body, std::optional<size_t> header = std::nul
 
 TEST(OipJson, DecodesNestedAndFlatDataTheSameWay) {
   auto nested = DecodeInferRequest(
-      R"({"id":"r1","inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[[1,2,3],[4,5,6.5]]}]})", std::nullopt);
+      R"({"id":"r1","inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[[1,2,3],[4,5,6.5]]}]})",
+      std::nullopt);
   auto flat = DecodeInferRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3,4,5,6.5]}]})",
                                  std::nullopt);
   ASSERT_TRUE(nested.ok()) << nested.status().message();
@@ -56,8 +57,9 @@ TEST(OipJson, RejectsBadInputWithAMessageThatNamesIt) {
   EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3,4,5]}]})")
                 .find("needs 6 elements, data has 5"),
             std::string::npos);
-  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP33","shape":[1],"data":[1]}]})").find("unknown datatype 'FP33'"),
-            std::string::npos);
+  EXPECT_NE(
+      Err(R"({"inputs":[{"name":"x","datatype":"FP33","shape":[1],"data":[1]}]})").find("unknown datatype 'FP33'"),
+      std::string::npos);
   EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[1.5]}]})").find("not a INT32"),
             std::string::npos);
   EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"UINT8","shape":[1],"data":[256]}]})").find("element 0"),
@@ -110,8 +112,9 @@ TEST(OipJson, EncodesJsonAndBinaryOutputs) {
   reply.binary = {false};
   EncodedBody json = EncodeInferReply(reply);
   EXPECT_FALSE(json.header_length);
-  EXPECT_EQ(json.body,
-            R"({"model_name":"m","model_version":"2","id":"abc","outputs":[{"name":"y","datatype":"FP32","shape":[1,3],"data":[0.25,1e-07,-3]}]})");
+  EXPECT_EQ(
+      json.body,
+      R"({"model_name":"m","model_version":"2","id":"abc","outputs":[{"name":"y","datatype":"FP32","shape":[1,3],"data":[0.25,1e-07,-3]}]})");
   reply.binary = {true};
   EncodedBody bin = EncodeInferReply(reply);
   ASSERT_TRUE(bin.header_length);
@@ -132,9 +135,7 @@ TEST(OipJson, RawBodyIsTheSingleInputAtBatchOne) {
   EXPECT_FALSE(RawBodyInput("abc", spec, true, &t).ok());
 }
 
-TEST(OipJson, ErrorJsonEscapes) {
-  EXPECT_EQ(ErrorJson("bad \"x\"\n"), R"({"error":"bad \"x\"\n"})");
-}
+TEST(OipJson, ErrorJsonEscapes) { EXPECT_EQ(ErrorJson("bad \"x\"\n"), R"({"error":"bad \"x\"\n"})"); }
 
 }  // namespace
 }  // namespace vigil

@@ -1,7 +1,7 @@
 #include "server/rest_api.h"
 
-#include <boost/beast/http.hpp>
 #include <rapidjson/document.h>
+#include <boost/beast/http.hpp>
 
 #include <charconv>
 
@@ -94,15 +94,24 @@ void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t
 
 unsigned HttpStatusFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kUnimplemented: return 501;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kDeadlineExceeded: return 504;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnimplemented:
+      return 501;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kDeadlineExceeded:
+      return 504;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -128,9 +137,9 @@ void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
     if (verb == want) return true;
-    HttpResponse res = MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
-                                                   std::string(request.target()) + "; use " +
-                                                   std::string(http::to_string(want))));
+    HttpResponse res =
+        MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
+                                    std::string(request.target()) + "; use " + std::string(http::to_string(want))));
     res.set(http::field::allow, http::to_string(want));
     respond(std::move(res));
     return false;
@@ -138,7 +147,8 @@ void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
   const size_t n = p.size();
 
   if (n == 1 && p[0] == "metrics") {
-    if (method_is(http::verb::get)) respond(MakeResponse(200, metrics_.registry().Expose(), "text/plain; version=0.0.4; charset=utf-8"));
+    if (method_is(http::verb::get))
+      respond(MakeResponse(200, metrics_.registry().Expose(), "text/plain; version=0.0.4; charset=utf-8"));
     return;
   }
   if (n >= 1 && p[0] == "v2") {
@@ -159,7 +169,8 @@ void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
       if (n == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
         if (!method_is(http::verb::post)) return;
         const Status s = p[4] == "load" ? repository_.LoadModel(p[3]) : repository_.UnloadModel(p[3]);
-        spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]), LogValue(s.ok() ? "ok" : s.message()));
+        spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]),
+                     LogValue(s.ok() ? "ok" : s.message()));
         return respond(s.ok() ? Json("{}") : Error(s));
       }
     }
@@ -203,8 +214,8 @@ void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
       }
     }
   }
-  respond(MakeResponse(404, ErrorJson("no route for " + std::string(request.method_string()) + " " +
-                                      std::string(request.target()))));
+  respond(MakeResponse(
+      404, ErrorJson("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
 }
 
 void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::string& version,
@@ -255,7 +266,8 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
 }
 
 HttpResponse RestApi::ServerMetadata() const {
-  std::string out = "{\"name\":\"vigil\",\"version\":\"" VIGIL_VERSION "\",\"extensions\":["
+  std::string out = "{\"name\":\"vigil\",\"version\":\"" VIGIL_VERSION
+                    "\",\"extensions\":["
                     "\"binary_tensor_data\",\"model_repository\",\"statistics\",\"model_configuration\"]}";
   return Json(std::move(out));
 }
@@ -264,7 +276,8 @@ HttpResponse RestApi::ServerReady() const {
   if (!state_.ready.load()) return MakeResponse(400, ErrorJson("server is not ready (starting or shutting down)"));
   for (const auto& m : state_.required_models) {
     auto pinned = repository_.Acquire(m, 0);
-    if (!pinned.ok()) return MakeResponse(400, ErrorJson("required model '" + m + "' is not ready: " + pinned.status().message()));
+    if (!pinned.ok())
+      return MakeResponse(400, ErrorJson("required model '" + m + "' is not ready: " + pinned.status().message()));
   }
   return MakeResponse(200, "{\"ready\":true}");
 }
@@ -306,7 +319,8 @@ HttpResponse RestApi::ModelReady(const std::string& model, const std::string& ve
   if (!pinned.ok()) {
     // Known but not ready answers "false" with 400; unknown models stay 404.
     const Status& st = pinned.status();
-    return MakeResponse(st.code() == StatusCode::kUnavailable ? 400 : HttpStatusFor(st.code()), ErrorJson(st.message()));
+    return MakeResponse(st.code() == StatusCode::kUnavailable ? 400 : HttpStatusFor(st.code()),
+                        ErrorJson(st.message()));
   }
   return MakeResponse(200, "{\"ready\":true}");
 }
@@ -348,8 +362,12 @@ HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::strin
   out += ",\"instances\":" + std::to_string(c.instances);
   out += ",\"version_policy\":";
   switch (c.version_policy.kind) {
-    case VersionPolicy::Kind::kAll: out += "\"all\""; break;
-    case VersionPolicy::Kind::kLatest: out += "{\"latest\":" + std::to_string(c.version_policy.latest) + "}"; break;
+    case VersionPolicy::Kind::kAll:
+      out += "\"all\"";
+      break;
+    case VersionPolicy::Kind::kLatest:
+      out += "{\"latest\":" + std::to_string(c.version_policy.latest) + "}";
+      break;
     case VersionPolicy::Kind::kSpecific:
       out += "{\"specific\":";
       AppendShape(out, c.version_policy.specific);
@@ -420,7 +438,8 @@ HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {
   if (b.find_first_not_of(" \t\r\n") != std::string::npos) {
     rapidjson::Document doc;
     doc.Parse(b.data(), b.size());
-    if (doc.HasParseError() || !doc.IsObject()) return Error(InvalidArgument("index body must be {\"ready\": true|false}"));
+    if (doc.HasParseError() || !doc.IsObject())
+      return Error(InvalidArgument("index body must be {\"ready\": true|false}"));
     for (const auto& m : doc.GetObject()) {
       if (std::string_view(m.name.GetString()) != "ready" || !m.value.IsBool()) {
         return Error(InvalidArgument("index body must be {\"ready\": true|false}, got key '" +

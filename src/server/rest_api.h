@@ -28,7 +28,8 @@ class RestApi {
   void Handle(HttpRequest&& request, HttpServer::Responder respond);
 
  private:
-  void Infer(HttpRequest&& request, const std::string& model, const std::string& version, HttpServer::Responder respond);
+  void Infer(HttpRequest&& request, const std::string& model, const std::string& version,
+             HttpServer::Responder respond);
   HttpResponse ServerMetadata() const;
   HttpResponse ModelMetadata(const std::string& model, const std::string& version) const;
   HttpResponse ModelReady(const std::string& model, const std::string& version) const;

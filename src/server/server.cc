@@ -58,7 +58,8 @@ Status RunServer(const ServerOptions& options) {
                LogValue(options.model_repository));
 
   using Clock = std::chrono::steady_clock;
-  auto next_poll = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
+  auto next_poll = Clock::now() +
+                   std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
   int received = 0;
   while (received == 0) {
     timespec wait{0, 100 * 1000 * 1000};
@@ -69,14 +70,17 @@ Status RunServer(const ServerOptions& options) {
     }
     if (options.poll_interval_s > 0 && Clock::now() >= next_poll) {
       repository->Poll();
-      next_poll = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
+      next_poll = Clock::now() +
+                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
     }
   }
 
   state.ready.store(false);
-  spdlog::info("event=shutdown_started signal={} in_flight={}", received == SIGTERM ? "SIGTERM" : "SIGINT", http->InFlight());
+  spdlog::info("event=shutdown_started signal={} in_flight={}", received == SIGTERM ? "SIGTERM" : "SIGINT",
+               http->InFlight());
   http->StopAccepting();
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.shutdown_timeout_s));
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(options.shutdown_timeout_s));
   while (http->InFlight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const int64_t abandoned = http->InFlight();
   if (abandoned > 0) {
@@ -88,7 +92,8 @@ Status RunServer(const ServerOptions& options) {
   repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
   // Let the I/O threads write the answers of cancelled requests.
   const auto flush_deadline = Clock::now() + std::chrono::seconds(1);
-  while (http->InFlight() > 0 && Clock::now() < flush_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (http->InFlight() > 0 && Clock::now() < flush_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   http->Stop();
   spdlog::info("event=shutdown_complete");
   return Status::Ok();

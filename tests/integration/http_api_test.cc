@@ -31,9 +31,10 @@ std::string Ones(int n) {
 class HttpApi : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = ServerProcess::Start({"--model-repository", (fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository").string(),
-                                    "--max-body-bytes", "200000"})
-                  .release();
+    server_ =
+        ServerProcess::Start({"--model-repository", (fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository").string(),
+                              "--max-body-bytes", "200000"})
+            .release();
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -113,9 +114,11 @@ TEST_F(HttpApi, RepositoryIndexListsEveryVersion) {
 // Every model reproduces, over HTTP, the outputs Python computed (1e-5).
 TEST_F(HttpApi, InferMatchesExpectedOutputsForEveryModel) {
   const fs::path repo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
-  for (const auto& [model, version] : std::vector<std::pair<std::string, std::string>>{
-           {"breast_cancer_mlp", "1"}, {"breast_cancer_mlp", "2"}, {"breast_cancer_mlp_onnx", "1"},
-           {"breast_cancer_xgb", "1"}, {"breast_cancer_xgb", "2"}}) {
+  for (const auto& [model, version] : std::vector<std::pair<std::string, std::string>>{{"breast_cancer_mlp", "1"},
+                                                                                       {"breast_cancer_mlp", "2"},
+                                                                                       {"breast_cancer_mlp_onnx", "1"},
+                                                                                       {"breast_cancer_xgb", "1"},
+                                                                                       {"breast_cancer_xgb", "2"}}) {
     auto expected = Parse(ReadFile(repo / model / version / "expected.json"));
     const auto& rows = expected["inputs"]["features"];
     std::string data;
@@ -123,7 +126,8 @@ TEST_F(HttpApi, InferMatchesExpectedOutputsForEveryModel) {
       for (const auto& x : row.GetArray()) data += (data.empty() ? "" : ",") + std::to_string(x.GetDouble());
     }
     // Nested data would also do; flat data checks the row-major path.
-    const std::string body = R"({"id":"req-)" + model + R"(","inputs":[{"name":"features","datatype":"FP32","shape":[)" +
+    const std::string body = R"({"id":"req-)" + model +
+                             R"(","inputs":[{"name":"features","datatype":"FP32","shape":[)" +
                              std::to_string(rows.Size()) + R"(,30],"data":[)" + data + "]}]}";
     auto reply = Post("/v2/models/" + model + "/versions/" + version + "/infer", body);
     ASSERT_EQ(reply.status, 200u) << reply.body;
@@ -175,17 +179,21 @@ TEST_F(HttpApi, BinaryTensorsBothWays) {
   EXPECT_NEAR(probs[0] + probs[1], 1.0f, 1e-5);
 
   // The same rows as JSON give the same answer.
-  auto json_reply = Parse(Post("/v2/models/breast_cancer_mlp_onnx/infer",
-                               R"({"inputs":[{"name":"features","datatype":"FP32","shape":[2,30],"data":[)" + [&] {
-                                 std::string s;
-                                 for (float v : values) s += (s.empty() ? "" : ",") + std::to_string(v);
-                                 return s;
-                               }() + R"(]}],"outputs":[{"name":"probabilities"}]})")
+  auto json_reply = Parse(Post(
+                              "/v2/models/breast_cancer_mlp_onnx/infer",
+                              R"({"inputs":[{"name":"features","datatype":"FP32","shape":[2,30],"data":[)" +
+                                  [&] {
+                                    std::string s;
+                                    for (float v : values) s += (s.empty() ? "" : ",") + std::to_string(v);
+                                    return s;
+                                  }() +
+                                  R"(]}],"outputs":[{"name":"probabilities"}]})")
                               .body);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(json_reply["outputs"][0]["data"][i].GetDouble(), probs[i], 1e-6);
 
   // binary_data_output: true makes every output binary.
-  auto all_binary = Post("/v2/models/breast_cancer_mlp/infer", FeaturesBody(1, R"(,"parameters":{"binary_data_output":true})"));
+  auto all_binary =
+      Post("/v2/models/breast_cancer_mlp/infer", FeaturesBody(1, R"(,"parameters":{"binary_data_output":true})"));
   ASSERT_EQ(all_binary.status, 200u);
   EXPECT_EQ(all_binary.body.size(), std::stoul(all_binary.header("inference-header-content-length")) + 16);
 
@@ -202,14 +210,17 @@ TEST_F(HttpApi, BadInputsGetAClearError) {
   ExpectError(Post("/v2/models/nope/infer", FeaturesBody(1)), 404, "unknown model 'nope'");
   ExpectError(Post("/v2/models/breast_cancer_mlp/versions/7/infer", FeaturesBody(1)), 404, "no ready version 7");
   ExpectError(Post("/v2/models/breast_cancer_mlp/versions/x1/infer", FeaturesBody(1)), 400, "positive integer");
-  ExpectError(Post(infer, R"({"inputs":[{"name":"feats","datatype":"FP32","shape":[1,30],"data":[)" + Ones(30) + "]}]}"),
-              400, "no input 'feats'");
-  ExpectError(Post(infer, R"({"inputs":[{"name":"features","datatype":"FP64","shape":[1,30],"data":[)" + Ones(30) + "]}]}"),
-              400, "must be FP32, got FP64");
+  ExpectError(
+      Post(infer, R"({"inputs":[{"name":"feats","datatype":"FP32","shape":[1,30],"data":[)" + Ones(30) + "]}]}"), 400,
+      "no input 'feats'");
+  ExpectError(
+      Post(infer, R"({"inputs":[{"name":"features","datatype":"FP64","shape":[1,30],"data":[)" + Ones(30) + "]}]}"),
+      400, "must be FP32, got FP64");
   ExpectError(Post(infer, R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,30],"data":[1,2,3]}]})"), 400,
               "needs 30 elements, data has 3");
-  ExpectError(Post(infer, R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,29],"data":[)" + Ones(29) + "]}]}"),
-              400, "expects [N] + [30]");
+  ExpectError(
+      Post(infer, R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,29],"data":[)" + Ones(29) + "]}]}"),
+      400, "expects [N] + [30]");
   ExpectError(Post(infer, FeaturesBody(65)), 400, "accepts 1 to 64 (max_batch_size)");
   ExpectError(Post(infer, FeaturesBody(1, R"(,"parameters":{"priority":"high"})")), 400, "'priority'");
   ExpectError(Get(infer), 405, "not allowed");

@@ -68,10 +68,8 @@ TEST(Lifecycle, BrokenModelsBecomeUnavailableWithTheirReasonWhileOthersServe) {
   struct Expect {
     std::string model, version, reason;
   } expects[] = {
-      {"corrupt_onnx", "1", "cannot load ONNX file"},
-      {"bad_config", "", "'max_batchsize'"},
-      {"missing_file", "1", "missing model file"},
-      {"shape_mismatch", "", ""},
+      {"corrupt_onnx", "1", "cannot load ONNX file"}, {"bad_config", "", "'max_batchsize'"},
+      {"missing_file", "1", "missing model file"},    {"shape_mismatch", "", ""},
       {"no_config", "", "missing config.yaml"},
   };
   for (const auto& e : expects) {
@@ -229,13 +227,17 @@ TEST(Lifecycle, FullQueueAnswers503AndExpiredRequests504) {
   // A 1 ms timeout cannot survive a 400 ms batching window: 504, never run.
   auto c = server->Client();
   const auto before = Parse(c->Get("/v2/models/breast_cancer_xgb/versions/1/stats")->body);
-  auto r = c->Post("/v2/models/breast_cancer_xgb/versions/1/infer", FeaturesBody(1, R"(,"parameters":{"timeout":1000})"));
+  auto r =
+      c->Post("/v2/models/breast_cancer_xgb/versions/1/infer", FeaturesBody(1, R"(,"parameters":{"timeout":1000})"));
   EXPECT_EQ(r->status, 504u) << r->body;
   EXPECT_NE(r->body.find("not executed"), std::string::npos) << r->body;
   const auto after = Parse(c->Get("/v2/models/breast_cancer_xgb/versions/1/stats")->body);
-  EXPECT_EQ(after["model_stats"][0]["execution_count"].GetUint64(), before["model_stats"][0]["execution_count"].GetUint64());
-  EXPECT_NE(c->Get("/metrics")->body.find("vigil_inference_failures_total{model=\"breast_cancer_xgb\",version=\"1\",reason=\"timeout\"} 1"),
-            std::string::npos);
+  EXPECT_EQ(after["model_stats"][0]["execution_count"].GetUint64(),
+            before["model_stats"][0]["execution_count"].GetUint64());
+  EXPECT_NE(
+      c->Get("/metrics")
+          ->body.find("vigil_inference_failures_total{model=\"breast_cancer_xgb\",version=\"1\",reason=\"timeout\"} 1"),
+      std::string::npos);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }

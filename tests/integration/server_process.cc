@@ -54,8 +54,8 @@ std::string FeaturesBody(int rows, const std::string& extra) {
       data += std::to_string(1.0 + 0.1 * c + 0.01 * r);
     }
   }
-  return R"({"inputs":[{"name":"features","datatype":"FP32","shape":[)" + std::to_string(rows) +
-         R"(,30],"data":[)" + data + "]}]" + extra + "}";
+  return R"({"inputs":[{"name":"features","datatype":"FP32","shape":[)" + std::to_string(rows) + R"(,30],"data":[)" +
+         data + "]}]" + extra + "}";
 }
 
 std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args) {
@@ -126,7 +126,8 @@ bool ServerProcess::WaitForLog(const std::string& needle, double timeout_s) cons
     if (Log().find(needle) != std::string::npos) return true;
     siginfo_t info{};
     // Peek (WNOWAIT): a server that died will not log any more.
-    if (pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_) {
+    if (pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid_) {
       return Log().find(needle) != std::string::npos;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
