@@ -4,6 +4,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 
 #include "core/logging.h"
@@ -97,7 +98,29 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(shared_->options.max_body_bytes);
     parser_->header_limit(64 * 1024);
-    http::async_read(socket_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    http::async_read_header(socket_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  // Clients such as curl send large bodies only after "100 Continue"
+  // (otherwise they wait a second first); a body that is already known to
+  // be too large is refused before it is sent.
+  void OnHeader(beast::error_code ec, size_t) {
+    if (ec || parser_->is_done()) return OnRead(ec, 0);
+    const auto expect = parser_->get()[http::field::expect];
+    if (!beast::iequals(expect, "100-continue")) {
+      return http::async_read(socket_, buffer_, *parser_,
+                              beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    }
+    const auto length = parser_->content_length();
+    if (length && *length > shared_->options.max_body_bytes) return OnRead(http::error::body_limit, 0);
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                       if (write_ec) return self->Close();
+                       http::async_read(self->socket_, self->buffer_, *self->parser_,
+                                        beast::bind_front_handler(&Session::OnRead, self));
+                     });
   }
 
   void OnRead(beast::error_code ec, size_t) {

@@ -234,6 +234,27 @@ TEST_F(HttpApi, BadInputsGetAClearError) {
   EXPECT_EQ(Post(infer, FeaturesBody(1)).status, 200u);
 }
 
+// curl sends large bodies only after "100 Continue" and otherwise waits a
+// second; the server answers the expectation at once.
+TEST_F(HttpApi, ExpectContinueIsAnsweredAtOnce) {
+  const fs::path body = fs::temp_directory_path() / ("vigil_expect_" + std::to_string(::getpid()) + ".json");
+  WriteFile(body, FeaturesBody(2));
+  const std::string cmd = "curl -s -o /dev/null -w '%{http_code} %{time_total}' --expect100-timeout 3 "
+                          "-H 'Expect: 100-continue' -X POST --data-binary @" + body.string() +
+                          " http://127.0.0.1:" + std::to_string(server_->port()) + "/v2/models/breast_cancer_mlp/infer";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[128] = {0};
+  const size_t n = fread(buf, 1, sizeof buf - 1, pipe);
+  ::pclose(pipe);
+  fs::remove(body);
+  unsigned code = 0;
+  double seconds = 99;
+  ASSERT_EQ(std::sscanf(std::string(buf, n).c_str(), "%u %lf", &code, &seconds), 2) << buf;
+  EXPECT_EQ(code, 200u);
+  EXPECT_LT(seconds, 2.0);  // without 100 Continue curl waits the full 3 s
+}
+
 TEST_F(HttpApi, StatisticsCountInferences) {
   ASSERT_EQ(Post("/v2/models/breast_cancer_xgb/versions/2/infer", FeaturesBody(3)).status, 200u);
   auto stats = Parse(Get("/v2/models/breast_cancer_xgb/versions/2/stats").body);
