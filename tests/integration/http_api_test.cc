@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "server_process.h"
 
@@ -253,6 +254,47 @@ TEST_F(HttpApi, ExpectContinueIsAnsweredAtOnce) {
   ASSERT_EQ(std::sscanf(std::string(buf, n).c_str(), "%u %lf", &code, &seconds), 2) << buf;
   EXPECT_EQ(code, 200u);
   EXPECT_LT(seconds, 2.0);  // without 100 Continue curl waits the full 3 s
+}
+
+// Mutated bodies (flipped bytes, truncation, bogus binary lengths) get an
+// answer and never take the server down.
+TEST_F(HttpApi, MutatedBodiesAreAnsweredAndTheServerSurvives) {
+  std::mt19937 rng(20261128);
+  const std::string valid = FeaturesBody(2, R"(,"outputs":[{"name":"logits"}],"parameters":{"priority":1})");
+  int answered = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string body = valid;
+    switch (i % 4) {
+      case 0:  // flip a few bytes
+        for (int k = 0; k < 3; ++k) body[rng() % body.size()] = static_cast<char>(rng() % 256);
+        break;
+      case 1:  // truncate
+        body.resize(rng() % body.size());
+        break;
+      case 2:  // splice a random chunk elsewhere
+        body.insert(rng() % body.size(), body.substr(rng() % body.size(), 1 + rng() % 20));
+        break;
+      case 3:  // random bytes
+        body.assign(1 + rng() % 200, '\0');
+        for (auto& c : body) c = static_cast<char>(rng() % 256);
+        break;
+    }
+    std::map<std::string, std::string> headers;
+    if (i % 5 == 0) headers["Inference-Header-Content-Length"] = std::to_string(rng() % (body.size() + 10));
+    auto r = client_->Post("/v2/models/breast_cancer_mlp/infer", body, headers);
+    if (!r.ok()) {
+      client_ = server_->Client();  // the server may close a connection after a malformed request
+      continue;
+    }
+    ++answered;
+    EXPECT_TRUE(r->status == 200 || (r->status >= 400 && r->status < 500)) << r->status << " " << r->body;
+    if (r->status != 200) {
+      EXPECT_NE(r->body.find("\"error\""), std::string::npos) << r->body;
+    }
+  }
+  EXPECT_GT(answered, 350);
+  client_ = server_->Client();
+  EXPECT_EQ(Post("/v2/models/breast_cancer_mlp/infer", FeaturesBody(1)).status, 200u);
 }
 
 TEST_F(HttpApi, StatisticsCountInferences) {
