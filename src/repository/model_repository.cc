@@ -160,6 +160,7 @@ void ModelRepository::Poll() {
     std::lock_guard lock(records_mu_);
     records_.erase(name);
     unloaded_by_request_.erase(name);
+    failed_fingerprints_.erase(name);
   }
 }
 
@@ -213,9 +214,11 @@ void ModelRepository::RemoveModel(const std::string& name, const std::string& re
 void ModelRepository::SyncModel(const std::string& name, bool force) {
   const fs::path dir = options_.root / name;
   auto set_model_error = [&](const std::string& error) {
-    spdlog::error("event=model_unavailable model={} reason={}", LogValue(name), LogValue(error));
     std::lock_guard lock(records_mu_);
-    records_[name].model_error = error;
+    std::string& current = records_[name].model_error;
+    // Polling finds the same fault again and again; log it once.
+    if (current != error) spdlog::error("event=model_unavailable model={} reason={}", LogValue(name), LogValue(error));
+    current = error;
   };
 
   auto text = ReadFile(dir / "config.yaml");
@@ -271,6 +274,13 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       next[v] = old->second;
       continue;
     }
+    // A version that failed to load is retried only once its files change
+    // (or on an explicit load), not on every poll.
+    std::string& failed = failed_fingerprints_[name][v];
+    if (!force && failed == fingerprint) {
+      if (old != existing.end()) next[v] = old->second;
+      continue;
+    }
     {
       std::lock_guard lock(records_mu_);
       auto& rec = records_[name].versions[v];
@@ -292,6 +302,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       }
     }
     if (loaded) {
+      failed.clear();
       next[v] = loaded;
       changed = true;
       std::lock_guard lock(records_mu_);
@@ -299,6 +310,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       spdlog::info("event=model_ready model={} version={} backend={} instances={}", LogValue(name), v,
                    BackendKindName(config->backend), config->instances);
     } else {
+      failed = fingerprint;
       spdlog::error("event=model_load_failed model={} version={} reason={}", LogValue(name), v,
                     LogValue(status.message()));
       if (old != existing.end()) {
@@ -534,7 +546,14 @@ std::vector<VersionStatus> ModelRepository::Index() const {
         continue;
       }
     }
-    for (const auto& [v, st] : rec.versions) out.push_back(st);
+    for (const auto& [v, st] : rec.versions) {
+      out.push_back(st);
+      // A model whose folder broke after it loaded keeps serving; say why
+      // the change on disk was not applied.
+      if (!rec.model_error.empty() && st.state == VersionState::kReady && st.reason.empty()) {
+        out.back().reason = "still serving the last good load; the change on disk failed: " + rec.model_error;
+      }
+    }
   }
   return out;
 }

@@ -135,6 +135,8 @@ class ModelRepository {
   Options options_;
   std::mutex control_mu_;                      // serialises Poll/Load/Unload
   std::set<std::string> unloaded_by_request_;  // guarded by control_mu_
+  // Per model and version, the fingerprint of files that failed to load.
+  std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_;  // guarded by control_mu_
   std::atomic<std::shared_ptr<const ServingTable>> table_;
 
   mutable std::mutex records_mu_;

@@ -63,7 +63,7 @@ TEST(Lifecycle, BrokenModelsBecomeUnavailableWithTheirReasonWhileOthersServe) {
   // No config at all.
   fs::create_directories(repo / "no_config" / "1");
 
-  auto server = ServerProcess::Start({"--model-repository", repo.string()});
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.05"});
   auto c = server->Client();
   struct Expect {
     std::string model, version, reason;
@@ -95,6 +95,21 @@ TEST(Lifecycle, BrokenModelsBecomeUnavailableWithTheirReasonWhileOthersServe) {
     ASSERT_TRUE(ok.ok());
     EXPECT_EQ(ok->status, 200u) << m << ": " << ok->body;
   }
+  // Polling does not retry unchanged broken files, nor log them again...
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  auto count = [&](const std::string& needle) {
+    const std::string log = server->Log();
+    int n = 0;
+    for (size_t pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("event=model_load_failed model=corrupt_onnx"), 1);
+  EXPECT_EQ(count("event=model_unavailable model=bad_config"), 1);
+  // ...but a repaired file is picked up.
+  fs::copy_file(repo / "breast_cancer_mlp_onnx" / "1" / "model.onnx", repo / "corrupt_onnx" / "1" / "model.onnx",
+                fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(server->WaitForLog("event=model_ready model=corrupt_onnx version=1", 10));
+  EXPECT_EQ(c->Post("/v2/models/corrupt_onnx/infer", FeaturesBody(1))->status, 200u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }
@@ -162,6 +177,28 @@ TEST(Lifecycle, HotReloadUnderLoadLosesNoRequest) {
   EXPECT_GT(ok.load(), 100);
   EXPECT_TRUE(versions_seen.count("2") && versions_seen.count("3")) << versions_seen.size();
   EXPECT_TRUE(server->WaitForLog("event=model_unloaded model=breast_cancer_mlp version=3"));
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+TEST(Lifecycle, ABrokenConfigOnDiskLeavesTheLoadedModelServing) {
+  const fs::path repo = ScratchDir("broken_reload");
+  CopyExampleRepository(repo, {"breast_cancer_xgb"});
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.1"});
+  auto c = server->Client();
+  const fs::path config = repo / "breast_cancer_xgb" / "config.yaml";
+  const std::string good = ReadFile(config);
+  WriteFile(config, good + "batch_everything: true\n");
+  ASSERT_TRUE(server->WaitForLog("'batch_everything'", 10));
+  EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1))->status, 200u);
+  auto [state, reason] = IndexRow(*c, "breast_cancer_xgb", "2");
+  EXPECT_EQ(state, "READY");
+  EXPECT_NE(reason.find("'batch_everything'"), std::string::npos) << reason;
+  WriteFile(config, good);
+  for (int i = 0; i < 100 && !IndexRow(*c, "breast_cancer_xgb", "2").second.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(IndexRow(*c, "breast_cancer_xgb", "2").second, "");
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }
