@@ -109,6 +109,19 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec || parser_->is_done()) return OnRead(ec, 0);
     const auto expect = parser_->get()[http::field::expect];
     if (!beast::iequals(expect, "100-continue")) {
+      // Usually the body arrived with the header: parse it from the buffer
+      // without another trip through the event loop.
+      while (!parser_->is_done() && buffer_.size() > 0) {
+        const size_t used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == http::error::need_more) {
+          ec = {};
+          break;
+        }
+        if (ec) return OnRead(ec, 0);
+        if (used == 0) break;
+      }
+      if (parser_->is_done()) return OnRead(ec, 0);
       return http::async_read(socket_, buffer_, *parser_,
                               beast::bind_front_handler(&Session::OnRead, shared_from_this()));
     }
