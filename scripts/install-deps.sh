@@ -10,8 +10,9 @@ set -euo pipefail
 build=(cmake g++ make ccache pkg-config
        libboost-dev libboost-system-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
        libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libgoogle-perftools-dev
+       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
        libgtest-dev libgmock-dev libbenchmark-dev)
-tests=(prometheus curl python3)
+tests=(prometheus curl python3 python3-grpcio python3-grpc-tools)
 examples=(python3-sklearn python3-torch python3-xgboost python3-onnx)
 bench=(wrk nginx python3-fastapi python3-uvicorn python3-torch nodejs npm)
 

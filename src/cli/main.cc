@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   serve->add_option("--http-port", so.http_port, "HTTP port; 0 picks a free port (the log says which)")
       ->default_val(8000);
+  serve->add_option("--grpc-port", so.grpc_port,
+                    "gRPC port (inference.GRPCInferenceService); 0 picks a free port; -1 (default) = no gRPC")
+      ->default_val(-1)
+      ->check(CLI::Range(-1, 65535));
   serve->add_option("--host", so.host, "Address to listen on")->default_val("0.0.0.0");
   serve
       ->add_option("--poll-interval", so.poll_interval_s,

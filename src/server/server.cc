@@ -7,6 +7,7 @@
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
 #include "server/rest_api.h"
@@ -46,6 +47,14 @@ Status RunServer(const ServerOptions& options) {
   // Live (and answering "not ready") while the models load.
   http->Start();
   spdlog::info("event=listening protocol=http host={} port={}", options.host, http->port());
+  std::unique_ptr<GrpcServer> grpc;
+  if (options.grpc_port >= 0) {
+    GrpcServer::Options go;
+    go.host = options.host;
+    go.port = options.grpc_port;
+    VIGIL_ASSIGN_OR_RETURN(grpc, GrpcServer::Create(go, service, *repository, state));
+    spdlog::info("event=listening protocol=grpc host={} port={}", options.host, grpc->port());
+  }
 
   repository->Poll();
   state.ready.store(true);
@@ -82,6 +91,11 @@ Status RunServer(const ServerOptions& options) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(options.shutdown_timeout_s));
   while (http->InFlight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (grpc) {
+    // Running calls finish while the schedulers still run; the rest is cancelled.
+    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+    grpc->Shutdown(std::max(0.0, left));
+  }
   const int64_t abandoned = http->InFlight();
   if (abandoned > 0) {
     spdlog::warn("event=shutdown_timeout abandoned_requests={} timeout_s={}", abandoned, options.shutdown_timeout_s);

@@ -17,6 +17,7 @@ struct ServerOptions {
   std::string model_repository;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
+  int grpc_port = -1;  // -1 = no gRPC; 0 picks a free port
   int http_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   double poll_interval_s = 0;  // 0 = load once at start

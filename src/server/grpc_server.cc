@@ -1,0 +1,350 @@
+#include "server/grpc_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "core/logging.h"
+#include "grpc_predict_v2.grpc.pb.h"
+#include "server/inference_service.h"
+#include "server/rest_api.h"
+
+namespace vigil {
+namespace {
+
+namespace pb = ::inference;
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFor(s.code())), s.message());
+}
+
+Params ToParams(const google::protobuf::Map<std::string, pb::InferParameter>& in) {
+  Params out;
+  for (const auto& [k, v] : in) {
+    switch (v.parameter_choice_case()) {
+      case pb::InferParameter::kBoolParam: out[k] = v.bool_param(); break;
+      case pb::InferParameter::kInt64Param: out[k] = v.int64_param(); break;
+      case pb::InferParameter::kStringParam: out[k] = v.string_param(); break;
+      default: break;
+    }
+  }
+  return out;
+}
+
+template <typename T, typename Repeated>
+void CopyTyped(const Repeated& values, std::vector<uint8_t>& out) {
+  out.resize(static_cast<size_t>(values.size()) * sizeof(T));
+  T* dst = reinterpret_cast<T*>(out.data());
+  for (int i = 0; i < values.size(); ++i) dst[i] = static_cast<T>(values.Get(i));
+}
+
+bool HasTypedContents(const pb::InferTensorContents& c) {
+  return c.bool_contents_size() || c.int_contents_size() || c.int64_contents_size() || c.uint_contents_size() ||
+         c.uint64_contents_size() || c.fp32_contents_size() || c.fp64_contents_size() || c.bytes_contents_size();
+}
+
+// Typed contents → tensor bytes; returns the element count it found.
+Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t) {
+  int64_t count = 0;
+  switch (t.datatype) {
+    case DataType::kBool: CopyTyped<uint8_t>(c.bool_contents(), t.data); count = c.bool_contents_size(); break;
+    case DataType::kInt8: CopyTyped<int8_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
+    case DataType::kInt16: CopyTyped<int16_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
+    case DataType::kInt32: CopyTyped<int32_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
+    case DataType::kInt64: CopyTyped<int64_t>(c.int64_contents(), t.data); count = c.int64_contents_size(); break;
+    case DataType::kUint8: CopyTyped<uint8_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
+    case DataType::kUint16: CopyTyped<uint16_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
+    case DataType::kUint32: CopyTyped<uint32_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
+    case DataType::kUint64: CopyTyped<uint64_t>(c.uint64_contents(), t.data); count = c.uint64_contents_size(); break;
+    case DataType::kFp32: CopyTyped<float>(c.fp32_contents(), t.data); count = c.fp32_contents_size(); break;
+    case DataType::kFp64: CopyTyped<double>(c.fp64_contents(), t.data); count = c.fp64_contents_size(); break;
+    case DataType::kBytes:
+      for (const auto& b : c.bytes_contents()) {
+        const uint32_t len = static_cast<uint32_t>(b.size());
+        const size_t n = t.data.size();
+        t.data.resize(n + 4 + len);
+        std::memcpy(t.data.data() + n, &len, 4);
+        std::memcpy(t.data.data() + n + 4, b.data(), len);
+      }
+      count = c.bytes_contents_size();
+      break;
+    default:
+      return InvalidArgument("input '" + t.name + "': " + std::string(DataTypeName(t.datatype)) +
+                             " travels only in raw_input_contents");
+  }
+  if (count != t.element_count()) {
+    return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " needs " +
+                           std::to_string(t.element_count()) + " elements, contents hold " + std::to_string(count));
+  }
+  return Status::Ok();
+}
+
+// ModelInferRequest → InferCall; `raw` reports whether raw contents were used.
+Status DecodeRequest(const pb::ModelInferRequest& req, InferCall& call, bool& raw) {
+  call.model = req.model_name();
+  call.version = req.model_version();
+  call.id = req.id();
+  call.parameters = ToParams(req.parameters());
+  raw = req.raw_input_contents_size() > 0;
+  if (req.inputs_size() == 0) return InvalidArgument("'inputs' is empty");
+  if (raw && req.raw_input_contents_size() != req.inputs_size()) {
+    return InvalidArgument("raw_input_contents has " + std::to_string(req.raw_input_contents_size()) +
+                           " entries for " + std::to_string(req.inputs_size()) + " inputs; give one per input");
+  }
+  for (int i = 0; i < req.inputs_size(); ++i) {
+    const auto& in = req.inputs(i);
+    Tensor t;
+    t.name = in.name();
+    t.datatype = ParseDataType(in.datatype());
+    if (t.datatype == DataType::kInvalid) return InvalidArgument("input '" + t.name + "': unknown datatype '" + in.datatype() + "'");
+    for (int64_t d : in.shape()) {
+      if (d < 0) return InvalidArgument("input '" + t.name + "': shape must hold non-negative sizes");
+      t.shape.push_back(d);
+    }
+    if (raw) {
+      if (HasTypedContents(in.contents())) {
+        return InvalidArgument("input '" + t.name + "' has typed contents while the request uses raw_input_contents; use one or the other");
+      }
+      const std::string& bytes = req.raw_input_contents(i);
+      t.data.assign(bytes.begin(), bytes.end());
+      if (t.datatype == DataType::kBytes) {
+        VIGIL_RETURN_IF_ERROR(ValidateBytesBuffer(t.data, t.element_count()).WithContext("input '" + t.name + "'"));
+      } else if (t.data.size() != t.expected_byte_size()) {
+        return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " of " + in.datatype() + " needs " +
+                               std::to_string(t.expected_byte_size()) + " bytes, raw contents hold " +
+                               std::to_string(t.data.size()));
+      }
+    } else {
+      VIGIL_RETURN_IF_ERROR(DecodeTyped(in.contents(), t));
+    }
+    call.inputs.push_back(std::move(t));
+  }
+  for (const auto& o : req.outputs()) call.outputs.push_back({o.name(), raw});
+  call.binary_output = raw;
+  return Status::Ok();
+}
+
+template <typename T, typename Repeated>
+void AppendTyped(const Tensor& t, Repeated* out) {
+  const T* p = t.as<T>();
+  for (int64_t i = 0; i < t.element_count(); ++i) out->Add(p[i]);
+}
+
+void EncodeTyped(const Tensor& t, pb::InferTensorContents* c) {
+  switch (t.datatype) {
+    case DataType::kBool: AppendTyped<uint8_t>(t, c->mutable_bool_contents()); break;
+    case DataType::kInt8: AppendTyped<int8_t>(t, c->mutable_int_contents()); break;
+    case DataType::kInt16: AppendTyped<int16_t>(t, c->mutable_int_contents()); break;
+    case DataType::kInt32: AppendTyped<int32_t>(t, c->mutable_int_contents()); break;
+    case DataType::kInt64: AppendTyped<int64_t>(t, c->mutable_int64_contents()); break;
+    case DataType::kUint8: AppendTyped<uint8_t>(t, c->mutable_uint_contents()); break;
+    case DataType::kUint16: AppendTyped<uint16_t>(t, c->mutable_uint_contents()); break;
+    case DataType::kUint32: AppendTyped<uint32_t>(t, c->mutable_uint_contents()); break;
+    case DataType::kUint64: AppendTyped<uint64_t>(t, c->mutable_uint64_contents()); break;
+    case DataType::kFp32: AppendTyped<float>(t, c->mutable_fp32_contents()); break;
+    case DataType::kFp64: AppendTyped<double>(t, c->mutable_fp64_contents()); break;
+    case DataType::kBytes: {
+      size_t off = 0;
+      for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
+        uint32_t len;
+        std::memcpy(&len, t.data.data() + off, 4);
+        c->add_bytes_contents(reinterpret_cast<const char*>(t.data.data() + off + 4), len);
+        off += 4 + len;
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+void EncodeReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp) {
+  resp->set_model_name(reply.model);
+  resp->set_model_version(reply.version);
+  resp->set_id(reply.id);
+  for (const Tensor& t : reply.outputs) {
+    auto* out = resp->add_outputs();
+    out->set_name(t.name);
+    out->set_datatype(std::string(DataTypeName(t.datatype)));
+    for (int64_t d : t.shape) out->add_shape(d);
+    // FP16/BF16 have no typed field: always raw.
+    if (raw || t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16) {
+      resp->add_raw_output_contents(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+    } else {
+      EncodeTyped(t, out->mutable_contents());
+    }
+  }
+}
+
+class Service final : public pb::GRPCInferenceService::CallbackService {
+ public:
+  Service(InferenceService& service, ModelRepository& repository, ServerState& state)
+      : service_(service), repository_(repository), state_(state) {}
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const pb::ServerLiveRequest*,
+                                       pb::ServerLiveResponse* resp) override {
+    resp->set_live(true);
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx, const pb::ServerReadyRequest*,
+                                        pb::ServerReadyResponse* resp) override {
+    bool ready = state_.ready.load();
+    for (const auto& m : state_.required_models) ready = ready && repository_.Acquire(m, 0).ok();
+    resp->set_ready(ready);
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const pb::ModelReadyRequest* req,
+                                       pb::ModelReadyResponse* resp) override {
+    auto v = ParseVersionString(req->version());
+    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
+    auto pinned = repository_.Acquire(req->name(), *v);
+    // Unknown models are NOT_FOUND; known ones answer ready true or false.
+    if (!pinned.ok()) {
+      auto info = repository_.Find(req->name());
+      if (!info.ok() && info.status().code() == StatusCode::kNotFound) return Done(ctx, ToGrpc(info.status()));
+    }
+    resp->set_ready(pinned.ok());
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx, const pb::ServerMetadataRequest*,
+                                           pb::ServerMetadataResponse* resp) override {
+    resp->set_name("vigil");
+    resp->set_version(VIGIL_VERSION);
+    for (const char* e : {"binary_tensor_data", "model_repository", "statistics", "model_configuration"}) {
+      resp->add_extensions(e);
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const pb::ModelMetadataRequest* req,
+                                          pb::ModelMetadataResponse* resp) override {
+    auto v = ParseVersionString(req->version());
+    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
+    auto info = repository_.Find(req->name());
+    if (!info.ok()) return Done(ctx, ToGrpc(info.status()));
+    if (*v != 0) {
+      auto pinned = repository_.Acquire(req->name(), *v);
+      if (!pinned.ok()) return Done(ctx, ToGrpc(pinned.status()));
+    }
+    const ModelConfig& c = *info->config;
+    resp->set_name(c.name);
+    for (int64_t rv : info->ready_versions) {
+      if (*v == 0 || rv == *v) resp->add_versions(std::to_string(rv));
+    }
+    resp->set_platform(std::string(BackendPlatform(c.backend)));
+    auto add = [&](const std::vector<TensorSpec>& specs, auto* list) {
+      for (const auto& s : specs) {
+        auto* t = list->Add();
+        t->set_name(s.name);
+        t->set_datatype(std::string(DataTypeName(s.datatype)));
+        if (c.max_batch_size > 0) t->add_shape(-1);
+        for (int64_t d : s.dims) t->add_shape(d);
+      }
+    };
+    add(c.inputs, resp->mutable_inputs());
+    add(c.outputs, resp->mutable_outputs());
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* req,
+                                       pb::ModelInferResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    InferCall call;
+    bool raw = false;
+    if (Status s = DecodeRequest(*req, call, raw); !s.ok()) {
+      reactor->Finish(ToGrpc(s));
+      return reactor;
+    }
+    // The client's deadline becomes the request timeout: a request whose
+    // deadline passes in the queue is never executed.
+    const auto deadline = ctx->deadline();
+    if (deadline != std::chrono::system_clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::system_clock::now());
+      if (left.count() <= 0) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the client's deadline passed before the request was queued"));
+        return reactor;
+      }
+      auto it = call.parameters.find("timeout");
+      if (it == call.parameters.end() || !std::holds_alternative<int64_t>(it->second) ||
+          std::get<int64_t>(it->second) > left.count()) {
+        call.parameters["timeout"] = static_cast<int64_t>(left.count());
+      }
+    }
+    service_.Infer(std::move(call), [reactor, resp, raw](const Status& s, InferReply&& reply) {
+      if (!s.ok()) return reactor->Finish(ToGrpc(s));
+      EncodeReply(std::move(reply), raw, resp);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+
+  InferenceService& service_;
+  ModelRepository& repository_;
+  ServerState& state_;
+};
+
+}  // namespace
+
+struct GrpcServer::Impl {
+  std::unique_ptr<Service> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+int GrpcCodeFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return grpc::StatusCode::OK;
+    case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
+    case StatusCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
+    case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case StatusCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
+    case StatusCode::kInternal: return grpc::StatusCode::INTERNAL;
+    case StatusCode::kUnimplemented: return grpc::StatusCode::UNIMPLEMENTED;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
+                                                          ModelRepository& repository, ServerState& state) {
+  auto impl = std::make_unique<Impl>();
+  impl->service = std::make_unique<Service>(service, repository, state);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.host + ":" + std::to_string(options.port), grpc::InsecureServerCredentials(),
+                           &impl->port);
+  builder.RegisterService(impl->service.get());
+  builder.SetMaxReceiveMessageSize(-1);
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0) {
+    return Unavailable("cannot listen for gRPC on " + options.host + ":" + std::to_string(options.port));
+  }
+  return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
+}
+
+GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GrpcServer::~GrpcServer() { Shutdown(0); }
+
+int GrpcServer::port() const { return impl_->port; }
+
+void GrpcServer::Shutdown(double timeout_s) {
+  if (!impl_->server) return;
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+}  // namespace vigil

@@ -1,0 +1,44 @@
+// GrpcServer: the Open Inference Protocol over gRPC
+// (inference.GRPCInferenceService), a thin frontend over the same
+// InferenceService and ModelRepository as HTTP. Generated protobuf and gRPC
+// headers stay in grpc_server.cc. Thread-safe; lifecycle: Create (binds and
+// starts) → Shutdown.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace vigil {
+
+class InferenceService;
+class ModelRepository;
+struct ServerState;
+
+class GrpcServer {
+ public:
+  struct Options {
+    std::string host = "0.0.0.0";
+    int port = 8001;  // 0 picks a free port
+  };
+
+  static StatusOr<std::unique_ptr<GrpcServer>> Create(Options options, InferenceService& service,
+                                                      ModelRepository& repository, ServerState& state);
+  ~GrpcServer();
+
+  int port() const;
+  // Stops accepting calls; waits up to `timeout_s` for running calls.
+  void Shutdown(double timeout_s);
+
+  struct Impl;
+
+ private:
+  explicit GrpcServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The one Status → gRPC code mapping (as an int, grpc::StatusCode's value).
+int GrpcCodeFor(StatusCode code);
+
+}  // namespace vigil

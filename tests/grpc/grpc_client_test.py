@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Compatibility test of Vigil's gRPC frontend with an independent client:
+Python's grpcio (Debian python3-grpcio), stubs generated at test time from
+proto/grpc_predict_v2.proto with grpc_tools.
+
+  grpc_client_test.py PATH/TO/vigil
+"""
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VIGIL = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "vigil")
+REPO = os.path.join(ROOT, "examples", "repository")
+
+STUBS = tempfile.mkdtemp(prefix="vigil_grpc_stubs_")
+from grpc_tools import protoc  # noqa: E402
+
+if protoc.main(["protoc", "-I", os.path.join(ROOT, "proto"), f"--python_out={STUBS}", f"--grpc_python_out={STUBS}",
+                os.path.join(ROOT, "proto", "grpc_predict_v2.proto")]) != 0:
+    raise SystemExit("cannot generate Python stubs from proto/grpc_predict_v2.proto")
+sys.path.insert(0, STUBS)
+import grpc  # noqa: E402
+import grpc_predict_v2_pb2 as pb  # noqa: E402
+import grpc_predict_v2_pb2_grpc as pbg  # noqa: E402
+
+
+class Server:
+    """`vigil serve` on free HTTP and gRPC ports."""
+
+    def __init__(self, repo):
+        self.log = tempfile.NamedTemporaryFile(prefix="vigil_grpc_", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([VIGIL, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+                                      "--host", "127.0.0.1"], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            text = pathlib.Path(self.log.name).read_text()
+            if "event=server_ready" in text:
+                self.http = int(re.search(r"protocol=http host=\S+ port=(\d+)", text).group(1))
+                self.grpc = int(re.search(r"protocol=grpc host=\S+ port=(\d+)", text).group(1))
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("vigil exited:\n" + text)
+            time.sleep(0.05)
+        raise RuntimeError("vigil did not become ready")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        os.unlink(self.log.name)
+        return code
+
+
+def features_request(model, rows, version="", raw=False):
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id="grpc-test")
+    t = req.inputs.add()
+    t.name, t.datatype = "features", "FP32"
+    t.shape.extend([len(rows), 30])
+    flat = [x for r in rows for x in r]
+    if raw:
+        req.raw_input_contents.append(struct.pack(f"<{len(flat)}f", *flat))
+    else:
+        t.contents.fp32_contents.extend(flat)
+    return req
+
+
+class GrpcCompatibility(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(REPO)
+        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.server.grpc}")
+        cls.stub = pbg.GRPCInferenceServiceStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        assert cls.server.stop() == 0
+
+    def test_health_and_metadata(self):
+        self.assertTrue(self.stub.ServerLive(pb.ServerLiveRequest()).live)
+        self.assertTrue(self.stub.ServerReady(pb.ServerReadyRequest()).ready)
+        self.assertTrue(self.stub.ModelReady(pb.ModelReadyRequest(name="breast_cancer_mlp", version="2")).ready)
+        self.assertFalse(self.stub.ModelReady(pb.ModelReadyRequest(name="breast_cancer_mlp", version="9")).ready)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.stub.ModelReady(pb.ModelReadyRequest(name="nope"))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+        meta = self.stub.ServerMetadata(pb.ServerMetadataRequest())
+        self.assertEqual(meta.name, "vigil")
+        self.assertIn("binary_tensor_data", meta.extensions)
+        m = self.stub.ModelMetadata(pb.ModelMetadataRequest(name="breast_cancer_mlp"))
+        self.assertEqual(list(m.versions), ["1", "2"])
+        self.assertEqual(m.platform, "pytorch_torchscript")
+        self.assertEqual(list(m.inputs[0].shape), [-1, 30])
+        self.assertEqual([o.name for o in m.outputs], ["probabilities", "logits"])
+
+    def test_typed_and_raw_contents_reproduce_expected_outputs(self):
+        for model, version in (("breast_cancer_mlp", "1"), ("breast_cancer_mlp_onnx", "1"), ("breast_cancer_xgb", "2")):
+            expected = json.loads(pathlib.Path(REPO, model, version, "expected.json").read_text())
+            rows = expected["inputs"]["features"]
+            for raw in (False, True):
+                r = self.stub.ModelInfer(features_request(model, rows, version, raw))
+                self.assertEqual((r.model_name, r.model_version, r.id), (model, version, "grpc-test"))
+                self.assertEqual(len(r.raw_output_contents), len(r.outputs) if raw else 0)
+                for i, out in enumerate(r.outputs):
+                    self.assertEqual(list(out.shape), [len(rows), 2])
+                    if raw:
+                        got = struct.unpack(f"<{len(rows) * 2}f", r.raw_output_contents[i])
+                    else:
+                        got = list(out.contents.fp32_contents)
+                    want = [x for row in expected["outputs"][out.name] for x in row]
+                    for g, w in zip(got, want):
+                        self.assertAlmostEqual(g, w, delta=1e-5, msg=f"{model} v{version} raw={raw} {out.name}")
+
+    def test_errors_map_to_grpc_codes(self):
+        rows = [[1.0] * 30]
+        cases = []
+        mixed = features_request("breast_cancer_xgb", rows, raw=True)
+        mixed.inputs[0].contents.fp32_contents.extend([1.0] * 30)
+        cases.append((mixed, grpc.StatusCode.INVALID_ARGUMENT, "one or the other"))
+        cases.append((features_request("nope", rows), grpc.StatusCode.NOT_FOUND, "unknown model"))
+        cases.append((features_request("breast_cancer_xgb", rows, version="7"), grpc.StatusCode.NOT_FOUND, "version 7"))
+        short = features_request("breast_cancer_xgb", rows)
+        del short.inputs[0].contents.fp32_contents[5:]
+        cases.append((short, grpc.StatusCode.INVALID_ARGUMENT, "needs 30 elements"))
+        big = features_request("breast_cancer_mlp", [[1.0] * 30] * 65)
+        cases.append((big, grpc.StatusCode.INVALID_ARGUMENT, "max_batch_size"))
+        for req, code, fragment in cases:
+            with self.assertRaises(grpc.RpcError) as e:
+                self.stub.ModelInfer(req)
+            self.assertEqual(e.exception.code(), code, e.exception.details())
+            self.assertIn(fragment, e.exception.details())
+
+
+class GrpcDeadline(unittest.TestCase):
+    def test_deadline_passing_in_the_queue_is_never_executed(self):
+        repo = tempfile.mkdtemp(prefix="vigil_grpc_repo_")
+        shutil.copytree(os.path.join(REPO, "breast_cancer_xgb"), os.path.join(repo, "breast_cancer_xgb"))
+        config = os.path.join(repo, "breast_cancer_xgb", "config.yaml")
+        text = pathlib.Path(config).read_text().replace("max_queue_delay_us: 100", "max_queue_delay_us: 500000")
+        pathlib.Path(config).write_text(text)
+        server = Server(repo)
+        try:
+            stub = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc}"))
+            stats_url = f"http://127.0.0.1:{server.http}/v2/models/breast_cancer_xgb/versions/1/stats"
+            with urllib.request.urlopen(stats_url) as f:
+                before = json.load(f)["model_stats"][0]["execution_count"]
+            with self.assertRaises(grpc.RpcError) as e:
+                stub.ModelInfer(features_request("breast_cancer_xgb", [[1.0] * 30], version="1"), timeout=0.1)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+            time.sleep(0.6)  # past the batching window: the request must not have run
+            with urllib.request.urlopen(stats_url) as f:
+                after = json.load(f)["model_stats"][0]
+            self.assertEqual(after["execution_count"], before)
+            self.assertEqual(after["inference_stats"]["fail"]["count"], 1)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(repo)
+
+
+if __name__ == "__main__":
+    try:
+        unittest.main(verbosity=2)
+    finally:
+        shutil.rmtree(STUBS, ignore_errors=True)
