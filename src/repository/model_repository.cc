@@ -534,6 +534,27 @@ StatusOr<ModelInfo> ModelRepository::Find(std::string_view model) const {
   return info;
 }
 
+StatusOr<std::vector<std::shared_ptr<ModelVersion>>> ModelRepository::AcquireAll(std::string_view model,
+                                                                                 int64_t version) const {
+  std::vector<std::shared_ptr<ModelVersion>> out;
+  auto t = table();
+  if (model.empty()) {
+    for (const auto& [name, entry] : t->models) {
+      for (const auto& [v, mv] : entry.versions) out.push_back(mv);
+    }
+    return out;
+  }
+  if (version != 0) {
+    VIGIL_ASSIGN_OR_RETURN(auto mv, Acquire(model, version));
+    out.push_back(std::move(mv));
+    return out;
+  }
+  auto it = t->models.find(model);
+  if (it == t->models.end()) return Acquire(model, 0).status();
+  for (const auto& [v, mv] : it->second.versions) out.push_back(mv);
+  return out;
+}
+
 std::vector<VersionStatus> ModelRepository::Index() const {
   std::vector<VersionStatus> out;
   std::lock_guard lock(records_mu_);

@@ -96,6 +96,9 @@ class ModelRepository {
   // Pins a READY version; version 0 means the highest READY version.
   StatusOr<std::shared_ptr<ModelVersion>> Acquire(std::string_view model, int64_t version) const;
   StatusOr<ModelInfo> Find(std::string_view model) const;
+  // Pins READY versions for statistics: every model when `model` is empty,
+  // else that model's versions (all when `version` is 0, else that one).
+  StatusOr<std::vector<std::shared_ptr<ModelVersion>>> AcquireAll(std::string_view model, int64_t version) const;
   std::vector<VersionStatus> Index() const;
 
   // Takes every version out of service and stops its scheduler: kDrain runs

@@ -282,6 +282,65 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx, const pb::ModelStatisticsRequest* req,
+                                            pb::ModelStatisticsResponse* resp) override {
+    auto v = ParseVersionString(req->version());
+    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
+    auto pinned = repository_.AcquireAll(req->name(), *v);
+    if (!pinned.ok()) return Done(ctx, ToGrpc(pinned.status()));
+    auto duration = [](pb::StatisticDuration* d, uint64_t count, uint64_t ns) {
+      d->set_count(count);
+      d->set_ns(ns);
+    };
+    for (const auto& mv : *pinned) {
+      const SchedulerStats st = mv->scheduler().Stats();
+      auto* m = resp->add_model_stats();
+      m->set_name(mv->config().name);
+      m->set_version(std::to_string(mv->version()));
+      m->set_last_inference(st.last_inference_ms);
+      m->set_inference_count(st.inference_count);
+      m->set_execution_count(st.execution_count);
+      auto* is = m->mutable_inference_stats();
+      duration(is->mutable_success(), st.success_count, st.success_ns);
+      duration(is->mutable_fail(), st.fail_count, st.fail_ns);
+      duration(is->mutable_queue(), st.queue_count, st.queue_ns);
+      duration(is->mutable_compute_infer(), st.compute_count, st.compute_ns);
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx, const pb::RepositoryIndexRequest* req,
+                                            pb::RepositoryIndexResponse* resp) override {
+    for (const auto& row : repository_.Index()) {
+      if (req->ready() && row.state != VersionState::kReady) continue;
+      auto* m = resp->add_models();
+      m->set_name(row.model);
+      m->set_version(row.version);
+      m->set_state(std::string(VersionStateName(row.state)));
+      m->set_reason(row.reason);
+    }
+    return Done(ctx, grpc::Status::OK);
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
+                                                const pb::RepositoryModelLoadRequest* req,
+                                                pb::RepositoryModelLoadResponse*) override {
+    // Loading can take a while; it runs on a gRPC thread, not an HTTP one.
+    const Status s = repository_.LoadModel(req->model_name());
+    spdlog::info("event=repository_load model={} result={} protocol=grpc", LogValue(req->model_name()),
+                 LogValue(s.ok() ? "ok" : s.message()));
+    return Done(ctx, ToGrpc(s));
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
+                                                  const pb::RepositoryModelUnloadRequest* req,
+                                                  pb::RepositoryModelUnloadResponse*) override {
+    const Status s = repository_.UnloadModel(req->model_name());
+    spdlog::info("event=repository_unload model={} result={} protocol=grpc", LogValue(req->model_name()),
+                 LogValue(s.ok() ? "ok" : s.message()));
+    return Done(ctx, ToGrpc(s));
+  }
+
  private:
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
     auto* reactor = ctx->DefaultReactor();

@@ -387,25 +387,9 @@ HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::strin
 HttpResponse RestApi::ModelStats(const std::string& model, const std::string& version) const {
   auto v = ParseVersionString(version);
   if (!v.ok()) return Error(v.status());
-  std::vector<std::shared_ptr<ModelVersion>> versions;
-  if (model.empty()) {
-    for (const auto& row : repository_.Index()) {
-      if (row.state != VersionState::kReady) continue;
-      auto pinned = repository_.Acquire(row.model, std::stoll(row.version));
-      if (pinned.ok()) versions.push_back(*pinned);
-    }
-  } else if (*v != 0) {
-    auto pinned = repository_.Acquire(model, *v);
-    if (!pinned.ok()) return Error(pinned.status());
-    versions.push_back(*pinned);
-  } else {
-    auto info = repository_.Find(model);
-    if (!info.ok()) return Error(info.status());
-    for (int64_t rv : info->ready_versions) {
-      auto pinned = repository_.Acquire(model, rv);
-      if (pinned.ok()) versions.push_back(*pinned);
-    }
-  }
+  auto pinned = repository_.AcquireAll(model, *v);
+  if (!pinned.ok()) return Error(pinned.status());
+  const auto& versions = *pinned;
   std::string out = "{\"model_stats\":[";
   for (size_t i = 0; i < versions.size(); ++i) {
     const auto& mv = versions[i];

@@ -142,6 +142,39 @@ class GrpcCompatibility(unittest.TestCase):
             self.assertIn(fragment, e.exception.details())
 
 
+class GrpcRepositoryAndStatistics(unittest.TestCase):
+    def test_index_load_unload_and_statistics(self):
+        repo = tempfile.mkdtemp(prefix="vigil_grpc_repo_")
+        shutil.copytree(os.path.join(REPO, "breast_cancer_xgb"), os.path.join(repo, "breast_cancer_xgb"))
+        server = Server(repo)
+        try:
+            stub = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc}"))
+            index = stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True))
+            self.assertEqual(sorted((m.name, m.version, m.state) for m in index.models),
+                             [("breast_cancer_xgb", "1", "READY"), ("breast_cancer_xgb", "2", "READY")])
+            stub.ModelInfer(features_request("breast_cancer_xgb", [[1.0] * 30] * 3, version="2"))
+            stats = stub.ModelStatistics(pb.ModelStatisticsRequest(name="breast_cancer_xgb", version="2"))
+            self.assertEqual(len(stats.model_stats), 1)
+            s = stats.model_stats[0]
+            self.assertEqual((s.name, s.version, s.inference_count), ("breast_cancer_xgb", "2", 3))
+            self.assertEqual(s.inference_stats.success.count, 1)
+            self.assertGreater(s.inference_stats.compute_infer.ns, 0)
+            self.assertEqual(len(stub.ModelStatistics(pb.ModelStatisticsRequest()).model_stats), 2)
+            stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="breast_cancer_xgb"))
+            self.assertFalse(stub.ModelReady(pb.ModelReadyRequest(name="breast_cancer_xgb")).ready)
+            with self.assertRaises(grpc.RpcError) as e:
+                stub.ModelInfer(features_request("breast_cancer_xgb", [[1.0] * 30]))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="breast_cancer_xgb"))
+            self.assertTrue(stub.ModelReady(pb.ModelReadyRequest(name="breast_cancer_xgb")).ready)
+            with self.assertRaises(grpc.RpcError) as e:
+                stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="nope"))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(repo)
+
+
 class GrpcDeadline(unittest.TestCase):
     def test_deadline_passing_in_the_queue_is_never_executed(self):
         repo = tempfile.mkdtemp(prefix="vigil_grpc_repo_")
