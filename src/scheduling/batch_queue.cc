@@ -37,10 +37,11 @@ std::vector<std::unique_ptr<InferenceRequest>> BatchQueue::TakeAll() {
 
 BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
   Decision d;
-  // Expire first: a request past its deadline is never executed.
+  // Expire first: a request past its deadline, or cancelled by its client,
+  // is never executed.
   for (auto& [level, q] : levels_) {
     for (auto it = q.begin(); it != q.end();) {
-      if ((*it)->deadline <= now) {
+      if ((*it)->deadline <= now || (*it)->is_cancelled()) {
         d.expired.push_back(std::move(*it));
         it = q.erase(it);
         --size_;

@@ -6,7 +6,8 @@
 // rule is tested with made-up times. Not thread-safe: the Scheduler guards it.
 //
 // Rules, in order:
-// - a request whose deadline has passed is removed and never executed;
+// - a request whose deadline has passed, or that its client cancelled, is
+//   removed (reported in `expired`) and never executed;
 // - models without batching (max_batch_size 0) run one request at a time;
 // - a batch is the longest prefix, in priority then arrival order, whose
 //   rows fit max_batch_size and whose per-row shapes match the first's;

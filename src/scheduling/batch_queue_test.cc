@@ -114,6 +114,21 @@ TEST(BatchQueue, ExpiredRequestsAreRemovedAndNeverBatched) {
   EXPECT_EQ(Ids(d.batch), (std::vector<std::string>{"b"}));
 }
 
+TEST(BatchQueue, CancelledRequestsAreRemovedAndNeverBatched) {
+  BatchQueue q(Opts(8, 1000));
+  auto a = MakeRequest("a", 1, kT0);
+  a->cancelled = std::make_shared<std::atomic<bool>>(false);
+  auto flag = a->cancelled;
+  Add(q, std::move(a));
+  Add(q, MakeRequest("b", 1, kT0));
+  flag->store(true);
+  auto d = q.Poll(kT0 + Micros(10));
+  EXPECT_EQ(Ids(d.expired), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(q.size(), 1u);  // the slot is free again
+  d = q.Poll(kT0 + Micros(1000));
+  EXPECT_EQ(Ids(d.batch), (std::vector<std::string>{"b"}));
+}
+
 TEST(BatchQueue, FullQueueRejectsAndLeavesTheRequestWithTheCaller) {
   BatchQueue q(Opts(8, 1000, {}, 2));
   Add(q, MakeRequest("a", 1, kT0));

@@ -2,7 +2,9 @@
 // the model's config, with its inputs in config order.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <limits>
 #include <string>
@@ -38,6 +40,11 @@ struct InferenceRequest {
   // Called exactly once, from a scheduler thread or from Enqueue's caller
   // when Enqueue fails (the caller answers then, not the scheduler).
   std::function<void(InferenceResult&&)> done;
+  // Set by the frontend when the client gives up (e.g. a cancelled gRPC
+  // call); a cancelled request is dropped from the queue, never executed.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+
+  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 
   // Priority level used for ordering: 0 maps to the lowest level.
   uint32_t level() const { return priority == 0 ? std::numeric_limits<uint32_t>::max() : priority; }

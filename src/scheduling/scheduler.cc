@@ -176,8 +176,14 @@ void Scheduler::WorkerLoop() {
 
 void Scheduler::Execute(size_t instance, BatchQueue::Decision& d) {
   for (auto& r : d.expired) {
-    if (options_.metrics.owner) options_.metrics.Fail("timeout");
     InferenceResult result;
+    if (r->is_cancelled()) {
+      if (options_.metrics.owner) options_.metrics.Fail("cancelled");
+      result.status = Unavailable("request '" + r->id + "' was cancelled by its client before it ran");
+      Finish(*r, std::move(result));
+      continue;
+    }
+    if (options_.metrics.owner) options_.metrics.Fail("timeout");
     result.status = DeadlineExceeded("request '" + r->id + "' timed out after waiting " +
                                      std::to_string(MicrosBetween(r->enqueue_time, options_.clock->Now())) +
                                      " us in the queue of model '" + options_.model_name + "'; it was not executed");

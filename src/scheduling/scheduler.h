@@ -74,6 +74,10 @@ class Scheduler {
   // execution applies; otherwise hands the queue to a worker.
   void RunIfIdle();
 
+  // Wakes a worker to look at the queue now (e.g. to drop a request whose
+  // client cancelled, freeing its slot).
+  void Wake() { cv_.notify_all(); }
+
   // Runs one batch synchronously on instance 0 (warm-up and load checks).
   // Only before traffic: must not race with the workers.
   StatusOr<std::vector<Tensor>> RunDirect(std::vector<Tensor> inputs, int64_t rows);

@@ -177,6 +177,33 @@ void EncodeReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp) {
   }
 }
 
+// One ModelInfer call. A client that cancels (or whose deadline passes)
+// marks the request so the scheduler drops it without running it, and the
+// model's workers are woken to free its queue slot at once.
+class InferReactor final : public grpc::ServerUnaryReactor {
+ public:
+  InferReactor(ModelRepository& repository, std::string model, std::string version)
+      : repository_(repository), model_(std::move(model)), version_(std::move(version)),
+        cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  const std::shared_ptr<std::atomic<bool>>& cancelled() const { return cancelled_; }
+
+  void OnCancel() override {
+    cancelled_->store(true);
+    auto v = ParseVersionString(version_);
+    if (!v.ok()) return;
+    auto pinned = repository_.Acquire(model_, *v);
+    if (pinned.ok()) (*pinned)->scheduler().Wake();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  ModelRepository& repository_;
+  std::string model_;
+  std::string version_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
 class Service final : public pb::GRPCInferenceService::CallbackService {
  public:
   Service(InferenceService& service, ModelRepository& repository, ServerState& state)
@@ -252,8 +279,9 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* req,
                                        pb::ModelInferResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
+    auto* reactor = new InferReactor(repository_, req->model_name(), req->model_version());
     InferCall call;
+    call.cancelled = reactor->cancelled();
     bool raw = false;
     if (Status s = DecodeRequest(*req, call, raw); !s.ok()) {
       reactor->Finish(ToGrpc(s));

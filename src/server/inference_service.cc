@@ -107,6 +107,7 @@ void InferenceService::Infer(InferCall&& call, Done done) {
 
   auto req = std::make_unique<InferenceRequest>();
   req->id = call.id;
+  req->cancelled = call.cancelled;
   Status s = BindInputs(c, std::move(call.inputs), *req);
 
   InferReply reply;

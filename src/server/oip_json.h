@@ -6,7 +6,9 @@
 // Pure functions; thread-compatible.
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +37,8 @@ struct InferCall {
   std::vector<Tensor> inputs;            // in request order
   std::vector<RequestedOutput> outputs;  // empty = all
   bool binary_output = false;            // "binary_data_output": true
+  // Set when the client gives up; see InferenceRequest::cancelled.
+  std::shared_ptr<std::atomic<bool>> cancelled;
 };
 
 struct InferReply {

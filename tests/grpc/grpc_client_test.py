@@ -200,6 +200,34 @@ class GrpcDeadline(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
             shutil.rmtree(repo)
 
+    def test_cancelled_call_is_dropped_from_the_queue(self):
+        repo = tempfile.mkdtemp(prefix="vigil_grpc_repo_")
+        shutil.copytree(os.path.join(REPO, "breast_cancer_xgb"), os.path.join(repo, "breast_cancer_xgb"))
+        config = os.path.join(repo, "breast_cancer_xgb", "config.yaml")
+        text = pathlib.Path(config).read_text().replace("max_queue_delay_us: 100", "max_queue_delay_us: 5000000")
+        pathlib.Path(config).write_text(text.replace("max_queue_size: 4096", "max_queue_size: 1"))
+        server = Server(repo)
+        try:
+            stub = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc}"))
+            future = stub.ModelInfer.future(features_request("breast_cancer_xgb", [[1.0] * 30], version="1"))
+            time.sleep(0.3)  # queued in a 5 s batching window; the queue holds one request
+            future.cancel()
+            time.sleep(0.3)
+            # The slot is free again: a second request is queued, not refused as "queue full".
+            second = stub.ModelInfer.future(features_request("breast_cancer_xgb", [[1.0] * 30], version="1"))
+            time.sleep(0.3)
+            self.assertFalse(second.done())
+            second.cancel()
+            stats_url = f"http://127.0.0.1:{server.http}/v2/models/breast_cancer_xgb/versions/1/stats"
+            time.sleep(0.3)
+            with urllib.request.urlopen(stats_url) as f:
+                s = json.load(f)["model_stats"][0]
+            self.assertEqual(s["execution_count"], 0)  # neither ran
+            self.assertEqual(s["inference_stats"]["fail"]["count"], 2)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(repo)
+
 
 if __name__ == "__main__":
     try:
