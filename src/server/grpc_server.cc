@@ -15,6 +15,27 @@ namespace {
 
 namespace pb = ::inference;
 
+// Triton's DataType enum: BYTES is TYPE_STRING.
+pb::DataType TritonType(DataType t) {
+  switch (t) {
+    case DataType::kBool: return pb::TYPE_BOOL;
+    case DataType::kUint8: return pb::TYPE_UINT8;
+    case DataType::kUint16: return pb::TYPE_UINT16;
+    case DataType::kUint32: return pb::TYPE_UINT32;
+    case DataType::kUint64: return pb::TYPE_UINT64;
+    case DataType::kInt8: return pb::TYPE_INT8;
+    case DataType::kInt16: return pb::TYPE_INT16;
+    case DataType::kInt32: return pb::TYPE_INT32;
+    case DataType::kInt64: return pb::TYPE_INT64;
+    case DataType::kFp16: return pb::TYPE_FP16;
+    case DataType::kBf16: return pb::TYPE_BF16;
+    case DataType::kFp32: return pb::TYPE_FP32;
+    case DataType::kFp64: return pb::TYPE_FP64;
+    case DataType::kBytes: return pb::TYPE_STRING;
+    default: return pb::TYPE_INVALID;
+  }
+}
+
 grpc::Status ToGrpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFor(s.code())), s.message());
@@ -257,7 +278,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       auto pinned = repository_.Acquire(req->name(), *v);
       if (!pinned.ok()) return Done(ctx, ToGrpc(pinned.status()));
     }
-    const ModelConfig& c = *info->config;
+    const vigil::ModelConfig& c = *info->config;
     resp->set_name(c.name);
     for (int64_t rv : info->ready_versions) {
       if (*v == 0 || rv == *v) resp->add_versions(std::to_string(rv));
@@ -308,6 +329,53 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;
+  }
+
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx, const pb::ModelConfigRequest* req,
+                                        pb::ModelConfigResponse* resp) override {
+    auto v = ParseVersionString(req->version());
+    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
+    auto pinned = repository_.Acquire(req->name(), *v);
+    if (!pinned.ok()) return Done(ctx, ToGrpc(pinned.status()));
+    const vigil::ModelConfig& c = (*pinned)->config();
+    auto* out = resp->mutable_config();
+    out->set_name(c.name);
+    out->set_platform(std::string(BackendPlatform(c.backend)));
+    out->set_backend(std::string(BackendKindName(c.backend)));
+    out->set_max_batch_size(static_cast<int32_t>(c.max_batch_size));
+    for (const auto& s : c.inputs) {
+      auto* in = out->add_input();
+      in->set_name(s.name);
+      in->set_data_type(TritonType(s.datatype));
+      for (int64_t d : s.dims) in->add_dims(d);
+    }
+    for (const auto& s : c.outputs) {
+      auto* o = out->add_output();
+      o->set_name(s.name);
+      o->set_data_type(TritonType(s.datatype));
+      for (int64_t d : s.dims) o->add_dims(d);
+    }
+    auto* group = out->add_instance_group();
+    group->set_name(c.name);
+    group->set_count(static_cast<int32_t>(c.instances));
+    group->set_kind(pb::ModelInstanceGroup::KIND_CPU);
+    auto* db = out->mutable_dynamic_batching();
+    for (int64_t p : c.dynamic_batching.preferred_batch_sizes) db->add_preferred_batch_size(static_cast<int32_t>(p));
+    db->set_max_queue_delay_microseconds(static_cast<uint64_t>(c.dynamic_batching.max_queue_delay_us));
+    db->mutable_default_queue_policy()->set_default_timeout_microseconds(
+        static_cast<uint64_t>(c.dynamic_batching.default_timeout_us));
+    db->mutable_default_queue_policy()->set_max_queue_size(static_cast<uint32_t>(c.dynamic_batching.max_queue_size));
+    auto* vp = out->mutable_version_policy();
+    switch (c.version_policy.kind) {
+      case VersionPolicy::Kind::kLatest:
+        vp->mutable_latest()->set_num_versions(static_cast<uint32_t>(c.version_policy.latest));
+        break;
+      case VersionPolicy::Kind::kAll: vp->mutable_all(); break;
+      case VersionPolicy::Kind::kSpecific:
+        for (int64_t sv : c.version_policy.specific) vp->mutable_specific()->add_versions(sv);
+        break;
+    }
+    return Done(ctx, grpc::Status::OK);
   }
 
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx, const pb::ModelStatisticsRequest* req,

@@ -98,6 +98,14 @@ class GrpcCompatibility(unittest.TestCase):
         meta = self.stub.ServerMetadata(pb.ServerMetadataRequest())
         self.assertEqual(meta.name, "vigil")
         self.assertIn("binary_tensor_data", meta.extensions)
+        cfg = self.stub.ModelConfig(pb.ModelConfigRequest(name="breast_cancer_mlp")).config
+        self.assertEqual((cfg.name, cfg.backend, cfg.platform, cfg.max_batch_size),
+                         ("breast_cancer_mlp", "torchscript", "pytorch_torchscript", 64))
+        self.assertEqual((cfg.input[0].name, cfg.input[0].data_type, list(cfg.input[0].dims)),
+                         ("features", pb.TYPE_FP32, [30]))
+        self.assertEqual(list(cfg.dynamic_batching.preferred_batch_size), [16, 64])
+        self.assertEqual(cfg.version_policy.latest.num_versions, 2)
+        self.assertEqual(cfg.instance_group[0].count, 1)
         m = self.stub.ModelMetadata(pb.ModelMetadataRequest(name="breast_cancer_mlp"))
         self.assertEqual(list(m.versions), ["1", "2"])
         self.assertEqual(m.platform, "pytorch_torchscript")
