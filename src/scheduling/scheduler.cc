@@ -137,6 +137,8 @@ SchedulerStats Scheduler::Stats() const {
   s.inference_count = stats_.inference_count.load();
   s.execution_count = stats_.execution_count.load();
   s.last_inference_ms = stats_.last_inference_ms.load();
+  std::lock_guard lock(batch_stats_mu_);
+  s.batch_stats = batch_stats_;
   return s;
 }
 
@@ -217,6 +219,12 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   stats_.execution_count.fetch_add(1);
   stats_.compute_count.fetch_add(1);
   stats_.compute_ns.fetch_add(static_cast<uint64_t>(compute_us) * 1000);
+  {
+    std::lock_guard lock(batch_stats_mu_);  // once per batch, not per request
+    auto& b = batch_stats_[total_rows];
+    b.count++;
+    b.compute_ns += static_cast<uint64_t>(compute_us) * 1000;
+  }
   if (options_.metrics.owner) {
     options_.metrics.compute_seconds->Observe(compute_us * 1e-6);
     options_.metrics.batch_size->Observe(static_cast<double>(total_rows));

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +38,11 @@ struct SchedulerStats {
   uint64_t inference_count = 0;    // rows
   uint64_t execution_count = 0;    // batches
   uint64_t last_inference_ms = 0;  // wall clock, ms since epoch
+  // Per executed batch size (rows): executions and their compute time.
+  struct BatchSizeStats {
+    uint64_t count = 0, compute_ns = 0;
+  };
+  std::map<int64_t, BatchSizeStats> batch_stats;
 };
 
 class Scheduler {
@@ -115,6 +121,8 @@ class Scheduler {
   bool stopping_ = false;   // guarded by mu_
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> ewma_compute_us_{0};
+  mutable std::mutex batch_stats_mu_;
+  std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_;  // guarded by batch_stats_mu_
 
   struct AtomicStats {
     std::atomic<uint64_t> success_count{0}, success_ns{0}, fail_count{0}, fail_ns{0}, queue_count{0}, queue_ns{0},

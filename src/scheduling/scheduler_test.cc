@@ -135,6 +135,9 @@ TEST_F(SchedulerTest, BatchesRequestsThatArriveWithinTheDelay) {
   EXPECT_EQ(st.execution_count, 1u);
   EXPECT_EQ(st.inference_count, 4u);
   EXPECT_EQ(st.success_count, 3u);
+  ASSERT_EQ(st.batch_stats.size(), 1u);
+  EXPECT_EQ(st.batch_stats.begin()->first, 4);
+  EXPECT_EQ(st.batch_stats.begin()->second.count, 1u);
 }
 
 TEST_F(SchedulerTest, AFailedBatchFailsOnlyItsOwnRequests) {

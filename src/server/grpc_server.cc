@@ -18,21 +18,36 @@ namespace pb = ::inference;
 // Triton's DataType enum: BYTES is TYPE_STRING.
 pb::DataType TritonType(DataType t) {
   switch (t) {
-    case DataType::kBool: return pb::TYPE_BOOL;
-    case DataType::kUint8: return pb::TYPE_UINT8;
-    case DataType::kUint16: return pb::TYPE_UINT16;
-    case DataType::kUint32: return pb::TYPE_UINT32;
-    case DataType::kUint64: return pb::TYPE_UINT64;
-    case DataType::kInt8: return pb::TYPE_INT8;
-    case DataType::kInt16: return pb::TYPE_INT16;
-    case DataType::kInt32: return pb::TYPE_INT32;
-    case DataType::kInt64: return pb::TYPE_INT64;
-    case DataType::kFp16: return pb::TYPE_FP16;
-    case DataType::kBf16: return pb::TYPE_BF16;
-    case DataType::kFp32: return pb::TYPE_FP32;
-    case DataType::kFp64: return pb::TYPE_FP64;
-    case DataType::kBytes: return pb::TYPE_STRING;
-    default: return pb::TYPE_INVALID;
+    case DataType::kBool:
+      return pb::TYPE_BOOL;
+    case DataType::kUint8:
+      return pb::TYPE_UINT8;
+    case DataType::kUint16:
+      return pb::TYPE_UINT16;
+    case DataType::kUint32:
+      return pb::TYPE_UINT32;
+    case DataType::kUint64:
+      return pb::TYPE_UINT64;
+    case DataType::kInt8:
+      return pb::TYPE_INT8;
+    case DataType::kInt16:
+      return pb::TYPE_INT16;
+    case DataType::kInt32:
+      return pb::TYPE_INT32;
+    case DataType::kInt64:
+      return pb::TYPE_INT64;
+    case DataType::kFp16:
+      return pb::TYPE_FP16;
+    case DataType::kBf16:
+      return pb::TYPE_BF16;
+    case DataType::kFp32:
+      return pb::TYPE_FP32;
+    case DataType::kFp64:
+      return pb::TYPE_FP64;
+    case DataType::kBytes:
+      return pb::TYPE_STRING;
+    default:
+      return pb::TYPE_INVALID;
   }
 }
 
@@ -45,10 +60,17 @@ Params ToParams(const google::protobuf::Map<std::string, pb::InferParameter>& in
   Params out;
   for (const auto& [k, v] : in) {
     switch (v.parameter_choice_case()) {
-      case pb::InferParameter::kBoolParam: out[k] = v.bool_param(); break;
-      case pb::InferParameter::kInt64Param: out[k] = v.int64_param(); break;
-      case pb::InferParameter::kStringParam: out[k] = v.string_param(); break;
-      default: break;
+      case pb::InferParameter::kBoolParam:
+        out[k] = v.bool_param();
+        break;
+      case pb::InferParameter::kInt64Param:
+        out[k] = v.int64_param();
+        break;
+      case pb::InferParameter::kStringParam:
+        out[k] = v.string_param();
+        break;
+      default:
+        break;
     }
   }
   return out;
@@ -70,17 +92,50 @@ bool HasTypedContents(const pb::InferTensorContents& c) {
 Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t) {
   int64_t count = 0;
   switch (t.datatype) {
-    case DataType::kBool: CopyTyped<uint8_t>(c.bool_contents(), t.data); count = c.bool_contents_size(); break;
-    case DataType::kInt8: CopyTyped<int8_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
-    case DataType::kInt16: CopyTyped<int16_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
-    case DataType::kInt32: CopyTyped<int32_t>(c.int_contents(), t.data); count = c.int_contents_size(); break;
-    case DataType::kInt64: CopyTyped<int64_t>(c.int64_contents(), t.data); count = c.int64_contents_size(); break;
-    case DataType::kUint8: CopyTyped<uint8_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
-    case DataType::kUint16: CopyTyped<uint16_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
-    case DataType::kUint32: CopyTyped<uint32_t>(c.uint_contents(), t.data); count = c.uint_contents_size(); break;
-    case DataType::kUint64: CopyTyped<uint64_t>(c.uint64_contents(), t.data); count = c.uint64_contents_size(); break;
-    case DataType::kFp32: CopyTyped<float>(c.fp32_contents(), t.data); count = c.fp32_contents_size(); break;
-    case DataType::kFp64: CopyTyped<double>(c.fp64_contents(), t.data); count = c.fp64_contents_size(); break;
+    case DataType::kBool:
+      CopyTyped<uint8_t>(c.bool_contents(), t.data);
+      count = c.bool_contents_size();
+      break;
+    case DataType::kInt8:
+      CopyTyped<int8_t>(c.int_contents(), t.data);
+      count = c.int_contents_size();
+      break;
+    case DataType::kInt16:
+      CopyTyped<int16_t>(c.int_contents(), t.data);
+      count = c.int_contents_size();
+      break;
+    case DataType::kInt32:
+      CopyTyped<int32_t>(c.int_contents(), t.data);
+      count = c.int_contents_size();
+      break;
+    case DataType::kInt64:
+      CopyTyped<int64_t>(c.int64_contents(), t.data);
+      count = c.int64_contents_size();
+      break;
+    case DataType::kUint8:
+      CopyTyped<uint8_t>(c.uint_contents(), t.data);
+      count = c.uint_contents_size();
+      break;
+    case DataType::kUint16:
+      CopyTyped<uint16_t>(c.uint_contents(), t.data);
+      count = c.uint_contents_size();
+      break;
+    case DataType::kUint32:
+      CopyTyped<uint32_t>(c.uint_contents(), t.data);
+      count = c.uint_contents_size();
+      break;
+    case DataType::kUint64:
+      CopyTyped<uint64_t>(c.uint64_contents(), t.data);
+      count = c.uint64_contents_size();
+      break;
+    case DataType::kFp32:
+      CopyTyped<float>(c.fp32_contents(), t.data);
+      count = c.fp32_contents_size();
+      break;
+    case DataType::kFp64:
+      CopyTyped<double>(c.fp64_contents(), t.data);
+      count = c.fp64_contents_size();
+      break;
     case DataType::kBytes:
       for (const auto& b : c.bytes_contents()) {
         const uint32_t len = static_cast<uint32_t>(b.size());
@@ -111,30 +166,32 @@ Status DecodeRequest(const pb::ModelInferRequest& req, InferCall& call, bool& ra
   raw = req.raw_input_contents_size() > 0;
   if (req.inputs_size() == 0) return InvalidArgument("'inputs' is empty");
   if (raw && req.raw_input_contents_size() != req.inputs_size()) {
-    return InvalidArgument("raw_input_contents has " + std::to_string(req.raw_input_contents_size()) +
-                           " entries for " + std::to_string(req.inputs_size()) + " inputs; give one per input");
+    return InvalidArgument("raw_input_contents has " + std::to_string(req.raw_input_contents_size()) + " entries for " +
+                           std::to_string(req.inputs_size()) + " inputs; give one per input");
   }
   for (int i = 0; i < req.inputs_size(); ++i) {
     const auto& in = req.inputs(i);
     Tensor t;
     t.name = in.name();
     t.datatype = ParseDataType(in.datatype());
-    if (t.datatype == DataType::kInvalid) return InvalidArgument("input '" + t.name + "': unknown datatype '" + in.datatype() + "'");
+    if (t.datatype == DataType::kInvalid)
+      return InvalidArgument("input '" + t.name + "': unknown datatype '" + in.datatype() + "'");
     for (int64_t d : in.shape()) {
       if (d < 0) return InvalidArgument("input '" + t.name + "': shape must hold non-negative sizes");
       t.shape.push_back(d);
     }
     if (raw) {
       if (HasTypedContents(in.contents())) {
-        return InvalidArgument("input '" + t.name + "' has typed contents while the request uses raw_input_contents; use one or the other");
+        return InvalidArgument("input '" + t.name +
+                               "' has typed contents while the request uses raw_input_contents; use one or the other");
       }
       const std::string& bytes = req.raw_input_contents(i);
       t.data.assign(bytes.begin(), bytes.end());
       if (t.datatype == DataType::kBytes) {
         VIGIL_RETURN_IF_ERROR(ValidateBytesBuffer(t.data, t.element_count()).WithContext("input '" + t.name + "'"));
       } else if (t.data.size() != t.expected_byte_size()) {
-        return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " of " + in.datatype() + " needs " +
-                               std::to_string(t.expected_byte_size()) + " bytes, raw contents hold " +
+        return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " of " + in.datatype() +
+                               " needs " + std::to_string(t.expected_byte_size()) + " bytes, raw contents hold " +
                                std::to_string(t.data.size()));
       }
     } else {
@@ -155,17 +212,39 @@ void AppendTyped(const Tensor& t, Repeated* out) {
 
 void EncodeTyped(const Tensor& t, pb::InferTensorContents* c) {
   switch (t.datatype) {
-    case DataType::kBool: AppendTyped<uint8_t>(t, c->mutable_bool_contents()); break;
-    case DataType::kInt8: AppendTyped<int8_t>(t, c->mutable_int_contents()); break;
-    case DataType::kInt16: AppendTyped<int16_t>(t, c->mutable_int_contents()); break;
-    case DataType::kInt32: AppendTyped<int32_t>(t, c->mutable_int_contents()); break;
-    case DataType::kInt64: AppendTyped<int64_t>(t, c->mutable_int64_contents()); break;
-    case DataType::kUint8: AppendTyped<uint8_t>(t, c->mutable_uint_contents()); break;
-    case DataType::kUint16: AppendTyped<uint16_t>(t, c->mutable_uint_contents()); break;
-    case DataType::kUint32: AppendTyped<uint32_t>(t, c->mutable_uint_contents()); break;
-    case DataType::kUint64: AppendTyped<uint64_t>(t, c->mutable_uint64_contents()); break;
-    case DataType::kFp32: AppendTyped<float>(t, c->mutable_fp32_contents()); break;
-    case DataType::kFp64: AppendTyped<double>(t, c->mutable_fp64_contents()); break;
+    case DataType::kBool:
+      AppendTyped<uint8_t>(t, c->mutable_bool_contents());
+      break;
+    case DataType::kInt8:
+      AppendTyped<int8_t>(t, c->mutable_int_contents());
+      break;
+    case DataType::kInt16:
+      AppendTyped<int16_t>(t, c->mutable_int_contents());
+      break;
+    case DataType::kInt32:
+      AppendTyped<int32_t>(t, c->mutable_int_contents());
+      break;
+    case DataType::kInt64:
+      AppendTyped<int64_t>(t, c->mutable_int64_contents());
+      break;
+    case DataType::kUint8:
+      AppendTyped<uint8_t>(t, c->mutable_uint_contents());
+      break;
+    case DataType::kUint16:
+      AppendTyped<uint16_t>(t, c->mutable_uint_contents());
+      break;
+    case DataType::kUint32:
+      AppendTyped<uint32_t>(t, c->mutable_uint_contents());
+      break;
+    case DataType::kUint64:
+      AppendTyped<uint64_t>(t, c->mutable_uint64_contents());
+      break;
+    case DataType::kFp32:
+      AppendTyped<float>(t, c->mutable_fp32_contents());
+      break;
+    case DataType::kFp64:
+      AppendTyped<double>(t, c->mutable_fp64_contents());
+      break;
     case DataType::kBytes: {
       size_t off = 0;
       for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
@@ -176,7 +255,8 @@ void EncodeTyped(const Tensor& t, pb::InferTensorContents* c) {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -204,7 +284,9 @@ void EncodeReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp) {
 class InferReactor final : public grpc::ServerUnaryReactor {
  public:
   InferReactor(ModelRepository& repository, std::string model, std::string version)
-      : repository_(repository), model_(std::move(model)), version_(std::move(version)),
+      : repository_(repository),
+        model_(std::move(model)),
+        version_(std::move(version)),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
 
   const std::shared_ptr<std::atomic<bool>>& cancelled() const { return cancelled_; }
@@ -312,9 +394,11 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
     // deadline passes in the queue is never executed.
     const auto deadline = ctx->deadline();
     if (deadline != std::chrono::system_clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::system_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::system_clock::now());
       if (left.count() <= 0) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the client's deadline passed before the request was queued"));
+        reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                     "the client's deadline passed before the request was queued"));
         return reactor;
       }
       auto it = call.parameters.find("timeout");
@@ -370,7 +454,9 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       case VersionPolicy::Kind::kLatest:
         vp->mutable_latest()->set_num_versions(static_cast<uint32_t>(c.version_policy.latest));
         break;
-      case VersionPolicy::Kind::kAll: vp->mutable_all(); break;
+      case VersionPolicy::Kind::kAll:
+        vp->mutable_all();
+        break;
       case VersionPolicy::Kind::kSpecific:
         for (int64_t sv : c.version_policy.specific) vp->mutable_specific()->add_versions(sv);
         break;
@@ -401,6 +487,11 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       duration(is->mutable_fail(), st.fail_count, st.fail_ns);
       duration(is->mutable_queue(), st.queue_count, st.queue_ns);
       duration(is->mutable_compute_infer(), st.compute_count, st.compute_ns);
+      for (const auto& [size, b] : st.batch_stats) {
+        auto* bs = m->add_batch_stats();
+        bs->set_batch_size(static_cast<uint64_t>(size));
+        duration(bs->mutable_compute_infer(), b.count, b.compute_ns);
+      }
     }
     return Done(ctx, grpc::Status::OK);
   }
@@ -459,21 +550,30 @@ struct GrpcServer::Impl {
 
 int GrpcCodeFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return grpc::StatusCode::OK;
-    case StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
-    case StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
-    case StatusCode::kUnavailable: return grpc::StatusCode::UNAVAILABLE;
-    case StatusCode::kResourceExhausted: return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case StatusCode::kFailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
-    case StatusCode::kInternal: return grpc::StatusCode::INTERNAL;
-    case StatusCode::kUnimplemented: return grpc::StatusCode::UNIMPLEMENTED;
+    case StatusCode::kOk:
+      return grpc::StatusCode::OK;
+    case StatusCode::kInvalidArgument:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kNotFound:
+      return grpc::StatusCode::NOT_FOUND;
+    case StatusCode::kUnavailable:
+      return grpc::StatusCode::UNAVAILABLE;
+    case StatusCode::kResourceExhausted:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case StatusCode::kDeadlineExceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case StatusCode::kFailedPrecondition:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case StatusCode::kInternal:
+      return grpc::StatusCode::INTERNAL;
+    case StatusCode::kUnimplemented:
+      return grpc::StatusCode::UNIMPLEMENTED;
   }
   return grpc::StatusCode::UNKNOWN;
 }
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
-                                                          ModelRepository& repository, ServerState& state) {
+                                                         ModelRepository& repository, ServerState& state) {
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<Service>(service, repository, state);
   grpc::ServerBuilder builder;

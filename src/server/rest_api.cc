@@ -410,7 +410,16 @@ HttpResponse RestApi::ModelStats(const std::string& model, const std::string& ve
     AppendDuration(out, "queue", s.queue_count, s.queue_ns);
     out += ',';
     AppendDuration(out, "compute_infer", s.compute_count, s.compute_ns);
-    out += "}}";
+    out += "},\"batch_stats\":[";
+    bool first_batch = true;
+    for (const auto& [size, b] : s.batch_stats) {
+      if (!first_batch) out += ',';
+      first_batch = false;
+      out += "{\"batch_size\":" + std::to_string(size) + ",";
+      AppendDuration(out, "compute_infer", b.count, b.compute_ns);
+      out += '}';
+    }
+    out += "]}";
   }
   out += "]}";
   return Json(std::move(out));

@@ -167,6 +167,7 @@ class GrpcRepositoryAndStatistics(unittest.TestCase):
             self.assertEqual((s.name, s.version, s.inference_count), ("breast_cancer_xgb", "2", 3))
             self.assertEqual(s.inference_stats.success.count, 1)
             self.assertGreater(s.inference_stats.compute_infer.ns, 0)
+            self.assertEqual([(b.batch_size, b.compute_infer.count) for b in s.batch_stats], [(3, 1)])
             self.assertEqual(len(stub.ModelStatistics(pb.ModelStatisticsRequest()).model_stats), 2)
             stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="breast_cancer_xgb"))
             self.assertFalse(stub.ModelReady(pb.ModelReadyRequest(name="breast_cancer_xgb")).ready)

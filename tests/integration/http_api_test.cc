@@ -240,9 +240,10 @@ TEST_F(HttpApi, BadInputsGetAClearError) {
 TEST_F(HttpApi, ExpectContinueIsAnsweredAtOnce) {
   const fs::path body = fs::temp_directory_path() / ("vigil_expect_" + std::to_string(::getpid()) + ".json");
   WriteFile(body, FeaturesBody(2));
-  const std::string cmd = "curl -s -o /dev/null -w '%{http_code} %{time_total}' --expect100-timeout 3 "
-                          "-H 'Expect: 100-continue' -X POST --data-binary @" + body.string() +
-                          " http://127.0.0.1:" + std::to_string(server_->port()) + "/v2/models/breast_cancer_mlp/infer";
+  const std::string cmd =
+      "curl -s -o /dev/null -w '%{http_code} %{time_total}' --expect100-timeout 3 "
+      "-H 'Expect: 100-continue' -X POST --data-binary @" +
+      body.string() + " http://127.0.0.1:" + std::to_string(server_->port()) + "/v2/models/breast_cancer_mlp/infer";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   char buf[128] = {0};
@@ -306,6 +307,11 @@ TEST_F(HttpApi, StatisticsCountInferences) {
   EXPECT_GE(s["execution_count"].GetUint64(), 1u);
   EXPECT_GE(s["inference_stats"]["success"]["count"].GetUint64(), 1u);
   EXPECT_GT(s["inference_stats"]["compute_infer"]["ns"].GetUint64(), 0u);
+  bool saw_three = false;
+  for (const auto& b : s["batch_stats"].GetArray()) {
+    saw_three |= b["batch_size"].GetUint64() == 3 && b["compute_infer"]["count"].GetUint64() >= 1;
+  }
+  EXPECT_TRUE(saw_three) << "batch_stats lists the 3-row batch";
   EXPECT_EQ(Parse(Get("/v2/models/stats").body)["model_stats"].Size(), 5u);
   EXPECT_EQ(Parse(Get("/v2/models/breast_cancer_mlp/stats").body)["model_stats"].Size(), 2u);
 }
