@@ -92,6 +92,28 @@ Status ValidateBytesBuffer(const std::vector<uint8_t>& data, int64_t count) {
   return Status::Ok();
 }
 
+void AppendBytesElement(std::vector<uint8_t>& data, std::string_view element) {
+  const uint32_t len = static_cast<uint32_t>(element.size());
+  const size_t n = data.size();
+  data.resize(n + 4 + len);
+  std::memcpy(data.data() + n, &len, 4);
+  if (len) std::memcpy(data.data() + n + 4, element.data(), len);
+}
+
+std::vector<std::string_view> BytesElements(const Tensor& t) {
+  std::vector<std::string_view> out;
+  size_t offset = 0;
+  for (int64_t i = 0; i < t.element_count() && offset + 4 <= t.data.size(); ++i) {
+    uint32_t len;
+    std::memcpy(&len, t.data.data() + offset, 4);
+    offset += 4;
+    if (offset + len > t.data.size()) break;
+    out.emplace_back(reinterpret_cast<const char*>(t.data.data() + offset), len);
+    offset += len;
+  }
+  return out;
+}
+
 bool ShapeMatches(const Shape& dims, const Shape& shape) {
   if (dims.size() != shape.size()) return false;
   for (size_t i = 0; i < dims.size(); ++i) {

@@ -72,6 +72,13 @@ struct Tensor {
 // Checks that a BYTES buffer is a well-formed sequence of `count` elements.
 Status ValidateBytesBuffer(const std::vector<uint8_t>& data, int64_t count);
 
+// Appends one BYTES element (4-byte little-endian length, then the bytes).
+void AppendBytesElement(std::vector<uint8_t>& data, std::string_view element);
+
+// The elements of a BYTES tensor, in order (stops early on a malformed buffer,
+// which ValidateBytesBuffer reports).
+std::vector<std::string_view> BytesElements(const Tensor& t);
+
 // Declared input or output of a model: per-row dims exclude the batch
 // dimension when the model batches; -1 marks a variable dimension.
 struct TensorSpec {

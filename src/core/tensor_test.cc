@@ -38,6 +38,21 @@ TEST(BytesBuffer, AcceptsWellFormedAndNamesTheFault) {
   EXPECT_NE(ValidateBytesBuffer(liar, 1).message().find("beyond the end"), std::string::npos);
 }
 
+TEST(BytesBuffer, AppendAndReadElementsRoundTrip) {
+  Tensor t;
+  t.datatype = DataType::kBytes;
+  t.shape = {3};
+  AppendBytesElement(t.data, "hi");
+  AppendBytesElement(t.data, "");
+  AppendBytesElement(t.data, std::string_view("a\0b", 3));
+  EXPECT_TRUE(ValidateBytesBuffer(t.data, 3).ok());
+  const auto elements = BytesElements(t);
+  ASSERT_EQ(elements.size(), 3u);
+  EXPECT_EQ(elements[0], "hi");
+  EXPECT_EQ(elements[1], "");
+  EXPECT_EQ(elements[2], std::string_view("a\0b", 3));
+}
+
 TEST(StatusOr, CarriesValueOrError) {
   StatusOr<int> ok = 3;
   ASSERT_TRUE(ok.ok());

@@ -137,13 +137,7 @@ Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t) {
       count = c.fp64_contents_size();
       break;
     case DataType::kBytes:
-      for (const auto& b : c.bytes_contents()) {
-        const uint32_t len = static_cast<uint32_t>(b.size());
-        const size_t n = t.data.size();
-        t.data.resize(n + 4 + len);
-        std::memcpy(t.data.data() + n, &len, 4);
-        std::memcpy(t.data.data() + n + 4, b.data(), len);
-      }
+      for (const auto& b : c.bytes_contents()) AppendBytesElement(t.data, b);
       count = c.bytes_contents_size();
       break;
     default:
@@ -245,16 +239,9 @@ void EncodeTyped(const Tensor& t, pb::InferTensorContents* c) {
     case DataType::kFp64:
       AppendTyped<double>(t, c->mutable_fp64_contents());
       break;
-    case DataType::kBytes: {
-      size_t off = 0;
-      for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
-        uint32_t len;
-        std::memcpy(&len, t.data.data() + off, 4);
-        c->add_bytes_contents(reinterpret_cast<const char*>(t.data.data() + off + 4), len);
-        off += 4 + len;
-      }
+    case DataType::kBytes:
+      for (std::string_view e : BytesElements(t)) c->add_bytes_contents(e.data(), e.size());
       break;
-    }
     default:
       break;
   }

@@ -91,11 +91,7 @@ bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out)
       return true;
     case DataType::kBytes: {
       if (!v.IsString()) return false;
-      const uint32_t len = v.GetStringLength();
-      Append<uint32_t>(out, len);
-      const size_t n = out.size();
-      out.resize(n + len);
-      std::memcpy(out.data() + n, v.GetString(), len);
+      AppendBytesElement(out, std::string_view(v.GetString(), v.GetStringLength()));
       return true;
     }
     default:
@@ -294,14 +290,11 @@ void AppendTensorData(std::string& out, const Tensor& t) {
       AppendFloats<double>(out, t);
       break;
     case DataType::kBytes: {
-      size_t off = 0;
-      for (int64_t i = 0; i < t.element_count() && off + 4 <= t.data.size(); ++i) {
-        uint32_t len;
-        std::memcpy(&len, t.data.data() + off, 4);
-        off += 4;
-        if (i) out += ',';
-        AppendJsonString(out, std::string_view(reinterpret_cast<const char*>(t.data.data() + off), len));
-        off += len;
+      bool first = true;
+      for (std::string_view e : BytesElements(t)) {
+        if (!first) out += ',';
+        first = false;
+        AppendJsonString(out, e);
       }
       break;
     }
