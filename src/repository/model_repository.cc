@@ -436,13 +436,15 @@ void ModelRepository::SetState(const std::string& model, int64_t version, Versio
   st.version = std::to_string(version);
   st.state = state;
   st.reason = reason;
-  if (options_.metrics) {
-    for (auto s :
-         {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
-      options_.metrics->model_state()
-          .WithLabels({model, st.version, std::string(VersionStateName(s))})
-          .Set(s == state ? 1.0 : 0.0);
-    }
+  PublishStateGauge(model, version, state);
+}
+
+void ModelRepository::PublishStateGauge(const std::string& model, int64_t version, std::optional<VersionState> state) {
+  if (!options_.metrics) return;
+  for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading, VersionState::kUnavailable}) {
+    options_.metrics->model_state()
+        .WithLabels({model, std::to_string(version), std::string(VersionStateName(s))})
+        .Set(state == s ? 1.0 : 0.0);
   }
 }
 
@@ -474,14 +476,7 @@ void ModelRepository::ReaperLoop() {
           auto vit = rec->second.versions.find(v);
           if (vit != rec->second.versions.end() && vit->second.state == VersionState::kUnloading) {
             rec->second.versions.erase(vit);
-            if (options_.metrics) {
-              for (auto s : {VersionState::kLoading, VersionState::kReady, VersionState::kUnloading,
-                             VersionState::kUnavailable}) {
-                options_.metrics->model_state()
-                    .WithLabels({model, std::to_string(v), std::string(VersionStateName(s))})
-                    .Set(0);
-              }
-            }
+            PublishStateGauge(model, v, std::nullopt);
           }
         }
         spdlog::info("event=model_unloaded model={} version={}", LogValue(model), v);
@@ -521,16 +516,17 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Acquire(std::string_vie
   return v->second;
 }
 
-StatusOr<ModelInfo> ModelRepository::Find(std::string_view model) const {
+StatusOr<ModelInfo> ModelRepository::Find(std::string_view model, int64_t version) const {
   auto t = table();
   auto it = t->models.find(model);
-  if (it == t->models.end()) {
-    auto acquired = Acquire(model, 0);  // for the same error message
-    return acquired.status();
+  if (it == t->models.end() || (version != 0 && !it->second.versions.count(version))) {
+    return Acquire(model, version).status();  // the same error message as inference
   }
   ModelInfo info;
   info.config = it->second.config;
-  for (const auto& [v, mv] : it->second.versions) info.ready_versions.push_back(v);
+  for (const auto& [v, mv] : it->second.versions) {
+    if (version == 0 || v == version) info.ready_versions.push_back(v);
+  }
   return info;
 }
 

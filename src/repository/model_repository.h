@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -95,7 +96,9 @@ class ModelRepository {
 
   // Pins a READY version; version 0 means the highest READY version.
   StatusOr<std::shared_ptr<ModelVersion>> Acquire(std::string_view model, int64_t version) const;
-  StatusOr<ModelInfo> Find(std::string_view model) const;
+  // The model's config and READY versions; with `version` != 0 only that
+  // version, which must be READY.
+  StatusOr<ModelInfo> Find(std::string_view model, int64_t version = 0) const;
   // Pins READY versions for statistics: every model when `model` is empty,
   // else that model's versions (all when `version` is 0, else that one).
   StatusOr<std::vector<std::shared_ptr<ModelVersion>>> AcquireAll(std::string_view model, int64_t version) const;
@@ -104,8 +107,6 @@ class ModelRepository {
   // Takes every version out of service and stops its scheduler: kDrain runs
   // what is queued first, kCancel answers it with UNAVAILABLE. For shutdown.
   void StopAll(Scheduler::StopMode mode = Scheduler::StopMode::kDrain);
-
-  const std::filesystem::path& root() const { return options_.root; }
 
  private:
   struct ServingTable {
@@ -132,6 +133,8 @@ class ModelRepository {
                std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
   void Retire(std::shared_ptr<ModelVersion> version);
   void SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason);
+  // vigil_model_state: 1 for `state`, 0 for the others (all 0 once gone).
+  void PublishStateGauge(const std::string& model, int64_t version, std::optional<VersionState> state);
   void ReaperLoop();
   std::shared_ptr<const ServingTable> table() const { return table_.load(); }
 

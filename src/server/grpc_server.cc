@@ -307,9 +307,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx, const pb::ServerReadyRequest*,
                                         pb::ServerReadyResponse* resp) override {
-    bool ready = state_.ready.load();
-    for (const auto& m : state_.required_models) ready = ready && repository_.Acquire(m, 0).ok();
-    resp->set_ready(ready);
+    resp->set_ready(state_.CheckReady(repository_).ok());
     return Done(ctx, grpc::Status::OK);
   }
 
@@ -341,17 +339,11 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                           pb::ModelMetadataResponse* resp) override {
     auto v = ParseVersionString(req->version());
     if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
-    auto info = repository_.Find(req->name());
+    auto info = repository_.Find(req->name(), *v);
     if (!info.ok()) return Done(ctx, ToGrpc(info.status()));
-    if (*v != 0) {
-      auto pinned = repository_.Acquire(req->name(), *v);
-      if (!pinned.ok()) return Done(ctx, ToGrpc(pinned.status()));
-    }
     const vigil::ModelConfig& c = *info->config;
     resp->set_name(c.name);
-    for (int64_t rv : info->ready_versions) {
-      if (*v == 0 || rv == *v) resp->add_versions(std::to_string(rv));
-    }
+    for (int64_t rv : info->ready_versions) resp->add_versions(std::to_string(rv));
     resp->set_platform(std::string(BackendPlatform(c.backend)));
     auto add = [&](const std::vector<TensorSpec>& specs, auto* list) {
       for (const auto& s : specs) {

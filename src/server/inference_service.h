@@ -41,8 +41,6 @@ class InferenceService {
     std::vector<std::shared_ptr<ModelVersion>> touched_;  // pinned until the run
   };
 
-  ModelRepository& repository() { return repository_; }
-
  private:
   ModelRepository& repository_;
   ServingMetrics* metrics_;

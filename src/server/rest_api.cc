@@ -272,32 +272,31 @@ HttpResponse RestApi::ServerMetadata() const {
   return Json(std::move(out));
 }
 
-HttpResponse RestApi::ServerReady() const {
-  if (!state_.ready.load()) return MakeResponse(400, ErrorJson("server is not ready (starting or shutting down)"));
-  for (const auto& m : state_.required_models) {
-    auto pinned = repository_.Acquire(m, 0);
-    if (!pinned.ok())
-      return MakeResponse(400, ErrorJson("required model '" + m + "' is not ready: " + pinned.status().message()));
+Status ServerState::CheckReady(const ModelRepository& repository) const {
+  if (!ready.load()) return Unavailable("server is not ready (starting or shutting down)");
+  for (const auto& m : required_models) {
+    auto pinned = repository.Acquire(m, 0);
+    if (!pinned.ok()) return Unavailable("required model '" + m + "' is not ready: " + pinned.status().message());
   }
-  return MakeResponse(200, "{\"ready\":true}");
+  return Status::Ok();
+}
+
+HttpResponse RestApi::ServerReady() const {
+  const Status s = state_.CheckReady(repository_);
+  return s.ok() ? MakeResponse(200, "{\"ready\":true}") : MakeResponse(400, ErrorJson(s.message()));
 }
 
 HttpResponse RestApi::ModelMetadata(const std::string& model, const std::string& version) const {
   auto v = ParseVersionString(version);
   if (!v.ok()) return Error(v.status());
-  auto info = repository_.Find(model);
+  auto info = repository_.Find(model, *v);
   if (!info.ok()) return Error(info.status());
-  if (*v != 0) {
-    auto pinned = repository_.Acquire(model, *v);
-    if (!pinned.ok()) return Error(pinned.status());
-  }
   const ModelConfig& c = *info->config;
   std::string out = "{\"name\":";
   AppendJsonString(out, c.name);
   out += ",\"versions\":[";
   bool first = true;
   for (int64_t rv : info->ready_versions) {
-    if (*v != 0 && rv != *v) continue;
     if (!first) out += ',';
     first = false;
     out += "\"" + std::to_string(rv) + "\"";

@@ -17,6 +17,9 @@ struct ServerState {
   std::atomic<bool> ready{false};
   // Models that must be READY for the server to be ready.
   std::vector<std::string> required_models;
+
+  // OK when the server is ready; otherwise says why not. Both frontends ask this.
+  Status CheckReady(const ModelRepository& repository) const;
 };
 
 unsigned HttpStatusFor(StatusCode code);
