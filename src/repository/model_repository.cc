@@ -161,15 +161,23 @@ void ModelRepository::Poll() {
     records_.erase(name);
     unloaded_by_request_.erase(name);
     failed_fingerprints_.erase(name);
+    config_overrides_.erase(name);
   }
 }
 
-Status ModelRepository::LoadModel(const std::string& name) {
+Status ModelRepository::LoadModel(const std::string& name, std::optional<std::string> config_text) {
   std::lock_guard control(control_mu_);
   std::error_code ec;
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.' ||
       !fs::is_directory(options_.root / name, ec)) {
     return NotFound("model '" + name + "' is not in the repository " + options_.root.string());
+  }
+  if (config_text) {
+    auto parsed = LoadModelConfig(name, *config_text);
+    if (!parsed.ok()) return parsed.status().WithContext("config override");
+    config_overrides_[name] = std::move(*config_text);
+  } else {
+    config_overrides_.erase(name);
   }
   unloaded_by_request_.erase(name);
   SyncModel(name, true);
@@ -221,7 +229,9 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     current = error;
   };
 
-  auto text = ReadFile(dir / "config.yaml");
+  auto override_it = config_overrides_.find(name);
+  auto text = override_it != config_overrides_.end() ? StatusOr<std::string>(override_it->second)
+                                                     : ReadFile(dir / "config.yaml");
   if (!text.ok()) {
     set_model_error("model '" + name + "': missing config.yaml in " + dir.string());
     return;

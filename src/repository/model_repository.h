@@ -89,8 +89,12 @@ class ModelRepository {
   // versions first, then retires removed ones. Models unloaded through
   // UnloadModel stay unloaded until LoadModel.
   void Poll();
-  // Loads (or reloads) one model from disk, even if unchanged.
-  Status LoadModel(const std::string& name);
+  // Loads (or reloads) one model from disk, even if unchanged. With
+  // `config_text` (YAML or JSON, the config.yaml schema) that config is used
+  // instead of the model's config.yaml until the next LoadModel without one
+  // (Triton's "config" load parameter); an invalid one is rejected and
+  // changes nothing.
+  Status LoadModel(const std::string& name, std::optional<std::string> config_text = std::nullopt);
   // Retires every version of the model; it stays unloaded until LoadModel.
   Status UnloadModel(const std::string& name);
 
@@ -141,6 +145,7 @@ class ModelRepository {
   Options options_;
   std::mutex control_mu_;                      // serialises Poll/Load/Unload
   std::set<std::string> unloaded_by_request_;  // guarded by control_mu_
+  std::map<std::string, std::string> config_overrides_;  // guarded by control_mu_
   // Per model and version, the fingerprint of files that failed to load.
   std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_;  // guarded by control_mu_
   std::atomic<std::shared_ptr<const ServingTable>> table_;

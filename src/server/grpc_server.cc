@@ -492,7 +492,15 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                                 const pb::RepositoryModelLoadRequest* req,
                                                 pb::RepositoryModelLoadResponse*) override {
     // Loading can take a while; it runs on a gRPC thread, not an HTTP one.
-    const Status s = repository_.LoadModel(req->model_name());
+    std::optional<std::string> config;
+    for (const auto& [key, value] : req->parameters()) {
+      if (key != "config" || value.parameter_choice_case() != pb::ModelRepositoryParameter::kStringParam) {
+        return Done(ctx, ToGrpc(InvalidArgument("unknown load parameter '" + key +
+                                                "'; the only one is \"config\" (string_param, YAML or JSON)")));
+      }
+      config = value.string_param();
+    }
+    const Status s = repository_.LoadModel(req->model_name(), std::move(config));
     spdlog::info("event=repository_load model={} result={} protocol=grpc", LogValue(req->model_name()),
                  LogValue(s.ok() ? "ok" : s.message()));
     return Done(ctx, ToGrpc(s));

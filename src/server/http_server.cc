@@ -8,7 +8,7 @@
 #include <boost/beast/core.hpp>
 
 #include "core/logging.h"
-#include "server/oip_json.h"
+#include "protocol/oip_json.h"
 
 namespace vigil {
 

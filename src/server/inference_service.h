@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "repository/model_repository.h"
-#include "server/oip_json.h"
+#include "protocol/oip_json.h"
 
 namespace vigil {
 

@@ -168,7 +168,13 @@ void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
       }
       if (n == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
         if (!method_is(http::verb::post)) return;
-        const Status s = p[4] == "load" ? repository_.LoadModel(p[3]) : repository_.UnloadModel(p[3]);
+        Status s;
+        if (p[4] == "load") {
+          auto config = LoadConfigParameter(request.body());
+          s = config.ok() ? repository_.LoadModel(p[3], std::move(config).value()) : config.status();
+        } else {
+          s = repository_.UnloadModel(p[3]);
+        }
         spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]),
                      LogValue(s.ok() ? "ok" : s.message()));
         return respond(s.ok() ? Json("{}") : Error(s));
@@ -422,6 +428,26 @@ HttpResponse RestApi::ModelStats(const std::string& model, const std::string& ve
   }
   out += "]}";
   return Json(std::move(out));
+}
+
+// The optional body of a load request: {"parameters": {"config": "<YAML or JSON>"}}.
+StatusOr<std::optional<std::string>> RestApi::LoadConfigParameter(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::optional<std::string>();
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  const char* kShape = "load body must be {\"parameters\": {\"config\": \"<config.yaml text, YAML or JSON>\"}}";
+  if (doc.HasParseError() || !doc.IsObject()) return InvalidArgument(kShape);
+  std::optional<std::string> config;
+  for (const auto& m : doc.GetObject()) {
+    if (std::string_view(m.name.GetString()) != "parameters" || !m.value.IsObject()) return InvalidArgument(kShape);
+    for (const auto& p : m.value.GetObject()) {
+      const std::string_view key = p.name.GetString();
+      if (key != "config") return InvalidArgument("unknown load parameter '" + std::string(key) + "'; " + kShape);
+      if (!p.value.IsString()) return InvalidArgument(kShape);
+      config.emplace(p.value.GetString(), p.value.GetStringLength());
+    }
+  }
+  return config;
 }
 
 HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {

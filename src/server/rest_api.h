@@ -39,6 +39,7 @@ class RestApi {
   HttpResponse ModelConfigJson(const std::string& model, const std::string& version) const;
   HttpResponse ModelStats(const std::string& model, const std::string& version) const;
   HttpResponse RepositoryIndex(const HttpRequest& request) const;
+  static StatusOr<std::optional<std::string>> LoadConfigParameter(const std::string& body);
   HttpResponse ServerReady() const;
   Counter& HttpCounter(unsigned code);
 

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "protocol/oip_json.h"
 #include "server_process.h"
 
 namespace vigil::testing {
@@ -221,6 +222,40 @@ TEST(Lifecycle, ExplicitUnloadAndLoad) {
   EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1))->status, 200u);
   EXPECT_EQ(c->Post("/v2/repository/models/nope/load", "")->status, 404u);
   EXPECT_EQ(c->Post("/v2/repository/models/nope/unload", "")->status, 404u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// Triton's "config" load parameter: the override replaces config.yaml until
+// the next plain load; an invalid one is refused and changes nothing.
+TEST(Lifecycle, LoadWithAConfigOverride) {
+  const fs::path repo = ScratchDir("override");
+  CopyExampleRepository(repo, {"breast_cancer_xgb"});
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.1"});
+  auto c = server->Client();
+  std::string config = ReadFile(repo / "breast_cancer_xgb" / "config.yaml");
+  const std::string from = "max_batch_size: 256", to = "max_batch_size: 7";
+  ASSERT_NE(config.find(from), std::string::npos) << config;
+  config.replace(config.find(from), from.size(), to);
+  std::string body = "{\"parameters\":{\"config\":";
+  AppendJsonString(body, config);
+  body += "}}";
+  auto r = c->Post("/v2/repository/models/breast_cancer_xgb/load", body);
+  ASSERT_EQ(r->status, 200u) << r->body;
+  EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":7"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // polling keeps the override
+  EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":7"), std::string::npos);
+  EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(8))->status, 400u);  // over 7 rows
+
+  r = c->Post("/v2/repository/models/breast_cancer_xgb/load", R"({"parameters":{"config":"backend: nope"}})");
+  EXPECT_EQ(r->status, 400u);
+  EXPECT_NE(r->body.find("config override"), std::string::npos) << r->body;
+  EXPECT_EQ(c->Post("/v2/repository/models/breast_cancer_xgb/load", R"({"parameters":{"other":"x"}})")->status, 400u);
+  EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1))->status, 200u);
+
+  ASSERT_EQ(c->Post("/v2/repository/models/breast_cancer_xgb/load", "")->status, 200u);  // back to config.yaml
+  EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":256"), std::string::npos);
+  EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(8))->status, 200u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }

@@ -1,5 +1,6 @@
 // Open Inference Protocol (KServe v2) REST bodies: JSON tensors (nested or
-// flat) and Triton's binary tensor extension, both ways.
+// flat) and Triton's binary tensor extension, both ways, for the server
+// (decode requests, encode replies) and the client (the reverse).
 //
 // Decoding produces frontend-neutral InferCall values; encoding turns an
 // InferReply into a body plus the JSON header length for binary outputs.
@@ -66,6 +67,12 @@ struct EncodedBody {
 };
 
 EncodedBody EncodeInferReply(const InferReply& reply);
+
+// The client's side: a request body (inputs as binary tensors when
+// `binary_inputs`; outputs as the call's RequestedOutput/binary_output say),
+// and a reply body back into an InferReply ({"error": ...} → that message).
+EncodedBody EncodeInferRequest(const InferCall& call, bool binary_inputs);
+StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<size_t> header_length);
 
 // {"error": message}
 std::string ErrorJson(std::string_view message);

@@ -1,4 +1,4 @@
-#include "server/oip_json.h"
+#include "protocol/oip_json.h"
 
 #include <gtest/gtest.h>
 
@@ -6,6 +6,17 @@
 
 namespace vigil {
 namespace {
+
+template <typename T>
+Tensor MakeTensor(std::string name, Shape shape, DataType type, std::vector<T> values) {
+  Tensor t;
+  t.name = std::move(name);
+  t.datatype = type;
+  t.shape = std::move(shape);
+  t.data.resize(values.size() * sizeof(T));
+  std::memcpy(t.data.data(), values.data(), t.data.size());
+  return t;
+}
 
 std::string Err(const std::string& body, std::optional<size_t> header = std::nullopt) {
   auto r = DecodeInferRequest(body, header);
@@ -136,6 +147,72 @@ TEST(OipJson, RawBodyIsTheSingleInputAtBatchOne) {
 }
 
 TEST(OipJson, ErrorJsonEscapes) { EXPECT_EQ(ErrorJson("bad \"x\"\n"), R"({"error":"bad \"x\"\n"})"); }
+
+// The client's encoder feeds the server's decoder, and the server's encoder
+// feeds the client's decoder: every datatype, JSON and binary.
+TEST(OipJson, RequestsRoundTripThroughTheServerDecoder) {
+  InferCall call;
+  call.id = "req-7";
+  call.parameters["priority"] = int64_t{2};
+  call.parameters["tag"] = std::string("a\"b");
+  call.inputs.push_back(MakeTensor<float>("x", {2, 2}, DataType::kFp32, {1.5f, -2, 1e-7f, 3}));
+  call.inputs.push_back(MakeTensor<int64_t>("ids", {1, 3}, DataType::kInt64, {-1, 0, int64_t{1} << 40}));
+  Tensor s;
+  s.name = "s";
+  s.datatype = DataType::kBytes;
+  s.shape = {2};
+  AppendBytesElement(s.data, "hi");
+  AppendBytesElement(s.data, "");
+  call.inputs.push_back(s);
+  call.outputs = {{"probabilities", true}, {"logits", false}};
+  for (bool binary : {false, true}) {
+    SCOPED_TRACE(binary ? "binary" : "json");
+    EncodedBody enc = EncodeInferRequest(call, binary);
+    EXPECT_EQ(enc.header_length.has_value(), binary);
+    auto decoded = DecodeInferRequest(enc.body, enc.header_length);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().message() << "\n" << enc.body;
+    EXPECT_EQ(decoded->id, "req-7");
+    EXPECT_EQ(std::get<int64_t>(decoded->parameters.at("priority")), 2);
+    EXPECT_EQ(std::get<std::string>(decoded->parameters.at("tag")), "a\"b");
+    ASSERT_EQ(decoded->inputs.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(decoded->inputs[i].name, call.inputs[i].name);
+      EXPECT_EQ(decoded->inputs[i].datatype, call.inputs[i].datatype);
+      EXPECT_EQ(decoded->inputs[i].shape, call.inputs[i].shape);
+      EXPECT_EQ(decoded->inputs[i].data, call.inputs[i].data);
+    }
+    ASSERT_EQ(decoded->outputs.size(), 2u);
+    EXPECT_TRUE(decoded->outputs[0].binary);
+    EXPECT_FALSE(decoded->outputs[1].binary);
+  }
+}
+
+TEST(OipJson, RepliesRoundTripThroughTheClientDecoder) {
+  InferReply reply;
+  reply.model = "m";
+  reply.version = "3";
+  reply.id = "r";
+  reply.parameters["vigil.variant"] = std::string("prod");
+  reply.outputs.push_back(MakeTensor<float>("p", {1, 2}, DataType::kFp32, {0.25f, 0.75f}));
+  reply.outputs.push_back(MakeTensor<double>("q", {1, 1}, DataType::kFp64, {-1e300}));
+  reply.binary = {true, false};
+  EncodedBody enc = EncodeInferReply(reply);
+  auto decoded = DecodeInferReply(enc.body, enc.header_length);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(decoded->model, "m");
+  EXPECT_EQ(decoded->version, "3");
+  EXPECT_EQ(decoded->id, "r");
+  EXPECT_EQ(std::get<std::string>(decoded->parameters.at("vigil.variant")), "prod");
+  ASSERT_EQ(decoded->outputs.size(), 2u);
+  EXPECT_EQ(decoded->outputs[0].data, reply.outputs[0].data);
+  EXPECT_EQ(decoded->outputs[1].data, reply.outputs[1].data);
+  EXPECT_EQ(decoded->binary, (std::vector<bool>{true, false}));
+
+  auto error = DecodeInferReply(R"({"error":"model 'x' is not loaded"})", std::nullopt);
+  ASSERT_FALSE(error.ok());
+  EXPECT_EQ(error.status().message(), "model 'x' is not loaded");
+  EXPECT_FALSE(DecodeInferReply(R"({"model_name":"m"})", std::nullopt).ok());
+}
 
 }  // namespace
 }  // namespace vigil

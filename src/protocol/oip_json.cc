@@ -1,4 +1,4 @@
-#include "server/oip_json.h"
+#include "protocol/oip_json.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -152,13 +152,15 @@ const rj::Value* Member(const rj::Value& obj, const char* name) {
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
-Status DecodeInput(const rj::Value& in, size_t index, std::string_view& binary, Tensor& t) {
-  const std::string where = "inputs[" + std::to_string(index) + "]";
+// One tensor of a request's "inputs" or a reply's "outputs"; `kind` is
+// "input" or "output", for messages.
+Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, std::string_view& binary, Tensor& t) {
+  const std::string where = std::string(kind) + "s[" + std::to_string(index) + "]";
   if (!in.IsObject()) return InvalidArgument(where + " must be an object with name, shape, datatype and data");
   const rj::Value* name = Member(in, "name");
   if (!name || !name->IsString()) return InvalidArgument(where + ": 'name' must be a string");
   t.name.assign(name->GetString(), name->GetStringLength());
-  const std::string tw = "input '" + t.name + "'";
+  const std::string tw = std::string(kind) + " '" + t.name + "'";
   const rj::Value* dt = Member(in, "datatype");
   if (!dt || !dt->IsString()) return InvalidArgument(tw + ": 'datatype' must be a string such as \"FP32\"");
   t.datatype = ParseDataType(std::string_view(dt->GetString(), dt->GetStringLength()));
@@ -343,12 +345,75 @@ std::string ErrorJson(std::string_view message) {
   return out;
 }
 
-StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<size_t> header_length) {
+namespace {
+
+bool SentBinary(const Tensor& t, const std::vector<bool>& binary, size_t i) {
+  return (i < binary.size() && binary[i]) || t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16;
+}
+
+void AppendParams(std::string& out, const Params& params) {
+  out += '{';
+  bool first = true;
+  for (const auto& [k, v] : params) {
+    if (!first) out += ',';
+    first = false;
+    AppendJsonString(out, k);
+    out += ':';
+    AppendParam(out, v);
+  }
+  out += '}';
+}
+
+// `"key":[{name, datatype, shape, data | parameters.binary_data_size}, ...]`,
+// then the binary tensors after the JSON when any is binary.
+void AppendTensors(EncodedBody& enc, const char* key, const std::vector<Tensor>& tensors,
+                   const std::vector<bool>& binary) {
+  std::string& out = enc.body;
+  out += '"';
+  out += key;
+  out += "\":[";
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    if (i) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, t.name);
+    out += ",\"datatype\":\"";
+    out += DataTypeName(t.datatype);
+    out += "\",\"shape\":[";
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (d) out += ',';
+      out += std::to_string(t.shape[d]);
+    }
+    out += ']';
+    if (SentBinary(t, binary, i)) {
+      out += ",\"parameters\":{\"binary_data_size\":" + std::to_string(t.data.size()) + "}}";
+    } else {
+      out += ",\"data\":";
+      AppendTensorData(out, t);
+      out += '}';
+    }
+  }
+  out += ']';
+}
+
+void AppendBinaryTensors(EncodedBody& enc, const std::vector<Tensor>& tensors, const std::vector<bool>& binary) {
+  bool any = false;
+  for (size_t i = 0; i < tensors.size(); ++i) any |= SentBinary(tensors[i], binary, i);
+  if (!any) return;
+  enc.header_length = enc.body.size();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    if (SentBinary(t, binary, i)) enc.body.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+  }
+}
+
+// Parses the JSON part of a body; `binary` gets the bytes after it.
+Status ParseBody(const std::string& body, std::optional<size_t> header_length, rj::Document& doc,
+                 std::string_view& binary) {
   // rapidjson reads a NUL-terminated string fastest; only the JSON header of
   // a binary body needs a copy to get one.
   const std::string* json = &body;
   std::string header_copy;
-  std::string_view binary;
   if (header_length) {
     if (*header_length > body.size()) {
       return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
@@ -359,12 +424,28 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
     binary = std::string_view(body).substr(*header_length);
   }
   if (json->find('\0') != std::string::npos) return InvalidArgument("malformed JSON: the body contains a NUL byte");
-  rj::Document doc;
   doc.Parse<rj::kParseNanAndInfFlag>(json->c_str());
   if (doc.HasParseError()) {
     return InvalidArgument(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
                            rj::GetParseError_En(doc.GetParseError()));
   }
+  return Status::Ok();
+}
+
+Status ReadString(const rj::Value& obj, const char* key, std::string& out) {
+  const rj::Value* v = Member(obj, key);
+  if (!v) return Status::Ok();
+  if (!v->IsString()) return InvalidArgument(std::string("'") + key + "' must be a string");
+  out.assign(v->GetString(), v->GetStringLength());
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<size_t> header_length) {
+  rj::Document doc;
+  std::string_view binary;
+  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary));
   if (!doc.IsObject()) return InvalidArgument("the request body must be a JSON object with an 'inputs' array");
   InferCall call;
   if (const rj::Value* id = Member(doc, "id")) {
@@ -383,7 +464,7 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
   if (inputs->Empty()) return InvalidArgument("'inputs' is empty");
   call.inputs.resize(inputs->Size());
   for (rj::SizeType i = 0; i < inputs->Size(); ++i) {
-    VIGIL_RETURN_IF_ERROR(DecodeInput((*inputs)[i], i, binary, call.inputs[i]));
+    VIGIL_RETURN_IF_ERROR(DecodeTensor((*inputs)[i], "input", i, binary, call.inputs[i]));
   }
   if (!binary.empty()) {
     return InvalidArgument(std::to_string(binary.size()) +
@@ -445,54 +526,76 @@ EncodedBody EncodeInferReply(const InferReply& reply) {
     AppendJsonString(out, reply.id);
   }
   if (!reply.parameters.empty()) {
-    out += ",\"parameters\":{";
-    bool first = true;
-    for (const auto& [k, v] : reply.parameters) {
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, k);
-      out += ':';
-      AppendParam(out, v);
-    }
-    out += '}';
+    out += ",\"parameters\":";
+    AppendParams(out, reply.parameters);
   }
-  out += ",\"outputs\":[";
-  bool any_binary = false;
-  for (size_t i = 0; i < reply.outputs.size(); ++i) {
-    const Tensor& t = reply.outputs[i];
-    const bool binary =
-        (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16;
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, t.name);
-    out += ",\"datatype\":\"";
-    out += DataTypeName(t.datatype);
-    out += "\",\"shape\":[";
-    for (size_t d = 0; d < t.shape.size(); ++d) {
-      if (d) out += ',';
-      out += std::to_string(t.shape[d]);
-    }
-    out += ']';
-    if (binary) {
-      any_binary = true;
-      out += ",\"parameters\":{\"binary_data_size\":" + std::to_string(t.data.size()) + "}}";
-    } else {
-      out += ",\"data\":";
-      AppendTensorData(out, t);
+  out += ',';
+  AppendTensors(enc, "outputs", reply.outputs, reply.binary);
+  out += '}';
+  AppendBinaryTensors(enc, reply.outputs, reply.binary);
+  return enc;
+}
+
+EncodedBody EncodeInferRequest(const InferCall& call, bool binary_inputs) {
+  EncodedBody enc;
+  std::string& out = enc.body;
+  out.reserve(256);
+  out += '{';
+  if (!call.id.empty()) {
+    out += "\"id\":";
+    AppendJsonString(out, call.id);
+    out += ',';
+  }
+  Params params = call.parameters;
+  if (call.binary_output) params["binary_data_output"] = true;
+  if (!params.empty()) {
+    out += "\"parameters\":";
+    AppendParams(out, params);
+    out += ',';
+  }
+  const std::vector<bool> binary(call.inputs.size(), binary_inputs);
+  AppendTensors(enc, "inputs", call.inputs, binary);
+  if (!call.outputs.empty()) {
+    out += ",\"outputs\":[";
+    for (size_t i = 0; i < call.outputs.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"name\":";
+      AppendJsonString(out, call.outputs[i].name);
+      if (call.outputs[i].binary != call.binary_output)
+        out += call.outputs[i].binary ? ",\"parameters\":{\"binary_data\":true}" : ",\"parameters\":{\"binary_data\":false}";
       out += '}';
     }
+    out += ']';
   }
-  out += "]}";
-  if (any_binary) {
-    enc.header_length = out.size();
-    for (size_t i = 0; i < reply.outputs.size(); ++i) {
-      const Tensor& t = reply.outputs[i];
-      const bool binary = (i < reply.binary.size() && reply.binary[i]) || t.datatype == DataType::kFp16 ||
-                          t.datatype == DataType::kBf16;
-      if (binary) out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
-    }
-  }
+  out += '}';
+  AppendBinaryTensors(enc, call.inputs, binary);
   return enc;
+}
+
+StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<size_t> header_length) {
+  rj::Document doc;
+  std::string_view binary;
+  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary));
+  if (!doc.IsObject()) return InvalidArgument("the reply body is not a JSON object");
+  if (const rj::Value* error = Member(doc, "error"); error && error->IsString())
+    return Internal(std::string(error->GetString(), error->GetStringLength()));
+  InferReply reply;
+  VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_name", reply.model));
+  VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_version", reply.version));
+  VIGIL_RETURN_IF_ERROR(ReadString(doc, "id", reply.id));
+  if (const rj::Value* p = Member(doc, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "reply", reply.parameters));
+  const rj::Value* outputs = Member(doc, "outputs");
+  if (!outputs || !outputs->IsArray()) return InvalidArgument("the reply has no 'outputs' array");
+  reply.outputs.resize(outputs->Size());
+  reply.binary.resize(outputs->Size());
+  for (rj::SizeType i = 0; i < outputs->Size(); ++i) {
+    const size_t left = binary.size();
+    VIGIL_RETURN_IF_ERROR(DecodeTensor((*outputs)[i], "output", i, binary, reply.outputs[i]));
+    reply.binary[i] = binary.size() != left;
+  }
+  if (!binary.empty())
+    return InvalidArgument(std::to_string(binary.size()) + " binary bytes after the last output are not claimed");
+  return reply;
 }
 
 }  // namespace vigil
