@@ -1,0 +1,293 @@
+// The HTTP load engine: one Asio event loop per client thread, each owning
+// a share of the keep-alive connections. Request bytes (head and body) are
+// encoded once; a send is one async_write of a pre-built buffer and one
+// async_read into a Beast response parser.
+#include <rapidjson/document.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <deque>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "client/load.h"
+
+namespace vigil::internal {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+std::string EncodeWire(const LoadTarget& target, const InferCall& call) {
+  InferCall c = call;
+  if (target.client.binary) {
+    c.binary_output = true;
+    for (auto& o : c.outputs) o.binary = true;
+  }
+  EncodedBody enc = EncodeInferRequest(c, target.client.binary);
+  std::string path = "/v2/models/" + target.model;
+  if (!target.version.empty()) path += "/versions/" + target.version;
+  std::string wire = "POST " + path + "/infer HTTP/1.1\r\nHost: " + target.client.host + "\r\n";
+  if (enc.header_length) {
+    wire += "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
+            std::to_string(*enc.header_length) + "\r\n";
+  } else {
+    wire += "Content-Type: application/json\r\n";
+  }
+  wire += "Content-Length: " + std::to_string(enc.body.size()) + "\r\n\r\n";
+  wire += enc.body;
+  return wire;
+}
+
+std::string ServerError(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsString())
+    return d["error"].GetString();
+  return body.substr(0, 200);
+}
+
+class HttpLoadEngine;
+
+struct Worker;
+
+struct Conn {
+  Conn(net::io_context& ioc, Worker* owner) : worker(owner), socket(ioc), retry(ioc) {}
+  Worker* worker;
+  tcp::socket socket;
+  net::steady_timer retry;
+  beast::flat_buffer buffer;
+  std::optional<http::response_parser<http::string_body>> parser;
+  Clock::time_point scheduled;
+  bool open = false;
+};
+
+struct Worker {
+  HttpLoadEngine* engine = nullptr;
+  net::io_context ioc{1};
+  net::steady_timer timer{ioc};
+  std::vector<std::unique_ptr<Conn>> conns;
+  std::vector<Conn*> idle;
+  std::deque<Clock::time_point> backlog;
+  size_t next_sample = 0;
+  int max_conns = 0;
+  // Open loop.
+  Clock::time_point next_arrival;
+  std::chrono::duration<double> mean_gap{0};
+  bool poisson = false;
+  std::mt19937_64 rng;
+  std::thread thread;
+};
+
+class HttpLoadEngine final : public LoadEngine {
+ public:
+  HttpLoadEngine(const LoadTarget& target, LoadRecorder* recorder) : target_(target), recorder_(recorder) {
+    for (const auto& call : target.samples) wire_.push_back(EncodeWire(target, call));
+  }
+  ~HttpLoadEngine() override { Stop(std::chrono::milliseconds(0)); }
+
+  Status Start(const LoadLevel& level) override {
+    net::io_context resolver_ioc;
+    tcp::resolver resolver(resolver_ioc);
+    boost::system::error_code ec;
+    auto results = resolver.resolve(target_.client.host, std::to_string(target_.client.port), ec);
+    if (ec || results.empty()) return Unavailable("cannot resolve " + target_.client.host + ": " + ec.message());
+    endpoint_ = results.begin()->endpoint();
+
+    const int threads = level.concurrency > 0 ? std::min(DefaultClientThreads(target_.threads), level.concurrency)
+                                              : DefaultClientThreads(target_.threads);
+    for (int i = 0; i < threads; ++i) {
+      auto w = std::make_unique<Worker>();
+      w->engine = this;
+      w->next_sample = static_cast<size_t>(i) * 7919;
+      w->max_conns = std::max(1, target_.max_connections / threads);
+      w->rng.seed(0x5eed + static_cast<uint64_t>(i));
+      workers_.push_back(std::move(w));
+    }
+    level_ = level;
+    running_.store(true);
+    const auto now = Clock::now();
+    if (level.concurrency > 0) {
+      for (int i = 0; i < level.concurrency; ++i) {
+        Worker& w = *workers_[static_cast<size_t>(i) % workers_.size()];
+        w.conns.push_back(std::make_unique<Conn>(w.ioc, &w));
+        VIGIL_RETURN_IF_ERROR(Open(*w.conns.back()));
+      }
+      for (auto& w : workers_) {
+        for (auto& c : w->conns) net::post(w->ioc, [this, conn = c.get(), now] { Send(conn, now); });
+      }
+    } else {
+      const double per_thread_rate = level.rate / static_cast<double>(threads);
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        Worker& w = *workers_[i];
+        w.poisson = level.poisson;
+        w.mean_gap = std::chrono::duration<double>(1.0 / per_thread_rate);
+        // Fixed-rate threads interleave instead of firing together.
+        w.next_arrival = now + std::chrono::duration_cast<Clock::duration>(w.mean_gap * (static_cast<double>(i) /
+                                                                                          static_cast<double>(threads)));
+        for (int k = 0; k < std::min(w.max_conns, 4); ++k) {
+          w.conns.push_back(std::make_unique<Conn>(w.ioc, &w));
+          VIGIL_RETURN_IF_ERROR(Open(*w.conns.back()));
+          w.idle.push_back(w.conns.back().get());
+        }
+        net::post(w.ioc, [this, &w] { Tick(w); });
+      }
+    }
+    for (auto& w : workers_) {
+      w->thread = std::thread([&ioc = w->ioc] {
+        auto guard = net::make_work_guard(ioc);
+        ioc.run();
+      });
+    }
+    return Status::Ok();
+  }
+
+  void Stop(std::chrono::milliseconds grace) override {
+    if (workers_.empty()) return;
+    running_.store(false);
+    for (auto& w : workers_) net::post(w->ioc, [&w] { w->timer.cancel(); });
+    const auto deadline = Clock::now() + grace;
+    while (in_flight_.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& w : workers_) w->ioc.stop();
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+    workers_.clear();
+    in_flight_.store(0);
+  }
+
+  int64_t InFlight() const override { return in_flight_.load(); }
+
+ private:
+  Status Open(Conn& c) {
+    boost::system::error_code ec;
+    if (c.socket.is_open()) c.socket.close(ec);
+    c.socket.connect(endpoint_, ec);
+    if (ec) {
+      return Unavailable("cannot connect to " + target_.client.host + ":" + std::to_string(target_.client.port) +
+                         ": " + ec.message());
+    }
+    c.socket.set_option(tcp::no_delay(true), ec);
+    c.buffer.clear();
+    c.open = true;
+    return Status::Ok();
+  }
+
+  void Send(Conn* c, Clock::time_point scheduled) {
+    if (!c->open) {
+      if (Status s = Open(*c); !s.ok()) {
+        recorder_->Error("connection", s.message());
+        // Back off, then try again (closed loop) or take the next arrival.
+        c->retry.expires_after(std::chrono::milliseconds(50));
+        c->retry.async_wait([this, c](boost::system::error_code ec) {
+          if (!ec) Next(c);
+        });
+        return;
+      }
+    }
+    Worker& w = *c->worker;
+    c->scheduled = scheduled;
+    const std::string& wire = wire_[w.next_sample++ % wire_.size()];
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    net::async_write(c->socket, net::buffer(wire), [this, c](boost::system::error_code ec, size_t) {
+      if (ec) return Done(c, ec);
+      c->parser.emplace();
+      c->parser->body_limit(std::numeric_limits<uint64_t>::max());
+      http::async_read(c->socket, c->buffer, *c->parser,
+                       [this, c](boost::system::error_code ec, size_t) { Done(c, ec); });
+    });
+  }
+
+  void Done(Conn* c, boost::system::error_code ec) {
+    const auto now = Clock::now();
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (ec) {
+      if (running_.load()) recorder_->Error("connection", ec.message());
+      boost::system::error_code ignored;
+      c->socket.close(ignored);
+      c->open = false;
+    } else {
+      const auto& res = c->parser->get();
+      if (res.result_int() == 200) {
+        recorder_->Success(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c->scheduled).count());
+      } else {
+        recorder_->Error("HTTP " + std::to_string(res.result_int()), ServerError(res.body()));
+      }
+      if (!res.keep_alive()) {
+        boost::system::error_code ignored;
+        c->socket.close(ignored);
+        c->open = false;
+      }
+    }
+    Next(c);
+  }
+
+  // A connection is free: send the next request, if any is due.
+  void Next(Conn* c) {
+    if (!running_.load(std::memory_order_relaxed)) return;
+    if (level_.concurrency > 0) return Send(c, Clock::now());
+    Worker& w = *c->worker;
+    if (!w.backlog.empty()) {
+      const auto t = w.backlog.front();
+      w.backlog.pop_front();
+      return Send(c, t);
+    }
+    w.idle.push_back(c);
+  }
+
+  void Tick(Worker& w) {
+    if (!running_.load()) return;
+    const auto now = Clock::now();
+    std::exponential_distribution<double> gap(1.0);
+    while (w.next_arrival <= now) {
+      Arrive(w, w.next_arrival);
+      const auto step = w.poisson ? w.mean_gap * gap(w.rng) : w.mean_gap;
+      w.next_arrival += std::chrono::duration_cast<Clock::duration>(step);
+    }
+    w.timer.expires_at(w.next_arrival);
+    w.timer.async_wait([this, &w](boost::system::error_code ec) {
+      if (!ec) Tick(w);
+    });
+  }
+
+  void Arrive(Worker& w, Clock::time_point scheduled) {
+    if (!w.idle.empty()) {
+      Conn* c = w.idle.back();
+      w.idle.pop_back();
+      return Send(c, scheduled);
+    }
+    if (static_cast<int>(w.conns.size()) < w.max_conns) {
+      w.conns.push_back(std::make_unique<Conn>(w.ioc, &w));
+      return Send(w.conns.back().get(), scheduled);
+    }
+    // Every connection is busy: the request waits here, and its wait counts.
+    w.backlog.push_back(scheduled);
+  }
+
+  LoadTarget target_;
+  LoadRecorder* recorder_;
+  std::vector<std::string> wire_;
+  tcp::endpoint endpoint_;
+  LoadLevel level_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> running_{false};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LoadEngine>> MakeHttpLoadEngine(const LoadTarget& target, LoadRecorder* recorder) {
+  return std::unique_ptr<LoadEngine>(new HttpLoadEngine(target, recorder));
+}
+
+}  // namespace vigil::internal
