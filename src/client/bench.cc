@@ -454,7 +454,7 @@ StatusOr<BenchReport> RunBench(const BenchOptions& o, std::FILE* progress) {
 
   VIGIL_ASSIGN_OR_RETURN(auto client, ConnectInferenceClient(o.client));
   auto metadata = client->GetModelMetadata(o.model, o.version);
-  if (!metadata.ok()) return metadata.status().WithContext("model '" + o.model + "'");
+  if (!metadata.ok()) return metadata.status();
   BenchReport report;
   report.model = o.model;
   report.batch = o.batch;

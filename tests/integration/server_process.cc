@@ -58,24 +58,69 @@ std::string FeaturesBody(int rows, const std::string& extra) {
          data + "]}]" + extra + "}";
 }
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args) {
-  auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
-  static int counter = 0;
-  p->log_path_ = fs::temp_directory_path() /
-                 ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
-  std::vector<std::string> argv_s = {VIGIL_BINARY, "serve", "--http-port", "0", "--host", "127.0.0.1"};
+namespace {
+
+// Starts `vigil <args>` with stdout and stderr sent to files (the same file
+// when the paths are equal).
+pid_t SpawnVigil(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path) {
+  std::vector<std::string> argv_s = {VIGIL_BINARY};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  p->pid_ = ::fork();
-  if (p->pid_ == 0) {
-    const int fd = ::open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = err_path == out_path ? out : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+}  // namespace
+
+CommandResult RunVigil(const std::vector<std::string>& args, double timeout_s) {
+  static int counter = 0;
+  const std::string base = (fs::temp_directory_path() / ("vigil_test_cmd_" + std::to_string(::getpid()) + "_" +
+                                                          std::to_string(counter++)))
+                               .string();
+  const std::string out_path = base + ".out", err_path = base + ".err";
+  const pid_t pid = SpawnVigil(args, out_path, err_path);
+  CommandResult r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (true) {
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) {
+      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ADD_FAILURE() << "vigil did not finish within " << timeout_s << " s";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return r;
+}
+
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args) {
+  auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
+  static int counter = 0;
+  p->log_path_ = fs::temp_directory_path() /
+                 ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
+  std::vector<std::string> argv_s = {"serve", "--http-port", "0", "--host", "127.0.0.1"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string());
   EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();
   const std::string log = p->Log();
   std::smatch m;
@@ -83,6 +128,9 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
     p->port_ = static_cast<uint16_t>(std::stoi(m[1]));
   }
   EXPECT_NE(p->port_, 0) << log;
+  if (std::regex_search(log, m, std::regex("event=listening protocol=grpc host=\\S+ port=(\\d+)"))) {
+    p->grpc_port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
   return p;
 }
 

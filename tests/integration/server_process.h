@@ -22,6 +22,7 @@ class ServerProcess {
   ~ServerProcess();
 
   uint16_t port() const { return port_; }
+  uint16_t grpc_port() const { return grpc_port_; }  // 0 unless started with --grpc-port
   std::unique_ptr<HttpClient> Client() const;
   // Sends `sig` and waits for exit; returns the exit status (-1 on timeout).
   int Signal(int sig, double timeout_s = 30);
@@ -32,6 +33,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  uint16_t grpc_port_ = 0;
   std::filesystem::path log_path_;
 };
 
@@ -43,5 +45,13 @@ std::string ReadFile(const std::filesystem::path& p);
 void WriteFile(const std::filesystem::path& p, const std::string& text);
 // A JSON infer body with `rows` rows of the 30 breast-cancer features.
 std::string FeaturesBody(int rows, const std::string& extra = "");
+
+// Runs `vigil <args>` to completion; returns its exit code, stdout and stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunVigil(const std::vector<std::string>& args, double timeout_s = 120);
 
 }  // namespace vigil::testing
