@@ -14,6 +14,105 @@
 
 namespace vigil {
 
+// Declared in the order they start; destroyed in reverse.
+struct Server::Parts {
+  ServerOptions options;
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
+  ServerState state;
+  std::unique_ptr<ModelRepository> repository;
+  std::unique_ptr<InferenceService> service;
+  std::unique_ptr<RestApi> api;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<GrpcServer> grpc;
+  bool stopped = false;
+};
+
+Server::Server(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Server::~Server() { Shutdown("destroyed"); }
+
+uint16_t Server::http_port() const { return parts_->http->port(); }
+int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1; }
+void Server::Poll() { parts_->repository->Poll(); }
+
+StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  auto p = std::make_unique<Parts>();
+  p->options = options;
+  p->state.required_models = options.required_models;
+
+  ModelRepository::Options ro;
+  ro.root = options.model_repository;
+  ro.metrics = &p->metrics;
+  VIGIL_ASSIGN_OR_RETURN(p->repository, ModelRepository::Create(ro));
+  p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
+  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state);
+
+  HttpServer::Options ho;
+  ho.host = options.host;
+  ho.port = options.http_port;
+  ho.threads = options.http_threads;
+  ho.max_body_bytes = options.max_body_bytes;
+  ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
+  RestApi* api = p->api.get();
+  VIGIL_ASSIGN_OR_RETURN(p->http, HttpServer::Create(ho, [api](HttpRequest&& req, HttpServer::Responder respond) {
+                           api->Handle(std::move(req), std::move(respond));
+                         }));
+  // Live (and answering "not ready") while the models load.
+  p->http->Start();
+  spdlog::info("event=listening protocol=http host={} port={}", options.host, p->http->port());
+  if (options.grpc_port >= 0) {
+    GrpcServer::Options go;
+    go.host = options.host;
+    go.port = options.grpc_port;
+    VIGIL_ASSIGN_OR_RETURN(p->grpc, GrpcServer::Create(go, *p->service, *p->repository, p->state));
+    spdlog::info("event=listening protocol=grpc host={} port={}", options.host, p->grpc->port());
+  }
+
+  p->repository->Poll();
+  p->state.ready.store(true);
+  size_t ready = 0, total = 0;
+  for (const auto& row : p->repository->Index()) {
+    ++total;
+    ready += row.state == VersionState::kReady;
+  }
+  spdlog::info("event=server_ready models_ready={} models_total={} repository={}", ready, total,
+               LogValue(options.model_repository));
+  return std::unique_ptr<Server>(new Server(std::move(p)));
+}
+
+void Server::Shutdown(std::string_view reason) {
+  Parts& p = *parts_;
+  if (p.stopped) return;
+  p.stopped = true;
+  using Clock = std::chrono::steady_clock;
+  p.state.ready.store(false);
+  spdlog::info("event=shutdown_started reason={} in_flight={}", LogValue(reason), p.http->InFlight());
+  p.http->StopAccepting();
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(p.options.shutdown_timeout_s));
+  while (p.http->InFlight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (p.grpc) {
+    // Running calls finish while the schedulers still run; the rest is cancelled.
+    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+    p.grpc->Shutdown(std::max(0.0, left));
+  }
+  const int64_t abandoned = p.http->InFlight();
+  if (abandoned > 0) {
+    spdlog::warn("event=shutdown_timeout abandoned_requests={} timeout_s={}", abandoned, p.options.shutdown_timeout_s);
+  }
+  // Schedulers finish first (their callbacks post to the HTTP I/O context),
+  // then the HTTP threads stop. Past the timeout, queued work is cancelled
+  // rather than run, so the bound holds.
+  p.repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
+  // Let the I/O threads write the answers of cancelled requests.
+  const auto flush_deadline = Clock::now() + std::chrono::seconds(1);
+  while (p.http->InFlight() > 0 && Clock::now() < flush_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  p.http->Stop();
+  spdlog::info("event=shutdown_complete");
+}
+
 Status RunServer(const ServerOptions& options) {
   // Block the shutdown signals before any thread starts, so only the
   // sigtimedwait below receives them.
@@ -23,52 +122,11 @@ Status RunServer(const ServerOptions& options) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  MetricsRegistry registry;
-  ServingMetrics metrics(registry);
-  ServerState state;
-  state.required_models = options.required_models;
-
-  ModelRepository::Options ro;
-  ro.root = options.model_repository;
-  ro.metrics = &metrics;
-  VIGIL_ASSIGN_OR_RETURN(auto repository, ModelRepository::Create(ro));
-  InferenceService service(*repository, &metrics);
-  RestApi api(service, *repository, metrics, state);
-
-  HttpServer::Options ho;
-  ho.host = options.host;
-  ho.port = options.http_port;
-  ho.threads = options.http_threads;
-  ho.max_body_bytes = options.max_body_bytes;
-  ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
-  VIGIL_ASSIGN_OR_RETURN(auto http, HttpServer::Create(ho, [&api](HttpRequest&& req, HttpServer::Responder respond) {
-                           api.Handle(std::move(req), std::move(respond));
-                         }));
-  // Live (and answering "not ready") while the models load.
-  http->Start();
-  spdlog::info("event=listening protocol=http host={} port={}", options.host, http->port());
-  std::unique_ptr<GrpcServer> grpc;
-  if (options.grpc_port >= 0) {
-    GrpcServer::Options go;
-    go.host = options.host;
-    go.port = options.grpc_port;
-    VIGIL_ASSIGN_OR_RETURN(grpc, GrpcServer::Create(go, service, *repository, state));
-    spdlog::info("event=listening protocol=grpc host={} port={}", options.host, grpc->port());
-  }
-
-  repository->Poll();
-  state.ready.store(true);
-  size_t ready = 0, total = 0;
-  for (const auto& row : repository->Index()) {
-    ++total;
-    ready += row.state == VersionState::kReady;
-  }
-  spdlog::info("event=server_ready models_ready={} models_total={} repository={}", ready, total,
-               LogValue(options.model_repository));
-
+  VIGIL_ASSIGN_OR_RETURN(auto server, Server::Start(options));
   using Clock = std::chrono::steady_clock;
-  auto next_poll = Clock::now() +
-                   std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
+  const auto interval =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
+  auto next_poll = Clock::now() + interval;
   int received = 0;
   while (received == 0) {
     timespec wait{0, 100 * 1000 * 1000};
@@ -78,38 +136,11 @@ Status RunServer(const ServerOptions& options) {
       break;
     }
     if (options.poll_interval_s > 0 && Clock::now() >= next_poll) {
-      repository->Poll();
-      next_poll = Clock::now() +
-                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
+      server->Poll();
+      next_poll = Clock::now() + interval;
     }
   }
-
-  state.ready.store(false);
-  spdlog::info("event=shutdown_started signal={} in_flight={}", received == SIGTERM ? "SIGTERM" : "SIGINT",
-               http->InFlight());
-  http->StopAccepting();
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>(options.shutdown_timeout_s));
-  while (http->InFlight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (grpc) {
-    // Running calls finish while the schedulers still run; the rest is cancelled.
-    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-    grpc->Shutdown(std::max(0.0, left));
-  }
-  const int64_t abandoned = http->InFlight();
-  if (abandoned > 0) {
-    spdlog::warn("event=shutdown_timeout abandoned_requests={} timeout_s={}", abandoned, options.shutdown_timeout_s);
-  }
-  // Schedulers finish first (their callbacks post to the HTTP I/O context),
-  // then the HTTP threads stop. Past the timeout, queued work is cancelled
-  // rather than run, so the bound holds.
-  repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
-  // Let the I/O threads write the answers of cancelled requests.
-  const auto flush_deadline = Clock::now() + std::chrono::seconds(1);
-  while (http->InFlight() > 0 && Clock::now() < flush_deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  http->Stop();
-  spdlog::info("event=shutdown_complete");
+  server->Shutdown(received == SIGTERM ? "SIGTERM" : "SIGINT");
   return Status::Ok();
 }
 

@@ -25,6 +25,30 @@ struct ServerOptions {
   std::vector<std::string> required_models;
 };
 
+// A running server: listening, models loaded. `vigil serve` runs one until
+// a signal; `vigil profile` runs one in-process.
+class Server {
+ public:
+  // Listens (answering "not ready" meanwhile), loads the repository, then
+  // reports ready.
+  static StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  uint16_t http_port() const;
+  int grpc_port() const;  // -1 when gRPC is off
+  // Re-scans the repository (what --poll-interval does).
+  void Poll();
+  // Orderly shutdown: readiness off, stop accepting, drain in-flight work up
+  // to the shutdown timeout, cancel the rest, stop. `reason` is logged.
+  void Shutdown(std::string_view reason);
+
+  struct Parts;
+
+ private:
+  explicit Server(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
 // Runs until SIGTERM/SIGINT; returns OK after an orderly shutdown. Blocks
 // those signals in every thread it starts.
 Status RunServer(const ServerOptions& options);

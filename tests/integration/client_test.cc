@@ -224,5 +224,61 @@ TEST(BenchCommand, BadInputGetsOneLineAndAFailingExitCode) {
   fs::remove_all(bad_csv.parent_path());
 }
 
+// `vigil profile` against a running server: bounded by its time budget,
+// every trial in the report, a recommendation written as config.yaml, and
+// the model's own config restored afterwards.
+TEST(ProfileCommand, SweepsWithinTheTimeBudgetAndRestoresTheConfig) {
+  auto server = ServerProcess::Start({"--model-repository", kRepo.string()});
+  const std::string http = "127.0.0.1:" + std::to_string(server->port());
+  const fs::path out = ScratchDir("profile") / "recommended.yaml";
+  const auto started = std::chrono::steady_clock::now();
+  CommandResult r = RunVigil({"profile", "-u", http, "-m", "breast_cancer_mlp_onnx", "--latency-budget", "50",
+                              "--time-budget", "12", "--max-batch-sizes", "8", "--delays-us", "0,500", "--instances",
+                              "1", "--max-concurrency", "8", "--window", "0.2", "--json", "-o", out.string()});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(took, 12 + 8) << "the time budget bounds the run";
+  auto report = ParseJson(r.out);
+  ASSERT_TRUE(report.IsObject());
+  const auto& trials = report["trials"];
+  ASSERT_GE(trials.Size(), 3u);  // baseline and the two coarse configs at least
+  EXPECT_STREQ(trials[0]["phase"].GetString(), "baseline");
+  EXPECT_EQ(trials[0]["max_batch_size"].GetInt(), 1);
+  ASSERT_TRUE(report.HasMember("best"));
+  const auto& best = trials[report["best"].GetUint()];
+  EXPECT_GT(best["throughput"].GetDouble(), 0);
+  EXPECT_LE(best["p99_ms"].GetDouble(), 50);
+  for (const auto& t : trials.GetArray()) {
+    if (t["measured"].GetBool() && t["concurrency"].GetInt() > 0) {
+      EXPECT_LE(t["throughput"].GetDouble(), best["throughput"].GetDouble());
+    }
+  }
+  const std::string yaml = ReadFile(out);
+  EXPECT_NE(yaml.find("max_batch_size: " + std::to_string(best["max_batch_size"].GetInt())), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("instances: " + std::to_string(best["instances"].GetInt())), std::string::npos) << yaml;
+  // The server serves the model as its config.yaml says again.
+  auto c = server->Client();
+  auto config = c->Get("/v2/models/breast_cancer_mlp_onnx/config");
+  EXPECT_NE(config->body.find("\"max_batch_size\":64"), std::string::npos) << config->body;
+  EXPECT_NE(config->body.find("\"max_queue_delay_us\":100"), std::string::npos) << config->body;
+
+  CommandResult missing = RunVigil({"profile", "-u", http, "-m", "no_such_model", "--time-budget", "5"}, 30);
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("no_such_model"), std::string::npos) << missing.err;
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+  fs::remove_all(out.parent_path());
+}
+
+// In-process: the server starts inside `vigil profile` itself.
+TEST(ProfileCommand, RunsAnInProcessServer) {
+  CommandResult r = RunVigil({"profile", "--model-repository", kRepo.string(), "-m", "breast_cancer_xgb",
+                              "--latency-budget", "50", "--time-budget", "6", "--max-batch-sizes", "16", "--delays-us",
+                              "0", "--instances", "1", "--max-concurrency", "4", "--window", "0.2", "--no-refine"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("baseline"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("recommended config.yaml"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("max_batch_size: "), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace vigil::testing
