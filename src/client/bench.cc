@@ -410,6 +410,7 @@ StatusOr<LevelResult> MeasureLevel(LoadEngine& engine, LoadRecorder& recorder, c
   r.windows = static_cast<int>(windows.size() - 1);
   r.measured_s = std::chrono::duration<double>(b.at - a.at).count();
   r.requests = lat.total;
+  r.total_requests = b.snapshot.latency.total;
   r.throughput = static_cast<double>(lat.total) / r.measured_s;
   r.infer_per_s = r.throughput * o.batch;
   r.p50_ms = lat.Quantile(0.50) / 1e6;
@@ -537,10 +538,10 @@ std::string BenchJson(const BenchReport& report) {
     else
       out += fmt::format("\"rate\":{},\"poisson\":{}", r.level.rate, r.level.poisson);
     out += fmt::format(
-        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"throughput\":{:.1f},"
+        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},\"throughput\":{:.1f},"
         "\"infer_per_sec\":{:.1f},\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p95\":{:.4f},\"p99\":{:.4f},"
         "\"mean\":{:.4f}}},\"errors\":{{",
-        r.stable, r.windows, r.measured_s, r.requests, r.throughput, r.infer_per_s, r.p50_ms, r.p90_ms, r.p95_ms,
+        r.stable, r.windows, r.measured_s, r.requests, r.total_requests, r.throughput, r.infer_per_s, r.p50_ms, r.p90_ms, r.p95_ms,
         r.p99_ms, r.mean_ms);
     bool first = true;
     for (const auto& [kind, e] : r.errors) {

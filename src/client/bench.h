@@ -50,6 +50,7 @@ struct LevelResult {
   int windows = 0;         // windows measured
   double measured_s = 0;   // time the reported figures cover
   uint64_t requests = 0;   // successful requests in that time
+  uint64_t total_requests = 0;  // successful requests over the whole level, warm-up included
   double throughput = 0;   // successful requests per second
   double infer_per_s = 0;  // rows per second
   double p50_ms = 0, p90_ms = 0, p95_ms = 0, p99_ms = 0, mean_ms = 0;

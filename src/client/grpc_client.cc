@@ -73,6 +73,7 @@ Status FromGrpc(const grpc::Status& s) {
 // Each channel gets its own TCP connection (gRPC shares subchannels between
 // channels with equal arguments).
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& o, int index) {
+  TuneGrpcRuntime();
   grpc::ChannelArguments args;
   args.SetInt("vigil.channel_index", index);
   args.SetMaxReceiveMessageSize(-1);

@@ -1,5 +1,9 @@
 #include "protocol/oip_grpc.h"
 
+#include <absl/synchronization/mutex.h>
+
+#include <mutex>
+
 namespace vigil {
 namespace {
 
@@ -24,6 +28,11 @@ void AppendTyped(const Tensor& t, Repeated* out) {
 }
 
 }  // namespace
+
+void TuneGrpcRuntime() {
+  static std::once_flag once;
+  std::call_once(once, [] { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); });
+}
 
 // Triton's DataType enum: BYTES is TYPE_STRING.
 pb::DataType TritonType(DataType t) {

@@ -12,6 +12,11 @@
 
 namespace vigil {
 
+// Process-wide gRPC runtime settings, applied once by the server and the
+// client: Debian's Abseil is built with mutex deadlock detection on, which
+// costs gRPC's hot path a cycle-graph update on every lock; it is turned off.
+void TuneGrpcRuntime();
+
 // Triton's DataType enum (BYTES is TYPE_STRING).
 inference::DataType TritonType(DataType t);
 

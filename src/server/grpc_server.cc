@@ -317,6 +317,7 @@ int GrpcCodeFor(StatusCode code) {
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
                                                          ModelRepository& repository, ServerState& state) {
+  TuneGrpcRuntime();
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<Service>(service, repository, state);
   grpc::ServerBuilder builder;
