@@ -139,13 +139,13 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
 int main(int argc, char** argv) {
   CLI::App app{
       "Vigil: serve, deploy and monitor ML models.\n"
-      "Speaks the Open Inference Protocol (KServe v2) over HTTP."};
+      "Speaks the Open Inference Protocol (KServe v2) over HTTP and gRPC."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vigil ") + VIGIL_VERSION);
 
   vigil::ServerOptions so;
   std::string log_level = "info";
-  CLI::App* serve = app.add_subcommand("serve", "Serve the models of a model repository over HTTP.");
+  CLI::App* serve = app.add_subcommand("serve", "Serve the models of a model repository over HTTP and gRPC.");
   serve
       ->add_option("--model-repository", so.model_repository,
                    "Folder holding <model>/config.yaml and <model>/<version>/model.<ext>")
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
   bench_target.Add(bench);
   bench->add_option("-m,--model", bo.model, "Model (or endpoint) to call")->required();
   bench->add_option("--model-version", bo.version, "Version to call; default the server's choice");
-  auto* conc = bench->add_option("--concurrency", bo.concurrency, "Closed loop: requests kept in flight, e.g. 1,8,32")
+  auto* conc = bench->add_option("--concurrency", bo.concurrency, "Closed loop: requests kept in flight, e.g. 1,8,32 (default 1)")
                    ->delimiter(',');
   bench->add_option("--rate", bo.rates, "Open loop: requests per second, e.g. 1000,5000")
       ->delimiter(',')
