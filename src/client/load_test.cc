@@ -109,7 +109,7 @@ class SlowServer {
 
   std::chrono::milliseconds delay_;
   int listen_fd_ = -1;
-  int conn_fd_ = -1;
+  std::atomic<int> conn_fd_{-1};
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
