@@ -1,5 +1,7 @@
 #include "repository/model_config.h"
 
+#include "core/yaml_fields.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,77 +9,6 @@
 
 namespace vigil {
 namespace {
-
-// Errors raised while walking the YAML tree; converted to Status at the edge.
-struct ConfigError {
-  std::string field;
-  std::string expected;
-};
-
-std::string Describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    default:
-      return "an undefined value";
-  }
-}
-
-void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
-  if (!node.IsMap()) throw ConfigError{field, "a map, got " + Describe(node)};
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    const std::string key = kv.first.as<std::string>();
-    if (!seen.insert(key).second) {
-      throw ConfigError{field.empty() ? key : field + "." + key, "each key once, but it appears twice"};
-    }
-    if (!allowed.count(key)) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      throw ConfigError{field.empty() ? key : field + "." + key, "no such key (known: " + list + ")"};
-    }
-  }
-}
-
-int64_t ReadInt(const YAML::Node& node, const std::string& field) {
-  if (!node.IsScalar()) throw ConfigError{field, "an integer, got " + Describe(node)};
-  try {
-    size_t pos = 0;
-    const std::string& s = node.Scalar();
-    long long v = std::stoll(s, &pos);
-    if (pos != s.size()) throw std::invalid_argument(s);
-    return v;
-  } catch (const std::exception&) {
-    throw ConfigError{field, "an integer, got " + Describe(node)};
-  }
-}
-
-bool ReadBool(const YAML::Node& node, const std::string& field) {
-  if (node.IsScalar()) {
-    const std::string& s = node.Scalar();
-    if (s == "true" || s == "True" || s == "yes") return true;
-    if (s == "false" || s == "False" || s == "no") return false;
-  }
-  throw ConfigError{field, "true or false, got " + Describe(node)};
-}
-
-std::string ReadString(const YAML::Node& node, const std::string& field) {
-  if (!node.IsScalar()) throw ConfigError{field, "a string, got " + Describe(node)};
-  return node.Scalar();
-}
-
-std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field) {
-  if (!node.IsSequence()) throw ConfigError{field, "a list of integers, got " + Describe(node)};
-  std::vector<int64_t> out;
-  for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadInt(node[i], field + "[" + std::to_string(i) + "]"));
-  return out;
-}
 
 std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& field) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of {name, datatype, shape}, got " + Describe(node)};

@@ -1,0 +1,100 @@
+#include "core/yaml_fields.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace vigil {
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "an undefined value";
+  }
+}
+
+void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed) {
+  if (!node.IsMap()) throw ConfigError{field, "a map, got " + Describe(node)};
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!seen.insert(key).second) {
+      throw ConfigError{field.empty() ? key : field + "." + key, "each key once, but it appears twice"};
+    }
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      throw ConfigError{field.empty() ? key : field + "." + key, "no such key (known: " + list + ")"};
+    }
+  }
+}
+
+int64_t ReadInt(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar()) throw ConfigError{field, "an integer, got " + Describe(node)};
+  try {
+    size_t pos = 0;
+    const std::string& s = node.Scalar();
+    long long v = std::stoll(s, &pos);
+    if (pos != s.size()) throw std::invalid_argument(s);
+    return v;
+  } catch (const std::exception&) {
+    throw ConfigError{field, "an integer, got " + Describe(node)};
+  }
+}
+
+bool ReadBool(const YAML::Node& node, const std::string& field) {
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s == "true" || s == "True" || s == "yes") return true;
+    if (s == "false" || s == "False" || s == "no") return false;
+  }
+  throw ConfigError{field, "true or false, got " + Describe(node)};
+}
+
+std::string ReadString(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar()) throw ConfigError{field, "a string, got " + Describe(node)};
+  return node.Scalar();
+}
+
+std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw ConfigError{field, "a list of integers, got " + Describe(node)};
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadInt(node[i], field + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+double ReadDouble(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar()) throw ConfigError{field, "a number, got " + Describe(node)};
+  try {
+    size_t pos = 0;
+    const std::string& s = node.Scalar();
+    const double v = std::stod(s, &pos);
+    if (pos != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
+    return v;
+  } catch (const std::exception&) {
+    throw ConfigError{field, "a number, got " + Describe(node)};
+  }
+}
+
+std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw ConfigError{field, "a list of numbers, got " + Describe(node)};
+  std::vector<double> out;
+  for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadDouble(node[i], field + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field) {
+  if (!node.IsSequence()) throw ConfigError{field, "a list of strings, got " + Describe(node)};
+  std::vector<std::string> out;
+  for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadString(node[i], field + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+}  // namespace vigil

@@ -1,0 +1,33 @@
+// Reading typed fields out of a YAML (or JSON) tree with errors that name the
+// field and what was expected. Used by every config schema (model config.yaml,
+// deployment specs). Readers throw ConfigError; a schema's parse function
+// converts it to a Status at its edge.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace vigil {
+
+struct ConfigError {
+  std::string field;     // dotted path, e.g. "candidates[1].share"
+  std::string expected;  // what should have been there, and what was
+};
+
+// "nothing", "'text'", "a list", "a map".
+std::string Describe(const YAML::Node& node);
+// `node` is a map whose keys are all in `allowed`, each once.
+void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed);
+int64_t ReadInt(const YAML::Node& node, const std::string& field);
+double ReadDouble(const YAML::Node& node, const std::string& field);
+bool ReadBool(const YAML::Node& node, const std::string& field);
+std::string ReadString(const YAML::Node& node, const std::string& field);
+std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field);
+std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field);
+std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field);
+
+}  // namespace vigil
