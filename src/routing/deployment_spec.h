@@ -1,0 +1,136 @@
+// Deployment specs: what an endpoint serves. An endpoint is a stable name
+// clients call like a model; its spec names the production model version and
+// the candidates beside it, each with a mode:
+//
+//   ab      a fixed share of traffic (percent, decimals allowed), sticky per
+//           routing key;
+//   canary  a share raised step by step through `steps` (the current one is
+//           `step`, an index; -1 = not started);
+//   shadow  a share of requests also sent to the candidate, answer recorded,
+//           never returned;
+//
+// and flags: rules on request parameters or headers that send matching
+// requests to a named variant (first match wins). `kill_switch` sends
+// everything to production.
+//
+//   endpoint: cancer            # optional; the file name / URL names it
+//   production: {model: breast_cancer_mlp, version: 1}
+//   routing_key: {parameter: vigil.routing_key, header: X-Vigil-Routing-Key}
+//   candidates:
+//     - {name: v2, model: breast_cancer_mlp, version: 2, mode: ab, share: 10}
+//     - {name: next, model: breast_cancer_xgb, mode: canary, steps: [1, 5, 25, 50], step: 0}
+//     - {name: mirror, model: breast_cancer_mlp_onnx, mode: shadow, share: 20}
+//   flags:
+//     - name: beta
+//       variant: v2
+//       rules:                  # all must match
+//         - {parameter: country, in: [FR, DE]}
+//         - {header: X-App-Version, semver: ">=2.3.0"}
+//         - {parameter: age, op: ">=", value: 18}
+//         - {parameter: email, regex: ".*@example\\.com"}
+//         - {percent: 20}       # of the routing keys that got this far
+//   kill_switch: false
+//   paused: false
+//
+// Parse → validate as free functions, like model configs; every error names
+// the field.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace vigil {
+
+enum class VariantMode { kProduction, kAb, kCanary, kShadow };
+std::string_view VariantModeName(VariantMode mode);
+
+struct Variant {
+  std::string name;  // "production" for the production variant
+  std::string model;
+  int64_t version = 0;  // 0 = the model's latest READY version
+  VariantMode mode = VariantMode::kProduction;
+  double share = 0;           // ab, shadow: percent of traffic
+  std::vector<double> steps;  // canary: the shares it goes through, ascending
+  int step = -1;              // canary: index into steps; -1 = 0%
+
+  // The share of traffic it gets now (canary: steps[step]).
+  double CurrentShare() const;
+  // The most it can get without a spec change (canary: the last step).
+  double MaxShare() const;
+};
+
+struct Semver {
+  int64_t major = 0, minor = 0, patch = 0;
+  std::string prerelease;  // empty for a release; a release sorts after its prereleases
+};
+std::optional<Semver> ParseSemver(std::string_view text);
+int CompareSemver(const Semver& a, const Semver& b);
+
+enum class RuleOp { kIn, kNotIn, kEq, kLt, kLe, kGt, kGe, kSemver, kRegex, kPercent };
+
+struct FlagRule {
+  // Exactly one of parameter / header names the attribute (not for kPercent).
+  std::string parameter;
+  std::string header;  // lower-case
+  RuleOp op = RuleOp::kEq;
+  std::vector<std::string> values;  // kIn, kNotIn, kEq (one)
+  double number = 0;                // kLt..kGe; kPercent: percent
+  RuleOp semver_op = RuleOp::kEq;   // kSemver: kEq/kLt/kLe/kGt/kGe, or kNotIn for "!="
+  Semver semver;
+  std::string pattern;              // kRegex, as written
+  std::shared_ptr<const std::regex> regex;
+};
+
+struct Flag {
+  std::string name;
+  std::string variant;  // a candidate name or "production"
+  std::vector<FlagRule> rules;
+};
+
+struct DeploymentSpec {
+  std::string endpoint;
+  Variant production;
+  std::vector<Variant> candidates;  // in spec order
+  std::vector<Flag> flags;          // first match wins
+  std::string key_parameter = "vigil.routing_key";
+  std::string key_header = "x-vigil-routing-key";  // lower-case
+  bool kill_switch = false;
+  bool paused = false;
+
+  // The candidate called `name`, or nullptr.
+  const Variant* Candidate(std::string_view name) const;
+  Variant* Candidate(std::string_view name);
+};
+
+// Parses YAML or JSON. `endpoint` is the name from the file or URL; a spec
+// that names another endpoint is an error.
+StatusOr<DeploymentSpec> ParseDeploymentSpec(std::string_view endpoint, std::string_view text);
+
+// What validation needs to know about the server's models.
+struct ModelCatalog {
+  // OK when the model exists and (version != 0) has that version loaded.
+  std::function<Status(const std::string& model, int64_t version)> check;
+  // True when a model of that name exists (an endpoint must not shadow it).
+  std::function<bool(const std::string& name)> is_model;
+};
+
+// Checks what parsing cannot: the models and versions exist, shares fit in
+// 100% (ab shares plus every canary's last step), at most one shadow per
+// model version, flag variants exist, the endpoint is not a model's name.
+Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& catalog);
+
+// Parse + validate.
+StatusOr<DeploymentSpec> LoadDeploymentSpec(std::string_view endpoint, std::string_view text,
+                                            const ModelCatalog& catalog);
+
+// The spec as YAML that ParseDeploymentSpec reads back to the same spec.
+std::string DeploymentSpecToYaml(const DeploymentSpec& spec);
+
+}  // namespace vigil

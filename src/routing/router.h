@@ -1,0 +1,69 @@
+// Router: picks the variant of an endpoint that answers a request, and the
+// shadows that also get a copy. Built once per spec (an immutable snapshot);
+// Route is const, allocation-light and thread-safe.
+//
+// Order: kill switch → flags (first match wins) → traffic split → production.
+// The split hashes the routing key (STATISTICS.md: murmur3 of salt:key, 10,000
+// buckets) with one salt per layer. Each ab/canary candidate owns a fixed
+// region of the buckets, as wide as the most it can get (its share, or its
+// canary's last step), laid out in spec order; it serves the front of its
+// region. Raising a share therefore only takes units from production, never
+// from another candidate, and lowering it only gives units back to
+// production. Shadows and flag percentages use their own salts, so the layers
+// are independent. Requests without a routing key are assigned at random.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "routing/deployment_spec.h"
+
+namespace vigil {
+
+// The request's attributes, looked up by name (headers lower-case).
+struct RouteInput {
+  std::function<std::optional<std::string>(std::string_view name)> parameter;
+  std::function<std::optional<std::string>(std::string_view name)> header;
+};
+
+struct RouteDecision {
+  int variant = -1;          // -1 = production, else an index into spec.candidates
+  std::vector<int> shadows;  // candidate indexes that get a copy
+  std::string reason;        // "kill_switch", "flag:<name>", "split", "production"
+  bool keyed = false;        // a routing key was present (assignment is sticky)
+};
+
+class Router {
+ public:
+  explicit Router(std::shared_ptr<const DeploymentSpec> spec);
+
+  RouteDecision Route(const RouteInput& in) const;
+  const DeploymentSpec& spec() const { return *spec_; }
+  const std::shared_ptr<const DeploymentSpec>& shared_spec() const { return spec_; }
+
+  // Whether `rule` matches (exposed for tests); `key` may be empty.
+  bool Matches(const FlagRule& rule, const std::string& flag_salt, const RouteInput& in,
+               const std::optional<std::string>& key) const;
+
+ private:
+  struct Region {
+    int candidate;
+    uint32_t begin;  // first bucket
+    uint32_t end;    // one past the last bucket served now
+  };
+  uint32_t Bucket(const std::string& salt, const std::optional<std::string>& key) const;
+
+  std::shared_ptr<const DeploymentSpec> spec_;
+  std::string split_salt_;
+  std::vector<Region> regions_;
+  std::vector<std::pair<int, std::string>> shadow_salts_;  // candidate index, salt
+  std::vector<std::string> flag_salts_;
+};
+
+// Percent → buckets (0.01% granularity).
+uint32_t ShareToBuckets(double percent);
+
+}  // namespace vigil

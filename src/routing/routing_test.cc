@@ -1,0 +1,301 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "routing/deployment_spec.h"
+#include "routing/router.h"
+
+namespace vigil {
+namespace {
+
+// Models a, b, c exist with versions 1 and 2.
+ModelCatalog Catalog() {
+  ModelCatalog c;
+  c.check = [](const std::string& model, int64_t version) -> Status {
+    if (model != "a" && model != "b" && model != "c") return NotFound("unknown model '" + model + "'");
+    if (version > 2) return NotFound("version " + std::to_string(version) + " is not loaded");
+    return Status::Ok();
+  };
+  c.is_model = [](const std::string& name) { return name == "a" || name == "b" || name == "c"; };
+  return c;
+}
+
+std::shared_ptr<const DeploymentSpec> Spec(const std::string& yaml, const std::string& endpoint = "ep") {
+  auto s = LoadDeploymentSpec(endpoint, yaml, Catalog());
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return std::make_shared<const DeploymentSpec>(s.ok() ? *s : DeploymentSpec{});
+}
+
+std::string Error(const std::string& yaml, const std::string& endpoint = "ep") {
+  auto s = LoadDeploymentSpec(endpoint, yaml, Catalog());
+  return s.ok() ? "" : s.status().message();
+}
+
+RouteInput Keyed(const std::string& key, std::map<std::string, std::string> params = {},
+                 std::map<std::string, std::string> headers = {}) {
+  params["vigil.routing_key"] = key;
+  RouteInput in;
+  in.parameter = [params](std::string_view n) -> std::optional<std::string> {
+    auto it = params.find(std::string(n));
+    return it == params.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  in.header = [headers](std::string_view n) -> std::optional<std::string> {
+    auto it = headers.find(std::string(n));
+    return it == headers.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  return in;
+}
+
+std::string VariantOf(const Router& r, const RouteDecision& d) {
+  return d.variant < 0 ? "production" : r.spec().candidates[static_cast<size_t>(d.variant)].name;
+}
+
+TEST(DeploymentSpec, ParsesEveryFieldAndRoundTripsThroughYaml) {
+  const std::string yaml = R"(
+endpoint: ep
+production: {model: a, version: 1}
+routing_key: {parameter: user, header: X-User}
+candidates:
+  - {name: v2, model: a, version: 2, mode: ab, share: 12.5}
+  - {name: next, model: b, mode: canary, steps: [1, 5, 25, 50], step: 1}
+  - {name: mirror, model: c, mode: shadow, share: 20}
+flags:
+  - name: beta
+    variant: v2
+    rules:
+      - {parameter: country, in: [FR, DE]}
+      - {header: X-App-Version, semver: ">=2.3.0"}
+      - {parameter: age, op: ">=", value: 18}
+      - {parameter: email, regex: ".*@example\\.com"}
+      - {percent: 20}
+  - {name: staff, variant: production, rules: [{parameter: plan, not_in: [free]}, {parameter: tier, eq: gold}]}
+kill_switch: false
+paused: true
+)";
+  auto spec = Spec(yaml);
+  EXPECT_EQ(spec->production.model, "a");
+  EXPECT_EQ(spec->key_parameter, "user");
+  EXPECT_EQ(spec->key_header, "x-user");
+  ASSERT_EQ(spec->candidates.size(), 3u);
+  EXPECT_DOUBLE_EQ(spec->candidates[0].CurrentShare(), 12.5);
+  EXPECT_DOUBLE_EQ(spec->candidates[1].CurrentShare(), 5);
+  EXPECT_DOUBLE_EQ(spec->candidates[1].MaxShare(), 50);
+  EXPECT_EQ(spec->candidates[2].mode, VariantMode::kShadow);
+  ASSERT_EQ(spec->flags.size(), 2u);
+  EXPECT_EQ(spec->flags[0].rules.size(), 5u);
+  EXPECT_EQ(spec->flags[0].rules[1].header, "x-app-version");
+  EXPECT_TRUE(spec->paused);
+
+  const std::string again = DeploymentSpecToYaml(*spec);
+  auto reparsed = LoadDeploymentSpec("ep", again, Catalog());
+  ASSERT_TRUE(reparsed.ok()) << reparsed.status().message() << "\n" << again;
+  EXPECT_EQ(DeploymentSpecToYaml(*reparsed), again);
+}
+
+TEST(DeploymentSpec, ErrorsNameTheField) {
+  const std::string prod = "production: {model: a}\n";
+  struct Case {
+    std::string yaml, fragment;
+  };
+  const std::vector<Case> cases = {
+      {"production: {model: zz}\n", "field 'production': model 'zz': unknown model"},
+      {"production: {model: a, version: 7}\n", "version 7 is not loaded"},
+      {prod + "candidates: [{name: x, model: b, mode: ab, share: 60}, {name: y, model: c, mode: ab, share: 50}]\n",
+       "shares sum to 110%"},
+      {prod + "candidates: [{name: x, model: b, mode: ab, share: 20}, {name: y, model: c, mode: canary, steps: [10, "
+              "90]}]\n",
+       "a canary counts its last step"},
+      {prod + "candidates: [{name: x, model: b, mode: shadow, share: 5}, {name: y, model: b, mode: shadow, share: "
+              "5}]\n",
+       "both shadow model 'b'"},
+      {prod + "candidates: [{name: x, model: b, mode: ab, share: 101}]\n", "candidates[0].share"},
+      {prod + "candidates: [{name: x, model: b, mode: blue, share: 1}]\n", "ab, canary or shadow, got 'blue'"},
+      {prod + "candidates: [{name: x, model: b, mode: canary, steps: [5, 1]}]\n", "ascending"},
+      {prod + "candidates: [{name: x, model: b, mode: canary, steps: [5], step: 3}]\n", "candidates[0].step"},
+      {prod + "candidates: [{name: x, model: b, mode: canary, share: 5, steps: [5]}]\n", "no share for a canary"},
+      {prod + "candidates: [{name: x, model: b, mode: ab, share: 1}, {name: x, model: c, mode: ab, share: 1}]\n",
+       "'x' repeats"},
+      {prod + "candidates: [{name: production, model: b, mode: ab, share: 1}]\n", "other than 'production'"},
+      {prod + "flags: [{name: f, variant: nope, rules: [{percent: 5}]}]\n", "no candidate named 'nope'"},
+      {prod + "candidates: [{name: s, model: b, mode: shadow, share: 1}]\nflags: [{name: f, variant: s, rules: "
+              "[{percent: 5}]}]\n",
+       "is a shadow"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, regex: '('}]}]\n",
+       "flags[0].rules[0].regex"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, op: '~', value: 1}]}]\n",
+       "flags[0].rules[0].op"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, semver: '>=two'}]}]\n",
+       "flags[0].rules[0].semver"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, in: [a], eq: b}]}]\n",
+       "exactly one test"},
+      {prod + "flags: [{name: f, variant: production, rules: [{eq: b}]}]\n", "a parameter or header"},
+      {prod + "flags: [{name: f, variant: production, rules: []}]\n", "non-empty list of rules"},
+      {prod + "colour: red\n", "field 'colour': expected no such key"},
+      {"endpoint: other\n" + prod, "field 'endpoint'"},
+      {"production: [1, 2\n", "not valid YAML"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = Error(c.yaml);
+    EXPECT_NE(e.find(c.fragment), std::string::npos) << "yaml:\n" << c.yaml << "\nerror: " << e;
+    EXPECT_EQ(e.rfind("deployment 'ep'", 0), 0u) << e;
+  }
+  EXPECT_NE(Error(prod, "a").find("already a model's"), std::string::npos);
+}
+
+// 100,000 simulated keys: each variant's share within 4 standard deviations.
+TEST(Router, SharesMatchTheSpecWithinStatisticalTolerance) {
+  Router r(Spec(R"(
+production: {model: a}
+candidates:
+  - {name: ab, model: b, mode: ab, share: 10}
+  - {name: canary, model: c, mode: canary, steps: [1, 5, 25], step: 1}
+  - {name: mirror, model: c, version: 2, mode: shadow, share: 20}
+)"));
+  const int n = 100000;
+  std::map<std::string, int> counts;
+  int shadowed = 0, shadowed_in_ab = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto d = r.Route(Keyed("user-" + std::to_string(i)));
+    ++counts[VariantOf(r, d)];
+    EXPECT_TRUE(d.keyed);
+    if (!d.shadows.empty()) {
+      ++shadowed;
+      shadowed_in_ab += d.variant == 0;
+    }
+  }
+  auto expect_share = [n](int count, double p, const std::string& what) {
+    const double sd = std::sqrt(n * p * (1 - p));
+    EXPECT_NEAR(count, n * p, 4 * sd) << what;
+  };
+  expect_share(counts["ab"], 0.10, "ab");
+  expect_share(counts["canary"], 0.05, "canary");
+  expect_share(counts["production"], 0.85, "production");
+  expect_share(shadowed, 0.20, "shadow");
+  // Independent layers: the shadow takes 20% of the ab variant's units too.
+  expect_share(shadowed_in_ab, 0.10 * 0.20, "shadow within ab");
+}
+
+TEST(Router, AssignmentIsStickyAndRandomWithoutAKey) {
+  auto spec = Spec("production: {model: a}\ncandidates: [{name: v2, model: b, mode: ab, share: 50}]\n");
+  Router r1(spec), r2(spec);
+  for (int i = 0; i < 1000; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const int first = r1.Route(Keyed(key)).variant;
+    for (int t = 0; t < 3; ++t) EXPECT_EQ(r2.Route(Keyed(key)).variant, first);
+  }
+  // The header carries the key too, and gives the same answer as the parameter.
+  RouteInput by_header = Keyed("");
+  by_header.header = [](std::string_view n) -> std::optional<std::string> {
+    return n == "x-vigil-routing-key" ? std::optional<std::string>("k7") : std::nullopt;
+  };
+  EXPECT_EQ(r1.Route(by_header).variant, r1.Route(Keyed("k7")).variant);
+  // No key: both variants come up for the "same" caller.
+  std::set<int> seen;
+  int candidate = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto d = r1.Route(RouteInput{});
+    EXPECT_FALSE(d.keyed);
+    seen.insert(d.variant);
+    candidate += d.variant == 0;
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_NEAR(candidate, 1000, 4 * std::sqrt(2000 * 0.25));
+}
+
+// Raising a canary through its steps only ever moves units from production
+// into it; the other candidate keeps exactly its units.
+TEST(Router, RampsAreMonotone) {
+  const std::vector<double> steps = {1, 5, 25, 50};
+  std::vector<std::set<int>> in_canary(steps.size());
+  std::set<int> in_ab_first;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    Router r(Spec("production: {model: a}\ncandidates:\n"
+                  "  - {name: canary, model: b, mode: canary, steps: [1, 5, 25, 50], step: " +
+                  std::to_string(s) + "}\n  - {name: ab, model: c, mode: ab, share: 30}\n"));
+    std::set<int> in_ab;
+    for (int i = 0; i < 50000; ++i) {
+      const auto d = r.Route(Keyed("u" + std::to_string(i)));
+      if (d.variant == 0) in_canary[s].insert(i);
+      if (d.variant == 1) in_ab.insert(i);
+    }
+    if (s == 0) in_ab_first = in_ab;
+    EXPECT_EQ(in_ab, in_ab_first) << "step " << s << ": the ab candidate's units moved";
+    EXPECT_NEAR(in_canary[s].size(), 50000 * steps[s] / 100, 4 * std::sqrt(50000 * steps[s] / 100) + 5);
+    if (s > 0) {
+      for (int u : in_canary[s - 1]) ASSERT_TRUE(in_canary[s].count(u)) << "unit " << u << " left the canary";
+    }
+  }
+}
+
+TEST(Router, FlagRulesFirstMatchWinsAndTheKillSwitchOverrides) {
+  const std::string base = R"(
+production: {model: a}
+candidates: [{name: v2, model: b, mode: ab, share: 0}, {name: v3, model: c, mode: ab, share: 0}]
+flags:
+  - name: eu
+    variant: v2
+    rules: [{parameter: country, in: [FR, DE]}, {header: x-app-version, semver: ">=2.3.0"}]
+  - name: adults
+    variant: v3
+    rules: [{parameter: age, op: ">=", value: 18}, {parameter: email, regex: ".*@example\\.com"}]
+  - name: not-free
+    variant: v3
+    rules: [{parameter: plan, not_in: [free]}, {parameter: tier, eq: gold}]
+)";
+  Router r(Spec(base));
+  auto route = [&](std::map<std::string, std::string> p, std::map<std::string, std::string> h = {}) {
+    const auto d = r.Route(Keyed("k", std::move(p), std::move(h)));
+    return VariantOf(r, d) + "/" + d.reason;
+  };
+  EXPECT_EQ(route({{"country", "FR"}}, {{"x-app-version", "2.3.0"}}), "v2/flag:eu");
+  EXPECT_EQ(route({{"country", "FR"}}, {{"x-app-version", "2.10.1"}}), "v2/flag:eu");
+  EXPECT_EQ(route({{"country", "FR"}}, {{"x-app-version", "2.3.0-beta"}}), "production/production");
+  EXPECT_EQ(route({{"country", "US"}}, {{"x-app-version", "9.0.0"}}), "production/production");
+  EXPECT_EQ(route({{"country", "FR"}}), "production/production");  // a missing header matches no rule
+  EXPECT_EQ(route({{"age", "18"}, {"email", "ann@example.com"}}), "v3/flag:adults");
+  EXPECT_EQ(route({{"age", "17.9"}, {"email", "ann@example.com"}}), "production/production");
+  EXPECT_EQ(route({{"age", "x"}, {"email", "ann@example.com"}}), "production/production");
+  EXPECT_EQ(route({{"age", "40"}, {"email", "ann@example.org"}}), "production/production");
+  EXPECT_EQ(route({{"plan", "pro"}, {"tier", "gold"}}), "v3/flag:not-free");
+  EXPECT_EQ(route({{"plan", "free"}, {"tier", "gold"}}), "production/production");
+  // Both flags match: the first wins.
+  EXPECT_EQ(route({{"country", "DE"}, {"age", "30"}, {"email", "b@example.com"}}, {{"x-app-version", "3"}}),
+            "v2/flag:eu");
+  Router killed(Spec(base + "kill_switch: true\n"));
+  const auto d = killed.Route(Keyed("k", {{"country", "FR"}}, {{"x-app-version", "3.0.0"}}));
+  EXPECT_EQ(d.variant, -1);
+  EXPECT_EQ(d.reason, "kill_switch");
+}
+
+TEST(Router, PercentageRolloutIsStickyPerFlag) {
+  Router r(Spec(R"(
+production: {model: a}
+candidates: [{name: v2, model: b, mode: ab, share: 0}]
+flags: [{name: rollout, variant: v2, rules: [{parameter: country, eq: FR}, {percent: 30}]}]
+)"));
+  int in = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string key = "u" + std::to_string(i);
+    const int v = r.Route(Keyed(key, {{"country", "FR"}})).variant;
+    EXPECT_EQ(r.Route(Keyed(key, {{"country", "FR"}})).variant, v);
+    in += v == 0;
+  }
+  EXPECT_NEAR(in, 6000, 4 * std::sqrt(20000 * 0.3 * 0.7));
+}
+
+TEST(Semver, ParsesAndOrders) {
+  auto v = [](const char* s) { return *ParseSemver(s); };
+  EXPECT_LT(CompareSemver(v("1.2.3"), v("1.10.0")), 0);
+  EXPECT_LT(CompareSemver(v("2.0.0-rc.1"), v("2.0.0")), 0);
+  EXPECT_EQ(CompareSemver(v("v2.3"), v("2.3.0")), 0);
+  EXPECT_EQ(CompareSemver(v("2.3.0+build.5"), v("2.3.0")), 0);
+  EXPECT_FALSE(ParseSemver("1.2.3.4"));
+  EXPECT_FALSE(ParseSemver("1..2"));
+  EXPECT_FALSE(ParseSemver("one"));
+  EXPECT_FALSE(ParseSemver("1.2.3-"));
+}
+
+}  // namespace
+}  // namespace vigil
