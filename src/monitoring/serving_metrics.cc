@@ -29,7 +29,13 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
           "vigil_model_state", "1 for the state each model version is in (LOADING, READY, UNAVAILABLE, UNLOADING).",
           {"model", "version", "state"})),
       http_requests_(
-          registry.AddCounter("vigil_http_requests_total", "HTTP requests answered, by status code.", {"code"})) {
+          registry.AddCounter("vigil_http_requests_total", "HTTP requests answered, by status code.", {"code"})),
+      endpoint_requests_(registry.AddCounter("vigil_endpoint_requests_total",
+                                             "Requests to an endpoint, by the variant that answered and outcome.",
+                                             {"endpoint", "variant", "outcome"})),
+      shadow_requests_(registry.AddCounter("vigil_shadow_requests_total",
+                                           "Shadow copies of endpoint requests, by result (ok, error, dropped).",
+                                           {"endpoint", "variant", "result"})) {
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
   registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });

@@ -24,6 +24,9 @@ class ServingMetrics {
   CounterFamily& failures() { return failures_; }
   GaugeFamily& model_state() { return model_state_; }
   CounterFamily& http_requests() { return http_requests_; }
+  // Endpoint traffic by variant, and shadow copies by result (ok, error, dropped).
+  CounterFamily& endpoint_requests() { return endpoint_requests_; }
+  CounterFamily& shadow_requests() { return shadow_requests_; }
 
  private:
   MetricsRegistry& registry_;
@@ -37,6 +40,8 @@ class ServingMetrics {
   GaugeFamily& queue_depth_;
   GaugeFamily& model_state_;
   CounterFamily& http_requests_;
+  CounterFamily& endpoint_requests_;
+  CounterFamily& shadow_requests_;
 };
 
 struct VersionMetrics {

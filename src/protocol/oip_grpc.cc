@@ -253,6 +253,7 @@ void EncodeGrpcReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp)
   resp->set_model_name(reply.model);
   resp->set_model_version(reply.version);
   resp->set_id(reply.id);
+  ParamsToProto(reply.parameters, resp->mutable_parameters());
   for (const Tensor& t : reply.outputs) {
     auto* out = resp->add_outputs();
     out->set_name(t.name);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,6 +41,9 @@ struct InferCall {
   bool binary_output = false;            // "binary_data_output": true
   // Set when the client gives up; see InferenceRequest::cancelled.
   std::shared_ptr<std::atomic<bool>> cancelled;
+  // Request headers (HTTP) or metadata (gRPC) by lower-case name, for
+  // endpoint routing; only valid while InferenceService::Infer runs. May be empty.
+  std::function<std::optional<std::string>(std::string_view name)> header;
 };
 
 struct InferReply {

@@ -142,6 +142,13 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
         call.parameters["timeout"] = static_cast<int64_t>(left.count());
       }
     }
+    // Read by endpoint routing inside Infer, while the call is alive.
+    call.header = [ctx](std::string_view name) -> std::optional<std::string> {
+      const auto& md = ctx->client_metadata();
+      auto it = md.find(grpc::string_ref(name.data(), name.size()));
+      if (it == md.end()) return std::nullopt;
+      return std::string(it->second.data(), it->second.size());
+    };
     service_.Infer(std::move(call), [reactor, resp, raw](const Status& s, InferReply&& reply) {
       if (!s.ok()) return reactor->Finish(ToGrpc(s));
       EncodeGrpcReply(std::move(reply), raw, resp);

@@ -1,6 +1,12 @@
 #include "server/inference_service.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
+#include <random>
+
+#include "core/logging.h"
+#include "server/deployments.h"
 
 namespace vigil {
 namespace {
@@ -96,7 +102,142 @@ StatusOr<int64_t> ParseVersionString(std::string_view version) {
   return v;
 }
 
+std::string NewPredictionId() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+InferenceService::InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock)
+    : repository_(repository), metrics_(metrics), clock_(clock), shadow_thread_([this] { ShadowLoop(); }) {}
+
+InferenceService::~InferenceService() { Stop(); }
+
+void InferenceService::Stop() {
+  {
+    std::lock_guard lock(shadow_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  shadow_cv_.notify_all();
+  if (shadow_thread_.joinable()) shadow_thread_.join();
+}
+
+void InferenceService::CountShadow(const std::string& endpoint, const std::string& variant, const char* result) {
+  if (metrics_) metrics_->shadow_requests().WithLabels({endpoint, variant, result}).Inc();
+}
+
+void InferenceService::ShadowLoop() {
+  while (true) {
+    ShadowCall shadow;
+    {
+      std::unique_lock lock(shadow_mu_);
+      shadow_cv_.wait(lock, [this] { return stopping_ || !shadow_queue_.empty(); });
+      if (stopping_) {
+        for (const auto& s : shadow_queue_) CountShadow(s.endpoint, s.variant, "dropped");
+        shadow_queue_.clear();
+        return;
+      }
+      shadow = std::move(shadow_queue_.front());
+      shadow_queue_.pop_front();
+    }
+    // Dropped first when busy: a shadow never waits in a model's queue.
+    auto version = ParseVersionString(shadow.call.version);
+    auto pinned = version.ok() ? repository_.Acquire(shadow.call.model, *version) : version.status();
+    if (!pinned.ok() || (*pinned)->scheduler().QueueDepth() > 0) {
+      CountShadow(shadow.endpoint, shadow.variant, "dropped");
+      continue;
+    }
+    const std::string endpoint = shadow.endpoint, variant = shadow.variant;
+    InferModel(std::move(shadow.call), [this, endpoint, variant](const Status& s, InferReply&&) {
+      CountShadow(endpoint, variant, s.ok() ? "ok" : "error");
+    });
+  }
+}
+
 void InferenceService::Infer(InferCall&& call, Done done) {
+  if (deployments_) {
+    if (auto router = deployments_->Find(call.model)) return InferEndpoint(*router, std::move(call), std::move(done));
+  }
+  InferModel(std::move(call), std::move(done));
+}
+
+void InferenceService::InferEndpoint(const Router& router, InferCall&& call, Done done) {
+  const DeploymentSpec& spec = router.spec();
+  if (!call.version.empty()) {
+    return done(InvalidArgument("'" + spec.endpoint + "' is an endpoint, which has no versions; call " +
+                                "/v2/models/" + spec.endpoint + "/infer (or a model version directly)"),
+                InferReply{});
+  }
+  RouteInput in;
+  in.parameter = [&call](std::string_view name) -> std::optional<std::string> {
+    auto it = call.parameters.find(std::string(name));
+    if (it == call.parameters.end()) return std::nullopt;
+    return std::visit(
+        [](const auto& v) -> std::string {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            return v;
+          } else if constexpr (std::is_same_v<T, bool>) {
+            return v ? "true" : "false";
+          } else {
+            return fmt::format("{}", v);
+          }
+        },
+        it->second);
+  };
+  in.header = call.header;
+  const RouteDecision d = router.Route(in);
+  const Variant& v = d.variant < 0 ? spec.production : spec.candidates[static_cast<size_t>(d.variant)];
+  const std::string prediction_id = call.id.empty() ? NewPredictionId() : call.id;
+
+  for (int index : d.shadows) {
+    const Variant& shadow = spec.candidates[static_cast<size_t>(index)];
+    ShadowCall copy{spec.endpoint, shadow.name, InferCall{}};
+    copy.call.model = shadow.model;
+    copy.call.version = shadow.version ? std::to_string(shadow.version) : "";
+    copy.call.id = prediction_id;
+    copy.call.inputs = call.inputs;
+    bool queued = false;
+    {
+      std::lock_guard lock(shadow_mu_);
+      if (!stopping_ && shadow_queue_.size() < kShadowQueueLimit) {
+        shadow_queue_.push_back(std::move(copy));
+        queued = true;
+      }
+    }
+    if (queued) {
+      shadow_cv_.notify_one();
+    } else {
+      CountShadow(spec.endpoint, shadow.name, "dropped");
+    }
+  }
+
+  call.model = v.model;
+  call.version = v.version ? std::to_string(v.version) : "";
+  call.id = prediction_id;
+  call.header = nullptr;
+  Counter* ok = nullptr;
+  Counter* failed = nullptr;
+  if (metrics_) {
+    ok = &metrics_->endpoint_requests().WithLabels({spec.endpoint, v.name, "ok"});
+    failed = &metrics_->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
+  }
+  InferModel(std::move(call), [done = std::move(done), variant = v.name, prediction_id, ok, failed](
+                                  const Status& s, InferReply&& reply) {
+    if (!s.ok()) {
+      if (failed) failed->Inc();
+      return done(s, std::move(reply));
+    }
+    if (ok) ok->Inc();
+    reply.parameters["vigil.variant"] = variant;
+    reply.parameters["vigil.model"] = reply.model;
+    reply.parameters["vigil.version"] = reply.version;
+    reply.parameters["vigil.prediction_id"] = prediction_id;
+    done(s, std::move(reply));
+  });
+}
+
+void InferenceService::InferModel(InferCall&& call, Done done) {
   auto fail = [&](const Status& s) { done(s, InferReply{}); };
   auto version = ParseVersionString(call.version);
   if (!version.ok()) return fail(version.status());

@@ -6,22 +6,38 @@
 // Thread-safe.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <thread>
 
-#include "repository/model_repository.h"
 #include "protocol/oip_json.h"
+#include "repository/model_repository.h"
+#include "routing/router.h"
 
 namespace vigil {
+
+class Deployments;
 
 class InferenceService {
  public:
   // Called exactly once per Infer, on a scheduler thread or the caller's.
   using Done = std::function<void(const Status&, InferReply&&)>;
 
-  InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock = SystemClock::Get())
-      : repository_(repository), metrics_(metrics), clock_(clock) {}
+  InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock = SystemClock::Get());
+  ~InferenceService();
+
+  // Endpoints: a call whose model is an endpoint's name is routed (see
+  // Router) to a variant, its reply carries parameters vigil.variant,
+  // vigil.model, vigil.version and vigil.prediction_id (also the reply id
+  // when the client gave none), and shadow copies go to a bounded queue of
+  // their own, dropped first when it is full or the shadow model is busy.
+  void SetDeployments(Deployments* deployments) { deployments_ = deployments; }
 
   void Infer(InferCall&& call, Done done);
+
+  // Stops the shadow thread (queued copies are dropped and counted).
+  void Stop();
 
   // While a BatchScope is alive on a thread, Infer on that thread only
   // queues; when the scope ends, each model touched runs what waits as one
@@ -42,10 +58,32 @@ class InferenceService {
   };
 
  private:
+  struct ShadowCall {
+    std::string endpoint;
+    std::string variant;
+    InferCall call;
+  };
+  void InferModel(InferCall&& call, Done done);
+  void InferEndpoint(const Router& router, InferCall&& call, Done done);
+  void ShadowLoop();
+  void CountShadow(const std::string& endpoint, const std::string& variant, const char* result);
+
+  static constexpr size_t kShadowQueueLimit = 256;
+
   ModelRepository& repository_;
   ServingMetrics* metrics_;
   const Clock* clock_;
+  Deployments* deployments_ = nullptr;
+
+  std::mutex shadow_mu_;
+  std::condition_variable shadow_cv_;
+  std::deque<ShadowCall> shadow_queue_;  // guarded by shadow_mu_
+  bool stopping_ = false;                // guarded by shadow_mu_
+  std::thread shadow_thread_;
 };
+
+// A fresh prediction id: 32 random hex digits.
+std::string NewPredictionId();
 
 // Parses a version path segment: "" → 0 (latest), "3" → 3.
 StatusOr<int64_t> ParseVersionString(std::string_view version);

@@ -259,6 +259,12 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
   }
   call.model = model;
   call.version = version;
+  // Read by endpoint routing inside Infer, while `request` is still alive.
+  call.header = [&request](std::string_view name) -> std::optional<std::string> {
+    auto it = request.find(boost::beast::string_view(name.data(), name.size()));
+    if (it == request.end()) return std::nullopt;
+    return std::string(it->value());
+  };
   service_.Infer(std::move(call), [respond = std::move(respond)](const Status& s, InferReply&& reply) {
     if (!s.ok()) return respond(Error(s));
     EncodedBody enc = EncodeInferReply(reply);

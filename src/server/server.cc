@@ -7,6 +7,7 @@
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "server/deployments.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
@@ -21,6 +22,7 @@ struct Server::Parts {
   ServingMetrics metrics{registry};
   ServerState state;
   std::unique_ptr<ModelRepository> repository;
+  std::unique_ptr<Deployments> deployments;
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<HttpServer> http;
@@ -34,7 +36,10 @@ Server::~Server() { Shutdown("destroyed"); }
 
 uint16_t Server::http_port() const { return parts_->http->port(); }
 int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1; }
-void Server::Poll() { parts_->repository->Poll(); }
+void Server::Poll() {
+  parts_->repository->Poll();
+  parts_->deployments->LoadDirectory();
+}
 
 StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto p = std::make_unique<Parts>();
@@ -45,7 +50,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ro.root = options.model_repository;
   ro.metrics = &p->metrics;
   VIGIL_ASSIGN_OR_RETURN(p->repository, ModelRepository::Create(ro));
+  p->deployments = std::make_unique<Deployments>(*p->repository,
+                                                 std::filesystem::path(options.model_repository) / "deployments");
   p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
+  p->service->SetDeployments(p->deployments.get());
   p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state);
 
   HttpServer::Options ho;
@@ -70,6 +78,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
 
   p->repository->Poll();
+  p->deployments->LoadDirectory();
   p->state.ready.store(true);
   size_t ready = 0, total = 0;
   for (const auto& row : p->repository->Index()) {
@@ -104,6 +113,7 @@ void Server::Shutdown(std::string_view reason) {
   // Schedulers finish first (their callbacks post to the HTTP I/O context),
   // then the HTTP threads stop. Past the timeout, queued work is cancelled
   // rather than run, so the bound holds.
+  p.service->Stop();  // no more shadow copies
   p.repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
   // Let the I/O threads write the answers of cancelled requests.
   const auto flush_deadline = Clock::now() + std::chrono::seconds(1);

@@ -1,0 +1,206 @@
+// Endpoints served from REPO/deployments/*.yaml by the real server: routing,
+// stickiness, flags, shadows, kill switch, validation, and spec changes under
+// load.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "client/inference_client.h"
+#include "server_process.h"
+
+namespace vigil::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kSpec = R"(
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: v2, model: breast_cancer_mlp, version: 2, mode: ab, share: 30}
+  - {name: xgb-shadow, model: breast_cancer_xgb, mode: shadow, share: 50}
+flags:
+  - {name: beta, variant: v2, rules: [{header: x-beta, eq: "yes"}]}
+)";
+
+struct Answer {
+  unsigned status = 0;
+  std::string variant, model, version, prediction_id, id, body;
+};
+
+Answer Call(HttpClient& c, const std::string& key, const std::map<std::string, std::string>& headers = {},
+            const std::string& target = "/v2/models/cancer/infer", const std::string& id = "") {
+  std::string extra = key.empty() ? "" : R"(,"parameters":{"vigil.routing_key":")" + key + "\"}";
+  if (!id.empty()) extra += R"(,"id":")" + id + "\"";
+  auto r = c.Post(target, FeaturesBody(1, extra), headers);
+  Answer a;
+  if (!r.ok()) return a;
+  a.status = r->status;
+  a.body = r->body;
+  rapidjson::Document d;
+  d.Parse(r->body.c_str());
+  if (a.status == 200 && d.IsObject() && d.HasMember("parameters")) {
+    const auto& p = d["parameters"];
+    a.variant = p["vigil.variant"].GetString();
+    a.model = p["vigil.model"].GetString();
+    a.version = p["vigil.version"].GetString();
+    a.prediction_id = p["vigil.prediction_id"].GetString();
+    a.id = d["id"].GetString();
+    EXPECT_EQ(a.model, d["model_name"].GetString());
+    EXPECT_EQ(a.version, d["model_version"].GetString());
+  }
+  return a;
+}
+
+double MetricValue(HttpClient& c, const std::string& series) {
+  auto r = c.Get("/metrics");
+  const auto at = r->body.find(series + " ");
+  return at == std::string::npos ? 0 : std::stod(r->body.substr(at + series.size() + 1));
+}
+
+fs::path RepoWithSpec(const std::string& name, const std::string& spec) {
+  const fs::path repo = ScratchDir(name);
+  CopyExampleRepository(repo, {"breast_cancer_mlp", "breast_cancer_xgb"});
+  fs::create_directories(repo / "deployments");
+  WriteFile(repo / "deployments" / "cancer.yaml", spec);
+  return repo;
+}
+
+TEST(Deployments, EndpointRoutesStickilyAndTellsWhoAnswered) {
+  const fs::path repo = RepoWithSpec("deploy_route", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--grpc-port", "0"});
+  auto c = server->Client();
+
+  Answer a = Call(*c, "user-1");
+  ASSERT_EQ(a.status, 200u) << a.body;
+  EXPECT_TRUE(a.variant == "production" || a.variant == "v2") << a.variant;
+  EXPECT_EQ(a.variant == "production" ? "1" : "2", a.version);
+  EXPECT_EQ(a.prediction_id.size(), 32u);
+  EXPECT_EQ(a.id, a.prediction_id);
+  // The client's id is the prediction id.
+  EXPECT_EQ(Call(*c, "user-1", {}, "/v2/models/cancer/infer", "req-42").prediction_id, "req-42");
+
+  // Sticky: the same key always gets the same variant.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Call(*c, "user-1").variant, a.variant);
+  // The split over many keys, within 4 standard deviations of 30%.
+  const int n = 1500;
+  int v2 = 0;
+  for (int i = 0; i < n; ++i) v2 += Call(*c, "k" + std::to_string(i)).variant == "v2";
+  EXPECT_NEAR(v2, n * 0.3, 4 * std::sqrt(n * 0.3 * 0.7));
+
+  // A flag on a header wins over the split.
+  int flagged = 0;
+  for (int i = 0; i < 20; ++i) flagged += Call(*c, "k" + std::to_string(i), {{"X-Beta", "yes"}}).variant == "v2";
+  EXPECT_EQ(flagged, 20);
+
+  // Shadows answered on the side; the client only ever saw production or v2.
+  const std::string ok = R"(vigil_shadow_requests_total{endpoint="cancer",variant="xgb-shadow",result="ok"})";
+  for (int i = 0; i < 50 && MetricValue(*c, ok) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(MetricValue(*c, ok), 0);
+
+  // An endpoint has no versions; its models are still callable directly.
+  Answer versioned = Call(*c, "u", {}, "/v2/models/cancer/versions/1/infer");
+  EXPECT_EQ(versioned.status, 400u);
+  EXPECT_NE(versioned.body.find("is an endpoint"), std::string::npos) << versioned.body;
+  auto direct = c->Post("/v2/models/breast_cancer_mlp/versions/2/infer", FeaturesBody(1));
+  EXPECT_EQ(direct->status, 200u);
+  EXPECT_EQ(direct->body.find("vigil.variant"), std::string::npos);
+
+  // Over gRPC the routing parameter works the same and the reply says who answered.
+  ClientOptions o;
+  o.protocol = Protocol::kGrpc;
+  o.port = server->grpc_port();
+  auto grpc = ConnectInferenceClient(o);
+  ASSERT_TRUE(grpc.ok());
+  InferCall call;
+  call.model = "cancer";
+  call.parameters["vigil.routing_key"] = std::string("user-1");
+  Tensor t;
+  t.name = "features";
+  t.datatype = DataType::kFp32;
+  t.shape = {1, 30};
+  t.data.resize(30 * 4);
+  call.inputs.push_back(t);
+  auto reply = (*grpc)->Infer(call);
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(std::get<std::string>(reply->parameters.at("vigil.variant")), a.variant);
+  EXPECT_EQ(std::get<std::string>(reply->parameters.at("vigil.prediction_id")).size(), 32u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+TEST(Deployments, InvalidSpecsAreRefusedAndTheOneInForceStays) {
+  const fs::path repo = RepoWithSpec("deploy_invalid", std::string(kSpec) + "colour: red\n");
+  WriteFile(repo / "deployments" / "breast_cancer_xgb.yaml", "production: {model: breast_cancer_mlp}\n");
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.1"});
+  auto c = server->Client();
+  EXPECT_EQ(Call(*c, "u").status, 404u);  // refused: no endpoint
+  EXPECT_TRUE(server->WaitForLog("field 'colour'"));
+  EXPECT_TRUE(server->WaitForLog("already a model's"));
+  // The model of that name still answers as a model.
+  EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1))->status, 200u);
+
+  WriteFile(repo / "deployments" / "cancer.yaml", kSpec);  // fixed: picked up by the poll
+  Answer a;
+  for (int i = 0; i < 100 && a.status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    a = Call(*c, "u");
+  }
+  ASSERT_EQ(a.status, 200u) << a.body;
+  // A broken edit leaves the previous spec serving.
+  WriteFile(repo / "deployments" / "cancer.yaml", "production: {model: no_such_model}\n");
+  EXPECT_TRUE(server->WaitForLog("no_such_model"));
+  EXPECT_EQ(Call(*c, "u").status, 200u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// Specs change under load (split moved, kill switch on and off): no request
+// fails, and each answer's variant matches the model version that computed it.
+TEST(Deployments, ApplyingSpecsUnderLoadLosesNothingAndMixesNothing) {
+  const fs::path repo = RepoWithSpec("deploy_swap", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.05"});
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, mixed{0}, total{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      auto c = server->Client();
+      for (int i = 0; !stop.load(); ++i) {
+        const Answer a = Call(*c, "t" + std::to_string(t) + "-" + std::to_string(i));
+        ++total;
+        if (a.status != 200) {
+          ++failures;
+          continue;
+        }
+        if ((a.variant == "production" && a.version != "1") || (a.variant == "v2" && a.version != "2")) ++mixed;
+      }
+    });
+  }
+  const std::string killed = std::string(kSpec) + "kill_switch: true\n";
+  std::string moved = kSpec;
+  moved.replace(moved.find("share: 30"), 9, "share: 80");
+  for (const std::string& spec : {moved, killed, std::string(kSpec), killed, moved}) {
+    WriteFile(repo / "deployments" / "cancer.yaml", spec);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_GT(total.load(), 200);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mixed.load(), 0);
+  // The last spec (80%) is in force.
+  auto c = server->Client();
+  int v2 = 0;
+  for (int i = 0; i < 300; ++i) v2 += Call(*c, "z" + std::to_string(i)).variant == "v2";
+  EXPECT_NEAR(v2, 240, 4 * std::sqrt(300 * 0.8 * 0.2));
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+}  // namespace
+}  // namespace vigil::testing
