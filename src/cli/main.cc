@@ -175,6 +175,11 @@ int main(int argc, char** argv) {
   serve->add_option("--max-body-bytes", so.max_body_bytes, "Largest request body accepted; larger gets 413")
       ->default_val(64 << 20)
       ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--admin-token", so.admin_token,
+                   "Token that admin changes (/v1/deployments) must carry as 'Authorization: Bearer <token>'; "
+                   "without one they are accepted only from loopback")
+      ->envname("VIGIL_ADMIN_TOKEN");
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 

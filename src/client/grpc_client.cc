@@ -38,6 +38,10 @@ StatusCode FromGrpc(grpc::StatusCode code) {
       return StatusCode::kFailedPrecondition;
     case grpc::StatusCode::UNIMPLEMENTED:
       return StatusCode::kUnimplemented;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return StatusCode::kUnauthenticated;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return StatusCode::kPermissionDenied;
     default:
       return StatusCode::kInternal;
   }

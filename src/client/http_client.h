@@ -44,6 +44,10 @@ class HttpClient {
                            const std::map<std::string, std::string>& headers = {}) {
     return Request("POST", target, body, headers);
   }
+  StatusOr<HttpReply> Put(const std::string& target, const std::string& body,
+                          const std::map<std::string, std::string>& headers = {}) {
+    return Request("PUT", target, body, headers);
+  }
 
   struct Impl;
 

@@ -134,6 +134,10 @@ StatusCode StatusCodeForHttp(unsigned http_status) {
       return StatusCode::kResourceExhausted;
     case 501:
       return StatusCode::kUnimplemented;
+    case 401:
+      return StatusCode::kUnauthenticated;
+    case 403:
+      return StatusCode::kPermissionDenied;
     case 503:
       return StatusCode::kUnavailable;
     case 504:

@@ -24,6 +24,8 @@ enum class StatusCode {
   kFailedPrecondition,  // operation not allowed in the current state
   kInternal,            // a backend or invariant failed
   kUnimplemented,
+  kUnauthenticated,     // no or wrong credentials
+  kPermissionDenied,    // not allowed from where the caller is
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -56,6 +58,8 @@ inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExc
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
+inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // Holds either a value or a non-OK Status.
 template <typename T>

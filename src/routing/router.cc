@@ -45,7 +45,10 @@ uint32_t ShareToBuckets(double percent) {
   return static_cast<uint32_t>(std::llround(std::clamp(percent, 0.0, 100.0) * (kBuckets / 100.0)));
 }
 
-Router::Router(std::shared_ptr<const DeploymentSpec> spec) : spec_(std::move(spec)) {
+Router::Router(std::shared_ptr<const DeploymentSpec> spec)
+    : spec_(std::move(spec)),
+      stats_(std::make_unique<VariantStats[]>(spec_->candidates.size() + 1)),
+      since_(std::chrono::system_clock::now()) {
   split_salt_ = "split:" + spec_->endpoint;
   uint32_t next = 0;
   for (size_t i = 0; i < spec_->candidates.size(); ++i) {

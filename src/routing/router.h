@@ -13,12 +13,15 @@
 // are independent. Requests without a routing key are assigned at random.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/latency_histogram.h"
 #include "routing/deployment_spec.h"
 
 namespace vigil {
@@ -36,9 +39,21 @@ struct RouteDecision {
   bool keyed = false;        // a routing key was present (assignment is sticky)
 };
 
+// A variant's traffic while one spec is in force.
+struct VariantStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> errors{0};
+  LatencyHistogram latency;  // successful requests
+};
+
 class Router {
  public:
   explicit Router(std::shared_ptr<const DeploymentSpec> spec);
+
+  // Traffic since this spec took effect (a change makes a new Router, so
+  // the figures start again): -1 = production, else a candidate index.
+  VariantStats& Stats(int variant) const { return stats_[static_cast<size_t>(variant + 1)]; }
+  std::chrono::system_clock::time_point since() const { return since_; }
 
   RouteDecision Route(const RouteInput& in) const;
   const DeploymentSpec& spec() const { return *spec_; }
@@ -57,6 +72,8 @@ class Router {
   uint32_t Bucket(const std::string& salt, const std::optional<std::string>& key) const;
 
   std::shared_ptr<const DeploymentSpec> spec_;
+  std::unique_ptr<VariantStats[]> stats_;
+  std::chrono::system_clock::time_point since_;
   std::string split_salt_;
   std::vector<Region> regions_;
   std::vector<std::pair<int, std::string>> shadow_salts_;  // candidate index, salt

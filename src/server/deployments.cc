@@ -68,6 +68,20 @@ Status Deployments::Remove(const std::string& endpoint) {
   return Status::Ok();
 }
 
+Status Deployments::Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change) {
+  std::lock_guard lock(control_mu_);
+  auto current = table_.load();
+  auto it = current->find(endpoint);
+  if (it == current->end()) return NotFound("no endpoint '" + endpoint + "'");
+  DeploymentSpec spec = it->second->spec();
+  VIGIL_RETURN_IF_ERROR(change(spec));
+  VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
+  Table next = *current;
+  next[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(spec)));
+  Publish(std::move(next));
+  return Status::Ok();
+}
+
 void Deployments::LoadDirectory() {
   if (directory_.empty()) return;
   std::error_code ec;

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ class Deployments {
   Status Apply(const std::string& endpoint, std::string_view text);
   Status Apply(DeploymentSpec spec);
   Status Remove(const std::string& endpoint);
+  // Changes the endpoint's spec in place (a copy, validated, then swapped):
+  // the admin API's weight / promote / rollback / pause / resume.
+  Status Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change);
 
   // Re-reads the directory: new and changed files are applied, endpoints
   // whose file disappeared are removed (those applied through the API stay).

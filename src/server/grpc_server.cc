@@ -318,6 +318,10 @@ int GrpcCodeFor(StatusCode code) {
       return grpc::StatusCode::INTERNAL;
     case StatusCode::kUnimplemented:
       return grpc::StatusCode::UNIMPLEMENTED;
+    case StatusCode::kUnauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
+    case StatusCode::kPermissionDenied:
+      return grpc::StatusCode::PERMISSION_DENIED;
   }
   return grpc::StatusCode::UNKNOWN;
 }

@@ -55,7 +55,14 @@ constexpr auto kIdleCheck = std::chrono::seconds(15);
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Shared* shared, IoContextState* context)
-      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared), context_(context) {}
+      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared), context_(context) {
+    beast::error_code ec;
+    const auto remote = socket_.remote_endpoint(ec);
+    if (!ec) {
+      info_.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
+      info_.loopback = remote.address().is_loopback();
+    }
+  }
 
   // Hands a request that was read to the handler; the reply is written on
   // this connection's thread.
@@ -63,7 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
     auto self = shared_from_this();
-    shared_->handler(std::move(req), [self, keep_alive, version](HttpResponse&& res) {
+    shared_->handler(std::move(req), info_, [self, keep_alive, version](HttpResponse&& res) {
       res.version(version);
       const bool close = !keep_alive || self->shared_->draining.load();
       res.keep_alive(!close);
@@ -193,6 +200,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   tcp::socket socket_;
+  RequestInfo info_;
   net::steady_timer idle_timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -25,6 +25,12 @@ namespace vigil {
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
+// Who sent a request, for access control.
+struct RequestInfo {
+  std::string peer;  // address:port
+  bool loopback = false;
+};
+
 class HttpServer {
  public:
   struct Options {
@@ -38,7 +44,7 @@ class HttpServer {
     std::function<std::shared_ptr<void>()> dispatch_scope;
   };
   using Responder = std::function<void(HttpResponse&&)>;
-  using Handler = std::function<void(HttpRequest&&, Responder)>;
+  using Handler = std::function<void(HttpRequest&&, const RequestInfo&, Responder)>;
 
   static StatusOr<std::unique_ptr<HttpServer>> Create(Options options, Handler handler);
   ~HttpServer();

@@ -122,8 +122,12 @@ void InferenceService::Stop() {
   if (shadow_thread_.joinable()) shadow_thread_.join();
 }
 
-void InferenceService::CountShadow(const std::string& endpoint, const std::string& variant, const char* result) {
-  if (metrics_) metrics_->shadow_requests().WithLabels({endpoint, variant, result}).Inc();
+void InferenceService::CountShadow(const ShadowCall& shadow, const char* result) {
+  if (!metrics_) return;
+  const DeploymentSpec& spec = shadow.router->spec();
+  metrics_->shadow_requests()
+      .WithLabels({spec.endpoint, spec.candidates[static_cast<size_t>(shadow.variant)].name, result})
+      .Inc();
 }
 
 void InferenceService::ShadowLoop() {
@@ -133,7 +137,7 @@ void InferenceService::ShadowLoop() {
       std::unique_lock lock(shadow_mu_);
       shadow_cv_.wait(lock, [this] { return stopping_ || !shadow_queue_.empty(); });
       if (stopping_) {
-        for (const auto& s : shadow_queue_) CountShadow(s.endpoint, s.variant, "dropped");
+        for (const auto& s : shadow_queue_) CountShadow(s, "dropped");
         shadow_queue_.clear();
         return;
       }
@@ -144,25 +148,33 @@ void InferenceService::ShadowLoop() {
     auto version = ParseVersionString(shadow.call.version);
     auto pinned = version.ok() ? repository_.Acquire(shadow.call.model, *version) : version.status();
     if (!pinned.ok() || (*pinned)->scheduler().QueueDepth() > 0) {
-      CountShadow(shadow.endpoint, shadow.variant, "dropped");
+      CountShadow(shadow, "dropped");
       continue;
     }
-    const std::string endpoint = shadow.endpoint, variant = shadow.variant;
-    InferModel(std::move(shadow.call), [this, endpoint, variant](const Status& s, InferReply&&) {
-      CountShadow(endpoint, variant, s.ok() ? "ok" : "error");
+    auto call = std::move(shadow.call);
+    const auto start = clock_->Now();
+    InferModel(std::move(call), [this, shadow = std::move(shadow), start](const Status& s, InferReply&&) {
+      CountShadow(shadow, s.ok() ? "ok" : "error");
+      VariantStats& stats = shadow.router->Stats(shadow.variant);
+      stats.requests.fetch_add(1, std::memory_order_relaxed);
+      if (s.ok()) {
+        stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start).count());
+      } else {
+        stats.errors.fetch_add(1, std::memory_order_relaxed);
+      }
     });
   }
 }
 
 void InferenceService::Infer(InferCall&& call, Done done) {
   if (deployments_) {
-    if (auto router = deployments_->Find(call.model)) return InferEndpoint(*router, std::move(call), std::move(done));
+    if (auto router = deployments_->Find(call.model)) return InferEndpoint(std::move(router), std::move(call), std::move(done));
   }
   InferModel(std::move(call), std::move(done));
 }
 
-void InferenceService::InferEndpoint(const Router& router, InferCall&& call, Done done) {
-  const DeploymentSpec& spec = router.spec();
+void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done) {
+  const DeploymentSpec& spec = router->spec();
   if (!call.version.empty()) {
     return done(InvalidArgument("'" + spec.endpoint + "' is an endpoint, which has no versions; call " +
                                 "/v2/models/" + spec.endpoint + "/infer (or a model version directly)"),
@@ -186,13 +198,13 @@ void InferenceService::InferEndpoint(const Router& router, InferCall&& call, Don
         it->second);
   };
   in.header = call.header;
-  const RouteDecision d = router.Route(in);
+  const RouteDecision d = router->Route(in);
   const Variant& v = d.variant < 0 ? spec.production : spec.candidates[static_cast<size_t>(d.variant)];
   const std::string prediction_id = call.id.empty() ? NewPredictionId() : call.id;
 
   for (int index : d.shadows) {
     const Variant& shadow = spec.candidates[static_cast<size_t>(index)];
-    ShadowCall copy{spec.endpoint, shadow.name, InferCall{}};
+    ShadowCall copy{router, index, InferCall{}};
     copy.call.model = shadow.model;
     copy.call.version = shadow.version ? std::to_string(shadow.version) : "";
     copy.call.id = prediction_id;
@@ -208,7 +220,7 @@ void InferenceService::InferEndpoint(const Router& router, InferCall&& call, Don
     if (queued) {
       shadow_cv_.notify_one();
     } else {
-      CountShadow(spec.endpoint, shadow.name, "dropped");
+      CountShadow(copy, "dropped");
     }
   }
 
@@ -222,12 +234,17 @@ void InferenceService::InferEndpoint(const Router& router, InferCall&& call, Don
     ok = &metrics_->endpoint_requests().WithLabels({spec.endpoint, v.name, "ok"});
     failed = &metrics_->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
   }
-  InferModel(std::move(call), [done = std::move(done), variant = v.name, prediction_id, ok, failed](
-                                  const Status& s, InferReply&& reply) {
+  const auto start = clock_->Now();
+  InferModel(std::move(call), [this, done = std::move(done), router, index = d.variant, variant = v.name,
+                               prediction_id, ok, failed, start](const Status& s, InferReply&& reply) {
+    VariantStats& stats = router->Stats(index);
+    stats.requests.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
+      stats.errors.fetch_add(1, std::memory_order_relaxed);
       if (failed) failed->Inc();
       return done(s, std::move(reply));
     }
+    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start).count());
     if (ok) ok->Inc();
     reply.parameters["vigil.variant"] = variant;
     reply.parameters["vigil.model"] = reply.model;

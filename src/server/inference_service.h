@@ -59,14 +59,14 @@ class InferenceService {
 
  private:
   struct ShadowCall {
-    std::string endpoint;
-    std::string variant;
+    std::shared_ptr<const Router> router;
+    int variant;
     InferCall call;
   };
   void InferModel(InferCall&& call, Done done);
-  void InferEndpoint(const Router& router, InferCall&& call, Done done);
+  void InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done);
   void ShadowLoop();
-  void CountShadow(const std::string& endpoint, const std::string& variant, const char* result);
+  void CountShadow(const ShadowCall& shadow, const char* result);
 
   static constexpr size_t kShadowQueueLimit = 256;
 

@@ -106,6 +106,10 @@ unsigned HttpStatusFor(StatusCode code) {
       return 429;
     case StatusCode::kUnimplemented:
       return 501;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
     case StatusCode::kUnavailable:
       return 503;
     case StatusCode::kDeadlineExceeded:
@@ -116,9 +120,15 @@ unsigned HttpStatusFor(StatusCode code) {
   return 500;
 }
 
-RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state)
-    : service_(service), repository_(repository), metrics_(metrics), state_(state), code_counters_(600, nullptr) {
-  for (unsigned code : {200u, 400u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
+RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
+                 AdminApi* admin)
+    : service_(service),
+      repository_(repository),
+      metrics_(metrics),
+      state_(state),
+      admin_(admin),
+      code_counters_(600, nullptr) {
+  for (unsigned code : {200u, 400u, 401u, 403u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
     code_counters_[code] = &metrics_.http_requests().WithLabels({std::to_string(code)});
   }
 }
@@ -128,12 +138,13 @@ Counter& RestApi::HttpCounter(unsigned code) {
   return metrics_.http_requests().WithLabels({std::to_string(code)});
 }
 
-void RestApi::Handle(HttpRequest&& request, HttpServer::Responder respond_raw) {
+void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond_raw) {
   auto respond = [this, respond_raw = std::move(respond_raw)](HttpResponse&& res) {
     HttpCounter(res.result_int()).Inc();
     respond_raw(std::move(res));
   };
   const std::vector<std::string> p = SplitPath(ToStd(request.target()));
+  if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments") return admin_->Handle(request, info, p, respond);
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
     if (verb == want) return true;

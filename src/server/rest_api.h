@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "monitoring/metrics.h"
+#include "server/admin_api.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
 
@@ -26,9 +27,10 @@ unsigned HttpStatusFor(StatusCode code);
 
 class RestApi {
  public:
-  RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state);
+  RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
+          AdminApi* admin = nullptr);
 
-  void Handle(HttpRequest&& request, HttpServer::Responder respond);
+  void Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond);
 
  private:
   void Infer(HttpRequest&& request, const std::string& model, const std::string& version,
@@ -47,6 +49,7 @@ class RestApi {
   ModelRepository& repository_;
   ServingMetrics& metrics_;
   ServerState& state_;
+  AdminApi* admin_;
   std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
 };
 

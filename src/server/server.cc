@@ -24,6 +24,7 @@ struct Server::Parts {
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<InferenceService> service;
+  std::unique_ptr<AdminApi> admin;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<GrpcServer> grpc;
@@ -54,7 +55,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                  std::filesystem::path(options.model_repository) / "deployments");
   p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
   p->service->SetDeployments(p->deployments.get());
-  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state);
+  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token);
+  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get());
 
   HttpServer::Options ho;
   ho.host = options.host;
@@ -63,8 +65,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ho.max_body_bytes = options.max_body_bytes;
   ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
   RestApi* api = p->api.get();
-  VIGIL_ASSIGN_OR_RETURN(p->http, HttpServer::Create(ho, [api](HttpRequest&& req, HttpServer::Responder respond) {
-                           api->Handle(std::move(req), std::move(respond));
+  VIGIL_ASSIGN_OR_RETURN(p->http, HttpServer::Create(ho, [api](HttpRequest&& req, const RequestInfo& info,
+                                                             HttpServer::Responder respond) {
+                           api->Handle(std::move(req), info, std::move(respond));
                          }));
   // Live (and answering "not ready") while the models load.
   p->http->Start();

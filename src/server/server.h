@@ -23,6 +23,8 @@ struct ServerOptions {
   double poll_interval_s = 0;  // 0 = load once at start
   double shutdown_timeout_s = 30;
   std::vector<std::string> required_models;
+  // Admin changes need "Authorization: Bearer <token>"; empty = loopback only.
+  std::string admin_token;
 };
 
 // A running server: listening, models loaded. `vigil serve` runs one until

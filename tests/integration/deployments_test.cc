@@ -1,7 +1,11 @@
 // Endpoints served from REPO/deployments/*.yaml by the real server: routing,
 // stickiness, flags, shadows, kill switch, validation, and spec changes under
 // load.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <rapidjson/document.h>
 
 #include <atomic>
@@ -198,6 +202,130 @@ TEST(Deployments, ApplyingSpecsUnderLoadLosesNothingAndMixesNothing) {
   int v2 = 0;
   for (int i = 0; i < 300; ++i) v2 += Call(*c, "z" + std::to_string(i)).variant == "v2";
   EXPECT_NEAR(v2, 240, 4 * std::sqrt(300 * 0.8 * 0.2));
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  EXPECT_FALSE(d.HasParseError()) << body;
+  return d;
+}
+
+// The variant entry called `name` in a status document.
+const rapidjson::Value* VariantStatus(const rapidjson::Document& status, const std::string& name) {
+  for (const auto& v : status["variants"].GetArray()) {
+    if (name == v["name"].GetString()) return &v;
+  }
+  return nullptr;
+}
+
+TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
+  const fs::path repo = RepoWithSpec("deploy_admin", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string()});
+  auto c = server->Client();
+  for (int i = 0; i < 60; ++i) ASSERT_EQ(Call(*c, "s" + std::to_string(i)).status, 200u);
+
+  // Status: per-variant traffic since the spec took effect.
+  auto status = Json(c->Get("/v1/deployments/cancer/status")->body);
+  const auto* prod = VariantStatus(status, "production");
+  const auto* v2 = VariantStatus(status, "v2");
+  ASSERT_TRUE(prod && v2);
+  EXPECT_EQ((*prod)["requests"].GetUint64() + (*v2)["requests"].GetUint64(), 60u);
+  EXPECT_DOUBLE_EQ((*prod)["share"].GetDouble(), 70);
+  EXPECT_GT((*prod)["latency_ms"]["p99"].GetDouble(), 0);
+
+  // Weight: a bad one is refused and names the problem; a good one resets the figures.
+  auto r = c->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 150})");
+  EXPECT_EQ(r->status, 400u);
+  EXPECT_NE(r->body.find("share must be 0 to 100"), std::string::npos) << r->body;
+  r = c->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 100})");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  status = Json(r->body);
+  EXPECT_DOUBLE_EQ((*VariantStatus(status, "production"))["share"].GetDouble(), 0);
+  EXPECT_EQ((*VariantStatus(status, "v2"))["requests"].GetUint64(), 0u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Call(*c, "w" + std::to_string(i)).variant, "v2");
+  EXPECT_EQ(c->Post("/v1/deployments/cancer/candidates/nope/weight", R"({"share": 1})")->status, 404u);
+
+  // Rollback: the candidate's share drops to 0 at once; it stays in the spec.
+  ASSERT_EQ(c->Post("/v1/deployments/cancer/rollback", "")->status, 200u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Call(*c, "w" + std::to_string(i)).variant, "production");
+  EXPECT_NE(c->Get("/v1/deployments/cancer")->body.find("name: v2"), std::string::npos);
+
+  // Pause / resume.
+  EXPECT_TRUE(Json(c->Post("/v1/deployments/cancer/pause", "")->body)["paused"].GetBool());
+  EXPECT_FALSE(Json(c->Post("/v1/deployments/cancer/resume", "")->body)["paused"].GetBool());
+
+  // Promote: the candidate becomes production.
+  ASSERT_EQ(c->Post("/v1/deployments/cancer/promote", R"({"candidate": "v2"})")->status, 200u);
+  const Answer promoted = Call(*c, "anyone");
+  EXPECT_EQ(promoted.variant, "production");
+  EXPECT_EQ(promoted.version, "2");
+  EXPECT_EQ(c->Get("/v1/deployments/cancer")->body.find("name: v2"), std::string::npos);
+
+  // PUT: JSON works as well as YAML; an invalid spec is refused and the old one stays.
+  r = c->Put("/v1/deployments/fraud", R"({"production": {"model": "breast_cancer_xgb"}})");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").model, "breast_cancer_xgb");
+  r = c->Put("/v1/deployments/fraud", "production: {model: breast_cancer_xgb}\ncandidates: [{name: a, model: "
+                                      "breast_cancer_mlp, mode: ab, share: 101}]\n");
+  EXPECT_EQ(r->status, 400u);
+  EXPECT_NE(r->body.find("candidates[0].share"), std::string::npos) << r->body;
+  EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 200u);
+  EXPECT_NE(c->Get("/v1/deployments")->body.find("\"endpoint\":\"fraud\""), std::string::npos);
+  EXPECT_EQ(c->Request("DELETE", "/v1/deployments/fraud")->status, 200u);
+  EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 404u);
+  EXPECT_EQ(c->Get("/v1/deployments/fraud")->status, 404u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+TEST(DeploymentsAdmin, ChangesNeedTheAdminTokenWhenOneIsSet) {
+  const fs::path repo = RepoWithSpec("deploy_auth", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--admin-token", "s3cret"});
+  auto c = server->Client();
+  EXPECT_EQ(c->Get("/v1/deployments/cancer/status")->status, 200u);  // reading needs no token
+  auto r = c->Post("/v1/deployments/cancer/pause", "");
+  EXPECT_EQ(r->status, 401u);
+  EXPECT_NE(r->body.find("Authorization: Bearer"), std::string::npos) << r->body;
+  EXPECT_EQ(c->Post("/v1/deployments/cancer/pause", "", {{"Authorization", "Bearer wrong"}})->status, 401u);
+  EXPECT_EQ(c->Request("DELETE", "/v1/deployments/cancer")->status, 401u);
+  EXPECT_EQ(c->Post("/v1/deployments/cancer/pause", "", {{"Authorization", "Bearer s3cret"}})->status, 200u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// This machine's first non-loopback IPv4 address, if it has one.
+std::string ExternalAddress() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* a = list; a && found.empty(); a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK)) continue;
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof(buf));
+    found = buf;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
+  const std::string address = ExternalAddress();
+  if (address.empty()) GTEST_SKIP() << "no non-loopback IPv4 address on this machine";
+  const fs::path repo = RepoWithSpec("deploy_loopback", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--host", "0.0.0.0"});
+  HttpClient::Options o;
+  o.host = address;
+  o.port = server->port();
+  auto remote = HttpClient::Connect(o);
+  ASSERT_TRUE(remote.ok()) << remote.status().message();
+  EXPECT_EQ((*remote)->Get("/v1/deployments/cancer/status")->status, 200u);
+  auto r = (*remote)->Post("/v1/deployments/cancer/pause", "");
+  EXPECT_EQ(r->status, 403u);
+  EXPECT_NE(r->body.find("only from loopback"), std::string::npos) << r->body;
+  EXPECT_EQ(server->Client()->Post("/v1/deployments/cancer/pause", "")->status, 200u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }

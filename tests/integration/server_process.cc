@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -118,7 +119,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
   static int counter = 0;
   p->log_path_ = fs::temp_directory_path() /
                  ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
-  std::vector<std::string> argv_s = {"serve", "--http-port", "0", "--host", "127.0.0.1"};
+  std::vector<std::string> argv_s = {"serve", "--http-port", "0"};
+  if (std::find(args.begin(), args.end(), "--host") == args.end()) argv_s.insert(argv_s.end(), {"--host", "127.0.0.1"});
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string());
   EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();

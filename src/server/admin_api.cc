@@ -1,0 +1,249 @@
+#include "server/admin_api.h"
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+
+#include "core/logging.h"
+#include "protocol/oip_json.h"
+#include "server/rest_api.h"
+
+namespace vigil {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+HttpResponse Error(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
+
+// The body of a POST as a JSON object (empty body = {}).
+StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::string& what) {
+  rapidjson::Document d;
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    d.SetObject();
+    return d;
+  }
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
+  return d;
+}
+
+// The candidate named in {"candidate": ...}, or the only non-shadow one when
+// `pick_single`; empty = all (rollback).
+StatusOr<std::string> CandidateArg(const rapidjson::Document& d, const DeploymentSpec& spec, bool pick_single,
+                                   const std::string& what) {
+  if (d.HasMember("candidate")) {
+    if (!d["candidate"].IsString()) return InvalidArgument(what + ": 'candidate' must be a string");
+    const std::string name = d["candidate"].GetString();
+    if (!spec.Candidate(name)) return NotFound(what + ": endpoint '" + spec.endpoint + "' has no candidate '" + name + "'");
+    return name;
+  }
+  if (!pick_single) return std::string();
+  std::string only;
+  int n = 0;
+  for (const auto& c : spec.candidates) {
+    if (c.mode != VariantMode::kShadow) {
+      only = c.name;
+      ++n;
+    }
+  }
+  if (n != 1) {
+    return InvalidArgument(what + ": endpoint '" + spec.endpoint + "' has " + std::to_string(n) +
+                           " ab/canary candidates; say which with {\"candidate\": \"...\"}");
+  }
+  return only;
+}
+
+std::string VariantJson(const Router& router, int index) {
+  const DeploymentSpec& spec = router.spec();
+  const Variant& v = index < 0 ? spec.production : spec.candidates[static_cast<size_t>(index)];
+  double share = v.CurrentShare();
+  if (index < 0) {
+    share = 100;
+    for (const auto& c : spec.candidates) {
+      if (c.mode != VariantMode::kShadow) share -= c.CurrentShare();
+    }
+  }
+  const VariantStats& st = router.Stats(index);
+  const auto lat = st.latency.Take();
+  std::string out = "{\"name\":";
+  AppendJsonString(out, v.name);
+  out += ",\"model\":";
+  AppendJsonString(out, v.model);
+  out += fmt::format(
+      ",\"version\":{},\"mode\":\"{}\",\"share\":{},\"requests\":{},\"errors\":{},\"latency_ms\":{{\"p50\":{:.4f},"
+      "\"p90\":{:.4f},\"p99\":{:.4f},\"mean\":{:.4f}}}",
+      v.version, VariantModeName(v.mode), share, st.requests.load(), st.errors.load(), lat.Quantile(0.5) / 1e6,
+      lat.Quantile(0.9) / 1e6, lat.Quantile(0.99) / 1e6, lat.Mean() / 1e6);
+  if (v.mode == VariantMode::kCanary) {
+    out += fmt::format(",\"step\":{},\"steps\":[", v.step);
+    for (size_t i = 0; i < v.steps.size(); ++i) out += fmt::format("{}{}", i ? "," : "", v.steps[i]);
+    out += "]";
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace
+
+Status AdminApi::Authorize(const HttpRequest& request, const RequestInfo& info) const {
+  if (!token_.empty()) {
+    auto it = request.find(http::field::authorization);
+    if (it == request.end() || std::string_view(it->value().data(), it->value().size()) != "Bearer " + token_) {
+      return Unauthenticated("admin changes need 'Authorization: Bearer <token>' (the server's --admin-token)");
+    }
+    return Status::Ok();
+  }
+  if (!info.loopback) {
+    return PermissionDenied("admin changes are accepted only from loopback when the server has no --admin-token (" +
+                            info.peer + " is not loopback)");
+  }
+  return Status::Ok();
+}
+
+HttpResponse AdminApi::Status_(const std::string& endpoint) const {
+  auto router = deployments_.Find(endpoint);
+  if (!router) return Error(NotFound("no endpoint '" + endpoint + "'"));
+  const DeploymentSpec& spec = router->spec();
+  const auto since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(router->since().time_since_epoch()).count();
+  std::string out = "{\"endpoint\":";
+  AppendJsonString(out, endpoint);
+  out += fmt::format(",\"paused\":{},\"kill_switch\":{},\"since_unix_ms\":{},\"variants\":[", spec.paused,
+                     spec.kill_switch, since);
+  out += VariantJson(*router, -1);
+  for (size_t i = 0; i < spec.candidates.size(); ++i) out += "," + VariantJson(*router, static_cast<int>(i));
+  out += "]}";
+  return MakeResponse(200, std::move(out));
+}
+
+void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
+                      const HttpServer::Responder& respond) {
+  const http::verb verb = request.method();
+  const size_t n = p.size();  // p[0] == "v1", p[1] == "deployments"
+  auto not_allowed = [&](const char* allowed) {
+    HttpResponse res = MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
+                                                   std::string(request.target()) + "; use " + allowed));
+    res.set(http::field::allow, allowed);
+    respond(std::move(res));
+  };
+  if (n == 2) {
+    if (verb != http::verb::get) return not_allowed("GET");
+    std::string out = "[";
+    bool first = true;
+    for (const auto& router : deployments_.All()) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"endpoint\":";
+      AppendJsonString(out, router->spec().endpoint);
+      out += ",\"spec\":";
+      AppendJsonString(out, DeploymentSpecToYaml(router->spec()));
+      out += '}';
+    }
+    return respond(MakeResponse(200, out + "]"));
+  }
+  const std::string& endpoint = p[2];
+  const bool mutation = verb != http::verb::get;
+  if (mutation) {
+    if (Status s = Authorize(request, info); !s.ok()) return respond(Error(s));
+  }
+  auto done = [&](const Status& s, const std::string& action) {
+    spdlog::info("event=deployment_{} endpoint={} peer={} result={}", action, LogValue(endpoint), LogValue(info.peer),
+                 LogValue(s.ok() ? "ok" : s.message()));
+    if (!s.ok()) return respond(Error(s));
+    respond(Status_(endpoint));
+  };
+  if (n == 3) {
+    if (verb == http::verb::get) {
+      auto router = deployments_.Find(endpoint);
+      if (!router) return respond(Error(NotFound("no endpoint '" + endpoint + "'")));
+      return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
+    }
+    if (verb == http::verb::put) return done(deployments_.Apply(endpoint, request.body()), "apply");
+    if (verb == http::verb::delete_) {
+      const Status s = deployments_.Remove(endpoint);
+      if (!s.ok()) return respond(Error(s));
+      return respond(MakeResponse(200, "{\"removed\":true}"));
+    }
+    return not_allowed("GET, PUT, DELETE");
+  }
+  const std::string& action = p[3];
+  if (n == 4 && action == "status") {
+    if (verb != http::verb::get) return not_allowed("GET");
+    return respond(Status_(endpoint));
+  }
+  if (verb != http::verb::post) return not_allowed("POST");
+  auto body = BodyObject(request.body(), action);
+  if (!body.ok()) return respond(Error(body.status()));
+  const rapidjson::Document& d = *body;
+  if (n == 4 && (action == "pause" || action == "resume")) {
+    return done(deployments_.Mutate(endpoint,
+                                    [&](DeploymentSpec& spec) {
+                                      spec.paused = action == "pause";
+                                      return Status::Ok();
+                                    }),
+                action);
+  }
+  if (n == 4 && (action == "promote" || action == "rollback")) {
+    return done(
+        deployments_.Mutate(endpoint,
+                            [&](DeploymentSpec& spec) -> Status {
+                              VIGIL_ASSIGN_OR_RETURN(std::string name,
+                                                     CandidateArg(d, spec, action == "promote", action));
+                              if (action == "promote") {
+                                const Variant c = *spec.Candidate(name);
+                                if (c.mode == VariantMode::kShadow) {
+                                  return InvalidArgument("promote: '" + name + "' is a shadow; make it ab or canary first");
+                                }
+                                spec.production.model = c.model;
+                                spec.production.version = c.version;
+                                std::erase_if(spec.candidates, [&](const Variant& v) { return v.name == name; });
+                                std::erase_if(spec.flags, [&](const Flag& f) { return f.variant == name; });
+                                return Status::Ok();
+                              }
+                              // Rollback: the candidate's share to 0 at once; it stays loaded.
+                              for (auto& c : spec.candidates) {
+                                if (!name.empty() && c.name != name) continue;
+                                if (c.mode == VariantMode::kCanary) c.step = -1;
+                                if (c.mode == VariantMode::kAb) c.share = 0;
+                              }
+                              return Status::Ok();
+                            }),
+        action);
+  }
+  if (n == 6 && action == "candidates" && p[5] == "weight") {
+    const std::string& name = p[4];
+    return done(deployments_.Mutate(endpoint,
+                                    [&](DeploymentSpec& spec) -> Status {
+                                      Variant* c = spec.Candidate(name);
+                                      if (!c) return NotFound("endpoint '" + endpoint + "' has no candidate '" + name + "'");
+                                      if (c->mode == VariantMode::kCanary) {
+                                        if (!d.HasMember("step") || !d["step"].IsInt()) {
+                                          return InvalidArgument("weight: canary '" + name +
+                                                                 "' takes {\"step\": N}, an index into its steps");
+                                        }
+                                        const int step = d["step"].GetInt();
+                                        if (step < -1 || step >= static_cast<int>(c->steps.size())) {
+                                          return InvalidArgument(fmt::format(
+                                              "weight: step must be -1 to {}, got {}", c->steps.size() - 1, step));
+                                        }
+                                        c->step = step;
+                                        return Status::Ok();
+                                      }
+                                      if (!d.HasMember("share") || !d["share"].IsNumber()) {
+                                        return InvalidArgument("weight: '" + name + "' takes {\"share\": percent}");
+                                      }
+                                      const double share = d["share"].GetDouble();
+                                      if (share < 0 || share > 100) {
+                                        return InvalidArgument(fmt::format("weight: share must be 0 to 100, got {}", share));
+                                      }
+                                      c->share = share;
+                                      return Status::Ok();
+                                    }),
+                "weight");
+  }
+  respond(Error(NotFound("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
+}
+
+}  // namespace vigil

@@ -1,0 +1,41 @@
+// AdminApi: /v1/deployments, the deployment admin routes.
+//
+//   GET    /v1/deployments                                  endpoints and their specs
+//   GET    /v1/deployments/{e}                              the spec (YAML)
+//   PUT    /v1/deployments/{e}                              apply a spec (YAML or JSON body)
+//   DELETE /v1/deployments/{e}
+//   POST   /v1/deployments/{e}/candidates/{c}/weight        {"share": 20} (ab) or {"step": 2} (canary)
+//   POST   /v1/deployments/{e}/promote                      {"candidate": "c"} (optional when only one)
+//   POST   /v1/deployments/{e}/rollback                     {"candidate": "c"} (optional: all)
+//   POST   /v1/deployments/{e}/pause, /resume
+//   GET    /v1/deployments/{e}/status                       per-variant traffic since the last change
+//
+// Changes (PUT, DELETE, POST) need `Authorization: Bearer <token>` when an
+// admin token is set; without one they are accepted only from loopback.
+#pragma once
+
+#include <string>
+
+#include "server/deployments.h"
+#include "server/http_server.h"
+
+namespace vigil {
+
+class AdminApi {
+ public:
+  AdminApi(Deployments& deployments, std::string admin_token)
+      : deployments_(deployments), token_(std::move(admin_token)) {}
+
+  // Handles /v1/deployments...; `path` is the target split on '/'.
+  void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
+              const HttpServer::Responder& respond);
+
+ private:
+  Status Authorize(const HttpRequest& request, const RequestInfo& info) const;
+  HttpResponse Status_(const std::string& endpoint) const;
+
+  Deployments& deployments_;
+  std::string token_;
+};
+
+}  // namespace vigil
