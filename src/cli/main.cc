@@ -3,10 +3,17 @@
 
 #include <cstdio>
 
+#include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "backends/backend.h"
 #include "client/bench.h"
+#include "client/http_client.h"
 #include "client/profile.h"
 #include "core/logging.h"
 #include "server/server.h"
@@ -132,6 +139,89 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
     if (!yaml.empty()) std::printf("\nrecommended config.yaml%s:\n%s", flags.output.empty() ? "" : (" (written to " + flags.output + ")").c_str(), yaml.c_str());
   }
   return report->best ? 0 : 3;
+}
+
+struct DeployFlags {
+  std::string url = "localhost:8000";
+  std::string token;
+  std::string file;
+  std::string endpoint;
+  std::string candidate;
+  double share = -1;
+  int step = -2;
+  bool json = false;
+};
+
+// One readable table of an endpoint's status document.
+std::string StatusTable(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("variants")) return body + "\n";
+  std::string out = fmt::format("endpoint {}{}{}\n", d["endpoint"].GetString(), d["paused"].GetBool() ? " (paused)" : "",
+                                d["kill_switch"].GetBool() ? " (KILL SWITCH ON: all traffic to production)" : "");
+  out += fmt::format("{:<16} {:<26} {:>7} {:<10} {:>7} {:>9} {:>7} {:>8} {:>8}\n", "variant", "model", "version",
+                     "mode", "share %", "requests", "errors", "p50 ms", "p99 ms");
+  for (const auto& v : d["variants"].GetArray()) {
+    const int64_t version = v["version"].GetInt64();
+    std::string mode = v["mode"].GetString();
+    if (v.HasMember("step")) mode += fmt::format(" {}", v["step"].GetInt());
+    out += fmt::format("{:<16} {:<26} {:>7} {:<10} {:>7} {:>9} {:>7} {:>8.3f} {:>8.3f}\n", v["name"].GetString(),
+                       v["model"].GetString(), version ? std::to_string(version) : "latest", mode,
+                       v["share"].GetDouble(), v["requests"].GetUint64(), v["errors"].GetUint64(),
+                       v["latency_ms"]["p50"].GetDouble(), v["latency_ms"]["p99"].GetDouble());
+  }
+  out += "(traffic since the last change to the spec)\n";
+  return out;
+}
+
+int Deploy(const std::string& action, const DeployFlags& f) {
+  const std::string cmd = "deploy " + action;
+  vigil::ClientOptions where;
+  if (auto s = vigil::ParseServerUrl(f.url, &where); !s.ok()) return Fail(cmd, s.message());
+  vigil::HttpClient::Options ho;
+  ho.host = where.host;
+  ho.port = where.port;
+  auto client = vigil::HttpClient::Connect(ho);
+  if (!client.ok()) return Fail(cmd, client.status().message());
+  std::map<std::string, std::string> headers;
+  if (!f.token.empty()) headers["Authorization"] = "Bearer " + f.token;
+  std::string endpoint = f.endpoint;
+  vigil::StatusOr<vigil::HttpReply> reply = vigil::Internal("no request");
+  if (action == "apply") {
+    std::ifstream in(f.file);
+    if (!in) return Fail(cmd, "cannot read -f " + f.file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (endpoint.empty()) endpoint = std::filesystem::path(f.file).stem().string();
+    reply = (*client)->Put("/v1/deployments/" + endpoint, text.str(), headers);
+  } else if (action == "status") {
+    reply = (*client)->Get("/v1/deployments/" + endpoint + "/status");
+  } else if (action == "delete") {
+    reply = (*client)->Request("DELETE", "/v1/deployments/" + endpoint, "", headers);
+  } else if (action == "weight") {
+    if ((f.share < 0) == (f.step < -1)) return Fail(cmd, "give --share PERCENT (ab) or --step N (canary)");
+    const std::string body = f.share >= 0 ? fmt::format("{{\"share\": {}}}", f.share) : fmt::format("{{\"step\": {}}}", f.step);
+    reply = (*client)->Post("/v1/deployments/" + endpoint + "/candidates/" + f.candidate + "/weight", body, headers);
+  } else {
+    std::string body;
+    if (!f.candidate.empty()) body = "{\"candidate\": \"" + f.candidate + "\"}";
+    reply = (*client)->Post("/v1/deployments/" + endpoint + "/" + action, body, headers);
+  }
+  if (!reply.ok()) return Fail(cmd, reply.status().message());
+  if (reply->status != 200) {
+    rapidjson::Document e;
+    e.Parse(reply->body.c_str());
+    const std::string message = !e.HasParseError() && e.IsObject() && e.HasMember("error") && e["error"].IsString()
+                                    ? e["error"].GetString()
+                                    : "HTTP " + std::to_string(reply->status);
+    return Fail(cmd, message);
+  }
+  if (f.json || action == "delete") {
+    std::printf("%s\n", reply->body.c_str());
+  } else {
+    std::printf("%s", StatusTable(reply->body).c_str());
+  }
+  return 0;
 }
 
 }  // namespace
@@ -264,6 +354,35 @@ int main(int argc, char** argv) {
   profile->add_flag("--json", pf.json, "One JSON document on stdout instead of the table");
   (void)repo_opt;
 
+  DeployFlags df;
+  CLI::App* deploy = app.add_subcommand("deploy", "Change and read the endpoints of a running server (/v1/deployments).");
+  deploy->require_subcommand(1);
+  deploy->fallthrough();  // its subcommands inherit this: -u, --token, --json may come after them
+  deploy->add_option("-u,--url", df.url, "Server address: host:port or http://host:port")->default_val("localhost:8000");
+  deploy->add_option("--token", df.token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
+  deploy->add_flag("--json", df.json, "Print the server's JSON instead of a table");
+  CLI::App* d_apply = deploy->add_subcommand("apply", "Create or replace an endpoint from a spec file (YAML or JSON)");
+  d_apply->add_option("-f,--file", df.file, "The spec")->required();
+  d_apply->add_option("--endpoint", df.endpoint, "Endpoint name; default the file's name without extension");
+  std::vector<CLI::App*> with_endpoint;
+  for (const char* name : {"status", "delete", "pause", "resume"}) {
+    CLI::App* sub = deploy->add_subcommand(name, std::string(name) == "status" ? "Per-variant traffic, errors and latency"
+                                                                               : std::string(name) + " the endpoint");
+    sub->add_option("endpoint", df.endpoint, "Endpoint")->required();
+  }
+  for (const char* name : {"promote", "rollback"}) {
+    CLI::App* sub = deploy->add_subcommand(
+        name, std::string(name) == "promote" ? "Make a candidate production"
+                                             : "Set a candidate's share (default: every candidate's) to 0 at once");
+    sub->add_option("endpoint", df.endpoint, "Endpoint")->required();
+    sub->add_option("candidate", df.candidate, "Candidate (promote: needed when there are several)");
+  }
+  CLI::App* d_weight = deploy->add_subcommand("weight", "Set an ab candidate's share or a canary's step");
+  d_weight->add_option("endpoint", df.endpoint, "Endpoint")->required();
+  d_weight->add_option("candidate", df.candidate, "Candidate")->required();
+  d_weight->add_option("--share", df.share, "Percent of traffic (ab)");
+  d_weight->add_option("--step", df.step, "Index into the canary's steps (-1 = 0%)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -272,6 +391,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (serve->parsed()) return Serve(so, log_level);
+  if (deploy->parsed()) {
+    for (CLI::App* sub : deploy->get_subcommands()) return Deploy(sub->get_name(), df);
+  }
   if (profile->parsed()) {
     po.level_limit_s = po.window_s * 6;
     return Profile(po, profile_target, pf);

@@ -330,5 +330,37 @@ TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
   fs::remove_all(repo);
 }
 
+TEST(DeployCommand, AppliesAndChangesEndpointsOfARunningServer) {
+  const fs::path repo = RepoWithSpec("deploy_cli", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--admin-token", "t0k"});
+  const std::string url = "127.0.0.1:" + std::to_string(server->port());
+  const fs::path spec = repo / "fraud.yaml";
+  WriteFile(spec, "production: {model: breast_cancer_xgb}\ncandidates: [{name: mlp, model: breast_cancer_mlp, mode: "
+                  "canary, steps: [10, 50]}]\n");
+  CommandResult r = RunVigil({"deploy", "-u", url, "--token", "t0k", "apply", "-f", spec.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("endpoint fraud"), std::string::npos) << r.out;
+  r = RunVigil({"deploy", "-u", url, "--token", "t0k", "weight", "fraud", "mlp", "--step", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("canary 1"), std::string::npos) << r.out;
+  r = RunVigil({"deploy", "-u", url, "status", "fraud", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"share\":50"), std::string::npos) << r.out;
+  // Failures: one line naming the problem, exit code 1.
+  for (const auto& [args, fragment] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"deploy", "-u", url, "pause", "fraud"}, "Authorization: Bearer"},
+           {{"deploy", "-u", url, "status", "nope"}, "no endpoint 'nope'"},
+           {{"deploy", "-u", url, "--token", "t0k", "weight", "fraud", "mlp", "--step", "5"}, "step must be -1 to 1"},
+           {{"deploy", "-u", url, "--token", "t0k", "apply", "-f", "/nonexistent.yaml"}, "cannot read"},
+           {{"deploy", "-u", "127.0.0.1:1", "status", "x"}, "cannot connect"}}) {
+    CommandResult bad = RunVigil(args, 30);
+    EXPECT_EQ(bad.exit_code, 1) << fragment;
+    EXPECT_NE(bad.err.find(fragment), std::string::npos) << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  }
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
 }  // namespace
 }  // namespace vigil::testing
