@@ -1,0 +1,209 @@
+// SqliteStore: the embedded Store. One connection behind a mutex (writes
+// here are rare: deployment changes and audit events); WAL mode so readers
+// never block the writer; synchronous=NORMAL, which in WAL mode keeps every
+// committed transaction across a process crash (kill -9) and risks only the
+// last ones on power loss.
+//
+// SQL is kept to what PostgreSQL also accepts (ON CONFLICT upserts, BIGINT
+// milliseconds, no SQLite-only functions), so the PostgreSQL store can share it.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "core/logging.h"
+#include "store/store.h"
+
+namespace vigil {
+namespace {
+
+// Migration N brings the schema from version N-1 to N. Never edit one that
+// shipped; add the next.
+const char* const kMigrations[] = {
+    // 1: deployments and their audit history.
+    "CREATE TABLE deployments ("
+    "  endpoint TEXT PRIMARY KEY,"
+    "  spec_yaml TEXT NOT NULL,"
+    "  source_text TEXT NOT NULL,"
+    "  updated_ms BIGINT NOT NULL);"
+    "CREATE TABLE audit_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  before_spec TEXT NOT NULL,"
+    "  after_spec TEXT NOT NULL);"
+    "CREATE INDEX audit_events_by_endpoint ON audit_events (endpoint, id);",
+};
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Status ok() const { return rc_ == SQLITE_OK ? Status::Ok() : Internal(std::string("SQLite: ") + sqlite3_errmsg(db_)); }
+  Statement& Bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE, or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  Status Run() {
+    VIGIL_RETURN_IF_ERROR(ok());
+    const int rc = Step();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    return Status::Ok();
+  }
+  std::string Text(int col) const {
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  Status Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string message = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      return Internal("SQLite: " + message);
+    }
+    return Status::Ok();
+  }
+
+  Status Migrate() {
+    VIGIL_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    int64_t version = 0;
+    {
+      Statement q(db_, "SELECT version FROM schema_version");
+      VIGIL_RETURN_IF_ERROR(q.ok());
+      if (q.Step() == SQLITE_ROW) version = q.Int(0);
+    }
+    const int64_t latest = CurrentSchemaVersion();
+    if (version > latest) {
+      return FailedPrecondition("the database has schema version " + std::to_string(version) +
+                                ", newer than this build's " + std::to_string(latest) + "; use a newer vigil");
+    }
+    for (int64_t v = version + 1; v <= latest; ++v) {
+      VIGIL_RETURN_IF_ERROR(Exec("BEGIN"));
+      Status s = Exec(kMigrations[v - 1]);
+      if (s.ok()) s = Exec(v == 1 ? "INSERT INTO schema_version (version) VALUES (1)"
+                                  : "UPDATE schema_version SET version = " + std::to_string(v));
+      if (!s.ok()) {
+        (void)Exec("ROLLBACK");
+        return s.WithContext("schema migration " + std::to_string(v));
+      }
+      VIGIL_RETURN_IF_ERROR(Exec("COMMIT"));
+      spdlog::info("event=store_migrated version={}", v);
+    }
+    return Status::Ok();
+  }
+
+  Status SaveDeployment(const StoredDeployment& d) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "INSERT INTO deployments (endpoint, spec_yaml, source_text, updated_ms) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (endpoint) DO UPDATE SET spec_yaml = excluded.spec_yaml, "
+                "source_text = excluded.source_text, updated_ms = excluded.updated_ms");
+    return q.Bind(1, d.endpoint).Bind(2, d.spec_yaml).Bind(3, d.source_text).Bind(4, d.updated_ms).Run();
+  }
+
+  Status DeleteDeployment(const std::string& endpoint) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_, "DELETE FROM deployments WHERE endpoint = ?");
+    return q.Bind(1, endpoint).Run();
+  }
+
+  StatusOr<std::vector<StoredDeployment>> LoadDeployments() override {
+    std::lock_guard lock(mu_);
+    Statement q(db_, "SELECT endpoint, spec_yaml, source_text, updated_ms FROM deployments ORDER BY endpoint");
+    VIGIL_RETURN_IF_ERROR(q.ok());
+    std::vector<StoredDeployment> out;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3)});
+    if (rc != SQLITE_DONE) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+  Status AppendAudit(const AuditEvent& e) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "INSERT INTO audit_events (time_ms, endpoint, actor, action, detail, before_spec, after_spec) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    return q.Bind(1, e.time_ms)
+        .Bind(2, e.endpoint)
+        .Bind(3, e.actor)
+        .Bind(4, e.action)
+        .Bind(5, e.detail)
+        .Bind(6, e.before)
+        .Bind(7, e.after)
+        .Run();
+  }
+
+  StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "SELECT id, time_ms, endpoint, actor, action, detail, before_spec, after_spec FROM audit_events "
+                "WHERE endpoint = ? ORDER BY id DESC LIMIT ?");
+    q.Bind(1, endpoint).Bind(2, static_cast<int64_t>(limit));
+    VIGIL_RETURN_IF_ERROR(q.ok());
+    std::vector<AuditEvent> out;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4), q.Text(5), q.Text(6), q.Text(7)});
+    }
+    if (rc != SQLITE_DONE) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    return out;
+  }
+
+ private:
+  sqlite3* db_;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+int CurrentSchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
+
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Unavailable("cannot create --data-dir " + data_dir + ": " + ec.message());
+  const std::string path = (std::filesystem::path(data_dir) / "vigil.db").string();
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return Unavailable("cannot open the store " + path + ": " + message);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"}) {
+    if (Status s = store->Exec(pragma); !s.ok()) return s.WithContext("opening the store " + path);
+  }
+  if (Status s = store->Migrate(); !s.ok()) return s.WithContext("opening the store " + path);
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace vigil

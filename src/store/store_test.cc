@@ -1,0 +1,99 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+
+namespace vigil {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path FreshDir(const std::string& name) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("vigil_store_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
+TEST(SqliteStore, DeploymentsUpsertDeleteAndSurviveReopening) {
+  const fs::path dir = FreshDir("deployments");
+  {
+    auto store = OpenSqliteStore(dir.string());
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->SaveDeployment({"a", "production: {model: m}\n", "file text", 1}).ok());
+    ASSERT_TRUE((*store)->SaveDeployment({"b", "spec b", "", 2}).ok());
+    ASSERT_TRUE((*store)->SaveDeployment({"a", "spec a2", "", 3}).ok());  // replaces
+    ASSERT_TRUE((*store)->DeleteDeployment("b").ok());
+    ASSERT_TRUE((*store)->DeleteDeployment("never-there").ok());
+  }
+  auto store = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(store.ok());
+  auto loaded = (*store)->LoadDeployments();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].endpoint, "a");
+  EXPECT_EQ((*loaded)[0].spec_yaml, "spec a2");
+  EXPECT_EQ((*loaded)[0].source_text, "");
+  EXPECT_EQ((*loaded)[0].updated_ms, 3);
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, AuditHistoryIsNewestFirstPerEndpoint) {
+  const fs::path dir = FreshDir("audit");
+  auto store = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(store.ok());
+  for (int i = 0; i < 5; ++i) {
+    AuditEvent e;
+    e.time_ms = 100 + i;
+    e.endpoint = i % 2 ? "odd" : "even";
+    e.actor = "127.0.0.1:5000";
+    e.action = "weight";
+    e.detail = "share " + std::to_string(i);
+    e.before = "b" + std::to_string(i);
+    e.after = "a" + std::to_string(i);
+    ASSERT_TRUE((*store)->AppendAudit(e).ok());
+  }
+  auto even = (*store)->History("even", 10);
+  ASSERT_TRUE(even.ok());
+  ASSERT_EQ(even->size(), 3u);
+  EXPECT_EQ((*even)[0].detail, "share 4");
+  EXPECT_EQ((*even)[2].detail, "share 0");
+  EXPECT_GT((*even)[0].id, (*even)[1].id);
+  EXPECT_EQ((*even)[0].before, "b4");
+  EXPECT_EQ((*store)->History("even", 1)->size(), 1u);
+  EXPECT_TRUE((*store)->History("nobody", 5)->empty());
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, WalModeAndSchemaVersionAreSetAndANewerSchemaIsRefused) {
+  const fs::path dir = FreshDir("schema");
+  ASSERT_TRUE(OpenSqliteStore(dir.string()).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "vigil.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "wal");
+  sqlite3_finalize(q);
+  sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), CurrentSchemaVersion());
+  sqlite3_finalize(q);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto newer = OpenSqliteStore(dir.string());
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.status().message().find("schema version 999"), std::string::npos) << newer.status().message();
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, AnUnusableDataDirNamesThePath) {
+  auto store = OpenSqliteStore("/proc/vigil-cannot-be-here");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("/proc/vigil-cannot-be-here"), std::string::npos)
+      << store.status().message();
+}
+
+}  // namespace
+}  // namespace vigil
