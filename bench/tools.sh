@@ -91,7 +91,7 @@ cp -r examples/repository/breast_cancer_mlp_onnx examples/repository/breast_canc
 sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
 http_port=$(free_port)
 grpc_port=$(free_port)
-./build/vigil serve --model-repository "$repo" --http-port "$http_port" --grpc-port "$grpc_port" --host 127.0.0.1 \
+./build/vigil serve --model-repository "$repo" --http-port "$http_port" --grpc-port "$grpc_port" --host 127.0.0.1 --data-dir "$work/data" \
   --log-level warn &
 pids+=($!)
 wait_http "http://127.0.0.1:$http_port/v2/health/ready"

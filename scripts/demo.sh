@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
-./build/vigil serve --model-repository examples/repository --http-port 0 --host 127.0.0.1 >"$log" 2>&1 &
+data=$(mktemp -d)
+./build/vigil serve --model-repository examples/repository --http-port 0 --host 127.0.0.1 --data-dir "$data" >"$log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $pid 2>/dev/null || true; rm -rf "$log" "$data"' EXIT
 
 for _ in $(seq 1 200); do
   grep -q "event=server_ready" "$log" && break

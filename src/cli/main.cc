@@ -102,6 +102,7 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
     so.http_port = 0;
     so.grpc_port = o.client.protocol == vigil::Protocol::kGrpc ? 0 : -1;
     so.shutdown_timeout_s = 5;
+    so.data_dir = "";  // the profiled server keeps nothing
     auto started = vigil::Server::Start(so);
     if (!started.ok()) return Fail("profile", started.status().message());
     server = std::move(started).value();
@@ -270,6 +271,8 @@ int main(int argc, char** argv) {
                    "Token that admin changes (/v1/deployments) must carry as 'Authorization: Bearer <token>'; "
                    "without one they are accepted only from loopback")
       ->envname("VIGIL_ADMIN_TOKEN");
+  serve->add_option("--data-dir", so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
+      ->default_val("vigil-data");
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 

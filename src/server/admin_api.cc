@@ -149,9 +149,11 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
     if (Status s = Authorize(request, info); !s.ok()) return respond(Error(s));
   }
   auto done = [&](const Status& s, const std::string& action) {
-    spdlog::info("event=deployment_{} endpoint={} peer={} result={}", action, LogValue(endpoint), LogValue(info.peer),
-                 LogValue(s.ok() ? "ok" : s.message()));
-    if (!s.ok()) return respond(Error(s));
+    if (!s.ok()) {
+      spdlog::info("event=deployment_{}_refused endpoint={} peer={} error={}", action, LogValue(endpoint),
+                   LogValue(info.peer), LogValue(s.message()));
+      return respond(Error(s));
+    }
     respond(Status_(endpoint));
   };
   if (n == 3) {
@@ -160,9 +162,9 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
       if (!router) return respond(Error(NotFound("no endpoint '" + endpoint + "'")));
       return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
     }
-    if (verb == http::verb::put) return done(deployments_.Apply(endpoint, request.body()), "apply");
+    if (verb == http::verb::put) return done(deployments_.Apply(endpoint, request.body(), {info.peer, "apply", ""}), "apply");
     if (verb == http::verb::delete_) {
-      const Status s = deployments_.Remove(endpoint);
+      const Status s = deployments_.Remove(endpoint, {info.peer, "delete", ""});
       if (!s.ok()) return respond(Error(s));
       return respond(MakeResponse(200, "{\"removed\":true}"));
     }
@@ -173,16 +175,40 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
     if (verb != http::verb::get) return not_allowed("GET");
     return respond(Status_(endpoint));
   }
+  if (n == 4 && action == "history") {
+    if (verb != http::verb::get) return not_allowed("GET");
+    auto events = deployments_.History(endpoint, 100);
+    if (!events.ok()) return respond(Error(events.status()));
+    std::string out = "[";
+    for (size_t i = 0; i < events->size(); ++i) {
+      const AuditEvent& e = (*events)[i];
+      if (i) out += ',';
+      out += fmt::format("{{\"id\":{},\"time_ms\":{},\"actor\":", e.id, e.time_ms);
+      AppendJsonString(out, e.actor);
+      out += ",\"action\":";
+      AppendJsonString(out, e.action);
+      out += ",\"detail\":";
+      AppendJsonString(out, e.detail);
+      out += ",\"before\":";
+      AppendJsonString(out, e.before);
+      out += ",\"after\":";
+      AppendJsonString(out, e.after);
+      out += '}';
+    }
+    return respond(MakeResponse(200, out + "]"));
+  }
   if (verb != http::verb::post) return not_allowed("POST");
   auto body = BodyObject(request.body(), action);
   if (!body.ok()) return respond(Error(body.status()));
   const rapidjson::Document& d = *body;
   if (n == 4 && (action == "pause" || action == "resume")) {
-    return done(deployments_.Mutate(endpoint,
-                                    [&](DeploymentSpec& spec) {
-                                      spec.paused = action == "pause";
-                                      return Status::Ok();
-                                    }),
+    return done(deployments_.Mutate(
+                    endpoint,
+                    [&](DeploymentSpec& spec) {
+                      spec.paused = action == "pause";
+                      return Status::Ok();
+                    },
+                    {info.peer, action, ""}),
                 action);
   }
   if (n == 4 && (action == "promote" || action == "rollback")) {
@@ -209,7 +235,8 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
                                 if (c.mode == VariantMode::kAb) c.share = 0;
                               }
                               return Status::Ok();
-                            }),
+                            },
+                            {info.peer, action, request.body()}),
         action);
   }
   if (n == 6 && action == "candidates" && p[5] == "weight") {
@@ -240,7 +267,8 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
                                       }
                                       c->share = share;
                                       return Status::Ok();
-                                    }),
+                                    },
+                                    {info.peer, "weight", name + " " + request.body()}),
                 "weight");
   }
   respond(Error(NotFound("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));

@@ -9,6 +9,7 @@
 //   POST   /v1/deployments/{e}/rollback                     {"candidate": "c"} (optional: all)
 //   POST   /v1/deployments/{e}/pause, /resume
 //   GET    /v1/deployments/{e}/status                       per-variant traffic since the last change
+//   GET    /v1/deployments/{e}/history                      the last 100 changes, newest first
 //
 // Changes (PUT, DELETE, POST) need `Authorization: Bearer <token>` when an
 // admin token is set; without one they are accepted only from loopback.

@@ -1,5 +1,6 @@
 #include "server/deployments.h"
 
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -10,8 +11,20 @@ namespace vigil {
 
 namespace fs = std::filesystem;
 
-Deployments::Deployments(ModelRepository& repository, fs::path directory)
-    : repository_(repository), directory_(std::move(directory)), table_(std::make_shared<const Table>()) {}
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Deployments::Deployments(ModelRepository& repository, fs::path directory, Store* store)
+    : repository_(repository),
+      directory_(std::move(directory)),
+      store_(store),
+      table_(std::make_shared<const Table>()) {}
 
 std::shared_ptr<const Router> Deployments::Find(std::string_view endpoint) const {
   auto t = table_.load();
@@ -40,46 +53,83 @@ ModelCatalog Deployments::Catalog() const {
   return c;
 }
 
-void Deployments::Publish(Table next) { table_.store(std::make_shared<const Table>(std::move(next))); }
-
-Status Deployments::Apply(DeploymentSpec spec) {
-  VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
-  std::lock_guard lock(control_mu_);
-  Table next = *table_.load();
-  const std::string name = spec.endpoint;
-  next[name] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(spec)));
-  Publish(std::move(next));
-  return Status::Ok();
-}
-
-Status Deployments::Apply(const std::string& endpoint, std::string_view text) {
-  VIGIL_ASSIGN_OR_RETURN(DeploymentSpec spec, ParseDeploymentSpec(endpoint, text));
-  VIGIL_RETURN_IF_ERROR(Apply(std::move(spec)));
-  spdlog::info("event=deployment_applied endpoint={}", LogValue(endpoint));
-  return Status::Ok();
-}
-
-Status Deployments::Remove(const std::string& endpoint) {
-  std::lock_guard lock(control_mu_);
-  Table next = *table_.load();
-  if (!next.erase(endpoint)) return NotFound("no endpoint '" + endpoint + "'");
-  Publish(std::move(next));
-  spdlog::info("event=deployment_removed endpoint={}", LogValue(endpoint));
-  return Status::Ok();
-}
-
-Status Deployments::Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change) {
-  std::lock_guard lock(control_mu_);
+Status Deployments::Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note) {
   auto current = table_.load();
   auto it = current->find(endpoint);
-  if (it == current->end()) return NotFound("no endpoint '" + endpoint + "'");
-  DeploymentSpec spec = it->second->spec();
+  const std::string before = it == current->end() ? "" : DeploymentSpecToYaml(it->second->spec());
+  const std::string after = next ? DeploymentSpecToYaml(*next) : "";
+  if (store_) {
+    // Stored first: a change the caller hears about survives a crash.
+    const int64_t now = NowMs();
+    Status s = next ? store_->SaveDeployment({endpoint, after, file_texts_[endpoint], now})
+                    : store_->DeleteDeployment(endpoint);
+    if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});
+    if (!s.ok()) return s.WithContext("deployment '" + endpoint + "' not changed: the store failed");
+  }
+  Table table = *current;
+  if (next) {
+    table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*next)));
+  } else {
+    table.erase(endpoint);
+  }
+  table_.store(std::make_shared<const Table>(std::move(table)));
+  spdlog::info("event=deployment_{} endpoint={} actor={} detail={}", note.action, LogValue(endpoint),
+               LogValue(note.actor), LogValue(note.detail));
+  return Status::Ok();
+}
+
+Status Deployments::Apply(const std::string& endpoint, std::string_view text, const ChangeNote& note) {
+  VIGIL_ASSIGN_OR_RETURN(DeploymentSpec spec, ParseDeploymentSpec(endpoint, text));
+  VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
+  std::lock_guard lock(control_mu_);
+  return Commit(endpoint, std::move(spec), note);
+}
+
+Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) {
+  std::lock_guard lock(control_mu_);
+  if (!Find(endpoint)) return NotFound("no endpoint '" + endpoint + "'");
+  VIGIL_RETURN_IF_ERROR(Commit(endpoint, std::nullopt, note));
+  file_texts_.erase(endpoint);
+  return Status::Ok();
+}
+
+Status Deployments::Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change,
+                           const ChangeNote& note) {
+  std::lock_guard lock(control_mu_);
+  auto router = Find(endpoint);
+  if (!router) return NotFound("no endpoint '" + endpoint + "'");
+  DeploymentSpec spec = router->spec();
   VIGIL_RETURN_IF_ERROR(change(spec));
   VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
-  Table next = *current;
-  next[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(spec)));
-  Publish(std::move(next));
-  return Status::Ok();
+  return Commit(endpoint, std::move(spec), note);
+}
+
+StatusOr<std::vector<AuditEvent>> Deployments::History(const std::string& endpoint, int limit) const {
+  if (!store_) return FailedPrecondition("the server runs without a store, so it keeps no history");
+  return store_->History(endpoint, limit);
+}
+
+void Deployments::Restore() {
+  if (!store_) return;
+  auto stored = store_->LoadDeployments();
+  if (!stored.ok()) {
+    spdlog::error("event=deployments_restore_failed error={}", LogValue(stored.status().message()));
+    return;
+  }
+  std::lock_guard lock(control_mu_);
+  Table table = *table_.load();
+  for (auto& d : *stored) {
+    auto spec = LoadDeploymentSpec(d.endpoint, d.spec_yaml, Catalog());
+    if (!spec.ok()) {
+      spdlog::error("event=deployment_not_restored endpoint={} error={}", LogValue(d.endpoint),
+                    LogValue(spec.status().message()));
+      continue;
+    }
+    table[d.endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)));
+    if (!d.source_text.empty()) file_texts_[d.endpoint] = d.source_text;
+    spdlog::info("event=deployment_restored endpoint={}", LogValue(d.endpoint));
+  }
+  table_.store(std::make_shared<const Table>(std::move(table)));
 }
 
 void Deployments::LoadDirectory() {
@@ -95,30 +145,35 @@ void Deployments::LoadDirectory() {
     ss << in.rdbuf();
     texts[p.stem().string()] = ss.str();
   }
-  std::map<std::string, std::string> previous;
-  {
-    std::lock_guard lock(control_mu_);
-    previous = file_texts_;
-  }
+  std::lock_guard lock(control_mu_);
   for (const auto& [endpoint, text] : texts) {
-    auto it = previous.find(endpoint);
-    if (it != previous.end() && it->second == text) continue;
-    const Status s = Apply(endpoint, text);
-    std::lock_guard lock(control_mu_);
+    auto it = file_texts_.find(endpoint);
+    if (it != file_texts_.end() && it->second == text) continue;
+    const std::string path = (directory_ / (endpoint + ".yaml")).string();
+    auto spec = LoadDeploymentSpec(endpoint, text, Catalog());
+    Status s = spec.status();
     if (s.ok()) {
-      file_texts_[endpoint] = text;
+      const std::string previous = file_texts_[endpoint];
+      file_texts_[endpoint] = text;  // stored with the spec
+      s = Commit(endpoint, std::move(*spec), {"file:" + path, "apply", ""});
+      if (!s.ok()) file_texts_[endpoint] = previous;
+    }
+    if (s.ok()) {
       file_errors_.erase(endpoint);
     } else if (file_errors_[endpoint] != s.message()) {
       // Polling finds the same fault again and again; log it once.
       file_errors_[endpoint] = s.message();
-      spdlog::error("event=deployment_invalid endpoint={} file={} error={}", LogValue(endpoint),
-                    LogValue((directory_ / (endpoint + ".yaml")).string()), LogValue(s.message()));
+      spdlog::error("event=deployment_invalid endpoint={} file={} error={}", LogValue(endpoint), LogValue(path),
+                    LogValue(s.message()));
     }
   }
-  for (const auto& [endpoint, text] : previous) {
-    if (texts.count(endpoint)) continue;
-    (void)Remove(endpoint);
-    std::lock_guard lock(control_mu_);
+  // Endpoints whose file disappeared (not those that only ever came from the API).
+  std::vector<std::string> gone;
+  for (const auto& [endpoint, text] : file_texts_) {
+    if (!text.empty() && !texts.count(endpoint)) gone.push_back(endpoint);
+  }
+  for (const auto& endpoint : gone) {
+    if (Find(endpoint)) (void)Commit(endpoint, std::nullopt, {"file:" + directory_.string(), "delete", "file removed"});
     file_texts_.erase(endpoint);
   }
 }

@@ -18,47 +18,67 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "repository/model_repository.h"
 #include "routing/router.h"
+#include "store/store.h"
 
 namespace vigil {
 
+// Who made a change and what it was, for the audit history.
+struct ChangeNote {
+  std::string actor;   // peer address, "file:<path>", "store"
+  std::string action;  // apply, delete, weight, promote, rollback, pause, resume
+  std::string detail;
+};
+
 class Deployments {
  public:
-  explicit Deployments(ModelRepository& repository, std::filesystem::path directory = {});
+  // `store` (may be null) keeps every change and its audit event; with one,
+  // a change is in force only once it is stored.
+  Deployments(ModelRepository& repository, std::filesystem::path directory = {}, Store* store = nullptr);
 
   // The endpoint's router, or nullptr when there is no such endpoint.
   std::shared_ptr<const Router> Find(std::string_view endpoint) const;
   std::vector<std::shared_ptr<const Router>> All() const;
 
   // Validates and puts a spec in force (creates or replaces the endpoint).
-  Status Apply(const std::string& endpoint, std::string_view text);
-  Status Apply(DeploymentSpec spec);
-  Status Remove(const std::string& endpoint);
+  Status Apply(const std::string& endpoint, std::string_view text, const ChangeNote& note);
+  Status Remove(const std::string& endpoint, const ChangeNote& note);
   // Changes the endpoint's spec in place (a copy, validated, then swapped):
   // the admin API's weight / promote / rollback / pause / resume.
-  Status Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change);
+  Status Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change,
+                const ChangeNote& note);
 
+  // Puts back every deployment the store holds, as it was (at start, before
+  // LoadDirectory; an unchanged file then does not override API changes).
+  void Restore();
   // Re-reads the directory: new and changed files are applied, endpoints
   // whose file disappeared are removed (those applied through the API stay).
   void LoadDirectory();
+
+  // The endpoint's changes, newest first (needs a store).
+  StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) const;
 
   // What validation checks specs against: the repository's models.
   ModelCatalog Catalog() const;
 
  private:
   using Table = std::map<std::string, std::shared_ptr<const Router>, std::less<>>;
-  void Publish(Table next);
+  // Stores, audits and publishes one change; `next` empty = remove. Requires control_mu_.
+  Status Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note);
 
   ModelRepository& repository_;
   std::filesystem::path directory_;
+  Store* store_;
   std::atomic<std::shared_ptr<const Table>> table_;
   std::mutex control_mu_;
-  std::map<std::string, std::string> file_texts_;  // endpoint → text last read; guarded by control_mu_
+  // endpoint → the deployments/ file text it last came from; guarded by control_mu_
+  std::map<std::string, std::string> file_texts_;
   std::map<std::string, std::string> file_errors_;  // endpoint → last error logged; guarded by control_mu_
 };
 

@@ -21,6 +21,7 @@ struct Server::Parts {
   MetricsRegistry registry;
   ServingMetrics metrics{registry};
   ServerState state;
+  std::unique_ptr<Store> store;
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<InferenceService> service;
@@ -51,8 +52,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ro.root = options.model_repository;
   ro.metrics = &p->metrics;
   VIGIL_ASSIGN_OR_RETURN(p->repository, ModelRepository::Create(ro));
-  p->deployments = std::make_unique<Deployments>(*p->repository,
-                                                 std::filesystem::path(options.model_repository) / "deployments");
+  if (!options.data_dir.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(p->store, OpenSqliteStore(options.data_dir));
+    spdlog::info("event=store_open path={}", LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
+  }
+  p->deployments = std::make_unique<Deployments>(
+      *p->repository, std::filesystem::path(options.model_repository) / "deployments", p->store.get());
   p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
   p->service->SetDeployments(p->deployments.get());
   p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token);
@@ -81,6 +86,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
 
   p->repository->Poll();
+  p->deployments->Restore();
   p->deployments->LoadDirectory();
   p->state.ready.store(true);
   size_t ready = 0, total = 0;

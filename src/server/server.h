@@ -25,6 +25,8 @@ struct ServerOptions {
   std::vector<std::string> required_models;
   // Admin changes need "Authorization: Bearer <token>"; empty = loopback only.
   std::string admin_token;
+  // Holds the SQLite store (deployments, their history); empty = no store.
+  std::string data_dir = "vigil-data";
 };
 
 // A running server: listening, models loaded. `vigil serve` runs one until

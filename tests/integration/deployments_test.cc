@@ -362,5 +362,60 @@ TEST(DeployCommand, AppliesAndChangesEndpointsOfARunningServer) {
   fs::remove_all(repo);
 }
 
+// A restart (even after kill -9) restores every deployment exactly as it was:
+// specs, shares changed through the API, paused state, endpoints created
+// through the API, and the history of changes.
+TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
+  const fs::path repo = RepoWithSpec("deploy_restart", kSpec);
+  const fs::path data = ScratchDir("deploy_restart_data");
+  const std::vector<std::string> args = {"--model-repository", repo.string(), "--data-dir", data.string(),
+                                         "--poll-interval", "0.1"};
+  {
+    auto server = ServerProcess::Start(args);
+    auto c = server->Client();
+    ASSERT_EQ(c->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 55})")->status, 200u);
+    ASSERT_EQ(c->Post("/v1/deployments/cancer/pause", "")->status, 200u);
+    ASSERT_EQ(c->Put("/v1/deployments/fraud", "production: {model: breast_cancer_xgb}\n")->status, 200u);
+    // No graceful shutdown: what was acknowledged must already be on disk.
+    ::kill(server->pid(), SIGKILL);
+  }
+  auto server = ServerProcess::Start(args);
+  auto c = server->Client();
+  auto status = Json(c->Get("/v1/deployments/cancer/status")->body);
+  EXPECT_TRUE(status["paused"].GetBool());
+  EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 55);
+  EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 200u);
+  // The unchanged file does not undo the API's changes, even after polls.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  status = Json(c->Get("/v1/deployments/cancer/status")->body);
+  EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 55);
+
+  auto history = Json(c->Get("/v1/deployments/cancer/history")->body);
+  ASSERT_TRUE(history.IsArray());
+  ASSERT_EQ(history.Size(), 3u);
+  EXPECT_STREQ(history[0]["action"].GetString(), "pause");
+  EXPECT_STREQ(history[1]["action"].GetString(), "weight");
+  EXPECT_STREQ(history[2]["action"].GetString(), "apply");
+  EXPECT_NE(std::string(history[2]["actor"].GetString()).find("file:"), std::string::npos);
+  EXPECT_NE(std::string(history[1]["actor"].GetString()).find("127.0.0.1"), std::string::npos);
+  EXPECT_NE(std::string(history[1]["before"].GetString()).find("share: 30"), std::string::npos);
+  EXPECT_NE(std::string(history[1]["after"].GetString()).find("share: 55"), std::string::npos);
+  EXPECT_GE(history[0]["id"].GetInt64(), history[1]["id"].GetInt64());
+
+  // Editing the file is a change again.
+  WriteFile(repo / "deployments" / "cancer.yaml", std::string(kSpec) + "paused: false\n");
+  for (int i = 0; i < 100; ++i) {
+    status = Json(c->Get("/v1/deployments/cancer/status")->body);
+    if (!status["paused"].GetBool()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(status["paused"].GetBool());
+  EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 30);
+  EXPECT_EQ(Json(c->Get("/v1/deployments/cancer/history")->body).Size(), 4u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+  fs::remove_all(data);
+}
+
 }  // namespace
 }  // namespace vigil::testing

@@ -121,6 +121,13 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
                  ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
   std::vector<std::string> argv_s = {"serve", "--http-port", "0"};
   if (std::find(args.begin(), args.end(), "--host") == args.end()) argv_s.insert(argv_s.end(), {"--host", "127.0.0.1"});
+  if (std::find(args.begin(), args.end(), "--data-dir") == args.end()) {
+    // A store of its own, so tests never see each other's deployments.
+    p->data_dir_ = fs::temp_directory_path() /
+                   ("vigil_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter));
+    fs::remove_all(p->data_dir_);
+    argv_s.insert(argv_s.end(), {"--data-dir", p->data_dir_.string()});
+  }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string());
   EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();
@@ -143,6 +150,7 @@ ServerProcess::~ServerProcess() {
   }
   std::error_code ec;
   fs::remove(log_path_, ec);
+  if (!data_dir_.empty()) fs::remove_all(data_dir_, ec);
 }
 
 std::unique_ptr<HttpClient> ServerProcess::Client() const {

@@ -22,6 +22,7 @@ class ServerProcess {
   ~ServerProcess();
 
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   uint16_t grpc_port() const { return grpc_port_; }  // 0 unless started with --grpc-port
   std::unique_ptr<HttpClient> Client() const;
   // Sends `sig` and waits for exit; returns the exit status (-1 on timeout).
@@ -35,6 +36,7 @@ class ServerProcess {
   uint16_t port_ = 0;
   uint16_t grpc_port_ = 0;
   std::filesystem::path log_path_;
+  std::filesystem::path data_dir_;  // created for this server (removed with it) unless the test gave one
 };
 
 // A fresh scratch folder under the system temp dir, removed by the caller.
