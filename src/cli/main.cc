@@ -273,6 +273,10 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_ADMIN_TOKEN");
   serve->add_option("--data-dir", so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
       ->default_val("vigil-data");
+  serve->add_option("--log-inputs-sample-rate", so.log_inputs_sample_rate,
+                    "Share (0 to 1) of endpoint predictions logged with their inputs")
+      ->default_val(0)
+      ->check(CLI::Range(0.0, 1.0));
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 

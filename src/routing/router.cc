@@ -65,12 +65,12 @@ Router::Router(std::shared_ptr<const DeploymentSpec> spec)
   for (const auto& f : spec_->flags) flag_salts_.push_back("flag:" + spec_->endpoint + ":" + f.name);
 }
 
-uint32_t Router::Bucket(const std::string& salt, const std::optional<std::string>& key) const {
+uint32_t Router::Bucket(const std::string& salt, const std::string* key) const {
   return key ? StickyBucket(salt, *key) : RandomBucket();
 }
 
 bool Router::Matches(const FlagRule& rule, const std::string& flag_salt, const RouteInput& in,
-                     const std::optional<std::string>& key) const {
+                     const std::string* key) const {
   if (rule.op == RuleOp::kPercent) return Bucket(flag_salt, key) < ShareToBuckets(rule.number);
   std::optional<std::string> value;
   if (!rule.parameter.empty()) {
@@ -107,11 +107,14 @@ bool Router::Matches(const FlagRule& rule, const std::string& flag_salt, const R
 RouteDecision Router::Route(const RouteInput& in) const {
   const DeploymentSpec& s = *spec_;
   RouteDecision d;
-  std::optional<std::string> key;
-  if (in.parameter) key = in.parameter(s.key_parameter);
-  if ((!key || key->empty()) && in.header) key = in.header(s.key_header);
-  if (key && key->empty()) key.reset();
-  d.keyed = key.has_value();
+  if (in.parameter) {
+    if (auto v = in.parameter(s.key_parameter); v && !v->empty()) d.key = std::move(*v);
+  }
+  if (d.key.empty() && in.header) {
+    if (auto v = in.header(s.key_header); v && !v->empty()) d.key = std::move(*v);
+  }
+  d.keyed = !d.key.empty();
+  const std::string* key = d.keyed ? &d.key : nullptr;
   if (s.kill_switch) {
     d.reason = "kill_switch";
     return d;

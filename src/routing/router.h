@@ -37,6 +37,7 @@ struct RouteDecision {
   std::vector<int> shadows;  // candidate indexes that get a copy
   std::string reason;        // "kill_switch", "flag:<name>", "split", "production"
   bool keyed = false;        // a routing key was present (assignment is sticky)
+  std::string key;           // the routing key, when keyed
 };
 
 // A variant's traffic while one spec is in force.
@@ -59,9 +60,8 @@ class Router {
   const DeploymentSpec& spec() const { return *spec_; }
   const std::shared_ptr<const DeploymentSpec>& shared_spec() const { return spec_; }
 
-  // Whether `rule` matches (exposed for tests); `key` may be empty.
-  bool Matches(const FlagRule& rule, const std::string& flag_salt, const RouteInput& in,
-               const std::optional<std::string>& key) const;
+  // Whether `rule` matches; `key` is null without a routing key.
+  bool Matches(const FlagRule& rule, const std::string& flag_salt, const RouteInput& in, const std::string* key) const;
 
  private:
   struct Region {
@@ -69,7 +69,7 @@ class Router {
     uint32_t begin;  // first bucket
     uint32_t end;    // one past the last bucket served now
   };
-  uint32_t Bucket(const std::string& salt, const std::optional<std::string>& key) const;
+  uint32_t Bucket(const std::string& salt, const std::string* key) const;
 
   std::shared_ptr<const DeploymentSpec> spec_;
   std::unique_ptr<VariantStats[]> stats_;

@@ -4,9 +4,13 @@
 #include <rapidjson/document.h>
 
 #include <chrono>
+#include <map>
+#include <set>
 
 #include "core/logging.h"
+#include "monitoring/quality.h"
 #include "protocol/oip_json.h"
+#include "server/prediction_log.h"
 #include "server/rest_api.h"
 
 namespace vigil {
@@ -87,6 +91,129 @@ std::string VariantJson(const Router& router, int index) {
 
 }  // namespace
 
+AdminApi::AdminApi(Deployments& deployments, std::string admin_token, Store* store, PredictionLog* log,
+                   ServingMetrics* metrics)
+    : deployments_(deployments), token_(std::move(admin_token)), store_(store), log_(log) {
+  if (metrics) {
+    quality_ = &metrics->registry().AddGauge(
+        "vigil_quality", "Quality of an endpoint variant's predictions from joined feedback, since its spec took effect.",
+        {"endpoint", "variant", "metric"});
+  }
+}
+
+std::string AdminApi::QualityJson(const Router& router) const {
+  const DeploymentSpec& spec = router.spec();
+  if (!store_) return "null";
+  const int64_t since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
+  auto joined = store_->Joined(spec.endpoint, since);
+  if (!joined.ok()) return "null";
+  std::map<std::string, std::vector<Outcome>> by_variant;
+  for (auto& j : *joined) by_variant[j.variant].push_back({ParseCompactValues(j.outputs), j.label, j.reward});
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [variant, outcomes] : by_variant) {
+    const Quality q = ComputeQuality(outcomes);
+    if (!first) out += ',';
+    first = false;
+    AppendJsonString(out, variant);
+    out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
+    for (const auto& [name, value] : std::vector<std::pair<const char*, std::optional<double>>>{
+             {"accuracy", q.accuracy}, {"log_loss", q.log_loss}, {"auc", q.auc}, {"mae", q.mae}, {"rmse", q.rmse},
+             {"mean_reward", q.mean_reward}}) {
+      if (!value) continue;
+      out += fmt::format(",\"{}\":{}", name, *value);
+      if (quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
+    }
+    if (quality_) quality_->WithLabels({spec.endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));
+    out += '}';
+  }
+  return out + "}";
+}
+
+void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Responder& respond) {
+  if (request.method() != http::verb::post) {
+    HttpResponse res = MakeResponse(405, ErrorJson("use POST for /v1/feedback"));
+    res.set(http::field::allow, "POST");
+    return respond(std::move(res));
+  }
+  if (!store_) return respond(Error(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
+  rapidjson::Document d;
+  d.Parse(request.body().c_str());
+  if (d.HasParseError() || !(d.IsObject() || d.IsArray())) {
+    return respond(Error(InvalidArgument(
+        "feedback must be JSON: {\"prediction_id\": \"...\", \"label\": N} or {\"reward\": 0..1}, a list of them, or "
+        "{\"items\": [...]}")));
+  }
+  std::vector<const rapidjson::Value*> items;
+  if (d.IsArray()) {
+    for (const auto& v : d.GetArray()) items.push_back(&v);
+  } else if (d.HasMember("items") && d["items"].IsArray()) {
+    for (const auto& v : d["items"].GetArray()) items.push_back(&v);
+  } else {
+    items.push_back(&d);
+  }
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  std::vector<FeedbackRecord> records;
+  std::string errors;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const rapidjson::Value& v = *items[i];
+    std::string problem;
+    FeedbackRecord r;
+    r.time_ms = now;
+    if (!v.IsObject()) {
+      problem = "not an object";
+    } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() || v["prediction_id"].GetStringLength() == 0) {
+      problem = "'prediction_id' must be a non-empty string";
+    } else {
+      r.prediction_id = v["prediction_id"].GetString();
+      if (v.HasMember("label")) {
+        if (!v["label"].IsNumber()) {
+          problem = "'label' must be a number (a class index, or the value for a regressor)";
+        } else {
+          r.label = v["label"].GetDouble();
+        }
+      }
+      if (problem.empty() && v.HasMember("reward")) {
+        if (!v["reward"].IsNumber() || v["reward"].GetDouble() < 0 || v["reward"].GetDouble() > 1) {
+          problem = "'reward' must be a number from 0 to 1";
+        } else {
+          r.reward = v["reward"].GetDouble();
+        }
+      }
+      if (problem.empty() && !r.label && !r.reward) problem = "give a 'label' or a 'reward'";
+    }
+    if (!problem.empty()) {
+      errors += fmt::format("{}{{\"index\":{},\"error\":", errors.empty() ? "" : ",", i);
+      AppendJsonString(errors, problem);
+      errors += '}';
+      continue;
+    }
+    records.push_back(std::move(r));
+  }
+  if (!records.empty()) {
+    if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(Error(s));
+  }
+  // Predictions still in the log's queue count as known.
+  if (log_) log_->Flush();
+  std::vector<std::string> ids;
+  for (const auto& r : records) ids.push_back(r.prediction_id);
+  auto known = store_->KnownPredictions(ids);
+  if (!known.ok()) return respond(Error(known.status()));
+  std::set<std::string> known_set(known->begin(), known->end());
+  std::string unknown;
+  for (const auto& id : ids) {
+    if (known_set.count(id)) continue;
+    if (!unknown.empty()) unknown += ',';
+    AppendJsonString(unknown, id);
+  }
+  for (const auto& router : deployments_.All()) (void)QualityJson(*router);  // refresh the gauges
+  respond(MakeResponse(200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
+                                        records.size(), known->size(), unknown, errors)));
+}
+
 Status AdminApi::Authorize(const HttpRequest& request, const RequestInfo& info) const {
   if (!token_.empty()) {
     auto it = request.find(http::field::authorization);
@@ -114,7 +241,7 @@ HttpResponse AdminApi::Status_(const std::string& endpoint) const {
                      spec.kill_switch, since);
   out += VariantJson(*router, -1);
   for (size_t i = 0; i < spec.candidates.size(); ++i) out += "," + VariantJson(*router, static_cast<int>(i));
-  out += "]}";
+  out += "],\"quality\":" + QualityJson(*router) + "}";
   return MakeResponse(200, std::move(out));
 }
 

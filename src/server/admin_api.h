@@ -17,26 +17,41 @@
 
 #include <string>
 
+#include "monitoring/serving_metrics.h"
 #include "server/deployments.h"
 #include "server/http_server.h"
 
 namespace vigil {
 
+class PredictionLog;
+
 class AdminApi {
  public:
-  AdminApi(Deployments& deployments, std::string admin_token)
-      : deployments_(deployments), token_(std::move(admin_token)) {}
+  // `store`, `log` and `metrics` may be null (no feedback, no quality then).
+  AdminApi(Deployments& deployments, std::string admin_token, Store* store = nullptr, PredictionLog* log = nullptr,
+           ServingMetrics* metrics = nullptr);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
               const HttpServer::Responder& respond);
+  // POST /v1/feedback: {"prediction_id": "...", "label": 1 | "reward": 0.5}, an array of
+  // them, or {"items": [...]}. Durable when answered; says how many joined a
+  // logged prediction, lists unknown ids and reports malformed items by index.
+  void HandleFeedback(const HttpRequest& request, const HttpServer::Responder& respond);
 
  private:
   Status Authorize(const HttpRequest& request, const RequestInfo& info) const;
   HttpResponse Status_(const std::string& endpoint) const;
 
+  // Per-variant quality of the endpoint's predictions since its spec took
+  // effect, as JSON keyed by variant; also sets the vigil_quality gauges.
+  std::string QualityJson(const Router& router) const;
+
   Deployments& deployments_;
   std::string token_;
+  Store* store_;
+  PredictionLog* log_;
+  GaugeFamily* quality_ = nullptr;
 };
 
 }  // namespace vigil

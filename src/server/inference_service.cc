@@ -6,7 +6,9 @@
 #include <random>
 
 #include "core/logging.h"
+#include "core/hash.h"
 #include "server/deployments.h"
+#include "server/prediction_log.h"
 
 namespace vigil {
 namespace {
@@ -102,6 +104,70 @@ StatusOr<int64_t> ParseVersionString(std::string_view version) {
   return v;
 }
 
+namespace {
+
+// "[v0,v1,...]" of a tensor's first `limit` numeric values (empty for BYTES).
+std::string CompactValues(const Tensor& t, int64_t limit) {
+  std::string out = "[";
+  const int64_t n = std::min(t.element_count(), limit);
+  auto put = [&](auto* p) {
+    for (int64_t i = 0; i < n; ++i) fmt::format_to(std::back_inserter(out), "{}{}", i ? "," : "", +p[i]);
+  };
+  switch (t.datatype) {
+    case DataType::kFp32:
+      put(t.as<float>());
+      break;
+    case DataType::kFp64:
+      put(t.as<double>());
+      break;
+    case DataType::kInt64:
+      put(t.as<int64_t>());
+      break;
+    case DataType::kInt32:
+      put(t.as<int32_t>());
+      break;
+    case DataType::kUint8:
+    case DataType::kBool:
+      put(t.as<uint8_t>());
+      break;
+    default:
+      break;
+  }
+  return out + "]";
+}
+
+bool Sampled(double rate) {
+  if (rate <= 0) return false;
+  if (rate >= 1) return true;
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return std::uniform_real_distribution<double>(0, 1)(rng) < rate;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void InferenceService::LogPrediction(const DeploymentSpec& spec, const std::string& variant,
+                                     const std::string& prediction_id, const InferReply& reply, int64_t latency_us,
+                                     bool shadow, std::string inputs, const std::string& key_hash) {
+  PredictionRecord r;
+  r.id = prediction_id;
+  r.time_ms = NowMs();
+  r.endpoint = spec.endpoint;
+  r.variant = variant;
+  r.model = reply.model;
+  r.version = std::strtoll(reply.version.c_str(), nullptr, 10);
+  r.latency_us = latency_us;
+  r.shadow = shadow;
+  if (!reply.outputs.empty()) r.outputs = CompactValues(reply.outputs[0], 64);
+  r.inputs = std::move(inputs);
+  r.key_hash = key_hash;
+  prediction_log_->Add(std::move(r));
+}
+
 std::string NewPredictionId() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   return fmt::format("{:016x}{:016x}", rng(), rng());
@@ -153,12 +219,21 @@ void InferenceService::ShadowLoop() {
     }
     auto call = std::move(shadow.call);
     const auto start = clock_->Now();
-    InferModel(std::move(call), [this, shadow = std::move(shadow), start](const Status& s, InferReply&&) {
+    const std::string prediction_id = call.id;
+    InferModel(std::move(call), [this, shadow = std::move(shadow), start, prediction_id](const Status& s,
+                                                                                         InferReply&& reply) {
       CountShadow(shadow, s.ok() ? "ok" : "error");
       VariantStats& stats = shadow.router->Stats(shadow.variant);
       stats.requests.fetch_add(1, std::memory_order_relaxed);
       if (s.ok()) {
-        stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start).count());
+        const auto elapsed = clock_->Now() - start;
+        stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+        if (prediction_log_) {
+          const DeploymentSpec& spec = shadow.router->spec();
+          LogPrediction(spec, spec.candidates[static_cast<size_t>(shadow.variant)].name, prediction_id, reply,
+                        std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), true, "",
+                        shadow.key_hash);
+        }
       } else {
         stats.errors.fetch_add(1, std::memory_order_relaxed);
       }
@@ -201,10 +276,13 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
   const RouteDecision d = router->Route(in);
   const Variant& v = d.variant < 0 ? spec.production : spec.candidates[static_cast<size_t>(d.variant)];
   const std::string prediction_id = call.id.empty() ? NewPredictionId() : call.id;
+  const std::string key_hash = d.keyed ? fmt::format("{:08x}", Murmur3_32(d.key, 0x9747b28c)) : "";
+  std::string inputs;
+  if (prediction_log_ && !call.inputs.empty() && Sampled(inputs_sample_rate_)) inputs = CompactValues(call.inputs[0], 256);
 
   for (int index : d.shadows) {
     const Variant& shadow = spec.candidates[static_cast<size_t>(index)];
-    ShadowCall copy{router, index, InferCall{}};
+    ShadowCall copy{router, index, InferCall{}, key_hash};
     copy.call.model = shadow.model;
     copy.call.version = shadow.version ? std::to_string(shadow.version) : "";
     copy.call.id = prediction_id;
@@ -236,7 +314,8 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
   }
   const auto start = clock_->Now();
   InferModel(std::move(call), [this, done = std::move(done), router, index = d.variant, variant = v.name,
-                               prediction_id, ok, failed, start](const Status& s, InferReply&& reply) {
+                               prediction_id, ok, failed, start, key_hash,
+                               inputs = std::move(inputs)](const Status& s, InferReply&& reply) mutable {
     VariantStats& stats = router->Stats(index);
     stats.requests.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
@@ -244,8 +323,14 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
       if (failed) failed->Inc();
       return done(s, std::move(reply));
     }
-    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->Now() - start).count());
+    const auto elapsed = clock_->Now() - start;
+    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
     if (ok) ok->Inc();
+    if (prediction_log_) {
+      LogPrediction(router->spec(), variant, prediction_id, reply,
+                    std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), false, std::move(inputs),
+                    key_hash);
+    }
     reply.parameters["vigil.variant"] = variant;
     reply.parameters["vigil.model"] = reply.model;
     reply.parameters["vigil.version"] = reply.version;

@@ -18,6 +18,7 @@
 namespace vigil {
 
 class Deployments;
+class PredictionLog;
 
 class InferenceService {
  public:
@@ -33,6 +34,12 @@ class InferenceService {
   // when the client gave none), and shadow copies go to a bounded queue of
   // their own, dropped first when it is full or the shadow model is busy.
   void SetDeployments(Deployments* deployments) { deployments_ = deployments; }
+  // Every endpoint answer (and shadow answer) goes to the prediction log;
+  // a share `inputs_sample_rate` (0..1) of them with their inputs.
+  void SetPredictionLog(PredictionLog* log, double inputs_sample_rate) {
+    prediction_log_ = log;
+    inputs_sample_rate_ = inputs_sample_rate;
+  }
 
   void Infer(InferCall&& call, Done done);
 
@@ -62,7 +69,11 @@ class InferenceService {
     std::shared_ptr<const Router> router;
     int variant;
     InferCall call;
+    std::string key_hash;
   };
+  void LogPrediction(const DeploymentSpec& spec, const std::string& variant, const std::string& prediction_id,
+                     const InferReply& reply, int64_t latency_us, bool shadow, std::string inputs,
+                     const std::string& key_hash);
   void InferModel(InferCall&& call, Done done);
   void InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done);
   void ShadowLoop();
@@ -74,6 +85,8 @@ class InferenceService {
   ServingMetrics* metrics_;
   const Clock* clock_;
   Deployments* deployments_ = nullptr;
+  PredictionLog* prediction_log_ = nullptr;
+  double inputs_sample_rate_ = 0;
 
   std::mutex shadow_mu_;
   std::condition_variable shadow_cv_;

@@ -145,6 +145,7 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
   };
   const std::vector<std::string> p = SplitPath(ToStd(request.target()));
   if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments") return admin_->Handle(request, info, p, respond);
+  if (admin_ && p.size() == 2 && p[0] == "v1" && p[1] == "feedback") return admin_->HandleFeedback(request, respond);
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
     if (verb == want) return true;

@@ -8,6 +8,7 @@
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
 #include "server/deployments.h"
+#include "server/prediction_log.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
@@ -24,6 +25,7 @@ struct Server::Parts {
   std::unique_ptr<Store> store;
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
+  std::unique_ptr<PredictionLog> prediction_log;
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<RestApi> api;
@@ -60,7 +62,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       *p->repository, std::filesystem::path(options.model_repository) / "deployments", p->store.get());
   p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
   p->service->SetDeployments(p->deployments.get());
-  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token);
+  if (p->store) {
+    p->prediction_log = std::make_unique<PredictionLog>(*p->store, &p->metrics, PredictionLog::Options{});
+    p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
+  }
+  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token, p->store.get(),
+                                        p->prediction_log.get(), &p->metrics);
   p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get());
 
   HttpServer::Options ho;

@@ -27,6 +27,8 @@ struct ServerOptions {
   std::string admin_token;
   // Holds the SQLite store (deployments, their history); empty = no store.
   std::string data_dir = "vigil-data";
+  // Share (0..1) of logged predictions stored with their inputs.
+  double log_inputs_sample_rate = 0;
 };
 
 // A running server: listening, models loaded. `vigil serve` runs one until

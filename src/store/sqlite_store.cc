@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <functional>
 #include <mutex>
 
 #include "core/logging.h"
@@ -36,6 +37,27 @@ const char* const kMigrations[] = {
     "  before_spec TEXT NOT NULL,"
     "  after_spec TEXT NOT NULL);"
     "CREATE INDEX audit_events_by_endpoint ON audit_events (endpoint, id);",
+    // 2: the prediction log and feedback.
+    "CREATE TABLE predictions ("
+    "  id TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  time_ms BIGINT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  latency_us BIGINT NOT NULL,"
+    "  shadow INTEGER NOT NULL,"
+    "  outputs TEXT NOT NULL,"
+    "  inputs TEXT NOT NULL,"
+    "  key_hash TEXT NOT NULL,"
+    "  PRIMARY KEY (id, variant));"
+    "CREATE INDEX predictions_by_time ON predictions (time_ms);"
+    "CREATE INDEX predictions_by_endpoint ON predictions (endpoint, time_ms);"
+    "CREATE TABLE feedback ("
+    "  prediction_id TEXT PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  label DOUBLE PRECISION,"
+    "  reward DOUBLE PRECISION);",
 };
 
 class Statement {
@@ -54,12 +76,38 @@ class Statement {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  Statement& Bind(int i, const std::optional<double>& v) {
+    if (v) {
+      sqlite3_bind_double(stmt_, i, *v);
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+    return *this;
+  }
+  // Runs again with new bindings.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::optional<double> Double(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_double(stmt_, col);
+  }
   // SQLITE_ROW, SQLITE_DONE, or an error code.
   int Step() { return sqlite3_step(stmt_); }
   Status Run() {
     VIGIL_RETURN_IF_ERROR(ok());
     const int rc = Step();
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    return Status::Ok();
+  }
+  // Calls `row()` for each result row.
+  template <typename F>
+  Status ForEachRow(F row) {
+    VIGIL_RETURN_IF_ERROR(ok());
+    int rc;
+    while ((rc = Step()) == SQLITE_ROW) row();
+    if (rc != SQLITE_DONE) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
     return Status::Ok();
   }
   std::string Text(int col) const {
@@ -136,11 +184,8 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<StoredDeployment>> LoadDeployments() override {
     std::lock_guard lock(mu_);
     Statement q(db_, "SELECT endpoint, spec_yaml, source_text, updated_ms FROM deployments ORDER BY endpoint");
-    VIGIL_RETURN_IF_ERROR(q.ok());
     std::vector<StoredDeployment> out;
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3)});
-    if (rc != SQLITE_DONE) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3)}); }));
     return out;
   }
 
@@ -159,19 +204,108 @@ class SqliteStore final : public Store {
         .Run();
   }
 
+  // Runs `body` in a transaction under the lock; rolls back on error.
+  Status Transaction(const std::function<Status()>& body) {
+    VIGIL_RETURN_IF_ERROR(Exec("BEGIN"));
+    Status s = body();
+    if (s.ok()) s = Exec("COMMIT");
+    if (!s.ok()) (void)Exec("ROLLBACK");
+    return s;
+  }
+
+  Status WritePredictions(const std::vector<PredictionRecord>& records) override {
+    std::lock_guard lock(mu_);
+    return Transaction([&]() -> Status {
+      Statement q(db_,
+                  "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, "
+                  "outputs, inputs, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+      VIGIL_RETURN_IF_ERROR(q.ok());
+      for (const auto& r : records) {
+        q.Bind(1, r.id)
+            .Bind(2, r.variant)
+            .Bind(3, r.time_ms)
+            .Bind(4, r.endpoint)
+            .Bind(5, r.model)
+            .Bind(6, r.version)
+            .Bind(7, r.latency_us)
+            .Bind(8, static_cast<int64_t>(r.shadow))
+            .Bind(9, r.outputs)
+            .Bind(10, r.inputs)
+            .Bind(11, r.key_hash);
+        VIGIL_RETURN_IF_ERROR(q.Run());
+        q.Reset();
+      }
+      return Status::Ok();
+    });
+  }
+
+  Status WriteFeedback(const std::vector<FeedbackRecord>& records) override {
+    std::lock_guard lock(mu_);
+    return Transaction([&]() -> Status {
+      Statement q(db_,
+                  "INSERT INTO feedback (prediction_id, time_ms, label, reward) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (prediction_id) DO UPDATE SET time_ms = excluded.time_ms, "
+                  "label = COALESCE(excluded.label, feedback.label), "
+                  "reward = COALESCE(excluded.reward, feedback.reward)");
+      VIGIL_RETURN_IF_ERROR(q.ok());
+      for (const auto& r : records) {
+        q.Bind(1, r.prediction_id).Bind(2, r.time_ms).Bind(3, r.label).Bind(4, r.reward);
+        VIGIL_RETURN_IF_ERROR(q.Run());
+        q.Reset();
+      }
+      return Status::Ok();
+    });
+  }
+
+  StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_, "SELECT 1 FROM predictions WHERE id = ? LIMIT 1");
+    VIGIL_RETURN_IF_ERROR(q.ok());
+    std::vector<std::string> known;
+    for (const auto& id : ids) {
+      q.Bind(1, id);
+      if (q.Step() == SQLITE_ROW) known.push_back(id);
+      q.Reset();
+    }
+    return known;
+  }
+
+  StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "SELECT p.variant, p.outputs, f.label, f.reward FROM predictions p JOIN feedback f "
+                "ON f.prediction_id = p.id WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
+    q.Bind(1, endpoint).Bind(2, since_ms);
+    std::vector<JoinedPrediction> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3)}); }));
+    return out;
+  }
+
+  StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
+    std::lock_guard lock(mu_);
+    Statement by_age(db_, "DELETE FROM predictions WHERE time_ms < ?");
+    VIGIL_RETURN_IF_ERROR(by_age.Bind(1, before_ms).Run());
+    int64_t removed = sqlite3_changes(db_);
+    if (max_rows > 0) {
+      Statement by_size(db_,
+                        "DELETE FROM predictions WHERE (id, variant) IN (SELECT id, variant FROM predictions "
+                        "ORDER BY time_ms DESC, id DESC LIMIT 9223372036854775807 OFFSET ?)");
+      VIGIL_RETURN_IF_ERROR(by_size.Bind(1, max_rows).Run());
+      removed += sqlite3_changes(db_);
+    }
+    return removed;
+  }
+
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) override {
     std::lock_guard lock(mu_);
     Statement q(db_,
                 "SELECT id, time_ms, endpoint, actor, action, detail, before_spec, after_spec FROM audit_events "
                 "WHERE endpoint = ? ORDER BY id DESC LIMIT ?");
     q.Bind(1, endpoint).Bind(2, static_cast<int64_t>(limit));
-    VIGIL_RETURN_IF_ERROR(q.ok());
     std::vector<AuditEvent> out;
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) {
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
       out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4), q.Text(5), q.Text(6), q.Text(7)});
-    }
-    if (rc != SQLITE_DONE) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    }));
     return out;
   }
 

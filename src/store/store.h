@@ -35,6 +35,37 @@ struct AuditEvent {
   std::string after;   // spec YAML, empty when deleted
 };
 
+// One answered request, as the prediction log keeps it.
+struct PredictionRecord {
+  std::string id;  // the prediction id (the client's request id when it gave one)
+  int64_t time_ms = 0;
+  std::string endpoint;
+  std::string variant;
+  std::string model;
+  int64_t version = 0;
+  int64_t latency_us = 0;
+  bool shadow = false;  // a shadow's answer, never returned to the client
+  std::string outputs;  // compact JSON: the first output's values
+  std::string inputs;   // compact JSON, only for sampled requests; else empty
+  std::string key_hash;  // hex hash of the routing key; empty without one
+};
+
+// Ground truth for a prediction: a label (class index or number) or a reward.
+struct FeedbackRecord {
+  std::string prediction_id;
+  int64_t time_ms = 0;
+  std::optional<double> label;
+  std::optional<double> reward;
+};
+
+// A served (not shadow) prediction joined with its feedback.
+struct JoinedPrediction {
+  std::string variant;
+  std::string outputs;
+  std::optional<double> label;
+  std::optional<double> reward;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -46,6 +77,19 @@ class Store {
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // Newest first, at most `limit`.
   virtual StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) = 0;
+
+  // In one transaction; a record whose (id, variant) is already stored is ignored.
+  virtual Status WritePredictions(const std::vector<PredictionRecord>& records) = 0;
+  // Durable when it returns. Feedback for an id already stored merges in: a
+  // new label or reward replaces the old one, a missing one keeps it.
+  virtual Status WriteFeedback(const std::vector<FeedbackRecord>& records) = 0;
+  // Which of `ids` have a logged prediction.
+  virtual StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) = 0;
+  // The endpoint's served predictions from `since_ms` on that have feedback.
+  virtual StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) = 0;
+  // Deletes predictions older than `before_ms` and, past `max_rows`, the
+  // oldest; returns how many went.
+  virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
 };
 
 // Opens (creating when needed) DIR/vigil.db: WAL mode, schema migrated to

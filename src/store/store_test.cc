@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <map>
 
 namespace vigil {
 namespace {
@@ -93,6 +94,48 @@ TEST(SqliteStore, AnUnusableDataDirNamesThePath) {
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("/proc/vigil-cannot-be-here"), std::string::npos)
       << store.status().message();
+}
+
+TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
+  const fs::path dir = FreshDir("predictions");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  // Feedback before its prediction exists.
+  ASSERT_TRUE(store.WriteFeedback({{"p1", 10, 1.0, std::nullopt}}).ok());
+  PredictionRecord p1{"p1", 100, "ep", "production", "m", 1, 250, false, "[0.2,0.8]", "", "abcd"};
+  PredictionRecord p1_shadow = p1;
+  p1_shadow.variant = "mirror";
+  p1_shadow.shadow = true;
+  PredictionRecord p2{"p2", 200, "ep", "v2", "m", 2, 300, false, "[0.9,0.1]", "[1,2]", ""};
+  PredictionRecord old{"p0", 1, "ep", "production", "m", 1, 1, false, "[1,0]", "", ""};
+  ASSERT_TRUE(store.WritePredictions({p1, p1_shadow, p2, old}).ok());
+  ASSERT_TRUE(store.WritePredictions({p1}).ok());  // a repeat is ignored
+  // Feedback after: a reward merges with nothing, then a label joins it.
+  ASSERT_TRUE(store.WriteFeedback({{"p2", 20, std::nullopt, 0.5}}).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"p2", 30, 0.0, std::nullopt}}).ok());
+  auto known = store.KnownPredictions({"p1", "zz", "p2"});
+  ASSERT_TRUE(known.ok());
+  EXPECT_EQ(*known, (std::vector<std::string>{"p1", "p2"}));
+  auto joined = store.Joined("ep", 50);
+  ASSERT_TRUE(joined.ok());
+  ASSERT_EQ(joined->size(), 2u);  // shadows and older predictions are left out
+  std::map<std::string, JoinedPrediction> by;
+  for (const auto& j : *joined) by[j.variant] = j;
+  EXPECT_EQ(by["production"].outputs, "[0.2,0.8]");
+  EXPECT_EQ(*by["production"].label, 1.0);
+  EXPECT_EQ(*by["v2"].label, 0.0);
+  EXPECT_EQ(*by["v2"].reward, 0.5);  // kept when the label came later
+  auto pruned = store.PrunePredictions(50, 0);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 1);  // p0 by age
+  pruned = store.PrunePredictions(0, 2);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 1);  // 3 rows left, 2 kept: one p1 row (the oldest) goes
+  pruned = store.PrunePredictions(0, 1);
+  EXPECT_EQ(*pruned, 1);
+  EXPECT_EQ(*store.KnownPredictions({"p1", "p2"}), (std::vector<std::string>{"p2"}));
+  fs::remove_all(dir);
 }
 
 }  // namespace

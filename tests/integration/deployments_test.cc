@@ -417,5 +417,61 @@ TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
   fs::remove_all(data);
 }
 
+// Feedback joins predictions whichever arrives first; malformed items are
+// reported by index and the rest kept; quality per variant follows.
+TEST(Feedback, JoinsInEitherOrderAndReportsWhatItCouldNotUse) {
+  const fs::path repo = RepoWithSpec("feedback", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--log-inputs-sample-rate", "1"});
+  auto c = server->Client();
+  // Feedback first, for a prediction that does not exist yet.
+  auto r = c->Post("/v1/feedback", R"({"prediction_id": "early-1", "label": 1})");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  auto d = Json(r->body);
+  EXPECT_EQ(d["accepted"].GetInt(), 1);
+  EXPECT_EQ(d["joined"].GetInt(), 0);
+  EXPECT_STREQ(d["unknown_ids"][0].GetString(), "early-1");
+  ASSERT_EQ(Call(*c, "k", {}, "/v2/models/cancer/infer", "early-1").status, 200u);
+
+  // Then predictions first: 20 served, feedback right away (still in the log's queue).
+  std::vector<Answer> answers;
+  for (int i = 0; i < 20; ++i) answers.push_back(Call(*c, "user-" + std::to_string(i)));
+  std::string items = "[";
+  for (size_t i = 0; i < answers.size(); ++i) {
+    items += (i ? "," : "") + std::string(R"({"prediction_id":")") + answers[i].prediction_id + R"(","label":1})";
+  }
+  items += R"(,{"prediction_id":"nobody","label":0},{"label":1},{"prediction_id":"x","reward":7},"junk",)";
+  items += R"({"prediction_id":")" + answers[0].prediction_id + R"(","reward":0.5}])";
+  r = c->Post("/v1/feedback", items);
+  ASSERT_EQ(r->status, 200u) << r->body;
+  d = Json(r->body);
+  EXPECT_EQ(d["accepted"].GetInt(), 22);
+  EXPECT_EQ(d["joined"].GetInt(), 21);
+  ASSERT_EQ(d["unknown_ids"].Size(), 1u);
+  EXPECT_STREQ(d["unknown_ids"][0].GetString(), "nobody");
+  ASSERT_EQ(d["errors"].Size(), 3u);
+  EXPECT_EQ(d["errors"][0]["index"].GetInt(), 21);
+  EXPECT_NE(std::string(d["errors"][0]["error"].GetString()).find("prediction_id"), std::string::npos);
+  EXPECT_EQ(d["errors"][1]["index"].GetInt(), 22);
+  EXPECT_NE(std::string(d["errors"][1]["error"].GetString()).find("from 0 to 1"), std::string::npos);
+  EXPECT_EQ(d["errors"][2]["index"].GetInt(), 23);
+
+  // Quality per variant from the joined feedback: the example model calls
+  // these feature rows benign (class 1), so accuracy is known exactly.
+  auto status = Json(c->Get("/v1/deployments/cancer/status")->body);
+  ASSERT_TRUE(status["quality"].IsObject()) << c->Get("/v1/deployments/cancer/status")->body;
+  size_t joined = 0;
+  for (const auto& [variant, q] : status["quality"].GetObject()) {
+    joined += q["joined"].GetUint64();
+    ASSERT_TRUE(q.HasMember("accuracy")) << variant.GetString();
+    EXPECT_GE(q["accuracy"].GetDouble(), 0.0);
+    EXPECT_TRUE(q.HasMember("log_loss"));
+  }
+  EXPECT_EQ(joined, 21u);  // early-1 and the 20 (one of them also rewarded)
+  EXPECT_NE(c->Get("/metrics")->body.find("vigil_quality{endpoint=\"cancer\""), std::string::npos);
+  EXPECT_EQ(c->Post("/v1/feedback", "not json")->status, 400u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
 }  // namespace
 }  // namespace vigil::testing

@@ -1,0 +1,48 @@
+#include "monitoring/quality.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace vigil {
+namespace {
+
+TEST(Quality, ClassifierAccuracyLogLossAndAuc) {
+  // Hand-computed: accuracy 2/4; log loss from p[label] = 0.9, 0.4, 0.4, 0.8; AUC 3/4
+  // (positives score 0.9, 0.4, negatives 0.6, 0.2: pairs won 0.9>0.6, 0.9>0.2, 0.4>0.2).
+  std::vector<Outcome> o = {
+      {{0.1, 0.9}, 1, std::nullopt},
+      {{0.6, 0.4}, 1, std::nullopt},
+      {{0.4, 0.6}, 0, std::nullopt},
+      {{0.8, 0.2}, 0, std::nullopt},
+      {{0.5, 0.5}, std::nullopt, std::nullopt},  // no feedback: not joined
+  };
+  const Quality q = ComputeQuality(o);
+  EXPECT_EQ(q.joined, 4u);
+  EXPECT_EQ(q.labeled, 4u);
+  EXPECT_DOUBLE_EQ(*q.accuracy, 0.5);  // 0.9→1 right, 0.4→0 wrong, 0.6→1 wrong, 0.2→0 right
+  EXPECT_NEAR(*q.log_loss, -(std::log(0.9) + std::log(0.4) + std::log(0.4) + std::log(0.8)) / 4, 1e-12);
+  EXPECT_DOUBLE_EQ(*q.auc, 0.75);
+  EXPECT_FALSE(q.mae);
+}
+
+TEST(Quality, RegressionAndRewards) {
+  std::vector<Outcome> o = {{{2.0}, 1.0, std::nullopt}, {{0.0}, 2.0, std::nullopt}, {{5.0}, std::nullopt, 1.0},
+                            {{5.0}, std::nullopt, 0.0}};
+  const Quality q = ComputeQuality(o);
+  EXPECT_DOUBLE_EQ(*q.mae, 1.5);
+  EXPECT_DOUBLE_EQ(*q.rmse, std::sqrt((1.0 + 4.0) / 2));
+  EXPECT_DOUBLE_EQ(*q.mean_reward, 0.5);
+  EXPECT_EQ(q.joined, 4u);
+  EXPECT_FALSE(q.accuracy);
+}
+
+TEST(Quality, AucHandlesTiesAndSingleClass) {
+  EXPECT_DOUBLE_EQ(*RocAuc({0.5, 0.5}, {0, 1}), 0.5);
+  EXPECT_DOUBLE_EQ(*RocAuc({0.1, 0.2, 0.3}, {0, 0, 1}), 1.0);
+  EXPECT_FALSE(RocAuc({0.1, 0.2}, {1, 1}));
+  EXPECT_EQ(ParseCompactValues("[0.25,1e-3,-2]"), (std::vector<double>{0.25, 1e-3, -2}));
+}
+
+}  // namespace
+}  // namespace vigil

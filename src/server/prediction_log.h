@@ -1,0 +1,60 @@
+// PredictionLog: writes served (and shadow) predictions to the store on a
+// background thread, in batches, through a bounded queue. Inference never
+// waits for the disk: when the queue is full a record is dropped and counted
+// (vigil_prediction_log_records_total{result="dropped"}, and a log line at
+// most every 10 s), never silently.
+//
+// Crash bound: a kill -9 loses at most what is in the queue, at most
+// `queue_limit` records (65,536 by default) or `flush_interval` (50 ms) of
+// traffic, whichever is less.
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "monitoring/serving_metrics.h"
+#include "store/store.h"
+
+namespace vigil {
+
+class PredictionLog {
+ public:
+  struct Options {
+    size_t queue_limit = 65536;
+    std::chrono::milliseconds flush_interval{50};
+    size_t batch_limit = 4096;
+    int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // 30 days
+    int64_t max_rows = 10'000'000;
+  };
+
+  PredictionLog(Store& store, ServingMetrics* metrics, Options options);
+  ~PredictionLog();  // writes what is queued, then stops
+
+  // Queues one record; false when the queue was full (the record is dropped).
+  bool Add(PredictionRecord&& record);
+  // Returns once everything queued before the call is written.
+  void Flush();
+
+ private:
+  void Loop();
+
+  Store& store_;
+  Options options_;
+  Counter* written_ = nullptr;
+  Counter* dropped_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable wake_, flushed_;
+  std::deque<PredictionRecord> queue_;  // guarded by mu_
+  uint64_t enqueued_ = 0;               // guarded by mu_
+  uint64_t done_ = 0;                   // written or failed; guarded by mu_
+  bool stopping_ = false;               // guarded by mu_
+  std::chrono::steady_clock::time_point last_drop_log_{};
+  std::thread thread_;
+};
+
+}  // namespace vigil
