@@ -69,12 +69,13 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const pb::ModelReadyRequest* req,
                                        pb::ModelReadyResponse* resp) override {
-    auto v = ParseVersionString(req->version());
+    const auto target = service_.Resolve(req->name(), req->version());
+    auto v = ParseVersionString(target.version);
     if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
-    auto pinned = repository_.Acquire(req->name(), *v);
+    auto pinned = repository_.Acquire(target.model, *v);
     // Unknown models are NOT_FOUND; known ones answer ready true or false.
     if (!pinned.ok()) {
-      auto info = repository_.Find(req->name());
+      auto info = repository_.Find(target.model);
       if (!info.ok() && info.status().code() == StatusCode::kNotFound) return Done(ctx, ToGrpc(info.status()));
     }
     resp->set_ready(pinned.ok());
@@ -93,12 +94,13 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const pb::ModelMetadataRequest* req,
                                           pb::ModelMetadataResponse* resp) override {
-    auto v = ParseVersionString(req->version());
+    const auto target = service_.Resolve(req->name(), req->version());
+    auto v = ParseVersionString(target.version);
     if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
-    auto info = repository_.Find(req->name(), *v);
+    auto info = repository_.Find(target.model, *v);
     if (!info.ok()) return Done(ctx, ToGrpc(info.status()));
     const vigil::ModelConfig& c = *info->config;
-    resp->set_name(c.name);
+    resp->set_name(req->name());
     for (int64_t rv : info->ready_versions) resp->add_versions(std::to_string(rv));
     resp->set_platform(std::string(BackendPlatform(c.backend)));
     auto add = [&](const std::vector<TensorSpec>& specs, auto* list) {

@@ -241,6 +241,16 @@ void InferenceService::ShadowLoop() {
   }
 }
 
+InferenceService::Target InferenceService::Resolve(const std::string& name, const std::string& version) const {
+  if (deployments_ && version.empty()) {
+    if (auto router = deployments_->Find(name)) {
+      const Variant& p = router->spec().production;
+      return {p.model, p.version ? std::to_string(p.version) : ""};
+    }
+  }
+  return {name, version};
+}
+
 void InferenceService::Infer(InferCall&& call, Done done) {
   if (deployments_) {
     if (auto router = deployments_->Find(call.model)) return InferEndpoint(std::move(router), std::move(call), std::move(done));

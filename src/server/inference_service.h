@@ -43,6 +43,14 @@ class InferenceService {
 
   void Infer(InferCall&& call, Done done);
 
+  // For metadata and readiness: an endpoint's name (without a version)
+  // stands for its production model version; anything else for itself.
+  struct Target {
+    std::string model;
+    std::string version;
+  };
+  Target Resolve(const std::string& name, const std::string& version) const;
+
   // Stops the shadow thread (queued copies are dropped and counted).
   void Stop();
 

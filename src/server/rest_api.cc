@@ -310,14 +310,15 @@ HttpResponse RestApi::ServerReady() const {
   return s.ok() ? MakeResponse(200, "{\"ready\":true}") : MakeResponse(400, ErrorJson(s.message()));
 }
 
-HttpResponse RestApi::ModelMetadata(const std::string& model, const std::string& version) const {
+HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& version_text) const {
+  const auto [model, version] = service_.Resolve(name, version_text);
   auto v = ParseVersionString(version);
   if (!v.ok()) return Error(v.status());
   auto info = repository_.Find(model, *v);
   if (!info.ok()) return Error(info.status());
   const ModelConfig& c = *info->config;
   std::string out = "{\"name\":";
-  AppendJsonString(out, c.name);
+  AppendJsonString(out, name);
   out += ",\"versions\":[";
   bool first = true;
   for (int64_t rv : info->ready_versions) {
@@ -335,7 +336,8 @@ HttpResponse RestApi::ModelMetadata(const std::string& model, const std::string&
   return Json(std::move(out));
 }
 
-HttpResponse RestApi::ModelReady(const std::string& model, const std::string& version) const {
+HttpResponse RestApi::ModelReady(const std::string& name, const std::string& version_text) const {
+  const auto [model, version] = service_.Resolve(name, version_text);
   auto v = ParseVersionString(version);
   if (!v.ok()) return Error(v.status());
   auto pinned = repository_.Acquire(model, *v);

