@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 
+#include "core/hash.h"
 #include "core/logging.h"
 #include "store/store.h"
 
@@ -49,9 +50,12 @@ const char* const kMigrations[] = {
     "  shadow INTEGER NOT NULL,"
     "  outputs TEXT NOT NULL,"
     "  inputs TEXT NOT NULL,"
-    "  key_hash TEXT NOT NULL);"
-    // Two indexes only: every one costs each insert (time is append-only, cheap).
-    "CREATE INDEX predictions_by_id ON predictions (id);"
+    "  key_hash TEXT NOT NULL,"
+    "  id_hash BIGINT NOT NULL);"
+    // Two indexes only: every one costs each insert. Time is append-only
+    // (cheap); ids are random, so they are found through a 64-bit hash,
+    // a much smaller key than the text.
+    "CREATE INDEX predictions_by_id_hash ON predictions (id_hash);"
     "CREATE INDEX predictions_by_time ON predictions (time_ms);"
     "CREATE TABLE feedback ("
     "  prediction_id TEXT PRIMARY KEY,"
@@ -59,6 +63,11 @@ const char* const kMigrations[] = {
     "  label DOUBLE PRECISION,"
     "  reward DOUBLE PRECISION);",
 };
+
+int64_t IdHash(const std::string& id) {
+  const uint64_t h = (static_cast<uint64_t>(Murmur3_32(id, 0x5bd1e995u)) << 32) | Murmur3_32(id, 0x9747b28cu);
+  return static_cast<int64_t>(h);
+}
 
 class Statement {
  public:
@@ -218,7 +227,7 @@ class SqliteStore final : public Store {
     return Transaction([&]() -> Status {
       Statement q(db_,
                   "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, "
-                  "outputs, inputs, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "outputs, inputs, key_hash, id_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       VIGIL_RETURN_IF_ERROR(q.ok());
       for (const auto& r : records) {
         q.Bind(1, r.id)
@@ -231,7 +240,8 @@ class SqliteStore final : public Store {
             .Bind(8, static_cast<int64_t>(r.shadow))
             .Bind(9, r.outputs)
             .Bind(10, r.inputs)
-            .Bind(11, r.key_hash);
+            .Bind(11, r.key_hash)
+            .Bind(12, IdHash(r.id));
         VIGIL_RETURN_IF_ERROR(q.Run());
         q.Reset();
       }
@@ -259,11 +269,11 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) override {
     std::lock_guard lock(mu_);
-    Statement q(db_, "SELECT 1 FROM predictions WHERE id = ? LIMIT 1");
+    Statement q(db_, "SELECT 1 FROM predictions WHERE id_hash = ? AND id = ? LIMIT 1");
     VIGIL_RETURN_IF_ERROR(q.ok());
     std::vector<std::string> known;
     for (const auto& id : ids) {
-      q.Bind(1, id);
+      q.Bind(1, IdHash(id)).Bind(2, id);
       if (q.Step() == SQLITE_ROW) known.push_back(id);
       q.Reset();
     }
