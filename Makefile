@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo examples bench clean format
+.PHONY: all deps build test unit integration demo examples bench bench-tools bench-endpoint clean format
 
 all: build
 
@@ -38,6 +38,15 @@ examples:
 bench: build
 	@scripts/install-deps.sh --bench
 	bench/run.sh
+
+# gRPC vs HTTP, vigil bench vs wrk, vigil profile (bench/RESULTS.md, issue 3).
+bench-tools: build
+	@scripts/install-deps.sh --bench
+	bench/tools.sh
+
+# The cost of endpoints: split, shadow, prediction log (bench/RESULTS.md, issue 4).
+bench-endpoint: build
+	bench/endpoint.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc')
