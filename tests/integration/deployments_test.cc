@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
+#include <sqlite3.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <rapidjson/document.h>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "client/inference_client.h"
@@ -478,6 +480,64 @@ TEST(Feedback, JoinsInEitherOrderAndReportsWhatItCouldNotUse) {
   EXPECT_EQ(c->Post("/v1/feedback", "not json")->status, 400u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
+}
+
+// kill -9 under load: acknowledged feedback is all there, and the prediction
+// log lost at most what its queue held (65,536 records, the documented bound).
+TEST(DeploymentsStore, KillNineLosesAtMostTheQueuedPredictionsAndNoFeedback) {
+  const fs::path repo = RepoWithSpec("deploy_kill", kSpec);
+  const fs::path data = ScratchDir("deploy_kill_data");
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--data-dir", data.string()});
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> answered, acknowledged;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      auto c = server->Client();
+      for (int i = 0; !stop.load(); ++i) {
+        const Answer a = Call(*c, "k" + std::to_string(t) + "-" + std::to_string(i));
+        if (a.status != 200) continue;
+        std::lock_guard lock(mu);
+        answered.push_back(a.prediction_id);
+        if (t == 0 && i % 10 == 0) {
+          auto r = c->Post("/v1/feedback", R"({"prediction_id":")" + a.prediction_id + R"(","label":1})");
+          if (r.ok() && r->status == 200) acknowledged.push_back(a.prediction_id);
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(server->pid(), SIGKILL);  // in the middle of the traffic
+  stop = true;
+  for (auto& t : clients) t.join();
+  ASSERT_GT(answered.size(), 100u);
+  ASSERT_GT(acknowledged.size(), 5u);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((data / "vigil.db").c_str(), &db), SQLITE_OK);
+  auto count = [&](const std::string& sql, const std::vector<std::string>& ids) {
+    sqlite3_stmt* q = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    size_t found = 0;
+    for (const auto& id : ids) {
+      sqlite3_bind_text(q, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      found += sqlite3_step(q) == SQLITE_ROW;
+      sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    return found;
+  };
+  const size_t feedback = count("SELECT 1 FROM feedback WHERE prediction_id = ?", acknowledged);
+  const size_t logged = count("SELECT 1 FROM predictions WHERE id = ? AND shadow = 0", answered);
+  sqlite3_close(db);
+  EXPECT_EQ(feedback, acknowledged.size()) << "acknowledged feedback was lost";
+  EXPECT_LE(answered.size() - logged, 65536u);
+  EXPECT_GT(logged, 0u);
+  std::printf("kill -9: %zu answered, %zu logged, %zu lost; %zu feedback acknowledged, %zu kept\n", answered.size(),
+              logged, answered.size() - logged, acknowledged.size(), feedback);
+  fs::remove_all(repo);
+  fs::remove_all(data);
 }
 
 }  // namespace
