@@ -11,16 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
-out=bench/out
-mkdir -p "$out"
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-py() { /usr/bin/python3 -c "$1"; }
+source bench/common.sh
 
 repo="$work/repository"
 mkdir -p "$repo/deployments"
@@ -41,11 +32,11 @@ production: {model: breast_cancer_mlp, version: 1}
 candidates:
   - {name: xgb, model: breast_cancer_xgb, mode: shadow, share: 100}
 YAML
-port=$(py 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 ./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn \
   --data-dir "$work/data" &
-pid=$!
-for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/health/ready" && break; sleep 0.1; done
+pids+=($!)
+wait_http "http://127.0.0.1:$port/v2/health/ready"
 
 declare -A RPS P99
 run() {  # run NAME MODEL [VERSION]
