@@ -107,8 +107,8 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
     if (!started.ok()) return Fail("profile", started.status().message());
     server = std::move(started).value();
     o.client.host = "127.0.0.1";
-    o.client.port = o.client.protocol == vigil::Protocol::kGrpc ? static_cast<uint16_t>(server->grpc_port())
-                                                                : server->http_port();
+    o.client.port =
+        o.client.protocol == vigil::Protocol::kGrpc ? static_cast<uint16_t>(server->grpc_port()) : server->http_port();
     o.control = o.client;
     o.control.port = server->http_port();
   } else {
@@ -137,7 +137,9 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
     std::printf("%s\n", vigil::ProfileJson(*report).c_str());
   } else {
     std::printf("%s", vigil::FormatProfileTable(*report).c_str());
-    if (!yaml.empty()) std::printf("\nrecommended config.yaml%s:\n%s", flags.output.empty() ? "" : (" (written to " + flags.output + ")").c_str(), yaml.c_str());
+    if (!yaml.empty())
+      std::printf("\nrecommended config.yaml%s:\n%s",
+                  flags.output.empty() ? "" : (" (written to " + flags.output + ")").c_str(), yaml.c_str());
   }
   return report->best ? 0 : 3;
 }
@@ -158,8 +160,9 @@ std::string StatusTable(const std::string& body) {
   rapidjson::Document d;
   d.Parse(body.c_str());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("variants")) return body + "\n";
-  std::string out = fmt::format("endpoint {}{}{}\n", d["endpoint"].GetString(), d["paused"].GetBool() ? " (paused)" : "",
-                                d["kill_switch"].GetBool() ? " (KILL SWITCH ON: all traffic to production)" : "");
+  std::string out =
+      fmt::format("endpoint {}{}{}\n", d["endpoint"].GetString(), d["paused"].GetBool() ? " (paused)" : "",
+                  d["kill_switch"].GetBool() ? " (KILL SWITCH ON: all traffic to production)" : "");
   out += fmt::format("{:<16} {:<26} {:>7} {:<10} {:>7} {:>9} {:>7} {:>8} {:>8}\n", "variant", "model", "version",
                      "mode", "share %", "requests", "errors", "p50 ms", "p99 ms");
   for (const auto& v : d["variants"].GetArray()) {
@@ -201,7 +204,8 @@ int Deploy(const std::string& action, const DeployFlags& f) {
     reply = (*client)->Request("DELETE", "/v1/deployments/" + endpoint, "", headers);
   } else if (action == "weight") {
     if ((f.share < 0) == (f.step < -1)) return Fail(cmd, "give --share PERCENT (ab) or --step N (canary)");
-    const std::string body = f.share >= 0 ? fmt::format("{{\"share\": {}}}", f.share) : fmt::format("{{\"step\": {}}}", f.step);
+    const std::string body =
+        f.share >= 0 ? fmt::format("{{\"share\": {}}}", f.share) : fmt::format("{{\"step\": {}}}", f.step);
     reply = (*client)->Post("/v1/deployments/" + endpoint + "/candidates/" + f.candidate + "/weight", body, headers);
   } else {
     std::string body;
@@ -210,12 +214,7 @@ int Deploy(const std::string& action, const DeployFlags& f) {
   }
   if (!reply.ok()) return Fail(cmd, reply.status().message());
   if (reply->status != 200) {
-    rapidjson::Document e;
-    e.Parse(reply->body.c_str());
-    const std::string message = !e.HasParseError() && e.IsObject() && e.HasMember("error") && e["error"].IsString()
-                                    ? e["error"].GetString()
-                                    : "HTTP " + std::to_string(reply->status);
-    return Fail(cmd, message);
+    return Fail(cmd, vigil::ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
   }
   if (f.json || action == "delete") {
     std::printf("%s\n", reply->body.c_str());
@@ -244,8 +243,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   serve->add_option("--http-port", so.http_port, "HTTP port; 0 picks a free port (the log says which)")
       ->default_val(8000);
-  serve->add_option("--grpc-port", so.grpc_port,
-                    "gRPC port (inference.GRPCInferenceService); 0 picks a free port; -1 (default) = no gRPC")
+  serve
+      ->add_option("--grpc-port", so.grpc_port,
+                   "gRPC port (inference.GRPCInferenceService); 0 picks a free port; -1 (default) = no gRPC")
       ->default_val(-1)
       ->check(CLI::Range(-1, 65535));
   serve->add_option("--host", so.host, "Address to listen on")->default_val("0.0.0.0");
@@ -273,8 +273,9 @@ int main(int argc, char** argv) {
       ->envname("VIGIL_ADMIN_TOKEN");
   serve->add_option("--data-dir", so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
       ->default_val("vigil-data");
-  serve->add_option("--log-inputs-sample-rate", so.log_inputs_sample_rate,
-                    "Share (0 to 1) of endpoint predictions logged with their inputs")
+  serve
+      ->add_option("--log-inputs-sample-rate", so.log_inputs_sample_rate,
+                   "Share (0 to 1) of endpoint predictions logged with their inputs")
       ->default_val(0)
       ->check(CLI::Range(0.0, 1.0));
   serve->add_option("--require-model", so.required_models,
@@ -293,8 +294,10 @@ int main(int argc, char** argv) {
   bench_target.Add(bench);
   bench->add_option("-m,--model", bo.model, "Model (or endpoint) to call")->required();
   bench->add_option("--model-version", bo.version, "Version to call; default the server's choice");
-  auto* conc = bench->add_option("--concurrency", bo.concurrency, "Closed loop: requests kept in flight, e.g. 1,8,32 (default 1)")
-                   ->delimiter(',');
+  auto* conc =
+      bench
+          ->add_option("--concurrency", bo.concurrency, "Closed loop: requests kept in flight, e.g. 1,8,32 (default 1)")
+          ->delimiter(',');
   bench->add_option("--rate", bo.rates, "Open loop: requests per second, e.g. 1000,5000")
       ->delimiter(',')
       ->excludes(conc);
@@ -356,16 +359,20 @@ int main(int argc, char** argv) {
   profile->add_flag("--no-refine", pf.no_refine, "Only the coarse grid, no refinement around the best");
   profile->add_option("--batch", po.batch, "Rows per request")->default_val(1)->check(CLI::PositiveNumber);
   profile->add_option("--input-data", po.input_data, "CSV or JSON request data, as for vigil bench");
-  profile->add_option("--window", po.window_s, "Measurement window, seconds")->default_val(0.3)->check(CLI::PositiveNumber);
+  profile->add_option("--window", po.window_s, "Measurement window, seconds")
+      ->default_val(0.3)
+      ->check(CLI::PositiveNumber);
   profile->add_option("-o,--output", pf.output, "Write the recommended config.yaml snippet to this file");
   profile->add_flag("--json", pf.json, "One JSON document on stdout instead of the table");
   (void)repo_opt;
 
   DeployFlags df;
-  CLI::App* deploy = app.add_subcommand("deploy", "Change and read the endpoints of a running server (/v1/deployments).");
+  CLI::App* deploy =
+      app.add_subcommand("deploy", "Change and read the endpoints of a running server (/v1/deployments).");
   deploy->require_subcommand(1);
   deploy->fallthrough();  // its subcommands inherit this: -u, --token, --json may come after them
-  deploy->add_option("-u,--url", df.url, "Server address: host:port or http://host:port")->default_val("localhost:8000");
+  deploy->add_option("-u,--url", df.url, "Server address: host:port or http://host:port")
+      ->default_val("localhost:8000");
   deploy->add_option("--token", df.token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
   deploy->add_flag("--json", df.json, "Print the server's JSON instead of a table");
   CLI::App* d_apply = deploy->add_subcommand("apply", "Create or replace an endpoint from a spec file (YAML or JSON)");
@@ -373,8 +380,9 @@ int main(int argc, char** argv) {
   d_apply->add_option("--endpoint", df.endpoint, "Endpoint name; default the file's name without extension");
   std::vector<CLI::App*> with_endpoint;
   for (const char* name : {"status", "delete", "pause", "resume"}) {
-    CLI::App* sub = deploy->add_subcommand(name, std::string(name) == "status" ? "Per-variant traffic, errors and latency"
-                                                                               : std::string(name) + " the endpoint");
+    CLI::App* sub =
+        deploy->add_subcommand(name, std::string(name) == "status" ? "Per-variant traffic, errors and latency"
+                                                                   : std::string(name) + " the endpoint");
     sub->add_option("endpoint", df.endpoint, "Endpoint")->required();
   }
   for (const char* name : {"promote", "rollback"}) {

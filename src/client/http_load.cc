@@ -2,8 +2,6 @@
 // a share of the keep-alive connections. Request bytes (head and body) are
 // encoded once; a send is one async_write of a pre-built buffer and one
 // async_read into a Beast response parser.
-#include <rapidjson/document.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -49,13 +47,7 @@ std::string EncodeWire(const LoadTarget& target, const InferCall& call) {
   return wire;
 }
 
-std::string ServerError(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsString())
-    return d["error"].GetString();
-  return body.substr(0, 200);
-}
+std::string ServerError(const std::string& body) { return ErrorMessageOf(body).value_or(body.substr(0, 200)); }
 
 class HttpLoadEngine;
 
@@ -133,8 +125,8 @@ class HttpLoadEngine final : public LoadEngine {
         w.poisson = level.poisson;
         w.mean_gap = std::chrono::duration<double>(1.0 / per_thread_rate);
         // Fixed-rate threads interleave instead of firing together.
-        w.next_arrival = now + std::chrono::duration_cast<Clock::duration>(w.mean_gap * (static_cast<double>(i) /
-                                                                                          static_cast<double>(threads)));
+        w.next_arrival = now + std::chrono::duration_cast<Clock::duration>(
+                                   w.mean_gap * (static_cast<double>(i) / static_cast<double>(threads)));
         for (int k = 0; k < std::min(w.max_conns, 4); ++k) {
           w.conns.push_back(std::make_unique<Conn>(w.ioc, &w));
           VIGIL_RETURN_IF_ERROR(Open(*w.conns.back()));
@@ -174,8 +166,8 @@ class HttpLoadEngine final : public LoadEngine {
     if (c.socket.is_open()) c.socket.close(ec);
     c.socket.connect(endpoint_, ec);
     if (ec) {
-      return Unavailable("cannot connect to " + target_.client.host + ":" + std::to_string(target_.client.port) +
-                         ": " + ec.message());
+      return Unavailable("cannot connect to " + target_.client.host + ":" + std::to_string(target_.client.port) + ": " +
+                         ec.message());
     }
     c.socket.set_option(tcp::no_delay(true), ec);
     c.buffer.clear();

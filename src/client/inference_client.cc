@@ -13,10 +13,7 @@ constexpr const char* kHeaderLength = "Inference-Header-Content-Length";
 
 // The server's {"error": ...} message, or the body itself.
 std::string ErrorMessage(const HttpReply& r) {
-  rapidjson::Document d;
-  d.Parse(r.body.c_str());
-  if (!d.HasParseError() && d.IsObject() && d.HasMember("error") && d["error"].IsString())
-    return d["error"].GetString();
+  if (auto message = ErrorMessageOf(r.body)) return *message;
   return "HTTP " + std::to_string(r.status) + (r.body.empty() ? "" : ": " + r.body.substr(0, 200));
 }
 

@@ -88,10 +88,7 @@ StatusOr<ProfileReport> RunProfile(const ProfileOptions& o, std::FILE* progress)
   VIGIL_ASSIGN_OR_RETURN(auto http, HttpClient::Connect(ho));
   VIGIL_ASSIGN_OR_RETURN(HttpReply config, http->Get("/v2/models/" + o.model + "/config"));
   if (config.status != 200) {
-    rapidjson::Document e;
-    e.Parse(config.body.c_str());
-    return NotFound(!e.HasParseError() && e.IsObject() && e.HasMember("error") ? e["error"].GetString()
-                                                                             : "model '" + o.model + "' not found");
+    return NotFound(ErrorMessageOf(config.body).value_or("model '" + o.model + "' not found"));
   }
   ClientOptions control = o.control;
   control.protocol = Protocol::kHttp;
@@ -238,12 +235,8 @@ StatusOr<ProfileReport> RunProfile(const ProfileOptions& o, std::FILE* progress)
       const int m = best.max_batch_size;
       const int64_t d = best.delay_us;
       const int i = best.instances;
-      const std::vector<Knobs> around = {{std::max(1, m / 2), d, i},
-                                         {std::min(1024, m * 2), d, i},
-                                         {m, d / 2, i},
-                                         {m, d == 0 ? 100 : d * 2, i},
-                                         {m, d, std::max(1, i - 1)},
-                                         {m, d, i + 1}};
+      const std::vector<Knobs> around = {{std::max(1, m / 2), d, i},   {std::min(1024, m * 2), d, i}, {m, d / 2, i},
+                                         {m, d == 0 ? 100 : d * 2, i}, {m, d, std::max(1, i - 1)},    {m, d, i + 1}};
       for (const auto& k : around) {
         if (status.ok()) status = run_trial(k, "refine");
       }
@@ -266,8 +259,8 @@ std::string FormatProfileTable(const ProfileReport& r) {
   std::string out = fmt::format("model {}: highest throughput with p99 <= {} ms ({:.0f} s of a {:.0f} s budget{})\n",
                                 r.model, r.latency_budget_ms, r.elapsed_s, r.time_budget_s,
                                 r.out_of_time ? ", some configurations not tried" : "");
-  out += fmt::format("{:<9} {:>14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>8}  {}\n", "phase", "max_batch_size",
-                     "delay_us", "instances", "concurrency", "req/s", "infer/s", "p99 ms", "note");
+  out += fmt::format("{:<9} {:>14} {:>9} {:>9} {:>12} {:>10} {:>10} {:>8}  {}\n", "phase", "max_batch_size", "delay_us",
+                     "instances", "concurrency", "req/s", "infer/s", "p99 ms", "note");
   for (size_t i = 0; i < r.trials.size(); ++i) {
     const auto& t = r.trials[i];
     const std::string mark = r.best && *r.best == i ? " <- best" : "";
@@ -276,9 +269,9 @@ std::string FormatProfileTable(const ProfileReport& r) {
                          t.delay_us, t.instances, "-", "-", "-", "-", t.note, mark);
       continue;
     }
-    out += fmt::format("{:<9} {:>14} {:>9} {:>9} {:>12} {:>10.0f} {:>10.0f} {:>8.2f}  {}{}\n", t.phase,
-                       t.max_batch_size, t.delay_us, t.instances, t.best_concurrency, t.throughput, t.infer_per_s,
-                       t.p99_ms, t.note, mark);
+    out +=
+        fmt::format("{:<9} {:>14} {:>9} {:>9} {:>12} {:>10.0f} {:>10.0f} {:>8.2f}  {}{}\n", t.phase, t.max_batch_size,
+                    t.delay_us, t.instances, t.best_concurrency, t.throughput, t.infer_per_s, t.p99_ms, t.note, mark);
   }
   if (!r.best) {
     out += "no configuration met the latency budget\n";
@@ -294,13 +287,13 @@ std::string FormatProfileTable(const ProfileReport& r) {
 std::string RecommendedConfigYaml(const ProfileReport& r) {
   if (!r.best) return "";
   const auto& t = r.trials[*r.best];
-  std::string out = fmt::format("# vigil profile: {} with p99 <= {} ms: {:.0f} req/s ({:.0f} rows/s), p99 {:.2f} ms at "
-                                "concurrency {}\n",
-                                r.model, r.latency_budget_ms, t.throughput, t.infer_per_s, t.p99_ms,
-                                t.best_concurrency);
+  std::string out = fmt::format(
+      "# vigil profile: {} with p99 <= {} ms: {:.0f} req/s ({:.0f} rows/s), p99 {:.2f} ms at "
+      "concurrency {}\n",
+      r.model, r.latency_budget_ms, t.throughput, t.infer_per_s, t.p99_ms, t.best_concurrency);
   if (r.baseline && r.trials[*r.baseline].throughput > 0) {
-    out += fmt::format("# unbatched (max_batch_size 1, one instance): {:.0f} req/s\n",
-                       r.trials[*r.baseline].throughput);
+    out +=
+        fmt::format("# unbatched (max_batch_size 1, one instance): {:.0f} req/s\n", r.trials[*r.baseline].throughput);
   }
   out += fmt::format("max_batch_size: {}\n", t.max_batch_size);
   if (t.max_batch_size > 0) out += fmt::format("dynamic_batching:\n  max_queue_delay_us: {}\n", t.delay_us);
@@ -311,16 +304,17 @@ std::string RecommendedConfigYaml(const ProfileReport& r) {
 std::string ProfileJson(const ProfileReport& r) {
   std::string out = "{\"model\":";
   AppendJsonString(out, r.model);
-  out += fmt::format(",\"latency_budget_ms\":{},\"time_budget_s\":{},\"elapsed_s\":{:.1f},\"out_of_time\":{},\"trials\":[",
-                     r.latency_budget_ms, r.time_budget_s, r.elapsed_s, r.out_of_time);
+  out +=
+      fmt::format(",\"latency_budget_ms\":{},\"time_budget_s\":{},\"elapsed_s\":{:.1f},\"out_of_time\":{},\"trials\":[",
+                  r.latency_budget_ms, r.time_budget_s, r.elapsed_s, r.out_of_time);
   for (size_t i = 0; i < r.trials.size(); ++i) {
     const auto& t = r.trials[i];
     if (i) out += ',';
     out += fmt::format(
         "{{\"phase\":\"{}\",\"max_batch_size\":{},\"max_queue_delay_us\":{},\"instances\":{},\"measured\":{},"
         "\"concurrency\":{},\"throughput\":{:.1f},\"infer_per_sec\":{:.1f},\"p99_ms\":{:.4f},\"note\":",
-        t.phase, t.max_batch_size, t.delay_us, t.instances, t.measured, t.best_concurrency, t.throughput,
-        t.infer_per_s, t.p99_ms);
+        t.phase, t.max_batch_size, t.delay_us, t.instances, t.measured, t.best_concurrency, t.throughput, t.infer_per_s,
+        t.p99_ms);
     AppendJsonString(out, t.note);
     out += '}';
   }

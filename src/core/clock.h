@@ -48,4 +48,8 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> now_us_{1'000'000};
 };
 
+// Wall-clock time in unix milliseconds, for records that outlive the process
+// (statistics, the store). Not for measuring durations.
+int64_t UnixMillis();
+
 }  // namespace vigil

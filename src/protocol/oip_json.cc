@@ -338,6 +338,15 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::optional<std::string> ErrorMessageOf(const std::string& body) {
+  rj::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  const rj::Value* error = Member(d, "error");
+  if (!error || !error->IsString()) return std::nullopt;
+  return std::string(error->GetString(), error->GetStringLength());
+}
+
 std::string ErrorJson(std::string_view message) {
   std::string out = "{\"error\":";
   AppendJsonString(out, message);
@@ -562,7 +571,8 @@ EncodedBody EncodeInferRequest(const InferCall& call, bool binary_inputs) {
       out += "{\"name\":";
       AppendJsonString(out, call.outputs[i].name);
       if (call.outputs[i].binary != call.binary_output)
-        out += call.outputs[i].binary ? ",\"parameters\":{\"binary_data\":true}" : ",\"parameters\":{\"binary_data\":false}";
+        out += call.outputs[i].binary ? ",\"parameters\":{\"binary_data\":true}"
+                                      : ",\"parameters\":{\"binary_data\":false}";
       out += '}';
     }
     out += ']';
@@ -583,7 +593,8 @@ StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<siz
   VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_name", reply.model));
   VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_version", reply.version));
   VIGIL_RETURN_IF_ERROR(ReadString(doc, "id", reply.id));
-  if (const rj::Value* p = Member(doc, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "reply", reply.parameters));
+  if (const rj::Value* p = Member(doc, "parameters"))
+    VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "reply", reply.parameters));
   const rj::Value* outputs = Member(doc, "outputs");
   if (!outputs || !outputs->IsArray()) return InvalidArgument("the reply has no 'outputs' array");
   reply.outputs.resize(outputs->Size());

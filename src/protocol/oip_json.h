@@ -80,6 +80,8 @@ StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<siz
 
 // {"error": message}
 std::string ErrorJson(std::string_view message);
+// The message of an {"error": ...} body, or nullopt for any other body.
+std::optional<std::string> ErrorMessageOf(const std::string& body);
 
 // Appends a JSON string literal (quoted, escaped) to `out`.
 void AppendJsonString(std::string& out, std::string_view s);

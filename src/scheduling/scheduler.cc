@@ -12,12 +12,6 @@ constexpr int kInlineRounds = 4;
 
 int64_t MicrosBetween(SteadyTime a, SteadyTime b) { return std::chrono::duration_cast<Micros>(b - a).count(); }
 
-uint64_t WallMillis() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options,
@@ -270,7 +264,7 @@ void Scheduler::Finish(InferenceRequest& request, InferenceResult&& result) {
     stats_.queue_count.fetch_add(1);
     stats_.queue_ns.fetch_add(static_cast<uint64_t>(result.queue_us) * 1000);
     stats_.inference_count.fetch_add(static_cast<uint64_t>(request.rows));
-    stats_.last_inference_ms.store(WallMillis());
+    stats_.last_inference_ms.store(static_cast<uint64_t>(UnixMillis()));
     if (options_.metrics.owner) {
       options_.metrics.requests->Inc();
       options_.metrics.rows->Inc(static_cast<double>(request.rows));

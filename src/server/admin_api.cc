@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "core/clock.h"
 #include "core/logging.h"
 #include "monitoring/quality.h"
 #include "protocol/oip_json.h"
@@ -18,8 +19,6 @@ namespace vigil {
 namespace http = boost::beast::http;
 
 namespace {
-
-HttpResponse Error(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
 
 // The body of a POST as a JSON object (empty body = {}).
 StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::string& what) {
@@ -40,7 +39,8 @@ StatusOr<std::string> CandidateArg(const rapidjson::Document& d, const Deploymen
   if (d.HasMember("candidate")) {
     if (!d["candidate"].IsString()) return InvalidArgument(what + ": 'candidate' must be a string");
     const std::string name = d["candidate"].GetString();
-    if (!spec.Candidate(name)) return NotFound(what + ": endpoint '" + spec.endpoint + "' has no candidate '" + name + "'");
+    if (!spec.Candidate(name))
+      return NotFound(what + ": endpoint '" + spec.endpoint + "' has no candidate '" + name + "'");
     return name;
   }
   if (!pick_single) return std::string();
@@ -96,7 +96,8 @@ AdminApi::AdminApi(Deployments& deployments, std::string admin_token, Store* sto
     : deployments_(deployments), token_(std::move(admin_token)), store_(store), log_(log) {
   if (metrics) {
     quality_ = &metrics->registry().AddGauge(
-        "vigil_quality", "Quality of an endpoint variant's predictions from joined feedback, since its spec took effect.",
+        "vigil_quality",
+        "Quality of an endpoint variant's predictions from joined feedback, since its spec took effect.",
         {"endpoint", "variant", "metric"});
   }
 }
@@ -118,9 +119,13 @@ std::string AdminApi::QualityJson(const Router& router) const {
     first = false;
     AppendJsonString(out, variant);
     out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
-    for (const auto& [name, value] : std::vector<std::pair<const char*, std::optional<double>>>{
-             {"accuracy", q.accuracy}, {"log_loss", q.log_loss}, {"auc", q.auc}, {"mae", q.mae}, {"rmse", q.rmse},
-             {"mean_reward", q.mean_reward}}) {
+    for (const auto& [name, value] :
+         std::vector<std::pair<const char*, std::optional<double>>>{{"accuracy", q.accuracy},
+                                                                    {"log_loss", q.log_loss},
+                                                                    {"auc", q.auc},
+                                                                    {"mae", q.mae},
+                                                                    {"rmse", q.rmse},
+                                                                    {"mean_reward", q.mean_reward}}) {
       if (!value) continue;
       out += fmt::format(",\"{}\":{}", name, *value);
       if (quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
@@ -137,11 +142,12 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
     res.set(http::field::allow, "POST");
     return respond(std::move(res));
   }
-  if (!store_) return respond(Error(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
+  if (!store_)
+    return respond(ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
   rapidjson::Document d;
   d.Parse(request.body().c_str());
   if (d.HasParseError() || !(d.IsObject() || d.IsArray())) {
-    return respond(Error(InvalidArgument(
+    return respond(ErrorResponse(InvalidArgument(
         "feedback must be JSON: {\"prediction_id\": \"...\", \"label\": N} or {\"reward\": 0..1}, a list of them, or "
         "{\"items\": [...]}")));
   }
@@ -153,9 +159,7 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
   } else {
     items.push_back(&d);
   }
-  const int64_t now =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  const int64_t now = UnixMillis();
   std::vector<FeedbackRecord> records;
   std::string errors;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -165,7 +169,8 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
     r.time_ms = now;
     if (!v.IsObject()) {
       problem = "not an object";
-    } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() || v["prediction_id"].GetStringLength() == 0) {
+    } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() ||
+               v["prediction_id"].GetStringLength() == 0) {
       problem = "'prediction_id' must be a non-empty string";
     } else {
       r.prediction_id = v["prediction_id"].GetString();
@@ -194,14 +199,14 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
     records.push_back(std::move(r));
   }
   if (!records.empty()) {
-    if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(Error(s));
+    if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(ErrorResponse(s));
   }
   // Predictions still in the log's queue count as known.
   if (log_) log_->Flush();
   std::vector<std::string> ids;
   for (const auto& r : records) ids.push_back(r.prediction_id);
   auto known = store_->KnownPredictions(ids);
-  if (!known.ok()) return respond(Error(known.status()));
+  if (!known.ok()) return respond(ErrorResponse(known.status()));
   std::set<std::string> known_set(known->begin(), known->end());
   std::string unknown;
   for (const auto& id : ids) {
@@ -231,10 +236,9 @@ Status AdminApi::Authorize(const HttpRequest& request, const RequestInfo& info) 
 
 HttpResponse AdminApi::Status_(const std::string& endpoint) const {
   auto router = deployments_.Find(endpoint);
-  if (!router) return Error(NotFound("no endpoint '" + endpoint + "'"));
+  if (!router) return ErrorResponse(NotFound("no endpoint '" + endpoint + "'"));
   const DeploymentSpec& spec = router->spec();
-  const auto since =
-      std::chrono::duration_cast<std::chrono::milliseconds>(router->since().time_since_epoch()).count();
+  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(router->since().time_since_epoch()).count();
   std::string out = "{\"endpoint\":";
   AppendJsonString(out, endpoint);
   out += fmt::format(",\"paused\":{},\"kill_switch\":{},\"since_unix_ms\":{},\"variants\":[", spec.paused,
@@ -273,26 +277,27 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   const std::string& endpoint = p[2];
   const bool mutation = verb != http::verb::get;
   if (mutation) {
-    if (Status s = Authorize(request, info); !s.ok()) return respond(Error(s));
+    if (Status s = Authorize(request, info); !s.ok()) return respond(ErrorResponse(s));
   }
   auto done = [&](const Status& s, const std::string& action) {
     if (!s.ok()) {
       spdlog::info("event=deployment_{}_refused endpoint={} peer={} error={}", action, LogValue(endpoint),
                    LogValue(info.peer), LogValue(s.message()));
-      return respond(Error(s));
+      return respond(ErrorResponse(s));
     }
     respond(Status_(endpoint));
   };
   if (n == 3) {
     if (verb == http::verb::get) {
       auto router = deployments_.Find(endpoint);
-      if (!router) return respond(Error(NotFound("no endpoint '" + endpoint + "'")));
+      if (!router) return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
       return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
     }
-    if (verb == http::verb::put) return done(deployments_.Apply(endpoint, request.body(), {info.peer, "apply", ""}), "apply");
+    if (verb == http::verb::put)
+      return done(deployments_.Apply(endpoint, request.body(), {info.peer, "apply", ""}), "apply");
     if (verb == http::verb::delete_) {
       const Status s = deployments_.Remove(endpoint, {info.peer, "delete", ""});
-      if (!s.ok()) return respond(Error(s));
+      if (!s.ok()) return respond(ErrorResponse(s));
       return respond(MakeResponse(200, "{\"removed\":true}"));
     }
     return not_allowed("GET, PUT, DELETE");
@@ -305,7 +310,7 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   if (n == 4 && action == "history") {
     if (verb != http::verb::get) return not_allowed("GET");
     auto events = deployments_.History(endpoint, 100);
-    if (!events.ok()) return respond(Error(events.status()));
+    if (!events.ok()) return respond(ErrorResponse(events.status()));
     std::string out = "[";
     for (size_t i = 0; i < events->size(); ++i) {
       const AuditEvent& e = (*events)[i];
@@ -326,79 +331,79 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   }
   if (verb != http::verb::post) return not_allowed("POST");
   auto body = BodyObject(request.body(), action);
-  if (!body.ok()) return respond(Error(body.status()));
+  if (!body.ok()) return respond(ErrorResponse(body.status()));
   const rapidjson::Document& d = *body;
   if (n == 4 && (action == "pause" || action == "resume")) {
-    return done(deployments_.Mutate(
-                    endpoint,
-                    [&](DeploymentSpec& spec) {
-                      spec.paused = action == "pause";
-                      return Status::Ok();
-                    },
-                    {info.peer, action, ""}),
+    return done(deployments_.Mutate(endpoint,
+                                    [&](DeploymentSpec& spec) {
+                                      spec.paused = action == "pause";
+                                      return Status::Ok();
+                                    },
+                                    {info.peer, action, ""}),
                 action);
   }
   if (n == 4 && (action == "promote" || action == "rollback")) {
-    return done(
-        deployments_.Mutate(endpoint,
-                            [&](DeploymentSpec& spec) -> Status {
-                              VIGIL_ASSIGN_OR_RETURN(std::string name,
-                                                     CandidateArg(d, spec, action == "promote", action));
-                              if (action == "promote") {
-                                const Variant c = *spec.Candidate(name);
-                                if (c.mode == VariantMode::kShadow) {
-                                  return InvalidArgument("promote: '" + name + "' is a shadow; make it ab or canary first");
-                                }
-                                spec.production.model = c.model;
-                                spec.production.version = c.version;
-                                std::erase_if(spec.candidates, [&](const Variant& v) { return v.name == name; });
-                                std::erase_if(spec.flags, [&](const Flag& f) { return f.variant == name; });
-                                return Status::Ok();
-                              }
-                              // Rollback: the candidate's share to 0 at once; it stays loaded.
-                              for (auto& c : spec.candidates) {
-                                if (!name.empty() && c.name != name) continue;
-                                if (c.mode == VariantMode::kCanary) c.step = -1;
-                                if (c.mode == VariantMode::kAb) c.share = 0;
-                              }
-                              return Status::Ok();
-                            },
-                            {info.peer, action, request.body()}),
-        action);
+    return done(deployments_.Mutate(
+                    endpoint,
+                    [&](DeploymentSpec& spec) -> Status {
+                      VIGIL_ASSIGN_OR_RETURN(std::string name, CandidateArg(d, spec, action == "promote", action));
+                      if (action == "promote") {
+                        const Variant c = *spec.Candidate(name);
+                        if (c.mode == VariantMode::kShadow) {
+                          return InvalidArgument("promote: '" + name + "' is a shadow; make it ab or canary first");
+                        }
+                        spec.production.model = c.model;
+                        spec.production.version = c.version;
+                        std::erase_if(spec.candidates, [&](const Variant& v) { return v.name == name; });
+                        std::erase_if(spec.flags, [&](const Flag& f) { return f.variant == name; });
+                        return Status::Ok();
+                      }
+                      // Rollback: the candidate's share to 0 at once; it stays loaded.
+                      for (auto& c : spec.candidates) {
+                        if (!name.empty() && c.name != name) continue;
+                        if (c.mode == VariantMode::kCanary) c.step = -1;
+                        if (c.mode == VariantMode::kAb) c.share = 0;
+                      }
+                      return Status::Ok();
+                    },
+                    {info.peer, action, request.body()}),
+                action);
   }
   if (n == 6 && action == "candidates" && p[5] == "weight") {
     const std::string& name = p[4];
-    return done(deployments_.Mutate(endpoint,
-                                    [&](DeploymentSpec& spec) -> Status {
-                                      Variant* c = spec.Candidate(name);
-                                      if (!c) return NotFound("endpoint '" + endpoint + "' has no candidate '" + name + "'");
-                                      if (c->mode == VariantMode::kCanary) {
-                                        if (!d.HasMember("step") || !d["step"].IsInt()) {
-                                          return InvalidArgument("weight: canary '" + name +
-                                                                 "' takes {\"step\": N}, an index into its steps");
-                                        }
-                                        const int step = d["step"].GetInt();
-                                        if (step < -1 || step >= static_cast<int>(c->steps.size())) {
-                                          return InvalidArgument(fmt::format(
-                                              "weight: step must be -1 to {}, got {}", c->steps.size() - 1, step));
-                                        }
-                                        c->step = step;
-                                        return Status::Ok();
-                                      }
-                                      if (!d.HasMember("share") || !d["share"].IsNumber()) {
-                                        return InvalidArgument("weight: '" + name + "' takes {\"share\": percent}");
-                                      }
-                                      const double share = d["share"].GetDouble();
-                                      if (share < 0 || share > 100) {
-                                        return InvalidArgument(fmt::format("weight: share must be 0 to 100, got {}", share));
-                                      }
-                                      c->share = share;
-                                      return Status::Ok();
-                                    },
-                                    {info.peer, "weight", name + " " + request.body()}),
-                "weight");
+    return done(
+        deployments_.Mutate(endpoint,
+                            [&](DeploymentSpec& spec) -> Status {
+                              Variant* c = spec.Candidate(name);
+                              if (!c) return NotFound("endpoint '" + endpoint + "' has no candidate '" + name + "'");
+                              if (c->mode == VariantMode::kCanary) {
+                                if (!d.HasMember("step") || !d["step"].IsInt()) {
+                                  return InvalidArgument("weight: canary '" + name +
+                                                         "' takes {\"step\": N}, an index into its steps");
+                                }
+                                const int step = d["step"].GetInt();
+                                if (step < -1 || step >= static_cast<int>(c->steps.size())) {
+                                  return InvalidArgument(
+                                      fmt::format("weight: step must be -1 to {}, got {}", c->steps.size() - 1, step));
+                                }
+                                c->step = step;
+                                return Status::Ok();
+                              }
+                              if (!d.HasMember("share") || !d["share"].IsNumber()) {
+                                return InvalidArgument("weight: '" + name + "' takes {\"share\": percent}");
+                              }
+                              const double share = d["share"].GetDouble();
+                              if (share < 0 || share > 100) {
+                                return InvalidArgument(fmt::format("weight: share must be 0 to 100, got {}", share));
+                              }
+                              c->share = share;
+                              return Status::Ok();
+                            },
+                            {info.peer, "weight", name + " " + request.body()}),
+        "weight");
   }
-  respond(Error(NotFound("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
+  respond(ErrorResponse(
+      NotFound("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
 }
 
 }  // namespace vigil

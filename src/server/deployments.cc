@@ -5,20 +5,12 @@
 #include <set>
 #include <sstream>
 
+#include "core/clock.h"
 #include "core/logging.h"
 
 namespace vigil {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 Deployments::Deployments(ModelRepository& repository, fs::path directory, Store* store)
     : repository_(repository),
@@ -60,7 +52,7 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   const std::string after = next ? DeploymentSpecToYaml(*next) : "";
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
-    const int64_t now = NowMs();
+    const int64_t now = UnixMillis();
     Status s = next ? store_->SaveDeployment({endpoint, after, file_texts_[endpoint], now})
                     : store_->DeleteDeployment(endpoint);
     if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});

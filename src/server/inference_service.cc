@@ -5,8 +5,8 @@
 #include <charconv>
 #include <random>
 
-#include "core/logging.h"
 #include "core/hash.h"
+#include "core/logging.h"
 #include "server/deployments.h"
 #include "server/prediction_log.h"
 
@@ -143,11 +143,6 @@ bool Sampled(double rate) {
   return std::uniform_real_distribution<double>(0, 1)(rng) < rate;
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 void InferenceService::LogPrediction(const DeploymentSpec& spec, const std::string& variant,
@@ -155,7 +150,7 @@ void InferenceService::LogPrediction(const DeploymentSpec& spec, const std::stri
                                      bool shadow, std::string inputs, const std::string& key_hash) {
   PredictionRecord r;
   r.id = prediction_id;
-  r.time_ms = NowMs();
+  r.time_ms = UnixMillis();
   r.endpoint = spec.endpoint;
   r.variant = variant;
   r.model = reply.model;
@@ -220,24 +215,24 @@ void InferenceService::ShadowLoop() {
     auto call = std::move(shadow.call);
     const auto start = clock_->Now();
     const std::string prediction_id = call.id;
-    InferModel(std::move(call), [this, shadow = std::move(shadow), start, prediction_id](const Status& s,
-                                                                                         InferReply&& reply) {
-      CountShadow(shadow, s.ok() ? "ok" : "error");
-      VariantStats& stats = shadow.router->Stats(shadow.variant);
-      stats.requests.fetch_add(1, std::memory_order_relaxed);
-      if (s.ok()) {
-        const auto elapsed = clock_->Now() - start;
-        stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-        if (prediction_log_) {
-          const DeploymentSpec& spec = shadow.router->spec();
-          LogPrediction(spec, spec.candidates[static_cast<size_t>(shadow.variant)].name, prediction_id, reply,
-                        std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), true, "",
-                        shadow.key_hash);
-        }
-      } else {
-        stats.errors.fetch_add(1, std::memory_order_relaxed);
-      }
-    });
+    InferModel(std::move(call),
+               [this, shadow = std::move(shadow), start, prediction_id](const Status& s, InferReply&& reply) {
+                 CountShadow(shadow, s.ok() ? "ok" : "error");
+                 VariantStats& stats = shadow.router->Stats(shadow.variant);
+                 stats.requests.fetch_add(1, std::memory_order_relaxed);
+                 if (s.ok()) {
+                   const auto elapsed = clock_->Now() - start;
+                   stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+                   if (prediction_log_) {
+                     const DeploymentSpec& spec = shadow.router->spec();
+                     LogPrediction(spec, spec.candidates[static_cast<size_t>(shadow.variant)].name, prediction_id,
+                                   reply, std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), true,
+                                   "", shadow.key_hash);
+                   }
+                 } else {
+                   stats.errors.fetch_add(1, std::memory_order_relaxed);
+                 }
+               });
   }
 }
 
@@ -253,7 +248,8 @@ InferenceService::Target InferenceService::Resolve(const std::string& name, cons
 
 void InferenceService::Infer(InferCall&& call, Done done) {
   if (deployments_) {
-    if (auto router = deployments_->Find(call.model)) return InferEndpoint(std::move(router), std::move(call), std::move(done));
+    if (auto router = deployments_->Find(call.model))
+      return InferEndpoint(std::move(router), std::move(call), std::move(done));
   }
   InferModel(std::move(call), std::move(done));
 }
@@ -261,8 +257,8 @@ void InferenceService::Infer(InferCall&& call, Done done) {
 void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done) {
   const DeploymentSpec& spec = router->spec();
   if (!call.version.empty()) {
-    return done(InvalidArgument("'" + spec.endpoint + "' is an endpoint, which has no versions; call " +
-                                "/v2/models/" + spec.endpoint + "/infer (or a model version directly)"),
+    return done(InvalidArgument("'" + spec.endpoint + "' is an endpoint, which has no versions; call " + "/v2/models/" +
+                                spec.endpoint + "/infer (or a model version directly)"),
                 InferReply{});
   }
   RouteInput in;
@@ -288,7 +284,8 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
   const std::string prediction_id = call.id.empty() ? NewPredictionId() : call.id;
   const std::string key_hash = d.keyed ? fmt::format("{:08x}", Murmur3_32(d.key, 0x9747b28c)) : "";
   std::string inputs;
-  if (prediction_log_ && !call.inputs.empty() && Sampled(inputs_sample_rate_)) inputs = CompactValues(call.inputs[0], 256);
+  if (prediction_log_ && !call.inputs.empty() && Sampled(inputs_sample_rate_))
+    inputs = CompactValues(call.inputs[0], 256);
 
   for (int index : d.shadows) {
     const Variant& shadow = spec.candidates[static_cast<size_t>(index)];
@@ -323,30 +320,30 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
     failed = &metrics_->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
   }
   const auto start = clock_->Now();
-  InferModel(std::move(call), [this, done = std::move(done), router, index = d.variant, variant = v.name,
-                               prediction_id, ok, failed, start, key_hash,
-                               inputs = std::move(inputs)](const Status& s, InferReply&& reply) mutable {
-    VariantStats& stats = router->Stats(index);
-    stats.requests.fetch_add(1, std::memory_order_relaxed);
-    if (!s.ok()) {
-      stats.errors.fetch_add(1, std::memory_order_relaxed);
-      if (failed) failed->Inc();
-      return done(s, std::move(reply));
-    }
-    const auto elapsed = clock_->Now() - start;
-    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-    if (ok) ok->Inc();
-    if (prediction_log_) {
-      LogPrediction(router->spec(), variant, prediction_id, reply,
-                    std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), false, std::move(inputs),
-                    key_hash);
-    }
-    reply.parameters["vigil.variant"] = variant;
-    reply.parameters["vigil.model"] = reply.model;
-    reply.parameters["vigil.version"] = reply.version;
-    reply.parameters["vigil.prediction_id"] = prediction_id;
-    done(s, std::move(reply));
-  });
+  InferModel(std::move(call),
+             [this, done = std::move(done), router, index = d.variant, variant = v.name, prediction_id, ok, failed,
+              start, key_hash, inputs = std::move(inputs)](const Status& s, InferReply&& reply) mutable {
+               VariantStats& stats = router->Stats(index);
+               stats.requests.fetch_add(1, std::memory_order_relaxed);
+               if (!s.ok()) {
+                 stats.errors.fetch_add(1, std::memory_order_relaxed);
+                 if (failed) failed->Inc();
+                 return done(s, std::move(reply));
+               }
+               const auto elapsed = clock_->Now() - start;
+               stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+               if (ok) ok->Inc();
+               if (prediction_log_) {
+                 LogPrediction(router->spec(), variant, prediction_id, reply,
+                               std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), false,
+                               std::move(inputs), key_hash);
+               }
+               reply.parameters["vigil.variant"] = variant;
+               reply.parameters["vigil.model"] = reply.model;
+               reply.parameters["vigil.version"] = reply.version;
+               reply.parameters["vigil.prediction_id"] = prediction_id;
+               done(s, std::move(reply));
+             });
 }
 
 void InferenceService::InferModel(InferCall&& call, Done done) {

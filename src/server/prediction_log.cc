@@ -1,5 +1,6 @@
 #include "server/prediction_log.h"
 
+#include "core/clock.h"
 #include "core/logging.h"
 
 namespace vigil {
@@ -7,9 +8,9 @@ namespace vigil {
 PredictionLog::PredictionLog(Store& store, ServingMetrics* metrics, Options options)
     : store_(store), options_(options) {
   if (metrics) {
-    auto& family = metrics->registry().AddCounter("vigil_prediction_log_records_total",
-                                                  "Prediction log records, by result (written, dropped, failed).",
-                                                  {"result"});
+    auto& family =
+        metrics->registry().AddCounter("vigil_prediction_log_records_total",
+                                       "Prediction log records, by result (written, dropped, failed).", {"result"});
     written_ = &family.WithLabels({"written"});
     dropped_ = &family.WithLabels({"dropped"});
   }
@@ -84,10 +85,7 @@ void PredictionLog::Loop() {
     if (stop) return;
     if (std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
-      auto pruned = store_.PrunePredictions(now_ms - options_.retention_ms, options_.max_rows);
+      auto pruned = store_.PrunePredictions(UnixMillis() - options_.retention_ms, options_.max_rows);
       if (pruned.ok() && *pruned > 0) spdlog::info("event=prediction_log_pruned records={}", *pruned);
     }
   }

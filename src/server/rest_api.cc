@@ -17,7 +17,6 @@ constexpr boost::beast::string_view kHeaderLength = "Inference-Header-Content-Le
 
 std::string_view ToStd(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
-HttpResponse Error(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
 HttpResponse Json(std::string body) { return MakeResponse(200, std::move(body)); }
 
 int HexValue(char c) {
@@ -92,6 +91,8 @@ void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t
 
 }  // namespace
 
+HttpResponse ErrorResponse(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
+
 unsigned HttpStatusFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:
@@ -144,7 +145,8 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
     respond_raw(std::move(res));
   };
   const std::vector<std::string> p = SplitPath(ToStd(request.target()));
-  if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments") return admin_->Handle(request, info, p, respond);
+  if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments")
+    return admin_->Handle(request, info, p, respond);
   if (admin_ && p.size() == 2 && p[0] == "v1" && p[1] == "feedback") return admin_->HandleFeedback(request, respond);
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
@@ -189,7 +191,7 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
         }
         spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]),
                      LogValue(s.ok() ? "ok" : s.message()));
-        return respond(s.ok() ? Json("{}") : Error(s));
+        return respond(s.ok() ? Json("{}") : ErrorResponse(s));
       }
     }
     if (p[1] == "models") {
@@ -244,8 +246,8 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     size_t parsed = 0;
     auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
     if (ec != std::errc() || ptr != v.data() + v.size()) {
-      return respond(Error(InvalidArgument(std::string(kHeaderLength) + " must be a non-negative integer, got '" +
-                                           std::string(v) + "'")));
+      return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) +
+                                                   " must be a non-negative integer, got '" + std::string(v) + "'")));
     }
     header_length = parsed;
   }
@@ -253,20 +255,20 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
   if (header_length && *header_length == 0) {
     // The whole body is the raw bytes of the model's single input, batch 1.
     auto info = repository_.Find(model);
-    if (!info.ok()) return respond(Error(info.status()));
+    if (!info.ok()) return respond(ErrorResponse(info.status()));
     const ModelConfig& c = *info->config;
     if (c.inputs.size() != 1) {
-      return respond(Error(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" + model +
-                                           "' has " + std::to_string(c.inputs.size()))));
+      return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" +
+                                                   model + "' has " + std::to_string(c.inputs.size()))));
     }
     Tensor t;
     const Status s = RawBodyInput(request.body(), c.inputs[0], c.max_batch_size > 0, &t);
-    if (!s.ok()) return respond(Error(s));
+    if (!s.ok()) return respond(ErrorResponse(s));
     call.inputs.push_back(std::move(t));
     call.binary_output = true;
   } else {
     auto decoded = DecodeInferRequest(request.body(), header_length);
-    if (!decoded.ok()) return respond(Error(decoded.status()));
+    if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
     call = std::move(decoded).value();
   }
   call.model = model;
@@ -278,7 +280,7 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     return std::string(it->value());
   };
   service_.Infer(std::move(call), [respond = std::move(respond)](const Status& s, InferReply&& reply) {
-    if (!s.ok()) return respond(Error(s));
+    if (!s.ok()) return respond(ErrorResponse(s));
     EncodedBody enc = EncodeInferReply(reply);
     if (enc.header_length) {
       HttpResponse res = MakeResponse(200, std::move(enc.body), "application/octet-stream");
@@ -313,9 +315,9 @@ HttpResponse RestApi::ServerReady() const {
 HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& version_text) const {
   const auto [model, version] = service_.Resolve(name, version_text);
   auto v = ParseVersionString(version);
-  if (!v.ok()) return Error(v.status());
+  if (!v.ok()) return ErrorResponse(v.status());
   auto info = repository_.Find(model, *v);
-  if (!info.ok()) return Error(info.status());
+  if (!info.ok()) return ErrorResponse(info.status());
   const ModelConfig& c = *info->config;
   std::string out = "{\"name\":";
   AppendJsonString(out, name);
@@ -339,7 +341,7 @@ HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& 
 HttpResponse RestApi::ModelReady(const std::string& name, const std::string& version_text) const {
   const auto [model, version] = service_.Resolve(name, version_text);
   auto v = ParseVersionString(version);
-  if (!v.ok()) return Error(v.status());
+  if (!v.ok()) return ErrorResponse(v.status());
   auto pinned = repository_.Acquire(model, *v);
   if (!pinned.ok()) {
     // Known but not ready answers "false" with 400; unknown models stay 404.
@@ -352,9 +354,9 @@ HttpResponse RestApi::ModelReady(const std::string& name, const std::string& ver
 
 HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::string& version) const {
   auto v = ParseVersionString(version);
-  if (!v.ok()) return Error(v.status());
+  if (!v.ok()) return ErrorResponse(v.status());
   auto pinned = repository_.Acquire(model, *v);
-  if (!pinned.ok()) return Error(pinned.status());
+  if (!pinned.ok()) return ErrorResponse(pinned.status());
   const ModelConfig& c = (*pinned)->config();
   const bool batching = c.max_batch_size > 0;
   std::string out = "{\"name\":";
@@ -411,9 +413,9 @@ HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::strin
 
 HttpResponse RestApi::ModelStats(const std::string& model, const std::string& version) const {
   auto v = ParseVersionString(version);
-  if (!v.ok()) return Error(v.status());
+  if (!v.ok()) return ErrorResponse(v.status());
   auto pinned = repository_.AcquireAll(model, *v);
-  if (!pinned.ok()) return Error(pinned.status());
+  if (!pinned.ok()) return ErrorResponse(pinned.status());
   const auto& versions = *pinned;
   std::string out = "{\"model_stats\":[";
   for (size_t i = 0; i < versions.size(); ++i) {
@@ -477,11 +479,11 @@ HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {
     rapidjson::Document doc;
     doc.Parse(b.data(), b.size());
     if (doc.HasParseError() || !doc.IsObject())
-      return Error(InvalidArgument("index body must be {\"ready\": true|false}"));
+      return ErrorResponse(InvalidArgument("index body must be {\"ready\": true|false}"));
     for (const auto& m : doc.GetObject()) {
       if (std::string_view(m.name.GetString()) != "ready" || !m.value.IsBool()) {
-        return Error(InvalidArgument("index body must be {\"ready\": true|false}, got key '" +
-                                     std::string(m.name.GetString()) + "'"));
+        return ErrorResponse(InvalidArgument("index body must be {\"ready\": true|false}, got key '" +
+                                             std::string(m.name.GetString()) + "'"));
       }
       ready_only = m.value.GetBool();
     }

@@ -24,6 +24,8 @@ struct ServerState {
 };
 
 unsigned HttpStatusFor(StatusCode code);
+// {"error": message} with the status's HTTP code.
+HttpResponse ErrorResponse(const Status& s);
 
 class RestApi {
  public:
