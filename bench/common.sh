@@ -21,3 +21,37 @@ stop_all() {
   pids=()
 }
 py() { /usr/bin/python3 -c "$1"; }
+
+# start_nginx WORKERS KEEPALIVE_REQUESTS: nginx on a free port ($port) answering
+# every POST with a constant inference reply, and /v2/models/x with metadata
+# (so `vigil bench` can run against it).
+start_nginx() {
+  port=$(free_port)
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes $1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$port;
+    keepalive_requests $2;
+    location = /v2/models/x {
+      default_type application/json;
+      return 200 '{"name":"x","versions":["1"],"platform":"onnx_onnxv1","inputs":[{"name":"features","datatype":"FP32","shape":[-1,30]}],"outputs":[{"name":"probabilities","datatype":"FP32","shape":[-1,2]}]}';
+    }
+    location / {
+      default_type application/json;
+      return 200 '{"model_name":"x","model_version":"1","outputs":[{"name":"probabilities","datatype":"FP32","shape":[1,2],"data":[0.01,0.99]}]}';
+    }
+  }
+}
+NGINX
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$port/"
+}

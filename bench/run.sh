@@ -54,29 +54,7 @@ run_wrk() {  # run_wrk NAME URL BODY_ROWS
 }
 
 # --- nginx: constant response, the HTTP ceiling ---
-port=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes auto;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      default_type application/json;
-      return 200 '{"model_name":"breast_cancer_mlp_onnx","model_version":"1","outputs":[{"name":"probabilities","datatype":"FP32","shape":[1,2],"data":[0.01,0.99]}]}';
-    }
-  }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/"
+start_nginx auto 1000
 run_wrk nginx_constant "http://127.0.0.1:$port/v2/models/x/infer" 1
 stop_all
 

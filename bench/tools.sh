@@ -87,34 +87,7 @@ gen_wrk wrk_http_binary "http://127.0.0.1:$http_port/v2/models/$m/infer" bin.lua
 stop_all
 
 # --- nginx answering a constant: the generators' own ceiling ---
-port=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$port;
-    keepalive_requests 100000000;
-    location = /v2/models/x {
-      default_type application/json;
-      return 200 '{"name":"x","versions":["1"],"platform":"onnx_onnxv1","inputs":[{"name":"features","datatype":"FP32","shape":[-1,30]}],"outputs":[{"name":"probabilities","datatype":"FP32","shape":[-1,2]}]}';
-    }
-    location / {
-      default_type application/json;
-      return 200 '{"model_name":"x","model_version":"1","outputs":[{"name":"probabilities","datatype":"FP32","shape":[1,2],"data":[0.01,0.99]}]}';
-    }
-  }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/"
+start_nginx 1 100000000
 gen_bench vigil_bench_vs_nginx -u "127.0.0.1:$port" -m x --metrics-url "127.0.0.1:1"
 gen_wrk wrk_vs_nginx "http://127.0.0.1:$port/v2/models/x/infer" json.lua
 stop_all
