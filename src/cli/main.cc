@@ -278,6 +278,19 @@ int main(int argc, char** argv) {
                    "Share (0 to 1) of endpoint predictions logged with their inputs")
       ->default_val(0)
       ->check(CLI::Range(0.0, 1.0));
+  bool no_prediction_log = false;
+  serve->add_flag("--no-prediction-log", no_prediction_log,
+                  "Do not log endpoint predictions (feedback then joins nothing)");
+  serve
+      ->add_option("--prediction-retention-days", so.prediction_retention_days,
+                   "Logged predictions older than this are deleted; 0 = kept regardless of age")
+      ->default_val(30)
+      ->check(CLI::NonNegativeNumber);
+  serve
+      ->add_option("--prediction-max-rows", so.prediction_max_rows,
+                   "The oldest logged predictions past this many rows are deleted; 0 = no limit")
+      ->default_val(10'000'000)
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 
@@ -405,7 +418,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vigil: %s (see vigil --help)\n", e.what());
     return 2;
   }
-  if (serve->parsed()) return Serve(so, log_level);
+  if (serve->parsed()) {
+    so.log_predictions = !no_prediction_log;
+    return Serve(so, log_level);
+  }
   if (deploy->parsed()) {
     for (CLI::App* sub : deploy->get_subcommands()) return Deploy(sub->get_name(), df);
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/logging.h"
+#include "core/thread_name.h"
 
 namespace vigil {
 namespace fs = std::filesystem;
@@ -119,7 +120,10 @@ StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(Options optio
 
 ModelRepository::ModelRepository(Options options) : options_(std::move(options)) {
   table_.store(std::make_shared<const ServingTable>());
-  reaper_ = std::thread([this] { ReaperLoop(); });
+  reaper_ = std::thread([this] {
+    SetThreadName("vigil-reaper");
+    ReaperLoop();
+  });
 }
 
 ModelRepository::~ModelRepository() {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/thread_name.h"
 #include "scheduling/batch_assembly.h"
 
 namespace vigil {
@@ -20,7 +21,10 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Options options,
     return InvalidArgument("model '" + options.model_name + "': a scheduler needs at least one instance");
   std::unique_ptr<Scheduler> s(new Scheduler(std::move(options), std::move(instances)));
   for (size_t i = 0; i < s->instances_.size(); ++i) {
-    s->workers_.emplace_back([raw = s.get()] { raw->WorkerLoop(); });
+    s->workers_.emplace_back([raw = s.get()] {
+      SetThreadName("vigil-batch");
+      raw->WorkerLoop();
+    });
   }
   return s;
 }

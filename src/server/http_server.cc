@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 
 #include "core/logging.h"
+#include "core/thread_name.h"
 #include "protocol/oip_json.h"
 
 namespace vigil {
@@ -255,7 +256,10 @@ void HttpServer::Start() {
   for (auto& c : shared_->contexts) shared_->work.emplace_back(c->ioc.get_executor());
   Accept();
   for (auto& c : shared_->contexts) {
-    threads_.emplace_back([ioc = &c->ioc] { ioc->run(); });
+    threads_.emplace_back([ioc = &c->ioc] {
+      SetThreadName("vigil-http");
+      ioc->run();
+    });
   }
 }
 

@@ -1,12 +1,16 @@
 #include "server/inference_service.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <random>
 
 #include "core/hash.h"
 #include "core/logging.h"
+#include "core/thread_name.h"
+#include "core/uuid.h"
 #include "server/deployments.h"
 #include "server/prediction_log.h"
 
@@ -163,13 +167,16 @@ void InferenceService::LogPrediction(const DeploymentSpec& spec, const std::stri
   prediction_log_->Add(std::move(r));
 }
 
-std::string NewPredictionId() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{:016x}{:016x}", rng(), rng());
-}
+std::string NewPredictionId() { return NewUuidV7(UnixMillis()); }
 
 InferenceService::InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock)
-    : repository_(repository), metrics_(metrics), clock_(clock), shadow_thread_([this] { ShadowLoop(); }) {}
+    : repository_(repository), metrics_(metrics), clock_(clock), shadow_thread_([this] {
+        SetThreadName("vigil-shadow");
+        // Shadows are best effort: at the lowest CPU priority (nice 19) they
+        // run on cycles production leaves idle instead of taking its share.
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+        ShadowLoop();
+      }) {}
 
 InferenceService::~InferenceService() { Stop(); }
 
@@ -215,24 +222,24 @@ void InferenceService::ShadowLoop() {
     auto call = std::move(shadow.call);
     const auto start = clock_->Now();
     const std::string prediction_id = call.id;
-    InferModel(std::move(call),
-               [this, shadow = std::move(shadow), start, prediction_id](const Status& s, InferReply&& reply) {
-                 CountShadow(shadow, s.ok() ? "ok" : "error");
-                 VariantStats& stats = shadow.router->Stats(shadow.variant);
-                 stats.requests.fetch_add(1, std::memory_order_relaxed);
-                 if (s.ok()) {
-                   const auto elapsed = clock_->Now() - start;
-                   stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-                   if (prediction_log_) {
-                     const DeploymentSpec& spec = shadow.router->spec();
-                     LogPrediction(spec, spec.candidates[static_cast<size_t>(shadow.variant)].name, prediction_id,
-                                   reply, std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), true,
-                                   "", shadow.key_hash);
-                   }
-                 } else {
-                   stats.errors.fetch_add(1, std::memory_order_relaxed);
-                 }
-               });
+    InferPinned(std::move(pinned).value(), std::move(call),
+                [this, shadow = std::move(shadow), start, prediction_id](const Status& s, InferReply&& reply) {
+                  CountShadow(shadow, s.ok() ? "ok" : "error");
+                  VariantStats& stats = shadow.router->Stats(shadow.variant);
+                  stats.requests.fetch_add(1, std::memory_order_relaxed);
+                  if (s.ok()) {
+                    const auto elapsed = clock_->Now() - start;
+                    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+                    if (prediction_log_) {
+                      const DeploymentSpec& spec = shadow.router->spec();
+                      LogPrediction(spec, spec.candidates[static_cast<size_t>(shadow.variant)].name, prediction_id,
+                                    reply, std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), true,
+                                    "", shadow.key_hash);
+                    }
+                  } else {
+                    stats.errors.fetch_add(1, std::memory_order_relaxed);
+                  }
+                });
   }
 }
 
@@ -352,7 +359,11 @@ void InferenceService::InferModel(InferCall&& call, Done done) {
   if (!version.ok()) return fail(version.status());
   auto pinned = repository_.Acquire(call.model, *version);
   if (!pinned.ok()) return fail(pinned.status());
-  std::shared_ptr<ModelVersion> mv = std::move(pinned).value();
+  InferPinned(std::move(pinned).value(), std::move(call), std::move(done));
+}
+
+void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&& call, Done done) {
+  auto fail = [&](const Status& s) { done(s, InferReply{}); };
   const ModelConfig& c = mv->config();
 
   auto req = std::make_unique<InferenceRequest>();

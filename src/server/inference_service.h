@@ -83,6 +83,8 @@ class InferenceService {
                      const InferReply& reply, int64_t latency_us, bool shadow, std::string inputs,
                      const std::string& key_hash);
   void InferModel(InferCall&& call, Done done);
+  // InferModel on a version already pinned (call.model/version are ignored).
+  void InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&& call, Done done);
   void InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done);
   void ShadowLoop();
   void CountShadow(const ShadowCall& shadow, const char* result);
@@ -103,7 +105,7 @@ class InferenceService {
   std::thread shadow_thread_;
 };
 
-// A fresh prediction id: 32 random hex digits.
+// A fresh prediction id: a UUIDv7 (time-ordered, so the log's id index stays cheap).
 std::string NewPredictionId();
 
 // Parses a version path segment: "" → 0 (latest), "3" → 3.

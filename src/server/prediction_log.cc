@@ -1,7 +1,10 @@
 #include "server/prediction_log.h"
 
+#include <limits>
+
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/thread_name.h"
 
 namespace vigil {
 
@@ -14,7 +17,10 @@ PredictionLog::PredictionLog(Store& store, ServingMetrics* metrics, Options opti
     written_ = &family.WithLabels({"written"});
     dropped_ = &family.WithLabels({"dropped"});
   }
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("vigil-predlog");
+    Loop();
+  });
 }
 
 PredictionLog::~PredictionLog() {
@@ -29,7 +35,7 @@ PredictionLog::~PredictionLog() {
 bool PredictionLog::Add(PredictionRecord&& record) {
   {
     std::lock_guard lock(mu_);
-    if (queue_.size() < options_.queue_limit && !stopping_) {
+    if (queue_.size() + writing_ < options_.queue_limit && !stopping_) {
       queue_.push_back(std::move(record));
       ++enqueued_;
       if (queue_.size() >= options_.batch_limit) wake_.notify_one();
@@ -54,19 +60,16 @@ void PredictionLog::Flush() {
 
 void PredictionLog::Loop() {
   auto next_prune = std::chrono::steady_clock::now();
+  std::vector<PredictionRecord> batch;
   while (true) {
-    std::vector<PredictionRecord> batch;
+    batch.clear();
     bool stop;
     {
       std::unique_lock lock(mu_);
       wake_.wait_for(lock, options_.flush_interval, [&] { return stopping_ || queue_.size() >= options_.batch_limit; });
       stop = stopping_;
-      const size_t n = stop ? queue_.size() : std::min(queue_.size(), options_.batch_limit);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      batch.swap(queue_);  // O(1) under the lock: Add never waits for a copy
+      writing_ = batch.size();
     }
     if (!batch.empty()) {
       const Status s = store_.WritePredictions(batch);
@@ -80,12 +83,15 @@ void PredictionLog::Loop() {
     {
       std::lock_guard lock(mu_);
       done_ += batch.size();
+      writing_ = 0;
     }
     flushed_.notify_all();
     if (stop) return;
     if (std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-      auto pruned = store_.PrunePredictions(UnixMillis() - options_.retention_ms, options_.max_rows);
+      const int64_t before_ms =
+          options_.retention_ms > 0 ? UnixMillis() - options_.retention_ms : std::numeric_limits<int64_t>::min();
+      auto pruned = store_.PrunePredictions(before_ms, options_.max_rows);
       if (pruned.ok() && *pruned > 0) spdlog::info("event=prediction_log_pruned records={}", *pruned);
     }
   }

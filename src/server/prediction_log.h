@@ -4,16 +4,16 @@
 // (vigil_prediction_log_records_total{result="dropped"}, and a log line at
 // most every 10 s), never silently.
 //
-// Crash bound: a kill -9 loses at most what is in the queue, at most
-// `queue_limit` records (65,536 by default) or `flush_interval` (50 ms) of
-// traffic, whichever is less.
+// Crash bound: a kill -9 loses at most the records queued or being written
+// (one transaction), together at most `queue_limit` (65,536 by default),
+// which at steady state is about `flush_interval` (50 ms) of traffic plus
+// the time of one write.
 //
 // Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -27,9 +27,9 @@ class PredictionLog {
   struct Options {
     size_t queue_limit = 65536;
     std::chrono::milliseconds flush_interval{50};
-    size_t batch_limit = 4096;
-    int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // 30 days
-    int64_t max_rows = 10'000'000;
+    size_t batch_limit = 4096;                       // wakes the writer before flush_interval
+    int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // 30 days; 0 = no age limit
+    int64_t max_rows = 10'000'000;                   // 0 = no size limit
   };
 
   PredictionLog(Store& store, ServingMetrics* metrics, Options options);
@@ -49,10 +49,11 @@ class PredictionLog {
   Counter* dropped_ = nullptr;
   std::mutex mu_;
   std::condition_variable wake_, flushed_;
-  std::deque<PredictionRecord> queue_;  // guarded by mu_
-  uint64_t enqueued_ = 0;               // guarded by mu_
-  uint64_t done_ = 0;                   // written or failed; guarded by mu_
-  bool stopping_ = false;               // guarded by mu_
+  std::vector<PredictionRecord> queue_;  // guarded by mu_
+  size_t writing_ = 0;                   // taken by the writer, not yet committed; guarded by mu_
+  uint64_t enqueued_ = 0;                // guarded by mu_
+  uint64_t done_ = 0;                    // written or failed; guarded by mu_
+  bool stopping_ = false;                // guarded by mu_
   std::chrono::steady_clock::time_point last_drop_log_{};
   std::thread thread_;
 };

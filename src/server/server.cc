@@ -8,10 +8,10 @@
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
 #include "server/deployments.h"
-#include "server/prediction_log.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
+#include "server/prediction_log.h"
 #include "server/rest_api.h"
 
 namespace vigil {
@@ -63,11 +63,16 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
   p->service->SetDeployments(p->deployments.get());
   if (p->store) {
-    p->prediction_log = std::make_unique<PredictionLog>(*p->store, &p->metrics, PredictionLog::Options{});
-    p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
+    if (options.log_predictions) {
+      PredictionLog::Options log_options;
+      log_options.retention_ms = static_cast<int64_t>(options.prediction_retention_days * 24 * 3600 * 1000);
+      log_options.max_rows = options.prediction_max_rows;
+      p->prediction_log = std::make_unique<PredictionLog>(*p->store, &p->metrics, log_options);
+      p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
+    }
   }
-  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token, p->store.get(),
-                                        p->prediction_log.get(), &p->metrics);
+  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token, p->store.get(), p->prediction_log.get(),
+                                        &p->metrics);
   p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get());
 
   HttpServer::Options ho;
@@ -77,10 +82,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ho.max_body_bytes = options.max_body_bytes;
   ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
   RestApi* api = p->api.get();
-  VIGIL_ASSIGN_OR_RETURN(p->http, HttpServer::Create(ho, [api](HttpRequest&& req, const RequestInfo& info,
-                                                             HttpServer::Responder respond) {
-                           api->Handle(std::move(req), info, std::move(respond));
-                         }));
+  VIGIL_ASSIGN_OR_RETURN(
+      p->http, HttpServer::Create(ho, [api](HttpRequest&& req, const RequestInfo& info, HttpServer::Responder respond) {
+        api->Handle(std::move(req), info, std::move(respond));
+      }));
   // Live (and answering "not ready") while the models load.
   p->http->Start();
   spdlog::info("event=listening protocol=http host={} port={}", options.host, p->http->port());

@@ -17,7 +17,7 @@ struct ServerOptions {
   std::string model_repository;
   std::string host = "0.0.0.0";
   uint16_t http_port = 8000;
-  int grpc_port = -1;  // -1 = no gRPC; 0 picks a free port
+  int grpc_port = -1;    // -1 = no gRPC; 0 picks a free port
   int http_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
   double poll_interval_s = 0;  // 0 = load once at start
@@ -27,8 +27,14 @@ struct ServerOptions {
   std::string admin_token;
   // Holds the SQLite store (deployments, their history); empty = no store.
   std::string data_dir = "vigil-data";
+  // Endpoint predictions go to the store (with data_dir set).
+  bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.
   double log_inputs_sample_rate = 0;
+  // Logged predictions older than this, or past about this many rows, are
+  // deleted (checked every minute); 0 = no limit.
+  double prediction_retention_days = 30;
+  int64_t prediction_max_rows = 10'000'000;
 };
 
 // A running server: listening, models loaded. `vigil serve` runs one until

@@ -62,11 +62,19 @@ const char* const kMigrations[] = {
     "  time_ms BIGINT NOT NULL,"
     "  label DOUBLE PRECISION,"
     "  reward DOUBLE PRECISION);",
+    // 3: predictions are found by PredictionIdKey (time-ordered for UUIDv7
+    // ids, so the index grows at its right edge) instead of a plain hash.
+    "ALTER TABLE predictions RENAME COLUMN id_hash TO id_key;"
+    "DROP INDEX predictions_by_id_hash;"
+    "UPDATE predictions SET id_key = vigil_id_key(id) WHERE length(id) = 36;"
+    "CREATE INDEX predictions_by_id_key ON predictions (id_key);",
 };
 
-int64_t IdHash(const std::string& id) {
-  const uint64_t h = (static_cast<uint64_t>(Murmur3_32(id, 0x5bd1e995u)) << 32) | Murmur3_32(id, 0x9747b28cu);
-  return static_cast<int64_t>(h);
+// vigil_id_key(id): PredictionIdKey in SQL, for migration 3.
+void SqlIdKey(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  const int n = sqlite3_value_bytes(argv[0]);
+  sqlite3_result_int64(ctx, PredictionIdKey(std::string_view(text ? text : "", static_cast<size_t>(n))));
 }
 
 class Statement {
@@ -76,11 +84,16 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  Status ok() const { return rc_ == SQLITE_OK ? Status::Ok() : Internal(std::string("SQLite: ") + sqlite3_errmsg(db_)); }
+  Status ok() const {
+    return rc_ == SQLITE_OK ? Status::Ok() : Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+  }
+  // Binds without a copy: `s` must outlive the statement's next Step. A
+  // temporary would not, so binding one does not compile.
   Statement& Bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
     return *this;
   }
+  Statement& Bind(int i, std::string&& s) = delete;
   Statement& Bind(int i, int64_t v) {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
@@ -163,8 +176,9 @@ class SqliteStore final : public Store {
     for (int64_t v = version + 1; v <= latest; ++v) {
       VIGIL_RETURN_IF_ERROR(Exec("BEGIN"));
       Status s = Exec(kMigrations[v - 1]);
-      if (s.ok()) s = Exec(v == 1 ? "INSERT INTO schema_version (version) VALUES (1)"
-                                  : "UPDATE schema_version SET version = " + std::to_string(v));
+      if (s.ok())
+        s = Exec(v == 1 ? "INSERT INTO schema_version (version) VALUES (1)"
+                        : "UPDATE schema_version SET version = " + std::to_string(v));
       if (!s.ok()) {
         (void)Exec("ROLLBACK");
         return s.WithContext("schema migration " + std::to_string(v));
@@ -227,7 +241,7 @@ class SqliteStore final : public Store {
     return Transaction([&]() -> Status {
       Statement q(db_,
                   "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, "
-                  "outputs, inputs, key_hash, id_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "outputs, inputs, key_hash, id_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       VIGIL_RETURN_IF_ERROR(q.ok());
       for (const auto& r : records) {
         q.Bind(1, r.id)
@@ -241,7 +255,7 @@ class SqliteStore final : public Store {
             .Bind(9, r.outputs)
             .Bind(10, r.inputs)
             .Bind(11, r.key_hash)
-            .Bind(12, IdHash(r.id));
+            .Bind(12, PredictionIdKey(r.id));
         VIGIL_RETURN_IF_ERROR(q.Run());
         q.Reset();
       }
@@ -269,11 +283,11 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) override {
     std::lock_guard lock(mu_);
-    Statement q(db_, "SELECT 1 FROM predictions WHERE id_hash = ? AND id = ? LIMIT 1");
+    Statement q(db_, "SELECT 1 FROM predictions WHERE id_key = ? AND id = ? LIMIT 1");
     VIGIL_RETURN_IF_ERROR(q.ok());
     std::vector<std::string> known;
     for (const auto& id : ids) {
-      q.Bind(1, IdHash(id)).Bind(2, id);
+      q.Bind(1, PredictionIdKey(id)).Bind(2, id);
       if (q.Step() == SQLITE_ROW) known.push_back(id);
       q.Reset();
     }
@@ -321,7 +335,7 @@ class SqliteStore final : public Store {
 
  private:
   sqlite3* db_;
-  std::mutex mu_;
+  std::mutex mu_;  // every call holds it: the connection is opened without SQLite's own mutex
 };
 
 }  // namespace
@@ -334,8 +348,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir) {
   if (ec) return Unavailable("cannot create --data-dir " + data_dir + ": " + ec.message());
   const std::string path = (std::filesystem::path(data_dir) / "vigil.db").string();
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
@@ -343,6 +357,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir) {
   }
   auto store = std::make_unique<SqliteStore>(db);
   sqlite3_busy_timeout(db, 5000);
+  sqlite3_create_function_v2(db, "vigil_id_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SqlIdKey, nullptr,
+                             nullptr, nullptr);
   // A 64 MiB page cache and checkpoints every ~40 MiB of WAL keep the
   // prediction log's inserts off the disk's read path.
   for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON",

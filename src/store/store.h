@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,9 +45,9 @@ struct PredictionRecord {
   std::string model;
   int64_t version = 0;
   int64_t latency_us = 0;
-  bool shadow = false;  // a shadow's answer, never returned to the client
-  std::string outputs;  // compact JSON: the first output's values
-  std::string inputs;   // compact JSON, only for sampled requests; else empty
+  bool shadow = false;   // a shadow's answer, never returned to the client
+  std::string outputs;   // compact JSON: the first output's values
+  std::string inputs;    // compact JSON, only for sampled requests; else empty
   std::string key_hash;  // hex hash of the routing key; empty without one
 };
 
@@ -91,6 +92,12 @@ class Store {
   // the oldest (rows sharing the cut-off time stay); returns how many went.
   virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
 };
+
+// The 64-bit key a prediction is indexed and found by (with the id itself
+// compared too, so keys may collide). For a UUIDv7 id (what Vigil
+// generates) it is the id's first 64 bits, which grow with time, so the
+// index is appended to; any other id is hashed.
+int64_t PredictionIdKey(std::string_view id);
 
 // Opens (creating when needed) DIR/vigil.db: WAL mode, schema migrated to
 // the current version. Fails with the path and SQLite's message.

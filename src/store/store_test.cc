@@ -92,8 +92,7 @@ TEST(SqliteStore, WalModeAndSchemaVersionAreSetAndANewerSchemaIsRefused) {
 TEST(SqliteStore, AnUnusableDataDirNamesThePath) {
   auto store = OpenSqliteStore("/proc/vigil-cannot-be-here");
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find("/proc/vigil-cannot-be-here"), std::string::npos)
-      << store.status().message();
+  EXPECT_NE(store.status().message().find("/proc/vigil-cannot-be-here"), std::string::npos) << store.status().message();
 }
 
 TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
@@ -134,6 +133,45 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   pruned = store.PrunePredictions(150, 0);
   EXPECT_EQ(*pruned, 2);  // by age: the p1 rows go
   EXPECT_EQ(*store.KnownPredictions({"p1", "p2"}), (std::vector<std::string>{"p2"}));
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, UuidV7IdsAreKeyedByTheirTimeAndOtherIdsByAHash) {
+  const std::string v7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
+  EXPECT_EQ(PredictionIdKey(v7), 0x017F22E279B07CC3LL);
+  EXPECT_EQ(PredictionIdKey("req-42"), PredictionIdKey("req-42"));
+  EXPECT_NE(PredictionIdKey("req-42"), PredictionIdKey("req-43"));
+  EXPECT_NE(PredictionIdKey("9c5b94b1-35ad-49bb-b118-8e8fc24abf80"), 0x9c5b94b135ad49bbLL);  // v4: hashed
+}
+
+TEST(SqliteStore, MigrationThreeRekeysPredictionsLoggedBySchemaTwo) {
+  const fs::path dir = FreshDir("migrate3");
+  fs::create_directories(dir);
+  const std::string v7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
+  {
+    // The predictions table as schema 2 wrote it: every id hashed.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "vigil.db").c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);"
+        "CREATE TABLE predictions (id TEXT NOT NULL, variant TEXT NOT NULL, time_ms BIGINT NOT NULL,"
+        " endpoint TEXT NOT NULL, model TEXT NOT NULL, version BIGINT NOT NULL, latency_us BIGINT NOT NULL,"
+        " shadow INTEGER NOT NULL, outputs TEXT NOT NULL, inputs TEXT NOT NULL, key_hash TEXT NOT NULL,"
+        " id_hash BIGINT NOT NULL);"
+        "CREATE INDEX predictions_by_id_hash ON predictions (id_hash);"
+        "INSERT INTO predictions VALUES ('" +
+        v7 +
+        "', 'production', 1, 'ep', 'm', 1, 1, 0, '[1]', '', '', 12345),"
+        " ('req-42', 'production', 1, 'ep', 'm', 1, 1, 0, '[1]', '', '', " +
+        std::to_string(PredictionIdKey("req-42")) + ");";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  auto known = (*opened)->KnownPredictions({v7, "req-42", "req-43"});
+  ASSERT_TRUE(known.ok()) << known.status().message();
+  EXPECT_EQ(*known, (std::vector<std::string>{v7, "req-42"}));
   fs::remove_all(dir);
 }
 

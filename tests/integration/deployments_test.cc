@@ -4,10 +4,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
-#include <sqlite3.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <rapidjson/document.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <cmath>
@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "client/inference_client.h"
+#include "core/uuid.h"
 #include "server_process.h"
 
 namespace vigil::testing {
@@ -85,7 +86,7 @@ TEST(Deployments, EndpointRoutesStickilyAndTellsWhoAnswered) {
   ASSERT_EQ(a.status, 200u) << a.body;
   EXPECT_TRUE(a.variant == "production" || a.variant == "v2") << a.variant;
   EXPECT_EQ(a.variant == "production" ? "1" : "2", a.version);
-  EXPECT_EQ(a.prediction_id.size(), 32u);
+  EXPECT_TRUE(UuidV7Prefix(a.prediction_id).has_value()) << a.prediction_id;
   EXPECT_EQ(a.id, a.prediction_id);
   // The client's id is the prediction id.
   EXPECT_EQ(Call(*c, "user-1", {}, "/v2/models/cancer/infer", "req-42").prediction_id, "req-42");
@@ -141,7 +142,7 @@ TEST(Deployments, EndpointRoutesStickilyAndTellsWhoAnswered) {
   auto reply = (*grpc)->Infer(call);
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ(std::get<std::string>(reply->parameters.at("vigil.variant")), a.variant);
-  EXPECT_EQ(std::get<std::string>(reply->parameters.at("vigil.prediction_id")).size(), 32u);
+  EXPECT_TRUE(UuidV7Prefix(std::get<std::string>(reply->parameters.at("vigil.prediction_id"))).has_value());
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }
@@ -277,8 +278,9 @@ TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
   r = c->Put("/v1/deployments/fraud", R"({"production": {"model": "breast_cancer_xgb"}})");
   ASSERT_EQ(r->status, 200u) << r->body;
   EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").model, "breast_cancer_xgb");
-  r = c->Put("/v1/deployments/fraud", "production: {model: breast_cancer_xgb}\ncandidates: [{name: a, model: "
-                                      "breast_cancer_mlp, mode: ab, share: 101}]\n");
+  r = c->Put("/v1/deployments/fraud",
+             "production: {model: breast_cancer_xgb}\ncandidates: [{name: a, model: "
+             "breast_cancer_mlp, mode: ab, share: 101}]\n");
   EXPECT_EQ(r->status, 400u);
   EXPECT_NE(r->body.find("candidates[0].share"), std::string::npos) << r->body;
   EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 200u);
@@ -344,8 +346,9 @@ TEST(DeployCommand, AppliesAndChangesEndpointsOfARunningServer) {
   auto server = ServerProcess::Start({"--model-repository", repo.string(), "--admin-token", "t0k"});
   const std::string url = "127.0.0.1:" + std::to_string(server->port());
   const fs::path spec = repo / "fraud.yaml";
-  WriteFile(spec, "production: {model: breast_cancer_xgb}\ncandidates: [{name: mlp, model: breast_cancer_mlp, mode: "
-                  "canary, steps: [10, 50]}]\n");
+  WriteFile(spec,
+            "production: {model: breast_cancer_xgb}\ncandidates: [{name: mlp, model: breast_cancer_mlp, mode: "
+            "canary, steps: [10, 50]}]\n");
   CommandResult r = RunVigil({"deploy", "-u", url, "--token", "t0k", "apply", "-f", spec.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("endpoint fraud"), std::string::npos) << r.out;
@@ -377,8 +380,8 @@ TEST(DeployCommand, AppliesAndChangesEndpointsOfARunningServer) {
 TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
   const fs::path repo = RepoWithSpec("deploy_restart", kSpec);
   const fs::path data = ScratchDir("deploy_restart_data");
-  const std::vector<std::string> args = {"--model-repository", repo.string(), "--data-dir", data.string(),
-                                         "--poll-interval", "0.1"};
+  const std::vector<std::string> args = {"--model-repository", repo.string(),     "--data-dir",
+                                         data.string(),        "--poll-interval", "0.1"};
   {
     auto server = ServerProcess::Start(args);
     auto c = server->Client();
