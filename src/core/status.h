@@ -24,8 +24,8 @@ enum class StatusCode {
   kFailedPrecondition,  // operation not allowed in the current state
   kInternal,            // a backend or invariant failed
   kUnimplemented,
-  kUnauthenticated,     // no or wrong credentials
-  kPermissionDenied,    // not allowed from where the caller is
+  kUnauthenticated,   // no or wrong credentials
+  kPermissionDenied,  // not allowed from where the caller is
 };
 
 std::string_view StatusCodeName(StatusCode code);

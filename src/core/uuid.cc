@@ -1,16 +1,21 @@
 #include "core/uuid.h"
 
+#include <array>
 #include <random>
 
 namespace vigil {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Hex digit values by character; -1 for anything else.
+constexpr auto kHexValues = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int c = 0; c < 10; ++c) t['0' + c] = static_cast<int8_t>(c);
+  for (int c = 0; c < 6; ++c) t['a' + c] = t['A' + c] = static_cast<int8_t>(10 + c);
+  return t;
+}();
+
+int HexValue(char c) { return kHexValues[static_cast<unsigned char>(c)]; }
 
 bool IsDash(size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
 
@@ -38,13 +43,16 @@ std::optional<uint64_t> UuidV7Prefix(std::string_view text) {
       (HexValue(text[19]) & 0xc) != 0x8) {
     return std::nullopt;
   }
+  // The first 64 bits are the 16 hex digits before the third dash.
   uint64_t hi = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (IsDash(i)) continue;
+  int bad = 0;
+  for (size_t i : {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17}) {
     const int v = HexValue(text[i]);
-    if (v < 0) return std::nullopt;
-    if (i < 18) hi = (hi << 4) | static_cast<uint64_t>(v);
+    bad |= v;
+    hi = (hi << 4) | static_cast<uint64_t>(v & 0xf);
   }
+  for (size_t i : {19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35}) bad |= HexValue(text[i]);
+  if (bad < 0) return std::nullopt;
   return hi;
 }
 

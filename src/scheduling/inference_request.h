@@ -4,9 +4,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -80,6 +80,22 @@ void Scheduler::RunIfIdle() {
   if (more) cv_.notify_one();
 }
 
+void Scheduler::DrainHere() {
+  std::unique_lock lock(mu_);
+  if (queue_.empty() || stopping_) return;
+  const int idle = IdleInstance();
+  if (idle < 0) return;
+  busy_[idle] = true;
+  while (!queue_.empty()) {
+    BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
+    if (d.batch.empty() && d.expired.empty()) break;
+    lock.unlock();
+    Execute(static_cast<size_t>(idle), d);
+    lock.lock();
+  }
+  busy_[idle] = false;
+}
+
 void Scheduler::RecordComputeTime(int64_t us) {
   // Exponentially weighted, 1/8 per batch; races between workers only blur it.
   const int64_t old = ewma_compute_us_.load(std::memory_order_relaxed);

@@ -79,6 +79,10 @@ class Scheduler {
   // Runs waiting batches on this thread if an instance is idle and inline
   // execution applies; otherwise hands the queue to a worker.
   void RunIfIdle();
+  // Runs everything waiting on this thread if an instance is idle, whatever
+  // the batches cost (for best-effort work on a low-priority thread, such
+  // as shadow copies); when none is idle, whoever releases one takes it.
+  void DrainHere();
 
   // Wakes a worker to look at the queue now (e.g. to drop a request whose
   // client cancelled, freeing its slot).

@@ -261,5 +261,26 @@ TEST_F(SchedulerTest, QueueOnlyWaitsForRunIfIdle) {
   EXPECT_EQ(shared_.batch_rows, (std::vector<int64_t>{3}));  // one batch
 }
 
+TEST_F(SchedulerTest, DrainHereRunsEveryWaitingBatchOnTheCallingThread) {
+  auto s = Make(1, 2, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the worker is asleep on an empty queue
+  std::mutex mu;
+  std::vector<std::thread::id> ran_on;
+  for (int i = 0; i < 5; ++i) {
+    auto r = MakeRequest("h" + std::to_string(i), 1, {});
+    r->done = [&](InferenceResult&& result) {
+      EXPECT_TRUE(result.status.ok()) << result.status.message();
+      std::lock_guard lock(mu);
+      ran_on.push_back(std::this_thread::get_id());
+    };
+    ASSERT_TRUE(s->Enqueue(r, Scheduler::EnqueueMode::kQueueOnly).ok());
+  }
+  s->DrainHere();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(ran_on, std::vector<std::thread::id>(5, std::this_thread::get_id()));  // all done, all here
+  std::lock_guard shared_lock(shared_.mu);
+  EXPECT_EQ(shared_.batch_rows, (std::vector<int64_t>{2, 2, 1}));
+}
+
 }  // namespace
 }  // namespace vigil

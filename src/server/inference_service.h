@@ -61,7 +61,8 @@ class InferenceService {
   // so they share a batch without a hand-off between threads.
   class BatchScope {
    public:
-    BatchScope();
+    // `drain_here`: run every batch on this thread (Scheduler::DrainHere).
+    explicit BatchScope(bool drain_here = false);
     ~BatchScope();
     BatchScope(const BatchScope&) = delete;
     BatchScope& operator=(const BatchScope&) = delete;
@@ -69,6 +70,7 @@ class InferenceService {
 
    private:
     BatchScope* previous_;
+    bool drain_here_;
     std::vector<std::shared_ptr<ModelVersion>> touched_;  // pinned until the run
   };
 
@@ -79,6 +81,11 @@ class InferenceService {
     InferCall call;
     std::string key_hash;
   };
+  // Whether the endpoint's production model has requests waiting.
+  bool ProductionBusy(const Router& router) const;
+  // Runs one shadow copy on its pinned model; the answer is counted and
+  // logged, never returned.
+  void RunShadow(ShadowCall&& shadow, std::shared_ptr<ModelVersion> mv);
   void LogPrediction(const DeploymentSpec& spec, const std::string& variant, const std::string& prediction_id,
                      const InferReply& reply, int64_t latency_us, bool shadow, std::string inputs,
                      const std::string& key_hash);
@@ -90,6 +97,8 @@ class InferenceService {
   void CountShadow(const ShadowCall& shadow, const char* result);
 
   static constexpr size_t kShadowQueueLimit = 256;
+  // While shadows keep coming, the thread collects them this long per round.
+  static constexpr std::chrono::milliseconds kShadowCollect{1};
 
   ModelRepository& repository_;
   ServingMetrics* metrics_;
@@ -101,6 +110,7 @@ class InferenceService {
   std::mutex shadow_mu_;
   std::condition_variable shadow_cv_;
   std::deque<ShadowCall> shadow_queue_;  // guarded by shadow_mu_
+  bool shadow_idle_ = false;             // the shadow thread waits for a copy; guarded by shadow_mu_
   bool stopping_ = false;                // guarded by shadow_mu_
   std::thread shadow_thread_;
 };

@@ -8,6 +8,7 @@
 // milliseconds, no SQLite-only functions), so the PostgreSQL store can share it.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -68,9 +69,17 @@ const char* const kMigrations[] = {
     "DROP INDEX predictions_by_id_hash;"
     "UPDATE predictions SET id_key = vigil_id_key(id) WHERE length(id) = 36;"
     "CREATE INDEX predictions_by_id_key ON predictions (id_key);",
+    // 4: the prediction log is appended in time order, so its rowid orders
+    // it by time and retention needs no time index (each index costs every
+    // insert). Feedback carries the key of its prediction, so joins start
+    // from feedback (the smaller table) and go through predictions_by_id_key.
+    "DROP INDEX predictions_by_time;"
+    "ALTER TABLE feedback ADD COLUMN id_key BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE feedback SET id_key = vigil_id_key(prediction_id);"
+    "CREATE INDEX feedback_by_time ON feedback (time_ms);",
 };
 
-// vigil_id_key(id): PredictionIdKey in SQL, for migration 3.
+// vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
 void SqlIdKey(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
   const int n = sqlite3_value_bytes(argv[0]);
@@ -138,6 +147,7 @@ class Statement {
              : std::string();
   }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
   sqlite3* db_;
@@ -267,13 +277,17 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     return Transaction([&]() -> Status {
       Statement q(db_,
-                  "INSERT INTO feedback (prediction_id, time_ms, label, reward) VALUES (?, ?, ?, ?) "
+                  "INSERT INTO feedback (prediction_id, time_ms, label, reward, id_key) VALUES (?, ?, ?, ?, ?) "
                   "ON CONFLICT (prediction_id) DO UPDATE SET time_ms = excluded.time_ms, "
                   "label = COALESCE(excluded.label, feedback.label), "
                   "reward = COALESCE(excluded.reward, feedback.reward)");
       VIGIL_RETURN_IF_ERROR(q.ok());
       for (const auto& r : records) {
-        q.Bind(1, r.prediction_id).Bind(2, r.time_ms).Bind(3, r.label).Bind(4, r.reward);
+        q.Bind(1, r.prediction_id)
+            .Bind(2, r.time_ms)
+            .Bind(3, r.label)
+            .Bind(4, r.reward)
+            .Bind(5, PredictionIdKey(r.prediction_id));
         VIGIL_RETURN_IF_ERROR(q.Run());
         q.Reset();
       }
@@ -297,8 +311,9 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
     std::lock_guard lock(mu_);
     Statement q(db_,
-                "SELECT p.variant, p.outputs, f.label, f.reward FROM predictions p JOIN feedback f "
-                "ON f.prediction_id = p.id WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
+                "SELECT p.variant, p.outputs, f.label, f.reward FROM feedback f JOIN predictions p "
+                "ON p.id_key = f.id_key AND p.id = f.prediction_id "
+                "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
     q.Bind(1, endpoint).Bind(2, since_ms);
     std::vector<JoinedPrediction> out;
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3)}); }));
@@ -307,16 +322,33 @@ class SqliteStore final : public Store {
 
   StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
     std::lock_guard lock(mu_);
-    Statement by_age(db_, "DELETE FROM predictions WHERE time_ms < ?");
-    VIGIL_RETURN_IF_ERROR(by_age.Bind(1, before_ms).Run());
-    int64_t removed = sqlite3_changes(db_);
-    if (max_rows > 0) {
-      Statement by_size(db_,
-                        "DELETE FROM predictions WHERE time_ms < (SELECT time_ms FROM predictions "
-                        "ORDER BY time_ms DESC LIMIT 1 OFFSET ?)");
-      VIGIL_RETURN_IF_ERROR(by_size.Bind(1, max_rows).Run());
-      removed += sqlite3_changes(db_);
+    // Rows are appended in time order: the first row at or after `before_ms`
+    // is found by bisecting rowids, and everything before it goes.
+    Statement bounds(db_, "SELECT min(rowid), max(rowid) FROM predictions");
+    VIGIL_RETURN_IF_ERROR(bounds.ok());
+    if (bounds.Step() != SQLITE_ROW || bounds.IsNull(0)) return int64_t{0};
+    const int64_t first = bounds.Int(0), last = bounds.Int(1);
+    int64_t lo = first, hi = last + 1;  // the first rowid to keep is in [lo, hi]
+    Statement time_at(db_, "SELECT time_ms FROM predictions WHERE rowid >= ? ORDER BY rowid LIMIT 1");
+    VIGIL_RETURN_IF_ERROR(time_at.ok());
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      time_at.Bind(1, mid);
+      const bool old = time_at.Step() == SQLITE_ROW && time_at.Int(0) < before_ms;
+      time_at.Reset();
+      if (old) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
+    int64_t cut = lo;
+    if (max_rows > 0) cut = std::max(cut, last + 1 - max_rows);
+    Statement remove(db_, "DELETE FROM predictions WHERE rowid < ?");
+    VIGIL_RETURN_IF_ERROR(remove.Bind(1, cut).Run());
+    const int64_t removed = sqlite3_changes(db_);
+    Statement old_feedback(db_, "DELETE FROM feedback WHERE time_ms < ?");
+    VIGIL_RETURN_IF_ERROR(old_feedback.Bind(1, before_ms).Run());
     return removed;
   }
 

@@ -88,8 +88,10 @@ class Store {
   virtual StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) = 0;
   // The endpoint's served predictions from `since_ms` on that have feedback.
   virtual StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) = 0;
-  // Deletes predictions older than `before_ms` and, past about `max_rows`,
-  // the oldest (rows sharing the cut-off time stay); returns how many went.
+  // Deletes predictions older than `before_ms` and, past `max_rows` (0: no
+  // limit), the oldest; predictions are appended in time order, so "older"
+  // is decided by that order. Feedback that arrived before `before_ms` goes
+  // too. Returns how many predictions went.
   virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
 };
 

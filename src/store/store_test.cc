@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 
 namespace vigil {
@@ -101,17 +102,17 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   // Feedback before its prediction exists.
-  ASSERT_TRUE(store.WriteFeedback({{"p1", 10, 1.0, std::nullopt}}).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"p1", 1000, 1.0, std::nullopt}}).ok());
   PredictionRecord p1{"p1", 100, "ep", "production", "m", 1, 250, false, "[0.2,0.8]", "", "abcd"};
   PredictionRecord p1_shadow = p1;
   p1_shadow.variant = "mirror";
   p1_shadow.shadow = true;
   PredictionRecord p2{"p2", 200, "ep", "v2", "m", 2, 300, false, "[0.9,0.1]", "[1,2]", ""};
   PredictionRecord old{"p0", 1, "ep", "production", "m", 1, 1, false, "[1,0]", "", ""};
-  ASSERT_TRUE(store.WritePredictions({p1, p1_shadow, p2, old}).ok());
+  ASSERT_TRUE(store.WritePredictions({old, p1, p1_shadow, p2}).ok());  // the log appends in time order
   // Feedback after: a reward merges with nothing, then a label joins it.
-  ASSERT_TRUE(store.WriteFeedback({{"p2", 20, std::nullopt, 0.5}}).ok());
-  ASSERT_TRUE(store.WriteFeedback({{"p2", 30, 0.0, std::nullopt}}).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"p2", 2000, std::nullopt, 0.5}}).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"p2", 3000, 0.0, std::nullopt}}).ok());
   auto known = store.KnownPredictions({"p1", "zz", "p2"});
   ASSERT_TRUE(known.ok());
   EXPECT_EQ(*known, (std::vector<std::string>{"p1", "p2"}));
@@ -127,12 +128,48 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   auto pruned = store.PrunePredictions(50, 0);
   ASSERT_TRUE(pruned.ok());
   EXPECT_EQ(*pruned, 1);  // p0 by age
-  pruned = store.PrunePredictions(0, 2);
+  pruned = store.PrunePredictions(std::numeric_limits<int64_t>::min(), 2);
   ASSERT_TRUE(pruned.ok());
-  EXPECT_EQ(*pruned, 0);  // 3 rows, keep about 2: both p1 rows share the cut-off time and stay
+  EXPECT_EQ(*pruned, 1);  // 3 rows, keep 2: the oldest (p1's production row) goes
+  EXPECT_EQ(*store.KnownPredictions({"p1", "p2"}), (std::vector<std::string>{"p1", "p2"}));  // its shadow stays
   pruned = store.PrunePredictions(150, 0);
-  EXPECT_EQ(*pruned, 2);  // by age: the p1 rows go
+  EXPECT_EQ(*pruned, 1);  // by age: p1's shadow row
   EXPECT_EQ(*store.KnownPredictions({"p1", "p2"}), (std::vector<std::string>{"p2"}));
+  // Feedback that arrived before the cut goes too: p1's (1000), not p2's (3000).
+  pruned = store.PrunePredictions(2500, 0);
+  EXPECT_EQ(*pruned, 1);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "vigil.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT prediction_id FROM feedback", -1, &q, nullptr);
+  std::vector<std::string> feedback;
+  while (sqlite3_step(q) == SQLITE_ROW) feedback.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  EXPECT_EQ(feedback, (std::vector<std::string>{"p2"}));
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
+  const fs::path dir = FreshDir("retention");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  for (int batch = 0; batch < 10; ++batch) {
+    std::vector<PredictionRecord> records;
+    for (int i = 0; i < 100; ++i) {
+      const int t = batch * 100 + i;
+      records.push_back({"id" + std::to_string(t), t, "ep", "production", "m", 1, 1, false, "[0]", "", ""});
+    }
+    ASSERT_TRUE(store.WritePredictions(records).ok());
+  }
+  EXPECT_EQ(*store.PrunePredictions(0, 0), 0);
+  EXPECT_EQ(*store.PrunePredictions(537, 0), 537);  // times 0..536
+  EXPECT_EQ(*store.PrunePredictions(537, 0), 0);
+  EXPECT_EQ(*store.PrunePredictions(std::numeric_limits<int64_t>::min(), 100), 363);  // the newest 100 stay
+  EXPECT_EQ(*store.KnownPredictions({"id899", "id900", "id999"}), (std::vector<std::string>{"id900", "id999"}));
+  EXPECT_EQ(*store.PrunePredictions(std::numeric_limits<int64_t>::max(), 0), 100);
+  EXPECT_EQ(*store.PrunePredictions(std::numeric_limits<int64_t>::max(), 5), 0);  // empty
   fs::remove_all(dir);
 }
 
@@ -144,7 +181,7 @@ TEST(SqliteStore, UuidV7IdsAreKeyedByTheirTimeAndOtherIdsByAHash) {
   EXPECT_NE(PredictionIdKey("9c5b94b1-35ad-49bb-b118-8e8fc24abf80"), 0x9c5b94b135ad49bbLL);  // v4: hashed
 }
 
-TEST(SqliteStore, MigrationThreeRekeysPredictionsLoggedBySchemaTwo) {
+TEST(SqliteStore, MigrationsRekeyPredictionsAndFeedbackWrittenBySchemaTwo) {
   const fs::path dir = FreshDir("migrate3");
   fs::create_directories(dir);
   const std::string v7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
@@ -159,6 +196,12 @@ TEST(SqliteStore, MigrationThreeRekeysPredictionsLoggedBySchemaTwo) {
         " shadow INTEGER NOT NULL, outputs TEXT NOT NULL, inputs TEXT NOT NULL, key_hash TEXT NOT NULL,"
         " id_hash BIGINT NOT NULL);"
         "CREATE INDEX predictions_by_id_hash ON predictions (id_hash);"
+        "CREATE INDEX predictions_by_time ON predictions (time_ms);"
+        "CREATE TABLE feedback (prediction_id TEXT PRIMARY KEY, time_ms BIGINT NOT NULL, label DOUBLE PRECISION,"
+        " reward DOUBLE PRECISION);"
+        "INSERT INTO feedback VALUES ('" +
+        v7 +
+        "', 5, 1.0, NULL);"
         "INSERT INTO predictions VALUES ('" +
         v7 +
         "', 'production', 1, 'ep', 'm', 1, 1, 0, '[1]', '', '', 12345),"
@@ -172,6 +215,10 @@ TEST(SqliteStore, MigrationThreeRekeysPredictionsLoggedBySchemaTwo) {
   auto known = (*opened)->KnownPredictions({v7, "req-42", "req-43"});
   ASSERT_TRUE(known.ok()) << known.status().message();
   EXPECT_EQ(*known, (std::vector<std::string>{v7, "req-42"}));
+  auto joined = (*opened)->Joined("ep", 0);
+  ASSERT_TRUE(joined.ok()) << joined.status().message();
+  ASSERT_EQ(joined->size(), 1u);
+  EXPECT_EQ(*(*joined)[0].label, 1.0);
   fs::remove_all(dir);
 }
 

@@ -40,8 +40,10 @@ class Server:
 
     def __init__(self, repo):
         self.log = tempfile.NamedTemporaryFile(prefix="vigil_grpc_", suffix=".log", delete=False)
+        self.data = tempfile.mkdtemp(prefix="vigil_grpc_data_")
         self.proc = subprocess.Popen([VIGIL, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
-                                      "--host", "127.0.0.1"], stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--host", "127.0.0.1", "--data-dir", self.data],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             text = pathlib.Path(self.log.name).read_text()
@@ -59,6 +61,7 @@ class Server:
         code = self.proc.wait(timeout=30)
         self.log.close()
         os.unlink(self.log.name)
+        shutil.rmtree(self.data, ignore_errors=True)
         return code
 
 
