@@ -1,0 +1,431 @@
+#include "monitoring/drift_monitor.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "monitoring/drift_stats.h"
+
+namespace vigil {
+namespace {
+
+constexpr int64_t kMaxOutputColumns = 8;
+constexpr size_t kMaxCategories = 100;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Each thread counts into its own slab (threads beyond kSlabs share).
+std::atomic<size_t> g_next_slab{0};
+size_t SlabIndex(size_t slabs) {
+  thread_local const size_t index = g_next_slab.fetch_add(1, std::memory_order_relaxed);
+  return index % slabs;
+}
+
+double ValueAt(const Tensor& t, int64_t i) {
+  switch (t.datatype) {
+    case DataType::kFp32:
+      return t.as<float>()[i];
+    case DataType::kFp64:
+      return t.as<double>()[i];
+    case DataType::kInt64:
+      return static_cast<double>(t.as<int64_t>()[i]);
+    case DataType::kInt32:
+      return t.as<int32_t>()[i];
+    case DataType::kUint8:
+    case DataType::kBool:
+      return t.as<uint8_t>()[i];
+    default:
+      return kNaN;
+  }
+}
+
+bool Numeric(const Tensor& t) {
+  switch (t.datatype) {
+    case DataType::kFp32:
+    case DataType::kFp64:
+    case DataType::kInt64:
+    case DataType::kInt32:
+    case DataType::kUint8:
+    case DataType::kBool:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Column `index` (-1: the argmax) of row `r` in a row-major source of
+// `width` values.
+template <typename Get>
+double Pick(int64_t index, int64_t width, int64_t r, Get get) {
+  if (index >= 0) return get(r * width + index);
+  int64_t best = 0;  // argmax of the row
+  for (int64_t j = 1; j < width; ++j) {
+    if (get(r * width + j) > get(r * width + best)) best = j;
+  }
+  return static_cast<double>(best);
+}
+
+// numpy's default (linear) quantile of sorted values.
+double Quantile(const std::vector<double>& sorted, double q) {
+  const double pos = q * static_cast<double>(sorted.size() - 1);
+  const auto lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+ColumnProfile Profile(const FeatureSpec& spec, bool output, const std::vector<double>& values, int64_t bins) {
+  ColumnProfile p;
+  p.name = spec.name;
+  p.output = output;
+  p.type = spec.type;
+  p.column = spec.index;
+  std::vector<double> finite;
+  for (double v : values) {
+    if (std::isfinite(v)) {
+      finite.push_back(v);
+    } else {
+      ++p.missing;
+    }
+  }
+  std::sort(finite.begin(), finite.end());
+  p.rows = static_cast<int64_t>(finite.size());
+  if (!finite.empty()) {
+    p.min = finite.front();
+    p.max = finite.back();
+    double sum = 0, sq = 0;
+    for (double v : finite) sum += v;
+    p.mean = sum / static_cast<double>(finite.size());
+    for (double v : finite) sq += (v - p.mean) * (v - p.mean);
+    p.stddev = std::sqrt(sq / static_cast<double>(finite.size()));
+  }
+  if (p.type == FeatureType::kCategorical) {
+    p.edges = finite;
+    p.edges.erase(std::unique(p.edges.begin(), p.edges.end()), p.edges.end());
+    if (p.edges.size() > kMaxCategories) p.edges.resize(kMaxCategories);
+  } else if (!finite.empty()) {
+    for (int64_t j = 0; j <= bins; ++j) p.edges.push_back(Quantile(finite, static_cast<double>(j) / bins));
+    p.edges.erase(std::unique(p.edges.begin(), p.edges.end()), p.edges.end());
+    if (p.edges.size() == 1) p.edges.push_back(p.edges[0]);  // a constant column keeps one in-range bin
+  } else {
+    p.edges = {0, 0};
+  }
+  p.counts.assign(p.bins(), 0);
+  std::vector<double> sums(p.bins(), 0);
+  for (double v : finite) {
+    const size_t b = p.BinOf(v);
+    p.counts[b] += 1;
+    sums[b] += v;
+  }
+  if (p.type == FeatureType::kNumeric) {
+    // Wasserstein support: each bin's reference mean (its midpoint when
+    // empty); the outside bins sit at the range ends until live values
+    // land there.
+    p.points.resize(p.bins());
+    p.points.front() = p.edges.front();
+    p.points.back() = p.edges.back();
+    for (size_t b = 1; b + 1 < p.bins(); ++b) {
+      p.points[b] = p.counts[b] > 0 ? sums[b] / p.counts[b] : (p.edges[b - 1] + p.edges[b]) / 2;
+    }
+  }
+  return p;
+}
+
+// Benjamini–Hochberg at level `alpha`: which of `p` are discoveries.
+std::vector<bool> BenjaminiHochberg(const std::vector<double>& p, double alpha) {
+  std::vector<size_t> order(p.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] < p[b]; });
+  size_t cut = 0;  // the largest k with p_(k) <= k/m · alpha
+  for (size_t k = 1; k <= order.size(); ++k) {
+    if (p[order[k - 1]] <= static_cast<double>(k) / static_cast<double>(p.size()) * alpha) cut = k;
+  }
+  std::vector<bool> out(p.size(), false);
+  for (size_t k = 0; k < cut; ++k) out[order[k]] = true;
+  return out;
+}
+
+}  // namespace
+
+size_t ColumnProfile::BinOf(double v) const {
+  if (type == FeatureType::kCategorical) {
+    auto it = std::lower_bound(edges.begin(), edges.end(), v);
+    return it != edges.end() && *it == v ? static_cast<size_t>(it - edges.begin()) : edges.size();
+  }
+  if (v < edges.front()) return 0;
+  if (v > edges.back()) return edges.size();
+  const auto i = static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+  return std::min(i, edges.size() - 1);
+}
+
+StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width) {
+  ReferenceRows out;
+  std::istringstream in(text);
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 || line.empty()) continue;  // the header
+    int64_t col = 0;
+    size_t pos = 0;
+    while (col < width) {
+      if (pos > line.size()) {
+        return InvalidArgument("reference.csv line " + std::to_string(line_no) + ": " + std::to_string(col) +
+                               " values, the first input has " + std::to_string(width) + " per row");
+      }
+      size_t end = line.find(',', pos);
+      if (end == std::string::npos) end = line.size();
+      std::string cell = line.substr(pos, end - pos);
+      cell.erase(0, cell.find_first_not_of(" \t"));
+      cell.erase(cell.find_last_not_of(" \t") + 1);
+      double v = kNaN;
+      if (!cell.empty()) {
+        auto [ptr, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v);
+        if (ec != std::errc() || ptr != cell.data() + cell.size()) {
+          return InvalidArgument("reference.csv line " + std::to_string(line_no) + " column " +
+                                 std::to_string(col + 1) + ": '" + cell + "' is not a number");
+        }
+      }
+      out.inputs.push_back(v);
+      ++col;
+      pos = end + 1;
+    }
+    ++out.rows;
+  }
+  if (out.rows == 0) return InvalidArgument("reference.csv has no data rows");
+  return out;
+}
+
+std::vector<std::string> ReferenceCsvHeader(const std::string& text) {
+  std::vector<std::string> names;
+  std::string line = text.substr(0, text.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::istringstream in(line);
+  std::string cell;
+  while (std::getline(in, cell, ',')) names.push_back(cell);
+  return names;
+}
+
+DriftMonitor::DriftMonitor(MonitoringConfig config, int64_t input_width, int64_t output_width, std::string output_name)
+    : config_(std::move(config)),
+      input_width_(input_width),
+      output_width_(output_width),
+      output_name_(std::move(output_name)) {
+  input_specs_ = config_.features;
+  if (input_specs_.empty()) {
+    for (int64_t i = 0; i < input_width_; ++i) input_specs_.push_back({"f" + std::to_string(i), i});
+  }
+  for (int64_t j = 0; j < std::min(output_width_, kMaxOutputColumns); ++j) {
+    output_specs_.push_back({output_name_ + "[" + std::to_string(j) + "]", j});
+  }
+  if (output_width_ > 1) output_specs_.push_back({output_name_ + ":argmax", -1, FeatureType::kCategorical});
+}
+
+DriftMonitor::~DriftMonitor() = default;
+
+void DriftMonitor::SetReference(const ReferenceRows& rows, const std::string& source) {
+  auto profile = std::make_shared<ReferenceProfile>();
+  profile->source = source;
+  profile->rows = rows.rows;
+  auto add = [&](const std::vector<FeatureSpec>& specs, const std::vector<double>& data, int64_t width, bool output) {
+    if (width <= 0 || static_cast<int64_t>(data.size()) < rows.rows * width) return;
+    for (const auto& spec : specs) {
+      std::vector<double> values(static_cast<size_t>(rows.rows));
+      for (int64_t r = 0; r < rows.rows; ++r) {
+        values[static_cast<size_t>(r)] =
+            Pick(spec.index, width, r, [&](int64_t i) { return data[static_cast<size_t>(i)]; });
+      }
+      profile->columns.push_back(Profile(spec, output, values, config_.bins));
+    }
+  };
+  add(input_specs_, rows.inputs, input_width_, false);
+  add(output_specs_, rows.outputs, output_width_, true);
+  std::lock_guard lock(mu_);
+  Start(std::move(profile));
+}
+
+void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
+  reference_ = std::move(reference);
+  offsets_.clear();
+  counters_ = 0;
+  for (const auto& c : reference_->columns) {
+    offsets_.push_back(counters_);
+    counters_ += c.bins() + 1;  // + missing
+  }
+  for (auto& slab : slabs_) {
+    slab.counts = std::make_unique<std::atomic<uint64_t>[]>(counters_);
+    slab.outside_sums = std::make_unique<std::atomic<double>[]>(2 * reference_->columns.size());
+  }
+  collected_ = {};
+  ready_.store(true, std::memory_order_release);
+}
+
+std::shared_ptr<const ReferenceProfile> DriftMonitor::reference() const {
+  std::lock_guard lock(mu_);
+  return reference_;
+}
+
+void DriftMonitor::Collect(const Tensor& input, const Tensor& output, int64_t rows) {
+  std::unique_lock lock(mu_);
+  if (ready_.load(std::memory_order_relaxed) || building_) return;
+  for (int64_t r = 0; r < rows && collected_.rows < config_.reference_rows; ++r) {
+    for (int64_t i = 0; i < input_width_; ++i) collected_.inputs.push_back(ValueAt(input, r * input_width_ + i));
+    for (int64_t j = 0; j < output_width_; ++j) {
+      collected_.outputs.push_back(Numeric(output) ? ValueAt(output, r * output_width_ + j) : kNaN);
+    }
+    ++collected_.rows;
+  }
+  if (collected_.rows < config_.reference_rows) return;
+  building_ = true;  // rows arriving meanwhile are not counted anywhere
+  const ReferenceRows reference = std::move(collected_);
+  collected_ = {};
+  lock.unlock();
+  SetReference(reference, "first " + std::to_string(reference.rows) + " live rows");
+}
+
+void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t rows) {
+  if (!Numeric(input) || input.element_count() < rows * input_width_) return;
+  const bool outputs = Numeric(output) && output.element_count() >= rows * output_width_;
+  // Numerical health, over every value (not only the tracked columns).
+  int64_t bad_in = 0, bad_out = 0;
+  for (int64_t i = 0; i < rows * input_width_; ++i) bad_in += !std::isfinite(ValueAt(input, i));
+  if (outputs) {
+    for (int64_t i = 0; i < rows * output_width_; ++i) bad_out += !std::isfinite(ValueAt(output, i));
+  }
+  if (bad_in) nonfinite_inputs_.fetch_add(bad_in, std::memory_order_relaxed);
+  if (bad_out) nonfinite_outputs_.fetch_add(bad_out, std::memory_order_relaxed);
+
+  if (!ready_.load(std::memory_order_acquire)) return Collect(input, output, rows);
+  Slab& slab = slabs_[SlabIndex(kSlabs)];
+  const auto& columns = reference_->columns;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const ColumnProfile& col = columns[c];
+    if (col.output && !outputs) continue;
+    const Tensor& t = col.output ? output : input;
+    const int64_t width = col.output ? output_width_ : input_width_;
+    std::atomic<uint64_t>* counts = &slab.counts[offsets_[c]];
+    for (int64_t r = 0; r < rows; ++r) {
+      const double v = Pick(col.column, width, r, [&](int64_t i) { return ValueAt(t, i); });
+      if (!std::isfinite(v)) {
+        counts[col.bins()].fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      const size_t b = col.BinOf(v);
+      counts[b].fetch_add(1, std::memory_order_relaxed);
+      if (col.type == FeatureType::kNumeric && (b == 0 || b + 1 == col.bins())) {
+        slab.outside_sums[2 * c + (b == 0 ? 0 : 1)].fetch_add(v, std::memory_order_relaxed);
+      }
+    }
+  }
+  slab.rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
+}
+
+std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
+  if (!ready_.load(std::memory_order_acquire)) return std::nullopt;
+  {
+    std::lock_guard lock(mu_);
+    if (!window_start_ms_) window_start_ms_ = now_ms;
+  }
+  uint64_t rows = 0;
+  for (const auto& slab : slabs_) rows += slab.rows.load(std::memory_order_relaxed);
+  const auto n = static_cast<int64_t>(rows);
+  const bool full = n >= config_.window_rows;
+  const bool timed =
+      now_ms - *window_start_ms_ >= static_cast<int64_t>(config_.window_seconds * 1000) && n >= config_.min_window_rows;
+  if (!full && !timed) return std::nullopt;
+
+  std::vector<double> counts(counters_, 0), sums(2 * reference_->columns.size(), 0);
+  int64_t taken = 0;
+  for (auto& slab : slabs_) {
+    taken += static_cast<int64_t>(slab.rows.exchange(0, std::memory_order_relaxed));
+    for (size_t i = 0; i < counters_; ++i) {
+      counts[i] += static_cast<double>(slab.counts[i].exchange(0, std::memory_order_relaxed));
+    }
+    for (size_t i = 0; i < sums.size(); ++i) sums[i] += slab.outside_sums[i].exchange(0, std::memory_order_relaxed);
+  }
+  DriftWindow w = Test(counts, sums, taken);
+  std::lock_guard lock(mu_);
+  w.start_ms = *window_start_ms_;
+  w.end_ms = now_ms;
+  window_start_ms_ = now_ms;
+  return w;
+}
+
+DriftWindow DriftMonitor::Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const {
+  DriftWindow w;
+  w.rows = rows;
+  w.reference_rows = reference_->rows;
+  w.reference_source = reference_->source;
+  std::vector<size_t> by_p;  // columns whose verdict is a p-value, for Benjamini–Hochberg
+  std::vector<double> p_values;
+  const auto& columns = reference_->columns;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const ColumnProfile& col = columns[c];
+    const std::span<const double> live(counts.data() + offsets_[c], col.bins());
+    ColumnDrift d;
+    d.name = col.name;
+    d.output = col.output;
+    d.missing = static_cast<int64_t>(counts[offsets_[c] + col.bins()]);
+    for (double x : live) d.rows += static_cast<int64_t>(x);
+    d.psi = stats::Psi(col.counts, live);
+    d.js = stats::JensenShannonDistance(col.counts, live);
+    const stats::TestResult chi = stats::ChiSquare(col.counts, live);
+    d.chi2 = chi.statistic;
+    d.chi2_p = chi.p_value;
+    std::string method = config_.categorical_method;
+    d.threshold = config_.categorical_threshold;
+    if (col.type == FeatureType::kNumeric) {
+      method = config_.numeric_method;
+      d.threshold = config_.numeric_threshold;
+      d.out_of_range = static_cast<int64_t>(live.front() + live.back());
+      const stats::TestResult ks = stats::KolmogorovSmirnovBinned(col.counts, live);
+      d.ks = ks.statistic;
+      d.ks_p = ks.p_value;
+      std::vector<double> points = col.points;
+      if (live.front() > 0) points.front() = std::min(points.front(), sums[2 * c] / live.front());
+      if (live.back() > 0) points.back() = std::max(points.back(), sums[2 * c + 1] / live.back());
+      const double w1 = stats::WassersteinWeighted(points, col.counts, live);
+      d.wasserstein = col.stddev > 0 ? w1 / col.stddev : w1;
+    }
+    d.method = method;
+    if (method == "psi") {
+      d.statistic = d.psi;
+    } else if (method == "js") {
+      d.statistic = d.js;
+    } else if (method == "wasserstein") {
+      d.statistic = d.wasserstein;
+    } else if (method == "ks") {
+      d.statistic = d.ks_p;
+    } else {
+      d.statistic = d.chi2_p;
+    }
+    const bool p_value = method == "ks" || method == "chi2";
+    if (d.rows < config_.min_window_rows) {
+      d.drifted = false;  // too few values for a verdict
+    } else if (p_value) {
+      by_p.push_back(c);
+      p_values.push_back(d.statistic);
+    } else {
+      d.drifted = d.statistic >= d.threshold;
+    }
+    w.columns.push_back(std::move(d));
+  }
+  if (!p_values.empty()) {
+    // One alpha for the family: the numeric threshold when any numeric column uses a p-value, else the categorical.
+    const std::vector<bool> found = BenjaminiHochberg(
+        p_values, config_.numeric_method == "ks" ? config_.numeric_threshold : config_.categorical_threshold);
+    for (size_t i = 0; i < by_p.size(); ++i) w.columns[by_p[i]].drifted = found[i];
+  }
+  int inputs = 0, drifted = 0;
+  for (const auto& d : w.columns) {
+    if (d.output) continue;
+    ++inputs;
+    drifted += d.drifted;
+  }
+  w.drifted_share = inputs ? static_cast<double>(drifted) / inputs : 0;
+  w.dataset_drift = inputs > 0 && w.drifted_share >= config_.drift_share;
+  return w;
+}
+
+}  // namespace vigil

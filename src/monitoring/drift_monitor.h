@@ -1,0 +1,185 @@
+// Data and prediction drift of one model version (shared/STATISTICS.md):
+// a reference profile (bin edges fixed from reference.csv, or from the
+// first live rows), live counts on those edges, and windows that close by
+// row count or time and are tested against the reference.
+//
+// Hot path: Observe() bins each row of a finished batch into one of a fixed
+// set of per-thread count slabs with relaxed atomics: no lock, no
+// allocation (except while the first live rows are still being collected
+// as the reference). The window closer swaps the counts out and merges the
+// slabs: merging is addition.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace vigil {
+
+enum class FeatureType { kNumeric, kCategorical };
+
+struct FeatureSpec {
+  std::string name;
+  int64_t index = 0;  // column within a row of the first input (or output); -1 = the row's argmax
+  FeatureType type = FeatureType::kNumeric;
+};
+
+// The `monitoring:` block of a model's config.yaml; every field has a
+// default that works without configuration.
+struct MonitoringConfig {
+  bool enabled = true;
+  // Empty: every column of the first input, numeric, named from
+  // reference.csv's header (else "f0", "f1", ...).
+  std::vector<FeatureSpec> features;
+  int64_t reference_rows = 1000;  // live rows that become the reference without reference.csv
+  int64_t window_rows = 1000;     // a window closes at this many rows ...
+  double window_seconds = 60;     // ... or after this long, once it has min_window_rows
+  int64_t min_window_rows = 500;  // no verdict on fewer rows
+  int64_t bins = 10;              // quantile bins per numeric column (plus below / above the reference range)
+  // The statistic that decides a numeric column's verdict (psi, js, wasserstein, ks) and its threshold:
+  // drifted when the statistic >= threshold (for ks: when p < threshold after Benjamini–Hochberg).
+  std::string numeric_method = "psi";
+  double numeric_threshold = 0.25;
+  std::string categorical_method = "js";  // js or chi2
+  double categorical_threshold = 0.1;
+  double drift_share = 0.5;   // dataset drift when at least this share of input features drifted
+  int64_t alert_after = 3;    // consecutive drifted windows before an alert fires
+  int64_t resolve_after = 3;  // consecutive calm windows before it resolves
+};
+
+// A column's reference distribution on its bins.
+struct ColumnProfile {
+  std::string name;
+  bool output = false;  // a model output (prediction drift) rather than an input feature
+  FeatureType type = FeatureType::kNumeric;
+  int64_t column = 0;  // within a row of the first input (or output)
+  // Numeric: interior edges e0 < e1 < ...; bins are (-inf, e0), [e0, e1),
+  // ..., [e_last, +inf) where the first and last are out of the reference
+  // range (below min / above max) and edges include min and max.
+  // Categorical: the reference's values; bins are one per value plus "unseen".
+  std::vector<double> edges;
+  std::vector<double> counts;  // reference count per bin
+  std::vector<double> points;  // numeric: a representative value per bin (Wasserstein support)
+  double min = 0, max = 0, mean = 0, stddev = 0;
+  int64_t rows = 0;     // finite reference values
+  int64_t missing = 0;  // NaN or ±Inf in the reference
+
+  size_t bins() const { return edges.size() + 1; }
+  // The bin of a finite value.
+  size_t BinOf(double v) const;
+};
+
+struct ReferenceProfile {
+  std::string source;  // "reference.csv" or "first N live rows"
+  int64_t rows = 0;
+  std::vector<ColumnProfile> columns;  // inputs first, then outputs
+};
+
+// Reference rows, row-major: `rows` rows of `input_width` input values and
+// of `output_width` output values (NaN = missing).
+struct ReferenceRows {
+  std::vector<double> inputs, outputs;
+  int64_t rows = 0;
+};
+
+// Reads reference.csv: a header row, then one row per line whose first
+// `width` cells are the first input's values (later columns, such as a
+// label, are ignored; an empty cell is missing). Errors name the line.
+StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width);
+// The header's column names (default feature names).
+std::vector<std::string> ReferenceCsvHeader(const std::string& text);
+
+// One column's result in a closed window.
+struct ColumnDrift {
+  std::string name;
+  bool output = false;
+  std::string method;  // the statistic the verdict used
+  double statistic = 0;
+  double threshold = 0;
+  bool drifted = false;
+  double psi = 0, js = 0, ks = 0, ks_p = 1, wasserstein = 0, chi2 = 0, chi2_p = 1;
+  int64_t rows = 0;          // finite values in the window
+  int64_t missing = 0;       // NaN or ±Inf
+  int64_t out_of_range = 0;  // numeric: below the reference min or above its max
+};
+
+struct DriftWindow {
+  int64_t start_ms = 0, end_ms = 0;
+  int64_t rows = 0;
+  int64_t reference_rows = 0;
+  std::string reference_source;
+  std::vector<ColumnDrift> columns;
+  double drifted_share = 0;  // of input features
+  bool dataset_drift = false;
+};
+
+class DriftMonitor {
+ public:
+  // `input_width`/`output_width`: values per row of the first input and
+  // output; `output_name` names the output columns. Without a reference
+  // (Start not called), the first config.reference_rows live rows become it.
+  DriftMonitor(MonitoringConfig config, int64_t input_width, int64_t output_width, std::string output_name);
+  ~DriftMonitor();
+  DriftMonitor(const DriftMonitor&) = delete;
+  DriftMonitor& operator=(const DriftMonitor&) = delete;
+
+  // Uses `rows` (e.g. reference.csv, with the model's outputs on them) as
+  // the reference. Call before the first Observe.
+  void SetReference(const ReferenceRows& rows, const std::string& source);
+
+  // Records the rows of a finished batch (first input, first output).
+  void Observe(const Tensor& input, const Tensor& output, int64_t rows);
+
+  // Closes the window when it is due (window_rows reached, or
+  // window_seconds passed with at least min_window_rows) and tests it.
+  std::optional<DriftWindow> CloseIfDue(int64_t now_ms);
+
+  // The reference in use (null while it is still being collected live).
+  std::shared_ptr<const ReferenceProfile> reference() const;
+  const MonitoringConfig& config() const { return config_; }
+
+  // NaN / ±Inf seen so far in inputs and outputs (all columns, not only
+  // tracked ones).
+  int64_t nonfinite_inputs() const { return nonfinite_inputs_.load(std::memory_order_relaxed); }
+  int64_t nonfinite_outputs() const { return nonfinite_outputs_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kSlabs = 16;
+  // One thread's counts: per column, its bins then "missing"; sums of the
+  // values below and above the reference range (numeric), and rows.
+  struct Slab {
+    std::unique_ptr<std::atomic<uint64_t>[]> counts;
+    std::unique_ptr<std::atomic<double>[]> outside_sums;  // per column: below, above
+    std::atomic<uint64_t> rows{0};
+  };
+  void Start(std::shared_ptr<const ReferenceProfile> reference);          // lays out the slabs; requires mu_
+  void Collect(const Tensor& input, const Tensor& output, int64_t rows);  // live reference rows
+  DriftWindow Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const;
+
+  const MonitoringConfig config_;
+  const int64_t input_width_, output_width_;
+  const std::string output_name_;
+  std::vector<FeatureSpec> input_specs_, output_specs_;
+
+  std::atomic<bool> ready_{false};  // reference_ and the slabs are set
+  std::shared_ptr<const ReferenceProfile> reference_;
+  std::vector<size_t> offsets_;  // first counter of each column in a slab
+  size_t counters_ = 0;
+  std::array<Slab, kSlabs> slabs_;
+  std::atomic<int64_t> nonfinite_inputs_{0}, nonfinite_outputs_{0};
+
+  mutable std::mutex mu_;                   // guards the live reference collection and window_start_ms_
+  ReferenceRows collected_;                 // live rows while there is no reference
+  bool building_ = false;                   // collected_ is becoming the reference
+  std::optional<int64_t> window_start_ms_;  // set by the first CloseIfDue
+};
+
+}  // namespace vigil

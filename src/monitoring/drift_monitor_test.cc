@@ -1,0 +1,220 @@
+#include "monitoring/drift_monitor.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <thread>
+
+namespace vigil {
+namespace {
+
+Tensor Fp32(const std::vector<float>& values, int64_t width) {
+  Tensor t;
+  t.datatype = DataType::kFp32;
+  t.shape = {static_cast<int64_t>(values.size()) / width, width};
+  t.data.resize(values.size() * sizeof(float));
+  std::copy(values.begin(), values.end(), t.mutable_as<float>());
+  return t;
+}
+
+// Rows of 3 features: N(0,1), N(10,2), a category in {0, 1, 2}; the
+// output is [p, 1 − p] with p from the first feature. `shift` moves the
+// second feature by that many standard deviations.
+struct Batch {
+  Tensor input, output;
+};
+Batch MakeBatch(std::mt19937& rng, int rows, double shift = 0, double category_bias = 0) {
+  std::normal_distribution<float> a(0, 1), b(10, 2);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<float> in, out;
+  for (int r = 0; r < rows; ++r) {
+    const float x = a(rng);
+    in.push_back(x);
+    in.push_back(b(rng) + static_cast<float>(2 * shift));
+    const double c = u(rng) + category_bias;
+    in.push_back(c < 0.5 ? 0.f : c < 0.8 ? 1.f : 2.f);
+    const float p = 1 / (1 + std::exp(-x));
+    out.push_back(p);
+    out.push_back(1 - p);
+  }
+  return {Fp32(in, 3), Fp32(out, 2)};
+}
+
+ReferenceRows ReferenceOf(const Batch& b) {
+  ReferenceRows rows;
+  rows.rows = b.input.shape[0];
+  for (int64_t i = 0; i < b.input.element_count(); ++i) rows.inputs.push_back(b.input.as<float>()[i]);
+  for (int64_t i = 0; i < b.output.element_count(); ++i) rows.outputs.push_back(b.output.as<float>()[i]);
+  return rows;
+}
+
+MonitoringConfig Config() {
+  MonitoringConfig c;
+  c.features = {{"x", 0}, {"y", 1}, {"kind", 2, FeatureType::kCategorical}};
+  c.window_rows = 2000;
+  c.min_window_rows = 500;
+  return c;
+}
+
+const ColumnDrift& Column(const DriftWindow& w, const std::string& name) {
+  for (const auto& c : w.columns) {
+    if (c.name == name) return c;
+  }
+  ADD_FAILURE() << "no column " << name;
+  return w.columns.front();
+}
+
+TEST(ColumnProfile, BinsNumericValuesByReferenceQuantilesWithOutsideBins) {
+  ColumnProfile p;
+  p.edges = {0, 1, 2, 3};  // min 0, max 3
+  EXPECT_EQ(p.bins(), 5u);
+  EXPECT_EQ(p.BinOf(-0.1), 0u);  // below the reference range
+  EXPECT_EQ(p.BinOf(0), 1u);
+  EXPECT_EQ(p.BinOf(0.99), 1u);
+  EXPECT_EQ(p.BinOf(1), 2u);
+  EXPECT_EQ(p.BinOf(3), 3u);  // the max is in range
+  EXPECT_EQ(p.BinOf(3.01), 4u);
+  ColumnProfile cat;
+  cat.type = FeatureType::kCategorical;
+  cat.edges = {0, 1, 5};
+  EXPECT_EQ(cat.BinOf(5), 2u);
+  EXPECT_EQ(cat.BinOf(2), 3u);  // unseen
+}
+
+TEST(ReferenceCsv, ReadsTheFirstColumnsAndNamesBadCells) {
+  const std::string csv = "a,b,label\n1,2,0\n3,,1\n\n5,6.5,1\n";
+  auto rows = ReadReferenceCsv(csv, 2);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_EQ(rows->rows, 3);
+  ASSERT_EQ(rows->inputs.size(), 6u);
+  EXPECT_EQ(rows->inputs[0], 1);
+  EXPECT_TRUE(std::isnan(rows->inputs[3]));  // an empty cell is missing
+  EXPECT_EQ(rows->inputs[5], 6.5);
+  EXPECT_EQ(ReferenceCsvHeader(csv), (std::vector<std::string>{"a", "b", "label"}));
+  auto bad = ReadReferenceCsv("a,b\n1,x\n", 2);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("line 2 column 2: 'x' is not a number"), std::string::npos)
+      << bad.status().message();
+  auto short_row = ReadReferenceCsv("a,b,c\n1,2\n", 3);
+  ASSERT_FALSE(short_row.ok());
+  EXPECT_NE(short_row.status().message().find("line 2"), std::string::npos) << short_row.status().message();
+  EXPECT_FALSE(ReadReferenceCsv("a,b\n", 2).ok());
+}
+
+TEST(DriftMonitor, SameDistributionStaysCalmAndAShiftIsNamed) {
+  std::mt19937 rng(7);
+  DriftMonitor m(Config(), 3, 2, "probabilities");
+  m.SetReference(ReferenceOf(MakeBatch(rng, 2000)), "reference.csv");
+  ASSERT_NE(m.reference(), nullptr);
+  EXPECT_EQ(m.reference()->columns.size(), 3u + 3u);  // x, y, kind; probabilities[0], [1], :argmax
+
+  // Two threads, as serving threads would, same distribution.
+  std::vector<Batch> batches;
+  for (int i = 0; i < 40; ++i) batches.push_back(MakeBatch(rng, 50));
+  auto feed = [&](int from) {
+    for (int i = from; i < 40; i += 2) m.Observe(batches[i].input, batches[i].output, 50);
+  };
+  std::thread t1(feed, 0), t2(feed, 1);
+  t1.join();
+  t2.join();
+  auto calm = m.CloseIfDue(1000);
+  ASSERT_TRUE(calm.has_value());
+  EXPECT_EQ(calm->rows, 2000);
+  EXPECT_EQ(calm->reference_source, "reference.csv");
+  for (const auto& c : calm->columns) {
+    EXPECT_FALSE(c.drifted) << c.name << " psi " << c.psi;
+    EXPECT_EQ(c.rows, 2000) << c.name;
+  }
+  EXPECT_FALSE(calm->dataset_drift);
+  EXPECT_FALSE(m.CloseIfDue(1001).has_value());  // the counts were taken
+
+  // y shifted by one standard deviation; the category mix moved too.
+  for (int i = 0; i < 40; ++i) {
+    Batch b = MakeBatch(rng, 50, 1.0, 0.3);
+    m.Observe(b.input, b.output, 50);
+  }
+  auto shifted = m.CloseIfDue(2000);
+  ASSERT_TRUE(shifted.has_value());
+  EXPECT_FALSE(Column(*shifted, "x").drifted);
+  EXPECT_TRUE(Column(*shifted, "y").drifted) << Column(*shifted, "y").psi;
+  EXPECT_GT(Column(*shifted, "y").psi, 0.25);
+  EXPECT_GT(Column(*shifted, "y").wasserstein, 0.7);  // ≈ 1 standard deviation
+  EXPECT_LT(Column(*shifted, "y").ks_p, 1e-6);
+  EXPECT_GT(Column(*shifted, "y").out_of_range, 0);
+  EXPECT_TRUE(Column(*shifted, "kind").drifted) << Column(*shifted, "kind").js;
+  EXPECT_NEAR(shifted->drifted_share, 2.0 / 3, 1e-9);
+  EXPECT_TRUE(shifted->dataset_drift);
+  EXPECT_EQ(shifted->start_ms, 1000);
+  EXPECT_EQ(shifted->end_ms, 2000);
+}
+
+TEST(DriftMonitor, WithoutAReferenceTheFirstLiveRowsBecomeIt) {
+  std::mt19937 rng(8);
+  MonitoringConfig c = Config();
+  c.reference_rows = 300;
+  DriftMonitor m(c, 3, 2, "probabilities");
+  EXPECT_EQ(m.reference(), nullptr);
+  for (int i = 0; i < 6; ++i) {
+    Batch b = MakeBatch(rng, 50);
+    m.Observe(b.input, b.output, 50);
+  }
+  ASSERT_NE(m.reference(), nullptr);
+  EXPECT_EQ(m.reference()->source, "first 300 live rows");
+  EXPECT_EQ(m.reference()->rows, 300);
+  EXPECT_FALSE(m.CloseIfDue(5).has_value());  // nothing counted yet
+}
+
+TEST(DriftMonitor, TimeClosesAWindowOnlyOnceItHasTheMinimumRows) {
+  std::mt19937 rng(9);
+  DriftMonitor m(Config(), 3, 2, "probabilities");
+  m.SetReference(ReferenceOf(MakeBatch(rng, 1000)), "reference.csv");
+  EXPECT_FALSE(m.CloseIfDue(0).has_value());  // starts the window
+  Batch b = MakeBatch(rng, 400);
+  m.Observe(b.input, b.output, 400);
+  EXPECT_FALSE(m.CloseIfDue(120'000).has_value());  // 400 < min_window_rows
+  m.Observe(b.input, b.output, 200);
+  auto w = m.CloseIfDue(121'000);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->rows, 600);
+}
+
+TEST(DriftMonitor, CountsNonFiniteValuesAndKeepsThemOutOfTheBins) {
+  std::mt19937 rng(10);
+  DriftMonitor m(Config(), 3, 2, "probabilities");
+  m.SetReference(ReferenceOf(MakeBatch(rng, 1000)), "reference.csv");
+  Batch b = MakeBatch(rng, 600);
+  b.input.mutable_as<float>()[1] = std::numeric_limits<float>::quiet_NaN();
+  b.input.mutable_as<float>()[4] = std::numeric_limits<float>::infinity();
+  b.output.mutable_as<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  m.Observe(b.input, b.output, 600);
+  EXPECT_EQ(m.nonfinite_inputs(), 2);
+  EXPECT_EQ(m.nonfinite_outputs(), 1);
+  m.CloseIfDue(0);
+  auto w = m.CloseIfDue(61'000);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(Column(*w, "y").missing, 2);
+  EXPECT_EQ(Column(*w, "y").rows, 598);
+  EXPECT_EQ(Column(*w, "probabilities[0]").missing, 1);
+}
+
+TEST(DriftMonitor, KsVerdictsAreCorrectedForManyFeatures) {
+  std::mt19937 rng(11);
+  MonitoringConfig c = Config();
+  c.numeric_method = "ks";
+  c.numeric_threshold = 0.05;
+  DriftMonitor m(c, 3, 2, "probabilities");
+  m.SetReference(ReferenceOf(MakeBatch(rng, 2000)), "reference.csv");
+  for (int i = 0; i < 40; ++i) {
+    Batch b = MakeBatch(rng, 50, 0.5);
+    m.Observe(b.input, b.output, 50);
+  }
+  auto w = m.CloseIfDue(0);  // 2000 rows: full
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(Column(*w, "y").method, "ks");
+  EXPECT_TRUE(Column(*w, "y").drifted);
+  EXPECT_FALSE(Column(*w, "x").drifted);
+}
+
+}  // namespace
+}  // namespace vigil
