@@ -34,12 +34,58 @@ std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& f
   return out;
 }
 
+void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
+  if (m.IsScalar()) {
+    c.enabled = ReadBool(m, "monitoring");
+    return;
+  }
+  RequireMap(m, "monitoring",
+             {"enabled", "features", "reference_rows", "window_rows", "window_seconds", "min_window_rows", "bins",
+              "numeric_method", "numeric_threshold", "categorical_method", "categorical_threshold", "drift_share",
+              "alert_after", "resolve_after"});
+  if (m["enabled"]) c.enabled = ReadBool(m["enabled"], "monitoring.enabled");
+  if (const YAML::Node fs = m["features"]) {
+    if (!fs.IsSequence()) throw ConfigError{"monitoring.features", "a list of {name, index, type}, got " + Describe(fs)};
+    for (size_t i = 0; i < fs.size(); ++i) {
+      const std::string f = "monitoring.features[" + std::to_string(i) + "]";
+      RequireMap(fs[i], f, {"name", "index", "type"});
+      FeatureSpec spec;
+      if (!fs[i]["name"]) throw ConfigError{f + ".name", "the feature's name"};
+      spec.name = ReadString(fs[i]["name"], f + ".name");
+      spec.index = fs[i]["index"] ? ReadInt(fs[i]["index"], f + ".index") : static_cast<int64_t>(i);
+      if (fs[i]["type"]) {
+        const std::string type = ReadString(fs[i]["type"], f + ".type");
+        if (type == "categorical") {
+          spec.type = FeatureType::kCategorical;
+        } else if (type != "numeric") {
+          throw ConfigError{f + ".type", "numeric or categorical, got '" + type + "'"};
+        }
+      }
+      c.features.push_back(std::move(spec));
+    }
+  }
+  if (m["reference_rows"]) c.reference_rows = ReadInt(m["reference_rows"], "monitoring.reference_rows");
+  if (m["window_rows"]) c.window_rows = ReadInt(m["window_rows"], "monitoring.window_rows");
+  if (m["window_seconds"]) c.window_seconds = ReadDouble(m["window_seconds"], "monitoring.window_seconds");
+  if (m["min_window_rows"]) c.min_window_rows = ReadInt(m["min_window_rows"], "monitoring.min_window_rows");
+  if (m["bins"]) c.bins = ReadInt(m["bins"], "monitoring.bins");
+  if (m["numeric_method"]) c.numeric_method = ReadString(m["numeric_method"], "monitoring.numeric_method");
+  if (m["numeric_threshold"]) c.numeric_threshold = ReadDouble(m["numeric_threshold"], "monitoring.numeric_threshold");
+  if (m["categorical_method"])
+    c.categorical_method = ReadString(m["categorical_method"], "monitoring.categorical_method");
+  if (m["categorical_threshold"])
+    c.categorical_threshold = ReadDouble(m["categorical_threshold"], "monitoring.categorical_threshold");
+  if (m["drift_share"]) c.drift_share = ReadDouble(m["drift_share"], "monitoring.drift_share");
+  if (m["alert_after"]) c.alert_after = ReadInt(m["alert_after"], "monitoring.alert_after");
+  if (m["resolve_after"]) c.resolve_after = ReadInt(m["resolve_after"], "monitoring.resolve_after");
+}
+
 ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
   ModelConfig c;
   c.name = model_name;
   RequireMap(root, "",
              {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances", "version_policy",
-              "warmup", "name"});
+              "warmup", "name", "monitoring"});
   if (root["name"]) {
     const std::string n = ReadString(root["name"], "name");
     if (n != model_name) throw ConfigError{"name", "the folder name '" + model_name + "', got '" + n + "'"};
@@ -110,11 +156,56 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
       if (w["iterations"]) c.warmup.iterations = ReadInt(w["iterations"], "warmup.iterations");
     }
   }
+  if (const YAML::Node m = root["monitoring"]) ReadMonitoring(m, c.monitoring);
   return c;
 }
 
 Status FieldError(const ModelConfig& c, const std::string& field, const std::string& expected) {
   return InvalidArgument("model '" + c.name + "': config field '" + field + "': expected " + expected);
+}
+
+Status ValidateMonitoring(const ModelConfig& c) {
+  const MonitoringConfig& m = c.monitoring;
+  int64_t width = 1;  // values per row of the first input
+  for (int64_t d : c.inputs.empty() ? std::vector<int64_t>{} : c.inputs[0].dims) width = d > 0 ? width * d : -1;
+  std::set<std::string> names;
+  for (size_t i = 0; i < m.features.size(); ++i) {
+    const std::string f = "monitoring.features[" + std::to_string(i) + "]";
+    const FeatureSpec& s = m.features[i];
+    if (s.name.empty()) return FieldError(c, f + ".name", "a non-empty name");
+    if (!names.insert(s.name).second) return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
+    if (s.index < 0 || (width > 0 && s.index >= width)) {
+      return FieldError(c, f + ".index",
+                        "a column of the first input (0 to " + std::to_string(width - 1) + "), got " +
+                            std::to_string(s.index));
+    }
+  }
+  auto positive = [&](int64_t v, const std::string& field) -> Status {
+    return v >= 1 ? Status::Ok() : FieldError(c, field, "a positive integer, got " + std::to_string(v));
+  };
+  VIGIL_RETURN_IF_ERROR(positive(m.reference_rows, "monitoring.reference_rows"));
+  VIGIL_RETURN_IF_ERROR(positive(m.window_rows, "monitoring.window_rows"));
+  VIGIL_RETURN_IF_ERROR(positive(m.min_window_rows, "monitoring.min_window_rows"));
+  VIGIL_RETURN_IF_ERROR(positive(m.alert_after, "monitoring.alert_after"));
+  VIGIL_RETURN_IF_ERROR(positive(m.resolve_after, "monitoring.resolve_after"));
+  if (m.bins < 2 || m.bins > 100) return FieldError(c, "monitoring.bins", "between 2 and 100, got " + std::to_string(m.bins));
+  if (!(m.window_seconds > 0)) return FieldError(c, "monitoring.window_seconds", "a positive number of seconds");
+  if (m.min_window_rows > m.window_rows) {
+    return FieldError(c, "monitoring.min_window_rows",
+                      "at most window_rows (" + std::to_string(m.window_rows) + "), got " +
+                          std::to_string(m.min_window_rows));
+  }
+  if (m.numeric_method != "psi" && m.numeric_method != "js" && m.numeric_method != "wasserstein" &&
+      m.numeric_method != "ks") {
+    return FieldError(c, "monitoring.numeric_method", "psi, js, wasserstein or ks, got '" + m.numeric_method + "'");
+  }
+  if (m.categorical_method != "js" && m.categorical_method != "chi2" && m.categorical_method != "psi") {
+    return FieldError(c, "monitoring.categorical_method", "js, chi2 or psi, got '" + m.categorical_method + "'");
+  }
+  if (!(m.numeric_threshold > 0)) return FieldError(c, "monitoring.numeric_threshold", "a positive number");
+  if (!(m.categorical_threshold > 0)) return FieldError(c, "monitoring.categorical_threshold", "a positive number");
+  if (!(m.drift_share > 0 && m.drift_share <= 1)) return FieldError(c, "monitoring.drift_share", "in (0, 1]");
+  return Status::Ok();
 }
 
 Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& specs, const std::string& field) {
@@ -286,6 +377,7 @@ Status ValidateModelConfig(const ModelConfig& c) {
       }
     }
   }
+  VIGIL_RETURN_IF_ERROR(ValidateMonitoring(c));
   if (c.backend == BackendKind::kXgboost) {
     if (c.inputs.size() != 1 || c.inputs[0].dims.size() != 1) {
       return FieldError(c, "inputs", "exactly one input of shape [features] for the xgboost backend");

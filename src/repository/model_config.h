@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "monitoring/drift_monitor.h"
 
 namespace vigil {
 
@@ -52,6 +53,7 @@ struct ModelConfig {
   int64_t instances = 1;
   VersionPolicy version_policy;
   WarmupConfig warmup;
+  MonitoringConfig monitoring;  // the `monitoring:` block; defaults without one
 
   // Index of the input/output with this name, or -1.
   int InputIndex(std::string_view input_name) const;

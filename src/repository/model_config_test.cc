@@ -90,6 +90,34 @@ TEST(ModelConfig, DuplicateKeyIsAnError) {
   EXPECT_NE(e.find("twice"), std::string::npos) << e;
 }
 
+TEST(ModelConfig, MonitoringBlockNamesFeaturesAndSetsThresholds) {
+  auto c = LoadModelConfig("m", std::string(kValid) + R"(monitoring:
+  features:
+    - {name: age, index: 0}
+    - {name: plan, index: 3, type: categorical}
+  window_rows: 2000
+  window_seconds: 30
+  numeric_method: wasserstein
+  numeric_threshold: 0.1
+  alert_after: 2
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const MonitoringConfig& m = c->monitoring;
+  EXPECT_TRUE(m.enabled);
+  ASSERT_EQ(m.features.size(), 2u);
+  EXPECT_EQ(m.features[1].name, "plan");
+  EXPECT_EQ(m.features[1].index, 3);
+  EXPECT_EQ(m.features[1].type, FeatureType::kCategorical);
+  EXPECT_EQ(m.window_rows, 2000);
+  EXPECT_EQ(m.window_seconds, 30);
+  EXPECT_EQ(m.numeric_method, "wasserstein");
+  EXPECT_EQ(m.alert_after, 2);
+  EXPECT_EQ(m.min_window_rows, 500);  // a default
+  auto off = LoadModelConfig("m", std::string(kValid) + "monitoring: false\n");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_FALSE(off->monitoring.enabled);
+}
+
 TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
   const std::string io =
       "inputs: [{name: a, datatype: FP32, shape: [1]}]\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n";
@@ -121,6 +149,14 @@ TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
       {"backend: onnx\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n", "'inputs'"},
       {"backend: onnx\ninputs: {name: a}\noutputs: [{name: b, datatype: FP32, shape: [1]}]\n", "'inputs'"},
       {"backend: onnx\nname: other\n" + io, "'name'"},
+      {"backend: onnx\nmonitoring: {windows: 3}\n" + io, "'monitoring.windows'"},
+      {"backend: onnx\nmonitoring: {features: [{name: a, index: 1}]}\n" + io, "'monitoring.features[0].index'"},
+      {"backend: onnx\nmonitoring: {features: [{name: a, type: text}]}\n" + io, "'monitoring.features[0].type'"},
+      {"backend: onnx\nmonitoring: {features: [{name: a}, {name: a, index: 0}]}\n" + io,
+       "'monitoring.features[1].name'"},
+      {"backend: onnx\nmonitoring: {numeric_method: t}\n" + io, "'monitoring.numeric_method'"},
+      {"backend: onnx\nmonitoring: {window_rows: 100, min_window_rows: 500}\n" + io, "'monitoring.min_window_rows'"},
+      {"backend: onnx\nmonitoring: {bins: 1}\n" + io, "'monitoring.bins'"},
   };
   for (const auto& c : cases) {
     const std::string e = ErrorOf(c.yaml);
