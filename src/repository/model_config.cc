@@ -45,7 +45,8 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
               "alert_after", "resolve_after"});
   if (m["enabled"]) c.enabled = ReadBool(m["enabled"], "monitoring.enabled");
   if (const YAML::Node fs = m["features"]) {
-    if (!fs.IsSequence()) throw ConfigError{"monitoring.features", "a list of {name, index, type}, got " + Describe(fs)};
+    if (!fs.IsSequence())
+      throw ConfigError{"monitoring.features", "a list of {name, index, type}, got " + Describe(fs)};
     for (size_t i = 0; i < fs.size(); ++i) {
       const std::string f = "monitoring.features[" + std::to_string(i) + "]";
       RequireMap(fs[i], f, {"name", "index", "type"});
@@ -173,11 +174,12 @@ Status ValidateMonitoring(const ModelConfig& c) {
     const std::string f = "monitoring.features[" + std::to_string(i) + "]";
     const FeatureSpec& s = m.features[i];
     if (s.name.empty()) return FieldError(c, f + ".name", "a non-empty name");
-    if (!names.insert(s.name).second) return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
+    if (!names.insert(s.name).second)
+      return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
     if (s.index < 0 || (width > 0 && s.index >= width)) {
-      return FieldError(c, f + ".index",
-                        "a column of the first input (0 to " + std::to_string(width - 1) + "), got " +
-                            std::to_string(s.index));
+      return FieldError(
+          c, f + ".index",
+          "a column of the first input (0 to " + std::to_string(width - 1) + "), got " + std::to_string(s.index));
     }
   }
   auto positive = [&](int64_t v, const std::string& field) -> Status {
@@ -188,12 +190,13 @@ Status ValidateMonitoring(const ModelConfig& c) {
   VIGIL_RETURN_IF_ERROR(positive(m.min_window_rows, "monitoring.min_window_rows"));
   VIGIL_RETURN_IF_ERROR(positive(m.alert_after, "monitoring.alert_after"));
   VIGIL_RETURN_IF_ERROR(positive(m.resolve_after, "monitoring.resolve_after"));
-  if (m.bins < 2 || m.bins > 100) return FieldError(c, "monitoring.bins", "between 2 and 100, got " + std::to_string(m.bins));
+  if (m.bins < 2 || m.bins > 100)
+    return FieldError(c, "monitoring.bins", "between 2 and 100, got " + std::to_string(m.bins));
   if (!(m.window_seconds > 0)) return FieldError(c, "monitoring.window_seconds", "a positive number of seconds");
   if (m.min_window_rows > m.window_rows) {
-    return FieldError(c, "monitoring.min_window_rows",
-                      "at most window_rows (" + std::to_string(m.window_rows) + "), got " +
-                          std::to_string(m.min_window_rows));
+    return FieldError(
+        c, "monitoring.min_window_rows",
+        "at most window_rows (" + std::to_string(m.window_rows) + "), got " + std::to_string(m.min_window_rows));
   }
   if (m.numeric_method != "psi" && m.numeric_method != "js" && m.numeric_method != "wasserstein" &&
       m.numeric_method != "ks") {

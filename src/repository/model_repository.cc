@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -83,6 +84,82 @@ std::vector<Tensor> ZeroInputs(const ModelConfig& c, int64_t rows) {
     inputs.push_back(std::move(t));
   }
   return inputs;
+}
+
+// Values per row of a tensor; 0 when a dimension is variable.
+int64_t RowWidth(const TensorSpec& spec) {
+  int64_t width = 1;
+  for (int64_t d : spec.dims) width = d > 0 ? width * d : 0;
+  return width;
+}
+
+// The drift monitor of a version, without its reference yet; null when
+// monitoring is off or cannot apply (variable or non-numeric first input).
+std::shared_ptr<DriftMonitor> MakeMonitor(const ModelConfig& c, int64_t version, const fs::path& version_dir,
+                                          std::string* reference_csv) {
+  if (!c.monitoring.enabled || c.inputs.empty()) return nullptr;
+  const int64_t in_width = RowWidth(c.inputs[0]);
+  if (in_width == 0 || c.inputs[0].datatype == DataType::kBytes) {
+    spdlog::info("event=monitoring_off model={} version={} reason={}", c.name, version,
+                 LogValue("the first input has a variable shape or is BYTES"));
+    return nullptr;
+  }
+  MonitoringConfig mc = c.monitoring;
+  for (const fs::path& p : {version_dir / "reference.csv", version_dir.parent_path() / "reference.csv"}) {
+    if (!fs::exists(p)) continue;
+    auto text = ReadFile(p);
+    if (text.ok()) *reference_csv = std::move(text).value();
+    break;
+  }
+  if (mc.features.empty()) {
+    // Every column of the first input, named by reference.csv's header when there is one.
+    const std::vector<std::string> header = ReferenceCsvHeader(*reference_csv);
+    for (int64_t i = 0; i < in_width; ++i) {
+      const auto k = static_cast<size_t>(i);
+      mc.features.push_back({k < header.size() && !header[k].empty() ? header[k] : "f" + std::to_string(i), i});
+    }
+  }
+  const int64_t out_width = c.outputs.empty() ? 0 : RowWidth(c.outputs[0]);
+  return std::make_shared<DriftMonitor>(std::move(mc), in_width, out_width,
+                                        c.outputs.empty() ? "output" : c.outputs[0].name);
+}
+
+// Sets the monitor's reference from reference.csv with the model's own
+// outputs on those rows; on a bad file, says why and leaves the reference
+// to the first live rows.
+void LoadReference(const ModelConfig& c, int64_t version, const std::string& csv, Scheduler& scheduler,
+                   DriftMonitor& monitor) {
+  const int64_t width = RowWidth(c.inputs[0]);
+  auto rows = ReadReferenceCsv(csv, width);
+  if (!rows.ok()) {
+    spdlog::error("event=reference_unusable model={} version={} error={} action=using_first_live_rows", c.name, version,
+                  LogValue(rows.status().message()));
+    return;
+  }
+  // The model's outputs on the reference rows: the reference for prediction drift.
+  if (c.inputs.size() == 1 && c.inputs[0].datatype == DataType::kFp32 && !c.outputs.empty()) {
+    const int64_t chunk = std::max<int64_t>(1, c.max_batch_size);
+    for (int64_t start = 0; start < rows->rows; start += chunk) {
+      const int64_t n = c.max_batch_size > 0 ? std::min(chunk, rows->rows - start) : 1;
+      std::vector<Tensor> in = ZeroInputs(c, n);
+      float* values = in[0].mutable_as<float>();
+      for (int64_t i = 0; i < n * width; ++i) {
+        values[i] = static_cast<float>(rows->inputs[static_cast<size_t>(start * width + i)]);
+      }
+      auto out = scheduler.RunDirect(std::move(in), n);
+      if (!out.ok() || out->empty()) {
+        spdlog::warn("event=reference_outputs_failed model={} version={} error={}", c.name, version,
+                     LogValue(out.ok() ? "no outputs" : out.status().message()));
+        rows->outputs.clear();
+        break;
+      }
+      const Tensor& o = (*out)[0];
+      for (int64_t i = 0; i < o.element_count(); ++i) {
+        rows->outputs.push_back(o.datatype == DataType::kFp32 ? o.as<float>()[i] : std::nan(""));
+      }
+    }
+  }
+  monitor.SetReference(*rows, "reference.csv");
 }
 
 bool HasFixedInputs(const ModelConfig& c) {
@@ -393,6 +470,13 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
   // model runs on the receiving thread when an instance is idle.
   so.inline_execution = c.dynamic_batching.max_queue_delay_us == 0;
   if (options_.metrics) so.metrics = options_.metrics->ForVersion(c.name, std::to_string(version));
+  std::string reference_csv;
+  std::shared_ptr<DriftMonitor> monitor = MakeMonitor(c, version, model_file.parent_path(), &reference_csv);
+  if (monitor) {
+    so.observer = [monitor](const Tensor& input, const Tensor& output, int64_t rows) {
+      monitor->Observe(input, output, rows);
+    };
+  }
   VIGIL_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(std::move(so), std::move(instances)));
 
   // A one-row probe checks that the model accepts the declared inputs and
@@ -411,7 +495,9 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
       }
     }
   }
-  return std::make_shared<ModelVersion>(std::move(config), version, std::move(scheduler), fingerprint);
+  if (monitor && !reference_csv.empty()) LoadReference(c, version, reference_csv, *scheduler, *monitor);
+  return std::make_shared<ModelVersion>(std::move(config), version, std::move(scheduler), fingerprint,
+                                        std::move(monitor));
 }
 
 void ModelRepository::Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "monitoring/drift_monitor.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_config.h"
 #include "scheduling/scheduler.h"
@@ -41,9 +42,10 @@ std::string_view VersionStateName(VersionState state);
 class ModelVersion {
  public:
   ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
-               std::string fingerprint)
+               std::string fingerprint, std::shared_ptr<DriftMonitor> monitor = nullptr)
       : config_(std::move(config)),
         version_(version),
+        monitor_(std::move(monitor)),
         scheduler_(std::move(scheduler)),
         fingerprint_(std::move(fingerprint)) {}
 
@@ -52,10 +54,13 @@ class ModelVersion {
   int64_t version() const { return version_; }
   Scheduler& scheduler() const { return *scheduler_; }
   const std::string& fingerprint() const { return fingerprint_; }
+  // Drift and numerical health of this version; null when monitoring is off.
+  DriftMonitor* monitor() const { return monitor_.get(); }
 
  private:
   std::shared_ptr<const ModelConfig> config_;
   int64_t version_;
+  std::shared_ptr<DriftMonitor> monitor_;  // outlives the scheduler that feeds it
   std::unique_ptr<Scheduler> scheduler_;
   std::string fingerprint_;
 };
@@ -143,8 +148,8 @@ class ModelRepository {
   std::shared_ptr<const ServingTable> table() const { return table_.load(); }
 
   Options options_;
-  std::mutex control_mu_;                      // serialises Poll/Load/Unload
-  std::set<std::string> unloaded_by_request_;  // guarded by control_mu_
+  std::mutex control_mu_;                                // serialises Poll/Load/Unload
+  std::set<std::string> unloaded_by_request_;            // guarded by control_mu_
   std::map<std::string, std::string> config_overrides_;  // guarded by control_mu_
   // Per model and version, the fingerprint of files that failed to load.
   std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_;  // guarded by control_mu_

@@ -218,13 +218,13 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
     rows.push_back(r->rows);
     total_rows += r->rows;
   }
-  std::vector<Tensor> outputs;
-  Status status;
-  if (batch.size() == 1) {
-    status = backend.Execute(batch[0]->inputs, outputs);
-  } else {
-    status = backend.Execute(ConcatenateInputs(batch), outputs);
+  std::vector<Tensor> outputs, concatenated;
+  const std::vector<Tensor>* inputs = &batch[0]->inputs;
+  if (batch.size() > 1) {
+    concatenated = ConcatenateInputs(batch);
+    inputs = &concatenated;
   }
+  Status status = backend.Execute(*inputs, outputs);
   const SteadyTime end = options_.clock->Now();
   const int64_t compute_us = MicrosBetween(start, end);
   RecordComputeTime(compute_us);
@@ -244,6 +244,9 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
     options_.metrics.batch_size->Observe(static_cast<double>(total_rows));
   }
 
+  if (status.ok() && options_.observer && !inputs->empty() && !outputs.empty()) {
+    options_.observer((*inputs)[0], outputs[0], total_rows);
+  }
   std::vector<std::vector<Tensor>> per_request;
   if (status.ok()) {
     auto split = SplitOutputs(std::move(outputs), rows);

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,9 @@ class Scheduler {
     // batching delay to be useful: the batch must be ready at once).
     bool inline_execution = false;
     int64_t inline_compute_limit_us = 200;
+    // Called on the executing thread after each successful batch with the
+    // first input and first output of the whole batch (monitoring).
+    std::function<void(const Tensor& input, const Tensor& output, int64_t rows)> observer;
   };
 
   // Starts one worker per backend instance; fails when `instances` is empty.

@@ -77,6 +77,21 @@ const char* const kMigrations[] = {
     "ALTER TABLE feedback ADD COLUMN id_key BIGINT NOT NULL DEFAULT 0;"
     "UPDATE feedback SET id_key = vigil_id_key(prediction_id);"
     "CREATE INDEX feedback_by_time ON feedback (time_ms);",
+    // 5: monitoring's closed drift windows, one row per window and model
+    // version; the per-column results are JSON text.
+    "CREATE TABLE drift_windows ("
+    "  id INTEGER PRIMARY KEY,"
+    "  model TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  start_ms BIGINT NOT NULL,"
+    "  end_ms BIGINT NOT NULL,"
+    "  rows BIGINT NOT NULL,"
+    "  reference_rows BIGINT NOT NULL,"
+    "  reference_source TEXT NOT NULL,"
+    "  drifted_share DOUBLE PRECISION NOT NULL,"
+    "  dataset_drift INTEGER NOT NULL,"
+    "  columns TEXT NOT NULL);"
+    "CREATE INDEX drift_windows_by_model ON drift_windows (model, end_ms);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -350,6 +365,47 @@ class SqliteStore final : public Store {
     Statement old_feedback(db_, "DELETE FROM feedback WHERE time_ms < ?");
     VIGIL_RETURN_IF_ERROR(old_feedback.Bind(1, before_ms).Run());
     return removed;
+  }
+
+  Status WriteDriftWindow(const StoredDriftWindow& w) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "INSERT INTO drift_windows (model, version, start_ms, end_ms, rows, reference_rows, reference_source, "
+                "drifted_share, dataset_drift, columns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    return q.Bind(1, w.model)
+        .Bind(2, w.version)
+        .Bind(3, w.start_ms)
+        .Bind(4, w.end_ms)
+        .Bind(5, w.rows)
+        .Bind(6, w.reference_rows)
+        .Bind(7, w.reference_source)
+        .Bind(8, std::optional<double>(w.drifted_share))
+        .Bind(9, static_cast<int64_t>(w.dataset_drift))
+        .Bind(10, w.columns)
+        .Run();
+  }
+
+  StatusOr<std::vector<StoredDriftWindow>> DriftWindows(const std::string& model, int64_t from_ms, int64_t to_ms,
+                                                        int limit) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "SELECT model, version, start_ms, end_ms, rows, reference_rows, reference_source, drifted_share, "
+                "dataset_drift, columns FROM (SELECT * FROM drift_windows WHERE model = ? AND end_ms >= ? AND "
+                "end_ms <= ? ORDER BY end_ms DESC, id DESC LIMIT ?) AS newest ORDER BY end_ms, id");
+    q.Bind(1, model).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(limit));
+    std::vector<StoredDriftWindow> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Text(0), q.Int(1), q.Int(2), q.Int(3), q.Int(4), q.Int(5), q.Text(6), *q.Double(7),
+                     q.Int(8) != 0, q.Text(9)});
+    }));
+    return out;
+  }
+
+  StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_, "DELETE FROM drift_windows WHERE end_ms < ?");
+    VIGIL_RETURN_IF_ERROR(q.Bind(1, before_ms).Run());
+    return static_cast<int64_t>(sqlite3_changes(db_));
   }
 
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) override {

@@ -67,6 +67,20 @@ struct JoinedPrediction {
   std::optional<double> reward;
 };
 
+// One closed drift window of a model version (monitoring). `columns` is
+// the per-column results as JSON text, written and read by the server.
+struct StoredDriftWindow {
+  std::string model;
+  int64_t version = 0;
+  int64_t start_ms = 0, end_ms = 0;
+  int64_t rows = 0;
+  int64_t reference_rows = 0;
+  std::string reference_source;
+  double drifted_share = 0;
+  bool dataset_drift = false;
+  std::string columns;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -93,6 +107,14 @@ class Store {
   // is decided by that order. Feedback that arrived before `before_ms` goes
   // too. Returns how many predictions went.
   virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
+
+  virtual Status WriteDriftWindow(const StoredDriftWindow& window) = 0;
+  // The model's windows that ended in [from_ms, to_ms], oldest first, at
+  // most the newest `limit`.
+  virtual StatusOr<std::vector<StoredDriftWindow>> DriftWindows(const std::string& model, int64_t from_ms,
+                                                                int64_t to_ms, int limit) = 0;
+  // Deletes windows that ended before `before_ms`; returns how many went.
+  virtual StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) = 0;
 };
 
 // The 64-bit key a prediction is indexed and found by (with the id itself

@@ -173,6 +173,36 @@ TEST(SqliteStore, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
   fs::remove_all(dir);
 }
 
+TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
+  const fs::path dir = FreshDir("drift");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(store
+                    .WriteDriftWindow({"m", 1, i * 100 - 100, i * 100, 1000, 200, "reference.csv", 0.1 * i, i == 4,
+                                       "[{\"name\":\"x" + std::to_string(i) + "\"}]"})
+                    .ok());
+  }
+  ASSERT_TRUE(store.WriteDriftWindow({"other", 1, 0, 250, 10, 10, "first 10 live rows", 0, false, "[]"}).ok());
+  auto all = store.DriftWindows("m", 0, 1000, 100);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[0].end_ms, 100);  // oldest first
+  EXPECT_TRUE((*all)[3].dataset_drift);
+  EXPECT_NEAR((*all)[3].drifted_share, 0.4, 1e-12);
+  EXPECT_EQ((*all)[3].columns, "[{\"name\":\"x4\"}]");
+  EXPECT_EQ((*all)[3].reference_source, "reference.csv");
+  auto range = store.DriftWindows("m", 150, 300, 100);
+  ASSERT_EQ(range->size(), 2u);
+  EXPECT_EQ((*range)[0].end_ms, 200);
+  auto newest = store.DriftWindows("m", 0, 1000, 1);
+  ASSERT_EQ(newest->size(), 1u);
+  EXPECT_EQ((*newest)[0].end_ms, 400);
+  EXPECT_EQ(*store.PruneDriftWindows(250), 2);  // m's windows ending at 100 and 200; 250 is not before 250
+  fs::remove_all(dir);
+}
+
 TEST(SqliteStore, UuidV7IdsAreKeyedByTheirTimeAndOtherIdsByAHash) {
   const std::string v7 = "017f22e2-79b0-7cc3-98c4-dc0c0c07398f";
   EXPECT_EQ(PredictionIdKey(v7), 0x017F22E279B07CC3LL);
