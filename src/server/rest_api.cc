@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "core/logging.h"
+#include "server/monitoring_service.h"
 
 namespace vigil {
 
@@ -122,12 +123,13 @@ unsigned HttpStatusFor(StatusCode code) {
 }
 
 RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-                 AdminApi* admin)
+                 AdminApi* admin, MonitoringService* monitoring)
     : service_(service),
       repository_(repository),
       metrics_(metrics),
       state_(state),
       admin_(admin),
+      monitoring_(monitoring),
       code_counters_(600, nullptr) {
   for (unsigned code : {200u, 400u, 401u, 403u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
     code_counters_[code] = &metrics_.http_requests().WithLabels({std::to_string(code)});
@@ -148,6 +150,8 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
   if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments")
     return admin_->Handle(request, info, p, respond);
   if (admin_ && p.size() == 2 && p[0] == "v1" && p[1] == "feedback") return admin_->HandleFeedback(request, respond);
+  if (monitoring_ && p.size() >= 2 && p[0] == "v1" && p[1] == "monitoring")
+    return monitoring_->Handle(request, p, respond);
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
     if (verb == want) return true;

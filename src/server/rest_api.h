@@ -27,10 +27,12 @@ unsigned HttpStatusFor(StatusCode code);
 // {"error": message} with the status's HTTP code.
 HttpResponse ErrorResponse(const Status& s);
 
+class MonitoringService;
+
 class RestApi {
  public:
   RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-          AdminApi* admin = nullptr);
+          AdminApi* admin = nullptr, MonitoringService* monitoring = nullptr);
 
   void Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond);
 
@@ -52,6 +54,7 @@ class RestApi {
   ServingMetrics& metrics_;
   ServerState& state_;
   AdminApi* admin_;
+  MonitoringService* monitoring_;
   std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
 };
 

@@ -11,6 +11,7 @@
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
+#include "server/monitoring_service.h"
 #include "server/prediction_log.h"
 #include "server/rest_api.h"
 
@@ -27,6 +28,7 @@ struct Server::Parts {
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<PredictionLog> prediction_log;
   std::unique_ptr<InferenceService> service;
+  std::unique_ptr<MonitoringService> monitoring;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<HttpServer> http;
@@ -73,7 +75,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token, p->store.get(), p->prediction_log.get(),
                                         &p->metrics);
-  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get());
+  MonitoringService::Options mo;
+  if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
+  p->monitoring =
+      std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(), mo);
+  p->api =
+      std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get(), p->monitoring.get());
 
   HttpServer::Options ho;
   ho.host = options.host;

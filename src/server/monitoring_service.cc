@@ -1,0 +1,287 @@
+#include "server/monitoring_service.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/thread_name.h"
+#include "protocol/oip_json.h"
+#include "server/deployments.h"
+#include "server/rest_api.h"
+
+namespace vigil {
+namespace {
+
+constexpr size_t kRecentWindows = 100;
+
+// A JSON number; null for NaN and infinities, which JSON cannot carry.
+std::string Number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+
+// The value of `key` in a query string ("a=1&b=2"), if present.
+std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t end = query.find('&', pos);
+    if (end == std::string::npos) end = query.size();
+    const std::string pair = query.substr(pos, end - pos);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+StatusOr<int64_t> IntQuery(const std::string& query, const std::string& key, int64_t fallback) {
+  auto text = QueryValue(query, key);
+  if (!text) return fallback;
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc() || ptr != text->data() + text->size()) {
+    return InvalidArgument("query parameter '" + key + "' must be an integer (Unix milliseconds for from/to), got '" +
+                           *text + "'");
+  }
+  return v;
+}
+
+void AppendWindow(std::string& out, const StoredDriftWindow& w) {
+  out += "{\"model\":";
+  AppendJsonString(out, w.model);
+  fmt::format_to(std::back_inserter(out),
+                 ",\"version\":{},\"start_ms\":{},\"end_ms\":{},\"rows\":{},\"reference_rows\":{},"
+                 "\"reference_source\":",
+                 w.version, w.start_ms, w.end_ms, w.rows, w.reference_rows);
+  AppendJsonString(out, w.reference_source);
+  fmt::format_to(std::back_inserter(out), ",\"drifted_share\":{},\"dataset_drift\":{},\"columns\":{}}}",
+                 Number(w.drifted_share), w.dataset_drift ? "true" : "false", w.columns);
+}
+
+}  // namespace
+
+std::string DriftColumnsJson(const DriftWindow& w) {
+  std::string out = "[";
+  for (const ColumnDrift& c : w.columns) {
+    if (out.size() > 1) out += ',';
+    out += "{\"name\":";
+    AppendJsonString(out, c.name);
+    out += c.output ? ",\"kind\":\"output\",\"method\":" : ",\"kind\":\"input\",\"method\":";
+    AppendJsonString(out, c.method);
+    fmt::format_to(std::back_inserter(out),
+                   ",\"statistic\":{},\"threshold\":{},\"drifted\":{},\"psi\":{},\"js\":{},\"ks\":{},\"ks_p\":{},"
+                   "\"wasserstein\":{},\"chi2\":{},\"chi2_p\":{},\"rows\":{},\"missing\":{},\"out_of_range\":{}}}",
+                   Number(c.statistic), Number(c.threshold), c.drifted ? "true" : "false", Number(c.psi), Number(c.js),
+                   Number(c.ks), Number(c.ks_p), Number(c.wasserstein), Number(c.chi2), Number(c.chi2_p), c.rows,
+                   c.missing, c.out_of_range);
+  }
+  return out + "]";
+}
+
+MonitoringService::MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics,
+                                     const Deployments* deployments, Options options)
+    : repository_(repository), store_(store), metrics_(metrics), deployments_(deployments), options_(options) {
+  if (metrics_) {
+    auto& r = metrics_->registry();
+    statistic_ = &r.AddGauge("vigil_drift_statistic",
+                             "The statistic that decided each monitored column's verdict in its last drift window.",
+                             {"model", "version", "feature"});
+    detected_ = &r.AddGauge("vigil_drift_detected", "1 when the column drifted in its last window, else 0.",
+                            {"model", "version", "feature"});
+    windows_ = &r.AddCounter("vigil_drift_windows_total",
+                             "Closed drift windows, by result (drift: dataset drift; calm: none).",
+                             {"model", "version", "result"});
+    nonfinite_ =
+        &r.AddCounter("vigil_nonfinite_values_total", "NaN and infinite values seen in model inputs and outputs.",
+                      {"model", "version", "tensor"});
+  }
+  thread_ = std::thread([this] {
+    SetThreadName("vigil-monitor");
+    Loop();
+  });
+}
+
+MonitoringService::~MonitoringService() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void MonitoringService::Loop() {
+  auto next_prune = std::chrono::steady_clock::now();
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_.wait_for(lock, options_.tick, [this] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    Tick(UnixMillis());
+    if (store_ && std::chrono::steady_clock::now() >= next_prune) {
+      next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+      auto pruned = store_->PruneDriftWindows(UnixMillis() - options_.retention_ms);
+      if (pruned.ok() && *pruned > 0) spdlog::info("event=drift_windows_pruned windows={}", *pruned);
+    }
+    lock.lock();
+  }
+}
+
+void MonitoringService::Tick(int64_t now_ms) {
+  auto versions = repository_.AcquireAll("", 0);
+  if (!versions.ok()) return;
+  for (const auto& mv : *versions) {
+    DriftMonitor* m = mv->monitor();
+    if (!m) continue;
+    const std::string& model = mv->config().name;
+    const std::string version = std::to_string(mv->version());
+    if (nonfinite_) {
+      std::lock_guard lock(mu_);
+      Seen& seen = seen_[{model, mv->version()}];
+      const int64_t in = m->nonfinite_inputs(), out = m->nonfinite_outputs();
+      if (in > seen.nonfinite_inputs) {
+        nonfinite_->WithLabels({model, version, "input"}).Inc(static_cast<double>(in - seen.nonfinite_inputs));
+      }
+      if (out > seen.nonfinite_outputs) {
+        nonfinite_->WithLabels({model, version, "output"}).Inc(static_cast<double>(out - seen.nonfinite_outputs));
+      }
+      seen.nonfinite_inputs = in;
+      seen.nonfinite_outputs = out;
+    }
+    if (auto w = m->CloseIfDue(now_ms)) Record(*mv, *w);
+  }
+}
+
+void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
+  const std::string& model = mv.config().name;
+  const std::string version = std::to_string(mv.version());
+  std::string drifted;
+  for (const auto& c : w.columns) {
+    if (statistic_) statistic_->WithLabels({model, version, c.name}).Set(c.statistic);
+    if (detected_) detected_->WithLabels({model, version, c.name}).Set(c.drifted ? 1 : 0);
+    if (c.drifted) drifted += (drifted.empty() ? "" : ",") + c.name;
+  }
+  if (windows_) windows_->WithLabels({model, version, w.dataset_drift ? "drift" : "calm"}).Inc();
+  spdlog::info("event=drift_window model={} version={} rows={} drifted_share={:.3f} dataset_drift={} drifted={}", model,
+               version, w.rows, w.drifted_share, w.dataset_drift, LogValue(drifted));
+  StoredDriftWindow stored{model,           mv.version(),       w.start_ms,         w.end_ms,
+                           w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
+                           w.dataset_drift, DriftColumnsJson(w)};
+  if (store_) {
+    if (Status s = store_->WriteDriftWindow(stored); !s.ok()) {
+      spdlog::error("event=drift_window_not_stored model={} version={} error={}", model, version,
+                    LogValue(s.message()));
+    }
+    return;
+  }
+  std::lock_guard lock(mu_);
+  auto& recent = recent_[model];
+  recent.push_back(std::move(stored));
+  if (recent.size() > kRecentWindows) recent.pop_front();
+}
+
+void MonitoringService::Handle(const HttpRequest& request, const std::vector<std::string>& path,
+                               const HttpServer::Responder& respond) const {
+  // /v1/monitoring/{name}/drift
+  if (path.size() != 4 || path[3] != "drift") {
+    return respond(ErrorResponse(NotFound("no monitoring resource " + std::string(request.target()) +
+                                          "; try /v1/monitoring/{model or endpoint}/drift")));
+  }
+  if (request.method() != boost::beast::http::verb::get) {
+    return respond(ErrorResponse(InvalidArgument(std::string(request.method_string()) + " is not allowed on " +
+                                                 std::string(request.target()) + "; use GET")));
+  }
+  const std::string target(request.target());
+  const size_t q = target.find('?');
+  respond(Drift(path[2], q == std::string::npos ? "" : target.substr(q + 1)));
+}
+
+HttpResponse MonitoringService::Drift(const std::string& name, const std::string& query) const {
+  auto from = IntQuery(query, "from", 0);
+  auto to = IntQuery(query, "to", std::numeric_limits<int64_t>::max());
+  auto limit = IntQuery(query, "limit", 100);
+  for (const auto* s : {&from, &to, &limit}) {
+    if (!s->ok()) return ErrorResponse(s->status());
+  }
+  if (*limit < 1 || *limit > 10000) return ErrorResponse(InvalidArgument("limit must be between 1 and 10000"));
+
+  // An endpoint covers its production model and candidates; otherwise the name is a model.
+  std::vector<std::string> models;
+  if (auto router = deployments_ ? deployments_->Find(name) : nullptr) {
+    std::set<std::string> seen;
+    if (seen.insert(router->spec().production.model).second) models.push_back(router->spec().production.model);
+    for (const auto& c : router->spec().candidates) {
+      if (seen.insert(c.model).second) models.push_back(c.model);
+    }
+  } else {
+    if (!repository_.Find(name).ok()) {
+      return ErrorResponse(NotFound("no model or endpoint '" + name + "'"));
+    }
+    models.push_back(name);
+  }
+
+  std::string out = "{\"name\":";
+  AppendJsonString(out, name);
+  out += ",\"versions\":[";
+  bool first = true;
+  for (const auto& model : models) {
+    auto versions = repository_.AcquireAll(model, 0);
+    if (!versions.ok()) continue;
+    for (const auto& mv : *versions) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"model\":";
+      AppendJsonString(out, model);
+      fmt::format_to(std::back_inserter(out), ",\"version\":{},\"monitored\":{}", mv->version(),
+                     mv->monitor() ? "true" : "false");
+      if (DriftMonitor* m = mv->monitor()) {
+        const auto ref = m->reference();
+        out += ",\"reference\":";
+        if (ref) {
+          out += "{\"source\":";
+          AppendJsonString(out, ref->source);
+          fmt::format_to(std::back_inserter(out), ",\"rows\":{},\"columns\":{}}}", ref->rows, ref->columns.size());
+        } else {
+          out += "null";
+          fmt::format_to(std::back_inserter(out), ",\"collecting_reference_rows\":{}", m->config().reference_rows);
+        }
+        fmt::format_to(std::back_inserter(out),
+                       ",\"window_rows\":{},\"window_seconds\":{},\"min_window_rows\":{},\"nonfinite_inputs\":{},"
+                       "\"nonfinite_outputs\":{}",
+                       m->config().window_rows, m->config().window_seconds, m->config().min_window_rows,
+                       m->nonfinite_inputs(), m->nonfinite_outputs());
+      }
+      out += '}';
+    }
+  }
+  out += "],\"windows\":[";
+  first = true;
+  for (const auto& model : models) {
+    std::vector<StoredDriftWindow> windows;
+    if (store_) {
+      auto stored = store_->DriftWindows(model, *from, *to, static_cast<int>(*limit));
+      if (!stored.ok()) return ErrorResponse(stored.status());
+      windows = std::move(stored).value();
+    } else {
+      std::lock_guard lock(mu_);
+      auto it = recent_.find(model);
+      if (it != recent_.end()) {
+        for (const auto& w : it->second) {
+          if (w.end_ms >= *from && w.end_ms <= *to) windows.push_back(w);
+        }
+      }
+      if (static_cast<int64_t>(windows.size()) > *limit) windows.erase(windows.begin(), windows.end() - *limit);
+    }
+    for (const auto& w : windows) {
+      if (!first) out += ',';
+      first = false;
+      AppendWindow(out, w);
+    }
+  }
+  out += "]}";
+  return MakeResponse(200, std::move(out));
+}
+
+}  // namespace vigil

@@ -1,0 +1,81 @@
+// MonitoringService: closes the drift windows of every served model
+// version on a background thread, stores them (the same store as
+// deployments), exports them as metrics, and answers
+// GET /v1/monitoring/{model or endpoint}/drift?from=&to=&limit=.
+//
+// Metrics (label sets bounded by models, versions and configured features):
+//   vigil_drift_statistic{model, version, feature}  the deciding statistic of the last window
+//   vigil_drift_detected{model, version, feature}   1 when that window drifted
+//   vigil_drift_windows_total{model, version, result}  closed windows: drift (dataset drift) or calm
+//   vigil_nonfinite_values_total{model, version, tensor}  NaN/Inf seen in inputs and outputs
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "monitoring/drift_monitor.h"
+#include "monitoring/serving_metrics.h"
+#include "repository/model_repository.h"
+#include "server/http_server.h"
+#include "store/store.h"
+
+namespace vigil {
+
+class Deployments;
+
+class MonitoringService {
+ public:
+  struct Options {
+    std::chrono::milliseconds tick{250};             // how often windows are checked
+    int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // stored windows are kept this long
+  };
+  // `store`, `metrics` and `deployments` may be null.
+  MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics, const Deployments* deployments,
+                    Options options);
+  ~MonitoringService();  // stops the thread
+
+  // Closes every window that is due at `now_ms` (the thread calls it each tick).
+  void Tick(int64_t now_ms);
+
+  // GET /v1/monitoring/{name}/drift; `path` is the target split on '/'.
+  void Handle(const HttpRequest& request, const std::vector<std::string>& path,
+              const HttpServer::Responder& respond) const;
+
+ private:
+  struct Seen {  // per model version: what the metrics last counted
+    int64_t nonfinite_inputs = 0, nonfinite_outputs = 0;
+  };
+  void Loop();
+  void Record(const ModelVersion& mv, const DriftWindow& w);
+  HttpResponse Drift(const std::string& name, const std::string& query) const;
+
+  ModelRepository& repository_;
+  Store* store_;
+  ServingMetrics* metrics_;
+  const Deployments* deployments_;
+  Options options_;
+  GaugeFamily* statistic_ = nullptr;
+  GaugeFamily* detected_ = nullptr;
+  CounterFamily* windows_ = nullptr;
+  CounterFamily* nonfinite_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int64_t>, Seen> seen_;  // guarded by mu_
+  // Without a store, the last windows per model are kept here.
+  std::map<std::string, std::deque<StoredDriftWindow>> recent_;  // guarded by mu_
+  bool stopping_ = false;                                        // guarded by mu_
+  std::condition_variable wake_;
+  std::thread thread_;
+};
+
+// Per-column results of a window as the JSON array stored with it.
+std::string DriftColumnsJson(const DriftWindow& w);
+
+}  // namespace vigil
