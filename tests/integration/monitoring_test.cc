@@ -1,0 +1,180 @@
+// Monitoring end to end on the example breast-cancer model: traffic drawn
+// from its reference sample raises no drift; the same traffic with two
+// features shifted by one standard deviation is reported as drift of
+// exactly those two; NaN inputs are counted.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "server_process.h"
+
+namespace vigil::testing {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kRepo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
+
+// reference.csv's rows: 30 features (the label column dropped).
+std::vector<std::vector<double>> ReferenceRows() {
+  std::istringstream in(ReadFile(kRepo / "breast_cancer_mlp" / "reference.csv"));
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::vector<double>> rows;
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream cells(line);
+    std::string cell;
+    while (std::getline(cells, cell, ',') && row.size() < 30) row.push_back(std::stod(cell));
+    if (row.size() == 30) rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string Body(const std::vector<std::vector<double>>& rows) {
+  std::string data;
+  for (const auto& row : rows) {
+    for (double v : row) {
+      if (!data.empty()) data += ",";
+      data += std::isnan(v) ? "NaN" : std::to_string(v);
+    }
+  }
+  return R"({"inputs":[{"name":"features","datatype":"FP32","shape":[)" + std::to_string(rows.size()) +
+         R"(,30],"data":[)" + data + "]}]}";
+}
+
+class Monitoring : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = ScratchDir("monitoring_repo");
+    CopyExampleRepository(repo_, {"breast_cancer_mlp"});
+    // Small windows so the test sees many; version 1 only.
+    std::string config = ReadFile(repo_ / "breast_cancer_mlp" / "config.yaml");
+    config.replace(config.find("version_policy:"), std::string("version_policy:\n  latest: 2").size(),
+                   "version_policy: {specific: [1]}");
+    config += "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n";
+    WriteFile(repo_ / "breast_cancer_mlp" / "config.yaml", config);
+    server_ = ServerProcess::Start({"--model-repository", repo_.string()});
+    client_ = server_->Client();
+    rows_ = ReferenceRows();
+    ASSERT_EQ(rows_.size(), 200u);
+    for (size_t c = 0; c < 30; ++c) {  // the reference's standard deviation per feature
+      double mean = 0, sq = 0;
+      for (const auto& r : rows_) mean += r[c] / static_cast<double>(rows_.size());
+      for (const auto& r : rows_) sq += (r[c] - mean) * (r[c] - mean);
+      stddev_.push_back(std::sqrt(sq / static_cast<double>(rows_.size())));
+    }
+  }
+  void TearDown() override { fs::remove_all(repo_); }
+
+  // Sends `n` rows drawn from the reference, 40 per request, with `shift`
+  // standard deviations added to the features in `shifted`.
+  void Send(int n, const std::set<size_t>& shifted = {}, double shift = 0) {
+    std::uniform_int_distribution<size_t> pick(0, rows_.size() - 1);
+    for (int sent = 0; sent < n; sent += 40) {
+      std::vector<std::vector<double>> batch;
+      for (int i = 0; i < 40; ++i) {
+        auto row = rows_[pick(rng_)];
+        for (size_t c : shifted) row[c] += shift * stddev_[c];
+        batch.push_back(row);
+      }
+      auto r = client_->Post("/v2/models/breast_cancer_mlp/infer", Body(batch));
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 200u) << r->body;
+    }
+  }
+
+  // Waits until at least `count` windows are reported; returns the report.
+  rapidjson::Document WaitForWindows(size_t count) {
+    rapidjson::Document d;
+    for (int i = 0; i < 100; ++i) {
+      auto r = client_->Get("/v1/monitoring/breast_cancer_mlp/drift?limit=1000");
+      EXPECT_EQ(r->status, 200u) << r->body;
+      d.Parse(r->body.c_str());
+      if (d["windows"].Size() >= count) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return d;
+  }
+
+  fs::path repo_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> client_;
+  std::vector<std::vector<double>> rows_;
+  std::vector<double> stddev_;
+  std::mt19937 rng_{2026};
+};
+
+TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
+  // Calm: 6 windows of traffic from the data set itself.
+  for (int w = 0; w < 6; ++w) {
+    Send(400);
+    WaitForWindows(static_cast<size_t>(w + 1));
+  }
+  rapidjson::Document calm = WaitForWindows(6);
+  ASSERT_GE(calm["windows"].Size(), 6u);
+  EXPECT_STREQ(calm["versions"][0]["reference"]["source"].GetString(), "reference.csv");
+  int false_alarms = 0;
+  for (const auto& w : calm["windows"].GetArray()) {
+    EXPECT_GE(w["rows"].GetInt64(), 300);
+    for (const auto& c : w["columns"].GetArray()) false_alarms += c["drifted"].GetBool();
+  }
+  EXPECT_EQ(false_alarms, 0);
+  std::printf("calm: %u windows, %d false alarms over %u columns each\n", calm["windows"].Size(), false_alarms,
+              calm["windows"][0]["columns"].Size());
+
+  // Two features (mean_texture, worst_smoothness) shifted by one standard deviation.
+  const size_t before = calm["windows"].Size();
+  Send(400, {1, 24}, 1.0);
+  rapidjson::Document shifted = WaitForWindows(before + 1);
+  ASSERT_GT(shifted["windows"].Size(), before);
+  const auto& w = shifted["windows"][shifted["windows"].Size() - 1];
+  std::set<std::string> drifted_inputs;
+  for (const auto& c : w["columns"].GetArray()) {
+    if (c["drifted"].GetBool() && std::string(c["kind"].GetString()) == "input")
+      drifted_inputs.insert(c["name"].GetString());
+    EXPECT_TRUE(c.HasMember("psi") && c.HasMember("ks_p") && c.HasMember("wasserstein") && c.HasMember("threshold"));
+  }
+  EXPECT_EQ(drifted_inputs, (std::set<std::string>{"mean_texture", "worst_smoothness"}));
+  EXPECT_FALSE(w["dataset_drift"].GetBool());  // 2 of 30 is below the default share of 0.5
+
+  auto metrics = client_->Get("/metrics");
+  EXPECT_NE(
+      metrics->body.find(R"(vigil_drift_detected{model="breast_cancer_mlp",version="1",feature="mean_texture"} 1)"),
+      std::string::npos);
+  EXPECT_NE(
+      metrics->body.find(R"(vigil_drift_detected{model="breast_cancer_mlp",version="1",feature="mean_radius"} 0)"),
+      std::string::npos);
+}
+
+TEST_F(Monitoring, NonFiniteInputsAreCountedAndBadQueriesAreNamed) {
+  auto row = rows_[0];
+  row[3] = std::nan("");
+  auto r = client_->Post("/v2/models/breast_cancer_mlp/infer", Body({row, rows_[1]}));
+  ASSERT_EQ(r->status, 200u) << r->body;
+  std::string body;
+  for (int i = 0; i < 50; ++i) {
+    body = client_->Get("/metrics")->body;
+    if (body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)") !=
+        std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)"),
+            std::string::npos);
+
+  auto bad = client_->Get("/v1/monitoring/breast_cancer_mlp/drift?from=yesterday");
+  EXPECT_EQ(bad->status, 400u);
+  EXPECT_NE(bad->body.find("'from'"), std::string::npos) << bad->body;
+  auto unknown = client_->Get("/v1/monitoring/nope/drift");
+  EXPECT_EQ(unknown->status, 404u);
+  EXPECT_NE(unknown->body.find("'nope'"), std::string::npos) << unknown->body;
+}
+
+}  // namespace
+}  // namespace vigil::testing
