@@ -15,11 +15,23 @@ constexpr int64_t kMaxOutputColumns = 8;
 constexpr size_t kMaxCategories = 100;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Each thread counts into its own slab (threads beyond kSlabs share).
-std::atomic<size_t> g_next_slab{0};
-size_t SlabIndex(size_t slabs) {
-  thread_local const size_t index = g_next_slab.fetch_add(1, std::memory_order_relaxed);
-  return index % slabs;
+// A process-wide index per observing thread: slab `index` when below
+// kSlabs, else the shared slab.
+std::atomic<size_t> g_next_thread{0};
+size_t ThreadIndex() {
+  thread_local const size_t index = g_next_thread.fetch_add(1, std::memory_order_relaxed);
+  return index;
+}
+
+// Adds to a counter that only this thread writes (kShared false), or that
+// several may (true).
+template <bool kShared, typename T>
+void Add(std::atomic<T>& counter, T v) {
+  if constexpr (kShared) {
+    counter.fetch_add(v, std::memory_order_relaxed);
+  } else {
+    counter.store(counter.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+  }
 }
 
 double ValueAt(const Tensor& t, int64_t i) {
@@ -38,6 +50,19 @@ double ValueAt(const Tensor& t, int64_t i) {
     default:
       return kNaN;
   }
+}
+
+// NaN and infinities among the first `n` values (only floats have them).
+int64_t NonFinite(const Tensor& t, int64_t n) {
+  int64_t bad = 0;
+  if (t.datatype == DataType::kFp32) {
+    const float* p = t.as<float>();
+    for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  } else if (t.datatype == DataType::kFp64) {
+    const double* p = t.as<double>();
+    for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  }
+  return bad;
 }
 
 bool Numeric(const Tensor& t) {
@@ -146,17 +171,6 @@ std::vector<bool> BenjaminiHochberg(const std::vector<double>& p, double alpha) 
 }
 
 }  // namespace
-
-size_t ColumnProfile::BinOf(double v) const {
-  if (type == FeatureType::kCategorical) {
-    auto it = std::lower_bound(edges.begin(), edges.end(), v);
-    return it != edges.end() && *it == v ? static_cast<size_t>(it - edges.begin()) : edges.size();
-  }
-  if (v < edges.front()) return 0;
-  if (v > edges.back()) return edges.size();
-  const auto i = static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
-  return std::min(i, edges.size() - 1);
-}
 
 StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width) {
   ReferenceRows out;
@@ -288,37 +302,60 @@ void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t ro
   if (!Numeric(input) || input.element_count() < rows * input_width_) return;
   const bool outputs = Numeric(output) && output.element_count() >= rows * output_width_;
   // Numerical health, over every value (not only the tracked columns).
-  int64_t bad_in = 0, bad_out = 0;
-  for (int64_t i = 0; i < rows * input_width_; ++i) bad_in += !std::isfinite(ValueAt(input, i));
-  if (outputs) {
-    for (int64_t i = 0; i < rows * output_width_; ++i) bad_out += !std::isfinite(ValueAt(output, i));
-  }
+  const int64_t bad_in = NonFinite(input, rows * input_width_);
+  const int64_t bad_out = outputs ? NonFinite(output, rows * output_width_) : 0;
   if (bad_in) nonfinite_inputs_.fetch_add(bad_in, std::memory_order_relaxed);
   if (bad_out) nonfinite_outputs_.fetch_add(bad_out, std::memory_order_relaxed);
 
   if (!ready_.load(std::memory_order_acquire)) return Collect(input, output, rows);
-  Slab& slab = slabs_[SlabIndex(kSlabs)];
+  const size_t index = ThreadIndex();
+  if (index < kSlabs) {
+    Count<false>(slabs_[index], input, output, rows);
+  } else {
+    Count<true>(slabs_[kSlabs], input, output, rows);
+  }
+}
+
+template <bool kShared>
+void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor& output, int64_t rows) {
+  const bool outputs = Numeric(output) && output.element_count() >= rows * output_width_;
   const auto& columns = reference_->columns;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    const ColumnProfile& col = columns[c];
-    if (col.output && !outputs) continue;
-    const Tensor& t = col.output ? output : input;
-    const int64_t width = col.output ? output_width_ : input_width_;
-    std::atomic<uint64_t>* counts = &slab.counts[offsets_[c]];
-    for (int64_t r = 0; r < rows; ++r) {
-      const double v = Pick(col.column, width, r, [&](int64_t i) { return ValueAt(t, i); });
+  // One row at a time, its values read once into doubles.
+  constexpr int64_t kRowBuffer = 512;
+  double in_row[kRowBuffer], out_row[kMaxOutputColumns * 2];
+  const bool buffered = input_width_ <= kRowBuffer && output_width_ <= kMaxOutputColumns * 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (buffered) {
+      for (int64_t i = 0; i < input_width_; ++i) in_row[i] = ValueAt(input, r * input_width_ + i);
+      if (outputs) {
+        for (int64_t j = 0; j < output_width_; ++j) out_row[j] = ValueAt(output, r * output_width_ + j);
+      }
+    }
+    for (size_t c = 0; c < columns.size(); ++c) {
+      const ColumnProfile& col = columns[c];
+      if (col.output && !outputs) continue;
+      const int64_t width = col.output ? output_width_ : input_width_;
+      double v;
+      if (buffered) {
+        const double* row = col.output ? out_row : in_row;
+        v = Pick(col.column, width, 0, [row](int64_t i) { return row[i]; });
+      } else {
+        const Tensor& t = col.output ? output : input;
+        v = Pick(col.column, width, r, [&t](int64_t i) { return ValueAt(t, i); });
+      }
+      std::atomic<uint64_t>* counts = &slab.counts[offsets_[c]];
       if (!std::isfinite(v)) {
-        counts[col.bins()].fetch_add(1, std::memory_order_relaxed);
+        Add<kShared>(counts[col.bins()], uint64_t{1});
         continue;
       }
       const size_t b = col.BinOf(v);
-      counts[b].fetch_add(1, std::memory_order_relaxed);
+      Add<kShared>(counts[b], uint64_t{1});
       if (col.type == FeatureType::kNumeric && (b == 0 || b + 1 == col.bins())) {
-        slab.outside_sums[2 * c + (b == 0 ? 0 : 1)].fetch_add(v, std::memory_order_relaxed);
+        Add<kShared>(slab.outside_sums[2 * c + (b == 0 ? 0 : 1)], v);
       }
     }
   }
-  slab.rows.fetch_add(static_cast<uint64_t>(rows), std::memory_order_relaxed);
+  Add<kShared>(slab.rows, static_cast<uint64_t>(rows));
 }
 
 std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
@@ -327,25 +364,34 @@ std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
     std::lock_guard lock(mu_);
     if (!window_start_ms_) window_start_ms_ = now_ms;
   }
-  uint64_t rows = 0;
-  for (const auto& slab : slabs_) rows += slab.rows.load(std::memory_order_relaxed);
-  const auto n = static_cast<int64_t>(rows);
+  uint64_t total_rows = 0;
+  for (const auto& slab : slabs_) total_rows += slab.rows.load(std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  const auto n = static_cast<int64_t>(total_rows - taken_rows_);
   const bool full = n >= config_.window_rows;
   const bool timed =
       now_ms - *window_start_ms_ >= static_cast<int64_t>(config_.window_seconds * 1000) && n >= config_.min_window_rows;
   if (!full && !timed) return std::nullopt;
 
+  // Counts only grow; the window is what they gained since the last close.
   std::vector<double> counts(counters_, 0), sums(2 * reference_->columns.size(), 0);
-  int64_t taken = 0;
-  for (auto& slab : slabs_) {
-    taken += static_cast<int64_t>(slab.rows.exchange(0, std::memory_order_relaxed));
-    for (size_t i = 0; i < counters_; ++i) {
-      counts[i] += static_cast<double>(slab.counts[i].exchange(0, std::memory_order_relaxed));
-    }
-    for (size_t i = 0; i < sums.size(); ++i) sums[i] += slab.outside_sums[i].exchange(0, std::memory_order_relaxed);
+  for (const auto& slab : slabs_) {
+    for (size_t i = 0; i < counters_; ++i)
+      counts[i] += static_cast<double>(slab.counts[i].load(std::memory_order_relaxed));
+    for (size_t i = 0; i < sums.size(); ++i) sums[i] += slab.outside_sums[i].load(std::memory_order_relaxed);
   }
-  DriftWindow w = Test(counts, sums, taken);
-  std::lock_guard lock(mu_);
+  auto since_last = [](std::vector<double>& now, std::vector<double>& last) {
+    last.resize(now.size(), 0);
+    for (size_t i = 0; i < now.size(); ++i) {
+      const double total = now[i];
+      now[i] = total - last[i];
+      last[i] = total;
+    }
+  };
+  since_last(counts, taken_counts_);
+  since_last(sums, taken_sums_);
+  taken_rows_ = total_rows;
+  DriftWindow w = Test(counts, sums, n);
   w.start_ms = *window_start_ms_;
   w.end_ms = now_ms;
   window_start_ms_ = now_ms;

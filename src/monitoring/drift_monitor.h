@@ -10,6 +10,7 @@
 // slabs: merging is addition.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -73,8 +74,22 @@ struct ColumnProfile {
   int64_t missing = 0;  // NaN or ±Inf in the reference
 
   size_t bins() const { return edges.size() + 1; }
-  // The bin of a finite value.
-  size_t BinOf(double v) const;
+  // The bin of a finite value (inline: it runs for every column of every row).
+  size_t BinOf(double v) const {
+    if (type == FeatureType::kCategorical) {
+      auto it = std::lower_bound(edges.begin(), edges.end(), v);
+      return it != edges.end() && *it == v ? static_cast<size_t>(it - edges.begin()) : edges.size();
+    }
+    if (v < edges.front()) return 0;
+    if (v > edges.back()) return edges.size();
+    size_t i = 0;
+    if (edges.size() <= 24) {
+      for (double e : edges) i += e <= v;  // no branches to mispredict
+    } else {
+      i = static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+    }
+    return std::min(i, edges.size() - 1);
+  }
 };
 
 struct ReferenceProfile {
@@ -152,14 +167,18 @@ class DriftMonitor {
   int64_t nonfinite_outputs() const { return nonfinite_outputs_.load(std::memory_order_relaxed); }
 
  private:
-  static constexpr size_t kSlabs = 16;
-  // One thread's counts: per column, its bins then "missing"; sums of the
-  // values below and above the reference range (numeric), and rows.
-  struct Slab {
-    std::unique_ptr<std::atomic<uint64_t>[]> counts;
-    std::unique_ptr<std::atomic<double>[]> outside_sums;  // per column: below, above
+  // The first kSlabs threads that observe (process-wide) each own a slab
+  // and are its only writer, so counting is a plain load and store; later
+  // threads share one more slab with atomic read-modify-writes. Counts only
+  // grow: a window is the difference from the previous snapshot.
+  static constexpr size_t kSlabs = 64;
+  struct alignas(64) Slab {
+    std::unique_ptr<std::atomic<uint64_t>[]> counts;      // per column: its bins, then missing
+    std::unique_ptr<std::atomic<double>[]> outside_sums;  // per column: sum below, sum above the range
     std::atomic<uint64_t> rows{0};
   };
+  template <bool kShared>
+  void Count(Slab& slab, const Tensor& input, const Tensor& output, int64_t rows);
   void Start(std::shared_ptr<const ReferenceProfile> reference);          // lays out the slabs; requires mu_
   void Collect(const Tensor& input, const Tensor& output, int64_t rows);  // live reference rows
   DriftWindow Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const;
@@ -173,7 +192,9 @@ class DriftMonitor {
   std::shared_ptr<const ReferenceProfile> reference_;
   std::vector<size_t> offsets_;  // first counter of each column in a slab
   size_t counters_ = 0;
-  std::array<Slab, kSlabs> slabs_;
+  std::array<Slab, kSlabs + 1> slabs_;             // the last is shared
+  std::vector<double> taken_counts_, taken_sums_;  // snapshot at the last close; guarded by mu_
+  uint64_t taken_rows_ = 0;                        // guarded by mu_
   std::atomic<int64_t> nonfinite_inputs_{0}, nonfinite_outputs_{0};
 
   mutable std::mutex mu_;                   // guards the live reference collection and window_start_ms_

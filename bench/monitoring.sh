@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The cost of monitoring, in one run: `vigil bench` (32 in flight, 1-row
+# JSON) against two endpoints of one server, both with the prediction log
+# on: one serves the TorchScript MLP with monitoring on (all 30 features and
+# 3 output columns tracked, reference.csv), the other an identical copy with
+# `monitoring: false`. Alternated three times to even out drift.
+#
+#   bench/monitoring.sh        (DURATION=10 per run by default)
+# Writes bench/out/monitoring.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+source bench/common.sh
+
+repo="$work/repository"
+mkdir -p "$repo/deployments"
+cp -r examples/repository/breast_cancer_mlp "$repo/"
+cp -r examples/repository/breast_cancer_mlp "$repo/breast_cancer_mlp_plain"
+sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+echo "monitoring: false" >>"$repo/breast_cancer_mlp_plain/config.yaml"
+cat >"$repo/deployments/monitored.yaml" <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+YAML
+cat >"$repo/deployments/unmonitored.yaml" <<'YAML'
+production: {model: breast_cancer_mlp_plain, version: 1}
+YAML
+port=$(free_port)
+./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn \
+  --data-dir "$work/data" &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/v2/health/ready"
+
+declare -A RPS P99
+run() {  # run NAME ENDPOINT
+  ./build/vigil bench -u "127.0.0.1:$port" -m "$2" --concurrency 32 --threads 2 --duration "$DURATION" --window 1 \
+    --input-data examples/repository/breast_cancer_mlp/reference.csv --json >"$work/$1.json"
+  RPS[$1]=$(py "import json; print(round(json.load(open('$work/$1.json'))['levels'][0]['throughput']))")
+  P99[$1]=$(py "import json; print(json.load(open('$work/$1.json'))['levels'][0]['latency_ms']['p99'])")
+  printf '%-14s %8s req/s  p99 %s ms\n' "$1" "${RPS[$1]}" "${P99[$1]}"
+}
+for r in a b c; do
+  run "off_$r" unmonitored
+  run "on_$r" monitored
+done
+windows=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_drift_windows_total/ {s+=$2} END {print s+0}')
+
+{
+  echo "| run | req/s | p99 ms |"
+  echo "|---|---|---|"
+  for n in off_a on_a off_b on_b off_c on_c; do echo "| $n | ${RPS[$n]} | ${P99[$n]} |"; done
+  echo
+  echo "| ratio | value |"
+  echo "|---|---|"
+  echo "| monitoring on / off (req/s, sum of three runs each) | $(py "print(f'{(${RPS[on_a]}+${RPS[on_b]}+${RPS[on_c]})/(${RPS[off_a]}+${RPS[off_b]}+${RPS[off_c]}):.3f}')") |"
+  echo
+  echo "drift windows closed: $windows"
+} | tee "$out/monitoring.md"
