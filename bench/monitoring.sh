@@ -3,7 +3,9 @@
 # JSON) against two endpoints of one server, both with the prediction log
 # on: one serves the TorchScript MLP with monitoring on (all 30 features and
 # 3 output columns tracked, reference.csv), the other an identical copy with
-# `monitoring: false`. Alternated three times to even out drift.
+# `monitoring: false`. Three runs each, in the order off, on, on, off, off,
+# on, so that a machine getting slower or faster during the run favours
+# neither.
 #
 #   bench/monitoring.sh        (DURATION=10 per run by default)
 # Writes bench/out/monitoring.md.
@@ -38,16 +40,18 @@ run() {  # run NAME ENDPOINT
   P99[$1]=$(py "import json; print(json.load(open('$work/$1.json'))['levels'][0]['latency_ms']['p99'])")
   printf '%-14s %8s req/s  p99 %s ms\n' "$1" "${RPS[$1]}" "${P99[$1]}"
 }
-for r in a b c; do
-  run "off_$r" unmonitored
-  run "on_$r" monitored
-done
+run off_a unmonitored
+run on_a monitored
+run on_b monitored
+run off_b unmonitored
+run off_c unmonitored
+run on_c monitored
 windows=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_drift_windows_total/ {s+=$2} END {print s+0}')
 
 {
   echo "| run | req/s | p99 ms |"
   echo "|---|---|---|"
-  for n in off_a on_a off_b on_b off_c on_c; do echo "| $n | ${RPS[$n]} | ${P99[$n]} |"; done
+  for n in off_a on_a on_b off_b off_c on_c; do echo "| $n | ${RPS[$n]} | ${P99[$n]} |"; done
   echo
   echo "| ratio | value |"
   echo "|---|---|"
