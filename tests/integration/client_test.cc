@@ -97,7 +97,8 @@ TEST_P(Client, InfersExactlyWhatPythonComputed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransports, Client,
-                         ::testing::Values(std::make_pair(Protocol::kHttp, false), std::make_pair(Protocol::kHttp, true),
+                         ::testing::Values(std::make_pair(Protocol::kHttp, false),
+                                           std::make_pair(Protocol::kHttp, true),
                                            std::make_pair(Protocol::kGrpc, false),
                                            std::make_pair(Protocol::kGrpc, true)),
                          [](const auto& info) {
@@ -169,8 +170,8 @@ TEST(BenchCommand, MeasuresClosedAndOpenLoopOverHttpAndGrpc) {
     EXPECT_NEAR(seen / client, 1.0, 0.05) << "client " << client << " server " << seen;
   }
 
-  auto open = run({"-u", http, "-m", "breast_cancer_xgb", "--rate", "300", "--poisson", "--batch", "4",
-                   "--input-data", (kRepo / "breast_cancer_xgb" / "reference.csv").string()});
+  auto open = run({"-u", http, "-m", "breast_cancer_xgb", "--rate", "300", "--poisson", "--batch", "4", "--input-data",
+                   (kRepo / "breast_cancer_xgb" / "reference.csv").string()});
   ASSERT_EQ(open["levels"].Size(), 1u);
   const auto& level = open["levels"][0];
   EXPECT_NEAR(level["throughput"].GetDouble(), 300, 60);
@@ -185,8 +186,8 @@ TEST(BenchCommand, MeasuresClosedAndOpenLoopOverHttpAndGrpc) {
   EXPECT_TRUE(over_grpc["levels"][0].HasMember("server"));
 
   // The table form is what a person reads.
-  CommandResult table = RunVigil({"bench", "-u", http, "-m", "breast_cancer_mlp", "--concurrency", "2", "--duration",
-                                  "2", "--window", "0.5"});
+  CommandResult table = RunVigil(
+      {"bench", "-u", http, "-m", "breast_cancer_mlp", "--concurrency", "2", "--duration", "2", "--window", "0.5"});
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("p99 ms"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("concurrency 2"), std::string::npos) << table.out;
@@ -232,9 +233,28 @@ TEST(ProfileCommand, SweepsWithinTheTimeBudgetAndRestoresTheConfig) {
   const std::string http = "127.0.0.1:" + std::to_string(server->port());
   const fs::path out = ScratchDir("profile") / "recommended.yaml";
   const auto started = std::chrono::steady_clock::now();
-  CommandResult r = RunVigil({"profile", "-u", http, "-m", "breast_cancer_mlp_onnx", "--latency-budget", "50",
-                              "--time-budget", "12", "--max-batch-sizes", "8", "--delays-us", "0,500", "--instances",
-                              "1", "--max-concurrency", "8", "--window", "0.2", "--json", "-o", out.string()});
+  CommandResult r = RunVigil({"profile",
+                              "-u",
+                              http,
+                              "-m",
+                              "breast_cancer_mlp_onnx",
+                              "--latency-budget",
+                              "50",
+                              "--time-budget",
+                              "12",
+                              "--max-batch-sizes",
+                              "8",
+                              "--delays-us",
+                              "0,500",
+                              "--instances",
+                              "1",
+                              "--max-concurrency",
+                              "8",
+                              "--window",
+                              "0.2",
+                              "--json",
+                              "-o",
+                              out.string()});
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(took, 12 + 8) << "the time budget bounds the run";
@@ -271,9 +291,26 @@ TEST(ProfileCommand, SweepsWithinTheTimeBudgetAndRestoresTheConfig) {
 
 // In-process: the server starts inside `vigil profile` itself.
 TEST(ProfileCommand, RunsAnInProcessServer) {
-  CommandResult r = RunVigil({"profile", "--model-repository", kRepo.string(), "-m", "breast_cancer_xgb",
-                              "--latency-budget", "50", "--time-budget", "6", "--max-batch-sizes", "16", "--delays-us",
-                              "0", "--instances", "1", "--max-concurrency", "4", "--window", "0.2", "--no-refine"});
+  CommandResult r = RunVigil({"profile",
+                              "--model-repository",
+                              kRepo.string(),
+                              "-m",
+                              "breast_cancer_xgb",
+                              "--latency-budget",
+                              "50",
+                              "--time-budget",
+                              "6",
+                              "--max-batch-sizes",
+                              "16",
+                              "--delays-us",
+                              "0",
+                              "--instances",
+                              "1",
+                              "--max-concurrency",
+                              "4",
+                              "--window",
+                              "0.2",
+                              "--no-refine"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("baseline"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("recommended config.yaml"), std::string::npos) << r.out;

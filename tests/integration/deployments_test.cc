@@ -18,8 +18,8 @@
 
 #include "client/inference_client.h"
 #include "core/uuid.h"
-#include "store/store.h"
 #include "server_process.h"
+#include "store/store.h"
 
 namespace vigil::testing {
 namespace {
@@ -551,10 +551,10 @@ TEST(DeploymentsStore, KillNineLosesAtMostTheQueuedPredictionsAndNoFeedback) {
   EXPECT_LE(answered.size() - logged, 65536u);
   EXPECT_GT(logged, 0u);
   EXPECT_GT(rows, 10'000) << "the traffic was not heavy";
-  std::printf("kill -9: %lld predictions in the log; of the tracked: %zu answered, %zu logged, %zu lost; %zu feedback "
-              "acknowledged, %zu kept\n",
-              static_cast<long long>(rows), answered.size(), logged, answered.size() - logged, acknowledged.size(),
-              feedback);
+  std::printf(
+      "kill -9: %lld predictions in the log; of the tracked: %zu answered, %zu logged, %zu lost; %zu feedback "
+      "acknowledged, %zu kept\n",
+      static_cast<long long>(rows), answered.size(), logged, answered.size() - logged, acknowledged.size(), feedback);
   fs::remove_all(repo);
   fs::remove_all(data);
 }

@@ -144,6 +144,7 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
   EXPECT_FALSE(w["dataset_drift"].GetBool());  // 2 of 30 is below the default share of 0.5
 
   auto metrics = client_->Get("/metrics");
+  EXPECT_EQ(PromtoolCheck(metrics->body), "");  // with the drift families filled
   EXPECT_NE(
       metrics->body.find(R"(vigil_drift_detected{model="breast_cancer_mlp",version="1",feature="mean_texture"} 1)"),
       std::string::npos);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -47,6 +48,22 @@ void CopyExampleRepository(const fs::path& dest, const std::vector<std::string>&
   }
 }
 
+std::string PromtoolCheck(const std::string& metrics) {
+  static std::atomic<int> n{0};
+  const fs::path file =
+      fs::temp_directory_path() / ("vigil_metrics_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".txt");
+  WriteFile(file, metrics);
+  const std::string cmd = "promtool check metrics < " + file.string() + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return "cannot run promtool";
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, pipe)) out += buf;
+  const int rc = ::pclose(pipe);
+  fs::remove(file);
+  return rc == 0 ? "" : "promtool check metrics failed (" + std::to_string(rc) + "):\n" + out;
+}
+
 std::string FeaturesBody(int rows, const std::string& extra) {
   std::string data;
   for (int r = 0; r < rows; ++r) {
@@ -85,9 +102,9 @@ pid_t SpawnVigil(const std::vector<std::string>& args, const std::string& out_pa
 
 CommandResult RunVigil(const std::vector<std::string>& args, double timeout_s) {
   static int counter = 0;
-  const std::string base = (fs::temp_directory_path() / ("vigil_test_cmd_" + std::to_string(::getpid()) + "_" +
-                                                          std::to_string(counter++)))
-                               .string();
+  const std::string base =
+      (fs::temp_directory_path() / ("vigil_test_cmd_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
+          .string();
   const std::string out_path = base + ".out", err_path = base + ".err";
   const pid_t pid = SpawnVigil(args, out_path, err_path);
   CommandResult r;
@@ -123,8 +140,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
   if (std::find(args.begin(), args.end(), "--host") == args.end()) argv_s.insert(argv_s.end(), {"--host", "127.0.0.1"});
   if (std::find(args.begin(), args.end(), "--data-dir") == args.end()) {
     // A store of its own, so tests never see each other's deployments.
-    p->data_dir_ = fs::temp_directory_path() /
-                   ("vigil_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter));
+    p->data_dir_ =
+        fs::temp_directory_path() / ("vigil_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter));
     fs::remove_all(p->data_dir_);
     argv_s.insert(argv_s.end(), {"--data-dir", p->data_dir_.string()});
   }

@@ -48,6 +48,10 @@ void WriteFile(const std::filesystem::path& p, const std::string& text);
 // A JSON infer body with `rows` rows of the 30 breast-cancer features.
 std::string FeaturesBody(int rows, const std::string& extra = "");
 
+// Runs `promtool check metrics` on a /metrics body: "" when it passes,
+// else promtool's output.
+std::string PromtoolCheck(const std::string& metrics);
+
 // Runs `vigil <args>` to completion; returns its exit code, stdout and stderr.
 struct CommandResult {
   int exit_code = -1;
