@@ -291,6 +291,8 @@ int main(int argc, char** argv) {
                    "The oldest logged predictions past this many rows are deleted; 0 = no limit")
       ->default_val(10'000'000)
       ->check(CLI::NonNegativeNumber);
+  serve->add_option("--alert-webhook", so.alert_webhook,
+                    "Post firing and resolved alerts here, Alertmanager webhook format (http://host:port/path)");
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 

@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "protocol/oip_json.h"
+#include "server/alerts.h"
 #include "server/deployments.h"
 #include "server/rest_api.h"
 
@@ -81,8 +82,13 @@ std::string DriftColumnsJson(const DriftWindow& w) {
 }
 
 MonitoringService::MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics,
-                                     const Deployments* deployments, Options options)
-    : repository_(repository), store_(store), metrics_(metrics), deployments_(deployments), options_(options) {
+                                     const Deployments* deployments, Options options, AlertManager* alerts)
+    : repository_(repository),
+      store_(store),
+      metrics_(metrics),
+      deployments_(deployments),
+      options_(options),
+      alerts_(alerts) {
   if (metrics_) {
     auto& r = metrics_->registry();
     statistic_ = &r.AddGauge("vigil_drift_statistic",
@@ -164,6 +170,30 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
     if (c.drifted) drifted += (drifted.empty() ? "" : ",") + c.name;
   }
   if (windows_) windows_->WithLabels({model, version, w.dataset_drift ? "drift" : "calm"}).Inc();
+  if (alerts_) {
+    const MonitoringConfig& mc = mv.config().monitoring;
+    int64_t nonfinite = 0;
+    for (const auto& c : w.columns) {
+      nonfinite += c.missing;
+      const std::string summary =
+          fmt::format("{} of {} v{} {}: {} {:.4g} (threshold {:.4g}) over {} rows", c.output ? "output" : "feature",
+                      model, version, c.drifted ? "drifted" : "is calm", c.method, c.statistic, c.threshold, c.rows);
+      alerts_->Observe(c.output ? "PredictionDrift" : "FeatureDrift",
+                       {{"model", model}, {"version", version}, {"feature", c.name}}, c.drifted,
+                       {c.method, c.statistic, c.threshold, w.start_ms, w.end_ms, summary}, mc.alert_after,
+                       mc.resolve_after, w.end_ms);
+    }
+    alerts_->Observe("DatasetDrift", {{"model", model}, {"version", version}}, w.dataset_drift,
+                     {"drifted_share", w.drifted_share, mc.drift_share, w.start_ms, w.end_ms,
+                      fmt::format("{:.0f}% of the input features of {} v{} drifted", 100 * w.drifted_share, model,
+                                  version)},
+                     mc.alert_after, mc.resolve_after, w.end_ms);
+    alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}}, nonfinite > 0,
+                     {"nonfinite_values", static_cast<double>(nonfinite), 0, w.start_ms, w.end_ms,
+                      fmt::format("{} NaN or infinite values in the monitored columns of {} v{} over {} rows",
+                                  nonfinite, model, version, w.rows)},
+                     1, mc.resolve_after, w.end_ms);
+  }
   spdlog::info("event=drift_window model={} version={} rows={} drifted_share={:.3f} dataset_drift={} drifted={}", model,
                version, w.rows, w.drifted_share, w.dataset_drift, LogValue(drifted));
   StoredDriftWindow stored{model,           mv.version(),       w.start_ms,         w.end_ms,
@@ -184,6 +214,13 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
 
 void MonitoringService::Handle(const HttpRequest& request, const std::vector<std::string>& path,
                                const HttpServer::Responder& respond) const {
+  if (path[1] == "alerts") {
+    if (path.size() != 2 || request.method() != boost::beast::http::verb::get) {
+      return respond(ErrorResponse(InvalidArgument("use GET /v1/alerts")));
+    }
+    if (!alerts_) return respond(MakeResponse(200, R"({"firing":[],"pending":[],"recent":[]})"));
+    return respond(MakeResponse(200, alerts_->Json(100)));
+  }
   // /v1/monitoring/{name}/drift
   if (path.size() != 4 || path[3] != "drift") {
     return respond(ErrorResponse(NotFound("no monitoring resource " + std::string(request.target()) +

@@ -28,6 +28,7 @@
 
 namespace vigil {
 
+class AlertManager;
 class Deployments;
 
 class MonitoringService {
@@ -36,9 +37,12 @@ class MonitoringService {
     std::chrono::milliseconds tick{250};             // how often windows are checked
     int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // stored windows are kept this long
   };
-  // `store`, `metrics` and `deployments` may be null.
+  // `store`, `metrics`, `deployments` and `alerts` may be null. Each closed
+  // window is observed by the alert rules: FeatureDrift and PredictionDrift
+  // per column, DatasetDrift, and NonFiniteValues (any NaN/Inf in the
+  // window fires at once).
   MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics, const Deployments* deployments,
-                    Options options);
+                    Options options, AlertManager* alerts = nullptr);
   ~MonitoringService();  // stops the thread
 
   // Closes every window that is due at `now_ms` (the thread calls it each tick).
@@ -61,6 +65,7 @@ class MonitoringService {
   ServingMetrics* metrics_;
   const Deployments* deployments_;
   Options options_;
+  AlertManager* alerts_;
   GaugeFamily* statistic_ = nullptr;
   GaugeFamily* detected_ = nullptr;
   CounterFamily* windows_ = nullptr;

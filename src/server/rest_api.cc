@@ -150,7 +150,7 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
   if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments")
     return admin_->Handle(request, info, p, respond);
   if (admin_ && p.size() == 2 && p[0] == "v1" && p[1] == "feedback") return admin_->HandleFeedback(request, respond);
-  if (monitoring_ && p.size() >= 2 && p[0] == "v1" && p[1] == "monitoring")
+  if (monitoring_ && p.size() >= 2 && p[0] == "v1" && (p[1] == "monitoring" || p[1] == "alerts"))
     return monitoring_->Handle(request, p, respond);
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {

@@ -11,6 +11,7 @@
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
+#include "server/alerts.h"
 #include "server/monitoring_service.h"
 #include "server/prediction_log.h"
 #include "server/rest_api.h"
@@ -28,6 +29,7 @@ struct Server::Parts {
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<PredictionLog> prediction_log;
   std::unique_ptr<InferenceService> service;
+  std::unique_ptr<AlertManager> alerts;
   std::unique_ptr<MonitoringService> monitoring;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<RestApi> api;
@@ -77,8 +79,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                         &p->metrics);
   MonitoringService::Options mo;
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
-  p->monitoring =
-      std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(), mo);
+  AlertManager::Options ao;
+  ao.webhook_url = options.alert_webhook;
+  if (!ao.webhook_url.empty()) VIGIL_RETURN_IF_ERROR(AlertManager::ValidateWebhookUrl(ao.webhook_url));
+  p->alerts = std::make_unique<AlertManager>(p->store.get(), &p->metrics, ao);
+  p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics,
+                                                      p->deployments.get(), mo, p->alerts.get());
   p->api =
       std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get(), p->monitoring.get());
 
@@ -96,6 +102,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // Live (and answering "not ready") while the models load.
   p->http->Start();
   spdlog::info("event=listening protocol=http host={} port={}", options.host, p->http->port());
+  p->alerts->SetExternalUrl("http://" + options.host + ":" + std::to_string(p->http->port()));
   if (options.grpc_port >= 0) {
     GrpcServer::Options go;
     go.host = options.host;

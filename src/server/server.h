@@ -35,6 +35,8 @@ struct ServerOptions {
   // deleted (checked every minute); 0 = no limit.
   double prediction_retention_days = 30;
   int64_t prediction_max_rows = 10'000'000;
+  // Firing and resolved alerts are posted here (Alertmanager webhook format); empty = none.
+  std::string alert_webhook;
   // How often monitoring checks for closed drift windows; 0 = the default (250 ms).
   int64_t monitoring_tick_ms = 0;
 };

@@ -92,6 +92,20 @@ const char* const kMigrations[] = {
     "  dataset_drift INTEGER NOT NULL,"
     "  columns TEXT NOT NULL);"
     "CREATE INDEX drift_windows_by_model ON drift_windows (model, end_ms);",
+    // 6: alert transitions with their evidence.
+    "CREATE TABLE alert_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  alertname TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL,"
+    "  labels TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  statistic TEXT NOT NULL,"
+    "  value DOUBLE PRECISION NOT NULL,"
+    "  threshold DOUBLE PRECISION NOT NULL,"
+    "  window_start_ms BIGINT NOT NULL,"
+    "  window_end_ms BIGINT NOT NULL,"
+    "  summary TEXT NOT NULL);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -406,6 +420,39 @@ class SqliteStore final : public Store {
     Statement q(db_, "DELETE FROM drift_windows WHERE end_ms < ?");
     VIGIL_RETURN_IF_ERROR(q.Bind(1, before_ms).Run());
     return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Status AppendAlertEvent(const AlertEvent& e) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "INSERT INTO alert_events (time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
+                "window_start_ms, window_end_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    return q.Bind(1, e.time_ms)
+        .Bind(2, e.alertname)
+        .Bind(3, e.fingerprint)
+        .Bind(4, e.labels)
+        .Bind(5, e.state)
+        .Bind(6, e.statistic)
+        .Bind(7, std::optional<double>(e.value))
+        .Bind(8, std::optional<double>(e.threshold))
+        .Bind(9, e.window_start_ms)
+        .Bind(10, e.window_end_ms)
+        .Bind(11, e.summary)
+        .Run();
+  }
+
+  StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) override {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "SELECT id, time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
+                "window_start_ms, window_end_ms, summary FROM alert_events ORDER BY id DESC LIMIT ?");
+    q.Bind(1, static_cast<int64_t>(limit));
+    std::vector<AlertEvent> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4), q.Text(5), q.Text(6), *q.Double(7),
+                     *q.Double(8), q.Int(9), q.Int(10), q.Text(11)});
+    }));
+    return out;
   }
 
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) override {

@@ -81,6 +81,23 @@ struct StoredDriftWindow {
   std::string columns;
 };
 
+// A transition of an alert (monitoring): pending, firing, resolved or
+// inactive (a pending alert that calmed down before firing), with the
+// evidence of the window that caused it. `labels` is JSON text.
+struct AlertEvent {
+  int64_t id = 0;
+  int64_t time_ms = 0;
+  std::string alertname;
+  std::string fingerprint;
+  std::string labels;
+  std::string state;
+  std::string statistic;
+  double value = 0;
+  double threshold = 0;
+  int64_t window_start_ms = 0, window_end_ms = 0;
+  std::string summary;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -115,6 +132,11 @@ class Store {
                                                                 int64_t to_ms, int limit) = 0;
   // Deletes windows that ended before `before_ms`; returns how many went.
   virtual StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) = 0;
+
+  // Durable when it returns.
+  virtual Status AppendAlertEvent(const AlertEvent& event) = 0;
+  // Newest first, at most `limit`.
+  virtual StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) = 0;
 };
 
 // The 64-bit key a prediction is indexed and found by (with the id itself

@@ -57,7 +57,7 @@ class Monitoring : public ::testing::Test {
     std::string config = ReadFile(repo_ / "breast_cancer_mlp" / "config.yaml");
     config.replace(config.find("version_policy:"), std::string("version_policy:\n  latest: 2").size(),
                    "version_policy: {specific: [1]}");
-    config += "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n";
+    config += "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n  alert_after: 2\n";
     WriteFile(repo_ / "breast_cancer_mlp" / "config.yaml", config);
     server_ = ServerProcess::Start({"--model-repository", repo_.string()});
     client_ = server_->Client();
@@ -125,14 +125,21 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
     for (const auto& c : w["columns"].GetArray()) false_alarms += c["drifted"].GetBool();
   }
   EXPECT_EQ(false_alarms, 0);
+  auto quiet = client_->Get("/v1/alerts");
+  ASSERT_EQ(quiet->status, 200u);
+  EXPECT_EQ(quiet->body.find("FeatureDrift"), std::string::npos) << quiet->body;
   std::printf("calm: %u windows, %d false alarms over %u columns each\n", calm["windows"].Size(), false_alarms,
               calm["windows"][0]["columns"].Size());
 
-  // Two features (mean_texture, worst_smoothness) shifted by one standard deviation.
+  // Two features (mean_texture, worst_smoothness) shifted by one standard
+  // deviation, for two windows (alert_after: 2).
   const size_t before = calm["windows"].Size();
-  Send(400, {1, 24}, 1.0);
-  rapidjson::Document shifted = WaitForWindows(before + 1);
-  ASSERT_GT(shifted["windows"].Size(), before);
+  for (size_t w = 1; w <= 2; ++w) {
+    Send(400, {1, 24}, 1.0);
+    WaitForWindows(before + w);
+  }
+  rapidjson::Document shifted = WaitForWindows(before + 2);
+  ASSERT_GE(shifted["windows"].Size(), before + 2);
   const auto& w = shifted["windows"][shifted["windows"].Size() - 1];
   std::set<std::string> drifted_inputs;
   for (const auto& c : w["columns"].GetArray()) {
@@ -143,8 +150,21 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
   EXPECT_EQ(drifted_inputs, (std::set<std::string>{"mean_texture", "worst_smoothness"}));
   EXPECT_FALSE(w["dataset_drift"].GetBool());  // 2 of 30 is below the default share of 0.5
 
+  // The drift alert fires, naming exactly those two features, with its evidence.
+  rapidjson::Document alerts;
+  alerts.Parse(client_->Get("/v1/alerts")->body.c_str());
+  std::set<std::string> firing;
+  for (const auto& a : alerts["firing"].GetArray()) {
+    if (std::string(a["alertname"].GetString()) != "FeatureDrift") continue;
+    firing.insert(a["labels"]["feature"].GetString());
+    EXPECT_STREQ(a["statistic"].GetString(), "psi");
+    EXPECT_GE(a["value"].GetDouble(), a["threshold"].GetDouble());
+  }
+  EXPECT_EQ(firing, (std::set<std::string>{"mean_texture", "worst_smoothness"}));
+
   auto metrics = client_->Get("/metrics");
   EXPECT_EQ(PromtoolCheck(metrics->body), "");  // with the drift families filled
+  EXPECT_NE(metrics->body.find(R"(vigil_alerts_firing{alertname="FeatureDrift"} 2)"), std::string::npos);
   EXPECT_NE(
       metrics->body.find(R"(vigil_drift_detected{model="breast_cancer_mlp",version="1",feature="mean_texture"} 1)"),
       std::string::npos);
