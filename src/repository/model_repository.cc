@@ -136,6 +136,11 @@ void LoadReference(const ModelConfig& c, int64_t version, const std::string& csv
                   LogValue(rows.status().message()));
     return;
   }
+  // The model sees FP32 inputs as floats: so must the reference, or a
+  // sample's own extremes (14.81 read as a double) would fall outside it.
+  if (c.inputs[0].datatype == DataType::kFp32) {
+    for (double& v : rows->inputs) v = static_cast<float>(v);
+  }
   // The model's outputs on the reference rows: the reference for prediction drift.
   if (c.inputs.size() == 1 && c.inputs[0].datatype == DataType::kFp32 && !c.outputs.empty()) {
     const int64_t chunk = std::max<int64_t>(1, c.max_batch_size);

@@ -162,6 +162,18 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
   }
   EXPECT_EQ(firing, (std::set<std::string>{"mean_texture", "worst_smoothness"}));
 
+  // The same, readable in a terminal.
+  const std::string url = "127.0.0.1:" + std::to_string(server_->port());
+  CommandResult table = RunVigil({"monitor", "breast_cancer_mlp", "-u", url});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("2/30 features drifted"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("reference reference.csv (200 rows)"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("FeatureDrift feature=mean_texture"), std::string::npos) << table.out;
+  CommandResult unknown = RunVigil({"monitor", "nope", "-u", url});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no model or endpoint 'nope'"), std::string::npos) << unknown.err;
+  EXPECT_TRUE(unknown.out.empty());
+
   auto metrics = client_->Get("/metrics");
   EXPECT_EQ(PromtoolCheck(metrics->body), "");  // with the drift families filled
   EXPECT_NE(metrics->body.find(R"(vigil_alerts_firing{alertname="FeatureDrift"} 2)"), std::string::npos);
