@@ -179,14 +179,19 @@ std::string StatusTable(const std::string& body) {
   return out;
 }
 
-int Deploy(const std::string& action, const DeployFlags& f) {
-  const std::string cmd = "deploy " + action;
+// An HTTP connection to a running server ("host:port" or "http://host:port").
+vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url) {
   vigil::ClientOptions where;
-  if (auto s = vigil::ParseServerUrl(f.url, &where); !s.ok()) return Fail(cmd, s.message());
+  VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));
   vigil::HttpClient::Options ho;
   ho.host = where.host;
   ho.port = where.port;
-  auto client = vigil::HttpClient::Connect(ho);
+  return vigil::HttpClient::Connect(ho);
+}
+
+int Deploy(const std::string& action, const DeployFlags& f) {
+  const std::string cmd = "deploy " + action;
+  auto client = ConnectTo(f.url);
   if (!client.ok()) return Fail(cmd, client.status().message());
   std::map<std::string, std::string> headers;
   if (!f.token.empty()) headers["Authorization"] = "Bearer " + f.token;
@@ -245,12 +250,7 @@ std::string Num(const rapidjson::Value& v) { return v.IsNumber() ? fmt::format("
 // variant (for an endpoint) and the alerts firing now.
 int Monitor(const MonitorFlags& f) {
   const std::string cmd = "monitor";
-  vigil::ClientOptions where;
-  if (auto s = vigil::ParseServerUrl(f.url, &where); !s.ok()) return Fail(cmd, s.message());
-  vigil::HttpClient::Options ho;
-  ho.host = where.host;
-  ho.port = where.port;
-  auto client = vigil::HttpClient::Connect(ho);
+  auto client = ConnectTo(f.url);
   if (!client.ok()) return Fail(cmd, client.status().message());
   auto get = [&](const std::string& target) -> vigil::StatusOr<std::string> {
     auto reply = (*client)->Get(target);
