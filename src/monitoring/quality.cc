@@ -7,6 +7,21 @@
 
 namespace vigil {
 
+std::vector<std::pair<const char*, std::optional<double>>> QualityMetrics(const Quality& q) {
+  return {{"accuracy", q.accuracy},
+          {"log_loss", q.log_loss},
+          {"auc", q.auc},
+          {"precision", q.precision},
+          {"recall", q.recall},
+          {"f1", q.f1},
+          {"brier", q.brier},
+          {"mae", q.mae},
+          {"rmse", q.rmse},
+          {"mean_reward", q.mean_reward},
+          {"label_delay_p50_s", q.label_delay_p50_s},
+          {"label_delay_p90_s", q.label_delay_p90_s}};
+}
+
 std::optional<double> RocAuc(const std::vector<double>& scores, const std::vector<int>& labels) {
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
@@ -36,12 +51,15 @@ Quality ComputeQuality(const std::vector<Outcome>& outcomes) {
   Quality q;
   size_t correct = 0, classified = 0, regressed = 0;
   double log_loss = 0, abs_error = 0, sq_error = 0, reward = 0;
-  std::vector<double> scores;
+  std::vector<double> scores, delays;
   std::vector<int> binary_labels;
   bool binary = true;
+  size_t tp = 0, fp = 0, fn = 0;
+  double brier = 0;
   for (const auto& o : outcomes) {
     if (!o.label && !o.reward) continue;
     ++q.joined;
+    if (o.delay_ms) delays.push_back(static_cast<double>(*o.delay_ms) / 1000);
     if (o.reward) {
       ++q.rewarded;
       reward += *o.reward;
@@ -59,6 +77,11 @@ Quality ComputeQuality(const std::vector<Outcome>& outcomes) {
       if (o.outputs.size() == 2) {
         scores.push_back(o.outputs[1]);
         binary_labels.push_back(static_cast<int>(cls));
+        const bool predicted = best == 1, actual = cls == 1;
+        tp += predicted && actual;
+        fp += predicted && !actual;
+        fn += !predicted && actual;
+        brier += (o.outputs[1] - (actual ? 1.0 : 0.0)) * (o.outputs[1] - (actual ? 1.0 : 0.0));
       } else {
         binary = false;
       }
@@ -72,7 +95,22 @@ Quality ComputeQuality(const std::vector<Outcome>& outcomes) {
   if (classified > 0) {
     q.accuracy = static_cast<double>(correct) / static_cast<double>(classified);
     q.log_loss = log_loss / static_cast<double>(classified);
-    if (binary) q.auc = RocAuc(scores, binary_labels);
+    if (binary) {
+      q.auc = RocAuc(scores, binary_labels);
+      if (tp + fp > 0) q.precision = static_cast<double>(tp) / static_cast<double>(tp + fp);
+      if (tp + fn > 0) q.recall = static_cast<double>(tp) / static_cast<double>(tp + fn);
+      if (q.precision && q.recall) {
+        const double sum = *q.precision + *q.recall;
+        q.f1 = sum > 0 ? 2 * *q.precision * *q.recall / sum : 0.0;
+      }
+      q.brier = brier / static_cast<double>(classified);
+    }
+  }
+  if (!delays.empty()) {
+    std::sort(delays.begin(), delays.end());
+    auto at = [&](double f) { return delays[static_cast<size_t>(f * static_cast<double>(delays.size() - 1))]; };
+    q.label_delay_p50_s = at(0.5);
+    q.label_delay_p90_s = at(0.9);
   }
   if (regressed > 0) {
     q.mae = abs_error / static_cast<double>(regressed);

@@ -11,11 +11,11 @@ TEST(Quality, ClassifierAccuracyLogLossAndAuc) {
   // Hand-computed: accuracy 2/4; log loss from p[label] = 0.9, 0.4, 0.4, 0.8; AUC 3/4
   // (positives score 0.9, 0.4, negatives 0.6, 0.2: pairs won 0.9>0.6, 0.9>0.2, 0.4>0.2).
   std::vector<Outcome> o = {
-      {{0.1, 0.9}, 1, std::nullopt},
-      {{0.6, 0.4}, 1, std::nullopt},
-      {{0.4, 0.6}, 0, std::nullopt},
-      {{0.8, 0.2}, 0, std::nullopt},
-      {{0.5, 0.5}, std::nullopt, std::nullopt},  // no feedback: not joined
+      {{0.1, 0.9}, 1, std::nullopt, 1000},   // true positive
+      {{0.6, 0.4}, 1, std::nullopt, 2000},   // false negative
+      {{0.4, 0.6}, 0, std::nullopt, 60000},  // false positive
+      {{0.8, 0.2}, 0, std::nullopt, 3000},   // true negative
+      {{0.5, 0.5}, std::nullopt, std::nullopt, std::nullopt},  // no feedback: not joined
   };
   const Quality q = ComputeQuality(o);
   EXPECT_EQ(q.joined, 4u);
@@ -23,12 +23,20 @@ TEST(Quality, ClassifierAccuracyLogLossAndAuc) {
   EXPECT_DOUBLE_EQ(*q.accuracy, 0.5);  // 0.9→1 right, 0.4→0 wrong, 0.6→1 wrong, 0.2→0 right
   EXPECT_NEAR(*q.log_loss, -(std::log(0.9) + std::log(0.4) + std::log(0.4) + std::log(0.8)) / 4, 1e-12);
   EXPECT_DOUBLE_EQ(*q.auc, 0.75);
+  EXPECT_DOUBLE_EQ(*q.precision, 0.5);
+  EXPECT_DOUBLE_EQ(*q.recall, 0.5);
+  EXPECT_DOUBLE_EQ(*q.f1, 0.5);
+  EXPECT_NEAR(*q.brier, (0.01 + 0.36 + 0.36 + 0.04) / 4, 1e-12);
+  EXPECT_DOUBLE_EQ(*q.label_delay_p50_s, 2);  // delays 1, 2, 3, 60 s
+  EXPECT_DOUBLE_EQ(*q.label_delay_p90_s, 3);
   EXPECT_FALSE(q.mae);
 }
 
 TEST(Quality, RegressionAndRewards) {
-  std::vector<Outcome> o = {{{2.0}, 1.0, std::nullopt}, {{0.0}, 2.0, std::nullopt}, {{5.0}, std::nullopt, 1.0},
-                            {{5.0}, std::nullopt, 0.0}};
+  std::vector<Outcome> o = {{{2.0}, 1.0, std::nullopt, std::nullopt},
+                            {{0.0}, 2.0, std::nullopt, std::nullopt},
+                            {{5.0}, std::nullopt, 1.0, std::nullopt},
+                            {{5.0}, std::nullopt, 0.0, std::nullopt}};
   const Quality q = ComputeQuality(o);
   EXPECT_DOUBLE_EQ(*q.mae, 1.5);
   EXPECT_DOUBLE_EQ(*q.rmse, std::sqrt((1.0 + 4.0) / 2));

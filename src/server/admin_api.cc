@@ -110,7 +110,9 @@ std::string AdminApi::QualityJson(const Router& router) const {
   auto joined = store_->Joined(spec.endpoint, since);
   if (!joined.ok()) return "null";
   std::map<std::string, std::vector<Outcome>> by_variant;
-  for (auto& j : *joined) by_variant[j.variant].push_back({ParseCompactValues(j.outputs), j.label, j.reward});
+  for (auto& j : *joined) {
+    by_variant[j.variant].push_back({ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms});
+  }
   std::string out = "{";
   bool first = true;
   for (const auto& [variant, outcomes] : by_variant) {
@@ -119,13 +121,7 @@ std::string AdminApi::QualityJson(const Router& router) const {
     first = false;
     AppendJsonString(out, variant);
     out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
-    for (const auto& [name, value] :
-         std::vector<std::pair<const char*, std::optional<double>>>{{"accuracy", q.accuracy},
-                                                                    {"log_loss", q.log_loss},
-                                                                    {"auc", q.auc},
-                                                                    {"mae", q.mae},
-                                                                    {"rmse", q.rmse},
-                                                                    {"mean_reward", q.mean_reward}}) {
+    for (const auto& [name, value] : QualityMetrics(q)) {
       if (!value) continue;
       out += fmt::format(",\"{}\":{}", name, *value);
       if (quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/thread_name.h"
+#include "monitoring/quality.h"
 #include "protocol/oip_json.h"
 #include "server/alerts.h"
 #include "server/deployments.h"
@@ -183,11 +184,11 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
                        {c.method, c.statistic, c.threshold, w.start_ms, w.end_ms, summary}, mc.alert_after,
                        mc.resolve_after, w.end_ms);
     }
-    alerts_->Observe("DatasetDrift", {{"model", model}, {"version", version}}, w.dataset_drift,
-                     {"drifted_share", w.drifted_share, mc.drift_share, w.start_ms, w.end_ms,
-                      fmt::format("{:.0f}% of the input features of {} v{} drifted", 100 * w.drifted_share, model,
-                                  version)},
-                     mc.alert_after, mc.resolve_after, w.end_ms);
+    alerts_->Observe(
+        "DatasetDrift", {{"model", model}, {"version", version}}, w.dataset_drift,
+        {"drifted_share", w.drifted_share, mc.drift_share, w.start_ms, w.end_ms,
+         fmt::format("{:.0f}% of the input features of {} v{} drifted", 100 * w.drifted_share, model, version)},
+        mc.alert_after, mc.resolve_after, w.end_ms);
     alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}}, nonfinite > 0,
                      {"nonfinite_values", static_cast<double>(nonfinite), 0, w.start_ms, w.end_ms,
                       fmt::format("{} NaN or infinite values in the monitored columns of {} v{} over {} rows",
@@ -221,10 +222,11 @@ void MonitoringService::Handle(const HttpRequest& request, const std::vector<std
     if (!alerts_) return respond(MakeResponse(200, R"({"firing":[],"pending":[],"recent":[]})"));
     return respond(MakeResponse(200, alerts_->Json(100)));
   }
-  // /v1/monitoring/{name}/drift
-  if (path.size() != 4 || path[3] != "drift") {
+  // /v1/monitoring/{name}/drift or /quality
+  if (path.size() != 4 || (path[3] != "drift" && path[3] != "quality")) {
     return respond(ErrorResponse(NotFound("no monitoring resource " + std::string(request.target()) +
-                                          "; try /v1/monitoring/{model or endpoint}/drift")));
+                                          "; try /v1/monitoring/{model or endpoint}/drift or "
+                                          "/v1/monitoring/{endpoint}/quality")));
   }
   if (request.method() != boost::beast::http::verb::get) {
     return respond(ErrorResponse(InvalidArgument(std::string(request.method_string()) + " is not allowed on " +
@@ -232,7 +234,67 @@ void MonitoringService::Handle(const HttpRequest& request, const std::vector<std
   }
   const std::string target(request.target());
   const size_t q = target.find('?');
-  respond(Drift(path[2], q == std::string::npos ? "" : target.substr(q + 1)));
+  const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+  respond(path[3] == "drift" ? Drift(path[2], query) : QualityWindows(path[2], query));
+}
+
+HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, const std::string& query) const {
+  if (!deployments_ || !deployments_->Find(endpoint)) {
+    return ErrorResponse(NotFound("no endpoint '" + endpoint + "' (quality needs an endpoint's prediction log)"));
+  }
+  if (!store_) {
+    return ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback"));
+  }
+  const int64_t now = UnixMillis();
+  auto window_s = IntQuery(query, "window_s", 3600);
+  auto from = IntQuery(query, "from", now - 7 * 24 * 3600 * 1000LL);
+  auto to = IntQuery(query, "to", now);
+  for (const auto* s : {&window_s, &from, &to}) {
+    if (!s->ok()) return ErrorResponse(s->status());
+  }
+  if (*window_s < 1) return ErrorResponse(InvalidArgument("window_s must be a positive number of seconds"));
+  auto joined = store_->Joined(endpoint, *from);
+  if (!joined.ok()) return ErrorResponse(joined.status());
+  const int64_t width = *window_s * 1000;
+  // window start -> variant -> outcomes
+  std::map<int64_t, std::map<std::string, std::vector<Outcome>>> windows;
+  std::vector<Outcome> all;
+  for (const auto& j : *joined) {
+    if (j.time_ms > *to) continue;
+    Outcome o{ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
+    all.push_back(o);
+    windows[*from + (j.time_ms - *from) / width * width][j.variant].push_back(std::move(o));
+  }
+  const Quality overall = ComputeQuality(all);
+  const double horizon_ms = overall.label_delay_p90_s.value_or(0) * 1000;
+  std::string out = "{\"endpoint\":";
+  AppendJsonString(out, endpoint);
+  fmt::format_to(std::back_inserter(out), ",\"window_s\":{},\"label_delay_p90_s\":{},\"windows\":[", *window_s,
+                 Number(overall.label_delay_p90_s.value_or(std::nan(""))));
+  bool first = true;
+  for (const auto& [start, variants] : windows) {
+    if (!first) out += ',';
+    first = false;
+    size_t labeled = 0;
+    std::string body;
+    for (const auto& [variant, outcomes] : variants) {
+      const Quality q = ComputeQuality(outcomes);
+      labeled += q.labeled;
+      if (!body.empty()) body += ',';
+      AppendJsonString(body, variant);
+      fmt::format_to(std::back_inserter(body), ":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled,
+                     q.rewarded);
+      for (const auto& [name, value] : QualityMetrics(q)) {
+        if (value) fmt::format_to(std::back_inserter(body), ",\"{}\":{}", name, Number(*value));
+      }
+      body += '}';
+    }
+    const bool incomplete = labeled == 0 || static_cast<double>(now - (start + width)) < horizon_ms;
+    fmt::format_to(std::back_inserter(out), "{{\"start_ms\":{},\"end_ms\":{},\"incomplete\":{},\"variants\":{{{}}}}}",
+                   start, start + width, incomplete ? "true" : "false", body);
+  }
+  out += "]}";
+  return MakeResponse(200, std::move(out));
 }
 
 HttpResponse MonitoringService::Drift(const std::string& name, const std::string& query) const {

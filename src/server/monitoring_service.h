@@ -48,7 +48,8 @@ class MonitoringService {
   // Closes every window that is due at `now_ms` (the thread calls it each tick).
   void Tick(int64_t now_ms);
 
-  // GET /v1/monitoring/{name}/drift; `path` is the target split on '/'.
+  // GET /v1/monitoring/{name}/drift, GET /v1/monitoring/{endpoint}/quality
+  // and GET /v1/alerts; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const std::vector<std::string>& path,
               const HttpServer::Responder& respond) const;
 
@@ -59,6 +60,10 @@ class MonitoringService {
   void Loop();
   void Record(const ModelVersion& mv, const DriftWindow& w);
   HttpResponse Drift(const std::string& name, const std::string& query) const;
+  // Per window of prediction time and per variant, quality from joined
+  // feedback; a window is incomplete while its labels may still arrive
+  // (younger than the 90th percentile label delay, or with no label yet).
+  HttpResponse QualityWindows(const std::string& endpoint, const std::string& query) const;
 
   ModelRepository& repository_;
   Store* store_;

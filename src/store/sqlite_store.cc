@@ -340,12 +340,13 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
     std::lock_guard lock(mu_);
     Statement q(db_,
-                "SELECT p.variant, p.outputs, f.label, f.reward FROM feedback f JOIN predictions p "
+                "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms FROM feedback f JOIN predictions p "
                 "ON p.id_key = f.id_key AND p.id = f.prediction_id "
                 "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
     q.Bind(1, endpoint).Bind(2, since_ms);
     std::vector<JoinedPrediction> out;
-    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3)}); }));
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow(
+        [&] { out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3), q.Int(4), q.Int(5)}); }));
     return out;
   }
 

@@ -65,6 +65,8 @@ struct JoinedPrediction {
   std::string outputs;
   std::optional<double> label;
   std::optional<double> reward;
+  int64_t time_ms = 0;           // of the prediction
+  int64_t feedback_time_ms = 0;  // of its (latest) feedback
 };
 
 // One closed drift window of a model version (monitoring). `columns` is

@@ -20,8 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kRepo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
 
-// reference.csv's rows: 30 features (the label column dropped).
-std::vector<std::vector<double>> ReferenceRows() {
+// reference.csv's rows: 30 features (the label column dropped; `labels`
+// receives it when given).
+std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr) {
   std::istringstream in(ReadFile(kRepo / "breast_cancer_mlp" / "reference.csv"));
   std::string line;
   std::getline(in, line);  // header
@@ -30,8 +31,10 @@ std::vector<std::vector<double>> ReferenceRows() {
     std::vector<double> row;
     std::istringstream cells(line);
     std::string cell;
-    while (std::getline(cells, cell, ',') && row.size() < 30) row.push_back(std::stod(cell));
-    if (row.size() == 30) rows.push_back(row);
+    while (row.size() < 30 && std::getline(cells, cell, ',')) row.push_back(std::stod(cell));
+    if (row.size() != 30) continue;
+    rows.push_back(row);
+    if (labels && std::getline(cells, cell, ',')) labels->push_back(std::stoi(cell));
   }
   return rows;
 }
@@ -59,6 +62,8 @@ class Monitoring : public ::testing::Test {
                    "version_policy: {specific: [1]}");
     config += "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n  alert_after: 2\n";
     WriteFile(repo_ / "breast_cancer_mlp" / "config.yaml", config);
+    fs::create_directories(repo_ / "deployments");
+    WriteFile(repo_ / "deployments" / "cancer.yaml", "production: {model: breast_cancer_mlp, version: 1}\n");
     server_ = ServerProcess::Start({"--model-repository", repo_.string()});
     client_ = server_->Client();
     rows_ = ReferenceRows();
@@ -207,6 +212,61 @@ TEST_F(Monitoring, NonFiniteInputsAreCountedAndBadQueriesAreNamed) {
   auto unknown = client_->Get("/v1/monitoring/nope/drift");
   EXPECT_EQ(unknown->status, 404u);
   EXPECT_NE(unknown->body.find("'nope'"), std::string::npos) << unknown->body;
+}
+
+TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
+  std::vector<int> labels;
+  ReferenceRows(&labels);
+  ASSERT_EQ(labels.size(), rows_.size());
+  // 80 one-row predictions through the endpoint, feedback with the true
+  // labels; then 80 more whose feedback has the labels flipped.
+  auto run = [&](bool flip) {
+    std::string items;
+    for (size_t i = 0; i < 80; ++i) {
+      auto r = client_->Post("/v2/models/cancer/infer", Body({rows_[i]}));
+      ASSERT_EQ(r->status, 200u) << r->body;
+      rapidjson::Document d;
+      d.Parse(r->body.c_str());
+      const int label = flip ? 1 - labels[i] : labels[i];
+      items += std::string(items.empty() ? "" : ",") + R"({"prediction_id":")" + d["id"].GetString() + R"(","label":)" +
+               std::to_string(label) + "}";
+    }
+    auto fb = client_->Post("/v1/feedback", "[" + items + "]");
+    ASSERT_EQ(fb->status, 200u) << fb->body;
+    EXPECT_NE(fb->body.find(R"("joined":80)"), std::string::npos) << fb->body;
+  };
+  run(false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the next one-second window
+  run(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  rapidjson::Document d;
+  d.Parse(r->body.c_str());
+  ASSERT_GE(d["windows"].Size(), 2u) << r->body;
+  // The 1.1 s pause keeps the two phases in different windows; weigh each
+  // window's accuracy by its labels.
+  double good = 0, bad = 0;
+  int seen = 0;
+  for (const auto& w : d["windows"].GetArray()) {
+    EXPECT_FALSE(w["incomplete"].GetBool()) << r->body;  // all older than the label delay
+    const auto& v = w["variants"]["production"];
+    const int n = v["labeled"].GetInt();
+    (seen < 80 ? good : bad) += v["accuracy"].GetDouble() * n;
+    seen += n;
+    for (const char* m : {"auc", "precision", "recall", "f1", "brier", "log_loss", "label_delay_p50_s"}) {
+      if (n >= 10) {
+        EXPECT_TRUE(v.HasMember(m)) << m;
+      }
+    }
+  }
+  EXPECT_EQ(seen, 160);
+  EXPECT_GT(good / 80, 0.85) << r->body;
+  EXPECT_LT(bad / 80, 0.15) << r->body;
+
+  auto model = client_->Get("/v1/monitoring/breast_cancer_mlp/quality");
+  EXPECT_EQ(model->status, 404u);  // quality needs an endpoint's prediction log
+  EXPECT_NE(model->body.find("no endpoint 'breast_cancer_mlp'"), std::string::npos) << model->body;
 }
 
 }  // namespace
