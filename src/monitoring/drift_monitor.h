@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,6 +55,14 @@ struct MonitoringConfig {
   double drift_share = 0.5;   // dataset drift when at least this share of input features drifted
   int64_t alert_after = 3;    // consecutive drifted windows before an alert fires
   int64_t resolve_after = 3;  // consecutive calm windows before it resolves
+  // Quality regression (endpoints serving this model): a QualityRegression
+  // alert when `quality_metric` of a complete window of `quality_window_s`
+  // seconds is below `quality_below` (NaN = no rule), counted only with at
+  // least `quality_min_labels` labels; the same alert_after / resolve_after.
+  std::string quality_metric = "accuracy";
+  double quality_below = std::numeric_limits<double>::quiet_NaN();
+  int64_t quality_window_s = 3600;
+  int64_t quality_min_labels = 30;
 };
 
 // A column's reference distribution on its bins.

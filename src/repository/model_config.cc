@@ -42,7 +42,7 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   RequireMap(m, "monitoring",
              {"enabled", "features", "reference_rows", "window_rows", "window_seconds", "min_window_rows", "bins",
               "numeric_method", "numeric_threshold", "categorical_method", "categorical_threshold", "drift_share",
-              "alert_after", "resolve_after"});
+              "alert_after", "resolve_after", "quality"});
   if (m["enabled"]) c.enabled = ReadBool(m["enabled"], "monitoring.enabled");
   if (const YAML::Node fs = m["features"]) {
     if (!fs.IsSequence())
@@ -79,6 +79,14 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   if (m["drift_share"]) c.drift_share = ReadDouble(m["drift_share"], "monitoring.drift_share");
   if (m["alert_after"]) c.alert_after = ReadInt(m["alert_after"], "monitoring.alert_after");
   if (m["resolve_after"]) c.resolve_after = ReadInt(m["resolve_after"], "monitoring.resolve_after");
+  if (const YAML::Node q = m["quality"]) {
+    RequireMap(q, "monitoring.quality", {"metric", "below", "window_s", "min_labels"});
+    if (q["metric"]) c.quality_metric = ReadString(q["metric"], "monitoring.quality.metric");
+    if (!q["below"]) throw ConfigError{"monitoring.quality.below", "the value under which the metric alerts"};
+    c.quality_below = ReadDouble(q["below"], "monitoring.quality.below");
+    if (q["window_s"]) c.quality_window_s = ReadInt(q["window_s"], "monitoring.quality.window_s");
+    if (q["min_labels"]) c.quality_min_labels = ReadInt(q["min_labels"], "monitoring.quality.min_labels");
+  }
 }
 
 ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
@@ -208,6 +216,13 @@ Status ValidateMonitoring(const ModelConfig& c) {
   if (!(m.numeric_threshold > 0)) return FieldError(c, "monitoring.numeric_threshold", "a positive number");
   if (!(m.categorical_threshold > 0)) return FieldError(c, "monitoring.categorical_threshold", "a positive number");
   if (!(m.drift_share > 0 && m.drift_share <= 1)) return FieldError(c, "monitoring.drift_share", "in (0, 1]");
+  static const std::set<std::string> kQualityMetrics{"accuracy", "auc", "precision", "recall", "f1", "mean_reward"};
+  if (!kQualityMetrics.count(m.quality_metric)) {
+    return FieldError(c, "monitoring.quality.metric",
+                      "accuracy, auc, precision, recall, f1 or mean_reward, got '" + m.quality_metric + "'");
+  }
+  VIGIL_RETURN_IF_ERROR(positive(m.quality_window_s, "monitoring.quality.window_s"));
+  VIGIL_RETURN_IF_ERROR(positive(m.quality_min_labels, "monitoring.quality.min_labels"));
   return Status::Ok();
 }
 

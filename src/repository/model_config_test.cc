@@ -157,6 +157,8 @@ TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
       {"backend: onnx\nmonitoring: {numeric_method: t}\n" + io, "'monitoring.numeric_method'"},
       {"backend: onnx\nmonitoring: {window_rows: 100, min_window_rows: 500}\n" + io, "'monitoring.min_window_rows'"},
       {"backend: onnx\nmonitoring: {bins: 1}\n" + io, "'monitoring.bins'"},
+      {"backend: onnx\nmonitoring: {quality: {metric: accuracy}}\n" + io, "'monitoring.quality.below'"},
+      {"backend: onnx\nmonitoring: {quality: {metric: speed, below: 1}}\n" + io, "'monitoring.quality.metric'"},
   };
   for (const auto& c : cases) {
     const std::string e = ErrorOf(c.yaml);

@@ -127,6 +127,7 @@ void MonitoringService::Loop() {
     if (stopping_) return;
     lock.unlock();
     Tick(UnixMillis());
+    EvaluateQuality(UnixMillis());
     if (store_ && std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
       auto pruned = store_->PruneDriftWindows(UnixMillis() - options_.retention_ms);
@@ -158,6 +159,51 @@ void MonitoringService::Tick(int64_t now_ms) {
       seen.nonfinite_outputs = out;
     }
     if (auto w = m->CloseIfDue(now_ms)) Record(*mv, *w);
+  }
+}
+
+void MonitoringService::EvaluateQuality(int64_t now_ms) {
+  if (!alerts_ || !store_ || !deployments_) return;
+  for (const auto& router : deployments_->All()) {
+    const DeploymentSpec& spec = router->spec();
+    std::vector<const Variant*> variants{&spec.production};
+    for (const auto& c : spec.candidates) {
+      if (c.mode != VariantMode::kShadow) variants.push_back(&c);
+    }
+    for (const Variant* v : variants) {
+      auto info = repository_.Find(v->model);
+      if (!info.ok()) continue;
+      const MonitoringConfig& mc = info->config->monitoring;
+      if (std::isnan(mc.quality_below)) continue;
+      const int64_t width = mc.quality_window_s * 1000;
+      const int64_t start = now_ms / width * width - 2 * width;  // ended a window-length ago
+      int64_t& judged = judged_.try_emplace({spec.endpoint, v->name}, start - width).first->second;
+      if (start <= judged) continue;
+      judged = start;
+      auto joined = store_->Joined(spec.endpoint, start);
+      if (!joined.ok()) continue;
+      std::vector<Outcome> outcomes;
+      for (const auto& j : *joined) {
+        if (j.variant == v->name && j.time_ms < start + width) {
+          outcomes.push_back({ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms});
+        }
+      }
+      const Quality q = ComputeQuality(outcomes);
+      const size_t labels = mc.quality_metric == "mean_reward" ? q.rewarded : q.labeled;
+      if (static_cast<int64_t>(labels) < mc.quality_min_labels) continue;  // no verdict on too few labels
+      std::optional<double> value;
+      for (const auto& [name, m] : QualityMetrics(q)) {
+        if (name == mc.quality_metric) value = m;
+      }
+      if (!value) continue;
+      alerts_->Observe("QualityRegression",
+                       {{"endpoint", spec.endpoint}, {"variant", v->name}, {"metric", mc.quality_metric}},
+                       *value < mc.quality_below,
+                       {mc.quality_metric, *value, mc.quality_below, start, start + width,
+                        fmt::format("{} of {} variant {} is {:.3f} over {} labels (alert below {})", mc.quality_metric,
+                                    spec.endpoint, v->name, *value, labels, mc.quality_below)},
+                       mc.alert_after, mc.resolve_after, now_ms);
+    }
   }
 }
 

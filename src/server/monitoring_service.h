@@ -59,6 +59,10 @@ class MonitoringService {
   };
   void Loop();
   void Record(const ModelVersion& mv, const DriftWindow& w);
+  // Judges each endpoint variant whose model has a quality rule on its
+  // latest complete window (one that ended a window-length ago, so late
+  // labels count), once per window.
+  void EvaluateQuality(int64_t now_ms);
   HttpResponse Drift(const std::string& name, const std::string& query) const;
   // Per window of prediction time and per variant, quality from joined
   // feedback; a window is incomplete while its labels may still arrive
@@ -80,6 +84,7 @@ class MonitoringService {
   std::map<std::pair<std::string, int64_t>, Seen> seen_;  // guarded by mu_
   // Without a store, the last windows per model are kept here.
   std::map<std::string, std::deque<StoredDriftWindow>> recent_;  // guarded by mu_
+  std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
   bool stopping_ = false;                                        // guarded by mu_
   std::condition_variable wake_;
   std::thread thread_;

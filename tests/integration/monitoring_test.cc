@@ -60,7 +60,9 @@ class Monitoring : public ::testing::Test {
     std::string config = ReadFile(repo_ / "breast_cancer_mlp" / "config.yaml");
     config.replace(config.find("version_policy:"), std::string("version_policy:\n  latest: 2").size(),
                    "version_policy: {specific: [1]}");
-    config += "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n  alert_after: 2\n";
+    config +=
+        "monitoring:\n  window_rows: 400\n  min_window_rows: 300\n  window_seconds: 600\n  alert_after: 2\n"
+        "  quality: {metric: accuracy, below: 0.5, window_s: 1, min_labels: 20}\n";
     WriteFile(repo_ / "breast_cancer_mlp" / "config.yaml", config);
     fs::create_directories(repo_ / "deployments");
     WriteFile(repo_ / "deployments" / "cancer.yaml", "production: {model: breast_cancer_mlp, version: 1}\n");
@@ -239,6 +241,8 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the next one-second window
   run(true);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  run(true);  // a second bad window: alert_after is 2
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   auto r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
   ASSERT_EQ(r->status, 200u) << r->body;
   rapidjson::Document d;
@@ -260,9 +264,32 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
       }
     }
   }
-  EXPECT_EQ(seen, 160);
+  EXPECT_EQ(seen, 240);
   EXPECT_GT(good / 80, 0.85) << r->body;
-  EXPECT_LT(bad / 80, 0.15) << r->body;
+  EXPECT_LT(bad / 160, 0.15) << r->body;
+
+  // The quality rule (accuracy below 0.5 for 2 windows) fires, with its evidence.
+  std::string alerts;
+  for (int i = 0; i < 60; ++i) {
+    alerts = client_->Get("/v1/alerts")->body;
+    if (alerts.find(R"("alertname":"QualityRegression")") != std::string::npos &&
+        alerts.find(R"("firing":[])") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  rapidjson::Document a;
+  a.Parse(alerts.c_str());
+  bool fired = false;
+  for (const auto& x : a["firing"].GetArray()) {
+    if (std::string(x["alertname"].GetString()) != "QualityRegression") continue;
+    fired = true;
+    EXPECT_STREQ(x["labels"]["endpoint"].GetString(), "cancer");
+    EXPECT_STREQ(x["labels"]["variant"].GetString(), "production");
+    EXPECT_STREQ(x["labels"]["metric"].GetString(), "accuracy");
+    EXPECT_LT(x["value"].GetDouble(), 0.5);
+    EXPECT_EQ(x["threshold"].GetDouble(), 0.5);
+  }
+  EXPECT_TRUE(fired) << alerts;
 
   auto model = client_->Get("/v1/monitoring/breast_cancer_mlp/quality");
   EXPECT_EQ(model->status, 404u);  // quality needs an endpoint's prediction log
