@@ -192,7 +192,7 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
       std::string::npos);
 }
 
-TEST_F(Monitoring, NonFiniteInputsAreCountedAndBadQueriesAreNamed) {
+TEST_F(Monitoring, NonFiniteValuesAreCountedAndAlertedAndBadQueriesAreNamed) {
   auto row = rows_[0];
   row[3] = std::nan("");
   auto r = client_->Post("/v2/models/breast_cancer_mlp/infer", Body({row, rows_[1]}));
@@ -207,6 +207,22 @@ TEST_F(Monitoring, NonFiniteInputsAreCountedAndBadQueriesAreNamed) {
   }
   EXPECT_NE(body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)"),
             std::string::npos);
+
+  // A window with NaN in it fires the numerical alert at once.
+  std::vector<std::vector<double>> rows(rows_.begin(), rows_.begin() + 40);
+  rows[5][0] = std::nan("");
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(client_->Post("/v2/models/breast_cancer_mlp/infer", Body(rows))->status, 200u);
+  std::string alerts;
+  for (int i = 0; i < 50; ++i) {
+    alerts = client_->Get("/v1/alerts")->body;
+    if (alerts.find(R"("alertname":"NonFiniteValues")") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  rapidjson::Document a;
+  a.Parse(alerts.c_str());
+  ASSERT_GE(a["firing"].Size(), 1u) << alerts;
+  EXPECT_STREQ(a["firing"][0]["alertname"].GetString(), "NonFiniteValues");
+  EXPECT_GE(a["firing"][0]["value"].GetDouble(), 10);  // one NaN input per request (and its NaN outputs)
 
   auto bad = client_->Get("/v1/monitoring/breast_cancer_mlp/drift?from=yesterday");
   EXPECT_EQ(bad->status, 400u);
