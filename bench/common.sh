@@ -22,6 +22,16 @@ stop_all() {
 }
 py() { /usr/bin/python3 -c "$1"; }
 
+# start_vigil REPOSITORY: `vigil serve` on a free port ($port) with its store
+# in the scratch folder; returns once it is ready.
+start_vigil() {
+  port=$(free_port)
+  ./build/vigil serve --model-repository "$1" --http-port "$port" --host 127.0.0.1 --log-level warn \
+    --data-dir "$work/data" &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$port/v2/health/ready"
+}
+
 # start_nginx WORKERS KEEPALIVE_REQUESTS: nginx on a free port ($port) answering
 # every POST with a constant inference reply, and /v2/models/x with metadata
 # (so `vigil bench` can run against it).

@@ -34,11 +34,7 @@ production: {model: breast_cancer_mlp, version: 1}
 candidates:
   - {name: xgb, model: breast_cancer_xgb, mode: shadow, share: 100}
 YAML
-port=$(free_port)
-./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn \
-  --data-dir "$work/data" &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/v2/health/ready"
+start_vigil "$repo"
 
 declare -A RPS P99
 run() {  # run NAME MODEL [VERSION]

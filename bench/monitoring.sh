@@ -26,11 +26,7 @@ YAML
 cat >"$repo/deployments/unmonitored.yaml" <<'YAML'
 production: {model: breast_cancer_mlp_plain, version: 1}
 YAML
-port=$(free_port)
-./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn \
-  --data-dir "$work/data" &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/v2/health/ready"
+start_vigil "$repo"
 
 declare -A RPS P99
 run() {  # run NAME ENDPOINT

@@ -66,10 +66,7 @@ repo="$work/repository"
 mkdir -p "$repo"
 cp -r examples/repository/breast_cancer_mlp_onnx examples/repository/breast_cancer_mlp "$repo/"
 sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
-port=$(free_port)
-./build/vigil serve --model-repository "$repo" --http-port "$port" --host 127.0.0.1 --log-level warn --data-dir "$work/data" &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/v2/health/ready"
+start_vigil "$repo"
 run_wrk vigil_onnx "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 1
 run_wrk vigil_torchscript "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/versions/1/infer" 1
 run_wrk vigil_onnx_64rows "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 64
