@@ -22,6 +22,17 @@ stop_all() {
 }
 py() { /usr/bin/python3 -c "$1"; }
 
+# example_repo MODEL...: $repo, a copy of those example models (with an
+# empty deployments/ folder) set to max_queue_delay_us 0: batches form from
+# whatever waits while an instance is busy, and a request that finds the
+# instance idle runs on the thread that received it.
+example_repo() {
+  repo="$work/repository"
+  mkdir -p "$repo/deployments"
+  for m in "$@"; do cp -r "examples/repository/$m" "$repo/"; done
+  sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+}
+
 # start_vigil REPOSITORY: `vigil serve` on a free port ($port) with its store
 # in the scratch folder; returns once it is ready.
 start_vigil() {

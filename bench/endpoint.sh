@@ -15,11 +15,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 source bench/common.sh
 
-repo="$work/repository"
-mkdir -p "$repo/deployments"
-cp -r examples/repository/breast_cancer_mlp examples/repository/breast_cancer_mlp_onnx \
-  examples/repository/breast_cancer_xgb "$repo/"
-sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+example_repo breast_cancer_mlp breast_cancer_mlp_onnx breast_cancer_xgb
 cat >"$repo/deployments/split.yaml" <<'YAML'
 production: {model: breast_cancer_mlp, version: 1}
 candidates:

@@ -14,11 +14,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 source bench/common.sh
 
-repo="$work/repository"
-mkdir -p "$repo/deployments"
-cp -r examples/repository/breast_cancer_mlp "$repo/"
-cp -r examples/repository/breast_cancer_mlp "$repo/breast_cancer_mlp_plain"
-sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+example_repo breast_cancer_mlp
+cp -r "$repo/breast_cancer_mlp" "$repo/breast_cancer_mlp_plain"
 echo "monitoring: false" >>"$repo/breast_cancer_mlp_plain/config.yaml"
 cat >"$repo/deployments/monitored.yaml" <<'YAML'
 production: {model: breast_cancer_mlp, version: 1}

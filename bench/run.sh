@@ -59,13 +59,7 @@ run_wrk nginx_constant "http://127.0.0.1:$port/v2/models/x/infer" 1
 stop_all
 
 # --- Vigil ---
-# The example models with max_queue_delay_us 0: batches form from whatever
-# waits while an instance is busy, and a request that finds the instance idle
-# runs on the thread that received it.
-repo="$work/repository"
-mkdir -p "$repo"
-cp -r examples/repository/breast_cancer_mlp_onnx examples/repository/breast_cancer_mlp "$repo/"
-sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+example_repo breast_cancer_mlp_onnx breast_cancer_mlp
 start_vigil "$repo"
 run_wrk vigil_onnx "http://127.0.0.1:$port/v2/models/breast_cancer_mlp_onnx/infer" 1
 run_wrk vigil_torchscript "http://127.0.0.1:$port/v2/models/breast_cancer_mlp/versions/1/infer" 1

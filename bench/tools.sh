@@ -66,10 +66,7 @@ gen_bench() {
 }
 
 # --- Vigil over every transport ---
-repo="$work/repository"
-mkdir -p "$repo"
-cp -r examples/repository/breast_cancer_mlp_onnx examples/repository/breast_cancer_mlp "$repo/"
-sed -i 's/max_queue_delay_us: [0-9]*/max_queue_delay_us: 0/' "$repo"/*/config.yaml
+example_repo breast_cancer_mlp_onnx breast_cancer_mlp
 http_port=$(free_port)
 grpc_port=$(free_port)
 ./build/vigil serve --model-repository "$repo" --http-port "$http_port" --grpc-port "$grpc_port" --host 127.0.0.1 --data-dir "$work/data" \
