@@ -310,15 +310,15 @@ void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t ro
   if (!ready_.load(std::memory_order_acquire)) return Collect(input, output, rows);
   const size_t index = ThreadIndex();
   if (index < kSlabs) {
-    Count<false>(slabs_[index], input, output, rows);
+    Count<false>(slabs_[index], input, outputs ? &output : nullptr, rows);
   } else {
-    Count<true>(slabs_[kSlabs], input, output, rows);
+    Count<true>(slabs_[kSlabs], input, outputs ? &output : nullptr, rows);
   }
 }
 
 template <bool kShared>
-void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor& output, int64_t rows) {
-  const bool outputs = Numeric(output) && output.element_count() >= rows * output_width_;
+void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor* output, int64_t rows) {
+  const bool outputs = output != nullptr;
   const auto& columns = reference_->columns;
   // One row at a time, its values read once into doubles.
   constexpr int64_t kRowBuffer = 512;
@@ -328,7 +328,7 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor& output, 
     if (buffered) {
       for (int64_t i = 0; i < input_width_; ++i) in_row[i] = ValueAt(input, r * input_width_ + i);
       if (outputs) {
-        for (int64_t j = 0; j < output_width_; ++j) out_row[j] = ValueAt(output, r * output_width_ + j);
+        for (int64_t j = 0; j < output_width_; ++j) out_row[j] = ValueAt(*output, r * output_width_ + j);
       }
     }
     for (size_t c = 0; c < columns.size(); ++c) {
@@ -340,7 +340,7 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor& output, 
         const double* row = col.output ? out_row : in_row;
         v = Pick(col.column, width, 0, [row](int64_t i) { return row[i]; });
       } else {
-        const Tensor& t = col.output ? output : input;
+        const Tensor& t = col.output ? *output : input;
         v = Pick(col.column, width, r, [&t](int64_t i) { return ValueAt(t, i); });
       }
       std::atomic<uint64_t>* counts = &slab.counts[offsets_[c]];
@@ -360,13 +360,10 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor& output, 
 
 std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   if (!ready_.load(std::memory_order_acquire)) return std::nullopt;
-  {
-    std::lock_guard lock(mu_);
-    if (!window_start_ms_) window_start_ms_ = now_ms;
-  }
+  std::lock_guard lock(mu_);
+  if (!window_start_ms_) window_start_ms_ = now_ms;
   uint64_t total_rows = 0;
   for (const auto& slab : slabs_) total_rows += slab.rows.load(std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
   const auto n = static_cast<int64_t>(total_rows - taken_rows_);
   const bool full = n >= config_.window_rows;
   const bool timed =

@@ -187,9 +187,9 @@ class DriftMonitor {
     std::atomic<uint64_t> rows{0};
   };
   template <bool kShared>
-  void Count(Slab& slab, const Tensor& input, const Tensor& output, int64_t rows);
-  void Start(std::shared_ptr<const ReferenceProfile> reference);          // lays out the slabs; requires mu_
-  void Collect(const Tensor& input, const Tensor& output, int64_t rows);  // live reference rows
+  void Count(Slab& slab, const Tensor& input, const Tensor* output, int64_t rows);  // output: null when unusable
+  void Start(std::shared_ptr<const ReferenceProfile> reference);                    // lays out the slabs; requires mu_
+  void Collect(const Tensor& input, const Tensor& output, int64_t rows);            // live reference rows
   DriftWindow Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const;
 
   const MonitoringConfig config_;

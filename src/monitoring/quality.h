@@ -28,7 +28,7 @@ struct Quality {
   std::optional<double> accuracy, log_loss, auc;  // classifiers
   // Binary classifiers, class 1 positive, predicted by the larger probability.
   std::optional<double> precision, recall, f1, brier;
-  std::optional<double> mae, rmse;                // regressors
+  std::optional<double> mae, rmse;  // regressors
   std::optional<double> mean_reward;
   std::optional<double> label_delay_p50_s, label_delay_p90_s;  // how long feedback took
 };

@@ -11,10 +11,10 @@ TEST(Quality, ClassifierAccuracyLogLossAndAuc) {
   // Hand-computed: accuracy 2/4; log loss from p[label] = 0.9, 0.4, 0.4, 0.8; AUC 3/4
   // (positives score 0.9, 0.4, negatives 0.6, 0.2: pairs won 0.9>0.6, 0.9>0.2, 0.4>0.2).
   std::vector<Outcome> o = {
-      {{0.1, 0.9}, 1, std::nullopt, 1000},   // true positive
-      {{0.6, 0.4}, 1, std::nullopt, 2000},   // false negative
-      {{0.4, 0.6}, 0, std::nullopt, 60000},  // false positive
-      {{0.8, 0.2}, 0, std::nullopt, 3000},   // true negative
+      {{0.1, 0.9}, 1, std::nullopt, 1000},                     // true positive
+      {{0.6, 0.4}, 1, std::nullopt, 2000},                     // false negative
+      {{0.4, 0.6}, 0, std::nullopt, 60000},                    // false positive
+      {{0.8, 0.2}, 0, std::nullopt, 3000},                     // true negative
       {{0.5, 0.5}, std::nullopt, std::nullopt, std::nullopt},  // no feedback: not joined
   };
   const Quality q = ComputeQuality(o);

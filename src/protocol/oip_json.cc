@@ -338,6 +338,8 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
+std::string JsonNumber(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+
 std::optional<std::string> ErrorMessageOf(const std::string& body) {
   rj::Document d;
   d.Parse(body.c_str());

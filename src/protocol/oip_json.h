@@ -85,5 +85,7 @@ std::optional<std::string> ErrorMessageOf(const std::string& body);
 
 // Appends a JSON string literal (quoted, escaped) to `out`.
 void AppendJsonString(std::string& out, std::string_view s);
+// A JSON number; null for NaN and infinities, which JSON cannot carry.
+std::string JsonNumber(double v);
 
 }  // namespace vigil

@@ -102,6 +102,10 @@ AdminApi::AdminApi(Deployments& deployments, std::string admin_token, Store* sto
   }
 }
 
+Outcome OutcomeOf(const JoinedPrediction& j) {
+  return {ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
+}
+
 std::string AdminApi::QualityJson(const Router& router) const {
   const DeploymentSpec& spec = router.spec();
   if (!store_) return "null";
@@ -111,7 +115,7 @@ std::string AdminApi::QualityJson(const Router& router) const {
   if (!joined.ok()) return "null";
   std::map<std::string, std::vector<Outcome>> by_variant;
   for (auto& j : *joined) {
-    by_variant[j.variant].push_back({ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms});
+    by_variant[j.variant].push_back(OutcomeOf(j));
   }
   std::string out = "{";
   bool first = true;
@@ -123,7 +127,7 @@ std::string AdminApi::QualityJson(const Router& router) const {
     out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
     for (const auto& [name, value] : QualityMetrics(q)) {
       if (!value) continue;
-      out += fmt::format(",\"{}\":{}", name, *value);
+      out += fmt::format(",\"{}\":{}", name, JsonNumber(*value));
       if (quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
     }
     if (quality_) quality_->WithLabels({spec.endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));

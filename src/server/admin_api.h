@@ -17,6 +17,7 @@
 
 #include <string>
 
+#include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
 #include "server/deployments.h"
 #include "server/http_server.h"
@@ -24,6 +25,9 @@
 namespace vigil {
 
 class PredictionLog;
+
+// A joined prediction as quality computations take it.
+Outcome OutcomeOf(const JoinedPrediction& j);
 
 class AdminApi {
  public:

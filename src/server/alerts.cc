@@ -18,8 +18,6 @@ namespace {
 
 constexpr size_t kRecentWithoutStore = 200;
 
-std::string Number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
-
 // RFC 3339 in UTC with milliseconds, as Alertmanager writes times.
 std::string Rfc3339(int64_t ms) {
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -27,18 +25,6 @@ std::string Rfc3339(int64_t ms) {
   gmtime_r(&secs, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                      tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
-}
-
-void AppendLabels(std::string& out, const std::string& alertname, const AlertLabels& labels) {
-  out += "{\"alertname\":";
-  AppendJsonString(out, alertname);
-  for (const auto& [k, v] : labels) {
-    out += ',';
-    AppendJsonString(out, k);
-    out += ':';
-    AppendJsonString(out, v);
-  }
-  out += '}';
 }
 
 std::string LabelsJson(const AlertLabels& labels) {
@@ -247,14 +233,15 @@ void AlertManager::UpdateGauge() {
 void AlertManager::Notify(const Tracked& t, bool resolved, int64_t now_ms) {
   if (options_.webhook_url.empty()) return;
   const char* status = resolved ? "resolved" : "firing";
-  std::string labels;
-  AppendLabels(labels, t.alertname, t.labels);
+  AlertLabels with_name = t.labels;  // Alertmanager's labels include the alert's name
+  with_name["alertname"] = t.alertname;
+  const std::string labels = LabelsJson(with_name);
   std::string annotations = "{\"summary\":";
   AppendJsonString(annotations, t.last.summary);
   annotations += ",\"statistic\":";
   AppendJsonString(annotations, t.last.statistic);
   fmt::format_to(std::back_inserter(annotations), ",\"value\":\"{}\",\"threshold\":\"{}\",\"window\":\"{}/{}\"}}",
-                 Number(t.last.value), Number(t.last.threshold), Rfc3339(t.last.window_start_ms),
+                 JsonNumber(t.last.value), JsonNumber(t.last.threshold), Rfc3339(t.last.window_start_ms),
                  Rfc3339(t.last.window_end_ms));
   std::string body = "{\"version\":\"4\",\"groupKey\":";
   AppendJsonString(body, "{}:{alertname=\"" + t.alertname + "\"}");
@@ -337,9 +324,9 @@ std::string AlertManager::Json(int recent_limit) const {
     fmt::format_to(std::back_inserter(out), ",\"since_ms\":{},\"windows_in_a_row\":{},\"statistic\":", t.since_ms,
                    t.bad_streak);
     AppendJsonString(out, t.last.statistic);
-    fmt::format_to(std::back_inserter(out),
-                   ",\"value\":{},\"threshold\":{},\"window_start_ms\":{},\"window_end_ms\":{}", Number(t.last.value),
-                   Number(t.last.threshold), t.last.window_start_ms, t.last.window_end_ms);
+    fmt::format_to(
+        std::back_inserter(out), ",\"value\":{},\"threshold\":{},\"window_start_ms\":{},\"window_end_ms\":{}",
+        JsonNumber(t.last.value), JsonNumber(t.last.threshold), t.last.window_start_ms, t.last.window_end_ms);
     out += ",\"summary\":";
     AppendJsonString(out, t.last.summary);
     out += '}';
@@ -355,8 +342,8 @@ std::string AlertManager::Json(int recent_limit) const {
     out += ",\"statistic\":";
     AppendJsonString(out, e.statistic);
     fmt::format_to(std::back_inserter(out),
-                   ",\"value\":{},\"threshold\":{},\"window_start_ms\":{},\"window_end_ms\":{}", Number(e.value),
-                   Number(e.threshold), e.window_start_ms, e.window_end_ms);
+                   ",\"value\":{},\"threshold\":{},\"window_start_ms\":{},\"window_end_ms\":{}", JsonNumber(e.value),
+                   JsonNumber(e.threshold), e.window_start_ms, e.window_end_ms);
     out += ",\"summary\":";
     AppendJsonString(out, e.summary);
     out += '}';

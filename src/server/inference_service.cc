@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <random>
 
 #include "core/hash.h"
@@ -234,22 +235,19 @@ void InferenceService::ShadowLoop() {
     // server is busy: when their endpoint's production model has requests
     // waiting, or their own model has work queued (never queued behind it).
     BatchScope scope(/*drain_here=*/true);  // on this thread, never a serving one
-    std::vector<const ModelVersion*> admitted, saturated;
-    auto contains = [](const std::vector<const ModelVersion*>& set, const ModelVersion* mv) {
-      return std::find(set.begin(), set.end(), mv) != set.end();
-    };
+    // Judged once per round: is each endpoint's production busy, has each
+    // shadow model work queued (before this round's own copies join it)?
+    std::map<const Router*, bool> production_busy;
+    std::map<const ModelVersion*, bool> shadow_busy;
     for (ShadowCall& shadow : drained) {
-      if (ProductionBusy(*shadow.router)) {
-        CountShadow(shadow, "dropped");
-        continue;
-      }
+      const Router* router = shadow.router.get();
+      auto p = production_busy.find(router);
+      if (p == production_busy.end()) p = production_busy.emplace(router, ProductionBusy(*router)).first;
       auto version = ParseVersionString(shadow.call.version);
       auto pinned = version.ok() ? repository_.Acquire(shadow.call.model, *version) : version.status();
       const ModelVersion* mv = pinned.ok() ? pinned->get() : nullptr;
-      if (mv && !contains(admitted, mv) && !contains(saturated, mv)) {
-        (mv->scheduler().QueueDepth() > 0 ? saturated : admitted).push_back(mv);
-      }
-      if (!mv || contains(saturated, mv)) {
+      if (mv && !shadow_busy.count(mv)) shadow_busy[mv] = mv->scheduler().QueueDepth() > 0;
+      if (p->second || !mv || shadow_busy[mv]) {
         CountShadow(shadow, "dropped");
         continue;
       }

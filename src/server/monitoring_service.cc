@@ -12,6 +12,7 @@
 #include "core/thread_name.h"
 #include "monitoring/quality.h"
 #include "protocol/oip_json.h"
+#include "server/admin_api.h"
 #include "server/alerts.h"
 #include "server/deployments.h"
 #include "server/rest_api.h"
@@ -20,9 +21,6 @@ namespace vigil {
 namespace {
 
 constexpr size_t kRecentWindows = 100;
-
-// A JSON number; null for NaN and infinities, which JSON cannot carry.
-std::string Number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
 
 // The value of `key` in a query string ("a=1&b=2"), if present.
 std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
@@ -59,7 +57,7 @@ void AppendWindow(std::string& out, const StoredDriftWindow& w) {
                  w.version, w.start_ms, w.end_ms, w.rows, w.reference_rows);
   AppendJsonString(out, w.reference_source);
   fmt::format_to(std::back_inserter(out), ",\"drifted_share\":{},\"dataset_drift\":{},\"columns\":{}}}",
-                 Number(w.drifted_share), w.dataset_drift ? "true" : "false", w.columns);
+                 JsonNumber(w.drifted_share), w.dataset_drift ? "true" : "false", w.columns);
 }
 
 }  // namespace
@@ -75,9 +73,9 @@ std::string DriftColumnsJson(const DriftWindow& w) {
     fmt::format_to(std::back_inserter(out),
                    ",\"statistic\":{},\"threshold\":{},\"drifted\":{},\"psi\":{},\"js\":{},\"ks\":{},\"ks_p\":{},"
                    "\"wasserstein\":{},\"chi2\":{},\"chi2_p\":{},\"rows\":{},\"missing\":{},\"out_of_range\":{}}}",
-                   Number(c.statistic), Number(c.threshold), c.drifted ? "true" : "false", Number(c.psi), Number(c.js),
-                   Number(c.ks), Number(c.ks_p), Number(c.wasserstein), Number(c.chi2), Number(c.chi2_p), c.rows,
-                   c.missing, c.out_of_range);
+                   JsonNumber(c.statistic), JsonNumber(c.threshold), c.drifted ? "true" : "false", JsonNumber(c.psi),
+                   JsonNumber(c.js), JsonNumber(c.ks), JsonNumber(c.ks_p), JsonNumber(c.wasserstein),
+                   JsonNumber(c.chi2), JsonNumber(c.chi2_p), c.rows, c.missing, c.out_of_range);
   }
   return out + "]";
 }
@@ -185,7 +183,7 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
       std::vector<Outcome> outcomes;
       for (const auto& j : *joined) {
         if (j.variant == v->name && j.time_ms < start + width) {
-          outcomes.push_back({ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms});
+          outcomes.push_back(OutcomeOf(j));
         }
       }
       const Quality q = ComputeQuality(outcomes);
@@ -307,7 +305,7 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
   std::vector<Outcome> all;
   for (const auto& j : *joined) {
     if (j.time_ms > *to) continue;
-    Outcome o{ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
+    Outcome o = OutcomeOf(j);
     all.push_back(o);
     windows[*from + (j.time_ms - *from) / width * width][j.variant].push_back(std::move(o));
   }
@@ -316,7 +314,7 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
   std::string out = "{\"endpoint\":";
   AppendJsonString(out, endpoint);
   fmt::format_to(std::back_inserter(out), ",\"window_s\":{},\"label_delay_p90_s\":{},\"windows\":[", *window_s,
-                 Number(overall.label_delay_p90_s.value_or(std::nan(""))));
+                 JsonNumber(overall.label_delay_p90_s.value_or(std::nan(""))));
   bool first = true;
   for (const auto& [start, variants] : windows) {
     if (!first) out += ',';
@@ -331,7 +329,7 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
       fmt::format_to(std::back_inserter(body), ":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled,
                      q.rewarded);
       for (const auto& [name, value] : QualityMetrics(q)) {
-        if (value) fmt::format_to(std::back_inserter(body), ",\"{}\":{}", name, Number(*value));
+        if (value) fmt::format_to(std::back_inserter(body), ",\"{}\":{}", name, JsonNumber(*value));
       }
       body += '}';
     }

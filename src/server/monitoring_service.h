@@ -83,9 +83,9 @@ class MonitoringService {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int64_t>, Seen> seen_;  // guarded by mu_
   // Without a store, the last windows per model are kept here.
-  std::map<std::string, std::deque<StoredDriftWindow>> recent_;  // guarded by mu_
+  std::map<std::string, std::deque<StoredDriftWindow>> recent_;    // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
-  bool stopping_ = false;                                        // guarded by mu_
+  bool stopping_ = false;                                          // guarded by mu_
   std::condition_variable wake_;
   std::thread thread_;
 };

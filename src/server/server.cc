@@ -7,11 +7,11 @@
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "server/alerts.h"
 #include "server/deployments.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
-#include "server/alerts.h"
 #include "server/monitoring_service.h"
 #include "server/prediction_log.h"
 #include "server/rest_api.h"
@@ -83,8 +83,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ao.webhook_url = options.alert_webhook;
   if (!ao.webhook_url.empty()) VIGIL_RETURN_IF_ERROR(AlertManager::ValidateWebhookUrl(ao.webhook_url));
   p->alerts = std::make_unique<AlertManager>(p->store.get(), &p->metrics, ao);
-  p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics,
-                                                      p->deployments.get(), mo, p->alerts.get());
+  p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(),
+                                                      mo, p->alerts.get());
   p->api =
       std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get(), p->monitoring.get());
 
