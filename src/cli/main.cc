@@ -428,6 +428,18 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--alert-webhook", so.alert_webhook,
                     "Post firing and resolved alerts here, Alertmanager webhook format (http://host:port/path)");
+  serve
+      ->add_option("--health-window-s", so.health_window_s,
+                   "Seconds per window in which latency p99, error rate, queue saturation and memory are judged")
+      ->default_val(30)
+      ->check(CLI::Range(0.05, 86400.0));
+  double memory_limit_mb = 0;
+  serve
+      ->add_option("--alert-memory-mb", memory_limit_mb,
+                   "MemoryHigh fires when the server's resident memory is over this; 0 = 90% of the cgroup's "
+                   "limit or the machine's memory")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 
@@ -567,6 +579,7 @@ int main(int argc, char** argv) {
   if (monitor->parsed()) return Monitor(mf);
   if (serve->parsed()) {
     so.log_predictions = !no_prediction_log;
+    so.memory_limit_bytes = static_cast<uint64_t>(memory_limit_mb * 1024 * 1024);
     return Serve(so, log_level);
   }
   if (deploy->parsed()) {

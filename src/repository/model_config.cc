@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace vigil {
@@ -42,7 +43,7 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   RequireMap(m, "monitoring",
              {"enabled", "features", "reference_rows", "window_rows", "window_seconds", "min_window_rows", "bins",
               "numeric_method", "numeric_threshold", "categorical_method", "categorical_threshold", "drift_share",
-              "alert_after", "resolve_after", "quality"});
+              "alert_after", "resolve_after", "quality", "nonfinite_spike", "out_of_range_rate", "health"});
   if (m["enabled"]) c.enabled = ReadBool(m["enabled"], "monitoring.enabled");
   if (const YAML::Node fs = m["features"]) {
     if (!fs.IsSequence())
@@ -80,12 +81,28 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   if (m["alert_after"]) c.alert_after = ReadInt(m["alert_after"], "monitoring.alert_after");
   if (m["resolve_after"]) c.resolve_after = ReadInt(m["resolve_after"], "monitoring.resolve_after");
   if (const YAML::Node q = m["quality"]) {
-    RequireMap(q, "monitoring.quality", {"metric", "below", "window_s", "min_labels"});
+    RequireMap(q, "monitoring.quality", {"metric", "below", "drop", "window_s", "min_labels"});
     if (q["metric"]) c.quality_metric = ReadString(q["metric"], "monitoring.quality.metric");
-    if (!q["below"]) throw ConfigError{"monitoring.quality.below", "the value under which the metric alerts"};
-    c.quality_below = ReadDouble(q["below"], "monitoring.quality.below");
+    if (!q["below"] && !q["drop"]) {
+      throw ConfigError{"monitoring.quality",
+                        "below (the value under which the metric alerts) or drop (how far under its reference.csv "
+                        "value)"};
+    }
+    if (q["below"]) c.quality_below = ReadDouble(q["below"], "monitoring.quality.below");
+    if (q["drop"]) c.quality_drop = ReadDouble(q["drop"], "monitoring.quality.drop");
     if (q["window_s"]) c.quality_window_s = ReadInt(q["window_s"], "monitoring.quality.window_s");
     if (q["min_labels"]) c.quality_min_labels = ReadInt(q["min_labels"], "monitoring.quality.min_labels");
+  }
+  if (m["nonfinite_spike"]) c.nonfinite_spike = ReadDouble(m["nonfinite_spike"], "monitoring.nonfinite_spike");
+  if (m["out_of_range_rate"]) c.out_of_range_rate = ReadDouble(m["out_of_range_rate"], "monitoring.out_of_range_rate");
+  if (const YAML::Node h = m["health"]) {
+    RequireMap(h, "monitoring.health", {"latency_p99_ms", "error_rate", "queue_saturation", "min_requests"});
+    auto& l = c.health;
+    if (h["latency_p99_ms"]) l.latency_p99_ms = ReadDouble(h["latency_p99_ms"], "monitoring.health.latency_p99_ms");
+    if (h["error_rate"]) l.error_rate = ReadDouble(h["error_rate"], "monitoring.health.error_rate");
+    if (h["queue_saturation"])
+      l.queue_saturation = ReadDouble(h["queue_saturation"], "monitoring.health.queue_saturation");
+    if (h["min_requests"]) l.min_requests = ReadInt(h["min_requests"], "monitoring.health.min_requests");
   }
 }
 
@@ -223,6 +240,23 @@ Status ValidateMonitoring(const ModelConfig& c) {
   }
   VIGIL_RETURN_IF_ERROR(positive(m.quality_window_s, "monitoring.quality.window_s"));
   VIGIL_RETURN_IF_ERROR(positive(m.quality_min_labels, "monitoring.quality.min_labels"));
+  if (!std::isnan(m.quality_drop) && !(m.quality_drop >= 0)) {
+    return FieldError(c, "monitoring.quality.drop", "a non-negative number");
+  }
+  if (!(m.nonfinite_spike >= 1)) return FieldError(c, "monitoring.nonfinite_spike", "a factor of at least 1");
+  if (!(m.out_of_range_rate > 0 && m.out_of_range_rate <= 1)) {
+    return FieldError(c, "monitoring.out_of_range_rate", "a share in (0, 1]");
+  }
+  if (!std::isnan(m.health.latency_p99_ms) && !(m.health.latency_p99_ms >= 0)) {
+    return FieldError(c, "monitoring.health.latency_p99_ms", "a non-negative number of milliseconds (0 = off)");
+  }
+  if (!(m.health.error_rate > 0 && m.health.error_rate <= 1)) {
+    return FieldError(c, "monitoring.health.error_rate", "a share in (0, 1]");
+  }
+  if (!(m.health.queue_saturation > 0 && m.health.queue_saturation <= 1)) {
+    return FieldError(c, "monitoring.health.queue_saturation", "a share of max_queue_size in (0, 1]");
+  }
+  VIGIL_RETURN_IF_ERROR(positive(m.health.min_requests, "monitoring.health.min_requests"));
   return Status::Ok();
 }
 
@@ -351,6 +385,11 @@ void NormalizeModelConfig(ModelConfig& c) {
     c.warmup.batch_size = std::min(c.warmup.batch_size, c.max_batch_size);
   }
   if (c.max_batch_size == 0) c.warmup.batch_size = 1;
+  double& p99 = c.monitoring.health.latency_p99_ms;
+  if (std::isnan(p99)) {
+    const int64_t timeout_us = c.dynamic_batching.default_timeout_us;
+    p99 = timeout_us > 0 ? 0.8 * static_cast<double>(timeout_us) / 1000 : 1000;
+  }
 }
 
 Status ValidateModelConfig(const ModelConfig& c) {

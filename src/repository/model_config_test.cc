@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace vigil {
 namespace {
 
@@ -112,7 +114,18 @@ TEST(ModelConfig, MonitoringBlockNamesFeaturesAndSetsThresholds) {
   EXPECT_EQ(m.window_seconds, 30);
   EXPECT_EQ(m.numeric_method, "wasserstein");
   EXPECT_EQ(m.alert_after, 2);
-  EXPECT_EQ(m.min_window_rows, 500);  // a default
+  EXPECT_EQ(m.min_window_rows, 500);               // a default
+  EXPECT_DOUBLE_EQ(m.health.latency_p99_ms, 1.6);  // 80% of default_timeout_us (2000 µs)
+  EXPECT_DOUBLE_EQ(m.health.error_rate, 0.05);
+  EXPECT_TRUE(std::isnan(m.quality_drop));
+  auto health = LoadModelConfig("m", std::string(kValid) +
+                                         "monitoring: {health: {error_rate: 0.01, min_requests: 5}, "
+                                         "quality: {metric: auc, drop: 0.05}}\n");
+  ASSERT_TRUE(health.ok()) << health.status().message();
+  EXPECT_DOUBLE_EQ(health->monitoring.health.error_rate, 0.01);
+  EXPECT_EQ(health->monitoring.health.min_requests, 5);
+  EXPECT_DOUBLE_EQ(health->monitoring.quality_drop, 0.05);
+  EXPECT_TRUE(std::isnan(health->monitoring.quality_below));
   auto off = LoadModelConfig("m", std::string(kValid) + "monitoring: false\n");
   ASSERT_TRUE(off.ok()) << off.status().message();
   EXPECT_FALSE(off->monitoring.enabled);
@@ -157,7 +170,14 @@ TEST(ModelConfig, ErrorsNameModelFieldAndExpectation) {
       {"backend: onnx\nmonitoring: {numeric_method: t}\n" + io, "'monitoring.numeric_method'"},
       {"backend: onnx\nmonitoring: {window_rows: 100, min_window_rows: 500}\n" + io, "'monitoring.min_window_rows'"},
       {"backend: onnx\nmonitoring: {bins: 1}\n" + io, "'monitoring.bins'"},
-      {"backend: onnx\nmonitoring: {quality: {metric: accuracy}}\n" + io, "'monitoring.quality.below'"},
+      {"backend: onnx\nmonitoring: {quality: {metric: accuracy}}\n" + io, "'monitoring.quality'"},
+      {"backend: onnx\nmonitoring: {quality: {drop: -1}}\n" + io, "'monitoring.quality.drop'"},
+      {"backend: onnx\nmonitoring: {nonfinite_spike: 0.5}\n" + io, "'monitoring.nonfinite_spike'"},
+      {"backend: onnx\nmonitoring: {out_of_range_rate: 0}\n" + io, "'monitoring.out_of_range_rate'"},
+      {"backend: onnx\nmonitoring: {health: {error_rate: 2}}\n" + io, "'monitoring.health.error_rate'"},
+      {"backend: onnx\nmonitoring: {health: {latency_p99_ms: -1}}\n" + io, "'monitoring.health.latency_p99_ms'"},
+      {"backend: onnx\nmonitoring: {health: {queue_saturation: 0}}\n" + io, "'monitoring.health.queue_saturation'"},
+      {"backend: onnx\nmonitoring: {health: {p50: 3}}\n" + io, "'monitoring.health.p50'"},
       {"backend: onnx\nmonitoring: {quality: {metric: speed, below: 1}}\n" + io, "'monitoring.quality.metric'"},
   };
   for (const auto& c : cases) {
@@ -179,6 +199,7 @@ TEST(ModelConfig, TritonStyleInstanceCount) {
                            "outputs: [{name: b, datatype: FP32, shape: [1]}]\n");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->instances, 3);
+  EXPECT_DOUBLE_EQ(c->monitoring.health.latency_p99_ms, 1000);  // no default timeout: 1 s
 }
 
 }  // namespace

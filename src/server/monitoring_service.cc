@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/thread_name.h"
+#include "monitoring/process.h"
 #include "monitoring/quality.h"
 #include "protocol/oip_json.h"
 #include "server/admin_api.h"
@@ -101,6 +102,10 @@ MonitoringService::MonitoringService(ModelRepository& repository, Store* store, 
     nonfinite_ =
         &r.AddCounter("vigil_nonfinite_values_total", "NaN and infinite values seen in model inputs and outputs.",
                       {"model", "version", "tensor"});
+    out_of_range_ = &r.AddCounter("vigil_out_of_range_values_total",
+                                  "Values of monitored columns outside the reference's range, counted per closed "
+                                  "drift window.",
+                                  {"model", "version", "feature"});
   }
   thread_ = std::thread([this] {
     SetThreadName("vigil-monitor");
@@ -125,6 +130,7 @@ void MonitoringService::Loop() {
     if (stopping_) return;
     lock.unlock();
     Tick(UnixMillis());
+    EvaluateHealth(UnixMillis());
     EvaluateQuality(UnixMillis());
     if (store_ && std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
@@ -158,6 +164,98 @@ void MonitoringService::Tick(int64_t now_ms) {
     }
     if (auto w = m->CloseIfDue(now_ms)) Record(*mv, *w);
   }
+}
+
+HealthCounters MonitoringService::SampleHealth(const std::string& model, const std::string& version,
+                                               uint64_t* queue_full) const {
+  HealthCounters c;
+  const VersionMetrics vm = metrics_->ForVersion(model, version);
+  c.ok = static_cast<uint64_t>(vm.requests->Value());
+  c.latency = vm.request_seconds->CumulativeCounts();
+  *queue_full = 0;
+  metrics_->failures().ForEach([&](const std::vector<std::string>& labels, const Counter& counter) {
+    if (labels[0] != model || labels[1] != version) return;
+    const std::string& reason = labels[2];
+    if (reason == "invalid_request" || reason == "cancelled") return;  // the client's doing, not the model's
+    c.errors += static_cast<uint64_t>(counter.Value());
+    if (reason == "queue_full") *queue_full += static_cast<uint64_t>(counter.Value());
+  });
+  return c;
+}
+
+void MonitoringService::EvaluateHealth(int64_t now_ms) {
+  if (!metrics_) return;
+  const int64_t width = options_.health_window.count();
+  auto versions = repository_.AcquireAll("", 0);
+  if (!versions.ok()) return;
+  std::set<std::pair<std::string, int64_t>> live;
+  for (const auto& mv : *versions) {
+    const ModelConfig& config = mv->config();
+    const std::string version = std::to_string(mv->version());
+    live.insert({config.name, mv->version()});
+    auto [it, fresh] = health_.try_emplace({config.name, mv->version()});
+    HealthTrack& t = it->second;
+    if (fresh) {
+      t.start_ms = now_ms;
+      t.base = SampleHealth(config.name, version, &t.queue_full_base);
+      continue;
+    }
+    t.peak_queue = std::max(t.peak_queue, static_cast<int64_t>(mv->scheduler().QueueDepth()));
+    if (now_ms - t.start_ms < width) continue;
+    uint64_t queue_full = 0;
+    HealthCounters now = SampleHealth(config.name, version, &queue_full);
+    const HealthReading r = ReadHealth(t.base, now, LatencyBuckets(), t.peak_queue,
+                                       config.dynamic_batching.max_queue_size, queue_full - t.queue_full_base);
+    const int64_t start = t.start_ms;
+    t = HealthTrack{now_ms, std::move(now), queue_full, 0};
+    {
+      std::lock_guard lock(mu_);
+      last_health_[{config.name, mv->version()}] = r;
+    }
+    if (!alerts_) continue;
+    const MonitoringConfig::Health& limits = config.monitoring.health;
+    const int64_t fire = config.monitoring.alert_after, resolve = config.monitoring.resolve_after;
+    const AlertLabels labels{{"model", config.name}, {"version", version}};
+    const bool enough = static_cast<int64_t>(r.requests) >= limits.min_requests;
+    double p99_limit = limits.latency_p99_ms;
+    if (std::isnan(p99_limit)) p99_limit = 1000;
+    if (p99_limit > 0) {
+      const double p99 = r.latency_p99_ms.value_or(0);
+      alerts_->Observe("LatencyHigh", labels, enough && p99 > p99_limit,
+                       {"latency_p99_ms", p99, p99_limit, start, now_ms,
+                        fmt::format("p99 latency of {} v{} is {:.1f} ms over {} requests (limit {} ms)", config.name,
+                                    version, p99, r.requests, p99_limit)},
+                       fire, resolve, now_ms);
+    }
+    alerts_->Observe("ErrorRateHigh", labels, enough && r.error_rate > limits.error_rate,
+                     {"error_rate", r.error_rate, limits.error_rate, start, now_ms,
+                      fmt::format("{} of {} requests to {} v{} failed on the server ({:.1f}%, limit {:.1f}%)", r.errors,
+                                  r.requests, config.name, version, 100 * r.error_rate, 100 * limits.error_rate)},
+                     fire, resolve, now_ms);
+    alerts_->Observe(
+        "QueueSaturated", labels, r.queue_saturation >= limits.queue_saturation,
+        {"queue_saturation", r.queue_saturation, limits.queue_saturation, start, now_ms,
+         fmt::format("the queue of {} v{} reached {} of {} requests{}", config.name, version, r.peak_queue,
+                     config.dynamic_batching.max_queue_size, r.queue_saturation >= 1 ? " and refused requests" : "")},
+        fire, resolve, now_ms);
+  }
+  std::erase_if(health_, [&](const auto& e) { return !live.count(e.first); });
+
+  peak_memory_ = std::max(peak_memory_, ProcessResidentBytes());
+  if (memory_window_start_ms_ == 0) memory_window_start_ms_ = now_ms;
+  if (now_ms - memory_window_start_ms_ < width) return;
+  if (alerts_ && options_.memory_limit_bytes > 0) {
+    const double mib = 1024.0 * 1024.0;
+    alerts_->Observe(
+        "MemoryHigh", {}, peak_memory_ > options_.memory_limit_bytes,
+        {"resident_memory_bytes", static_cast<double>(peak_memory_), static_cast<double>(options_.memory_limit_bytes),
+         memory_window_start_ms_, now_ms,
+         fmt::format("the server's resident memory reached {:.0f} MiB (limit {:.0f} MiB)",
+                     static_cast<double>(peak_memory_) / mib, static_cast<double>(options_.memory_limit_bytes) / mib)},
+        2, 2, now_ms);
+  }
+  memory_window_start_ms_ = now_ms;
+  peak_memory_ = 0;
 }
 
 void MonitoringService::EvaluateQuality(int64_t now_ms) {
@@ -215,11 +313,50 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
     if (c.drifted) drifted += (drifted.empty() ? "" : ",") + c.name;
   }
   if (windows_) windows_->WithLabels({model, version, w.dataset_drift ? "drift" : "calm"}).Inc();
+  if (out_of_range_) {
+    for (const auto& c : w.columns) {
+      if (c.out_of_range > 0) {
+        out_of_range_->WithLabels({model, version, c.name}).Inc(static_cast<double>(c.out_of_range));
+      }
+    }
+  }
   if (alerts_) {
     const MonitoringConfig& mc = mv.config().monitoring;
-    int64_t nonfinite = 0;
+    // NaN/Inf share of the window against the reference's.
+    int64_t nonfinite = 0, values = 0, outside = 0, inputs = 0;
     for (const auto& c : w.columns) {
       nonfinite += c.missing;
+      values += c.rows + c.missing;
+      if (!c.output) {
+        outside += c.out_of_range;
+        inputs += c.rows;
+      }
+    }
+    double reference_share = 0;
+    if (DriftMonitor* m = mv.monitor(); m && m->reference()) {
+      int64_t ref_missing = 0, ref_values = 0;
+      for (const auto& c : m->reference()->columns) {
+        ref_missing += c.missing;
+        ref_values += c.rows + c.missing;
+      }
+      if (ref_values > 0) reference_share = static_cast<double>(ref_missing) / static_cast<double>(ref_values);
+    }
+    const double share = values > 0 ? static_cast<double>(nonfinite) / static_cast<double>(values) : 0;
+    const double spike_at = mc.nonfinite_spike * reference_share;
+    alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}}, nonfinite > 0 && share > spike_at,
+                     {"nonfinite_share", share, spike_at, w.start_ms, w.end_ms,
+                      fmt::format("{} NaN or infinite values ({:.2f}% of the monitored values, reference {:.2f}%) "
+                                  "in {} v{} over {} rows",
+                                  nonfinite, 100 * share, 100 * reference_share, model, version, w.rows)},
+                     1, mc.resolve_after, w.end_ms);
+    const double outside_share = inputs > 0 ? static_cast<double>(outside) / static_cast<double>(inputs) : 0;
+    alerts_->Observe("OutOfRangeValues", {{"model", model}, {"version", version}}, outside_share > mc.out_of_range_rate,
+                     {"out_of_range_share", outside_share, mc.out_of_range_rate, w.start_ms, w.end_ms,
+                      fmt::format("{:.2f}% of the input values of {} v{} fell outside the reference's range over {} "
+                                  "rows (reference of {} rows)",
+                                  100 * outside_share, model, version, w.rows, w.reference_rows)},
+                     mc.alert_after, mc.resolve_after, w.end_ms);
+    for (const auto& c : w.columns) {
       const std::string summary =
           fmt::format("{} of {} v{} {}: {} {:.4g} (threshold {:.4g}) over {} rows", c.output ? "output" : "feature",
                       model, version, c.drifted ? "drifted" : "is calm", c.method, c.statistic, c.threshold, c.rows);
@@ -233,11 +370,6 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
         {"drifted_share", w.drifted_share, mc.drift_share, w.start_ms, w.end_ms,
          fmt::format("{:.0f}% of the input features of {} v{} drifted", 100 * w.drifted_share, model, version)},
         mc.alert_after, mc.resolve_after, w.end_ms);
-    alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}}, nonfinite > 0,
-                     {"nonfinite_values", static_cast<double>(nonfinite), 0, w.start_ms, w.end_ms,
-                      fmt::format("{} NaN or infinite values in the monitored columns of {} v{} over {} rows",
-                                  nonfinite, model, version, w.rows)},
-                     1, mc.resolve_after, w.end_ms);
   }
   spdlog::info("event=drift_window model={} version={} rows={} drifted_share={:.3f} dataset_drift={} drifted={}", model,
                version, w.rows, w.drifted_share, w.dataset_drift, LogValue(drifted));
@@ -395,6 +527,20 @@ HttpResponse MonitoringService::Drift(const std::string& name, const std::string
                        "\"nonfinite_outputs\":{}",
                        m->config().window_rows, m->config().window_seconds, m->config().min_window_rows,
                        m->nonfinite_inputs(), m->nonfinite_outputs());
+      }
+      std::optional<HealthReading> health;
+      {
+        std::lock_guard lock(mu_);
+        auto it = last_health_.find({model, mv->version()});
+        if (it != last_health_.end()) health = it->second;
+      }
+      if (health) {
+        fmt::format_to(std::back_inserter(out),
+                       ",\"health\":{{\"requests\":{},\"errors\":{},\"error_rate\":{},\"latency_p99_ms\":{},"
+                       "\"peak_queue\":{},\"queue_saturation\":{}}}",
+                       health->requests, health->errors, JsonNumber(health->error_rate),
+                       JsonNumber(health->latency_p99_ms.value_or(std::nan(""))), health->peak_queue,
+                       JsonNumber(health->queue_saturation));
       }
       out += '}';
     }

@@ -8,6 +8,7 @@
 //   vigil_drift_detected{model, version, feature}   1 when that window drifted
 //   vigil_drift_windows_total{model, version, result}  closed windows: drift (dataset drift) or calm
 //   vigil_nonfinite_values_total{model, version, tensor}  NaN/Inf seen in inputs and outputs
+//   vigil_out_of_range_values_total{model, version, feature}  values outside the reference's range
 //
 // Thread-safe.
 #pragma once
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "monitoring/drift_monitor.h"
+#include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
 #include "server/http_server.h"
@@ -36,11 +38,15 @@ class MonitoringService {
   struct Options {
     std::chrono::milliseconds tick{250};             // how often windows are checked
     int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // stored windows are kept this long
+    std::chrono::milliseconds health_window{30000};  // serving health is judged per window this long
+    uint64_t memory_limit_bytes = 0;                 // MemoryHigh above this resident size; 0 = no rule
   };
   // `store`, `metrics`, `deployments` and `alerts` may be null. Each closed
-  // window is observed by the alert rules: FeatureDrift and PredictionDrift
-  // per column, DatasetDrift, and NonFiniteValues (any NaN/Inf in the
-  // window fires at once).
+  // drift window is observed by the alert rules: FeatureDrift and
+  // PredictionDrift per column, DatasetDrift, NonFiniteValues (a spike of
+  // NaN/Inf against the reference's share; fires at once) and
+  // OutOfRangeValues. Each health window (with `metrics`): LatencyHigh,
+  // ErrorRateHigh and QueueSaturated per model version, and MemoryHigh.
   MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics, const Deployments* deployments,
                     Options options, AlertManager* alerts = nullptr);
   ~MonitoringService();  // stops the thread
@@ -57,8 +63,19 @@ class MonitoringService {
   struct Seen {  // per model version: what the metrics last counted
     int64_t nonfinite_inputs = 0, nonfinite_outputs = 0;
   };
+  struct HealthTrack {  // per model version: the open health window
+    int64_t start_ms = 0;
+    HealthCounters base;
+    uint64_t queue_full_base = 0;
+    int64_t peak_queue = 0;
+  };
   void Loop();
   void Record(const ModelVersion& mv, const DriftWindow& w);
+  // Samples every version's queue each tick and, once a health window has
+  // passed, judges it against the model's monitoring.health limits.
+  void EvaluateHealth(int64_t now_ms);
+  // The cumulative health counters of a version; `queue_full` receives its refusals.
+  HealthCounters SampleHealth(const std::string& model, const std::string& version, uint64_t* queue_full) const;
   // Judges each endpoint variant whose model has a quality rule on its
   // latest complete window (one that ended a window-length ago, so late
   // labels count), once per window.
@@ -79,13 +96,18 @@ class MonitoringService {
   GaugeFamily* detected_ = nullptr;
   CounterFamily* windows_ = nullptr;
   CounterFamily* nonfinite_ = nullptr;
+  CounterFamily* out_of_range_ = nullptr;
 
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int64_t>, Seen> seen_;  // guarded by mu_
   // Without a store, the last windows per model are kept here.
   std::map<std::string, std::deque<StoredDriftWindow>> recent_;    // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
-  bool stopping_ = false;                                          // guarded by mu_
+  std::map<std::pair<std::string, int64_t>, HealthTrack> health_;  // thread only
+  std::map<std::pair<std::string, int64_t>, HealthReading> last_health_;  // guarded by mu_
+  int64_t memory_window_start_ms_ = 0;                                    // thread only
+  uint64_t peak_memory_ = 0;                                              // thread only
+  bool stopping_ = false;                                                 // guarded by mu_
   std::condition_variable wake_;
   std::thread thread_;
 };

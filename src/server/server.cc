@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/logging.h"
+#include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
 #include "server/alerts.h"
@@ -79,6 +80,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                         &p->metrics);
   MonitoringService::Options mo;
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
+  mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
+  mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
   AlertManager::Options ao;
   ao.webhook_url = options.alert_webhook;
   if (!ao.webhook_url.empty()) VIGIL_RETURN_IF_ERROR(AlertManager::ValidateWebhookUrl(ao.webhook_url));

@@ -39,6 +39,11 @@ struct ServerOptions {
   std::string alert_webhook;
   // How often monitoring checks for closed drift windows; 0 = the default (250 ms).
   int64_t monitoring_tick_ms = 0;
+  // Serving health (latency, errors, queue, memory) is judged per window of this many seconds.
+  double health_window_s = 30;
+  // MemoryHigh fires when the process's resident memory is over this; 0 =
+  // 90% of the smaller of the cgroup's limit and the machine's memory.
+  uint64_t memory_limit_bytes = 0;
 };
 
 // A running server: listening, models loaded. `vigil serve` runs one until
