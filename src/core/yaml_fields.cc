@@ -97,4 +97,18 @@ std::vector<std::string> ReadStringList(const YAML::Node& node, const std::strin
   return out;
 }
 
+QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field) {
+  RequireMap(node, field, {"metric", "below", "drop", "window_s", "min_labels"});
+  QualityRule rule;
+  if (node["metric"]) rule.metric = ReadString(node["metric"], field + ".metric");
+  if (node["below"]) rule.below = ReadDouble(node["below"], field + ".below");
+  if (node["drop"]) rule.drop = ReadDouble(node["drop"], field + ".drop");
+  if (node["window_s"]) rule.window_s = ReadInt(node["window_s"], field + ".window_s");
+  if (node["min_labels"]) rule.min_labels = ReadInt(node["min_labels"], field + ".min_labels");
+  if (auto [name, expected] = CheckQualityRule(rule); !name.empty()) {
+    throw ConfigError{name == "below" ? field : field + "." + name, expected};
+  }
+  return rule;
+}
+
 }  // namespace vigil

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "monitoring/quality.h"
+
 namespace vigil {
 
 struct ConfigError {
@@ -29,5 +31,8 @@ std::string ReadString(const YAML::Node& node, const std::string& field);
 std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field);
 std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field);
 std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field);
+
+// A quality rule ({metric, below, drop, window_s, min_labels}), checked.
+QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field);
 
 }  // namespace vigil

@@ -172,8 +172,23 @@ std::vector<bool> BenjaminiHochberg(const std::vector<double>& p, double alpha) 
 
 }  // namespace
 
+std::optional<double> ReferenceProfile::QualityMetric(const std::string& name) const {
+  for (const auto& [metric, value] : QualityMetrics(quality)) {
+    if (name == metric) return value;
+  }
+  return std::nullopt;
+}
+
 StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width) {
   ReferenceRows out;
+  int64_t label_column = -1;
+  const std::vector<std::string> header = ReferenceCsvHeader(text);
+  for (size_t i = static_cast<size_t>(width); i < header.size(); ++i) {
+    if (header[i] == "label" || header[i] == "target") {
+      label_column = static_cast<int64_t>(i);
+      break;
+    }
+  }
   std::istringstream in(text);
   std::string line;
   int line_no = 0;
@@ -204,6 +219,27 @@ StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width)
       out.inputs.push_back(v);
       ++col;
       pos = end + 1;
+    }
+    if (label_column >= 0) {
+      for (; col < label_column && pos <= line.size(); ++col) {
+        const size_t end = line.find(',', pos);
+        pos = end == std::string::npos ? line.size() + 1 : end + 1;
+      }
+      double label = kNaN;
+      if (pos <= line.size()) {
+        const size_t end = std::min(line.find(',', pos), line.size());
+        std::string cell = line.substr(pos, end - pos);
+        cell.erase(0, cell.find_first_not_of(" \t"));
+        cell.erase(cell.find_last_not_of(" \t") + 1);
+        auto [ptr, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), label);
+        if (!cell.empty() && (ec != std::errc() || ptr != cell.data() + cell.size())) {
+          return InvalidArgument("reference.csv line " + std::to_string(line_no) + " column " +
+                                 std::to_string(label_column + 1) + " (" + header[static_cast<size_t>(label_column)] +
+                                 "): '" + cell + "' is not a number");
+        }
+        if (cell.empty()) label = kNaN;
+      }
+      out.labels.push_back(label);
     }
     ++out.rows;
   }
@@ -255,6 +291,17 @@ void DriftMonitor::SetReference(const ReferenceRows& rows, const std::string& so
   };
   add(input_specs_, rows.inputs, input_width_, false);
   add(output_specs_, rows.outputs, output_width_, true);
+  if (static_cast<int64_t>(rows.labels.size()) == rows.rows && output_width_ > 0 &&
+      static_cast<int64_t>(rows.outputs.size()) >= rows.rows * output_width_) {
+    std::vector<Outcome> outcomes;
+    for (int64_t r = 0; r < rows.rows; ++r) {
+      const double label = rows.labels[static_cast<size_t>(r)];
+      if (std::isnan(label)) continue;
+      const auto first = rows.outputs.begin() + r * output_width_;
+      outcomes.push_back({{first, first + output_width_}, label, std::nullopt, std::nullopt});
+    }
+    profile->quality = ComputeQuality(outcomes);
+  }
   std::lock_guard lock(mu_);
   Start(std::move(profile));
 }

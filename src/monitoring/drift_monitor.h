@@ -23,6 +23,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "monitoring/quality.h"
 
 namespace vigil {
 
@@ -55,17 +56,9 @@ struct MonitoringConfig {
   double drift_share = 0.5;   // dataset drift when at least this share of input features drifted
   int64_t alert_after = 3;    // consecutive drifted windows before an alert fires
   int64_t resolve_after = 3;  // consecutive calm windows before it resolves
-  // Quality regression (endpoints serving this model): a QualityRegression
-  // alert when `quality_metric` of a complete window of `quality_window_s`
-  // seconds is below `quality_below` (NaN = no rule), counted only with at
-  // least `quality_min_labels` labels; the same alert_after / resolve_after.
-  std::string quality_metric = "accuracy";
-  double quality_below = std::numeric_limits<double>::quiet_NaN();
-  int64_t quality_window_s = 3600;
-  int64_t quality_min_labels = 30;
-  // ... or more than `quality_drop` below the metric's value on the labelled
-  // rows of reference.csv (NaN = no such rule).
-  double quality_drop = std::numeric_limits<double>::quiet_NaN();
+  // Quality regression of endpoints serving this model (unless the
+  // endpoint's spec has its own rule); the same alert_after / resolve_after.
+  std::optional<QualityRule> quality;
   // Numerical health: NonFiniteValues when a window's share of NaN/±Inf
   // values exceeds `nonfinite_spike` times the reference's share (any NaN
   // when the reference has none); OutOfRangeValues when more than
@@ -128,18 +121,27 @@ struct ReferenceProfile {
   std::string source;  // "reference.csv" or "first N live rows"
   int64_t rows = 0;
   std::vector<ColumnProfile> columns;  // inputs first, then outputs
+  // The model's quality on reference.csv's labelled rows (its `label`
+  // column against the model's outputs): what quality rules' `drop` is
+  // measured from. Empty without labels.
+  Quality quality;
+
+  // A metric of `quality` by name, if it was measured.
+  std::optional<double> QualityMetric(const std::string& name) const;
 };
 
 // Reference rows, row-major: `rows` rows of `input_width` input values and
 // of `output_width` output values (NaN = missing).
 struct ReferenceRows {
   std::vector<double> inputs, outputs;
+  std::vector<double> labels;  // one per row (NaN = none) when the file has a label column, else empty
   int64_t rows = 0;
 };
 
 // Reads reference.csv: a header row, then one row per line whose first
-// `width` cells are the first input's values (later columns, such as a
-// label, are ignored; an empty cell is missing). Errors name the line.
+// `width` cells are the first input's values (an empty cell is missing);
+// a later column headed `label` (or `target`) holds each row's ground
+// truth; other columns are ignored. Errors name the line.
 StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width);
 // The header's column names (default feature names).
 std::vector<std::string> ReferenceCsvHeader(const std::string& text);

@@ -92,6 +92,18 @@ TEST(ReferenceCsv, ReadsTheFirstColumnsAndNamesBadCells) {
   EXPECT_TRUE(std::isnan(rows->inputs[3]));  // an empty cell is missing
   EXPECT_EQ(rows->inputs[5], 6.5);
   EXPECT_EQ(ReferenceCsvHeader(csv), (std::vector<std::string>{"a", "b", "label"}));
+  EXPECT_EQ(rows->labels, (std::vector<double>{0, 1, 1}));
+  // The label column may sit anywhere after the inputs; an empty label is none.
+  auto later = ReadReferenceCsv("a,b,note,target\n1,2,x,1\n3,4,y,\n", 2);
+  ASSERT_TRUE(later.ok()) << later.status().message();
+  ASSERT_EQ(later->labels.size(), 2u);
+  EXPECT_EQ(later->labels[0], 1);
+  EXPECT_TRUE(std::isnan(later->labels[1]));
+  EXPECT_TRUE(ReadReferenceCsv("a,b\n1,2\n", 2)->labels.empty());
+  auto bad_label = ReadReferenceCsv("a,b,label\n1,2,yes\n", 2);
+  ASSERT_FALSE(bad_label.ok());
+  EXPECT_NE(bad_label.status().message().find("line 2 column 3 (label): 'yes'"), std::string::npos)
+      << bad_label.status().message();
   auto bad = ReadReferenceCsv("a,b\n1,x\n", 2);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("line 2 column 2: 'x' is not a number"), std::string::npos)
@@ -100,6 +112,28 @@ TEST(ReferenceCsv, ReadsTheFirstColumnsAndNamesBadCells) {
   ASSERT_FALSE(short_row.ok());
   EXPECT_NE(short_row.status().message().find("line 2"), std::string::npos) << short_row.status().message();
   EXPECT_FALSE(ReadReferenceCsv("a,b\n", 2).ok());
+}
+
+TEST(DriftMonitor, LabelledReferenceRowsGiveTheModelsReferenceQuality) {
+  DriftMonitor m(Config(), 3, 2, "probabilities");
+  ReferenceRows rows;
+  rows.rows = 5;
+  rows.inputs = std::vector<double>(15, 1.0);
+  rows.outputs = {0.9, 0.1, 0.2, 0.8, 0.6, 0.4, 0.3, 0.7, 0.5, 0.5};
+  rows.labels = {0, 1, 1, 1, std::nan("")};  // the last row has no label
+  m.SetReference(rows, "reference.csv");
+  const auto ref = m.reference();
+  ASSERT_NE(ref, nullptr);
+  EXPECT_EQ(ref->quality.labeled, 4u);
+  EXPECT_DOUBLE_EQ(*ref->QualityMetric("accuracy"), 0.75);  // the third row is predicted 0
+  EXPECT_DOUBLE_EQ(*ref->QualityMetric("recall"), 2.0 / 3);
+  EXPECT_FALSE(ref->QualityMetric("mae"));
+
+  DriftMonitor unlabelled(Config(), 3, 2, "probabilities");
+  rows.labels.clear();
+  unlabelled.SetReference(rows, "reference.csv");
+  EXPECT_EQ(unlabelled.reference()->quality.labeled, 0u);
+  EXPECT_FALSE(unlabelled.reference()->QualityMetric("accuracy"));
 }
 
 TEST(DriftMonitor, SameDistributionStaysCalmAndAShiftIsNamed) {

@@ -137,4 +137,27 @@ std::vector<double> ParseCompactValues(const std::string& text) {
   return out;
 }
 
+double QualityRule::Limit(std::optional<double> reference) const {
+  double limit = below;
+  if (!std::isnan(drop) && reference && !std::isnan(*reference)) {
+    limit = std::isnan(limit) ? *reference - drop : std::max(limit, *reference - drop);
+  }
+  return limit;
+}
+
+std::pair<std::string, std::string> CheckQualityRule(const QualityRule& rule) {
+  static const char* kMetrics[] = {"accuracy", "auc", "precision", "recall", "f1", "mean_reward"};
+  if (std::find(std::begin(kMetrics), std::end(kMetrics), rule.metric) == std::end(kMetrics)) {
+    return {"metric", "accuracy, auc, precision, recall, f1 or mean_reward, got '" + rule.metric + "'"};
+  }
+  if (!rule.active())
+    return {"below",
+            "below (the value under which the metric alerts) or drop (how far under its "
+            "reference.csv value)"};
+  if (!std::isnan(rule.drop) && !(rule.drop >= 0)) return {"drop", "a non-negative number"};
+  if (rule.window_s < 1) return {"window_s", "a positive number of seconds, got " + std::to_string(rule.window_s)};
+  if (rule.min_labels < 1) return {"min_labels", "a positive integer, got " + std::to_string(rule.min_labels)};
+  return {};
+}
+
 }  // namespace vigil

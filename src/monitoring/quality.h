@@ -7,6 +7,9 @@
 // percentile. Pure; thread-compatible.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -34,6 +37,28 @@ struct Quality {
 };
 
 Quality ComputeQuality(const std::vector<Outcome>& outcomes);
+
+// A quality regression rule (`quality:` in a model's monitoring block or an
+// endpoint's spec): alert when `metric` over a complete window of
+// `window_s` seconds is below `below`, or more than `drop` below its value
+// on the labelled rows of reference.csv; no verdict on fewer than
+// `min_labels` labels (rewards, for mean_reward). NaN turns a part off.
+struct QualityRule {
+  std::string metric = "accuracy";
+  double below = std::numeric_limits<double>::quiet_NaN();
+  double drop = std::numeric_limits<double>::quiet_NaN();
+  int64_t window_s = 3600;
+  int64_t min_labels = 30;
+
+  bool active() const { return !std::isnan(below) || !std::isnan(drop); }
+  // The limit a window's value is held to, given the reference's value (if any):
+  // the higher of `below` and reference − `drop`; NaN when neither applies.
+  double Limit(std::optional<double> reference) const;
+};
+
+// What is wrong with a rule: {field under the rule ("metric", "drop", ...),
+// what was expected}; empty when it is valid.
+std::pair<std::string, std::string> CheckQualityRule(const QualityRule& rule);
 
 // The metrics of `q` by name ("accuracy", "auc", "f1", ...), unset ones included.
 std::vector<std::pair<const char*, std::optional<double>>> QualityMetrics(const Quality& q);

@@ -80,19 +80,7 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   if (m["drift_share"]) c.drift_share = ReadDouble(m["drift_share"], "monitoring.drift_share");
   if (m["alert_after"]) c.alert_after = ReadInt(m["alert_after"], "monitoring.alert_after");
   if (m["resolve_after"]) c.resolve_after = ReadInt(m["resolve_after"], "monitoring.resolve_after");
-  if (const YAML::Node q = m["quality"]) {
-    RequireMap(q, "monitoring.quality", {"metric", "below", "drop", "window_s", "min_labels"});
-    if (q["metric"]) c.quality_metric = ReadString(q["metric"], "monitoring.quality.metric");
-    if (!q["below"] && !q["drop"]) {
-      throw ConfigError{"monitoring.quality",
-                        "below (the value under which the metric alerts) or drop (how far under its reference.csv "
-                        "value)"};
-    }
-    if (q["below"]) c.quality_below = ReadDouble(q["below"], "monitoring.quality.below");
-    if (q["drop"]) c.quality_drop = ReadDouble(q["drop"], "monitoring.quality.drop");
-    if (q["window_s"]) c.quality_window_s = ReadInt(q["window_s"], "monitoring.quality.window_s");
-    if (q["min_labels"]) c.quality_min_labels = ReadInt(q["min_labels"], "monitoring.quality.min_labels");
-  }
+  if (m["quality"]) c.quality = ReadQualityRule(m["quality"], "monitoring.quality");
   if (m["nonfinite_spike"]) c.nonfinite_spike = ReadDouble(m["nonfinite_spike"], "monitoring.nonfinite_spike");
   if (m["out_of_range_rate"]) c.out_of_range_rate = ReadDouble(m["out_of_range_rate"], "monitoring.out_of_range_rate");
   if (const YAML::Node h = m["health"]) {
@@ -233,16 +221,6 @@ Status ValidateMonitoring(const ModelConfig& c) {
   if (!(m.numeric_threshold > 0)) return FieldError(c, "monitoring.numeric_threshold", "a positive number");
   if (!(m.categorical_threshold > 0)) return FieldError(c, "monitoring.categorical_threshold", "a positive number");
   if (!(m.drift_share > 0 && m.drift_share <= 1)) return FieldError(c, "monitoring.drift_share", "in (0, 1]");
-  static const std::set<std::string> kQualityMetrics{"accuracy", "auc", "precision", "recall", "f1", "mean_reward"};
-  if (!kQualityMetrics.count(m.quality_metric)) {
-    return FieldError(c, "monitoring.quality.metric",
-                      "accuracy, auc, precision, recall, f1 or mean_reward, got '" + m.quality_metric + "'");
-  }
-  VIGIL_RETURN_IF_ERROR(positive(m.quality_window_s, "monitoring.quality.window_s"));
-  VIGIL_RETURN_IF_ERROR(positive(m.quality_min_labels, "monitoring.quality.min_labels"));
-  if (!std::isnan(m.quality_drop) && !(m.quality_drop >= 0)) {
-    return FieldError(c, "monitoring.quality.drop", "a non-negative number");
-  }
   if (!(m.nonfinite_spike >= 1)) return FieldError(c, "monitoring.nonfinite_spike", "a factor of at least 1");
   if (!(m.out_of_range_rate > 0 && m.out_of_range_rate <= 1)) {
     return FieldError(c, "monitoring.out_of_range_rate", "a share in (0, 1]");

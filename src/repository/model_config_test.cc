@@ -117,15 +117,19 @@ TEST(ModelConfig, MonitoringBlockNamesFeaturesAndSetsThresholds) {
   EXPECT_EQ(m.min_window_rows, 500);               // a default
   EXPECT_DOUBLE_EQ(m.health.latency_p99_ms, 1.6);  // 80% of default_timeout_us (2000 µs)
   EXPECT_DOUBLE_EQ(m.health.error_rate, 0.05);
-  EXPECT_TRUE(std::isnan(m.quality_drop));
+  EXPECT_FALSE(m.quality);
   auto health = LoadModelConfig("m", std::string(kValid) +
                                          "monitoring: {health: {error_rate: 0.01, min_requests: 5}, "
                                          "quality: {metric: auc, drop: 0.05}}\n");
   ASSERT_TRUE(health.ok()) << health.status().message();
   EXPECT_DOUBLE_EQ(health->monitoring.health.error_rate, 0.01);
   EXPECT_EQ(health->monitoring.health.min_requests, 5);
-  EXPECT_DOUBLE_EQ(health->monitoring.quality_drop, 0.05);
-  EXPECT_TRUE(std::isnan(health->monitoring.quality_below));
+  ASSERT_TRUE(health->monitoring.quality);
+  EXPECT_EQ(health->monitoring.quality->metric, "auc");
+  EXPECT_DOUBLE_EQ(health->monitoring.quality->drop, 0.05);
+  EXPECT_TRUE(std::isnan(health->monitoring.quality->below));
+  EXPECT_DOUBLE_EQ(health->monitoring.quality->Limit(0.97), 0.92);
+  EXPECT_TRUE(std::isnan(health->monitoring.quality->Limit(std::nullopt)));
   auto off = LoadModelConfig("m", std::string(kValid) + "monitoring: false\n");
   ASSERT_TRUE(off.ok()) << off.status().message();
   EXPECT_FALSE(off->monitoring.enabled);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -113,12 +114,14 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
 }
 
 DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
-  RequireMap(root, "", {"endpoint", "production", "routing_key", "candidates", "flags", "kill_switch", "paused"});
+  RequireMap(root, "",
+             {"endpoint", "production", "routing_key", "candidates", "flags", "kill_switch", "paused", "monitoring"});
   DeploymentSpec spec;
   spec.endpoint = endpoint;
   if (root["endpoint"]) {
     const std::string e = ReadString(root["endpoint"], "endpoint");
-    if (e != endpoint) throw ConfigError{"endpoint", "'" + endpoint + "' (the name it is stored under), got '" + e + "'"};
+    if (e != endpoint)
+      throw ConfigError{"endpoint", "'" + endpoint + "' (the name it is stored under), got '" + e + "'"};
   }
   if (!ValidName(endpoint)) throw ConfigError{"endpoint", "a name of letters, digits, '_', '-' or '.'"};
   if (!root["production"]) throw ConfigError{"production", "{model: NAME, version: N}"};
@@ -138,8 +141,8 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       if (!cs[i]["name"]) throw ConfigError{f + ".name", "a name for the variant"};
       v.name = ReadString(cs[i]["name"], f + ".name");
       if (!ValidName(v.name) || v.name == "production") {
-        throw ConfigError{f + ".name", "a name of letters, digits, '_', '-' or '.' other than 'production', got '" +
-                                           v.name + "'"};
+        throw ConfigError{f + ".name",
+                          "a name of letters, digits, '_', '-' or '.' other than 'production', got '" + v.name + "'"};
       }
       if (!names.insert(v.name).second) throw ConfigError{f + ".name", "a name used once, '" + v.name + "' repeats"};
       if (!cs[i]["mode"]) throw ConfigError{f + ".mode", "ab, canary or shadow"};
@@ -160,14 +163,15 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
         if (v.steps.empty()) throw ConfigError{f + ".steps", "at least one step"};
         for (size_t s = 0; s < v.steps.size(); ++s) {
           const std::string sf = f + ".steps[" + std::to_string(s) + "]";
-          if (v.steps[s] <= 0 || v.steps[s] > 100) throw ConfigError{sf, fmt::format("a percent in (0, 100], got {}", v.steps[s])};
+          if (v.steps[s] <= 0 || v.steps[s] > 100)
+            throw ConfigError{sf, fmt::format("a percent in (0, 100], got {}", v.steps[s])};
           if (s > 0 && v.steps[s] <= v.steps[s - 1]) throw ConfigError{sf, "steps in ascending order"};
         }
         if (cs[i]["step"]) {
           const int64_t step = ReadInt(cs[i]["step"], f + ".step");
           if (step < -1 || step >= static_cast<int64_t>(v.steps.size())) {
-            throw ConfigError{f + ".step", fmt::format("-1 (not started) to {} (the last step), got {}",
-                                                       v.steps.size() - 1, step)};
+            throw ConfigError{f + ".step",
+                              fmt::format("-1 (not started) to {} (the last step), got {}", v.steps.size() - 1, step)};
           }
           v.step = static_cast<int>(step);
         }
@@ -202,6 +206,16 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
   }
   if (root["kill_switch"]) spec.kill_switch = ReadBool(root["kill_switch"], "kill_switch");
   if (root["paused"]) spec.paused = ReadBool(root["paused"], "paused");
+  if (const YAML::Node m = root["monitoring"]) {
+    RequireMap(m, "monitoring", {"quality", "alert_after", "resolve_after"});
+    if (m["quality"]) spec.quality = ReadQualityRule(m["quality"], "monitoring.quality");
+    for (auto [key, target] : {std::pair{"alert_after", &spec.alert_after}, {"resolve_after", &spec.resolve_after}}) {
+      if (!m[key]) continue;
+      const std::string f = std::string("monitoring.") + key;
+      *target = ReadInt(m[key], f);
+      if (*target < 1) throw ConfigError{f, "a positive number of windows, got " + std::to_string(*target)};
+    }
+  }
   return spec;
 }
 
@@ -303,8 +317,9 @@ StatusOr<DeploymentSpec> ParseDeploymentSpec(std::string_view endpoint, std::str
 Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& catalog) {
   const std::string where = "deployment '" + spec.endpoint + "': ";
   if (catalog.is_model && catalog.is_model(spec.endpoint)) {
-    return InvalidArgument(where + "field 'endpoint': the name is already a model's; endpoints and models share "
-                                   "one namespace");
+    return InvalidArgument(where +
+                           "field 'endpoint': the name is already a model's; endpoints and models share "
+                           "one namespace");
   }
   auto check = [&](const Variant& v, const std::string& field) -> Status {
     if (!catalog.check) return Status::Ok();
@@ -413,8 +428,7 @@ std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
   EmitModelRef(out, spec.production);
   out << YAML::EndMap;
   out << YAML::Key << "routing_key" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "parameter"
-      << YAML::Value << spec.key_parameter << YAML::Key << "header" << YAML::Value << spec.key_header
-      << YAML::EndMap;
+      << YAML::Value << spec.key_parameter << YAML::Key << "header" << YAML::Value << spec.key_header << YAML::EndMap;
   if (!spec.candidates.empty()) {
     out << YAML::Key << "candidates" << YAML::Value << YAML::BeginSeq;
     for (const auto& c : spec.candidates) {
@@ -475,6 +489,20 @@ std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
   }
   out << YAML::Key << "kill_switch" << YAML::Value << spec.kill_switch;
   out << YAML::Key << "paused" << YAML::Value << spec.paused;
+  if (spec.quality || spec.alert_after || spec.resolve_after) {
+    out << YAML::Key << "monitoring" << YAML::Value << YAML::BeginMap;
+    if (const auto& q = spec.quality) {
+      out << YAML::Key << "quality" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "metric"
+          << YAML::Value << q->metric;
+      if (!std::isnan(q->below)) out << YAML::Key << "below" << YAML::Value << q->below;
+      if (!std::isnan(q->drop)) out << YAML::Key << "drop" << YAML::Value << q->drop;
+      out << YAML::Key << "window_s" << YAML::Value << q->window_s << YAML::Key << "min_labels" << YAML::Value
+          << q->min_labels << YAML::EndMap;
+    }
+    if (spec.alert_after) out << YAML::Key << "alert_after" << YAML::Value << spec.alert_after;
+    if (spec.resolve_after) out << YAML::Key << "resolve_after" << YAML::Value << spec.resolve_after;
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

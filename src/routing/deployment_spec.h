@@ -31,6 +31,10 @@
 //         - {percent: 20}       # of the routing keys that got this far
 //   kill_switch: false
 //   paused: false
+//   monitoring:                 # optional; replaces the models' quality rules here
+//     quality: {metric: accuracy, drop: 0.05, window_s: 3600, min_labels: 30}
+//     alert_after: 3
+//     resolve_after: 3
 //
 // Parse → validate as free functions, like model configs; every error names
 // the field.
@@ -45,6 +49,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "monitoring/quality.h"
 
 namespace vigil {
 
@@ -84,7 +89,7 @@ struct FlagRule {
   double number = 0;                // kLt..kGe; kPercent: percent
   RuleOp semver_op = RuleOp::kEq;   // kSemver: kEq/kLt/kLe/kGt/kGe, or kNotIn for "!="
   Semver semver;
-  std::string pattern;              // kRegex, as written
+  std::string pattern;  // kRegex, as written
   std::shared_ptr<const std::regex> regex;
 };
 
@@ -103,6 +108,11 @@ struct DeploymentSpec {
   std::string key_header = "x-vigil-routing-key";  // lower-case
   bool kill_switch = false;
   bool paused = false;
+  // The endpoint's own alert rules (`monitoring:`): a quality rule that
+  // replaces its models' config.yaml rules for this endpoint's traffic, and
+  // the windows in a row that fire / resolve its alerts (0 = the model's).
+  std::optional<QualityRule> quality;
+  int64_t alert_after = 0, resolve_after = 0;
 
   // The candidate called `name`, or nullptr.
   const Variant* Candidate(std::string_view name) const;

@@ -73,6 +73,9 @@ flags:
   - {name: staff, variant: production, rules: [{parameter: plan, not_in: [free]}, {parameter: tier, eq: gold}]}
 kill_switch: false
 paused: true
+monitoring:
+  quality: {metric: auc, drop: 0.03, window_s: 600, min_labels: 50}
+  alert_after: 4
 )";
   auto spec = Spec(yaml);
   EXPECT_EQ(spec->production.model, "a");
@@ -87,6 +90,12 @@ paused: true
   EXPECT_EQ(spec->flags[0].rules.size(), 5u);
   EXPECT_EQ(spec->flags[0].rules[1].header, "x-app-version");
   EXPECT_TRUE(spec->paused);
+  ASSERT_TRUE(spec->quality);
+  EXPECT_EQ(spec->quality->metric, "auc");
+  EXPECT_DOUBLE_EQ(spec->quality->drop, 0.03);
+  EXPECT_EQ(spec->quality->window_s, 600);
+  EXPECT_EQ(spec->alert_after, 4);
+  EXPECT_EQ(spec->resolve_after, 0);  // the model's
 
   const std::string again = DeploymentSpecToYaml(*spec);
   auto reparsed = LoadDeploymentSpec("ep", again, Catalog());
@@ -128,11 +137,14 @@ TEST(DeploymentSpec, ErrorsNameTheField) {
        "flags[0].rules[0].op"},
       {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, semver: '>=two'}]}]\n",
        "flags[0].rules[0].semver"},
-      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, in: [a], eq: b}]}]\n",
-       "exactly one test"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, in: [a], eq: b}]}]\n", "exactly one test"},
       {prod + "flags: [{name: f, variant: production, rules: [{eq: b}]}]\n", "a parameter or header"},
       {prod + "flags: [{name: f, variant: production, rules: []}]\n", "non-empty list of rules"},
       {prod + "colour: red\n", "field 'colour': expected no such key"},
+      {prod + "monitoring: {quality: {metric: auc}}\n", "field 'monitoring.quality': expected below"},
+      {prod + "monitoring: {quality: {metric: latency, below: 1}}\n", "field 'monitoring.quality.metric'"},
+      {prod + "monitoring: {alert_after: 0}\n", "field 'monitoring.alert_after'"},
+      {prod + "monitoring: {paging: true}\n", "field 'monitoring.paging'"},
       {"endpoint: other\n" + prod, "field 'endpoint'"},
       {"production: [1, 2\n", "not valid YAML"},
   };
@@ -211,9 +223,10 @@ TEST(Router, RampsAreMonotone) {
   std::vector<std::set<int>> in_canary(steps.size());
   std::set<int> in_ab_first;
   for (size_t s = 0; s < steps.size(); ++s) {
-    Router r(Spec("production: {model: a}\ncandidates:\n"
-                  "  - {name: canary, model: b, mode: canary, steps: [1, 5, 25, 50], step: " +
-                  std::to_string(s) + "}\n  - {name: ab, model: c, mode: ab, share: 30}\n"));
+    Router r(
+        Spec("production: {model: a}\ncandidates:\n"
+             "  - {name: canary, model: b, mode: canary, steps: [1, 5, 25, 50], step: " +
+             std::to_string(s) + "}\n  - {name: ab, model: c, mode: ab, share: 30}\n"));
     std::set<int> in_ab;
     for (int i = 0; i < 50000; ++i) {
       const auto d = r.Route(Keyed("u" + std::to_string(i)));

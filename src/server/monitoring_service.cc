@@ -267,11 +267,18 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
       if (c.mode != VariantMode::kShadow) variants.push_back(&c);
     }
     for (const Variant* v : variants) {
-      auto info = repository_.Find(v->model);
-      if (!info.ok()) continue;
-      const MonitoringConfig& mc = info->config->monitoring;
-      if (std::isnan(mc.quality_below)) continue;
-      const int64_t width = mc.quality_window_s * 1000;
+      auto mv = repository_.Acquire(v->model, v->version);
+      if (!mv.ok()) continue;
+      const MonitoringConfig& mc = (*mv)->config().monitoring;
+      const std::optional<QualityRule>& rule = spec.quality ? spec.quality : mc.quality;
+      if (!rule) continue;
+      std::optional<double> reference;
+      if (DriftMonitor* m = (*mv)->monitor()) {
+        if (auto profile = m->reference()) reference = profile->QualityMetric(rule->metric);
+      }
+      const double limit = rule->Limit(reference);
+      if (std::isnan(limit)) continue;  // only a drop rule, and no labelled reference to drop from
+      const int64_t width = rule->window_s * 1000;
       const int64_t start = now_ms / width * width - 2 * width;  // ended a window-length ago
       int64_t& judged = judged_.try_emplace({spec.endpoint, v->name}, start - width).first->second;
       if (start <= judged) continue;
@@ -285,20 +292,23 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
         }
       }
       const Quality q = ComputeQuality(outcomes);
-      const size_t labels = mc.quality_metric == "mean_reward" ? q.rewarded : q.labeled;
-      if (static_cast<int64_t>(labels) < mc.quality_min_labels) continue;  // no verdict on too few labels
+      const size_t labels = rule->metric == "mean_reward" ? q.rewarded : q.labeled;
+      if (static_cast<int64_t>(labels) < rule->min_labels) continue;  // no verdict on too few labels
       std::optional<double> value;
       for (const auto& [name, m] : QualityMetrics(q)) {
-        if (name == mc.quality_metric) value = m;
+        if (name == rule->metric) value = m;
       }
       if (!value) continue;
+      const bool from_reference = reference && !std::isnan(rule->drop) && !(limit <= rule->below);
+      const std::string basis =
+          from_reference ? fmt::format(": reference.csv {:.3f} less {}", *reference, rule->drop) : "";
       alerts_->Observe("QualityRegression",
-                       {{"endpoint", spec.endpoint}, {"variant", v->name}, {"metric", mc.quality_metric}},
-                       *value < mc.quality_below,
-                       {mc.quality_metric, *value, mc.quality_below, start, start + width,
-                        fmt::format("{} of {} variant {} is {:.3f} over {} labels (alert below {})", mc.quality_metric,
-                                    spec.endpoint, v->name, *value, labels, mc.quality_below)},
-                       mc.alert_after, mc.resolve_after, now_ms);
+                       {{"endpoint", spec.endpoint}, {"variant", v->name}, {"metric", rule->metric}}, *value < limit,
+                       {rule->metric, *value, limit, start, start + width,
+                        fmt::format("{} of {} variant {} is {:.3f} over {} labels (alert below {:.3f}{})", rule->metric,
+                                    spec.endpoint, v->name, *value, labels, limit, basis)},
+                       spec.alert_after ? spec.alert_after : mc.alert_after,
+                       spec.resolve_after ? spec.resolve_after : mc.resolve_after, now_ms);
     }
   }
 }
@@ -517,7 +527,15 @@ HttpResponse MonitoringService::Drift(const std::string& name, const std::string
         if (ref) {
           out += "{\"source\":";
           AppendJsonString(out, ref->source);
-          fmt::format_to(std::back_inserter(out), ",\"rows\":{},\"columns\":{}}}", ref->rows, ref->columns.size());
+          fmt::format_to(std::back_inserter(out), ",\"rows\":{},\"columns\":{},\"labeled\":{},\"quality\":{{",
+                         ref->rows, ref->columns.size(), ref->quality.labeled);
+          bool first_metric = true;
+          for (const auto& [metric, value] : QualityMetrics(ref->quality)) {
+            if (!value) continue;
+            fmt::format_to(std::back_inserter(out), "{}\"{}\":{}", first_metric ? "" : ",", metric, JsonNumber(*value));
+            first_metric = false;
+          }
+          out += "}}";
         } else {
           out += "null";
           fmt::format_to(std::back_inserter(out), ",\"collecting_reference_rows\":{}", m->config().reference_rows);

@@ -67,6 +67,11 @@ class Monitoring : public ::testing::Test {
     WriteFile(repo_ / "breast_cancer_mlp" / "config.yaml", config);
     fs::create_directories(repo_ / "deployments");
     WriteFile(repo_ / "deployments" / "cancer.yaml", "production: {model: breast_cancer_mlp, version: 1}\n");
+    // The same model behind an endpoint with its own rule: accuracy more
+    // than 0.2 under its value on reference.csv's labelled rows.
+    WriteFile(repo_ / "deployments" / "guarded.yaml",
+              "production: {model: breast_cancer_mlp, version: 1}\n"
+              "monitoring: {quality: {metric: accuracy, drop: 0.2, window_s: 1, min_labels: 20}, alert_after: 2}\n");
     server_ = ServerProcess::Start({"--model-repository", repo_.string(), "--health-window-s", "0.5"});
     client_ = server_->Client();
     rows_ = ReferenceRows();
@@ -253,18 +258,18 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   // labels; then 80 more whose feedback has the labels flipped.
   auto run = [&](bool flip) {
     std::string items;
-    for (size_t i = 0; i < 80; ++i) {
-      auto r = client_->Post("/v2/models/cancer/infer", Body({rows_[i]}));
+    for (size_t i = 0; i < 160; ++i) {
+      auto r = client_->Post(i < 80 ? "/v2/models/cancer/infer" : "/v2/models/guarded/infer", Body({rows_[i % 80]}));
       ASSERT_EQ(r->status, 200u) << r->body;
       rapidjson::Document d;
       d.Parse(r->body.c_str());
-      const int label = flip ? 1 - labels[i] : labels[i];
+      const int label = flip ? 1 - labels[i % 80] : labels[i % 80];
       items += std::string(items.empty() ? "" : ",") + R"({"prediction_id":")" + d["id"].GetString() + R"(","label":)" +
                std::to_string(label) + "}";
     }
     auto fb = client_->Post("/v1/feedback", "[" + items + "]");
     ASSERT_EQ(fb->status, 200u) << fb->body;
-    EXPECT_NE(fb->body.find(R"("joined":80)"), std::string::npos) << fb->body;
+    EXPECT_NE(fb->body.find(R"("joined":160)"), std::string::npos) << fb->body;
   };
   run(false);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the next one-second window
@@ -299,26 +304,42 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
 
   // The quality rule (accuracy below 0.5 for 2 windows) fires, with its evidence.
   std::string alerts;
+  rapidjson::Document a;
   for (int i = 0; i < 60; ++i) {
     alerts = client_->Get("/v1/alerts")->body;
-    if (alerts.find(R"("alertname":"QualityRegression")") != std::string::npos &&
-        alerts.find(R"("firing":[])") == std::string::npos)
-      break;
+    a.Parse(alerts.c_str());
+    int quality_alerts = 0;
+    for (const auto& x : a["firing"].GetArray()) {
+      quality_alerts += std::string(x["alertname"].GetString()) == "QualityRegression";
+    }
+    if (quality_alerts >= 2) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  rapidjson::Document a;
-  a.Parse(alerts.c_str());
-  bool fired = false;
+  // The model's reference accuracy, from reference.csv's label column.
+  rapidjson::Document drift;
+  drift.Parse(client_->Get("/v1/monitoring/breast_cancer_mlp/drift")->body.c_str());
+  const auto& reference = drift["versions"][0]["reference"];
+  EXPECT_EQ(reference["labeled"].GetInt(), 200);
+  const double reference_accuracy = reference["quality"]["accuracy"].GetDouble();
+  EXPECT_GT(reference_accuracy, 0.9);
+  // Each endpoint's rule fired: the model's (below 0.5) and the guarded
+  // endpoint's own (0.2 under the reference accuracy).
+  std::set<std::string> fired;
   for (const auto& x : a["firing"].GetArray()) {
     if (std::string(x["alertname"].GetString()) != "QualityRegression") continue;
-    fired = true;
-    EXPECT_STREQ(x["labels"]["endpoint"].GetString(), "cancer");
+    const std::string endpoint = x["labels"]["endpoint"].GetString();
+    fired.insert(endpoint);
     EXPECT_STREQ(x["labels"]["variant"].GetString(), "production");
     EXPECT_STREQ(x["labels"]["metric"].GetString(), "accuracy");
     EXPECT_LT(x["value"].GetDouble(), 0.5);
-    EXPECT_EQ(x["threshold"].GetDouble(), 0.5);
+    if (endpoint == "cancer") {
+      EXPECT_EQ(x["threshold"].GetDouble(), 0.5);
+    } else {
+      EXPECT_NEAR(x["threshold"].GetDouble(), reference_accuracy - 0.2, 1e-9);
+      EXPECT_NE(std::string(x["summary"].GetString()).find("reference.csv"), std::string::npos);
+    }
   }
-  EXPECT_TRUE(fired) << alerts;
+  EXPECT_EQ(fired, (std::set<std::string>{"cancer", "guarded"})) << alerts;
 
   auto model = client_->Get("/v1/monitoring/breast_cancer_mlp/quality");
   EXPECT_EQ(model->status, 404u);  // quality needs an endpoint's prediction log
