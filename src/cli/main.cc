@@ -16,6 +16,7 @@
 #include "client/bench.h"
 #include "client/http_client.h"
 #include "client/profile.h"
+#include "core/clock.h"
 #include "core/logging.h"
 #include "server/server.h"
 
@@ -290,6 +291,20 @@ int Monitor(const MonitorFlags& f) {
     }
     out += fmt::format(", NaN/Inf in {} inputs, {} outputs\n", v["nonfinite_inputs"].GetInt64(),
                        v["nonfinite_outputs"].GetInt64());
+    if (v["reference"].IsObject() && v["reference"]["labeled"].GetInt64() > 0) {
+      out += fmt::format("    reference quality on {} labelled rows:", v["reference"]["labeled"].GetInt64());
+      for (const auto& m : v["reference"]["quality"].GetObject()) {
+        if (std::string_view(m.name.GetString()).rfind("label_delay", 0) == 0) continue;
+        out += fmt::format(" {}={}", m.name.GetString(), Num(m.value));
+      }
+      out += "\n";
+    }
+    if (v.HasMember("health")) {
+      const auto& h = v["health"];
+      out += fmt::format("    health, last window: {} requests, {} errors ({}), p99 {} ms, queue peak {} ({})\n",
+                         h["requests"].GetInt64(), h["errors"].GetInt64(), Num(h["error_rate"]),
+                         Num(h["latency_p99_ms"]), h["peak_queue"].GetInt64(), Num(h["queue_saturation"]));
+    }
   }
   // The latest window of each model version.
   std::map<std::string, const rapidjson::Value*> latest;
@@ -343,6 +358,28 @@ int Monitor(const MonitorFlags& f) {
         out += fmt::format("  {:<16}", q.name.GetString());
         for (const auto& m : q.value.GetObject()) out += fmt::format(" {}={}", m.name.GetString(), Num(m.value));
         out += "\n";
+      }
+    }
+    // Hourly windows of the last day: realised quality beside the estimate
+    // that needs no labels.
+    if (auto windows = get("/v1/monitoring/" + f.name +
+                           "/quality?window_s=3600&from=" + std::to_string(vigil::UnixMillis() - 24 * 3600 * 1000LL));
+        windows.ok()) {
+      rapidjson::Document qw;
+      qw.Parse(windows->c_str());
+      const auto& list = qw["windows"];
+      out += "\nquality by hour (realised from labels; estimated from confidence before labels come)\n";
+      if (list.Empty()) out += "  no predictions logged in the last day\n";
+      for (rapidjson::SizeType i = list.Size() > 3 ? list.Size() - 3 : 0; i < list.Size(); ++i) {
+        const auto& w = list[i];
+        for (const auto& v : w["variants"].GetObject()) {
+          const auto& q = v.value;
+          out += fmt::format("  {} {:<16} predictions={} labeled={} accuracy={} estimated_accuracy={}{}\n",
+                             Utc(w["start_ms"].GetInt64()), v.name.GetString(), q["predictions"].GetInt64(),
+                             q["labeled"].GetInt64(), q.HasMember("accuracy") ? Num(q["accuracy"]) : "-",
+                             q.HasMember("estimated_accuracy") ? Num(q["estimated_accuracy"]) : "-",
+                             w["incomplete"].GetBool() ? " (labels still coming)" : "");
+        }
       }
     }
   }

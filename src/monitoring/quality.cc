@@ -137,6 +137,18 @@ std::vector<double> ParseCompactValues(const std::string& text) {
   return out;
 }
 
+std::optional<double> ExpectedCorrect(const std::vector<double>& outputs) {
+  if (outputs.size() < 2) return std::nullopt;
+  double sum = 0, top = 0;
+  for (double p : outputs) {
+    if (!(p >= 0 && p <= 1)) return std::nullopt;  // NaN too
+    sum += p;
+    top = std::max(top, p);
+  }
+  if (std::abs(sum - 1) > 0.01) return std::nullopt;
+  return top / sum;
+}
+
 double QualityRule::Limit(std::optional<double> reference) const {
   double limit = below;
   if (!std::isnan(drop) && reference && !std::isnan(*reference)) {

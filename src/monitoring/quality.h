@@ -38,6 +38,18 @@ struct Quality {
 
 Quality ComputeQuality(const std::vector<Outcome>& outcomes);
 
+// Confidence-based performance estimation (shared/STATISTICS.md): for a
+// calibrated classifier whose outputs are class probabilities, the chance
+// that a prediction is right is the probability of the class it predicts
+// (binary: p when it predicts positive, 1 - p otherwise). Averaged over
+// predictions that have no labels yet, that is the expected accuracy. It
+// cannot see concept drift, so it is reported beside realised accuracy,
+// never instead of it.
+//
+// The expected correctness of one prediction; none when `outputs` are not
+// a probability vector (two or more values in [0, 1] summing to 1 ± 0.01).
+std::optional<double> ExpectedCorrect(const std::vector<double>& outputs);
+
 // A quality regression rule (`quality:` in a model's monitoring block or an
 // endpoint's spec): alert when `metric` over a complete window of
 // `window_s` seconds is below `below`, or more than `drop` below its value

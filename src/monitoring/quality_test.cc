@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace vigil {
 namespace {
@@ -50,6 +52,46 @@ TEST(Quality, AucHandlesTiesAndSingleClass) {
   EXPECT_DOUBLE_EQ(*RocAuc({0.1, 0.2, 0.3}, {0, 0, 1}), 1.0);
   EXPECT_FALSE(RocAuc({0.1, 0.2}, {1, 1}));
   EXPECT_EQ(ParseCompactValues("[0.25,1e-3,-2]"), (std::vector<double>{0.25, 1e-3, -2}));
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ExpectedCorrect, IsTheProbabilityOfThePredictedClass) {
+  EXPECT_DOUBLE_EQ(*ExpectedCorrect({0.2, 0.8}), 0.8);
+  EXPECT_DOUBLE_EQ(*ExpectedCorrect({0.7, 0.3}), 0.7);
+  EXPECT_DOUBLE_EQ(*ExpectedCorrect({0.1, 0.6, 0.3}), 0.6);
+  EXPECT_FALSE(ExpectedCorrect({0.9}));              // one value: a score or a regression
+  EXPECT_FALSE(ExpectedCorrect({2.0, -1.0}));        // logits
+  EXPECT_FALSE(ExpectedCorrect({0.5, 0.2}));         // does not sum to 1
+  EXPECT_FALSE(ExpectedCorrect({std::nan(""), 1}));  // NaN
+}
+
+// On a calibrated classifier (labels drawn with the predicted probability)
+// the estimate matches realised accuracy; on an overconfident one it does not.
+TEST(ExpectedCorrect, EstimatesRealisedAccuracyOfACalibratedClassifier) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  auto run = [&](double overconfidence) {
+    double expected = 0;
+    size_t correct = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+      const double truth = uniform(rng);                                                // P(class 1)
+      const double shown = std::clamp(0.5 + (truth - 0.5) * overconfidence, 0.0, 1.0);  // what the model says
+      const int label = uniform(rng) < truth ? 1 : 0;
+      expected += *ExpectedCorrect({1 - shown, shown});
+      correct += (shown >= 0.5 ? 1 : 0) == label;
+    }
+    return std::pair{expected / n, static_cast<double>(correct) / n};
+  };
+  auto [estimate, realised] = run(1.0);
+  EXPECT_NEAR(estimate, realised, 0.01);  // sd of realised accuracy ≈ 0.003
+  auto [over_estimate, over_realised] = run(2.0);
+  EXPECT_GT(over_estimate - over_realised, 0.05);
 }
 
 }  // namespace

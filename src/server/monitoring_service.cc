@@ -22,6 +22,8 @@ namespace vigil {
 namespace {
 
 constexpr size_t kRecentWindows = 100;
+// Quality windows read at most this many predictions (about a second of reading).
+constexpr int64_t kMaxScannedPredictions = 2'000'000;
 
 // The value of `key` in a query string ("a=1&b=2"), if present.
 std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
@@ -439,39 +441,64 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
     if (!s->ok()) return ErrorResponse(s->status());
   }
   if (*window_s < 1) return ErrorResponse(InvalidArgument("window_s must be a positive number of seconds"));
+  const int64_t width = *window_s * 1000;
+  struct Cell {
+    std::vector<Outcome> outcomes;  // joined with feedback
+    int64_t predictions = 0;        // all served ones
+    int64_t estimated = 0;          // with a probability vector
+    double expected_correct = 0;
+  };
+  std::map<int64_t, std::map<std::string, Cell>> windows;  // window start -> variant
+  auto window_of = [&](int64_t t) { return *from + (t - *from) / width * width; };
+  // Every served prediction: counted, and its expected correctness summed
+  // (confidence-based estimation) whether or not its label has come.
+  auto scanned = store_->ScanPredictions(endpoint, *from, *to + 1, kMaxScannedPredictions,
+                                         [&](const std::string& variant, int64_t time_ms, const std::string& outputs) {
+                                           Cell& c = windows[window_of(time_ms)][variant];
+                                           ++c.predictions;
+                                           if (auto e = ExpectedCorrect(ParseCompactValues(outputs))) {
+                                             c.expected_correct += *e;
+                                             ++c.estimated;
+                                           }
+                                         });
+  if (!scanned.ok()) return ErrorResponse(scanned.status());
   auto joined = store_->Joined(endpoint, *from);
   if (!joined.ok()) return ErrorResponse(joined.status());
-  const int64_t width = *window_s * 1000;
-  // window start -> variant -> outcomes
-  std::map<int64_t, std::map<std::string, std::vector<Outcome>>> windows;
   std::vector<Outcome> all;
   for (const auto& j : *joined) {
     if (j.time_ms > *to) continue;
     Outcome o = OutcomeOf(j);
     all.push_back(o);
-    windows[*from + (j.time_ms - *from) / width * width][j.variant].push_back(std::move(o));
+    windows[window_of(j.time_ms)][j.variant].outcomes.push_back(std::move(o));
   }
   const Quality overall = ComputeQuality(all);
   const double horizon_ms = overall.label_delay_p90_s.value_or(0) * 1000;
   std::string out = "{\"endpoint\":";
   AppendJsonString(out, endpoint);
-  fmt::format_to(std::back_inserter(out), ",\"window_s\":{},\"label_delay_p90_s\":{},\"windows\":[", *window_s,
-                 JsonNumber(overall.label_delay_p90_s.value_or(std::nan(""))));
+  fmt::format_to(std::back_inserter(out),
+                 ",\"window_s\":{},\"label_delay_p90_s\":{},\"predictions_scanned\":{},\"scan_truncated\":{},"
+                 "\"windows\":[",
+                 *window_s, JsonNumber(overall.label_delay_p90_s.value_or(std::nan(""))), *scanned,
+                 *scanned >= kMaxScannedPredictions ? "true" : "false");
   bool first = true;
   for (const auto& [start, variants] : windows) {
     if (!first) out += ',';
     first = false;
     size_t labeled = 0;
     std::string body;
-    for (const auto& [variant, outcomes] : variants) {
-      const Quality q = ComputeQuality(outcomes);
+    for (const auto& [variant, cell] : variants) {
+      const Quality q = ComputeQuality(cell.outcomes);
       labeled += q.labeled;
       if (!body.empty()) body += ',';
       AppendJsonString(body, variant);
-      fmt::format_to(std::back_inserter(body), ":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled,
-                     q.rewarded);
+      fmt::format_to(std::back_inserter(body), ":{{\"predictions\":{},\"joined\":{},\"labeled\":{},\"rewarded\":{}",
+                     cell.predictions, q.joined, q.labeled, q.rewarded);
       for (const auto& [name, value] : QualityMetrics(q)) {
         if (value) fmt::format_to(std::back_inserter(body), ",\"{}\":{}", name, JsonNumber(*value));
+      }
+      if (cell.estimated > 0) {
+        fmt::format_to(std::back_inserter(body), ",\"estimated_accuracy\":{},\"estimated_rows\":{}",
+                       JsonNumber(cell.expected_correct / static_cast<double>(cell.estimated)), cell.estimated);
       }
       body += '}';
     }

@@ -339,40 +339,55 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
     std::lock_guard lock(mu_);
-    Statement q(db_,
-                "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms FROM feedback f JOIN predictions p "
-                "ON p.id_key = f.id_key AND p.id = f.prediction_id "
-                "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
+    Statement q(
+        db_,
+        "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms FROM feedback f JOIN predictions p "
+        "ON p.id_key = f.id_key AND p.id = f.prediction_id "
+        "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
     q.Bind(1, endpoint).Bind(2, since_ms);
     std::vector<JoinedPrediction> out;
-    VIGIL_RETURN_IF_ERROR(q.ForEachRow(
-        [&] { out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3), q.Int(4), q.Int(5)}); }));
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3), q.Int(4), q.Int(5)});
+    }));
     return out;
+  }
+
+  StatusOr<int64_t> ScanPredictions(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                                    const PredictionVisitor& fn) override {
+    constexpr int64_t kChunk = 20000;  // rowids per locked read
+    int64_t next = 0, end = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto range = RowidRange(from_ms, to_ms);
+      if (!range.ok()) return range.status();
+      std::tie(next, end) = *range;
+    }
+    int64_t visited = 0;
+    while (next < end && visited < limit) {
+      std::lock_guard lock(mu_);
+      Statement q(db_,
+                  "SELECT variant, time_ms, outputs FROM predictions WHERE rowid >= ? AND rowid < ? AND endpoint = ? "
+                  "AND shadow = 0 ORDER BY rowid LIMIT ?");
+      const int64_t stop = std::min(end, next + kChunk);
+      q.Bind(1, next).Bind(2, stop).Bind(3, endpoint).Bind(4, limit - visited);
+      VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+        fn(q.Text(0), q.Int(1), q.Text(2));
+        ++visited;
+      }));
+      next = stop;
+    }
+    return visited;
   }
 
   StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
     std::lock_guard lock(mu_);
-    // Rows are appended in time order: the first row at or after `before_ms`
-    // is found by bisecting rowids, and everything before it goes.
-    Statement bounds(db_, "SELECT min(rowid), max(rowid) FROM predictions");
-    VIGIL_RETURN_IF_ERROR(bounds.ok());
-    if (bounds.Step() != SQLITE_ROW || bounds.IsNull(0)) return int64_t{0};
-    const int64_t first = bounds.Int(0), last = bounds.Int(1);
-    int64_t lo = first, hi = last + 1;  // the first rowid to keep is in [lo, hi]
-    Statement time_at(db_, "SELECT time_ms FROM predictions WHERE rowid >= ? ORDER BY rowid LIMIT 1");
-    VIGIL_RETURN_IF_ERROR(time_at.ok());
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      time_at.Bind(1, mid);
-      const bool old = time_at.Step() == SQLITE_ROW && time_at.Int(0) < before_ms;
-      time_at.Reset();
-      if (old) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    int64_t cut = lo;
+    // Rows are appended in time order: everything before the first row at
+    // or after `before_ms` goes.
+    auto range = RowidRange(before_ms, before_ms);
+    if (!range.ok()) return range.status();
+    const int64_t last = last_rowid_;
+    if (last == 0) return int64_t{0};
+    int64_t cut = range->first;
     if (max_rows > 0) cut = std::max(cut, last + 1 - max_rows);
     Statement remove(db_, "DELETE FROM predictions WHERE rowid < ?");
     VIGIL_RETURN_IF_ERROR(remove.Bind(1, cut).Run());
@@ -425,9 +440,10 @@ class SqliteStore final : public Store {
 
   Status AppendAlertEvent(const AlertEvent& e) override {
     std::lock_guard lock(mu_);
-    Statement q(db_,
-                "INSERT INTO alert_events (time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
-                "window_start_ms, window_end_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement q(
+        db_,
+        "INSERT INTO alert_events (time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
+        "window_start_ms, window_end_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     return q.Bind(1, e.time_ms)
         .Bind(2, e.alertname)
         .Bind(3, e.fingerprint)
@@ -470,8 +486,40 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The rowids of predictions logged in [from_ms, to_ms), as [first, end):
+  // rows are appended in time order, so both ends are found by bisecting
+  // rowids. Sets last_rowid_ (0 when the table is empty). Requires mu_.
+  StatusOr<std::pair<int64_t, int64_t>> RowidRange(int64_t from_ms, int64_t to_ms) {
+    Statement bounds(db_, "SELECT min(rowid), max(rowid) FROM predictions");
+    VIGIL_RETURN_IF_ERROR(bounds.ok());
+    last_rowid_ = 0;
+    if (bounds.Step() != SQLITE_ROW || bounds.IsNull(0)) return std::pair<int64_t, int64_t>{0, 0};
+    const int64_t first = bounds.Int(0);
+    last_rowid_ = bounds.Int(1);
+    Statement time_at(db_, "SELECT time_ms FROM predictions WHERE rowid >= ? ORDER BY rowid LIMIT 1");
+    VIGIL_RETURN_IF_ERROR(time_at.ok());
+    auto first_at = [&](int64_t ms) {  // the first rowid logged at or after `ms`
+      int64_t lo = first, hi = last_rowid_ + 1;
+      while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        time_at.Bind(1, mid);
+        const bool before = time_at.Step() == SQLITE_ROW && time_at.Int(0) < ms;
+        time_at.Reset();
+        if (before) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      return lo;
+    };
+    const int64_t begin = first_at(from_ms);
+    return std::pair<int64_t, int64_t>{begin, to_ms <= from_ms ? begin : first_at(to_ms)};
+  }
+
   sqlite3* db_;
-  std::mutex mu_;  // every call holds it: the connection is opened without SQLite's own mutex
+  std::mutex mu_;           // every call holds it: the connection is opened without SQLite's own mutex
+  int64_t last_rowid_ = 0;  // of predictions, as RowidRange last saw it; guarded by mu_
 };
 
 }  // namespace

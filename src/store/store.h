@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,6 +122,13 @@ class Store {
   virtual StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) = 0;
   // The endpoint's served predictions from `since_ms` on that have feedback.
   virtual StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) = 0;
+  // Calls `fn` for each served (not shadow) prediction of `endpoint` logged
+  // in [from_ms, to_ms), oldest first, at most `limit` of them. Reads in
+  // chunks so writers wait at most one chunk. Returns how many it visited.
+  using PredictionVisitor =
+      std::function<void(const std::string& variant, int64_t time_ms, const std::string& outputs)>;
+  virtual StatusOr<int64_t> ScanPredictions(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                                            const PredictionVisitor& fn) = 0;
   // Deletes predictions older than `before_ms` and, past `max_rows` (0: no
   // limit), the oldest; predictions are appended in time order, so "older"
   // is decided by that order. Feedback that arrived before `before_ms` goes

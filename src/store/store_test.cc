@@ -173,6 +173,41 @@ TEST(SqliteStore, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
   fs::remove_all(dir);
 }
 
+TEST(SqliteStore, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
+  const fs::path dir = FreshDir("scan");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  std::vector<PredictionRecord> records;
+  for (int t = 0; t < 50000; ++t) {  // more than one chunk
+    const bool shadow = t % 10 == 9;
+    records.push_back({"id" + std::to_string(t), t, t % 2 ? "ep" : "other", shadow ? "mirror" : "production", "m", 1, 1,
+                       shadow, "[" + std::to_string(t) + "]", "", ""});
+  }
+  ASSERT_TRUE(store.WritePredictions(records).ok());
+  std::vector<int64_t> times;
+  auto visit = [&](const std::string& variant, int64_t time_ms, const std::string& outputs) {
+    EXPECT_EQ(variant, "production");
+    EXPECT_EQ(outputs, "[" + std::to_string(time_ms) + "]");
+    times.push_back(time_ms);
+  };
+  auto n = store.ScanPredictions("ep", 100, 45000, 1'000'000, visit);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  // Odd times in [100, 45000) that are not shadows (t % 10 == 9).
+  std::vector<int64_t> expected;
+  for (int64_t t = 100; t < 45000; ++t) {
+    if (t % 2 && t % 10 != 9) expected.push_back(t);
+  }
+  EXPECT_EQ(times, expected);
+  EXPECT_EQ(*n, static_cast<int64_t>(expected.size()));
+  times.clear();
+  EXPECT_EQ(*store.ScanPredictions("ep", 0, 50000, 10, visit), 10);  // the limit
+  EXPECT_EQ(times.front(), 1);
+  EXPECT_EQ(*store.ScanPredictions("ep", 60000, 70000, 10, visit), 0);
+  EXPECT_EQ(*store.ScanPredictions("nope", 0, 50000, 10, visit), 0);
+  fs::remove_all(dir);
+}
+
 TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
   const fs::path dir = FreshDir("drift");
   auto opened = OpenSqliteStore(dir.string());

@@ -277,19 +277,41 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   run(true);  // a second bad window: alert_after is 2
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  auto r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
-  ASSERT_EQ(r->status, 200u) << r->body;
+  // Then 40 predictions whose labels have not come yet.
+  for (size_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(client_->Post("/v2/models/cancer/infer", Body({rows_[80 + i]}))->status, 200u);
+  }
+  // The prediction log is written in the background: wait for all 280.
   rapidjson::Document d;
-  d.Parse(r->body.c_str());
+  auto r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
+  for (int i = 0; i < 50; ++i) {
+    r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
+    ASSERT_EQ(r->status, 200u) << r->body;
+    d.Parse(r->body.c_str());
+    if (d["predictions_scanned"].GetInt() >= 280) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   ASSERT_GE(d["windows"].Size(), 2u) << r->body;
   // The 1.1 s pause keeps the two phases in different windows; weigh each
   // window's accuracy by its labels.
-  double good = 0, bad = 0;
-  int seen = 0;
+  double good = 0, bad = 0, good_estimate = 0, unlabelled_estimate = 0;
+  int seen = 0, unlabelled = 0;
   for (const auto& w : d["windows"].GetArray()) {
-    EXPECT_FALSE(w["incomplete"].GetBool()) << r->body;  // all older than the label delay
     const auto& v = w["variants"]["production"];
     const int n = v["labeled"].GetInt();
+    // Every window has the confidence-based estimate, labels or not.
+    ASSERT_TRUE(v.HasMember("estimated_accuracy")) << r->body;
+    const double estimate = v["estimated_accuracy"].GetDouble();
+    EXPECT_EQ(v["estimated_rows"].GetInt(), v["predictions"].GetInt());
+    if (n == 0) {
+      EXPECT_TRUE(w["incomplete"].GetBool()) << r->body;  // its labels may still come
+      unlabelled += v["predictions"].GetInt();
+      unlabelled_estimate += estimate * v["predictions"].GetInt();
+      continue;
+    }
+    EXPECT_FALSE(w["incomplete"].GetBool()) << r->body;  // all older than the label delay
+    EXPECT_EQ(v["predictions"].GetInt(), n);
+    if (seen < 80) good_estimate += estimate * n;
     (seen < 80 ? good : bad) += v["accuracy"].GetDouble() * n;
     seen += n;
     for (const char* m : {"auc", "precision", "recall", "f1", "brier", "log_loss", "label_delay_p50_s"}) {
@@ -301,6 +323,13 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   EXPECT_EQ(seen, 240);
   EXPECT_GT(good / 80, 0.85) << r->body;
   EXPECT_LT(bad / 160, 0.15) << r->body;
+  // The estimate tracks realised accuracy while labels are true, and is
+  // blind to flipped labels (concept drift): it stays high beside them.
+  EXPECT_NEAR(good_estimate / 80, good / 80, 0.1) << r->body;
+  EXPECT_EQ(unlabelled, 40);
+  EXPECT_GT(unlabelled_estimate / 40, 0.8) << r->body;
+  std::printf("realised accuracy %.3f (true labels), %.3f (flipped); estimated %.3f and %.3f (no labels yet)\n",
+              good / 80, bad / 160, good_estimate / 80, unlabelled_estimate / 40);
 
   // The quality rule (accuracy below 0.5 for 2 windows) fires, with its evidence.
   std::string alerts;
@@ -340,6 +369,14 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
     }
   }
   EXPECT_EQ(fired, (std::set<std::string>{"cancer", "guarded"})) << alerts;
+
+  // In the terminal: the reference's quality, realised beside estimated accuracy.
+  CommandResult table = RunVigil({"monitor", "cancer", "-u", "127.0.0.1:" + std::to_string(server_->port())});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("reference quality on 200 labelled rows: accuracy="), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("predictions=280 labeled=240 accuracy=0.3333 estimated_accuracy=0.9"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("QualityRegression endpoint=cancer"), std::string::npos) << table.out;
 
   auto model = client_->Get("/v1/monitoring/breast_cancer_mlp/quality");
   EXPECT_EQ(model->status, 404u);  // quality needs an endpoint's prediction log
