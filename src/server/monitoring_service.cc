@@ -334,33 +334,40 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
   }
   if (alerts_) {
     const MonitoringConfig& mc = mv.config().monitoring;
-    // NaN/Inf share of the window against the reference's.
-    int64_t nonfinite = 0, values = 0, outside = 0, inputs = 0;
+    // NaN/Inf: the inputs' share against the reference's (data may have
+    // missing values); any in the outputs (a model should never emit them).
+    struct Share {
+      int64_t nonfinite = 0, values = 0;
+      double Of() const { return values > 0 ? static_cast<double>(nonfinite) / static_cast<double>(values) : 0; }
+    };
+    Share window[2], reference[2];  // [0] inputs, [1] outputs
+    int64_t outside = 0, inputs = 0;
     for (const auto& c : w.columns) {
-      nonfinite += c.missing;
-      values += c.rows + c.missing;
+      window[c.output].nonfinite += c.missing;
+      window[c.output].values += c.rows + c.missing;
       if (!c.output) {
         outside += c.out_of_range;
         inputs += c.rows;
       }
     }
-    double reference_share = 0;
     if (DriftMonitor* m = mv.monitor(); m && m->reference()) {
-      int64_t ref_missing = 0, ref_values = 0;
       for (const auto& c : m->reference()->columns) {
-        ref_missing += c.missing;
-        ref_values += c.rows + c.missing;
+        reference[c.output].nonfinite += c.missing;
+        reference[c.output].values += c.rows + c.missing;
       }
-      if (ref_values > 0) reference_share = static_cast<double>(ref_missing) / static_cast<double>(ref_values);
     }
-    const double share = values > 0 ? static_cast<double>(nonfinite) / static_cast<double>(values) : 0;
-    const double spike_at = mc.nonfinite_spike * reference_share;
-    alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}}, nonfinite > 0 && share > spike_at,
-                     {"nonfinite_share", share, spike_at, w.start_ms, w.end_ms,
-                      fmt::format("{} NaN or infinite values ({:.2f}% of the monitored values, reference {:.2f}%) "
-                                  "in {} v{} over {} rows",
-                                  nonfinite, 100 * share, 100 * reference_share, model, version, w.rows)},
-                     1, mc.resolve_after, w.end_ms);
+    for (int t = 0; t < 2; ++t) {
+      const double share = window[t].Of(), baseline = t == 0 ? reference[t].Of() : 0;
+      const double spike_at = mc.nonfinite_spike * baseline;
+      const char* tensor = t == 0 ? "input" : "output";
+      alerts_->Observe("NonFiniteValues", {{"model", model}, {"version", version}, {"tensor", tensor}},
+                       window[t].nonfinite > 0 && share > spike_at,
+                       {"nonfinite_share", share, spike_at, w.start_ms, w.end_ms,
+                        fmt::format("{} NaN or infinite {} values in {} v{} over {} rows: {:.2f}% of them{}",
+                                    window[t].nonfinite, tensor, model, version, w.rows, 100 * share,
+                                    t == 0 ? fmt::format(" (reference {:.2f}%)", 100 * baseline) : "")},
+                       1, mc.resolve_after, w.end_ms);
+    }
     const double outside_share = inputs > 0 ? static_cast<double>(outside) / static_cast<double>(inputs) : 0;
     alerts_->Observe("OutOfRangeValues", {{"model", model}, {"version", version}}, outside_share > mc.out_of_range_rate,
                      {"out_of_range_share", outside_share, mc.out_of_range_rate, w.start_ms, w.end_ms,

@@ -23,8 +23,9 @@ const fs::path kRepo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
 
 // reference.csv's rows: 30 features (the label column dropped; `labels`
 // receives it when given).
-std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr) {
-  std::istringstream in(ReadFile(kRepo / "breast_cancer_mlp" / "reference.csv"));
+std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr,
+                                               const fs::path& csv = kRepo / "breast_cancer_mlp" / "reference.csv") {
+  std::istringstream in(ReadFile(csv));
   std::string line;
   std::getline(in, line);  // header
   std::vector<std::vector<double>> rows;
@@ -458,6 +459,69 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
     if (std::string(e["state"].GetString()) == "resolved") resolved.insert(e["alertname"].GetString());
   }
   EXPECT_EQ(resolved, (std::set<std::string>{"LatencyHigh", "ErrorRateHigh", "QueueSaturated"}));
+  server.reset();
+  fs::remove_all(repo);
+}
+
+// A model with a numerical bug (tests/fixtures/make_nan_model.py): log(x)
+// without an epsilon, so rows with a zero concavity feature get NaN
+// probabilities. Clean traffic stays quiet; traffic with such rows raises
+// NonFiniteValues on the outputs, and the inputs (all finite) stay calm.
+TEST(NumericalHealth, AModelThatOutputsNaNRaisesAnAlert) {
+  const fs::path fixture = fs::path(VIGIL_SOURCE_DIR) / "tests" / "fixtures" / "models" / "breast_cancer_log";
+  const fs::path repo = ScratchDir("nan_repo");
+  fs::copy(fixture, repo / "breast_cancer_log", fs::copy_options::recursive);
+  WriteFile(repo / "breast_cancer_log" / "config.yaml",
+            ReadFile(fixture / "config.yaml") + "monitoring: {window_rows: 200, min_window_rows: 100}\n");
+  auto server = ServerProcess::Start({"--model-repository", repo.string()});
+  auto client = server->Client();
+  const auto rows = ReferenceRows(nullptr, fixture / "reference.csv");
+  ASSERT_EQ(rows.size(), 200u);
+  auto infer = [&](const std::vector<std::vector<double>>& batch) {
+    auto r = client->Post("/v2/models/breast_cancer_log/infer", Body(batch));
+    EXPECT_EQ(r->status, 200u) << r->body;
+    return r->body;
+  };
+  auto alerts = [&] {
+    rapidjson::Document a;
+    a.Parse(client->Get("/v1/alerts")->body.c_str());
+    std::set<std::string> firing;
+    for (const auto& x : a["firing"].GetArray()) {
+      if (std::string(x["alertname"].GetString()) == "NonFiniteValues")
+        firing.insert(x["labels"]["tensor"].GetString());
+    }
+    return firing;
+  };
+  auto wait_windows = [&](size_t n) {
+    for (int i = 0; i < 100; ++i) {
+      rapidjson::Document d;
+      d.Parse(client->Get("/v1/monitoring/breast_cancer_log/drift")->body.c_str());
+      if (d["windows"].Size() >= n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "fewer than " << n << " windows";
+  };
+  // Clean rows: finite answers, a calm window.
+  EXPECT_EQ(infer({rows[0]}).find("NaN"), std::string::npos);
+  for (size_t i = 0; i < 200; i += 40) infer({rows.begin() + i, rows.begin() + i + 40});
+  wait_windows(1);
+  EXPECT_TRUE(alerts().empty());
+
+  // The same rows with mean_concavity and mean_concave_points zero on every
+  // 40th, as 13 of the data set's cases have them.
+  auto zeroed = rows;
+  for (size_t i = 0; i < zeroed.size(); i += 40) zeroed[i][6] = zeroed[i][7] = 0;
+  EXPECT_NE(infer({zeroed[0]}).find("NaN"), std::string::npos);  // the bug, visible to the client
+  for (size_t i = 0; i < 200; i += 40) infer({zeroed.begin() + i, zeroed.begin() + i + 40});
+  std::set<std::string> firing;
+  for (int i = 0; i < 100 && firing.empty(); ++i) {
+    firing = alerts();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(firing, std::set<std::string>{"output"});
+  auto metrics = client->Get("/metrics")->body;
+  EXPECT_NE(metrics.find(R"(vigil_nonfinite_values_total{model="breast_cancer_log",version="1",tensor="output"})"),
+            std::string::npos);
   server.reset();
   fs::remove_all(repo);
 }
