@@ -319,6 +319,8 @@ void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
     slab.outside_sums = std::make_unique<std::atomic<double>[]>(2 * reference_->columns.size());
   }
   collected_ = {};
+  full_at_.store(observed_rows_.load(std::memory_order_relaxed) + static_cast<uint64_t>(config_.window_rows),
+                 std::memory_order_relaxed);
   ready_.store(true, std::memory_order_release);
 }
 
@@ -361,6 +363,28 @@ void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t ro
   } else {
     Count<true>(slabs_[kSlabs], input, outputs ? &output : nullptr, rows);
   }
+  const auto n = static_cast<uint64_t>(rows);
+  const uint64_t before = observed_rows_.fetch_add(n, std::memory_order_release);
+  const uint64_t full_at = full_at_.load(std::memory_order_relaxed);
+  if (before < full_at && before + n >= full_at) {
+    if (auto waker = waker_.load()) waker->Notify();
+  }
+}
+
+void WindowWaker::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    pending_ = true;
+  }
+  cv_.notify_one();
+}
+
+bool WindowWaker::Wait(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return pending_; });
+  const bool notified = pending_;
+  pending_ = false;
+  return notified;
 }
 
 template <bool kShared>
@@ -435,6 +459,8 @@ std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   since_last(counts, taken_counts_);
   since_last(sums, taken_sums_);
   taken_rows_ = total_rows;
+  full_at_.store(observed_rows_.load(std::memory_order_acquire) + static_cast<uint64_t>(config_.window_rows),
+                 std::memory_order_relaxed);
   DriftWindow w = Test(counts, sums, n);
   w.start_ms = *window_start_ms_;
   w.end_ms = now_ms;

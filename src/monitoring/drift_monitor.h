@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -43,8 +45,12 @@ struct MonitoringConfig {
   // reference.csv's header (else "f0", "f1", ...).
   std::vector<FeatureSpec> features;
   int64_t reference_rows = 1000;  // live rows that become the reference without reference.csv
-  int64_t window_rows = 1000;     // a window closes at this many rows ...
-  double window_seconds = 60;     // ... or after this long, once it has min_window_rows
+  // A window closes after `window_seconds` once it has min_window_rows, or
+  // as soon as it has `window_rows` (a cap for heavy traffic: per-minute
+  // windows up to ~16k rows/s; more rows per window would only add stored
+  // windows, not power, since verdicts use effect sizes).
+  int64_t window_rows = 1'000'000;
+  double window_seconds = 60;
   int64_t min_window_rows = 500;  // no verdict on fewer rows
   int64_t bins = 10;              // quantile bins per numeric column (plus below / above the reference range)
   // The statistic that decides a numeric column's verdict (psi, js, wasserstein, ks) and its threshold:
@@ -170,6 +176,21 @@ struct DriftWindow {
   bool dataset_drift = false;
 };
 
+// Wakes the thread that closes windows as soon as one is full, so windows
+// hold window_rows rows (plus at most what arrives before that thread runs)
+// rather than a whole tick of traffic. Thread-safe.
+class WindowWaker {
+ public:
+  void Notify();
+  // Waits until notified or `timeout` passes; returns whether it was notified.
+  bool Wait(std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;  // guarded by mu_
+};
+
 class DriftMonitor {
  public:
   // `input_width`/`output_width`: values per row of the first input and
@@ -186,6 +207,9 @@ class DriftMonitor {
 
   // Records the rows of a finished batch (first input, first output).
   void Observe(const Tensor& input, const Tensor& output, int64_t rows);
+
+  // Notified by the batch that fills a window (null: nobody is).
+  void SetWaker(std::shared_ptr<WindowWaker> waker) { waker_.store(std::move(waker)); }
 
   // Closes the window when it is due (window_rows reached, or
   // window_seconds passed with at least min_window_rows) and tests it.
@@ -230,6 +254,12 @@ class DriftMonitor {
   std::vector<double> taken_counts_, taken_sums_;  // snapshot at the last close; guarded by mu_
   uint64_t taken_rows_ = 0;                        // guarded by mu_
   std::atomic<int64_t> nonfinite_inputs_{0}, nonfinite_outputs_{0};
+  // Rows counted since the reference was set, and the count at which the
+  // open window is full (taken_rows_ + window_rows): the batch that crosses
+  // it wakes the closer. One shared add per batch, not per row.
+  std::atomic<uint64_t> observed_rows_{0};
+  std::atomic<uint64_t> full_at_{0};
+  std::atomic<std::shared_ptr<WindowWaker>> waker_;
 
   mutable std::mutex mu_;                   // guards the live reference collection and window_start_ms_
   ReferenceRows collected_;                 // live rows while there is no reference

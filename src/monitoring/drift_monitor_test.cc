@@ -136,6 +136,29 @@ TEST(DriftMonitor, LabelledReferenceRowsGiveTheModelsReferenceQuality) {
   EXPECT_FALSE(unlabelled.reference()->QualityMetric("accuracy"));
 }
 
+TEST(DriftMonitor, TheBatchThatFillsAWindowWakesTheCloser) {
+  std::mt19937 rng(3);
+  MonitoringConfig config = Config();
+  config.window_rows = 100;
+  config.min_window_rows = 50;
+  DriftMonitor m(config, 3, 2, "probabilities");
+  m.SetReference(ReferenceOf(MakeBatch(rng, 1000)), "reference.csv");
+  auto waker = std::make_shared<WindowWaker>();
+  m.SetWaker(waker);
+  for (int round = 0; round < 2; ++round) {
+    const Batch b = MakeBatch(rng, 99);
+    m.Observe(b.input, b.output, 99);
+    EXPECT_FALSE(waker->Wait(std::chrono::milliseconds(0)));
+    const Batch one = MakeBatch(rng, 1);
+    m.Observe(one.input, one.output, 1);
+    EXPECT_TRUE(waker->Wait(std::chrono::milliseconds(0)));
+    EXPECT_FALSE(waker->Wait(std::chrono::milliseconds(0)));  // once per window
+    auto w = m.CloseIfDue(1000 * (round + 1));
+    ASSERT_TRUE(w.has_value());
+    EXPECT_EQ(w->rows, 100);
+  }
+}
+
 TEST(DriftMonitor, SameDistributionStaysCalmAndAShiftIsNamed) {
   std::mt19937 rng(7);
   DriftMonitor m(Config(), 3, 2, "probabilities");

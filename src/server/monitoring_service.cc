@@ -120,26 +120,31 @@ MonitoringService::~MonitoringService() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  waker_->Notify();
   thread_.join();
 }
 
 void MonitoringService::Loop() {
-  auto next_prune = std::chrono::steady_clock::now();
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    wake_.wait_for(lock, options_.tick, [this] { return stopping_; });
-    if (stopping_) return;
-    lock.unlock();
+  const auto now = [] { return std::chrono::steady_clock::now(); };
+  auto next_prune = now(), next_round = now();
+  for (;;) {
+    // Woken early only when a drift window is full: close it now, and keep
+    // the rest on its tick.
+    const bool full = waker_->Wait(options_.tick);
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
     Tick(UnixMillis());
+    if (full && now() < next_round) continue;
+    next_round = now() + options_.tick;
     EvaluateHealth(UnixMillis());
     EvaluateQuality(UnixMillis());
-    if (store_ && std::chrono::steady_clock::now() >= next_prune) {
-      next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+    if (store_ && now() >= next_prune) {
+      next_prune = now() + std::chrono::minutes(10);
       auto pruned = store_->PruneDriftWindows(UnixMillis() - options_.retention_ms);
       if (pruned.ok() && *pruned > 0) spdlog::info("event=drift_windows_pruned windows={}", *pruned);
     }
-    lock.lock();
   }
 }
 
@@ -149,6 +154,7 @@ void MonitoringService::Tick(int64_t now_ms) {
   for (const auto& mv : *versions) {
     DriftMonitor* m = mv->monitor();
     if (!m) continue;
+    m->SetWaker(waker_);
     const std::string& model = mv->config().name;
     const std::string version = std::to_string(mv->version());
     if (nonfinite_) {

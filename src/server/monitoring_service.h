@@ -14,7 +14,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -104,11 +103,11 @@ class MonitoringService {
   std::map<std::string, std::deque<StoredDriftWindow>> recent_;    // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
   std::map<std::pair<std::string, int64_t>, HealthTrack> health_;  // thread only
-  std::map<std::pair<std::string, int64_t>, HealthReading> last_health_;  // guarded by mu_
-  int64_t memory_window_start_ms_ = 0;                                    // thread only
-  uint64_t peak_memory_ = 0;                                              // thread only
-  bool stopping_ = false;                                                 // guarded by mu_
-  std::condition_variable wake_;
+  std::map<std::pair<std::string, int64_t>, HealthReading> last_health_;        // guarded by mu_
+  int64_t memory_window_start_ms_ = 0;                                          // thread only
+  uint64_t peak_memory_ = 0;                                                    // thread only
+  bool stopping_ = false;                                                       // guarded by mu_
+  const std::shared_ptr<WindowWaker> waker_ = std::make_shared<WindowWaker>();  // a drift window is full
   std::thread thread_;
 };
 
