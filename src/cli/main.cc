@@ -466,6 +466,11 @@ int main(int argc, char** argv) {
   serve->add_option("--alert-webhook", so.alert_webhook,
                     "Post firing and resolved alerts here, Alertmanager webhook format (http://host:port/path)");
   serve
+      ->add_option("--monitoring-retention-days", so.monitoring_retention_days,
+                   "Stored drift windows older than this are deleted")
+      ->default_val(30)
+      ->check(CLI::PositiveNumber);
+  serve
       ->add_option("--health-window-s", so.health_window_s,
                    "Seconds per window in which latency p99, error rate, queue saturation and memory are judged")
       ->default_val(30)

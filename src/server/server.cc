@@ -80,6 +80,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                         &p->metrics);
   MonitoringService::Options mo;
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
+  mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
   mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
   AlertManager::Options ao;

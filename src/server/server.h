@@ -39,6 +39,8 @@ struct ServerOptions {
   std::string alert_webhook;
   // How often monitoring checks for closed drift windows; 0 = the default (250 ms).
   int64_t monitoring_tick_ms = 0;
+  // Stored drift windows older than this are deleted.
+  double monitoring_retention_days = 30;
   // Serving health (latency, errors, queue, memory) is judged per window of this many seconds.
   double health_window_s = 30;
   // MemoryHigh fires when the process's resident memory is over this; 0 =
