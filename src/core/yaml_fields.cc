@@ -111,4 +111,17 @@ QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field) {
   return rule;
 }
 
+HealthLimits ReadHealthLimits(const YAML::Node& node, const std::string& field, bool with_queue) {
+  std::set<std::string> keys{"latency_p99_ms", "error_rate", "min_requests"};
+  if (with_queue) keys.insert("queue_saturation");
+  RequireMap(node, field, keys);
+  HealthLimits l;
+  if (node["latency_p99_ms"]) l.latency_p99_ms = ReadDouble(node["latency_p99_ms"], field + ".latency_p99_ms");
+  if (node["error_rate"]) l.error_rate = ReadDouble(node["error_rate"], field + ".error_rate");
+  if (node["queue_saturation"]) l.queue_saturation = ReadDouble(node["queue_saturation"], field + ".queue_saturation");
+  if (node["min_requests"]) l.min_requests = ReadInt(node["min_requests"], field + ".min_requests");
+  if (auto [name, expected] = CheckHealthLimits(l); !name.empty()) throw ConfigError{field + "." + name, expected};
+  return l;
+}
+
 }  // namespace vigil

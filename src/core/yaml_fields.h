@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "monitoring/health.h"
 #include "monitoring/quality.h"
 
 namespace vigil {
@@ -34,5 +35,8 @@ std::vector<std::string> ReadStringList(const YAML::Node& node, const std::strin
 
 // A quality rule ({metric, below, drop, window_s, min_labels}), checked.
 QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field);
+// Health limits ({latency_p99_ms, error_rate, min_requests}, and
+// queue_saturation when `with_queue`), checked.
+HealthLimits ReadHealthLimits(const YAML::Node& node, const std::string& field, bool with_queue);
 
 }  // namespace vigil

@@ -25,6 +25,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "monitoring/health.h"
 #include "monitoring/quality.h"
 
 namespace vigil {
@@ -72,19 +73,8 @@ struct MonitoringConfig {
   // reference's range (a reference of n rows expects about 2/(n+1)).
   double nonfinite_spike = 2;
   double out_of_range_rate = 0.05;
-  // Serving health, judged per window of the server's --health-window-s:
-  // LatencyHigh when p99 is over `latency_p99_ms` (0 = off; NaN = the
-  // default, 80% of dynamic_batching.default_timeout when set, else
-  // 1000 ms), ErrorRateHigh when server-side failures are over `error_rate`
-  // of requests, both on at least `min_requests` requests; QueueSaturated
-  // when the queue reached `queue_saturation` of max_queue_size or refused
-  // a request.
-  struct Health {
-    double latency_p99_ms = std::numeric_limits<double>::quiet_NaN();
-    double error_rate = 0.05;
-    double queue_saturation = 0.9;
-    int64_t min_requests = 20;
-  } health;
+  // Serving health, judged per window of the server's --health-window-s.
+  HealthLimits health;
 };
 
 // A column's reference distribution on its bins.

@@ -8,6 +8,18 @@
 
 namespace vigil {
 
+std::pair<std::string, std::string> CheckHealthLimits(const HealthLimits& l) {
+  if (!std::isnan(l.latency_p99_ms) && !(l.latency_p99_ms >= 0)) {
+    return {"latency_p99_ms", "a non-negative number of milliseconds (0 = off)"};
+  }
+  if (!(l.error_rate > 0 && l.error_rate <= 1)) return {"error_rate", "a share in (0, 1]"};
+  if (!(l.queue_saturation > 0 && l.queue_saturation <= 1)) {
+    return {"queue_saturation", "a share of max_queue_size in (0, 1]"};
+  }
+  if (l.min_requests < 1) return {"min_requests", "a positive integer, got " + std::to_string(l.min_requests)};
+  return {};
+}
+
 std::optional<double> HistogramQuantile(const std::vector<double>& bounds, const std::vector<uint64_t>& cumulative,
                                         double q) {
   if (cumulative.empty() || cumulative.back() == 0 || bounds.empty()) return std::nullopt;

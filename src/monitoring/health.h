@@ -8,12 +8,34 @@
 // nothing for them. Pure; thread-compatible.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vigil {
+
+// Limits a health window is judged against (`health:` in a model's
+// monitoring block, or in an endpoint's spec for its variants): LatencyHigh
+// when p99 is over `latency_p99_ms` (0 = off; NaN = the model's default,
+// 80% of dynamic_batching.default_timeout when set, else 1000 ms),
+// ErrorRateHigh when server-side failures are over `error_rate` of
+// requests, both on at least `min_requests` requests; QueueSaturated (models
+// only) when the queue reached `queue_saturation` of max_queue_size or
+// refused a request.
+struct HealthLimits {
+  double latency_p99_ms = std::numeric_limits<double>::quiet_NaN();
+  double error_rate = 0.05;
+  double queue_saturation = 0.9;
+  int64_t min_requests = 20;
+};
+
+// What is wrong with limits: {field under the block, what was expected};
+// empty when they are valid.
+std::pair<std::string, std::string> CheckHealthLimits(const HealthLimits& limits);
 
 // Cumulative counters of one model version at one instant.
 struct HealthCounters {

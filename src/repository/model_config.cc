@@ -83,15 +83,7 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   if (m["quality"]) c.quality = ReadQualityRule(m["quality"], "monitoring.quality");
   if (m["nonfinite_spike"]) c.nonfinite_spike = ReadDouble(m["nonfinite_spike"], "monitoring.nonfinite_spike");
   if (m["out_of_range_rate"]) c.out_of_range_rate = ReadDouble(m["out_of_range_rate"], "monitoring.out_of_range_rate");
-  if (const YAML::Node h = m["health"]) {
-    RequireMap(h, "monitoring.health", {"latency_p99_ms", "error_rate", "queue_saturation", "min_requests"});
-    auto& l = c.health;
-    if (h["latency_p99_ms"]) l.latency_p99_ms = ReadDouble(h["latency_p99_ms"], "monitoring.health.latency_p99_ms");
-    if (h["error_rate"]) l.error_rate = ReadDouble(h["error_rate"], "monitoring.health.error_rate");
-    if (h["queue_saturation"])
-      l.queue_saturation = ReadDouble(h["queue_saturation"], "monitoring.health.queue_saturation");
-    if (h["min_requests"]) l.min_requests = ReadInt(h["min_requests"], "monitoring.health.min_requests");
-  }
+  if (m["health"]) c.health = ReadHealthLimits(m["health"], "monitoring.health", true);
 }
 
 ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
@@ -225,16 +217,6 @@ Status ValidateMonitoring(const ModelConfig& c) {
   if (!(m.out_of_range_rate > 0 && m.out_of_range_rate <= 1)) {
     return FieldError(c, "monitoring.out_of_range_rate", "a share in (0, 1]");
   }
-  if (!std::isnan(m.health.latency_p99_ms) && !(m.health.latency_p99_ms >= 0)) {
-    return FieldError(c, "monitoring.health.latency_p99_ms", "a non-negative number of milliseconds (0 = off)");
-  }
-  if (!(m.health.error_rate > 0 && m.health.error_rate <= 1)) {
-    return FieldError(c, "monitoring.health.error_rate", "a share in (0, 1]");
-  }
-  if (!(m.health.queue_saturation > 0 && m.health.queue_saturation <= 1)) {
-    return FieldError(c, "monitoring.health.queue_saturation", "a share of max_queue_size in (0, 1]");
-  }
-  VIGIL_RETURN_IF_ERROR(positive(m.health.min_requests, "monitoring.health.min_requests"));
   return Status::Ok();
 }
 

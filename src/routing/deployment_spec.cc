@@ -207,8 +207,9 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
   if (root["kill_switch"]) spec.kill_switch = ReadBool(root["kill_switch"], "kill_switch");
   if (root["paused"]) spec.paused = ReadBool(root["paused"], "paused");
   if (const YAML::Node m = root["monitoring"]) {
-    RequireMap(m, "monitoring", {"quality", "alert_after", "resolve_after"});
+    RequireMap(m, "monitoring", {"quality", "health", "alert_after", "resolve_after"});
     if (m["quality"]) spec.quality = ReadQualityRule(m["quality"], "monitoring.quality");
+    if (m["health"]) spec.health = ReadHealthLimits(m["health"], "monitoring.health", false);
     for (auto [key, target] : {std::pair{"alert_after", &spec.alert_after}, {"resolve_after", &spec.resolve_after}}) {
       if (!m[key]) continue;
       const std::string f = std::string("monitoring.") + key;
@@ -489,7 +490,7 @@ std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
   }
   out << YAML::Key << "kill_switch" << YAML::Value << spec.kill_switch;
   out << YAML::Key << "paused" << YAML::Value << spec.paused;
-  if (spec.quality || spec.alert_after || spec.resolve_after) {
+  if (spec.quality || spec.health || spec.alert_after || spec.resolve_after) {
     out << YAML::Key << "monitoring" << YAML::Value << YAML::BeginMap;
     if (const auto& q = spec.quality) {
       out << YAML::Key << "quality" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "metric"
@@ -498,6 +499,12 @@ std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
       if (!std::isnan(q->drop)) out << YAML::Key << "drop" << YAML::Value << q->drop;
       out << YAML::Key << "window_s" << YAML::Value << q->window_s << YAML::Key << "min_labels" << YAML::Value
           << q->min_labels << YAML::EndMap;
+    }
+    if (const auto& h = spec.health) {
+      out << YAML::Key << "health" << YAML::Value << YAML::Flow << YAML::BeginMap;
+      if (!std::isnan(h->latency_p99_ms)) out << YAML::Key << "latency_p99_ms" << YAML::Value << h->latency_p99_ms;
+      out << YAML::Key << "error_rate" << YAML::Value << h->error_rate << YAML::Key << "min_requests" << YAML::Value
+          << h->min_requests << YAML::EndMap;
     }
     if (spec.alert_after) out << YAML::Key << "alert_after" << YAML::Value << spec.alert_after;
     if (spec.resolve_after) out << YAML::Key << "resolve_after" << YAML::Value << spec.resolve_after;

@@ -31,8 +31,9 @@
 //         - {percent: 20}       # of the routing keys that got this far
 //   kill_switch: false
 //   paused: false
-//   monitoring:                 # optional; replaces the models' quality rules here
+//   monitoring:                 # optional; its quality rule replaces the models' here
 //     quality: {metric: accuracy, drop: 0.05, window_s: 3600, min_labels: 30}
+//     health: {latency_p99_ms: 50, error_rate: 0.01, min_requests: 20}
 //     alert_after: 3
 //     resolve_after: 3
 //
@@ -49,6 +50,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "monitoring/health.h"
 #include "monitoring/quality.h"
 
 namespace vigil {
@@ -112,6 +114,9 @@ struct DeploymentSpec {
   // replaces its models' config.yaml rules for this endpoint's traffic, and
   // the windows in a row that fire / resolve its alerts (0 = the model's).
   std::optional<QualityRule> quality;
+  // Guardrails on each variant's own traffic through the endpoint
+  // (LatencyHigh and ErrorRateHigh{endpoint, variant}); none by default.
+  std::optional<HealthLimits> health;
   int64_t alert_after = 0, resolve_after = 0;
 
   // The candidate called `name`, or nullptr.

@@ -75,6 +75,7 @@ kill_switch: false
 paused: true
 monitoring:
   quality: {metric: auc, drop: 0.03, window_s: 600, min_labels: 50}
+  health: {latency_p99_ms: 25, error_rate: 0.01}
   alert_after: 4
 )";
   auto spec = Spec(yaml);
@@ -94,6 +95,10 @@ monitoring:
   EXPECT_EQ(spec->quality->metric, "auc");
   EXPECT_DOUBLE_EQ(spec->quality->drop, 0.03);
   EXPECT_EQ(spec->quality->window_s, 600);
+  ASSERT_TRUE(spec->health);
+  EXPECT_DOUBLE_EQ(spec->health->latency_p99_ms, 25);
+  EXPECT_DOUBLE_EQ(spec->health->error_rate, 0.01);
+  EXPECT_EQ(spec->health->min_requests, 20);
   EXPECT_EQ(spec->alert_after, 4);
   EXPECT_EQ(spec->resolve_after, 0);  // the model's
 
@@ -144,6 +149,8 @@ TEST(DeploymentSpec, ErrorsNameTheField) {
       {prod + "monitoring: {quality: {metric: auc}}\n", "field 'monitoring.quality': expected below"},
       {prod + "monitoring: {quality: {metric: latency, below: 1}}\n", "field 'monitoring.quality.metric'"},
       {prod + "monitoring: {alert_after: 0}\n", "field 'monitoring.alert_after'"},
+      {prod + "monitoring: {health: {error_rate: 5}}\n", "field 'monitoring.health.error_rate'"},
+      {prod + "monitoring: {health: {queue_saturation: 0.5}}\n", "field 'monitoring.health.queue_saturation'"},
       {prod + "monitoring: {paging: true}\n", "field 'monitoring.paging'"},
       {"endpoint: other\n" + prod, "field 'endpoint'"},
       {"production: [1, 2\n", "not valid YAML"},

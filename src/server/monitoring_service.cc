@@ -221,7 +221,7 @@ void MonitoringService::EvaluateHealth(int64_t now_ms) {
       last_health_[{config.name, mv->version()}] = r;
     }
     if (!alerts_) continue;
-    const MonitoringConfig::Health& limits = config.monitoring.health;
+    const HealthLimits& limits = config.monitoring.health;
     const int64_t fire = config.monitoring.alert_after, resolve = config.monitoring.resolve_after;
     const AlertLabels labels{{"model", config.name}, {"version", version}};
     const bool enough = static_cast<int64_t>(r.requests) >= limits.min_requests;
@@ -248,6 +248,7 @@ void MonitoringService::EvaluateHealth(int64_t now_ms) {
         fire, resolve, now_ms);
   }
   std::erase_if(health_, [&](const auto& e) { return !live.count(e.first); });
+  EvaluateEndpointHealth(now_ms);
 
   peak_memory_ = std::max(peak_memory_, ProcessResidentBytes());
   if (memory_window_start_ms_ == 0) memory_window_start_ms_ = now_ms;
@@ -264,6 +265,59 @@ void MonitoringService::EvaluateHealth(int64_t now_ms) {
   }
   memory_window_start_ms_ = now_ms;
   peak_memory_ = 0;
+}
+
+void MonitoringService::EvaluateEndpointHealth(int64_t now_ms) {
+  if (!deployments_) return;
+  const int64_t width = options_.health_window.count();
+  std::set<std::pair<std::string, std::string>> live;
+  for (const auto& router : deployments_->All()) {
+    const DeploymentSpec& spec = router->spec();
+    if (!spec.health) continue;
+    const HealthLimits& limits = *spec.health;
+    for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) {
+      const std::string& variant = i < 0 ? spec.production.name : spec.candidates[static_cast<size_t>(i)].name;
+      live.insert({spec.endpoint, variant});
+      const VariantStats& stats = router->Stats(i);
+      VariantTrack now{router,
+                       now_ms,
+                       stats.requests.load(std::memory_order_relaxed),
+                       stats.errors.load(std::memory_order_relaxed),
+                       {}};
+      VariantTrack& t = variant_health_[{spec.endpoint, variant}];
+      if (t.router != router) {  // new, or a new spec: start counting again
+        now.latency = stats.latency.Take();
+        t = std::move(now);
+        continue;
+      }
+      if (now_ms - t.start_ms < width) continue;
+      now.latency = stats.latency.Take();
+      const uint64_t requests = now.requests - t.requests, errors = now.errors - t.errors;
+      const LatencyHistogram::Snapshot window = now.latency - t.latency;
+      const double p99 = window.total > 0 ? window.Quantile(0.99) / 1e6 : 0;
+      const double error_rate = requests > 0 ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
+      const int64_t start = t.start_ms;
+      t = std::move(now);
+      if (!alerts_) continue;
+      const AlertLabels labels{{"endpoint", spec.endpoint}, {"variant", variant}};
+      const bool enough = static_cast<int64_t>(requests) >= limits.min_requests;
+      const int64_t fire = spec.alert_after ? spec.alert_after : 3,
+                    resolve = spec.resolve_after ? spec.resolve_after : 3;
+      if (limits.latency_p99_ms > 0) {  // NaN (not set) is off for endpoints
+        alerts_->Observe("LatencyHigh", labels, enough && p99 > limits.latency_p99_ms,
+                         {"latency_p99_ms", p99, limits.latency_p99_ms, start, now_ms,
+                          fmt::format("p99 latency of {} variant {} is {:.1f} ms over {} requests (limit {} ms)",
+                                      spec.endpoint, variant, p99, requests, limits.latency_p99_ms)},
+                         fire, resolve, now_ms);
+      }
+      alerts_->Observe("ErrorRateHigh", labels, enough && error_rate > limits.error_rate,
+                       {"error_rate", error_rate, limits.error_rate, start, now_ms,
+                        fmt::format("{} of {} requests to {} variant {} failed ({:.1f}%, limit {:.1f}%)", errors,
+                                    requests, spec.endpoint, variant, 100 * error_rate, 100 * limits.error_rate)},
+                       fire, resolve, now_ms);
+    }
+  }
+  std::erase_if(variant_health_, [&](const auto& e) { return !live.count(e.first); });
 }
 
 void MonitoringService::EvaluateQuality(int64_t now_ms) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "core/latency_histogram.h"
 #include "monitoring/drift_monitor.h"
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
@@ -31,6 +32,7 @@ namespace vigil {
 
 class AlertManager;
 class Deployments;
+class Router;
 
 class MonitoringService {
  public:
@@ -68,8 +70,17 @@ class MonitoringService {
     uint64_t queue_full_base = 0;
     int64_t peak_queue = 0;
   };
+  struct VariantTrack {                    // per endpoint variant with guardrails: the open health window
+    std::shared_ptr<const Router> router;  // a new spec starts the window again
+    int64_t start_ms = 0;
+    uint64_t requests = 0, errors = 0;
+    LatencyHistogram::Snapshot latency;
+  };
   void Loop();
   void Record(const ModelVersion& mv, const DriftWindow& w);
+  // The guardrails of endpoint specs with a `monitoring.health` block, on
+  // each variant's own traffic through the endpoint.
+  void EvaluateEndpointHealth(int64_t now_ms);
   // Samples every version's queue each tick and, once a health window has
   // passed, judges it against the model's monitoring.health limits.
   void EvaluateHealth(int64_t now_ms);
@@ -103,6 +114,7 @@ class MonitoringService {
   std::map<std::string, std::deque<StoredDriftWindow>> recent_;    // guarded by mu_
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
   std::map<std::pair<std::string, int64_t>, HealthTrack> health_;  // thread only
+  std::map<std::pair<std::string, std::string>, VariantTrack> variant_health_;  // endpoint, variant; thread only
   std::map<std::pair<std::string, int64_t>, HealthReading> last_health_;        // guarded by mu_
   int64_t memory_window_start_ms_ = 0;                                          // thread only
   uint64_t peak_memory_ = 0;                                                    // thread only

@@ -396,6 +396,11 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
   config.replace(config.find("max_queue_size: 4096"), std::string("max_queue_size: 4096").size(), "max_queue_size: 1");
   config += "monitoring:\n  alert_after: 1\n  resolve_after: 1\n  health: {latency_p99_ms: 0.001, min_requests: 5}\n";
   WriteFile(repo / "breast_cancer_mlp" / "config.yaml", config);
+  // An endpoint with its own guardrail on its variants' latency.
+  fs::create_directories(repo / "deployments");
+  WriteFile(repo / "deployments" / "guarded.yaml",
+            "production: {model: breast_cancer_mlp}\n"
+            "monitoring: {health: {latency_p99_ms: 0.001, min_requests: 5}, alert_after: 1, resolve_after: 1}\n");
   auto server = ServerProcess::Start({"--model-repository", repo.string(), "--health-window-s", "0.5",
                                       "--alert-memory-mb", "1", "--http-threads", "4"});
   const auto reference = ReferenceRows();
@@ -403,7 +408,7 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
   auto load = [&](std::atomic<int>* refused) {
     auto client = server->Client();
     for (int i = 0; i < 150; ++i) {
-      auto r = client->Post("/v2/models/breast_cancer_mlp/infer", body);
+      auto r = client->Post(i % 3 ? "/v2/models/breast_cancer_mlp/infer" : "/v2/models/guarded/infer", body);
       ASSERT_TRUE(r.ok());
       if (r->status != 200u) ++*refused;
     }
@@ -412,13 +417,21 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
   const std::set<std::string> expected{"LatencyHigh", "ErrorRateHigh", "QueueSaturated", "MemoryHigh"};
   std::set<std::string> firing;
   rapidjson::Document a;
+  bool endpoint_latency = false;  // LatencyHigh{endpoint="guarded", variant="production"}
   auto health_firing = [&] {
     firing.clear();
+    endpoint_latency = false;
     for (const auto& x : a["firing"].GetArray()) {
+      if (x["labels"].HasMember("endpoint")) {
+        endpoint_latency |= std::string(x["alertname"].GetString()) == "LatencyHigh" &&
+                            std::string(x["labels"]["endpoint"].GetString()) == "guarded" &&
+                            std::string(x["labels"]["variant"].GetString()) == "production";
+        continue;
+      }
       if (expected.count(x["alertname"].GetString())) firing.insert(x["alertname"].GetString());
     }
   };
-  for (int round = 0; round < 10 && firing != expected; ++round) {
+  for (int round = 0; round < 10 && (firing != expected || !endpoint_latency); ++round) {
     std::atomic<int> refused{0};
     std::vector<std::thread> clients;
     for (int t = 0; t < 12; ++t) clients.emplace_back(load, &refused);
@@ -430,9 +443,10 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
     health_firing();
   }
   EXPECT_EQ(firing, expected);
+  EXPECT_TRUE(endpoint_latency);
   for (const auto& x : a["firing"].GetArray()) {
     const std::string name = x["alertname"].GetString();
-    if (!expected.count(name)) continue;
+    if (!expected.count(name) || x["labels"].HasMember("endpoint")) continue;
     EXPECT_GT(x["value"].GetDouble(), x["threshold"].GetDouble()) << name;
     EXPECT_GT(x["window_end_ms"].GetInt64(), x["window_start_ms"].GetInt64()) << name;
     if (name == "MemoryHigh") continue;
@@ -451,10 +465,11 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
   for (int i = 0; i < 50; ++i) {
     a.Parse(client->Get("/v1/alerts")->body.c_str());
     health_firing();
-    if (firing == std::set<std::string>{"MemoryHigh"}) break;
+    if (firing == std::set<std::string>{"MemoryHigh"} && !endpoint_latency) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(firing, std::set<std::string>{"MemoryHigh"});
+  EXPECT_FALSE(endpoint_latency);
   std::set<std::string> resolved;
   for (const auto& e : a["recent"].GetArray()) {
     if (std::string(e["state"].GetString()) == "resolved") resolved.insert(e["alertname"].GetString());
