@@ -42,7 +42,7 @@ run() {  # run NAME on|off
     "http://127.0.0.1:$port/v2/repository/models/breast_cancer_mlp/load" >/dev/null
   local before after
   before=$(cpu_ticks)
-  ./build/vigil bench -u "127.0.0.1:$port" -m cancer --concurrency 32 --threads 2 --duration "$DURATION" --window 1 \
+  ${BENCH_CPUS:+taskset -c "$BENCH_CPUS"} ./build/vigil bench -u "127.0.0.1:$port" -m cancer --concurrency 32 --threads 2 --duration "$DURATION" --window 1 \
     --input-data examples/repository/breast_cancer_mlp/reference.csv --json >"$work/$1.json"
   after=$(cpu_ticks)
   RPS[$1]=$(py "import json; print(round(json.load(open('$work/$1.json'))['levels'][0]['throughput']))")

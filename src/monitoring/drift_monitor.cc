@@ -1,5 +1,9 @@
 #include "monitoring/drift_monitor.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -32,6 +36,23 @@ void Add(std::atomic<T>& counter, T v) {
   } else {
     counter.store(counter.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
   }
+}
+
+// How many of `edges[0, n)` (n even; padding is +inf) are <= v, two at a
+// time where SSE2 is there.
+size_t CountAtMost(const double* edges, size_t n, double v) {
+#if defined(__SSE2__)
+  const __m128d x = _mm_set1_pd(v);
+  __m128i count = _mm_setzero_si128();
+  for (size_t k = 0; k < n; k += 2) {
+    count = _mm_sub_epi64(count, _mm_castpd_si128(_mm_cmple_pd(_mm_loadu_pd(edges + k), x)));  // true is -1
+  }
+  return static_cast<size_t>(_mm_cvtsi128_si64(count) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(count, count)));
+#else
+  size_t count = 0;
+  for (size_t k = 0; k < n; ++k) count += edges[k] <= v;
+  return count;
+#endif
 }
 
 double ValueAt(const Tensor& t, int64_t i) {
@@ -172,6 +193,11 @@ std::vector<bool> BenjaminiHochberg(const std::vector<double>& p, double alpha) 
 
 }  // namespace
 
+size_t NumericBinOf(const double* edges, size_t count, double v) {
+  const size_t b = CountAtMost(edges, (count + 1) / 2 * 2, v);
+  return b == count && !(v > edges[count - 1]) ? count - 1 : b;  // the reference's max is in range
+}
+
 std::optional<double> ReferenceProfile::QualityMetric(const std::string& name) const {
   for (const auto& [metric, value] : QualityMetrics(quality)) {
     if (name == metric) return value;
@@ -310,7 +336,20 @@ void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
   reference_ = std::move(reference);
   offsets_.clear();
   counters_ = 0;
+  plan_.clear();
   for (const auto& c : reference_->columns) {
+    ColumnPlan p{};
+    p.offset = static_cast<uint32_t>(counters_);
+    p.edge_count = static_cast<uint32_t>(c.edges.size());
+    p.index = static_cast<uint32_t>(plan_.size());
+    p.column = static_cast<int32_t>(c.column);
+    p.output = c.output;
+    p.inline_numeric = c.type == FeatureType::kNumeric && !c.edges.empty() && c.edges.size() <= kInlineEdges;
+    std::fill(std::begin(p.edges), std::end(p.edges), std::numeric_limits<double>::infinity());
+    if (p.inline_numeric) {
+      std::copy(c.edges.begin(), c.edges.end(), p.edges);
+    }
+    plan_.push_back(p);
     offsets_.push_back(counters_);
     counters_ += c.bins() + 1;  // + missing
   }
@@ -395,35 +434,44 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor* output, 
   constexpr int64_t kRowBuffer = 512;
   double in_row[kRowBuffer], out_row[kMaxOutputColumns * 2];
   const bool buffered = input_width_ <= kRowBuffer && output_width_ <= kMaxOutputColumns * 2;
+  auto read_row = [](const Tensor& t, int64_t r, int64_t width, double* row) {
+    if (t.datatype == DataType::kFp32) {  // the common case, without a switch per value
+      const float* values = t.as<float>() + r * width;
+      for (int64_t i = 0; i < width; ++i) row[i] = values[i];
+    } else {
+      for (int64_t i = 0; i < width; ++i) row[i] = ValueAt(t, r * width + i);
+    }
+  };
   for (int64_t r = 0; r < rows; ++r) {
     if (buffered) {
-      for (int64_t i = 0; i < input_width_; ++i) in_row[i] = ValueAt(input, r * input_width_ + i);
-      if (outputs) {
-        for (int64_t j = 0; j < output_width_; ++j) out_row[j] = ValueAt(*output, r * output_width_ + j);
-      }
+      read_row(input, r, input_width_, in_row);
+      if (outputs) read_row(*output, r, output_width_, out_row);
     }
-    for (size_t c = 0; c < columns.size(); ++c) {
-      const ColumnProfile& col = columns[c];
-      if (col.output && !outputs) continue;
-      const int64_t width = col.output ? output_width_ : input_width_;
+    for (const ColumnPlan& p : plan_) {
+      if (p.output && !outputs) continue;
+      const int64_t width = p.output ? output_width_ : input_width_;
       double v;
       if (buffered) {
-        const double* row = col.output ? out_row : in_row;
-        v = Pick(col.column, width, 0, [row](int64_t i) { return row[i]; });
+        const double* row = p.output ? out_row : in_row;
+        v = Pick(p.column, width, 0, [row](int64_t i) { return row[i]; });
       } else {
-        const Tensor& t = col.output ? *output : input;
-        v = Pick(col.column, width, r, [&t](int64_t i) { return ValueAt(t, i); });
+        const Tensor& t = p.output ? *output : input;
+        v = Pick(p.column, width, r, [&t](int64_t i) { return ValueAt(t, i); });
       }
-      std::atomic<uint64_t>* counts = &slab.counts[offsets_[c]];
+      std::atomic<uint64_t>* counts = &slab.counts[p.offset];
       if (!std::isfinite(v)) {
-        Add<kShared>(counts[col.bins()], uint64_t{1});
+        Add<kShared>(counts[p.edge_count + 1], uint64_t{1});  // missing, after the bins
         continue;
       }
-      const size_t b = col.BinOf(v);
-      Add<kShared>(counts[b], uint64_t{1});
-      if (col.type == FeatureType::kNumeric && (b == 0 || b + 1 == col.bins())) {
-        Add<kShared>(slab.outside_sums[2 * c + (b == 0 ? 0 : 1)], v);
+      if (!p.inline_numeric) {
+        Add<kShared>(counts[columns[p.index].BinOf(v)], uint64_t{1});
+        continue;
       }
+      // ColumnProfile::BinOf for numeric columns, branch-free: the number of
+      // edges <= v, except that the reference's max itself is in range.
+      const size_t b = NumericBinOf(p.edges, p.edge_count, v);
+      Add<kShared>(counts[b], uint64_t{1});
+      if (b == 0 || b == p.edge_count) Add<kShared>(slab.outside_sums[2 * p.index + (b == 0 ? 0 : 1)], v);
     }
   }
   Add<kShared>(slab.rows, static_cast<uint64_t>(rows));

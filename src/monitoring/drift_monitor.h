@@ -113,6 +113,11 @@ struct ColumnProfile {
   }
 };
 
+// ColumnProfile::BinOf for a numeric column, branch-free: `edges` holds its
+// `count` edges padded with +inf to an even length, `v` is finite. The hot
+// path uses it with the edges inline in each column's plan.
+size_t NumericBinOf(const double* edges, size_t count, double v);
+
 struct ReferenceProfile {
   std::string source;  // "reference.csv" or "first N live rows"
   int64_t rows = 0;
@@ -239,6 +244,20 @@ class DriftMonitor {
   std::atomic<bool> ready_{false};  // reference_ and the slabs are set
   std::shared_ptr<const ReferenceProfile> reference_;
   std::vector<size_t> offsets_;  // first counter of each column in a slab
+  // The hot path's view of the columns, contiguous: a numeric column with
+  // at most kInlineEdges edges keeps them inline, padded with +inf, so its
+  // bin is a fixed-length compare-and-count that the compiler vectorises.
+  static constexpr size_t kInlineEdges = 16;
+  struct ColumnPlan {
+    double edges[kInlineEdges];  // inline numeric: the edges, then +inf
+    uint32_t offset = 0;         // first counter in a slab
+    uint32_t edge_count = 0;
+    uint32_t index = 0;  // in reference_->columns
+    int32_t column = 0;  // in the row; -1 = the row's argmax
+    bool output = false;
+    bool inline_numeric = false;  // else ColumnProfile::BinOf
+  };
+  std::vector<ColumnPlan> plan_;
   size_t counters_ = 0;
   std::array<Slab, kSlabs + 1> slabs_;             // the last is shared
   std::vector<double> taken_counts_, taken_sums_;  // snapshot at the last close; guarded by mu_

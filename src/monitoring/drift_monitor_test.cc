@@ -82,6 +82,26 @@ TEST(ColumnProfile, BinsNumericValuesByReferenceQuantilesWithOutsideBins) {
   EXPECT_EQ(cat.BinOf(2), 3u);  // unseen
 }
 
+// The hot path's branch-free binning agrees with ColumnProfile::BinOf on
+// every edge, between edges and outside the range, for 1 to 16 edges.
+TEST(ColumnProfile, NumericBinOfMatchesBinOf) {
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0, 1);
+  for (size_t count = 1; count <= 16; ++count) {
+    ColumnProfile col;
+    for (size_t i = 0; i < count; ++i) col.edges.push_back(static_cast<double>(i) * 0.5 - 2);
+    double padded[16];
+    std::fill(std::begin(padded), std::end(padded), std::numeric_limits<double>::infinity());
+    std::copy(col.edges.begin(), col.edges.end(), padded);
+    std::vector<double> values{-100, 100, col.edges.front() - 1e-9, col.edges.back() + 1e-9};
+    for (double e : col.edges) values.insert(values.end(), {e, std::nextafter(e, -1e9), std::nextafter(e, 1e9)});
+    for (int i = 0; i < 1000; ++i) values.push_back(normal(rng) * 3);
+    for (double v : values) {
+      ASSERT_EQ(NumericBinOf(padded, count, v), col.BinOf(v)) << count << " edges, v = " << v;
+    }
+  }
+}
+
 TEST(ReferenceCsv, ReadsTheFirstColumnsAndNamesBadCells) {
   const std::string csv = "a,b,label\n1,2,0\n3,,1\n\n5,6.5,1\n";
   auto rows = ReadReferenceCsv(csv, 2);
