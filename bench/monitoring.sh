@@ -83,7 +83,7 @@ windows=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_drift_windows_
     # The hot path alone, against the server's CPU per request measured above.
     observe_ns=$(./build/monitor_observe --benchmark_filter='BM_Observe/1$' --benchmark_min_time=1 \
       --benchmark_format=json | py "import json,sys; print(round(json.load(sys.stdin)['benchmarks'][0]['ns_per_row'] * 1e9))")
-    off_cpu_us=$(py "import statistics as s; print(s.median([${CPU_US[*]/%/,}]))")
+    off_cpu_us=$(py "import statistics as s; print(round(s.median([${CPU_US[*]/%/,}]), 2))")
     echo
     echo "DriftMonitor::Observe (build/monitor_observe, 1-row batches): $observe_ns ns per row," \
       "$(py "print(f'{$observe_ns / 1000 / $off_cpu_us * 100:.1f}')")% of the server's median CPU per request ($off_cpu_us µs)"
