@@ -43,8 +43,9 @@ struct RouteDecision {
 // A variant's traffic while one spec is in force.
 struct VariantStats {
   std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> errors{0};
-  LatencyHistogram latency;  // successful requests
+  std::atomic<uint64_t> errors{0};    // failed on the server's side
+  std::atomic<uint64_t> rejected{0};  // refused as malformed (the client's doing; not in errors)
+  LatencyHistogram latency;           // successful requests
 };
 
 class Router {

@@ -76,10 +76,10 @@ std::string VariantJson(const Router& router, int index) {
   out += ",\"model\":";
   AppendJsonString(out, v.model);
   out += fmt::format(
-      ",\"version\":{},\"mode\":\"{}\",\"share\":{},\"requests\":{},\"errors\":{},\"latency_ms\":{{\"p50\":{:.4f},"
-      "\"p90\":{:.4f},\"p99\":{:.4f},\"mean\":{:.4f}}}",
-      v.version, VariantModeName(v.mode), share, st.requests.load(), st.errors.load(), lat.Quantile(0.5) / 1e6,
-      lat.Quantile(0.9) / 1e6, lat.Quantile(0.99) / 1e6, lat.Mean() / 1e6);
+      ",\"version\":{},\"mode\":\"{}\",\"share\":{},\"requests\":{},\"errors\":{},\"rejected\":{},"
+      "\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p99\":{:.4f},\"mean\":{:.4f}}}",
+      v.version, VariantModeName(v.mode), share, st.requests.load(), st.errors.load(), st.rejected.load(),
+      lat.Quantile(0.5) / 1e6, lat.Quantile(0.9) / 1e6, lat.Quantile(0.99) / 1e6, lat.Mean() / 1e6);
   if (v.mode == VariantMode::kCanary) {
     out += fmt::format(",\"step\":{},\"steps\":[", v.step);
     for (size_t i = 0; i < v.steps.size(); ++i) out += fmt::format("{}{}", i ? "," : "", v.steps[i]);

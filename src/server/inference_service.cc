@@ -274,7 +274,8 @@ void InferenceService::RunShadow(ShadowCall&& shadow, std::shared_ptr<ModelVersi
                 VariantStats& stats = shadow.router->Stats(shadow.variant);
                 stats.requests.fetch_add(1, std::memory_order_relaxed);
                 if (!s.ok()) {
-                  stats.errors.fetch_add(1, std::memory_order_relaxed);
+                  (s.code() == StatusCode::kInvalidArgument ? stats.rejected : stats.errors)
+                      .fetch_add(1, std::memory_order_relaxed);
                   return;
                 }
                 const auto elapsed = clock_->Now() - start;
@@ -377,7 +378,8 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
                VariantStats& stats = router->Stats(index);
                stats.requests.fetch_add(1, std::memory_order_relaxed);
                if (!s.ok()) {
-                 stats.errors.fetch_add(1, std::memory_order_relaxed);
+                 (s.code() == StatusCode::kInvalidArgument ? stats.rejected : stats.errors)
+                     .fetch_add(1, std::memory_order_relaxed);
                  if (failed) failed->Inc();
                  return done(s, std::move(reply));
                }

@@ -281,7 +281,7 @@ void MonitoringService::EvaluateEndpointHealth(int64_t now_ms) {
       const VariantStats& stats = router->Stats(i);
       VariantTrack now{router,
                        now_ms,
-                       stats.requests.load(std::memory_order_relaxed),
+                       stats.requests.load(std::memory_order_relaxed) - stats.rejected.load(std::memory_order_relaxed),
                        stats.errors.load(std::memory_order_relaxed),
                        {}};
       VariantTrack& t = variant_health_[{spec.endpoint, variant}];

@@ -73,7 +73,7 @@ class MonitoringService {
   struct VariantTrack {                    // per endpoint variant with guardrails: the open health window
     std::shared_ptr<const Router> router;  // a new spec starts the window again
     int64_t start_ms = 0;
-    uint64_t requests = 0, errors = 0;
+    uint64_t requests = 0, errors = 0;  // requests leave out those rejected as malformed
     LatencyHistogram::Snapshot latency;
   };
   void Loop();

@@ -257,6 +257,14 @@ TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
   EXPECT_DOUBLE_EQ((*VariantStatus(status, "production"))["share"].GetDouble(), 0);
   EXPECT_EQ((*VariantStatus(status, "v2"))["requests"].GetUint64(), 0u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(Call(*c, "w" + std::to_string(i)).variant, "v2");
+  // A malformed request is the client's doing: rejected, not an error of the variant.
+  std::string bad = R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,29],"data":[0)";
+  for (int i = 1; i < 29; ++i) bad += ",0";
+  EXPECT_EQ(c->Post("/v2/models/cancer/infer", bad + "]}]}")->status, 400u);
+  status = Json(c->Get("/v1/deployments/cancer/status")->body);
+  EXPECT_EQ((*VariantStatus(status, "v2"))["rejected"].GetUint64(), 1u);
+  EXPECT_EQ((*VariantStatus(status, "v2"))["errors"].GetUint64(), 0u);
+  EXPECT_EQ((*VariantStatus(status, "v2"))["requests"].GetUint64(), 11u);
   EXPECT_EQ(c->Post("/v1/deployments/cancer/candidates/nope/weight", R"({"share": 1})")->status, 404u);
 
   // Rollback: the candidate's share drops to 0 at once; it stays in the spec.
