@@ -334,7 +334,6 @@ void DriftMonitor::SetReference(const ReferenceRows& rows, const std::string& so
 
 void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
   reference_ = std::move(reference);
-  offsets_.clear();
   counters_ = 0;
   plan_.clear();
   for (const auto& c : reference_->columns) {
@@ -350,7 +349,6 @@ void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
       std::copy(c.edges.begin(), c.edges.end(), p.edges);
     }
     plan_.push_back(p);
-    offsets_.push_back(counters_);
     counters_ += c.bins() + 1;  // + missing
   }
   for (auto& slab : slabs_) {
@@ -526,11 +524,11 @@ DriftWindow DriftMonitor::Test(const std::vector<double>& counts, const std::vec
   const auto& columns = reference_->columns;
   for (size_t c = 0; c < columns.size(); ++c) {
     const ColumnProfile& col = columns[c];
-    const std::span<const double> live(counts.data() + offsets_[c], col.bins());
+    const std::span<const double> live(counts.data() + plan_[c].offset, col.bins());
     ColumnDrift d;
     d.name = col.name;
     d.output = col.output;
-    d.missing = static_cast<int64_t>(counts[offsets_[c] + col.bins()]);
+    d.missing = static_cast<int64_t>(counts[plan_[c].offset + col.bins()]);
     for (double x : live) d.rows += static_cast<int64_t>(x);
     d.psi = stats::Psi(col.counts, live);
     d.js = stats::JensenShannonDistance(col.counts, live);

@@ -243,10 +243,9 @@ class DriftMonitor {
 
   std::atomic<bool> ready_{false};  // reference_ and the slabs are set
   std::shared_ptr<const ReferenceProfile> reference_;
-  std::vector<size_t> offsets_;  // first counter of each column in a slab
-  // The hot path's view of the columns, contiguous: a numeric column with
-  // at most kInlineEdges edges keeps them inline, padded with +inf, so its
-  // bin is a fixed-length compare-and-count that the compiler vectorises.
+  // Each column's place in a slab and the hot path's view of it, in one
+  // contiguous array: a numeric column with at most kInlineEdges edges keeps
+  // them inline, padded with +inf, for NumericBinOf.
   static constexpr size_t kInlineEdges = 16;
   struct ColumnPlan {
     double edges[kInlineEdges];  // inline numeric: the edges, then +inf
