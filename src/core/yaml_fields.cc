@@ -105,8 +105,8 @@ QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field) {
   if (node["drop"]) rule.drop = ReadDouble(node["drop"], field + ".drop");
   if (node["window_s"]) rule.window_s = ReadInt(node["window_s"], field + ".window_s");
   if (node["min_labels"]) rule.min_labels = ReadInt(node["min_labels"], field + ".min_labels");
-  if (auto [name, expected] = CheckQualityRule(rule); !name.empty()) {
-    throw ConfigError{name == "below" ? field : field + "." + name, expected};
+  if (auto [name, expected] = CheckQualityRule(rule); !expected.empty()) {
+    throw ConfigError{name.empty() ? field : field + "." + name, expected};
   }
   return rule;
 }
@@ -120,7 +120,7 @@ HealthLimits ReadHealthLimits(const YAML::Node& node, const std::string& field, 
   if (node["error_rate"]) l.error_rate = ReadDouble(node["error_rate"], field + ".error_rate");
   if (node["queue_saturation"]) l.queue_saturation = ReadDouble(node["queue_saturation"], field + ".queue_saturation");
   if (node["min_requests"]) l.min_requests = ReadInt(node["min_requests"], field + ".min_requests");
-  if (auto [name, expected] = CheckHealthLimits(l); !name.empty()) throw ConfigError{field + "." + name, expected};
+  if (auto [name, expected] = CheckHealthLimits(l); !expected.empty()) throw ConfigError{field + "." + name, expected};
   return l;
 }
 

@@ -198,13 +198,6 @@ size_t NumericBinOf(const double* edges, size_t count, double v) {
   return b == count && !(v > edges[count - 1]) ? count - 1 : b;  // the reference's max is in range
 }
 
-std::optional<double> ReferenceProfile::QualityMetric(const std::string& name) const {
-  for (const auto& [metric, value] : QualityMetrics(quality)) {
-    if (name == metric) return value;
-  }
-  return std::nullopt;
-}
-
 StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width) {
   ReferenceRows out;
   int64_t label_column = -1;

@@ -126,9 +126,6 @@ struct ReferenceProfile {
   // column against the model's outputs): what quality rules' `drop` is
   // measured from. Empty without labels.
   Quality quality;
-
-  // A metric of `quality` by name, if it was measured.
-  std::optional<double> QualityMetric(const std::string& name) const;
 };
 
 // Reference rows, row-major: `rows` rows of `input_width` input values and

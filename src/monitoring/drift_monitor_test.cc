@@ -145,15 +145,15 @@ TEST(DriftMonitor, LabelledReferenceRowsGiveTheModelsReferenceQuality) {
   const auto ref = m.reference();
   ASSERT_NE(ref, nullptr);
   EXPECT_EQ(ref->quality.labeled, 4u);
-  EXPECT_DOUBLE_EQ(*ref->QualityMetric("accuracy"), 0.75);  // the third row is predicted 0
-  EXPECT_DOUBLE_EQ(*ref->QualityMetric("recall"), 2.0 / 3);
-  EXPECT_FALSE(ref->QualityMetric("mae"));
+  EXPECT_DOUBLE_EQ(*QualityMetric(ref->quality, "accuracy"), 0.75);  // the third row is predicted 0
+  EXPECT_DOUBLE_EQ(*QualityMetric(ref->quality, "recall"), 2.0 / 3);
+  EXPECT_FALSE(QualityMetric(ref->quality, "mae"));
 
   DriftMonitor unlabelled(Config(), 3, 2, "probabilities");
   rows.labels.clear();
   unlabelled.SetReference(rows, "reference.csv");
   EXPECT_EQ(unlabelled.reference()->quality.labeled, 0u);
-  EXPECT_FALSE(unlabelled.reference()->QualityMetric("accuracy"));
+  EXPECT_FALSE(QualityMetric(unlabelled.reference()->quality, "accuracy"));
 }
 
 TEST(DriftMonitor, TheBatchThatFillsAWindowWakesTheCloser) {

@@ -34,7 +34,7 @@ struct HealthLimits {
 };
 
 // What is wrong with limits: {field under the block, what was expected};
-// empty when they are valid.
+// both empty when they are valid.
 std::pair<std::string, std::string> CheckHealthLimits(const HealthLimits& limits);
 
 // Cumulative counters of one model version at one instant.

@@ -22,6 +22,13 @@ std::vector<std::pair<const char*, std::optional<double>>> QualityMetrics(const 
           {"label_delay_p90_s", q.label_delay_p90_s}};
 }
 
+std::optional<double> QualityMetric(const Quality& q, const std::string& name) {
+  for (const auto& [metric, value] : QualityMetrics(q)) {
+    if (name == metric) return value;
+  }
+  return std::nullopt;
+}
+
 std::optional<double> RocAuc(const std::vector<double>& scores, const std::vector<int>& labels) {
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
@@ -163,7 +170,7 @@ std::pair<std::string, std::string> CheckQualityRule(const QualityRule& rule) {
     return {"metric", "accuracy, auc, precision, recall, f1 or mean_reward, got '" + rule.metric + "'"};
   }
   if (!rule.active())
-    return {"below",
+    return {"",
             "below (the value under which the metric alerts) or drop (how far under its "
             "reference.csv value)"};
   if (!std::isnan(rule.drop) && !(rule.drop >= 0)) return {"drop", "a non-negative number"};

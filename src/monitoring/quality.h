@@ -68,12 +68,15 @@ struct QualityRule {
   double Limit(std::optional<double> reference) const;
 };
 
-// What is wrong with a rule: {field under the rule ("metric", "drop", ...),
-// what was expected}; empty when it is valid.
+// What is wrong with a rule: {field under the rule ("metric", "drop", ...;
+// empty for the rule as a whole), what was expected}; both empty when it is
+// valid.
 std::pair<std::string, std::string> CheckQualityRule(const QualityRule& rule);
 
 // The metrics of `q` by name ("accuracy", "auc", "f1", ...), unset ones included.
 std::vector<std::pair<const char*, std::optional<double>>> QualityMetrics(const Quality& q);
+// One of them by name; none when it is unset or unknown.
+std::optional<double> QualityMetric(const Quality& q, const std::string& name);
 
 // ROC AUC of scores against 0/1 labels (ties count half); nullopt when one
 // class is missing.

@@ -224,22 +224,7 @@ void MonitoringService::EvaluateHealth(int64_t now_ms) {
     const HealthLimits& limits = config.monitoring.health;
     const int64_t fire = config.monitoring.alert_after, resolve = config.monitoring.resolve_after;
     const AlertLabels labels{{"model", config.name}, {"version", version}};
-    const bool enough = static_cast<int64_t>(r.requests) >= limits.min_requests;
-    double p99_limit = limits.latency_p99_ms;
-    if (std::isnan(p99_limit)) p99_limit = 1000;
-    if (p99_limit > 0) {
-      const double p99 = r.latency_p99_ms.value_or(0);
-      alerts_->Observe("LatencyHigh", labels, enough && p99 > p99_limit,
-                       {"latency_p99_ms", p99, p99_limit, start, now_ms,
-                        fmt::format("p99 latency of {} v{} is {:.1f} ms over {} requests (limit {} ms)", config.name,
-                                    version, p99, r.requests, p99_limit)},
-                       fire, resolve, now_ms);
-    }
-    alerts_->Observe("ErrorRateHigh", labels, enough && r.error_rate > limits.error_rate,
-                     {"error_rate", r.error_rate, limits.error_rate, start, now_ms,
-                      fmt::format("{} of {} requests to {} v{} failed on the server ({:.1f}%, limit {:.1f}%)", r.errors,
-                                  r.requests, config.name, version, 100 * r.error_rate, 100 * limits.error_rate)},
-                     fire, resolve, now_ms);
+    ObserveRequests(labels, fmt::format("{} v{}", config.name, version), r, limits, fire, resolve, start, now_ms);
     alerts_->Observe(
         "QueueSaturated", labels, r.queue_saturation >= limits.queue_saturation,
         {"queue_saturation", r.queue_saturation, limits.queue_saturation, start, now_ms,
@@ -267,6 +252,26 @@ void MonitoringService::EvaluateHealth(int64_t now_ms) {
   peak_memory_ = 0;
 }
 
+void MonitoringService::ObserveRequests(const AlertLabels& labels, const std::string& who, const HealthReading& r,
+                                        const HealthLimits& limits, int64_t fire, int64_t resolve, int64_t start_ms,
+                                        int64_t now_ms) {
+  if (!alerts_) return;
+  const bool enough = static_cast<int64_t>(r.requests) >= limits.min_requests;
+  if (limits.latency_p99_ms > 0) {  // 0 is off, and so is NaN (an endpoint without a latency limit)
+    const double p99 = r.latency_p99_ms.value_or(0);
+    alerts_->Observe("LatencyHigh", labels, enough && p99 > limits.latency_p99_ms,
+                     {"latency_p99_ms", p99, limits.latency_p99_ms, start_ms, now_ms,
+                      fmt::format("p99 latency of {} is {:.1f} ms over {} requests (limit {} ms)", who, p99, r.requests,
+                                  limits.latency_p99_ms)},
+                     fire, resolve, now_ms);
+  }
+  alerts_->Observe("ErrorRateHigh", labels, enough && r.error_rate > limits.error_rate,
+                   {"error_rate", r.error_rate, limits.error_rate, start_ms, now_ms,
+                    fmt::format("{} of {} requests to {} failed on the server ({:.1f}%, limit {:.1f}%)", r.errors,
+                                r.requests, who, 100 * r.error_rate, 100 * limits.error_rate)},
+                   fire, resolve, now_ms);
+}
+
 void MonitoringService::EvaluateEndpointHealth(int64_t now_ms) {
   if (!deployments_) return;
   const int64_t width = options_.health_window.count();
@@ -292,29 +297,17 @@ void MonitoringService::EvaluateEndpointHealth(int64_t now_ms) {
       }
       if (now_ms - t.start_ms < width) continue;
       now.latency = stats.latency.Take();
-      const uint64_t requests = now.requests - t.requests, errors = now.errors - t.errors;
+      HealthReading r;
+      r.requests = now.requests - t.requests;
+      r.errors = now.errors - t.errors;
+      r.error_rate = r.requests > 0 ? static_cast<double>(r.errors) / static_cast<double>(r.requests) : 0;
       const LatencyHistogram::Snapshot window = now.latency - t.latency;
-      const double p99 = window.total > 0 ? window.Quantile(0.99) / 1e6 : 0;
-      const double error_rate = requests > 0 ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
+      if (window.total > 0) r.latency_p99_ms = window.Quantile(0.99) / 1e6;
       const int64_t start = t.start_ms;
       t = std::move(now);
-      if (!alerts_) continue;
-      const AlertLabels labels{{"endpoint", spec.endpoint}, {"variant", variant}};
-      const bool enough = static_cast<int64_t>(requests) >= limits.min_requests;
-      const int64_t fire = spec.alert_after ? spec.alert_after : 3,
-                    resolve = spec.resolve_after ? spec.resolve_after : 3;
-      if (limits.latency_p99_ms > 0) {  // NaN (not set) is off for endpoints
-        alerts_->Observe("LatencyHigh", labels, enough && p99 > limits.latency_p99_ms,
-                         {"latency_p99_ms", p99, limits.latency_p99_ms, start, now_ms,
-                          fmt::format("p99 latency of {} variant {} is {:.1f} ms over {} requests (limit {} ms)",
-                                      spec.endpoint, variant, p99, requests, limits.latency_p99_ms)},
-                         fire, resolve, now_ms);
-      }
-      alerts_->Observe("ErrorRateHigh", labels, enough && error_rate > limits.error_rate,
-                       {"error_rate", error_rate, limits.error_rate, start, now_ms,
-                        fmt::format("{} of {} requests to {} variant {} failed ({:.1f}%, limit {:.1f}%)", errors,
-                                    requests, spec.endpoint, variant, 100 * error_rate, 100 * limits.error_rate)},
-                       fire, resolve, now_ms);
+      ObserveRequests(
+          {{"endpoint", spec.endpoint}, {"variant", variant}}, fmt::format("{} variant {}", spec.endpoint, variant), r,
+          limits, spec.alert_after ? spec.alert_after : 3, spec.resolve_after ? spec.resolve_after : 3, start, now_ms);
     }
   }
   std::erase_if(variant_health_, [&](const auto& e) { return !live.count(e.first); });
@@ -328,6 +321,8 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
     for (const auto& c : spec.candidates) {
       if (c.mode != VariantMode::kShadow) variants.push_back(&c);
     }
+    // Variants whose rules share a window share one read of the feedback.
+    std::map<int64_t, StatusOr<std::vector<JoinedPrediction>>> joined_from;
     for (const Variant* v : variants) {
       auto mv = repository_.Acquire(v->model, v->version);
       if (!mv.ok()) continue;
@@ -336,7 +331,7 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
       if (!rule) continue;
       std::optional<double> reference;
       if (DriftMonitor* m = (*mv)->monitor()) {
-        if (auto profile = m->reference()) reference = profile->QualityMetric(rule->metric);
+        if (auto profile = m->reference()) reference = QualityMetric(profile->quality, rule->metric);
       }
       const double limit = rule->Limit(reference);
       if (std::isnan(limit)) continue;  // only a drop rule, and no labelled reference to drop from
@@ -345,7 +340,9 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
       int64_t& judged = judged_.try_emplace({spec.endpoint, v->name}, start - width).first->second;
       if (start <= judged) continue;
       judged = start;
-      auto joined = store_->Joined(spec.endpoint, start);
+      auto it = joined_from.find(start);
+      if (it == joined_from.end()) it = joined_from.emplace(start, store_->Joined(spec.endpoint, start)).first;
+      const auto& joined = it->second;
       if (!joined.ok()) continue;
       std::vector<Outcome> outcomes;
       for (const auto& j : *joined) {
@@ -356,10 +353,7 @@ void MonitoringService::EvaluateQuality(int64_t now_ms) {
       const Quality q = ComputeQuality(outcomes);
       const size_t labels = rule->metric == "mean_reward" ? q.rewarded : q.labeled;
       if (static_cast<int64_t>(labels) < rule->min_labels) continue;  // no verdict on too few labels
-      std::optional<double> value;
-      for (const auto& [name, m] : QualityMetrics(q)) {
-        if (name == rule->metric) value = m;
-      }
+      const std::optional<double> value = QualityMetric(q, rule->metric);
       if (!value) continue;
       const bool from_reference = reference && !std::isnan(rule->drop) && !(limit <= rule->below);
       const std::string basis =

@@ -25,6 +25,7 @@
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "server/alerts.h"
 #include "server/http_server.h"
 #include "store/store.h"
 
@@ -78,6 +79,10 @@ class MonitoringService {
   };
   void Loop();
   void Record(const ModelVersion& mv, const DriftWindow& w);
+  // LatencyHigh and ErrorRateHigh for one health window of a model version
+  // or an endpoint variant (`who` names it in the summaries).
+  void ObserveRequests(const AlertLabels& labels, const std::string& who, const HealthReading& r,
+                       const HealthLimits& limits, int64_t fire, int64_t resolve, int64_t start_ms, int64_t now_ms);
   // The guardrails of endpoint specs with a `monitoring.health` block, on
   // each variant's own traffic through the endpoint.
   void EvaluateEndpointHealth(int64_t now_ms);
