@@ -135,10 +135,13 @@ void MonitoringService::Loop() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    Tick(UnixMillis());
+    // The versions loaded now, read once for the whole round.
+    auto versions = repository_.AcquireAll("", 0);
+    if (!versions.ok()) continue;
+    Tick(UnixMillis(), *versions);
     if (full && now() < next_round) continue;
     next_round = now() + options_.tick;
-    EvaluateHealth(UnixMillis());
+    EvaluateHealth(UnixMillis(), *versions);
     EvaluateQuality(UnixMillis());
     if (store_ && now() >= next_prune) {
       next_prune = now() + std::chrono::minutes(10);
@@ -148,10 +151,8 @@ void MonitoringService::Loop() {
   }
 }
 
-void MonitoringService::Tick(int64_t now_ms) {
-  auto versions = repository_.AcquireAll("", 0);
-  if (!versions.ok()) return;
-  for (const auto& mv : *versions) {
+void MonitoringService::Tick(int64_t now_ms, const Versions& versions) {
+  for (const auto& mv : versions) {
     DriftMonitor* m = mv->monitor();
     if (!m) continue;
     m->SetWaker(waker_);
@@ -191,13 +192,11 @@ HealthCounters MonitoringService::SampleHealth(const std::string& model, const s
   return c;
 }
 
-void MonitoringService::EvaluateHealth(int64_t now_ms) {
+void MonitoringService::EvaluateHealth(int64_t now_ms, const Versions& versions) {
   if (!metrics_) return;
   const int64_t width = options_.health_window.count();
-  auto versions = repository_.AcquireAll("", 0);
-  if (!versions.ok()) return;
   std::set<std::pair<std::string, int64_t>> live;
-  for (const auto& mv : *versions) {
+  for (const auto& mv : versions) {
     const ModelConfig& config = mv->config();
     const std::string version = std::to_string(mv->version());
     live.insert({config.name, mv->version()});

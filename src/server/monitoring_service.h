@@ -53,9 +53,6 @@ class MonitoringService {
                     Options options, AlertManager* alerts = nullptr);
   ~MonitoringService();  // stops the thread
 
-  // Closes every window that is due at `now_ms` (the thread calls it each tick).
-  void Tick(int64_t now_ms);
-
   // GET /v1/monitoring/{name}/drift, GET /v1/monitoring/{endpoint}/quality
   // and GET /v1/alerts; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const std::vector<std::string>& path,
@@ -77,7 +74,10 @@ class MonitoringService {
     uint64_t requests = 0, errors = 0;  // requests leave out those rejected as malformed
     LatencyHistogram::Snapshot latency;
   };
+  using Versions = std::vector<std::shared_ptr<ModelVersion>>;
   void Loop();
+  // Closes every window of `versions` that is due at `now_ms`.
+  void Tick(int64_t now_ms, const Versions& versions);
   void Record(const ModelVersion& mv, const DriftWindow& w);
   // LatencyHigh and ErrorRateHigh for one health window of a model version
   // or an endpoint variant (`who` names it in the summaries).
@@ -88,7 +88,7 @@ class MonitoringService {
   void EvaluateEndpointHealth(int64_t now_ms);
   // Samples every version's queue each tick and, once a health window has
   // passed, judges it against the model's monitoring.health limits.
-  void EvaluateHealth(int64_t now_ms);
+  void EvaluateHealth(int64_t now_ms, const Versions& versions);
   // The cumulative health counters of a version; `queue_full` receives its refusals.
   HealthCounters SampleHealth(const std::string& model, const std::string& version, uint64_t* queue_full) const;
   // Judges each endpoint variant whose model has a quality rule on its
