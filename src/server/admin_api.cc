@@ -106,6 +106,12 @@ Outcome OutcomeOf(const JoinedPrediction& j) {
   return {ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
 }
 
+void AppendQualityMembers(std::string& out, const Quality& q) {
+  for (const auto& [name, value] : QualityMetrics(q)) {
+    if (value) fmt::format_to(std::back_inserter(out), ",\"{}\":{}", name, JsonNumber(*value));
+  }
+}
+
 std::string AdminApi::QualityJson(const Router& router) const {
   const DeploymentSpec& spec = router.spec();
   if (!store_) return "null";
@@ -125,10 +131,9 @@ std::string AdminApi::QualityJson(const Router& router) const {
     first = false;
     AppendJsonString(out, variant);
     out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
+    AppendQualityMembers(out, q);
     for (const auto& [name, value] : QualityMetrics(q)) {
-      if (!value) continue;
-      out += fmt::format(",\"{}\":{}", name, JsonNumber(*value));
-      if (quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
+      if (value && quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
     }
     if (quality_) quality_->WithLabels({spec.endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));
     out += '}';

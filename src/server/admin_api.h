@@ -28,6 +28,8 @@ class PredictionLog;
 
 // A joined prediction as quality computations take it.
 Outcome OutcomeOf(const JoinedPrediction& j);
+// The metrics of `q` that are set, as JSON members: ,"accuracy":0.9,...
+void AppendQualityMembers(std::string& out, const Quality& q);
 
 class AdminApi {
  public:

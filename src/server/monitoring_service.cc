@@ -553,9 +553,7 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
       AppendJsonString(body, variant);
       fmt::format_to(std::back_inserter(body), ":{{\"predictions\":{},\"joined\":{},\"labeled\":{},\"rewarded\":{}",
                      cell.predictions, q.joined, q.labeled, q.rewarded);
-      for (const auto& [name, value] : QualityMetrics(q)) {
-        if (value) fmt::format_to(std::back_inserter(body), ",\"{}\":{}", name, JsonNumber(*value));
-      }
+      AppendQualityMembers(body, q);
       if (cell.estimated > 0) {
         fmt::format_to(std::back_inserter(body), ",\"estimated_accuracy\":{},\"estimated_rows\":{}",
                        JsonNumber(cell.expected_correct / static_cast<double>(cell.estimated)), cell.estimated);
@@ -614,15 +612,11 @@ HttpResponse MonitoringService::Drift(const std::string& name, const std::string
         if (ref) {
           out += "{\"source\":";
           AppendJsonString(out, ref->source);
-          fmt::format_to(std::back_inserter(out), ",\"rows\":{},\"columns\":{},\"labeled\":{},\"quality\":{{",
-                         ref->rows, ref->columns.size(), ref->quality.labeled);
-          bool first_metric = true;
-          for (const auto& [metric, value] : QualityMetrics(ref->quality)) {
-            if (!value) continue;
-            fmt::format_to(std::back_inserter(out), "{}\"{}\":{}", first_metric ? "" : ",", metric, JsonNumber(*value));
-            first_metric = false;
-          }
-          out += "}}";
+          std::string quality;
+          AppendQualityMembers(quality, ref->quality);
+          fmt::format_to(std::back_inserter(out), ",\"rows\":{},\"columns\":{},\"labeled\":{},\"quality\":{{{}}}}}",
+                         ref->rows, ref->columns.size(), ref->quality.labeled,
+                         quality.empty() ? "" : quality.substr(1));
         } else {
           out += "null";
           fmt::format_to(std::back_inserter(out), ",\"collecting_reference_rows\":{}", m->config().reference_rows);
