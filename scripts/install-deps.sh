@@ -9,7 +9,7 @@ set -euo pipefail
 
 build=(cmake g++ make ccache pkg-config
        libboost-dev libboost-system-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libgoogle-perftools-dev
+       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libgoogle-perftools-dev libre2-dev libssl-dev
        libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
        libgtest-dev libgmock-dev libbenchmark-dev)
 tests=(prometheus curl python3 python3-grpcio python3-grpc-tools)

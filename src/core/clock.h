@@ -48,6 +48,16 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> now_us_{1'000'000};
 };
 
+// `now + timeout`, saturating at SteadyTime::max() instead of overflowing:
+// a client may ask for any timeout, and a huge one means "no deadline".
+inline SteadyTime DeadlineAfter(SteadyTime now, Micros timeout) {
+  if (timeout.count() <= 0) return now;
+  using D = SteadyTime::duration;
+  const auto room = std::chrono::duration_cast<Micros>(SteadyTime::max() - now);
+  if (timeout >= room) return SteadyTime::max();
+  return now + std::chrono::duration_cast<D>(timeout);
+}
+
 // Wall-clock time in unix milliseconds, for records that outlive the process
 // (statistics, the store). Not for measuring durations.
 int64_t UnixMillis();

@@ -54,9 +54,29 @@ size_t DataTypeSize(DataType type) {
 int64_t ElementCount(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0) return -1;
-    n *= d;
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
   }
+  return n;
+}
+
+StatusOr<int64_t> CheckedElementCount(const Shape& shape, std::string_view what, int64_t max_elements) {
+  if (shape.size() > kMaxTensorRank) {
+    return InvalidArgument(std::string(what) + ": shape has " + std::to_string(shape.size()) + " dimensions, at most " +
+                           std::to_string(kMaxTensorRank) + " are accepted");
+  }
+  // Zero sizes count as one here, so that no partial product of the other
+  // dimensions (a row width, say) can overflow either.
+  int64_t bound = 1;
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidArgument(std::string(what) + ": shape " + ShapeToString(shape) + " has a negative size");
+    empty |= d == 0;
+    if (d > 0 && (__builtin_mul_overflow(bound, d, &bound) || bound > max_elements)) {
+      return InvalidArgument(std::string(what) + ": shape " + ShapeToString(shape) + " has more than " +
+                             std::to_string(max_elements) + " elements");
+    }
+  }
+  const int64_t n = empty ? 0 : bound;
   return n;
 }
 

@@ -45,8 +45,21 @@ size_t DataTypeSize(DataType type);
 
 using Shape = std::vector<int64_t>;
 
-// Product of the dimensions; -1 if any dimension is negative.
+// Product of the dimensions; -1 if any dimension is negative or the product
+// does not fit in int64_t (it is computed with overflow checks).
 int64_t ElementCount(const Shape& shape);
+
+// The most dimensions and elements one tensor from a client may have. Shapes
+// are checked against these (and against the bytes actually sent) before
+// anything is allocated for them.
+constexpr size_t kMaxTensorRank = 16;
+constexpr int64_t kMaxTensorElements = int64_t{1} << 31;
+
+// Checks a shape that came from the wire: at most kMaxTensorRank dimensions,
+// none negative, at most `max_elements` elements. Returns the element count,
+// or an error naming `what` (e.g. "input 'x'") and the shape.
+StatusOr<int64_t> CheckedElementCount(const Shape& shape, std::string_view what,
+                                      int64_t max_elements = kMaxTensorElements);
 std::string ShapeToString(const Shape& shape);
 
 struct Tensor {

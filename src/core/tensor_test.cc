@@ -65,3 +65,25 @@ TEST(StatusOr, CarriesValueOrError) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Crash 2 (issue 11): [4294967297, 4294967295] wrapped when multiplied.
+TEST(Shape, ElementCountsNeverOverflow) {
+  EXPECT_EQ(ElementCount({4294967297, 4294967295}), -1);
+  EXPECT_EQ(ElementCount({int64_t{1} << 62, 4}), -1);
+  EXPECT_EQ(ElementCount({3, 4}), 12);
+  EXPECT_FALSE(CheckedElementCount({4294967297, 4294967295}, "input 'x'").ok());
+  EXPECT_NE(CheckedElementCount({1, int64_t{1} << 40}, "input 'x'").status().message().find("input 'x': shape"),
+            std::string::npos);
+  // Zero elements in all, but a row width that would overflow: refused too.
+  EXPECT_FALSE(CheckedElementCount({0, int64_t{1} << 32, int64_t{1} << 32}, "x").ok());
+  EXPECT_EQ(*CheckedElementCount({0, 30}, "x"), 0);
+  EXPECT_EQ(*CheckedElementCount({2, 30}, "x"), 60);
+  EXPECT_FALSE(CheckedElementCount(Shape(kMaxTensorRank + 1, 1), "x").ok());
+  EXPECT_FALSE(CheckedElementCount({-1, 3}, "x").ok());
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,16 +1,30 @@
 #include "core/yaml_fields.h"
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace vigil {
+namespace {
+
+// 0.5, 100, 1e+09: short enough for a message.
+std::string ShortNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+}  // namespace
 
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
       return "nothing";
-    case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Scalar: {
+      // Messages quote what was given, but not a megabyte of it.
+      const std::string& v = node.Scalar();
+      return "'" + (v.size() > 64 ? v.substr(0, 64) + "...' (" + std::to_string(v.size()) + " bytes)" : v + "'");
+    }
     case YAML::NodeType::Sequence:
       return "a list";
     case YAML::NodeType::Map:
@@ -49,6 +63,30 @@ int64_t ReadInt(const YAML::Node& node, const std::string& field) {
   }
 }
 
+int64_t ReadInt(const YAML::Node& node, const std::string& field, int64_t min, int64_t max) {
+  const int64_t v = ReadInt(node, field);
+  if (v < min || v > max) {
+    throw ConfigError{
+        field, "an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " + std::to_string(v)};
+  }
+  return v;
+}
+
+double ReadDouble(const YAML::Node& node, const std::string& field, double min, double max) {
+  const double v = ReadDouble(node, field);
+  if (v < min || v > max) {
+    throw ConfigError{field,
+                      "a number from " + ShortNumber(min) + " to " + ShortNumber(max) + ", got " + ShortNumber(v)};
+  }
+  return v;
+}
+
+void RequireListSize(const YAML::Node& node, const std::string& field, size_t max_items) {
+  if (node.IsSequence() && node.size() > max_items) {
+    throw ConfigError{field, "at most " + std::to_string(max_items) + " entries, got " + std::to_string(node.size())};
+  }
+}
+
 bool ReadBool(const YAML::Node& node, const std::string& field) {
   if (node.IsScalar()) {
     const std::string& s = node.Scalar();
@@ -63,8 +101,9 @@ std::string ReadString(const YAML::Node& node, const std::string& field) {
   return node.Scalar();
 }
 
-std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field) {
+std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field, size_t max_items) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of integers, got " + Describe(node)};
+  RequireListSize(node, field, max_items);
   std::vector<int64_t> out;
   for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadInt(node[i], field + "[" + std::to_string(i) + "]"));
   return out;
@@ -83,15 +122,17 @@ double ReadDouble(const YAML::Node& node, const std::string& field) {
   }
 }
 
-std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field) {
+std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field, size_t max_items) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of numbers, got " + Describe(node)};
+  RequireListSize(node, field, max_items);
   std::vector<double> out;
   for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadDouble(node[i], field + "[" + std::to_string(i) + "]"));
   return out;
 }
 
-std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field) {
+std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field, size_t max_items) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of strings, got " + Describe(node)};
+  RequireListSize(node, field, max_items);
   std::vector<std::string> out;
   for (size_t i = 0; i < node.size(); ++i) out.push_back(ReadString(node[i], field + "[" + std::to_string(i) + "]"));
   return out;

@@ -27,11 +27,18 @@ std::string Describe(const YAML::Node& node);
 void RequireMap(const YAML::Node& node, const std::string& field, const std::set<std::string>& allowed);
 int64_t ReadInt(const YAML::Node& node, const std::string& field);
 double ReadDouble(const YAML::Node& node, const std::string& field);
+// The same, refusing values outside [min, max] with a message that gives the range.
+int64_t ReadInt(const YAML::Node& node, const std::string& field, int64_t min, int64_t max);
+double ReadDouble(const YAML::Node& node, const std::string& field, double min, double max);
+// A list of at most `max_items` entries (a config must not make the server
+// allocate without bound).
+void RequireListSize(const YAML::Node& node, const std::string& field, size_t max_items);
 bool ReadBool(const YAML::Node& node, const std::string& field);
 std::string ReadString(const YAML::Node& node, const std::string& field);
-std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field);
-std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field);
-std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field);
+// Lists of at most `max_items` entries.
+std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
+std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
+std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
 
 // A quality rule ({metric, below, drop, window_s, min_labels}), checked.
 QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field);

@@ -9,14 +9,16 @@
 namespace vigil {
 
 std::pair<std::string, std::string> CheckHealthLimits(const HealthLimits& l) {
-  if (!std::isnan(l.latency_p99_ms) && !(l.latency_p99_ms >= 0)) {
-    return {"latency_p99_ms", "a non-negative number of milliseconds (0 = off)"};
+  if (!std::isnan(l.latency_p99_ms) && !(l.latency_p99_ms >= 0 && l.latency_p99_ms <= 3.6e6)) {
+    return {"latency_p99_ms", "a number of milliseconds from 0 (off) to 3600000"};
   }
   if (!(l.error_rate > 0 && l.error_rate <= 1)) return {"error_rate", "a share in (0, 1]"};
   if (!(l.queue_saturation > 0 && l.queue_saturation <= 1)) {
     return {"queue_saturation", "a share of max_queue_size in (0, 1]"};
   }
-  if (l.min_requests < 1) return {"min_requests", "a positive integer, got " + std::to_string(l.min_requests)};
+  if (l.min_requests < 1 || l.min_requests > 1'000'000'000) {
+    return {"min_requests", "an integer from 1 to 1000000000, got " + std::to_string(l.min_requests)};
+  }
   return {};
 }
 

@@ -174,8 +174,14 @@ std::pair<std::string, std::string> CheckQualityRule(const QualityRule& rule) {
             "below (the value under which the metric alerts) or drop (how far under its "
             "reference.csv value)"};
   if (!std::isnan(rule.drop) && !(rule.drop >= 0)) return {"drop", "a non-negative number"};
-  if (rule.window_s < 1) return {"window_s", "a positive number of seconds, got " + std::to_string(rule.window_s)};
-  if (rule.min_labels < 1) return {"min_labels", "a positive integer, got " + std::to_string(rule.min_labels)};
+  if (rule.window_s < 1 || rule.window_s > kMaxQualityWindowS) {
+    return {"window_s", "a number of seconds from 1 to " + std::to_string(kMaxQualityWindowS) + " (a year), got " +
+                            std::to_string(rule.window_s)};
+  }
+  if (rule.min_labels < 1 || rule.min_labels > kMaxRuleCount) {
+    return {"min_labels",
+            "an integer from 1 to " + std::to_string(kMaxRuleCount) + ", got " + std::to_string(rule.min_labels)};
+  }
   return {};
 }
 

@@ -55,6 +55,10 @@ std::optional<double> ExpectedCorrect(const std::vector<double>& outputs);
 // `window_s` seconds is below `below`, or more than `drop` below its value
 // on the labelled rows of reference.csv; no verdict on fewer than
 // `min_labels` labels (rewards, for mean_reward). NaN turns a part off.
+// The longest quality window (a year) and the largest count a rule may name.
+constexpr int64_t kMaxQualityWindowS = 365LL * 24 * 3600;
+constexpr int64_t kMaxRuleCount = 1'000'000'000;
+
 struct QualityRule {
   std::string metric = "accuracy";
   double below = std::numeric_limits<double>::quiet_NaN();

@@ -3,17 +3,28 @@
 #include <absl/synchronization/mutex.h>
 
 #include <mutex>
+#include <type_traits>
+#include <utility>
 
 namespace vigil {
 namespace {
 
 namespace pb = ::inference;
 
+// Copies typed contents into tensor bytes; false when a value does not fit
+// T (an INT8 tensor sent 300 in int_contents, say).
 template <typename T, typename Repeated>
-void CopyTyped(const Repeated& values, std::vector<uint8_t>& out) {
+bool CopyTyped(const Repeated& values, std::vector<uint8_t>& out) {
   out.resize(static_cast<size_t>(values.size()) * sizeof(T));
   T* dst = reinterpret_cast<T*>(out.data());
-  for (int i = 0; i < values.size(); ++i) dst[i] = static_cast<T>(values.Get(i));
+  for (int i = 0; i < values.size(); ++i) {
+    const auto v = values.Get(i);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<std::decay_t<decltype(v)>, bool>) {
+      if (!std::in_range<T>(v)) return false;
+    }
+    dst[i] = static_cast<T>(v);
+  }
+  return true;
 }
 
 bool HasTypedContents(const pb::InferTensorContents& c) {
@@ -99,49 +110,50 @@ Params ParamsFromProto(const google::protobuf::Map<std::string, pb::InferParamet
 // Typed contents → tensor bytes; returns the element count it found.
 Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t, const char* kind) {
   int64_t count = 0;
+  bool fits = true;
   switch (t.datatype) {
     case DataType::kBool:
-      CopyTyped<uint8_t>(c.bool_contents(), t.data);
+      fits = CopyTyped<uint8_t>(c.bool_contents(), t.data);
       count = c.bool_contents_size();
       break;
     case DataType::kInt8:
-      CopyTyped<int8_t>(c.int_contents(), t.data);
+      fits = CopyTyped<int8_t>(c.int_contents(), t.data);
       count = c.int_contents_size();
       break;
     case DataType::kInt16:
-      CopyTyped<int16_t>(c.int_contents(), t.data);
+      fits = CopyTyped<int16_t>(c.int_contents(), t.data);
       count = c.int_contents_size();
       break;
     case DataType::kInt32:
-      CopyTyped<int32_t>(c.int_contents(), t.data);
+      fits = CopyTyped<int32_t>(c.int_contents(), t.data);
       count = c.int_contents_size();
       break;
     case DataType::kInt64:
-      CopyTyped<int64_t>(c.int64_contents(), t.data);
+      fits = CopyTyped<int64_t>(c.int64_contents(), t.data);
       count = c.int64_contents_size();
       break;
     case DataType::kUint8:
-      CopyTyped<uint8_t>(c.uint_contents(), t.data);
+      fits = CopyTyped<uint8_t>(c.uint_contents(), t.data);
       count = c.uint_contents_size();
       break;
     case DataType::kUint16:
-      CopyTyped<uint16_t>(c.uint_contents(), t.data);
+      fits = CopyTyped<uint16_t>(c.uint_contents(), t.data);
       count = c.uint_contents_size();
       break;
     case DataType::kUint32:
-      CopyTyped<uint32_t>(c.uint_contents(), t.data);
+      fits = CopyTyped<uint32_t>(c.uint_contents(), t.data);
       count = c.uint_contents_size();
       break;
     case DataType::kUint64:
-      CopyTyped<uint64_t>(c.uint64_contents(), t.data);
+      fits = CopyTyped<uint64_t>(c.uint64_contents(), t.data);
       count = c.uint64_contents_size();
       break;
     case DataType::kFp32:
-      CopyTyped<float>(c.fp32_contents(), t.data);
+      fits = CopyTyped<float>(c.fp32_contents(), t.data);
       count = c.fp32_contents_size();
       break;
     case DataType::kFp64:
-      CopyTyped<double>(c.fp64_contents(), t.data);
+      fits = CopyTyped<double>(c.fp64_contents(), t.data);
       count = c.fp64_contents_size();
       break;
     case DataType::kBytes:
@@ -152,9 +164,14 @@ Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t, const char* kind
       return InvalidArgument(std::string(kind) + " '" + t.name + "': " + std::string(DataTypeName(t.datatype)) +
                              " travels only as raw contents");
   }
-  if (count != t.element_count()) {
+  if (!fits) {
+    return InvalidArgument(std::string(kind) + " '" + t.name + "': a value in its contents is outside the range of " +
+                           std::string(DataTypeName(t.datatype)));
+  }
+  VIGIL_ASSIGN_OR_RETURN(const int64_t expected, CheckedElementCount(t.shape, std::string(kind) + " '" + t.name + "'"));
+  if (count != expected) {
     return InvalidArgument(std::string(kind) + " '" + t.name + "': shape " + ShapeToString(t.shape) + " needs " +
-                           std::to_string(t.element_count()) + " elements, contents hold " + std::to_string(count));
+                           std::to_string(expected) + " elements, contents hold " + std::to_string(count));
   }
   return Status::Ok();
 }
@@ -163,6 +180,10 @@ Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t, const char* kind
 Status DecodeGrpcRequest(const pb::ModelInferRequest& req, InferCall& call, bool& raw) {
   call.model = req.model_name();
   call.version = req.model_version();
+  if (req.id().size() > kMaxIdBytes) {
+    return InvalidArgument("'id' has " + std::to_string(req.id().size()) + " bytes, at most " +
+                           std::to_string(kMaxIdBytes) + " are accepted");
+  }
   call.id = req.id();
   call.parameters = ParamsFromProto(req.parameters());
   raw = req.raw_input_contents_size() > 0;
@@ -178,23 +199,27 @@ Status DecodeGrpcRequest(const pb::ModelInferRequest& req, InferCall& call, bool
     t.datatype = ParseDataType(in.datatype());
     if (t.datatype == DataType::kInvalid)
       return InvalidArgument("input '" + t.name + "': unknown datatype '" + in.datatype() + "'");
-    for (int64_t d : in.shape()) {
-      if (d < 0) return InvalidArgument("input '" + t.name + "': shape must hold non-negative sizes");
-      t.shape.push_back(d);
+    if (static_cast<size_t>(in.shape_size()) > kMaxTensorRank) {
+      return InvalidArgument("input '" + t.name + "': shape has " + std::to_string(in.shape_size()) +
+                             " dimensions, at most " + std::to_string(kMaxTensorRank) + " are accepted");
     }
+    t.shape.assign(in.shape().begin(), in.shape().end());
+    VIGIL_ASSIGN_OR_RETURN(const int64_t expected, CheckedElementCount(t.shape, "input '" + t.name + "'"));
     if (raw) {
       if (HasTypedContents(in.contents())) {
         return InvalidArgument("input '" + t.name +
                                "' has typed contents while the request uses raw_input_contents; use one or the other");
       }
       const std::string& bytes = req.raw_input_contents(i);
+      const size_t needed = static_cast<size_t>(expected) * DataTypeSize(t.datatype);
+      if (t.datatype != DataType::kBytes && bytes.size() != needed) {
+        return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " of " + in.datatype() +
+                               " needs " + std::to_string(needed) + " bytes, raw contents hold " +
+                               std::to_string(bytes.size()));
+      }
       t.data.assign(bytes.begin(), bytes.end());
       if (t.datatype == DataType::kBytes) {
-        VIGIL_RETURN_IF_ERROR(ValidateBytesBuffer(t.data, t.element_count()).WithContext("input '" + t.name + "'"));
-      } else if (t.data.size() != t.expected_byte_size()) {
-        return InvalidArgument("input '" + t.name + "': shape " + ShapeToString(t.shape) + " of " + in.datatype() +
-                               " needs " + std::to_string(t.expected_byte_size()) + " bytes, raw contents hold " +
-                               std::to_string(t.data.size()));
+        VIGIL_RETURN_IF_ERROR(ValidateBytesBuffer(t.data, expected).WithContext("input '" + t.name + "'"));
       }
     } else {
       VIGIL_RETURN_IF_ERROR(DecodeTyped(in.contents(), t, "input"));
@@ -268,7 +293,6 @@ void EncodeGrpcReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp)
   }
 }
 
-
 void ParamsToProto(const Params& params, google::protobuf::Map<std::string, pb::InferParameter>* out) {
   for (const auto& [k, v] : params) {
     pb::InferParameter& p = (*out)[k];
@@ -320,7 +344,15 @@ StatusOr<InferReply> DecodeGrpcReply(const pb::ModelInferResponse& resp) {
     t.shape.assign(out.shape().begin(), out.shape().end());
     if (raw) {
       const std::string& bytes = resp.raw_output_contents(i);
+      VIGIL_ASSIGN_OR_RETURN(const int64_t expected, CheckedElementCount(t.shape, "output '" + t.name + "'"));
       t.data.assign(bytes.begin(), bytes.end());
+      if (t.datatype == DataType::kBytes) {
+        VIGIL_RETURN_IF_ERROR(ValidateBytesBuffer(t.data, expected).WithContext("output '" + t.name + "'"));
+      } else if (t.datatype == DataType::kInvalid ||
+                 bytes.size() != static_cast<size_t>(expected) * DataTypeSize(t.datatype)) {
+        return InvalidArgument("output '" + t.name + "': raw contents of " + std::to_string(bytes.size()) +
+                               " bytes do not match shape " + ShapeToString(t.shape) + " of " + out.datatype());
+      }
     } else {
       VIGIL_RETURN_IF_ERROR(DecodeTyped(out.contents(), t, "output"));
     }

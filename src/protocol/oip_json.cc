@@ -2,11 +2,12 @@
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#include "protocol/json.h"
 
 namespace vigil {
 namespace {
@@ -52,6 +53,11 @@ bool AppendInteger(const rj::Value& v, std::vector<uint8_t>& out) {
   return true;
 }
 
+// Whether a double converts to float without leaving its range (converting
+// a finite double beyond FLT_MAX is undefined behaviour). NaN and the
+// infinities are floats too.
+bool FitsFloat(double x) { return !std::isfinite(x) || std::abs(x) <= std::numeric_limits<float>::max(); }
+
 // Appends one leaf element; false when it does not fit the datatype.
 bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out) {
   switch (type) {
@@ -82,7 +88,7 @@ bool AppendElement(const rj::Value& v, DataType type, std::vector<uint8_t>& out)
     case DataType::kInt64:
       return AppendInteger<int64_t>(v, out);
     case DataType::kFp32:
-      if (!v.IsNumber()) return false;
+      if (!v.IsNumber() || !FitsFloat(v.GetDouble())) return false;
       Append<float>(out, static_cast<float>(v.GetDouble()));
       return true;
     case DataType::kFp64:
@@ -119,9 +125,9 @@ Status DecodeFloats(const rj::Value& v, const Tensor& t, float* dst, int64_t cap
     for (const auto& e : v.GetArray()) VIGIL_RETURN_IF_ERROR(DecodeFloats(e, t, dst, capacity, count));
     return Status::Ok();
   }
-  if (!v.IsNumber()) {
+  if (!v.IsNumber() || !FitsFloat(v.GetDouble())) {
     return InvalidArgument("input '" + t.name + "': element " + std::to_string(count) + " is " + TypeOf(v) +
-                           ", not a FP32 value");
+                           (v.IsNumber() ? ", outside the range of FP32" : ", not a FP32 value"));
   }
   if (count < capacity) dst[count] = static_cast<float>(v.GetDouble());
   ++count;
@@ -154,7 +160,9 @@ const rj::Value* Member(const rj::Value& obj, const char* name) {
 
 // One tensor of a request's "inputs" or a reply's "outputs"; `kind` is
 // "input" or "output", for messages.
-Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, std::string_view& binary, Tensor& t) {
+// `json_size` is the size of the JSON text it came from.
+Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, size_t json_size, std::string_view& binary,
+                    Tensor& t) {
   const std::string where = std::string(kind) + "s[" + std::to_string(index) + "]";
   if (!in.IsObject()) return InvalidArgument(where + " must be an object with name, shape, datatype and data");
   const rj::Value* name = Member(in, "name");
@@ -168,13 +176,16 @@ Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, std::st
     return InvalidArgument(tw + ": unknown datatype '" + std::string(dt->GetString()) + "'");
   const rj::Value* shape = Member(in, "shape");
   if (!shape || !shape->IsArray()) return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
+  if (shape->Size() > kMaxTensorRank) {
+    return InvalidArgument(tw + ": shape has " + std::to_string(shape->Size()) + " dimensions, at most " +
+                           std::to_string(kMaxTensorRank) + " are accepted");
+  }
   for (const auto& d : shape->GetArray()) {
     if (!d.IsInt64() || d.GetInt64() < 0)
       return InvalidArgument(tw + ": 'shape' must be an array of non-negative integers");
     t.shape.push_back(d.GetInt64());
   }
-  const int64_t expected = t.element_count();
-  if (expected > (int64_t{1} << 31)) return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " is too large");
+  VIGIL_ASSIGN_OR_RETURN(const int64_t expected, CheckedElementCount(t.shape, tw));
   Params params;
   if (const rj::Value* p = Member(in, "parameters")) VIGIL_RETURN_IF_ERROR(DecodeParams(*p, tw, params));
   auto bds = params.find("binary_data_size");
@@ -201,6 +212,13 @@ Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, std::st
   if (!data) return InvalidArgument(tw + ": 'data' is missing (or give parameters.binary_data_size)");
   if (t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16) {
     return InvalidArgument(tw + ": " + std::string(DataTypeName(t.datatype)) + " travels only as binary data");
+  }
+  // Every JSON element takes at least two bytes ("0,"), so a shape that
+  // needs more elements than that cannot be satisfied by this body: refused
+  // before a buffer is sized from it.
+  if (expected > static_cast<int64_t>(json_size / 2 + 1)) {
+    return InvalidArgument(tw + ": shape " + ShapeToString(t.shape) + " needs " + std::to_string(expected) +
+                           " elements, more than a JSON body of " + std::to_string(json_size) + " bytes can hold");
   }
   int64_t count = 0;
   if (t.datatype == DataType::kFp32) {
@@ -308,9 +326,42 @@ void AppendTensorData(std::string& out, const Tensor& t) {
 
 }  // namespace
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (a lead
+// byte of 0x80 or more), or 0 when it is not one: overlong forms,
+// surrogates and values past U+10FFFF are not.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"':
         out += "\\\"";
@@ -330,8 +381,15 @@ void AppendJsonString(std::string& out, std::string_view s) {
       default:
         if (c < 0x20) {
           fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
+        } else if (c < 0x80) {
           out += static_cast<char>(c);
+        } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n > 0) {
+          out.append(s.data() + i, n);
+          i += n - 1;
+        } else {
+          // Bytes that are not UTF-8 (a client's, echoed in a message) would
+          // make the whole reply invalid JSON: each becomes U+FFFD.
+          out += "\\ufffd";
         }
     }
   }
@@ -342,8 +400,7 @@ std::string JsonNumber(double v) { return std::isfinite(v) ? fmt::format("{}", v
 
 std::optional<std::string> ErrorMessageOf(const std::string& body) {
   rj::Document d;
-  d.Parse(body.c_str());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!ParseJson(body, d).ok() || !d.IsObject()) return std::nullopt;
   const rj::Value* error = Member(d, "error");
   if (!error || !error->IsString()) return std::nullopt;
   return std::string(error->GetString(), error->GetStringLength());
@@ -418,29 +475,21 @@ void AppendBinaryTensors(EncodedBody& enc, const std::vector<Tensor>& tensors, c
   }
 }
 
-// Parses the JSON part of a body; `binary` gets the bytes after it.
+// Parses the JSON part of a body; `binary` gets the bytes after it and
+// `json_size` the size of the JSON part.
 Status ParseBody(const std::string& body, std::optional<size_t> header_length, rj::Document& doc,
-                 std::string_view& binary) {
-  // rapidjson reads a NUL-terminated string fastest; only the JSON header of
-  // a binary body needs a copy to get one.
-  const std::string* json = &body;
-  std::string header_copy;
+                 std::string_view& binary, size_t& json_size) {
+  std::string_view json = body;
   if (header_length) {
     if (*header_length > body.size()) {
       return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
                              " exceeds the body size " + std::to_string(body.size()));
     }
-    header_copy.assign(body, 0, *header_length);
-    json = &header_copy;
+    json = json.substr(0, *header_length);
     binary = std::string_view(body).substr(*header_length);
   }
-  if (json->find('\0') != std::string::npos) return InvalidArgument("malformed JSON: the body contains a NUL byte");
-  doc.Parse<rj::kParseNanAndInfFlag>(json->c_str());
-  if (doc.HasParseError()) {
-    return InvalidArgument(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
-                           rj::GetParseError_En(doc.GetParseError()));
-  }
-  return Status::Ok();
+  json_size = json.size();
+  return ParseJson(json, doc, {.nan_and_infinity = true});
 }
 
 Status ReadString(const rj::Value& obj, const char* key, std::string& out) {
@@ -456,11 +505,16 @@ Status ReadString(const rj::Value& obj, const char* key, std::string& out) {
 StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<size_t> header_length) {
   rj::Document doc;
   std::string_view binary;
-  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary));
+  size_t json_size = 0;
+  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary, json_size));
   if (!doc.IsObject()) return InvalidArgument("the request body must be a JSON object with an 'inputs' array");
   InferCall call;
   if (const rj::Value* id = Member(doc, "id")) {
     if (!id->IsString()) return InvalidArgument("'id' must be a string");
+    if (id->GetStringLength() > kMaxIdBytes) {
+      return InvalidArgument("'id' has " + std::to_string(id->GetStringLength()) + " bytes, at most " +
+                             std::to_string(kMaxIdBytes) + " are accepted");
+    }
     call.id.assign(id->GetString(), id->GetStringLength());
   }
   if (const rj::Value* p = Member(doc, "parameters"))
@@ -475,7 +529,7 @@ StatusOr<InferCall> DecodeInferRequest(const std::string& body, std::optional<si
   if (inputs->Empty()) return InvalidArgument("'inputs' is empty");
   call.inputs.resize(inputs->Size());
   for (rj::SizeType i = 0; i < inputs->Size(); ++i) {
-    VIGIL_RETURN_IF_ERROR(DecodeTensor((*inputs)[i], "input", i, binary, call.inputs[i]));
+    VIGIL_RETURN_IF_ERROR(DecodeTensor((*inputs)[i], "input", i, json_size, binary, call.inputs[i]));
   }
   if (!binary.empty()) {
     return InvalidArgument(std::to_string(binary.size()) +
@@ -587,7 +641,8 @@ EncodedBody EncodeInferRequest(const InferCall& call, bool binary_inputs) {
 StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<size_t> header_length) {
   rj::Document doc;
   std::string_view binary;
-  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary));
+  size_t json_size = 0;
+  VIGIL_RETURN_IF_ERROR(ParseBody(body, header_length, doc, binary, json_size));
   if (!doc.IsObject()) return InvalidArgument("the reply body is not a JSON object");
   if (const rj::Value* error = Member(doc, "error"); error && error->IsString())
     return Internal(std::string(error->GetString(), error->GetStringLength()));
@@ -603,7 +658,7 @@ StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<siz
   reply.binary.resize(outputs->Size());
   for (rj::SizeType i = 0; i < outputs->Size(); ++i) {
     const size_t left = binary.size();
-    VIGIL_RETURN_IF_ERROR(DecodeTensor((*outputs)[i], "output", i, binary, reply.outputs[i]));
+    VIGIL_RETURN_IF_ERROR(DecodeTensor((*outputs)[i], "output", i, json_size, binary, reply.outputs[i]));
     reply.binary[i] = binary.size() != left;
   }
   if (!binary.empty())

@@ -22,6 +22,10 @@
 
 namespace vigil {
 
+// The longest request (and prediction) id accepted, in bytes. Ids are keys of
+// the prediction log and feedback, so they stay short.
+constexpr size_t kMaxIdBytes = 256;
+
 using ParamValue = std::variant<bool, int64_t, double, std::string>;
 using Params = std::map<std::string, ParamValue>;
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 namespace vigil {
@@ -212,6 +213,82 @@ TEST(OipJson, RepliesRoundTripThroughTheClientDecoder) {
   ASSERT_FALSE(error.ok());
   EXPECT_EQ(error.status().message(), "model 'x' is not loaded");
   EXPECT_FALSE(DecodeInferReply(R"({"model_name":"m"})", std::nullopt).ok());
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Crash 2 (issue 11): the shape's product wrapped (std::length_error), and
+// [1, 2^30] with empty data made the decoder zero 4 GB before counting.
+TEST(OipJson, HugeShapesAreRefusedBeforeAnythingIsAllocated) {
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4294967297,4294967295],"data":[]}]})")
+                .find("input 'x': shape [4294967297, 4294967295] has more than"),
+            std::string::npos);
+  const std::string big = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1073741824],"data":[]}]})";
+  EXPECT_NE(Err(big).find("more than a JSON body of"), std::string::npos) << Err(big);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"INT64","shape":[1,1073741824],"data":[]}]})")
+                .find("more than a JSON body of"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data":[1]}]})")
+                .find("at most 16 are accepted"),
+            std::string::npos);
+  // Binary: the claimed size must match the shape, whatever the shape says.
+  std::string header = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4611686018427387904,4],)"
+                       R"("parameters":{"binary_data_size":0}}]})";
+  EXPECT_NE(Err(header, header.size()).find("has more than"), std::string::npos);
+}
+
+// Crash 3 (issue 11): data nested 100,000 deep overflowed the stack of the
+// data decoder, 1,000,000 deep that of rapidjson's recursive parser.
+TEST(OipJson, DeepNestingIsRefusedWithoutRecursion) {
+  for (size_t depth : {size_t{100}, size_t{100'000}, size_t{1'000'000}}) {
+    const std::string body = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":)" +
+                             std::string(depth, '[') + "1" + std::string(depth, ']') + "}]}";
+    EXPECT_NE(Err(body).find("nested deeper than 64 levels"), std::string::npos) << depth;
+  }
+  EXPECT_NE(Err(std::string(2'000'000, '[')).find("nested deeper"), std::string::npos);
+  EXPECT_NE(Err(std::string(1'000'000, '{')).find("malformed JSON"), std::string::npos);
+  // What a tensor of the highest rank needs still parses.
+  std::string nested = std::string(16, '[') + "1" + std::string(16, ']');
+  auto ok = DecodeInferRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],)"
+                               R"("data":)" +
+                                   nested + "}]}",
+                               std::nullopt);
+  EXPECT_TRUE(ok.ok()) << ok.status().message();
+}
+
+// 1e308 into FP32 was undefined behaviour (a double beyond FLT_MAX).
+TEST(OipJson, NumbersOutsideTheDatatypeAreRefused) {
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1,1e308]}]})")
+                .find("element 1 is 1e+308, outside the range of FP32"),
+            std::string::npos);
+  EXPECT_NE(Err(R"({"inputs":[{"name":"x","datatype":"INT8","shape":[1],"data":[300]}]})").find("element 0"),
+            std::string::npos);
+  auto inf = DecodeInferRequest(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[NaN,-Infinity]}]})",
+                                std::nullopt);
+  ASSERT_TRUE(inf.ok()) << inf.status().message();
+  EXPECT_TRUE(std::isinf(inf->inputs[0].as<float>()[1]));
+}
+
+TEST(OipJson, InvalidUtf8IsNeverEchoedIntoJson) {
+  // Refused where it is parsed...
+  EXPECT_NE(Err("{\"id\":\"\xff\xfe\",\"inputs\":[]}").find("Invalid encoding"), std::string::npos)
+      << Err("{\"id\":\"\xff\",\"inputs\":[]}");
+  // ...and escaped where it comes from elsewhere (a URL path, say).
+  EXPECT_EQ(ErrorJson("model '\xff\xc3(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80"),
+            "{\"error\":\"model '\\ufffd\\ufffd(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
+            "\\ufffd\\ufffd\\ufffd\"}");
+  EXPECT_EQ(ErrorJson("\xc0\xaf"), "{\"error\":\"\\ufffd\\ufffd\"}");  // overlong '/'
+}
+
+TEST(OipJson, IdsAreCapped) {
+  const std::string id(kMaxIdBytes + 1, 'i');
+  EXPECT_NE(Err(R"({"id":")" + id + R"(","inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})")
+                .find("'id' has 257 bytes"),
+            std::string::npos);
 }
 
 }  // namespace

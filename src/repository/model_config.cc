@@ -11,8 +11,26 @@
 namespace vigil {
 namespace {
 
+// The ranges a config may ask for: wide enough for any real model, narrow
+// enough that no config can make the server allocate, wait or count without
+// bound (or overflow the arithmetic on these numbers).
+constexpr int64_t kMaxBatchSize = 1 << 20;
+constexpr size_t kMaxModelTensors = 64;
+constexpr int64_t kMaxRowElements = int64_t{1} << 28;
+constexpr int64_t kMaxQueueDelayUs = 60'000'000;  // a minute
+constexpr int64_t kMaxQueueSize = 1'000'000;
+constexpr int64_t kMaxDefaultTimeoutUs = 86'400'000'000;  // a day
+constexpr int64_t kMaxInstances = 64;
+constexpr int64_t kMaxVersions = 10'000;
+constexpr size_t kMaxMonitoredFeatures = 10'000;
+constexpr int64_t kMaxReferenceRows = 10'000'000;
+constexpr double kMaxWindowSeconds = 7 * 86400;  // a week
+constexpr int64_t kMaxAlertWindows = 1000;
+constexpr int64_t kMaxCount = 1'000'000'000;
+
 std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& field) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of {name, datatype, shape}, got " + Describe(node)};
+  RequireListSize(node, field, kMaxModelTensors);
   std::vector<TensorSpec> out;
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string f = field + "[" + std::to_string(i) + "]";
@@ -29,7 +47,7 @@ std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& f
                         "one of BOOL, UINT8..UINT64, INT8..INT64, FP16, BF16, FP32, FP64, BYTES, got '" + dt + "'"};
     }
     if (!t["shape"]) throw ConfigError{f + ".shape", "a list of dimensions such as [30]"};
-    spec.dims = ReadIntList(t["shape"], f + ".shape");
+    spec.dims = ReadIntList(t["shape"], f + ".shape", kMaxTensorRank);
     out.push_back(std::move(spec));
   }
   return out;
@@ -48,6 +66,7 @@ void ReadMonitoring(const YAML::Node& m, MonitoringConfig& c) {
   if (const YAML::Node fs = m["features"]) {
     if (!fs.IsSequence())
       throw ConfigError{"monitoring.features", "a list of {name, index, type}, got " + Describe(fs)};
+    RequireListSize(fs, "monitoring.features", kMaxMonitoredFeatures);
     for (size_t i = 0; i < fs.size(); ++i) {
       const std::string f = "monitoring.features[" + std::to_string(i) + "]";
       RequireMap(fs[i], f, {"name", "index", "type"});
@@ -119,7 +138,7 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
     if (db["max_queue_delay_us"])
       d.max_queue_delay_us = ReadInt(db["max_queue_delay_us"], "dynamic_batching.max_queue_delay_us");
     if (db["preferred_batch_sizes"])
-      d.preferred_batch_sizes = ReadIntList(db["preferred_batch_sizes"], "dynamic_batching.preferred_batch_sizes");
+      d.preferred_batch_sizes = ReadIntList(db["preferred_batch_sizes"], "dynamic_batching.preferred_batch_sizes", 64);
     if (db["max_queue_size"]) d.max_queue_size = ReadInt(db["max_queue_size"], "dynamic_batching.max_queue_size");
     if (db["default_timeout_us"])
       d.default_timeout_us = ReadInt(db["default_timeout_us"], "dynamic_batching.default_timeout_us");
@@ -146,7 +165,7 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
         c.version_policy.kind = VersionPolicy::Kind::kAll;
       } else {
         c.version_policy.kind = VersionPolicy::Kind::kSpecific;
-        c.version_policy.specific = ReadIntList(vp["specific"], "version_policy.specific");
+        c.version_policy.specific = ReadIntList(vp["specific"], "version_policy.specific", kMaxVersions);
       }
     } else {
       throw ConfigError{"version_policy", "'all', {latest: N} or {specific: [..]}, got " + Describe(vp)};
@@ -170,6 +189,12 @@ Status FieldError(const ModelConfig& c, const std::string& field, const std::str
   return InvalidArgument("model '" + c.name + "': config field '" + field + "': expected " + expected);
 }
 
+Status InRange(const ModelConfig& c, const std::string& field, int64_t v, int64_t min, int64_t max) {
+  if (v >= min && v <= max) return Status::Ok();
+  return FieldError(
+      c, field, "an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " + std::to_string(v));
+}
+
 Status ValidateMonitoring(const ModelConfig& c) {
   const MonitoringConfig& m = c.monitoring;
   int64_t width = 1;  // values per row of the first input
@@ -187,17 +212,26 @@ Status ValidateMonitoring(const ModelConfig& c) {
           "a column of the first input (0 to " + std::to_string(width - 1) + "), got " + std::to_string(s.index));
     }
   }
-  auto positive = [&](int64_t v, const std::string& field) -> Status {
-    return v >= 1 ? Status::Ok() : FieldError(c, field, "a positive integer, got " + std::to_string(v));
-  };
-  VIGIL_RETURN_IF_ERROR(positive(m.reference_rows, "monitoring.reference_rows"));
-  VIGIL_RETURN_IF_ERROR(positive(m.window_rows, "monitoring.window_rows"));
-  VIGIL_RETURN_IF_ERROR(positive(m.min_window_rows, "monitoring.min_window_rows"));
-  VIGIL_RETURN_IF_ERROR(positive(m.alert_after, "monitoring.alert_after"));
-  VIGIL_RETURN_IF_ERROR(positive(m.resolve_after, "monitoring.resolve_after"));
+  if (width < 0 && !m.features.empty()) {
+    for (size_t i = 0; i < m.features.size(); ++i) {
+      if (m.features[i].index >= kMaxRowElements) {
+        return FieldError(c, "monitoring.features[" + std::to_string(i) + "].index",
+                          "a column below " + std::to_string(kMaxRowElements));
+      }
+    }
+  }
+  VIGIL_RETURN_IF_ERROR(InRange(c, "monitoring.reference_rows", m.reference_rows, 1, kMaxReferenceRows));
+  VIGIL_RETURN_IF_ERROR(InRange(c, "monitoring.window_rows", m.window_rows, 1, kMaxCount));
+  VIGIL_RETURN_IF_ERROR(InRange(c, "monitoring.min_window_rows", m.min_window_rows, 1, kMaxCount));
+  VIGIL_RETURN_IF_ERROR(InRange(c, "monitoring.alert_after", m.alert_after, 1, kMaxAlertWindows));
+  VIGIL_RETURN_IF_ERROR(InRange(c, "monitoring.resolve_after", m.resolve_after, 1, kMaxAlertWindows));
   if (m.bins < 2 || m.bins > 100)
     return FieldError(c, "monitoring.bins", "between 2 and 100, got " + std::to_string(m.bins));
-  if (!(m.window_seconds > 0)) return FieldError(c, "monitoring.window_seconds", "a positive number of seconds");
+  if (!(m.window_seconds >= 0.001 && m.window_seconds <= kMaxWindowSeconds)) {
+    return FieldError(
+        c, "monitoring.window_seconds",
+        "a number of seconds from 0.001 to " + std::to_string(static_cast<int64_t>(kMaxWindowSeconds)) + " (a week)");
+  }
   if (m.min_window_rows > m.window_rows) {
     return FieldError(
         c, "monitoring.min_window_rows",
@@ -229,10 +263,16 @@ Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& spec
     if (s.name.empty()) return FieldError(c, f + ".name", "a non-empty name");
     if (!names.insert(s.name).second)
       return FieldError(c, f + ".name", "a unique name, '" + s.name + "' appears twice");
+    int64_t fixed = 1;  // the elements of a row, counting variable dimensions as 1
     for (size_t d = 0; d < s.dims.size(); ++d) {
       if (s.dims[d] == 0 || s.dims[d] < -1) {
         return FieldError(c, f + ".shape[" + std::to_string(d) + "]",
                           "a positive size or -1, got " + std::to_string(s.dims[d]));
+      }
+      if (s.dims[d] > 0 && (__builtin_mul_overflow(fixed, s.dims[d], &fixed) || fixed > kMaxRowElements)) {
+        return FieldError(
+            c, f + ".shape",
+            "at most " + std::to_string(kMaxRowElements) + " elements per row, got " + ShapeToString(s.dims));
       }
     }
     if (c.max_batch_size == 0 && s.dims.empty()) {
@@ -353,17 +393,17 @@ void NormalizeModelConfig(ModelConfig& c) {
 }
 
 Status ValidateModelConfig(const ModelConfig& c) {
-  if (c.max_batch_size < 0)
+  if (c.max_batch_size < 0 || c.max_batch_size > kMaxBatchSize)
     return FieldError(c, "max_batch_size",
-                      "0 (no batching) or a positive integer, got " + std::to_string(c.max_batch_size));
+                      "0 (no batching) or a positive integer up to " + std::to_string(kMaxBatchSize) + ", got " +
+                          std::to_string(c.max_batch_size));
   VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.inputs, "inputs"));
   VIGIL_RETURN_IF_ERROR(ValidateTensors(c, c.outputs, "outputs"));
   const auto& d = c.dynamic_batching;
-  if (d.max_queue_delay_us < 0) return FieldError(c, "dynamic_batching.max_queue_delay_us", "a value >= 0");
-  if (d.max_queue_size <= 0)
-    return FieldError(c, "dynamic_batching.max_queue_size",
-                      "a positive integer, got " + std::to_string(d.max_queue_size));
-  if (d.default_timeout_us < 0) return FieldError(c, "dynamic_batching.default_timeout_us", "a value >= 0 (0 = none)");
+  VIGIL_RETURN_IF_ERROR(InRange(c, "dynamic_batching.max_queue_delay_us", d.max_queue_delay_us, 0, kMaxQueueDelayUs));
+  VIGIL_RETURN_IF_ERROR(InRange(c, "dynamic_batching.max_queue_size", d.max_queue_size, 1, kMaxQueueSize));
+  VIGIL_RETURN_IF_ERROR(
+      InRange(c, "dynamic_batching.default_timeout_us (0 = none)", d.default_timeout_us, 0, kMaxDefaultTimeoutUs));
   for (int64_t p : d.preferred_batch_sizes) {
     if (p <= 0 || (c.max_batch_size > 0 && p > c.max_batch_size) || (c.max_batch_size == 0 && p != 1)) {
       return FieldError(
@@ -371,11 +411,10 @@ Status ValidateModelConfig(const ModelConfig& c) {
           "sizes between 1 and max_batch_size (" + std::to_string(c.max_batch_size) + "), got " + std::to_string(p));
     }
   }
-  if (c.instances < 1 || c.instances > 64)
+  if (c.instances < 1 || c.instances > kMaxInstances)
     return FieldError(c, "instances", "between 1 and 64, got " + std::to_string(c.instances));
-  if (c.version_policy.kind == VersionPolicy::Kind::kLatest && c.version_policy.latest < 1) {
-    return FieldError(c, "version_policy.latest", "a positive integer, got " + std::to_string(c.version_policy.latest));
-  }
+  if (c.version_policy.kind == VersionPolicy::Kind::kLatest)
+    VIGIL_RETURN_IF_ERROR(InRange(c, "version_policy.latest", c.version_policy.latest, 1, kMaxVersions));
   if (c.version_policy.kind == VersionPolicy::Kind::kSpecific) {
     if (c.version_policy.specific.empty())
       return FieldError(c, "version_policy.specific", "a non-empty list of versions");
@@ -384,7 +423,7 @@ Status ValidateModelConfig(const ModelConfig& c) {
     }
   }
   if (c.warmup.enabled) {
-    if (c.warmup.batch_size < 1) return FieldError(c, "warmup.batch_size", "a positive integer");
+    VIGIL_RETURN_IF_ERROR(InRange(c, "warmup.batch_size", c.warmup.batch_size, 1, kMaxBatchSize));
     if (c.warmup.iterations < 1 || c.warmup.iterations > 1000)
       return FieldError(c, "warmup.iterations", "between 1 and 1000");
     for (const auto& in : c.inputs) {

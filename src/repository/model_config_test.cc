@@ -208,3 +208,48 @@ TEST(ModelConfig, TritonStyleInstanceCount) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Issue 11: every duration and count in a config is range-checked, so none
+// can overflow the arithmetic done on it (crash 1 came in through the load
+// route's config override with a window of 2^61 seconds).
+TEST(ModelConfig, DurationsAndCountsAreRangeChecked) {
+  const std::string base = R"(
+backend: onnx
+max_batch_size: 8
+inputs: [{name: x, datatype: FP32, shape: [4]}]
+outputs: [{name: y, datatype: FP32, shape: [2]}]
+)";
+  struct Case {
+    std::string extra, field;
+  };
+  const std::vector<Case> cases = {
+      {"monitoring: {quality: {metric: accuracy, below: 0.8, window_s: 2305843009213693952, min_labels: 1}}",
+       "monitoring.quality.window_s"},
+      {"dynamic_batching: {max_queue_delay_us: 9223372036854775807}", "dynamic_batching.max_queue_delay_us"},
+      {"dynamic_batching: {default_timeout_us: 10000000000000000}", "dynamic_batching.default_timeout_us"},
+      {"dynamic_batching: {max_queue_size: 100000000000}", "dynamic_batching.max_queue_size"},
+      {"monitoring: {window_seconds: 1e300}", "monitoring.window_seconds"},
+      {"monitoring: {reference_rows: 100000000000}", "monitoring.reference_rows"},
+      {"monitoring: {window_rows: 100000000000}", "monitoring.window_rows"},
+      {"monitoring: {alert_after: 1000000}", "monitoring.alert_after"},
+      {"version_policy: {latest: 9223372036854775807}", "version_policy.latest"},
+      {"warmup: {iterations: 9223372036854775807}", "warmup.iterations"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = ErrorOf(base + c.extra + "\n");
+    EXPECT_NE(e.find("'" + c.field), std::string::npos) << c.extra << "\n" << e;
+  }
+  EXPECT_NE(ErrorOf(std::string(base).replace(base.find("max_batch_size: 8"), 17, "max_batch_size: 99999999999"))
+                .find("'max_batch_size'"),
+            std::string::npos);
+  // A row of 2^40 x 2^40 elements overflowed the width computed from it.
+  EXPECT_NE(ErrorOf(std::string(base).replace(base.find("shape: [4]"), 10, "shape: [1099511627776, 1099511627776]"))
+                .find("'inputs[0].shape'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil

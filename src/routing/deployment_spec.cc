@@ -1,6 +1,7 @@
 #include "routing/deployment_spec.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cctype>
@@ -18,13 +19,27 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// Letters, digits, '_', '-' and '.', starting with a letter or digit (so
+// never "." or ".."), at most 128 bytes.
 bool ValidName(const std::string& s) {
-  if (s.empty() || s.size() > 128) return false;
+  if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
   for (unsigned char c : s) {
     if (!std::isalnum(c) && c != '_' && c != '-' && c != '.') return false;
   }
   return true;
 }
+
+constexpr const char* kNameRule = "a name of letters, digits, '_', '-' or '.' that starts with a letter or digit";
+
+// An attribute name a rule or the routing key reads: 1 to 128 bytes.
+std::string ReadAttributeName(const YAML::Node& node, const std::string& field) {
+  std::string name = ReadString(node, field);
+  if (name.empty() || name.size() > 128) throw ConfigError{field, "a name of 1 to 128 bytes"};
+  return name;
+}
+
+// Version folders have at most 18 digits.
+constexpr int64_t kMaxVersionNumber = 999'999'999'999'999'999;
 
 double ReadPercent(const YAML::Node& node, const std::string& field) {
   const double v = ReadDouble(node, field);
@@ -40,7 +55,8 @@ Variant ReadModelRef(const YAML::Node& node, const std::string& field, std::set<
   v.model = ReadString(node["model"], field + ".model");
   if (node["version"]) {
     v.version = ReadInt(node["version"], field + ".version");
-    if (v.version < 1) throw ConfigError{field + ".version", "a version number of at least 1"};
+    if (v.version < 1 || v.version > kMaxVersionNumber)
+      throw ConfigError{field + ".version", "a version number from 1 to " + std::to_string(kMaxVersionNumber)};
   }
   return v;
 }
@@ -66,9 +82,9 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
   }
   if (node["parameter"] && node["header"]) throw ConfigError{field, "either parameter or header, not both"};
   if (node["parameter"]) {
-    r.parameter = ReadString(node["parameter"], field + ".parameter");
+    r.parameter = ReadAttributeName(node["parameter"], field + ".parameter");
   } else if (node["header"]) {
-    r.header = Lower(ReadString(node["header"], field + ".header"));
+    r.header = Lower(ReadAttributeName(node["header"], field + ".header"));
   } else {
     throw ConfigError{field, "a parameter or header to test (or {percent: N})"};
   }
@@ -78,10 +94,10 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
   if (node["value"] && !node["op"]) throw ConfigError{field + ".value", "only with op"};
   if (node["in"]) {
     r.op = RuleOp::kIn;
-    r.values = ReadStringList(node["in"], field + ".in");
+    r.values = ReadStringList(node["in"], field + ".in", kMaxRuleValues);
   } else if (node["not_in"]) {
     r.op = RuleOp::kNotIn;
-    r.values = ReadStringList(node["not_in"], field + ".not_in");
+    r.values = ReadStringList(node["not_in"], field + ".not_in", kMaxRuleValues);
   } else if (node["eq"]) {
     r.op = RuleOp::kEq;
     r.values = {ReadString(node["eq"], field + ".eq")};
@@ -104,11 +120,19 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
   } else {
     r.op = RuleOp::kRegex;
     r.pattern = ReadString(node["regex"], field + ".regex");
-    try {
-      r.regex = std::make_shared<const std::regex>(r.pattern, std::regex::ECMAScript | std::regex::optimize);
-    } catch (const std::regex_error& e) {
-      throw ConfigError{field + ".regex", "a valid regular expression (" + std::string(e.what()) + ")"};
+    if (r.pattern.size() > kMaxRegexBytes) {
+      throw ConfigError{field + ".regex", "a pattern of at most " + std::to_string(kMaxRegexBytes) + " bytes"};
     }
+    // RE2 matches in time linear in the input, whatever the pattern, and
+    // bounds the memory a pattern may take.
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_max_mem(1 << 20);
+    auto regex = std::make_shared<const RE2>(r.pattern, options);
+    if (!regex->ok()) {
+      throw ConfigError{field + ".regex", "a valid RE2 regular expression (" + regex->error() + ")"};
+    }
+    r.regex = std::move(regex);
   }
   return r;
 }
@@ -123,18 +147,19 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
     if (e != endpoint)
       throw ConfigError{"endpoint", "'" + endpoint + "' (the name it is stored under), got '" + e + "'"};
   }
-  if (!ValidName(endpoint)) throw ConfigError{"endpoint", "a name of letters, digits, '_', '-' or '.'"};
+  if (!ValidName(endpoint)) throw ConfigError{"endpoint", kNameRule};
   if (!root["production"]) throw ConfigError{"production", "{model: NAME, version: N}"};
   spec.production = ReadModelRef(root["production"], "production", {});
   spec.production.name = "production";
   if (const YAML::Node k = root["routing_key"]) {
     RequireMap(k, "routing_key", {"parameter", "header"});
-    if (k["parameter"]) spec.key_parameter = ReadString(k["parameter"], "routing_key.parameter");
-    if (k["header"]) spec.key_header = Lower(ReadString(k["header"], "routing_key.header"));
+    if (k["parameter"]) spec.key_parameter = ReadAttributeName(k["parameter"], "routing_key.parameter");
+    if (k["header"]) spec.key_header = Lower(ReadAttributeName(k["header"], "routing_key.header"));
   }
   std::set<std::string> names;
   if (const YAML::Node cs = root["candidates"]) {
     if (!cs.IsSequence()) throw ConfigError{"candidates", "a list of candidates, got " + Describe(cs)};
+    RequireListSize(cs, "candidates", kMaxCandidates);
     for (size_t i = 0; i < cs.size(); ++i) {
       const std::string f = "candidates[" + std::to_string(i) + "]";
       Variant v = ReadModelRef(cs[i], f, {"name", "mode", "share", "steps", "step"});
@@ -142,7 +167,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       v.name = ReadString(cs[i]["name"], f + ".name");
       if (!ValidName(v.name) || v.name == "production") {
         throw ConfigError{f + ".name",
-                          "a name of letters, digits, '_', '-' or '.' other than 'production', got '" + v.name + "'"};
+                          std::string(kNameRule) + ", other than 'production', got " + Describe(cs[i]["name"])};
       }
       if (!names.insert(v.name).second) throw ConfigError{f + ".name", "a name used once, '" + v.name + "' repeats"};
       if (!cs[i]["mode"]) throw ConfigError{f + ".mode", "ab, canary or shadow"};
@@ -159,7 +184,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       if (v.mode == VariantMode::kCanary) {
         if (cs[i]["share"]) throw ConfigError{f + ".share", "no share for a canary: its share is steps[step]"};
         if (!cs[i]["steps"]) throw ConfigError{f + ".steps", "the shares it goes through, e.g. [1, 5, 25, 50, 100]"};
-        v.steps = ReadDoubleList(cs[i]["steps"], f + ".steps");
+        v.steps = ReadDoubleList(cs[i]["steps"], f + ".steps", 100);
         if (v.steps.empty()) throw ConfigError{f + ".steps", "at least one step"};
         for (size_t s = 0; s < v.steps.size(); ++s) {
           const std::string sf = f + ".steps[" + std::to_string(s) + "]";
@@ -185,6 +210,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
   }
   if (const YAML::Node fs = root["flags"]) {
     if (!fs.IsSequence()) throw ConfigError{"flags", "a list of flags, got " + Describe(fs)};
+    RequireListSize(fs, "flags", kMaxFlags);
     std::set<std::string> flag_names;
     for (size_t i = 0; i < fs.size(); ++i) {
       const std::string f = "flags[" + std::to_string(i) + "]";
@@ -192,13 +218,14 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       Flag flag;
       if (!fs[i]["name"]) throw ConfigError{f + ".name", "a name for the flag"};
       flag.name = ReadString(fs[i]["name"], f + ".name");
-      if (!ValidName(flag.name)) throw ConfigError{f + ".name", "a name of letters, digits, '_', '-' or '.'"};
+      if (!ValidName(flag.name)) throw ConfigError{f + ".name", kNameRule};
       if (!flag_names.insert(flag.name).second) throw ConfigError{f + ".name", "a name used once"};
       if (!fs[i]["variant"]) throw ConfigError{f + ".variant", "the variant it sends matching requests to"};
       flag.variant = ReadString(fs[i]["variant"], f + ".variant");
       if (!fs[i]["rules"] || !fs[i]["rules"].IsSequence() || fs[i]["rules"].size() == 0) {
         throw ConfigError{f + ".rules", "a non-empty list of rules (all must match)"};
       }
+      RequireListSize(fs[i]["rules"], f + ".rules", kMaxRulesPerFlag);
       for (size_t r = 0; r < fs[i]["rules"].size(); ++r)
         flag.rules.push_back(ReadRule(fs[i]["rules"][r], f + ".rules[" + std::to_string(r) + "]"));
       spec.flags.push_back(std::move(flag));
@@ -214,7 +241,8 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       if (!m[key]) continue;
       const std::string f = std::string("monitoring.") + key;
       *target = ReadInt(m[key], f);
-      if (*target < 1) throw ConfigError{f, "a positive number of windows, got " + std::to_string(*target)};
+      if (*target < 1 || *target > 1000)
+        throw ConfigError{f, "a number of windows from 1 to 1000, got " + std::to_string(*target)};
     }
   }
   return spec;

@@ -45,7 +45,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -53,7 +52,22 @@
 #include "monitoring/health.h"
 #include "monitoring/quality.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace vigil {
+
+// What a spec may hold, at most: enough for any real rollout, bounded so no
+// spec can make routing slow or the server allocate without end.
+constexpr size_t kMaxCandidates = 32;
+constexpr size_t kMaxFlags = 64;
+constexpr size_t kMaxRulesPerFlag = 32;
+constexpr size_t kMaxRuleValues = 1024;
+constexpr size_t kMaxRegexBytes = 1024;
+// A request attribute (parameter or header) longer than this matches no
+// flag rule: rules never scan more than this many bytes of a request.
+constexpr size_t kMaxRuleInputBytes = 4096;
 
 enum class VariantMode { kProduction, kAb, kCanary, kShadow };
 std::string_view VariantModeName(VariantMode mode);
@@ -91,8 +105,8 @@ struct FlagRule {
   double number = 0;                // kLt..kGe; kPercent: percent
   RuleOp semver_op = RuleOp::kEq;   // kSemver: kEq/kLt/kLe/kGt/kGe, or kNotIn for "!="
   Semver semver;
-  std::string pattern;  // kRegex, as written
-  std::shared_ptr<const std::regex> regex;
+  std::string pattern;  // kRegex, as written (RE2 syntax; matched against the whole value)
+  std::shared_ptr<const re2::RE2> regex;
 };
 
 struct Flag {

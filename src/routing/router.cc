@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <random>
 
+#include <re2/re2.h>
+
 #include "core/hash.h"
 
 namespace vigil {
@@ -78,7 +80,9 @@ bool Router::Matches(const FlagRule& rule, const std::string& flag_salt, const R
   } else if (in.header) {
     value = in.header(rule.header);
   }
-  if (!value) return false;  // a missing attribute matches no rule
+  // A missing attribute matches no rule, and neither does one too long to
+  // test cheaply.
+  if (!value || value->size() > kMaxRuleInputBytes) return false;
   switch (rule.op) {
     case RuleOp::kIn:
       return std::find(rule.values.begin(), rule.values.end(), *value) != rule.values.end();
@@ -98,7 +102,7 @@ bool Router::Matches(const FlagRule& rule, const std::string& flag_salt, const R
       return v && Compare(rule.semver_op, CompareSemver(*v, rule.semver));
     }
     case RuleOp::kRegex:
-      return rule.regex && std::regex_match(*value, *rule.regex);
+      return rule.regex && RE2::FullMatch(*value, *rule.regex);
     default:
       return false;
   }

@@ -319,3 +319,79 @@ TEST(Semver, ParsesAndOrders) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Crash 4 (issue 11): libstdc++'s std::regex recursed once per character
+// and overflowed the stack on a 30 KB parameter with the README's own
+// pattern. RE2 matches in linear time; values past kMaxRuleInputBytes match
+// no rule at all.
+TEST(Router, RegexOnAHugeParameterNeitherCrashesNorMatches) {
+  auto spec = Spec(R"(
+production: {model: a}
+candidates: [{name: v2, model: b, mode: ab, share: 0}]
+flags:
+  - {name: staff, variant: v2, rules: [{parameter: email, regex: ".*@example\\.com"}]}
+)");
+  Router router(spec);
+  EXPECT_EQ(VariantOf(router, router.Route(Keyed("k", {{"email", "ann@example.com"}}))), "v2");
+  EXPECT_EQ(VariantOf(router, router.Route(Keyed("k", {{"email", "ann@example.org"}}))), "production");
+  const std::string near_cap(kMaxRuleInputBytes - 12, 'a');
+  EXPECT_EQ(VariantOf(router, router.Route(Keyed("k", {{"email", near_cap + "@example.com"}}))), "v2");
+  for (size_t size : {size_t{30'000}, size_t{1'000'000}}) {
+    const std::string huge(size, 'a');
+    EXPECT_EQ(VariantOf(router, router.Route(Keyed("k", {{"email", huge + "@example.com"}}))), "production");
+  }
+}
+
+TEST(DeploymentSpec, RangesAndCountsAreBounded) {
+  const std::string prod = "production: {model: a}\n";
+  struct Case {
+    std::string yaml, fragment;
+  };
+  const std::vector<Case> cases = {
+      // Crash 1 (issue 11): a window of 2^61 s made window_s * 1000 wrap to 0
+      // and the monitor thread divide by zero.
+      {prod + "monitoring: {quality: {metric: accuracy, below: 0.8, window_s: 2305843009213693952, min_labels: 1}}\n",
+       "field 'monitoring.quality.window_s'"},
+      {prod + "monitoring: {quality: {metric: accuracy, below: 0.8, min_labels: 9999999999999}}\n",
+       "field 'monitoring.quality.min_labels'"},
+      {prod + "monitoring: {health: {min_requests: 99999999999}}\n", "field 'monitoring.health.min_requests'"},
+      {prod + "monitoring: {health: {latency_p99_ms: 1e300}}\n", "field 'monitoring.health.latency_p99_ms'"},
+      {prod + "monitoring: {alert_after: 100000}\n", "field 'monitoring.alert_after'"},
+      {"production: {model: a, version: 9223372036854775807}\n", "field 'production.version'"},
+      {prod + "candidates: [{name: x, model: b, mode: canary, steps: [" +
+           [] {
+             std::string steps;
+             for (int i = 1; i <= 101; ++i) steps += (i > 1 ? "," : "") + std::to_string(i * 0.5);
+             return steps;
+           }() +
+           "]}]\n",
+       "at most 100 entries"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: x, regex: '" + std::string(2000, 'a') +
+           "'}]}]\n",
+       "flags[0].rules[0].regex"},
+      {prod + "flags: [{name: f, variant: production, rules: [{parameter: '" + std::string(200, 'p') + "', eq: b}]}]\n",
+       "flags[0].rules[0].parameter"},
+  };
+  for (const auto& c : cases) {
+    const std::string e = Error(c.yaml);
+    EXPECT_NE(e.find(c.fragment), std::string::npos) << "yaml:\n" << c.yaml.substr(0, 300) << "\nerror: " << e;
+  }
+  std::string many = prod + "candidates:\n";
+  for (size_t i = 0; i <= kMaxCandidates; ++i)
+    many += "  - {name: c" + std::to_string(i) + ", model: b, mode: shadow, share: 0}\n";
+  EXPECT_NE(Error(many).find("candidates': expected at most"), std::string::npos) << Error(many);
+}
+
+// The endpoint name `..` was accepted (it names a path segment in routes).
+TEST(DeploymentSpec, EndpointNamesStartWithALetterOrDigit) {
+  for (const char* bad : {"..", ".", ".hidden", "-x", "_x"}) {
+    EXPECT_NE(Error("production: {model: a}\n", bad).find("field 'endpoint'"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(Error("production: {model: a}\n", "cancer.v2-b_c"), "");
+}
+
+}  // namespace
+}  // namespace vigil

@@ -273,8 +273,19 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
       first = false;
       out += "{\"endpoint\":";
       AppendJsonString(out, router->spec().endpoint);
-      out += ",\"spec\":";
+      out += ",\"state\":\"active\",\"spec\":";
       AppendJsonString(out, DeploymentSpecToYaml(router->spec()));
+      out += '}';
+    }
+    for (const auto& [name, refused] : deployments_.RefusedDeployments()) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"endpoint\":";
+      AppendJsonString(out, name);
+      out += ",\"state\":\"refused\",\"reason\":";
+      AppendJsonString(out, refused.reason);
+      out += ",\"spec\":";
+      AppendJsonString(out, refused.spec_yaml);
       out += '}';
     }
     return respond(MakeResponse(200, out + "]"));
@@ -295,7 +306,15 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   if (n == 3) {
     if (verb == http::verb::get) {
       auto router = deployments_.Find(endpoint);
-      if (!router) return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
+      if (!router) {
+        const auto refused = deployments_.RefusedDeployments();
+        if (auto it = refused.find(endpoint); it != refused.end()) {
+          return respond(ErrorResponse(FailedPrecondition(
+              "endpoint '" + endpoint + "' is refused (its stored spec is not routed): " + it->second.reason +
+              "; PUT a valid spec to replace it, or DELETE it")));
+        }
+        return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
+      }
       return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
     }
     if (verb == http::verb::put)

@@ -58,6 +58,10 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
     if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});
     if (!s.ok()) return s.WithContext("deployment '" + endpoint + "' not changed: the store failed");
   }
+  {
+    std::lock_guard refused(refused_mu_);
+    refused_.erase(endpoint);  // a spec in force, or none: either way no longer refused
+  }
   Table table = *current;
   if (next) {
     table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*next)));
@@ -79,7 +83,12 @@ Status Deployments::Apply(const std::string& endpoint, std::string_view text, co
 
 Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) {
   std::lock_guard lock(control_mu_);
-  if (!Find(endpoint)) return NotFound("no endpoint '" + endpoint + "'");
+  bool refused;
+  {
+    std::lock_guard guard(refused_mu_);
+    refused = refused_.count(endpoint) > 0;
+  }
+  if (!Find(endpoint) && !refused) return NotFound("no endpoint '" + endpoint + "'");
   VIGIL_RETURN_IF_ERROR(Commit(endpoint, std::nullopt, note));
   file_texts_.erase(endpoint);
   return Status::Ok();
@@ -111,20 +120,60 @@ void Deployments::Restore() {
   std::lock_guard lock(control_mu_);
   Table table = *table_.load();
   for (auto& d : *stored) {
+    if (!d.source_text.empty()) file_texts_[d.endpoint] = d.source_text;
+    // A stored spec is checked like a new one: the store may hold what an
+    // older build accepted, and it must never be executed unchecked.
     auto spec = LoadDeploymentSpec(d.endpoint, d.spec_yaml, Catalog());
     if (!spec.ok()) {
-      spdlog::error("event=deployment_not_restored endpoint={} error={}", LogValue(d.endpoint),
+      spdlog::error("event=deployment_refused endpoint={} error={}", LogValue(d.endpoint),
                     LogValue(spec.status().message()));
+      std::lock_guard refused(refused_mu_);
+      refused_[d.endpoint] = {d.spec_yaml, spec.status().message()};
       continue;
     }
     table[d.endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)));
-    if (!d.source_text.empty()) file_texts_[d.endpoint] = d.source_text;
     spdlog::info("event=deployment_restored endpoint={}", LogValue(d.endpoint));
   }
   table_.store(std::make_shared<const Table>(std::move(table)));
 }
 
+void Deployments::RetryRefused() {
+  std::map<std::string, Refused> refused;
+  {
+    std::lock_guard guard(refused_mu_);
+    refused = refused_;
+  }
+  for (auto& [endpoint, r] : refused) {
+    if (Find(endpoint)) continue;
+    auto spec = LoadDeploymentSpec(endpoint, r.spec_yaml, Catalog());
+    if (!spec.ok()) {
+      if (spec.status().message() != r.reason) {
+        std::lock_guard guard(refused_mu_);
+        if (auto it = refused_.find(endpoint); it != refused_.end()) it->second.reason = spec.status().message();
+      }
+      continue;
+    }
+    Table table = *table_.load();
+    table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)));
+    table_.store(std::make_shared<const Table>(std::move(table)));
+    {
+      std::lock_guard guard(refused_mu_);
+      refused_.erase(endpoint);
+    }
+    spdlog::info("event=deployment_restored endpoint={} after=refused", LogValue(endpoint));
+  }
+}
+
+std::map<std::string, Deployments::Refused> Deployments::RefusedDeployments() const {
+  std::lock_guard guard(refused_mu_);
+  return refused_;
+}
+
 void Deployments::LoadDirectory() {
+  {
+    std::lock_guard lock(control_mu_);
+    RetryRefused();
+  }
   if (directory_.empty()) return;
   std::error_code ec;
   if (!fs::is_directory(directory_, ec)) return;

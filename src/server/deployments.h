@@ -61,6 +61,16 @@ class Deployments {
   // whose file disappeared are removed (those applied through the API stay).
   void LoadDirectory();
 
+  // A stored deployment that did not validate when the server started (a
+  // spec written by an older build, or one whose models are gone): it is
+  // never routed, is listed with its reason, and stays in the store until a
+  // valid spec replaces it or it is deleted. Retried on every poll.
+  struct Refused {
+    std::string spec_yaml;
+    std::string reason;
+  };
+  std::map<std::string, Refused> RefusedDeployments() const;
+
   // The endpoint's changes, newest first (needs a store).
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) const;
 
@@ -80,6 +90,10 @@ class Deployments {
   // endpoint → the deployments/ file text it last came from; guarded by control_mu_
   std::map<std::string, std::string> file_texts_;
   std::map<std::string, std::string> file_errors_;  // endpoint → last error logged; guarded by control_mu_
+  // Restores the stored deployments in `refused_` that validate now. Requires control_mu_.
+  void RetryRefused();
+  mutable std::mutex refused_mu_;           // taken inside control_mu_, never around it
+  std::map<std::string, Refused> refused_;  // guarded by refused_mu_
 };
 
 }  // namespace vigil

@@ -455,7 +455,7 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
     count_failure("invalid_request");
     return fail(s);
   }
-  if (timeout_us > 0) req->deadline = clock_->Now() + Micros(timeout_us);
+  if (timeout_us > 0) req->deadline = DeadlineAfter(clock_->Now(), Micros(timeout_us));
 
   req->done = [mv, reply = std::move(reply), done](InferenceResult&& result) mutable {
     if (!result.status.ok()) return done(result.status, InferReply{});

@@ -39,14 +39,22 @@ std::optional<std::string> QueryValue(const std::string& query, const std::strin
   return std::nullopt;
 }
 
-StatusOr<int64_t> IntQuery(const std::string& query, const std::string& key, int64_t fallback) {
+// Unix milliseconds a query may name: from 1970 to the year 2286.
+constexpr int64_t kMaxQueryTimeMs = 9'999'999'999'999;
+
+// The integer value of `key`, `fallback` when absent; values outside
+// [min, max] are refused, so no arithmetic on them can overflow.
+StatusOr<int64_t> IntQuery(const std::string& query, const std::string& key, int64_t fallback, int64_t min,
+                           int64_t max) {
   auto text = QueryValue(query, key);
   if (!text) return fallback;
   int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc() || ptr != text->data() + text->size()) {
-    return InvalidArgument("query parameter '" + key + "' must be an integer (Unix milliseconds for from/to), got '" +
-                           *text + "'");
+  if (ec != std::errc() || ptr != text->data() + text->size() || v < min || v > max) {
+    std::string shown = text->size() > 32 ? text->substr(0, 32) + "..." : *text;
+    return InvalidArgument("query parameter '" + key + "' must be an integer from " + std::to_string(min) + " to " +
+                           std::to_string(max) + (key == "from" || key == "to" ? " (Unix milliseconds)" : "") +
+                           ", got '" + shown + "'");
   }
   return v;
 }
@@ -494,13 +502,12 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
     return ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback"));
   }
   const int64_t now = UnixMillis();
-  auto window_s = IntQuery(query, "window_s", 3600);
-  auto from = IntQuery(query, "from", now - 7 * 24 * 3600 * 1000LL);
-  auto to = IntQuery(query, "to", now);
+  auto window_s = IntQuery(query, "window_s", 3600, 1, kMaxQualityWindowS);
+  auto from = IntQuery(query, "from", now - 7 * 24 * 3600 * 1000LL, 0, kMaxQueryTimeMs);
+  auto to = IntQuery(query, "to", now, 0, kMaxQueryTimeMs);
   for (const auto* s : {&window_s, &from, &to}) {
     if (!s->ok()) return ErrorResponse(s->status());
   }
-  if (*window_s < 1) return ErrorResponse(InvalidArgument("window_s must be a positive number of seconds"));
   const int64_t width = *window_s * 1000;
   struct Cell {
     std::vector<Outcome> outcomes;  // joined with feedback
@@ -569,13 +576,12 @@ HttpResponse MonitoringService::QualityWindows(const std::string& endpoint, cons
 }
 
 HttpResponse MonitoringService::Drift(const std::string& name, const std::string& query) const {
-  auto from = IntQuery(query, "from", 0);
-  auto to = IntQuery(query, "to", std::numeric_limits<int64_t>::max());
-  auto limit = IntQuery(query, "limit", 100);
+  auto from = IntQuery(query, "from", 0, 0, kMaxQueryTimeMs);
+  auto to = IntQuery(query, "to", kMaxQueryTimeMs, 0, kMaxQueryTimeMs);
+  auto limit = IntQuery(query, "limit", 100, 1, 10000);
   for (const auto* s : {&from, &to, &limit}) {
     if (!s->ok()) return ErrorResponse(s->status());
   }
-  if (*limit < 1 || *limit > 10000) return ErrorResponse(InvalidArgument("limit must be between 1 and 10000"));
 
   // An endpoint covers its production model and candidates; otherwise the name is a model.
   std::vector<std::string> models;
