@@ -18,14 +18,46 @@
 #include "client/profile.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "server/access.h"
 #include "server/server.h"
 
 namespace {
 
-int Serve(const vigil::ServerOptions& options, const std::string& log_level) {
+// Where `vigil serve` gets its tokens: a flag, a file or the environment.
+struct TokenFlags {
+  std::string admin, admin_file, feedback, feedback_file;
+  bool on_command_line = false;  // a token given as a flag, visible in ps
+
+  vigil::Status Resolve(int argc, char** argv, vigil::ServerOptions* so) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view arg = argv[i];
+      for (std::string_view flag : {"--admin-token", "--feedback-token"}) {
+        if (arg == flag || (arg.substr(0, flag.size()) == flag && arg.size() > flag.size() && arg[flag.size()] == '='))
+          on_command_line = true;
+      }
+    }
+    if (!admin_file.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(admin, vigil::ReadTokenFile(admin_file));
+    }
+    if (!feedback_file.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(feedback, vigil::ReadTokenFile(feedback_file));
+    }
+    so->admin_token = admin;
+    so->feedback_token = feedback;
+    return vigil::Status::Ok();
+  }
+};
+
+int Serve(const vigil::ServerOptions& options, const std::string& log_level, bool token_on_command_line) {
   if (auto s = vigil::InitLogging(log_level); !s.ok()) {
     std::fprintf(stderr, "vigil serve: %s\n", s.message().c_str());
     return 2;
+  }
+  if (token_on_command_line) {
+    spdlog::warn(
+        "event=token_on_command_line detail={}",
+        vigil::LogValue("a token given as --admin-token/--feedback-token shows in ps and the shell's history; use "
+                        "--admin-token-file, --feedback-token-file or VIGIL_ADMIN_TOKEN/VIGIL_FEEDBACK_TOKEN"));
   }
   const vigil::Status s = vigil::RunServer(options);
   if (!s.ok()) {
@@ -47,6 +79,7 @@ struct TargetFlags {
   std::string protocol = "http";
   bool binary = false;
   double timeout_s = 30;
+  std::string token;
 
   void Add(CLI::App* app) {
     app->add_option("-u,--url", url, "Server address: host:port, http://host:port or grpc://host:port")
@@ -58,6 +91,8 @@ struct TargetFlags {
     app->add_option("--timeout", timeout_s, "Seconds before one request counts as failed")
         ->default_val(30)
         ->check(CLI::PositiveNumber);
+    app->add_option("--token", token, "Admin token for control calls (model load/unload; the server's --admin-token)")
+        ->envname("VIGIL_ADMIN_TOKEN");
   }
 
   vigil::Status Resolve(vigil::ClientOptions* o) const {
@@ -65,6 +100,7 @@ struct TargetFlags {
     VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, o));
     o->binary = binary;
     o->timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+    o->token = token;
     return vigil::Status::Ok();
   }
 };
@@ -438,11 +474,30 @@ int main(int argc, char** argv) {
   serve->add_option("--max-body-bytes", so.max_body_bytes, "Largest request body accepted; larger gets 413")
       ->default_val(64 << 20)
       ->check(CLI::PositiveNumber);
+  TokenFlags tokens;
+  auto* admin_token =
+      serve
+          ->add_option("--admin-token", tokens.admin,
+                       "Token that control changes (deployments, model load/unload) must carry as 'Authorization: "
+                       "Bearer <token>'; without one they are accepted only from loopback. Visible in ps: prefer "
+                       "--admin-token-file or VIGIL_ADMIN_TOKEN")
+          ->envname("VIGIL_ADMIN_TOKEN");
+  serve->add_option("--admin-token-file", tokens.admin_file, "Read the admin token from the first line of this file")
+      ->excludes(admin_token);
+  auto* feedback_token =
+      serve
+          ->add_option("--feedback-token", tokens.feedback,
+                       "Token that /v1/feedback must carry (the admin token works too); without either, feedback is "
+                       "accepted only from loopback. Visible in ps: prefer --feedback-token-file or "
+                       "VIGIL_FEEDBACK_TOKEN")
+          ->envname("VIGIL_FEEDBACK_TOKEN");
+  serve->add_option("--feedback-token-file", tokens.feedback_file, "Read the feedback token from this file")
+      ->excludes(feedback_token);
   serve
-      ->add_option("--admin-token", so.admin_token,
-                   "Token that admin changes (/v1/deployments) must carry as 'Authorization: Bearer <token>'; "
-                   "without one they are accepted only from loopback")
-      ->envname("VIGIL_ADMIN_TOKEN");
+      ->add_option("--control-threads", so.control_threads,
+                   "Threads for routes that may block (deployments, feedback, monitoring reads, model loads)")
+      ->default_val(2)
+      ->check(CLI::Range(1, 64));
   serve->add_option("--data-dir", so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
       ->default_val("vigil-data");
   serve
@@ -620,9 +675,13 @@ int main(int argc, char** argv) {
   }
   if (monitor->parsed()) return Monitor(mf);
   if (serve->parsed()) {
+    if (auto s = tokens.Resolve(argc, argv, &so); !s.ok()) {
+      std::fprintf(stderr, "vigil serve: %s\n", s.message().c_str());
+      return 2;
+    }
     so.log_predictions = !no_prediction_log;
     so.memory_limit_bytes = static_cast<uint64_t>(memory_limit_mb * 1024 * 1024);
-    return Serve(so, log_level);
+    return Serve(so, log_level, tokens.on_command_line);
   }
   if (deploy->parsed()) {
     for (CLI::App* sub : deploy->get_subcommands()) return Deploy(sub->get_name(), df);

@@ -48,23 +48,11 @@ StatusCode FromGrpc(grpc::StatusCode code) {
 }
 
 const char* GrpcCodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
+  static const char* const kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int i = static_cast<int>(code);
   return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
 }
@@ -119,7 +107,8 @@ class GrpcInferenceClient final : public InferenceClient {
     m.platform = resp.platform();
     m.versions.assign(resp.versions().begin(), resp.versions().end());
     auto convert = [](const auto& tensors, std::vector<TensorMetadata>& out) {
-      for (const auto& t : tensors) out.push_back({t.name(), ParseDataType(t.datatype()), {t.shape().begin(), t.shape().end()}});
+      for (const auto& t : tensors)
+        out.push_back({t.name(), ParseDataType(t.datatype()), {t.shape().begin(), t.shape().end()}});
     };
     convert(resp.inputs(), m.inputs);
     convert(resp.outputs(), m.outputs);
@@ -139,6 +128,7 @@ class GrpcInferenceClient final : public InferenceClient {
   Status LoadModel(const std::string& model, const std::optional<std::string>& config) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
+    Authorize(ctx);
     pb::RepositoryModelLoadRequest req;
     req.set_model_name(model);
     if (config) (*req.mutable_parameters())["config"].set_string_param(*config);
@@ -149,6 +139,7 @@ class GrpcInferenceClient final : public InferenceClient {
   Status UnloadModel(const std::string& model) override {
     grpc::ClientContext ctx;
     SetDeadline(ctx);
+    Authorize(ctx);
     pb::RepositoryModelUnloadRequest req;
     req.set_model_name(model);
     pb::RepositoryModelUnloadResponse resp;
@@ -157,6 +148,9 @@ class GrpcInferenceClient final : public InferenceClient {
 
  private:
   void SetDeadline(grpc::ClientContext& ctx) { ctx.set_deadline(std::chrono::system_clock::now() + options_.timeout); }
+  void Authorize(grpc::ClientContext& ctx) {
+    if (!options_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.token);
+  }
 
   ClientOptions options_;
   std::unique_ptr<pb::GRPCInferenceService::Stub> stub_;

@@ -1,10 +1,13 @@
 #include "client/inference_client.h"
 
+#include "protocol/json.h"
+
 #include <rapidjson/document.h>
 
 #include <charconv>
 
 #include "client/http_client.h"
+#include "protocol/json.h"
 
 namespace vigil {
 namespace {
@@ -25,12 +28,17 @@ Status ReplyStatus(const HttpReply& r) {
 Status ParseTensorMetadata(const rapidjson::Value& v, std::vector<TensorMetadata>& out) {
   if (!v.IsArray()) return InvalidArgument("model metadata: inputs/outputs must be arrays");
   for (const auto& t : v.GetArray()) {
-    if (!t.IsObject() || !t.HasMember("name") || !t.HasMember("datatype") || !t.HasMember("shape"))
+    if (!t.IsObject() || !t.HasMember("name") || !t["name"].IsString() || !t.HasMember("datatype") ||
+        !t["datatype"].IsString() || !t.HasMember("shape") || !t["shape"].IsArray())
       return InvalidArgument("model metadata: a tensor lacks name, datatype or shape");
     TensorMetadata m;
     m.name = t["name"].GetString();
     m.datatype = ParseDataType(t["datatype"].GetString());
-    for (const auto& d : t["shape"].GetArray()) m.shape.push_back(d.GetInt64());
+    for (const auto& d : t["shape"].GetArray()) {
+      if (!d.IsInt64())
+        return InvalidArgument("model metadata: tensor '" + m.name + "' has a shape that is not integers");
+      m.shape.push_back(d.GetInt64());
+    }
     out.push_back(std::move(m));
   }
   return Status::Ok();
@@ -42,7 +50,10 @@ std::string ModelPath(const std::string& model, const std::string& version) {
 
 class HttpInferenceClient final : public InferenceClient {
  public:
-  HttpInferenceClient(std::unique_ptr<HttpClient> http, bool binary) : http_(std::move(http)), binary_(binary) {}
+  HttpInferenceClient(std::unique_ptr<HttpClient> http, bool binary, const std::string& token)
+      : http_(std::move(http)), binary_(binary) {
+    if (!token.empty()) control_headers_["Authorization"] = "Bearer " + token;
+  }
 
   Status ServerReady() override {
     VIGIL_ASSIGN_OR_RETURN(HttpReply r, http_->Get("/v2/health/ready"));
@@ -54,14 +65,15 @@ class HttpInferenceClient final : public InferenceClient {
     VIGIL_ASSIGN_OR_RETURN(HttpReply r, http_->Get(ModelPath(model, version)));
     VIGIL_RETURN_IF_ERROR(ReplyStatus(r));
     rapidjson::Document d;
-    d.Parse(r.body.c_str());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("inputs") || !d.HasMember("outputs"))
+    if (!ParseJson(r.body, d).ok() || !d.IsObject() || !d.HasMember("inputs") || !d.HasMember("outputs"))
       return InvalidArgument("model metadata for '" + model + "' is not a metadata object: " + r.body.substr(0, 200));
     ModelMetadata m;
-    m.name = d.HasMember("name") ? d["name"].GetString() : model;
+    m.name = d.HasMember("name") && d["name"].IsString() ? d["name"].GetString() : model;
     if (d.HasMember("platform") && d["platform"].IsString()) m.platform = d["platform"].GetString();
     if (d.HasMember("versions") && d["versions"].IsArray())
-      for (const auto& v : d["versions"].GetArray()) m.versions.push_back(v.GetString());
+      for (const auto& v : d["versions"].GetArray()) {
+        if (v.IsString()) m.versions.push_back(v.GetString());
+      }
     VIGIL_RETURN_IF_ERROR(ParseTensorMetadata(d["inputs"], m.inputs));
     VIGIL_RETURN_IF_ERROR(ParseTensorMetadata(d["outputs"], m.outputs));
     return m;
@@ -99,18 +111,21 @@ class HttpInferenceClient final : public InferenceClient {
       AppendJsonString(body, *config);
       body += "}}";
     }
-    VIGIL_ASSIGN_OR_RETURN(HttpReply r, http_->Post("/v2/repository/models/" + model + "/load", body));
+    VIGIL_ASSIGN_OR_RETURN(HttpReply r,
+                           http_->Post("/v2/repository/models/" + model + "/load", body, control_headers_));
     return ReplyStatus(r);
   }
 
   Status UnloadModel(const std::string& model) override {
-    VIGIL_ASSIGN_OR_RETURN(HttpReply r, http_->Post("/v2/repository/models/" + model + "/unload", ""));
+    VIGIL_ASSIGN_OR_RETURN(HttpReply r,
+                           http_->Post("/v2/repository/models/" + model + "/unload", "", control_headers_));
     return ReplyStatus(r);
   }
 
  private:
   std::unique_ptr<HttpClient> http_;
   bool binary_;
+  std::map<std::string, std::string> control_headers_;
 };
 
 }  // namespace
@@ -182,7 +197,7 @@ StatusOr<std::unique_ptr<InferenceClient>> ConnectInferenceClient(const ClientOp
   ho.port = options.port;
   ho.timeout = options.timeout;
   VIGIL_ASSIGN_OR_RETURN(auto http, HttpClient::Connect(ho));
-  return std::unique_ptr<InferenceClient>(new HttpInferenceClient(std::move(http), options.binary));
+  return std::unique_ptr<InferenceClient>(new HttpInferenceClient(std::move(http), options.binary, options.token));
 }
 
 }  // namespace vigil

@@ -28,6 +28,9 @@ struct ClientOptions {
   // HTTP: binary tensor extension for inputs and outputs; gRPC: raw_input_contents.
   bool binary = false;
   std::chrono::milliseconds timeout{30000};
+  // Sent as "Authorization: Bearer <token>" with control calls (model load
+  // and unload) when set: the server's --admin-token.
+  std::string token;
 };
 
 // "host:port", "http://host:port" or "grpc://host:port" (a path is ignored);

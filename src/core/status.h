@@ -20,6 +20,7 @@ enum class StatusCode {
   kNotFound,            // unknown model, version, route
   kUnavailable,         // not ready, shutting down, queue full
   kResourceExhausted,   // shed under overload
+  kOverloaded,          // a bounded queue is full; retry later (HTTP 503, gRPC RESOURCE_EXHAUSTED)
   kDeadlineExceeded,    // request timed out before it ran
   kFailedPrecondition,  // operation not allowed in the current state
   kInternal,            // a backend or invariant failed
@@ -54,6 +55,7 @@ inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgum
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status Overloaded(std::string m) { return {StatusCode::kOverloaded, std::move(m)}; }
 inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }

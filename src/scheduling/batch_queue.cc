@@ -17,8 +17,8 @@ bool SameRowShapes(const InferenceRequest& a, const InferenceRequest& b) {
 
 Status BatchQueue::Enqueue(std::unique_ptr<InferenceRequest>& request) {
   if (size_ >= options_.max_queue_size) {
-    return Unavailable("queue full: " + std::to_string(size_) + " requests waiting (max_queue_size " +
-                       std::to_string(options_.max_queue_size) + "); retry later");
+    return Overloaded("queue full: " + std::to_string(size_) + " requests waiting (max_queue_size " +
+                      std::to_string(options_.max_queue_size) + "); retry later");
   }
   levels_[request->level()].push_back(std::move(request));
   ++size_;

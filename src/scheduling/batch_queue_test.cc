@@ -135,7 +135,7 @@ TEST(BatchQueue, FullQueueRejectsAndLeavesTheRequestWithTheCaller) {
   Add(q, MakeRequest("b", 1, kT0));
   auto c = MakeRequest("c", 1, kT0);
   const Status s = q.Enqueue(c);
-  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(s.code(), StatusCode::kOverloaded);
   EXPECT_NE(s.message().find("queue full"), std::string::npos);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->id, "c");

@@ -191,7 +191,7 @@ TEST_F(SchedulerTest, FullQueueIsRejectedWithAMessage) {
   Submit(*s, "queued", 1);
   auto r = MakeRequest("rejected", 1, {});
   const Status st = s->Enqueue(r);
-  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(st.code(), StatusCode::kOverloaded);
   EXPECT_NE(st.message().find("queue full"), std::string::npos);
   ASSERT_NE(r, nullptr);
   {

@@ -4,12 +4,14 @@
 #include <rapidjson/document.h>
 
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <set>
 
 #include "core/clock.h"
 #include "core/logging.h"
 #include "monitoring/quality.h"
+#include "protocol/json.h"
 #include "protocol/oip_json.h"
 #include "server/prediction_log.h"
 #include "server/rest_api.h"
@@ -27,8 +29,8 @@ StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::str
     d.SetObject();
     return d;
   }
-  d.Parse(body.c_str());
-  if (d.HasParseError() || !d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
+  if (Status s = ParseJson(body, d); !s.ok()) return InvalidArgument(what + ": " + s.message());
+  if (!d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
   return d;
 }
 
@@ -57,6 +59,10 @@ StatusOr<std::string> CandidateArg(const rapidjson::Document& d, const Deploymen
                            " ab/canary candidates; say which with {\"candidate\": \"...\"}");
   }
   return only;
+}
+
+int64_t SinceMs(const Router& router) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
 }
 
 std::string VariantJson(const Router& router, int index) {
@@ -91,19 +97,16 @@ std::string VariantJson(const Router& router, int index) {
 
 }  // namespace
 
-AdminApi::AdminApi(Deployments& deployments, std::string admin_token, Store* store, PredictionLog* log,
+AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store, PredictionLog* log,
                    ServingMetrics* metrics)
-    : deployments_(deployments), token_(std::move(admin_token)), store_(store), log_(log) {
+    : deployments_(deployments), access_(access), store_(store), log_(log) {
+  if (store_) join_ = std::make_unique<FeedbackJoin>(*store_);
   if (metrics) {
     quality_ = &metrics->registry().AddGauge(
         "vigil_quality",
         "Quality of an endpoint variant's predictions from joined feedback, since its spec took effect.",
         {"endpoint", "variant", "metric"});
   }
-}
-
-Outcome OutcomeOf(const JoinedPrediction& j) {
-  return {ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
 }
 
 void AppendQualityMembers(std::string& out, const Quality& q) {
@@ -114,19 +117,12 @@ void AppendQualityMembers(std::string& out, const Quality& q) {
 
 std::string AdminApi::QualityJson(const Router& router) const {
   const DeploymentSpec& spec = router.spec();
-  if (!store_) return "null";
-  const int64_t since =
-      std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
-  auto joined = store_->Joined(spec.endpoint, since);
-  if (!joined.ok()) return "null";
-  std::map<std::string, std::vector<Outcome>> by_variant;
-  for (auto& j : *joined) {
-    by_variant[j.variant].push_back(OutcomeOf(j));
-  }
+  if (!join_) return "null";
+  auto quality = join_->QualityOf(spec.endpoint, SinceMs(router));
+  if (!quality.ok()) return "null";
   std::string out = "{";
   bool first = true;
-  for (const auto& [variant, outcomes] : by_variant) {
-    const Quality q = ComputeQuality(outcomes);
+  for (const auto& [variant, q] : *quality) {
     if (!first) out += ',';
     first = false;
     AppendJsonString(out, variant);
@@ -141,17 +137,19 @@ std::string AdminApi::QualityJson(const Router& router) const {
   return out + "}";
 }
 
-void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Responder& respond) {
+void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& info,
+                              const HttpServer::Responder& respond) {
   if (request.method() != http::verb::post) {
     HttpResponse res = MakeResponse(405, ErrorJson("use POST for /v1/feedback"));
     res.set(http::field::allow, "POST");
     return respond(std::move(res));
   }
+  if (Status s = access_.Check(AccessPolicy::Scope::kFeedback, CallerOf(request, info)); !s.ok())
+    return respond(ErrorResponse(s));
   if (!store_)
     return respond(ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
   rapidjson::Document d;
-  d.Parse(request.body().c_str());
-  if (d.HasParseError() || !(d.IsObject() || d.IsArray())) {
+  if (!ParseJson(request.body(), d).ok() || !(d.IsObject() || d.IsArray())) {
     return respond(ErrorResponse(InvalidArgument(
         "feedback must be JSON: {\"prediction_id\": \"...\", \"label\": N} or {\"reward\": 0..1}, a list of them, or "
         "{\"items\": [...]}")));
@@ -164,6 +162,11 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
   } else {
     items.push_back(&d);
   }
+  if (items.size() > kMaxFeedbackItems) {
+    return respond(
+        ErrorResponse(InvalidArgument("a feedback post carries at most " + std::to_string(kMaxFeedbackItems) +
+                                      " items, this one has " + std::to_string(items.size()) + "; split it")));
+  }
   const int64_t now = UnixMillis();
   std::vector<FeedbackRecord> records;
   std::string errors;
@@ -175,13 +178,13 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
     if (!v.IsObject()) {
       problem = "not an object";
     } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() ||
-               v["prediction_id"].GetStringLength() == 0) {
-      problem = "'prediction_id' must be a non-empty string";
+               v["prediction_id"].GetStringLength() == 0 || v["prediction_id"].GetStringLength() > kMaxIdBytes) {
+      problem = "'prediction_id' must be a string of 1 to " + std::to_string(kMaxIdBytes) + " bytes";
     } else {
       r.prediction_id = v["prediction_id"].GetString();
       if (v.HasMember("label")) {
-        if (!v["label"].IsNumber()) {
-          problem = "'label' must be a number (a class index, or the value for a regressor)";
+        if (!v["label"].IsNumber() || !std::isfinite(v["label"].GetDouble())) {
+          problem = "'label' must be a finite number (a class index, or the value for a regressor)";
         } else {
           r.label = v["label"].GetDouble();
         }
@@ -219,24 +222,16 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const HttpServer::Resp
     if (!unknown.empty()) unknown += ',';
     AppendJsonString(unknown, id);
   }
-  for (const auto& router : deployments_.All()) (void)QualityJson(*router);  // refresh the gauges
+  // Refresh the gauges: each endpoint's quality from what this post (and
+  // anything since the last one) changed.
+  std::map<std::string, int64_t> served;
+  for (const auto& router : deployments_.All()) {
+    served[router->spec().endpoint] = SinceMs(*router);
+    (void)QualityJson(*router);
+  }
+  if (join_) join_->Retain(served);
   respond(MakeResponse(200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
                                         records.size(), known->size(), unknown, errors)));
-}
-
-Status AdminApi::Authorize(const HttpRequest& request, const RequestInfo& info) const {
-  if (!token_.empty()) {
-    auto it = request.find(http::field::authorization);
-    if (it == request.end() || std::string_view(it->value().data(), it->value().size()) != "Bearer " + token_) {
-      return Unauthenticated("admin changes need 'Authorization: Bearer <token>' (the server's --admin-token)");
-    }
-    return Status::Ok();
-  }
-  if (!info.loopback) {
-    return PermissionDenied("admin changes are accepted only from loopback when the server has no --admin-token (" +
-                            info.peer + " is not loopback)");
-  }
-  return Status::Ok();
 }
 
 HttpResponse AdminApi::Status_(const std::string& endpoint) const {
@@ -293,7 +288,8 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   const std::string& endpoint = p[2];
   const bool mutation = verb != http::verb::get;
   if (mutation) {
-    if (Status s = Authorize(request, info); !s.ok()) return respond(ErrorResponse(s));
+    if (Status s = access_.Check(AccessPolicy::Scope::kControl, CallerOf(request, info)); !s.ok())
+      return respond(ErrorResponse(s));
   }
   auto done = [&](const Status& s, const std::string& action) {
     if (!s.ok()) {

@@ -17,8 +17,12 @@
 
 #include <string>
 
+#include <memory>
+
+#include "monitoring/feedback_join.h"
 #include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
+#include "server/access.h"
 #include "server/deployments.h"
 #include "server/http_server.h"
 
@@ -26,15 +30,18 @@ namespace vigil {
 
 class PredictionLog;
 
-// A joined prediction as quality computations take it.
-Outcome OutcomeOf(const JoinedPrediction& j);
 // The metrics of `q` that are set, as JSON members: ,"accuracy":0.9,...
 void AppendQualityMembers(std::string& out, const Quality& q);
 
+// Handlers may block on the store: the server runs them on its control
+// threads, never on an HTTP I/O thread.
 class AdminApi {
  public:
+  // The most feedback items one post may carry.
+  static constexpr size_t kMaxFeedbackItems = 10'000;
+
   // `store`, `log` and `metrics` may be null (no feedback, no quality then).
-  AdminApi(Deployments& deployments, std::string admin_token, Store* store = nullptr, PredictionLog* log = nullptr,
+  AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store = nullptr, PredictionLog* log = nullptr,
            ServingMetrics* metrics = nullptr);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
@@ -43,10 +50,9 @@ class AdminApi {
   // POST /v1/feedback: {"prediction_id": "...", "label": 1 | "reward": 0.5}, an array of
   // them, or {"items": [...]}. Durable when answered; says how many joined a
   // logged prediction, lists unknown ids and reports malformed items by index.
-  void HandleFeedback(const HttpRequest& request, const HttpServer::Responder& respond);
+  void HandleFeedback(const HttpRequest& request, const RequestInfo& info, const HttpServer::Responder& respond);
 
  private:
-  Status Authorize(const HttpRequest& request, const RequestInfo& info) const;
   HttpResponse Status_(const std::string& endpoint) const;
 
   // Per-variant quality of the endpoint's predictions since its spec took
@@ -54,9 +60,10 @@ class AdminApi {
   std::string QualityJson(const Router& router) const;
 
   Deployments& deployments_;
-  std::string token_;
+  const AccessPolicy& access_;
   Store* store_;
   PredictionLog* log_;
+  std::unique_ptr<FeedbackJoin> join_;  // with a store
   GaugeFamily* quality_ = nullptr;
 };
 

@@ -4,10 +4,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 
 #include "core/logging.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "protocol/oip_grpc.h"
+#include "server/access.h"
+#include "server/control_workers.h"
 #include "server/inference_service.h"
 #include "server/rest_api.h"
 
@@ -50,10 +53,22 @@ class InferReactor final : public grpc::ServerUnaryReactor {
   std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
+// Who is calling, as the access policy sees it (valid while `ctx` lives).
+AccessPolicy::Caller CallerOf(grpc::CallbackServerContext* ctx, const std::string& peer) {
+  AccessPolicy::Caller caller;
+  const auto& md = ctx->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end())
+    caller.authorization = std::string_view(it->second.data(), it->second.size());
+  caller.loopback = IsLoopbackPeer(peer);
+  caller.peer = peer;
+  return caller;
+}
+
 class Service final : public pb::GRPCInferenceService::CallbackService {
  public:
-  Service(InferenceService& service, ModelRepository& repository, ServerState& state)
-      : service_(service), repository_(repository), state_(state) {}
+  Service(InferenceService& service, ModelRepository& repository, ServerState& state, const AccessPolicy& access,
+          ControlWorkers* control)
+      : service_(service), repository_(repository), state_(state), access_(access), control_(control) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const pb::ServerLiveRequest*,
                                        pb::ServerLiveResponse* resp) override {
@@ -256,7 +271,6 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const pb::RepositoryModelLoadRequest* req,
                                                 pb::RepositoryModelLoadResponse*) override {
-    // Loading can take a while; it runs on a gRPC thread, not an HTTP one.
     std::optional<std::string> config;
     for (const auto& [key, value] : req->parameters()) {
       if (key != "config" || value.parameter_choice_case() != pb::ModelRepositoryParameter::kStringParam) {
@@ -265,22 +279,44 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       }
       config = value.string_param();
     }
-    const Status s = repository_.LoadModel(req->model_name(), std::move(config));
-    spdlog::info("event=repository_load model={} result={} protocol=grpc", LogValue(req->model_name()),
-                 LogValue(s.ok() ? "ok" : s.message()));
-    return Done(ctx, ToGrpc(s));
+    return Control(ctx, "load", req->model_name(), [this, name = req->model_name(), config = std::move(config)] {
+      return repository_.LoadModel(name, config);
+    });
   }
 
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
                                                   const pb::RepositoryModelUnloadRequest* req,
                                                   pb::RepositoryModelUnloadResponse*) override {
-    const Status s = repository_.UnloadModel(req->model_name());
-    spdlog::info("event=repository_unload model={} result={} protocol=grpc", LogValue(req->model_name()),
-                 LogValue(s.ok() ? "ok" : s.message()));
-    return Done(ctx, ToGrpc(s));
+    return Control(ctx, "unload", req->model_name(),
+                   [this, name = req->model_name()] { return repository_.UnloadModel(name); });
   }
 
  private:
+  // A control call: authorised, then run on a control thread (loading can
+  // take a while and must not hold a gRPC thread), answered from there.
+  grpc::ServerUnaryReactor* Control(grpc::CallbackServerContext* ctx, const char* action, const std::string& model,
+                                    std::function<Status()> work) {
+    const std::string peer = ctx->peer();
+    if (Status s = access_.Check(AccessPolicy::Scope::kControl, CallerOf(ctx, peer)); !s.ok()) {
+      spdlog::info("event=repository_{}_refused model={} peer={} protocol=grpc error={}", action, LogValue(model),
+                   LogValue(peer), LogValue(s.message()));
+      return Done(ctx, ToGrpc(s));
+    }
+    auto* reactor = ctx->DefaultReactor();
+    auto run = [reactor, action, model, peer, work = std::move(work)] {
+      const Status s = work();
+      spdlog::info("event=repository_{} model={} peer={} protocol=grpc result={}", action, LogValue(model),
+                   LogValue(peer), LogValue(s.ok() ? "ok" : s.message()));
+      reactor->Finish(ToGrpc(s));
+    };
+    if (!control_) {
+      run();
+    } else if (!control_->Post(run)) {
+      reactor->Finish(ToGrpc(Overloaded("the server's control threads are busy (their queue is full); retry later")));
+    }
+    return reactor;
+  }
+
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(status);
@@ -290,6 +326,8 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
   InferenceService& service_;
   ModelRepository& repository_;
   ServerState& state_;
+  const AccessPolicy& access_;
+  ControlWorkers* control_;
 };
 
 }  // namespace
@@ -311,6 +349,7 @@ int GrpcCodeFor(StatusCode code) {
     case StatusCode::kUnavailable:
       return grpc::StatusCode::UNAVAILABLE;
     case StatusCode::kResourceExhausted:
+    case StatusCode::kOverloaded:
       return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case StatusCode::kDeadlineExceeded:
       return grpc::StatusCode::DEADLINE_EXCEEDED;
@@ -329,15 +368,16 @@ int GrpcCodeFor(StatusCode code) {
 }
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
-                                                         ModelRepository& repository, ServerState& state) {
+                                                         ModelRepository& repository, ServerState& state,
+                                                         const AccessPolicy& access, ControlWorkers* control) {
   TuneGrpcRuntime();
   auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<Service>(service, repository, state);
+  impl->service = std::make_unique<Service>(service, repository, state, access, control);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.host + ":" + std::to_string(options.port), grpc::InsecureServerCredentials(),
                            &impl->port);
   builder.RegisterService(impl->service.get());
-  builder.SetMaxReceiveMessageSize(-1);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options.max_message_bytes, INT32_MAX)));
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return Unavailable("cannot listen for gRPC on " + options.host + ":" + std::to_string(options.port));

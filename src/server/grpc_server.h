@@ -12,6 +12,8 @@
 
 namespace vigil {
 
+class AccessPolicy;
+class ControlWorkers;
 class InferenceService;
 class ModelRepository;
 struct ServerState;
@@ -21,10 +23,16 @@ class GrpcServer {
   struct Options {
     std::string host = "0.0.0.0";
     int port = 8001;  // 0 picks a free port
+    // Larger messages are refused (RESOURCE_EXHAUSTED) before they are read whole.
+    size_t max_message_bytes = 64 << 20;
   };
 
+  // RepositoryModelLoad/Unload are control calls: authorised by `access`
+  // (the "authorization" metadata, or a loopback peer) and run on
+  // `control`'s threads (inline when null).
   static StatusOr<std::unique_ptr<GrpcServer>> Create(Options options, InferenceService& service,
-                                                      ModelRepository& repository, ServerState& state);
+                                                      ModelRepository& repository, ServerState& state,
+                                                      const AccessPolicy& access, ControlWorkers* control = nullptr);
   ~GrpcServer();
 
   int port() const;

@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "protocol/oip_json.h"
+#include "server/access.h"
 
 namespace vigil {
 
@@ -61,7 +62,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto remote = socket_.remote_endpoint(ec);
     if (!ec) {
       info_.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-      info_.loopback = remote.address().is_loopback();
+      info_.loopback = IsLoopbackAddress(remote.address().to_string());
     }
   }
 

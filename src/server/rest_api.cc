@@ -6,6 +6,8 @@
 #include <charconv>
 
 #include "core/logging.h"
+#include "protocol/json.h"
+#include "server/control_workers.h"
 #include "server/monitoring_service.h"
 
 namespace vigil {
@@ -92,7 +94,21 @@ void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t
 
 }  // namespace
 
-HttpResponse ErrorResponse(const Status& s) { return MakeResponse(HttpStatusFor(s.code()), ErrorJson(s.message())); }
+HttpResponse ErrorResponse(const Status& s) {
+  const unsigned code = HttpStatusFor(s.code());
+  HttpResponse res = MakeResponse(code, ErrorJson(s.message()));
+  if (code == 503 || code == 429) res.set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
+  return res;
+}
+
+AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info) {
+  AccessPolicy::Caller caller;
+  if (auto it = request.find(http::field::authorization); it != request.end())
+    caller.authorization = ToStd(it->value());
+  caller.loopback = info.loopback;
+  caller.peer = info.peer;
+  return caller;
+}
 
 unsigned HttpStatusFor(StatusCode code) {
   switch (code) {
@@ -113,6 +129,7 @@ unsigned HttpStatusFor(StatusCode code) {
     case StatusCode::kPermissionDenied:
       return 403;
     case StatusCode::kUnavailable:
+    case StatusCode::kOverloaded:
       return 503;
     case StatusCode::kDeadlineExceeded:
       return 504;
@@ -123,13 +140,15 @@ unsigned HttpStatusFor(StatusCode code) {
 }
 
 RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-                 AdminApi* admin, MonitoringService* monitoring)
+                 const AccessPolicy& access, AdminApi* admin, MonitoringService* monitoring, ControlWorkers* control)
     : service_(service),
       repository_(repository),
       metrics_(metrics),
       state_(state),
+      access_(access),
       admin_(admin),
       monitoring_(monitoring),
+      control_(control),
       code_counters_(600, nullptr) {
   for (unsigned code : {200u, 400u, 401u, 403u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
     code_counters_[code] = &metrics_.http_requests().WithLabels({std::to_string(code)});
@@ -146,12 +165,18 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
     HttpCounter(res.result_int()).Inc();
     respond_raw(std::move(res));
   };
-  const std::vector<std::string> p = SplitPath(ToStd(request.target()));
-  if (admin_ && p.size() >= 2 && p[0] == "v1" && p[1] == "deployments")
-    return admin_->Handle(request, info, p, respond);
-  if (admin_ && p.size() == 2 && p[0] == "v1" && p[1] == "feedback") return admin_->HandleFeedback(request, respond);
-  if (monitoring_ && p.size() >= 2 && p[0] == "v1" && (p[1] == "monitoring" || p[1] == "alerts"))
-    return monitoring_->Handle(request, p, respond);
+  std::vector<std::string> p = SplitPath(ToStd(request.target()));
+  const bool control_route = (p.size() >= 1 && p[0] == "v1") || (p.size() >= 2 && p[0] == "v2" && p[1] == "repository");
+  if (control_route) {
+    if (!control_) return HandleControl(request, info, p, respond);
+    auto shared = std::make_shared<HttpRequest>(std::move(request));
+    const bool queued =
+        control_->Post([this, shared, info, p = std::move(p), respond] { HandleControl(*shared, info, p, respond); });
+    if (!queued) {
+      respond(ErrorResponse(Overloaded("the server's control threads are busy (their queue is full); retry later")));
+    }
+    return;
+  }
   const http::verb verb = request.method();
   auto method_is = [&](http::verb want) {
     if (verb == want) return true;
@@ -178,25 +203,6 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
       if (!method_is(http::verb::get)) return;
       if (p[2] == "live") return respond(MakeResponse(200, "{\"live\":true}"));
       if (p[2] == "ready") return respond(ServerReady());
-    }
-    if (p[1] == "repository") {
-      if (n == 3 && p[2] == "index") {
-        if (method_is(http::verb::post)) respond(RepositoryIndex(request));
-        return;
-      }
-      if (n == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
-        if (!method_is(http::verb::post)) return;
-        Status s;
-        if (p[4] == "load") {
-          auto config = LoadConfigParameter(request.body());
-          s = config.ok() ? repository_.LoadModel(p[3], std::move(config).value()) : config.status();
-        } else {
-          s = repository_.UnloadModel(p[3]);
-        }
-        spdlog::info("event=repository_{} model={} result={}", p[4], LogValue(p[3]),
-                     LogValue(s.ok() ? "ok" : s.message()));
-        return respond(s.ok() ? Json("{}") : ErrorResponse(s));
-      }
     }
     if (p[1] == "models") {
       // /v2/models/stats
@@ -237,6 +243,50 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
         }
       }
     }
+  }
+  respond(MakeResponse(
+      404, ErrorJson("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
+}
+
+void RestApi::HandleControl(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
+                            const HttpServer::Responder& respond) {
+  const size_t n = p.size();
+  if (admin_ && n >= 2 && p[1] == "deployments") return admin_->Handle(request, info, p, respond);
+  if (admin_ && n == 2 && p[1] == "feedback") return admin_->HandleFeedback(request, info, respond);
+  if (monitoring_ && n >= 2 && (p[1] == "monitoring" || p[1] == "alerts"))
+    return monitoring_->Handle(request, p, respond);
+  auto method_is = [&](http::verb want) {
+    if (request.method() == want) return true;
+    HttpResponse res =
+        MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
+                                    std::string(request.target()) + "; use " + std::string(http::to_string(want))));
+    res.set(http::field::allow, http::to_string(want));
+    respond(std::move(res));
+    return false;
+  };
+  if (p[0] == "v2" && n == 3 && p[2] == "index") {
+    if (method_is(http::verb::post)) respond(RepositoryIndex(request));
+    return;
+  }
+  if (p[0] == "v2" && n == 5 && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
+    if (!method_is(http::verb::post)) return;
+    // Loading runs code from the repository and changes what is served:
+    // a control route, authorised as the admin API is.
+    if (Status s = access_.Check(AccessPolicy::Scope::kControl, CallerOf(request, info)); !s.ok()) {
+      spdlog::info("event=repository_{}_refused model={} peer={} error={}", p[4], LogValue(p[3]), LogValue(info.peer),
+                   LogValue(s.message()));
+      return respond(ErrorResponse(s));
+    }
+    Status s;
+    if (p[4] == "load") {
+      auto config = LoadConfigParameter(request.body());
+      s = config.ok() ? repository_.LoadModel(p[3], std::move(config).value()) : config.status();
+    } else {
+      s = repository_.UnloadModel(p[3]);
+    }
+    spdlog::info("event=repository_{} model={} peer={} result={}", p[4], LogValue(p[3]), LogValue(info.peer),
+                 LogValue(s.ok() ? "ok" : s.message()));
+    return respond(s.ok() ? Json("{}") : ErrorResponse(s));
   }
   respond(MakeResponse(
       404, ErrorJson("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));
@@ -460,9 +510,9 @@ HttpResponse RestApi::ModelStats(const std::string& model, const std::string& ve
 StatusOr<std::optional<std::string>> RestApi::LoadConfigParameter(const std::string& body) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::optional<std::string>();
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
   const char* kShape = "load body must be {\"parameters\": {\"config\": \"<config.yaml text, YAML or JSON>\"}}";
-  if (doc.HasParseError() || !doc.IsObject()) return InvalidArgument(kShape);
+  if (Status s = ParseJson(body, doc); !s.ok()) return InvalidArgument(s.message() + "; " + kShape);
+  if (!doc.IsObject()) return InvalidArgument(kShape);
   std::optional<std::string> config;
   for (const auto& m : doc.GetObject()) {
     if (std::string_view(m.name.GetString()) != "parameters" || !m.value.IsObject()) return InvalidArgument(kShape);
@@ -481,8 +531,7 @@ HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {
   const std::string& b = request.body();
   if (b.find_first_not_of(" \t\r\n") != std::string::npos) {
     rapidjson::Document doc;
-    doc.Parse(b.data(), b.size());
-    if (doc.HasParseError() || !doc.IsObject())
+    if (!ParseJson(b, doc).ok() || !doc.IsObject())
       return ErrorResponse(InvalidArgument("index body must be {\"ready\": true|false}"));
     for (const auto& m : doc.GetObject()) {
       if (std::string_view(m.name.GetString()) != "ready" || !m.value.IsBool()) {

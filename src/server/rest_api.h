@@ -24,19 +24,33 @@ struct ServerState {
 };
 
 unsigned HttpStatusFor(StatusCode code);
-// {"error": message} with the status's HTTP code.
+// {"error": message} with the status's HTTP code; 503 and 429 answers carry
+// Retry-After.
 HttpResponse ErrorResponse(const Status& s);
+// Seconds a client is told to wait before retrying a 503 or 429.
+constexpr int kRetryAfterSeconds = 1;
+
+// Who sent a request, as the access policy sees it (valid while `request` lives).
+AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info);
 
 class MonitoringService;
+class ControlWorkers;
 
 class RestApi {
  public:
+  // Routes that may block (deployments, feedback, monitoring, alerts,
+  // repository load/unload/index) run on `control`'s threads when given,
+  // never on an HTTP I/O thread; with it full they answer 503.
   RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-          AdminApi* admin = nullptr, MonitoringService* monitoring = nullptr);
+          const AccessPolicy& access, AdminApi* admin = nullptr, MonitoringService* monitoring = nullptr,
+          ControlWorkers* control = nullptr);
 
   void Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond);
 
  private:
+  // The control routes; `p` is the path split on '/'.
+  void HandleControl(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
+                     const HttpServer::Responder& respond);
   void Infer(HttpRequest&& request, const std::string& model, const std::string& version,
              HttpServer::Responder respond);
   HttpResponse ServerMetadata() const;
@@ -53,8 +67,10 @@ class RestApi {
   ModelRepository& repository_;
   ServingMetrics& metrics_;
   ServerState& state_;
+  const AccessPolicy& access_;
   AdminApi* admin_;
   MonitoringService* monitoring_;
+  ControlWorkers* control_;
   std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
 };
 

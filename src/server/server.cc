@@ -8,7 +8,9 @@
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "server/access.h"
 #include "server/alerts.h"
+#include "server/control_workers.h"
 #include "server/deployments.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
@@ -25,6 +27,7 @@ struct Server::Parts {
   MetricsRegistry registry;
   ServingMetrics metrics{registry};
   ServerState state;
+  AccessPolicy access;
   std::unique_ptr<Store> store;
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
@@ -33,6 +36,7 @@ struct Server::Parts {
   std::unique_ptr<AlertManager> alerts;
   std::unique_ptr<MonitoringService> monitoring;
   std::unique_ptr<AdminApi> admin;
+  std::unique_ptr<ControlWorkers> control;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<GrpcServer> grpc;
@@ -54,6 +58,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto p = std::make_unique<Parts>();
   p->options = options;
   p->state.required_models = options.required_models;
+  p->access = AccessPolicy(options.admin_token, options.feedback_token);
 
   ModelRepository::Options ro;
   ro.root = options.model_repository;
@@ -76,8 +81,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
     }
   }
-  p->admin = std::make_unique<AdminApi>(*p->deployments, options.admin_token, p->store.get(), p->prediction_log.get(),
-                                        &p->metrics);
+  p->admin =
+      std::make_unique<AdminApi>(*p->deployments, p->access, p->store.get(), p->prediction_log.get(), &p->metrics);
   MonitoringService::Options mo;
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
   mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
@@ -89,8 +94,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   p->alerts = std::make_unique<AlertManager>(p->store.get(), &p->metrics, ao);
   p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(),
                                                       mo, p->alerts.get());
-  p->api =
-      std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->admin.get(), p->monitoring.get());
+  p->control = std::make_unique<ControlWorkers>(ControlWorkers::Options{.threads = options.control_threads});
+  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->access, p->admin.get(),
+                                     p->monitoring.get(), p->control.get());
 
   HttpServer::Options ho;
   ho.host = options.host;
@@ -111,7 +117,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     GrpcServer::Options go;
     go.host = options.host;
     go.port = options.grpc_port;
-    VIGIL_ASSIGN_OR_RETURN(p->grpc, GrpcServer::Create(go, *p->service, *p->repository, p->state));
+    go.max_message_bytes = options.max_body_bytes;
+    VIGIL_ASSIGN_OR_RETURN(p->grpc,
+                           GrpcServer::Create(go, *p->service, *p->repository, p->state, p->access, p->control.get()));
     spdlog::info("event=listening protocol=grpc host={} port={}", options.host, p->grpc->port());
   }
 
@@ -152,6 +160,7 @@ void Server::Shutdown(std::string_view reason) {
   // Schedulers finish first (their callbacks post to the HTTP I/O context),
   // then the HTTP threads stop. Past the timeout, queued work is cancelled
   // rather than run, so the bound holds.
+  p.control->Stop();  // control requests already taken finish; none are left waiting
   p.service->Stop();  // no more shadow copies
   p.repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
   // Let the I/O threads write the answers of cancelled requests.

@@ -23,8 +23,13 @@ struct ServerOptions {
   double poll_interval_s = 0;  // 0 = load once at start
   double shutdown_timeout_s = 30;
   std::vector<std::string> required_models;
-  // Admin changes need "Authorization: Bearer <token>"; empty = loopback only.
+  // Control changes (deployments, model load/unload) need "Authorization:
+  // Bearer <token>"; empty = loopback only.
   std::string admin_token;
+  // Feedback needs this token (or the admin token); with neither, loopback only.
+  std::string feedback_token;
+  // Threads for the routes that may block (store, model loads).
+  int control_threads = 2;
   // Holds the SQLite store (deployments, their history); empty = no store.
   std::string data_dir = "vigil-data";
   // Endpoint predictions go to the store (with data_dir set).

@@ -106,6 +106,11 @@ const char* const kMigrations[] = {
     "  window_start_ms BIGINT NOT NULL,"
     "  window_end_ms BIGINT NOT NULL,"
     "  summary TEXT NOT NULL);",
+    // 7: feedback carries the order it was written (or last updated) in, so
+    // quality can be kept up to date from what changed (Store::JoinedSince).
+    "ALTER TABLE feedback ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE feedback SET seq = rowid;"
+    "CREATE INDEX feedback_by_seq ON feedback (seq);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -305,18 +310,20 @@ class SqliteStore final : public Store {
   Status WriteFeedback(const std::vector<FeedbackRecord>& records) override {
     std::lock_guard lock(mu_);
     return Transaction([&]() -> Status {
+      VIGIL_ASSIGN_OR_RETURN(int64_t seq, MaxFeedbackSeq());
       Statement q(db_,
-                  "INSERT INTO feedback (prediction_id, time_ms, label, reward, id_key) VALUES (?, ?, ?, ?, ?) "
+                  "INSERT INTO feedback (prediction_id, time_ms, label, reward, id_key, seq) VALUES (?, ?, ?, ?, ?, ?) "
                   "ON CONFLICT (prediction_id) DO UPDATE SET time_ms = excluded.time_ms, "
                   "label = COALESCE(excluded.label, feedback.label), "
-                  "reward = COALESCE(excluded.reward, feedback.reward)");
+                  "reward = COALESCE(excluded.reward, feedback.reward), seq = excluded.seq");
       VIGIL_RETURN_IF_ERROR(q.ok());
       for (const auto& r : records) {
         q.Bind(1, r.prediction_id)
             .Bind(2, r.time_ms)
             .Bind(3, r.label)
             .Bind(4, r.reward)
-            .Bind(5, PredictionIdKey(r.prediction_id));
+            .Bind(5, PredictionIdKey(r.prediction_id))
+            .Bind(6, ++seq);
         VIGIL_RETURN_IF_ERROR(q.Run());
         q.Reset();
       }
@@ -339,16 +346,59 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
     std::lock_guard lock(mu_);
-    Statement q(
-        db_,
-        "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms FROM feedback f JOIN predictions p "
-        "ON p.id_key = f.id_key AND p.id = f.prediction_id "
-        "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
+    Statement q(db_,
+                "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms, p.rowid FROM feedback f JOIN "
+                "predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
+                "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
     q.Bind(1, endpoint).Bind(2, since_ms);
     std::vector<JoinedPrediction> out;
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
-      out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3), q.Int(4), q.Int(5)});
+      out.push_back({q.Text(0), q.Text(1), q.Double(2), q.Double(3), q.Int(4), q.Int(5), q.Int(6)});
     }));
+    return out;
+  }
+
+  StatusOr<JoinCursor> JoinCursorNow() override {
+    std::lock_guard lock(mu_);
+    return CursorNow();
+  }
+
+  StatusOr<std::vector<JoinedChange>> JoinedSince(JoinCursor& cursor) override {
+    constexpr int64_t kChunk = 20000;  // rows per locked read
+    JoinCursor now;
+    {
+      std::lock_guard lock(mu_);
+      VIGIL_ASSIGN_OR_RETURN(now, CursorNow());
+    }
+    std::vector<JoinedChange> out;
+    // The columns both reads return, in this order.
+    constexpr const char* kColumns =
+        "SELECT p.endpoint, p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms, p.rowid ";
+    auto read = [&](Statement& q) {
+      return q.ForEachRow([&] {
+        out.push_back({q.Text(0), {q.Text(1), q.Text(2), q.Double(3), q.Double(4), q.Int(5), q.Int(6), q.Int(7)}});
+      });
+    };
+    // Feedback written or updated since: through its seq index.
+    for (int64_t next = cursor.feedback_seq; next < now.feedback_seq; next += kChunk) {
+      std::lock_guard lock(mu_);
+      Statement q(db_, (std::string(kColumns) +
+                        "FROM feedback f JOIN predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
+                        "WHERE f.seq > ? AND f.seq <= ? AND p.shadow = 0")
+                           .c_str());
+      q.Bind(1, next).Bind(2, std::min(now.feedback_seq, next + kChunk));
+      VIGIL_RETURN_IF_ERROR(read(q));
+    }
+    // Predictions logged since whose feedback came first: a rowid range.
+    for (int64_t next = cursor.prediction_row; next < now.prediction_row; next += kChunk) {
+      std::lock_guard lock(mu_);
+      Statement q(db_, (std::string(kColumns) + "FROM predictions p JOIN feedback f ON f.prediction_id = p.id "
+                                                "WHERE p.rowid > ? AND p.rowid <= ? AND p.shadow = 0 AND f.seq <= ?")
+                           .c_str());
+      q.Bind(1, next).Bind(2, std::min(now.prediction_row, next + kChunk)).Bind(3, now.feedback_seq);
+      VIGIL_RETURN_IF_ERROR(read(q));
+    }
+    cursor = now;
     return out;
   }
 
@@ -488,6 +538,25 @@ class SqliteStore final : public Store {
  private:
   // The rowids of predictions logged in [from_ms, to_ms), as [first, end):
   // rows are appended in time order, so both ends are found by bisecting
+  // The highest feedback seq written so far (0 without feedback). Requires mu_.
+  StatusOr<int64_t> MaxFeedbackSeq() {
+    Statement q(db_, "SELECT COALESCE(MAX(seq), 0) FROM feedback");
+    VIGIL_RETURN_IF_ERROR(q.ok());
+    if (q.Step() != SQLITE_ROW) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    return q.Int(0);
+  }
+
+  // Requires mu_.
+  StatusOr<JoinCursor> CursorNow() {
+    JoinCursor c;
+    VIGIL_ASSIGN_OR_RETURN(c.feedback_seq, MaxFeedbackSeq());
+    Statement q(db_, "SELECT COALESCE(MAX(rowid), 0) FROM predictions");
+    VIGIL_RETURN_IF_ERROR(q.ok());
+    if (q.Step() != SQLITE_ROW) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    c.prediction_row = q.Int(0);
+    return c;
+  }
+
   // rowids. Sets last_rowid_ (0 when the table is empty). Requires mu_.
   StatusOr<std::pair<int64_t, int64_t>> RowidRange(int64_t from_ms, int64_t to_ms) {
     Statement bounds(db_, "SELECT min(rowid), max(rowid) FROM predictions");

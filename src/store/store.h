@@ -68,6 +68,20 @@ struct JoinedPrediction {
   std::optional<double> reward;
   int64_t time_ms = 0;           // of the prediction
   int64_t feedback_time_ms = 0;  // of its (latest) feedback
+  int64_t prediction_row = 0;    // the prediction's place in the log: its identity (ids may repeat)
+};
+
+// Where an incremental join stands: the feedback and the predictions it has
+// seen (both grow monotonically in the store).
+struct JoinCursor {
+  int64_t feedback_seq = 0;
+  int64_t prediction_row = 0;
+};
+
+// A joined prediction that changed, with its endpoint.
+struct JoinedChange {
+  std::string endpoint;
+  JoinedPrediction joined;
 };
 
 // One closed drift window of a model version (monitoring). `columns` is
@@ -122,6 +136,14 @@ class Store {
   virtual StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) = 0;
   // The endpoint's served predictions from `since_ms` on that have feedback.
   virtual StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) = 0;
+  // Incremental joins. JoinCursorNow is where the store stands; JoinedSince
+  // returns every served prediction whose join changed after `cursor` —
+  // feedback written or updated since, and predictions logged since that
+  // already had feedback — and moves `cursor` to where the store stood. A
+  // prediction may come more than once (the last one holds). Reads in chunks,
+  // so writers wait at most one chunk.
+  virtual StatusOr<JoinCursor> JoinCursorNow() = 0;
+  virtual StatusOr<std::vector<JoinedChange>> JoinedSince(JoinCursor& cursor) = 0;
   // Calls `fn` for each served (not shadow) prediction of `endpoint` logged
   // in [from_ms, to_ms), oldest first, at most `limit` of them. Reads in
   // chunks so writers wait at most one chunk. Returns how many it visited.

@@ -3,8 +3,6 @@
 // load.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <rapidjson/document.h>
 #include <sqlite3.h>
@@ -316,28 +314,15 @@ TEST(DeploymentsAdmin, ChangesNeedTheAdminTokenWhenOneIsSet) {
   fs::remove_all(repo);
 }
 
-// This machine's first non-loopback IPv4 address, if it has one.
-std::string ExternalAddress() {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "";
-  std::string found;
-  for (ifaddrs* a = list; a && found.empty(); a = a->ifa_next) {
-    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK)) continue;
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof(buf));
-    found = buf;
-  }
-  freeifaddrs(list);
-  return found;
-}
-
+// A client that is not on loopback, from a network namespace of the
+// test's own (never this machine's interface address).
 TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
-  const std::string address = ExternalAddress();
-  if (address.empty()) GTEST_SKIP() << "no non-loopback IPv4 address on this machine";
+  TestNetns netns;
+  if (!netns.ok()) GTEST_SKIP() << netns.error();
   const fs::path repo = RepoWithSpec("deploy_loopback", kSpec);
-  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--host", "0.0.0.0"});
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--host", "0.0.0.0"}, netns.name());
   HttpClient::Options o;
-  o.host = address;
+  o.host = netns.inner_address();
   o.port = server->port();
   auto remote = HttpClient::Connect(o);
   ASSERT_TRUE(remote.ok()) << remote.status().message();
@@ -345,7 +330,18 @@ TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
   auto r = (*remote)->Post("/v1/deployments/cancer/pause", "");
   EXPECT_EQ(r->status, 403u);
   EXPECT_NE(r->body.find("only from loopback"), std::string::npos) << r->body;
-  EXPECT_EQ(server->Client()->Post("/v1/deployments/cancer/pause", "")->status, 200u);
+  // Model loads and feedback are held to the same rule.
+  EXPECT_EQ((*remote)->Post("/v2/repository/models/breast_cancer_mlp/unload", "")->status, 403u);
+  r = (*remote)->Post("/v1/feedback", R"({"prediction_id":"p","label":1})");
+  EXPECT_EQ(r->status, 403u);
+  EXPECT_NE(r->body.find("--feedback-token"), std::string::npos) << r->body;
+  netns.RunInside([&] {
+    HttpClient::Options local;
+    local.port = server->port();
+    auto c = HttpClient::Connect(local);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_EQ((*c)->Post("/v1/deployments/cancer/pause", "")->status, 200u);
+  });
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }

@@ -1,6 +1,7 @@
 #include "server_process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -78,13 +80,24 @@ std::string FeaturesBody(int rows, const std::string& extra) {
 
 namespace {
 
+// Joins the named network namespace (this thread only); false on failure.
+bool EnterNetns(const std::string& name) {
+  const int fd = ::open(("/var/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
+  ::close(fd);
+  return ok;
+}
+
 // Starts `vigil <args>` with stdout and stderr sent to files (the same file
-// when the paths are equal).
-pid_t SpawnVigil(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path) {
+// when the paths are equal), in network namespace `netns` when given.
+pid_t SpawnVigil(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path,
+                 const std::string& netns = "") {
   std::vector<std::string> argv_s = {VIGIL_BINARY};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (!netns.empty() && !EnterNetns(netns)) ::_exit(126);
     const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = err_path == out_path ? out : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(out, 1);
@@ -131,7 +144,60 @@ CommandResult RunVigil(const std::vector<std::string>& args, double timeout_s) {
   return r;
 }
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args) {
+TestNetns::TestNetns() {
+  static std::atomic<int> counter{0};
+  const int n = counter++;
+  const int pid = static_cast<int>(::getpid());
+  name_ = "vigil-test-" + std::to_string(pid) + "-" + std::to_string(n);
+  veth_ = "vt" + std::to_string(pid % 100000) + "x" + std::to_string(n);  // interface names: 15 bytes at most
+  // A /30 in 10.213.0.0/16 of this namespace's own.
+  const int subnet = (pid * 7 + n) % 16384;
+  const auto address = [&](int host) {
+    const int a = subnet * 4 + host;
+    return "10.213." + std::to_string(a / 256) + "." + std::to_string(a % 256);
+  };
+  host_address_ = address(1);
+  inner_address_ = address(2);
+  if (::geteuid() != 0) {
+    error_ = "network namespaces need root";
+    return;
+  }
+  const std::string peer = veth_ + "p";
+  const std::vector<std::string> steps = {
+      "ip netns add " + name_,
+      "ip link add " + veth_ + " type veth peer name " + peer,
+      "ip link set " + peer + " netns " + name_,
+      "ip addr add " + host_address_ + "/30 dev " + veth_,
+      "ip link set " + veth_ + " up",
+      "ip netns exec " + name_ + " ip addr add " + inner_address_ + "/30 dev " + peer,
+      "ip netns exec " + name_ + " ip link set " + peer + " up",
+      "ip netns exec " + name_ + " ip link set lo up",
+  };
+  for (const auto& step : steps) {
+    if (std::system((step + " > /dev/null 2>&1").c_str()) != 0) {
+      error_ = "cannot set up a network namespace ('" + step + "' failed)";
+      return;
+    }
+  }
+}
+
+TestNetns::~TestNetns() {
+  (void)std::system(("ip link del " + veth_ + " > /dev/null 2>&1").c_str());
+  (void)std::system(("ip netns del " + name_ + " > /dev/null 2>&1").c_str());
+}
+
+void TestNetns::RunInside(const std::function<void()>& fn) const {
+  std::thread t([&] {
+    if (!EnterNetns(name_)) {
+      ADD_FAILURE() << "cannot enter network namespace " << name_;
+      return;
+    }
+    fn();
+  });
+  t.join();
+}
+
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args, const std::string& netns) {
   auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
   static int counter = 0;
   p->log_path_ = fs::temp_directory_path() /
@@ -146,7 +212,7 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
     argv_s.insert(argv_s.end(), {"--data-dir", p->data_dir_.string()});
   }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string());
+  p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string(), netns);
   EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();
   const std::string log = p->Log();
   std::smatch m;

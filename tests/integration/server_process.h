@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,8 +18,9 @@ namespace vigil::testing {
 class ServerProcess {
  public:
   // Starts `vigil serve --http-port 0 <args>` and waits until it logs
-  // event=server_ready (or fails the calling test).
-  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args);
+  // event=server_ready (or fails the calling test). With `netns`, the
+  // server runs in that network namespace (see TestNetns).
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const std::string& netns = "");
   ~ServerProcess();
 
   uint16_t port() const { return port_; }
@@ -37,6 +39,28 @@ class ServerProcess {
   uint16_t grpc_port_ = 0;
   std::filesystem::path log_path_;
   std::filesystem::path data_dir_;  // created for this server (removed with it) unless the test gave one
+};
+
+// A network namespace of the test's own, joined to this one by a veth pair:
+// `host_address` on this side, `inner_address` inside. A server started in
+// it (ServerProcess::Start(args, name())) is reached at inner_address and
+// sees clients from here as non-loopback peers; traffic never leaves the
+// pair. Needs root and iproute2; ok() is false (and says why) otherwise.
+class TestNetns {
+ public:
+  TestNetns();
+  ~TestNetns();
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  const std::string& name() const { return name_; }
+  const std::string& host_address() const { return host_address_; }
+  const std::string& inner_address() const { return inner_address_; }
+  // Runs `fn` on a thread inside the namespace (sockets it opens live there).
+  void RunInside(const std::function<void()>& fn) const;
+
+ private:
+  std::string name_, veth_, error_;
+  std::string host_address_, inner_address_;
 };
 
 // A fresh scratch folder under the system temp dir, removed by the caller.

@@ -1,0 +1,91 @@
+#include "server/access.h"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <fstream>
+
+namespace vigil {
+namespace {
+
+// The token of "Bearer <token>", if that is what the header holds.
+std::optional<std::string_view> BearerToken(std::string_view header) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() < kBearer.size() || header.substr(0, kBearer.size()) != kBearer) return std::nullopt;
+  return header.substr(kBearer.size());
+}
+
+}  // namespace
+
+bool ConstantTimeEquals(std::string_view given, std::string_view secret) {
+  unsigned char diff = given.size() == secret.size() ? 0 : 1;
+  for (size_t i = 0; i < secret.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(secret[i]);
+  }
+  return diff == 0;
+}
+
+Status AccessPolicy::Check(Scope scope, const Caller& caller) const {
+  const bool feedback = scope == Scope::kFeedback;
+  const char* what = feedback ? "feedback" : "control routes (deployment changes, model load and unload)";
+  const bool has_token = !admin_token_.empty() || (feedback && !feedback_token_.empty());
+  if (!has_token) {
+    if (caller.loopback) return Status::Ok();
+    return PermissionDenied(std::string(what) + " are accepted only from loopback when the server has no " +
+                            (feedback ? "--feedback-token or --admin-token" : "--admin-token") + " (" +
+                            std::string(caller.peer) + " is not loopback)");
+  }
+  const auto token = caller.authorization ? BearerToken(*caller.authorization) : std::nullopt;
+  if (token) {
+    // Both are compared whatever the first gives, so timing says nothing
+    // about which one (if any) matched.
+    const bool admin = !admin_token_.empty() && ConstantTimeEquals(*token, admin_token_);
+    const bool fed = feedback && !feedback_token_.empty() && ConstantTimeEquals(*token, feedback_token_);
+    if (admin || fed) return Status::Ok();
+  }
+  return Unauthenticated(std::string(what) + " need 'Authorization: Bearer <token>' (the server's " +
+                         (feedback ? "--feedback-token or --admin-token" : "--admin-token") + ")");
+}
+
+bool IsLoopbackPeer(std::string_view peer) {
+  std::string_view host;
+  if (peer.substr(0, 5) == "ipv4:") {
+    host = peer.substr(5);
+    host = host.substr(0, host.rfind(':'));
+  } else if (peer.substr(0, 5) == "ipv6:") {
+    host = peer.substr(5);
+    if (host.empty() || host.front() != '[') return false;
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+    // "%25" is a percent-encoded zone id separator.
+    if (const size_t zone = host.find('%'); zone != std::string_view::npos) host = host.substr(0, zone);
+  } else {
+    return peer.substr(0, 5) == "unix:";  // a local socket
+  }
+  return IsLoopbackAddress(host);
+}
+
+bool IsLoopbackAddress(std::string_view text) {
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(std::string(text), ec);
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()).is_loopback();
+  }
+  return address.is_loopback();
+}
+
+StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgument("cannot read the token file " + path);
+  std::string line;
+  std::getline(in, line);
+  const size_t begin = line.find_first_not_of(" \t\r");
+  const size_t end = line.find_last_not_of(" \t\r");
+  if (begin == std::string::npos)
+    return InvalidArgument("the token file " + path + " holds no token on its first line");
+  return line.substr(begin, end - begin + 1);
+}
+
+}  // namespace vigil

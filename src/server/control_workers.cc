@@ -1,0 +1,57 @@
+#include "server/control_workers.h"
+
+#include <algorithm>
+
+#include "core/thread_name.h"
+
+namespace vigil {
+
+ControlWorkers::ControlWorkers(Options options) : options_(options) {
+  const int n = std::max(1, options_.threads);
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      SetThreadName("vigil-control");
+      Loop();
+    });
+  }
+}
+
+ControlWorkers::~ControlWorkers() { Stop(); }
+
+bool ControlWorkers::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || queue_.size() >= options_.queue_limit) return false;
+    queue_.push_back(std::move(task));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void ControlWorkers::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void ControlWorkers::Loop() {
+  while (true) {
+    std::function<void()> task;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued has run
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task();
+  }
+}
+
+}  // namespace vigil
