@@ -461,19 +461,36 @@ int main(int argc, char** argv) {
       ->add_option("--poll-interval", so.poll_interval_s,
                    "Seconds between re-scans of the repository for new, changed or removed versions; 0 = load once")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 86400.0));
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->default_val("info");
   serve
       ->add_option("--shutdown-timeout", so.shutdown_timeout_s,
                    "Seconds to let in-flight requests finish after SIGTERM/SIGINT")
       ->default_val(30)
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 3600.0));
   serve->add_option("--http-threads", so.http_threads, "HTTP I/O threads; 0 = one per core")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
-  serve->add_option("--max-body-bytes", so.max_body_bytes, "Largest request body accepted; larger gets 413")
+      ->check(CLI::Range(0, 256));
+  serve->add_option("--max-body-bytes", so.max_body_bytes, "Largest request body (and gRPC message); larger gets 413")
       ->default_val(64 << 20)
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(size_t{1}, size_t{2} << 30));
+  serve
+      ->add_option("--max-connections", so.max_connections,
+                   "Open HTTP connections at most; more are answered 503 and closed (counted in "
+                   "vigil_http_connections_refused_total). 0 = what the file limit leaves room for")
+      ->default_val(0)
+      ->check(CLI::Range(size_t{0}, size_t{1'000'000}));
+  serve
+      ->add_option("--max-buffered-bytes", so.max_buffered_bytes,
+                   "Request bodies still being received, across all connections, at most this many bytes; past it "
+                   "new bodies get 503")
+      ->default_val(256 << 20)
+      ->check(CLI::Range(size_t{1} << 16, size_t{64} << 30));
+  serve
+      ->add_option("--body-timeout", so.body_timeout_s,
+                   "Seconds a request body may take to arrive after its header; slower ones get 408")
+      ->default_val(30)
+      ->check(CLI::Range(0.1, 3600.0));
   TokenFlags tokens;
   auto* admin_token =
       serve
@@ -512,7 +529,7 @@ int main(int argc, char** argv) {
       ->add_option("--prediction-retention-days", so.prediction_retention_days,
                    "Logged predictions older than this are deleted; 0 = kept regardless of age")
       ->default_val(30)
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 36500.0));
   serve
       ->add_option("--prediction-max-rows", so.prediction_max_rows,
                    "The oldest logged predictions past this many rows are deleted; 0 = no limit")
@@ -524,7 +541,7 @@ int main(int argc, char** argv) {
       ->add_option("--monitoring-retention-days", so.monitoring_retention_days,
                    "Stored drift windows older than this are deleted")
       ->default_val(30)
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 36500.0));
   serve
       ->add_option("--health-window-s", so.health_window_s,
                    "Seconds per window in which latency p99, error rate, queue saturation and memory are judged")
@@ -536,7 +553,7 @@ int main(int argc, char** argv) {
                    "MemoryHigh fires when the server's resident memory is over this; 0 = 90% of the cgroup's "
                    "limit or the machine's memory")
       ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1e9));
   serve->add_option("--require-model", so.required_models,
                     "A model that must be READY for /v2/health/ready to answer ready (repeatable)");
 

@@ -36,6 +36,26 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
       shadow_requests_(registry.AddCounter("vigil_shadow_requests_total",
                                            "Shadow copies of endpoint requests, by result (ok, error, dropped).",
                                            {"endpoint", "variant", "result"})) {
+  http_.connections = &registry.AddGauge("vigil_http_connections", "Open HTTP connections.", {}).WithLabels({});
+  http_.connections_refused = &registry
+                                   .AddCounter("vigil_http_connections_refused_total",
+                                               "HTTP connections closed at once: --max-connections were open.", {})
+                                   .WithLabels({});
+  http_.accept_errors = &registry
+                             .AddCounter("vigil_http_accept_errors_total",
+                                         "Failed accepts (out of file descriptors, ...); the listener backs off.", {})
+                             .WithLabels({});
+  http_.body_bytes_buffered =
+      &registry
+           .AddGauge("vigil_http_body_bytes_buffered", "Bytes reserved for request bodies still being received.", {})
+           .WithLabels({});
+  CounterFamily& refused = registry.AddCounter(
+      "vigil_http_bodies_refused_total",
+      "Request bodies refused while being received: budget (--max-buffered-bytes spent, 503) or timeout "
+      "(--body-timeout, 408).",
+      {"reason"});
+  http_.bodies_refused = &refused.WithLabels({"budget"});
+  http_.bodies_timed_out = &refused.WithLabels({"timeout"});
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
   registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });

@@ -13,12 +13,24 @@ namespace vigil {
 
 struct VersionMetrics;
 
+// What the HTTP frontend reports about its connections and the request
+// bodies it holds.
+struct HttpMetrics {
+  Gauge* connections = nullptr;            // open now
+  Counter* connections_refused = nullptr;  // beyond --max-connections
+  Counter* accept_errors = nullptr;        // accept() failed (out of file descriptors, ...)
+  Gauge* body_bytes_buffered = nullptr;    // request bodies being received, reserved bytes
+  Counter* bodies_refused = nullptr;       // the buffered-bytes budget was spent (503)
+  Counter* bodies_timed_out = nullptr;     // a body did not arrive in time (408)
+};
+
 class ServingMetrics {
  public:
   explicit ServingMetrics(MetricsRegistry& registry);
 
   // Children for one model version (created on first call).
   VersionMetrics ForVersion(const std::string& model, const std::string& version);
+  const HttpMetrics& http() const { return http_; }
 
   MetricsRegistry& registry() { return registry_; }
   CounterFamily& failures() { return failures_; }
@@ -42,6 +54,7 @@ class ServingMetrics {
   CounterFamily& http_requests_;
   CounterFamily& endpoint_requests_;
   CounterFamily& shadow_requests_;
+  HttpMetrics http_;
 };
 
 struct VersionMetrics {

@@ -7,6 +7,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 
+#include <algorithm>
+
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "protocol/oip_json.h"
@@ -47,23 +49,54 @@ struct HttpServer::Shared {
   Options options;
   std::atomic<int64_t>* in_flight = nullptr;
   std::atomic<bool> draining{false};
+  std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> buffered_bytes{0};  // reserved by bodies being received
+
+  // Reserves `bytes` of the body budget; false (nothing reserved) when it
+  // would go over.
+  bool Reserve(size_t bytes) {
+    const auto n = static_cast<int64_t>(bytes);
+    const int64_t before = buffered_bytes.fetch_add(n);
+    if (before + n > static_cast<int64_t>(options.max_buffered_bytes)) {
+      buffered_bytes.fetch_sub(n);
+      return false;
+    }
+    if (options.metrics) options.metrics->body_bytes_buffered->Add(static_cast<double>(n));
+    return true;
+  }
+  void Release(size_t bytes) {
+    if (bytes == 0) return;
+    buffered_bytes.fetch_sub(static_cast<int64_t>(bytes));
+    if (options.metrics) options.metrics->body_bytes_buffered->Add(-static_cast<double>(bytes));
+  }
 };
 
 namespace {
 
-constexpr auto kIdleTimeout = std::chrono::seconds(120);
-constexpr auto kIdleCheck = std::chrono::seconds(15);
+// How often each connection checks its deadlines: often while a body is on
+// its way, rarely while it only idles.
+constexpr auto kBodyDeadlineCheck = std::chrono::seconds(1);
+constexpr auto kIdleDeadlineCheck = std::chrono::seconds(5);
+// A chunked body's reservation grows by this much at a time.
+constexpr size_t kChunkedReservation = 1 << 20;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Shared* shared, IoContextState* context)
-      : socket_(std::move(socket)), idle_timer_(socket_.get_executor()), shared_(shared), context_(context) {
+      : socket_(std::move(socket)), deadline_timer_(socket_.get_executor()), shared_(shared), context_(context) {
     beast::error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
     if (!ec) {
       info_.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
       info_.loopback = IsLoopbackAddress(remote.address().to_string());
     }
+    shared_->connections.fetch_add(1);
+    if (shared_->options.metrics) shared_->options.metrics->connections->Add(1);
+  }
+  ~Session() {
+    shared_->Release(reserved_);
+    shared_->connections.fetch_sub(1);
+    if (shared_->options.metrics) shared_->options.metrics->connections->Add(-1);
   }
 
   // Hands a request that was read to the handler; the reply is written on
@@ -85,21 +118,27 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Start() {
     last_activity_ = std::chrono::steady_clock::now();
-    ArmIdleTimer();
+    ArmDeadlineTimer();
     ReadNext();
   }
 
  private:
-  // Closes connections idle (no request in progress) for longer than
-  // kIdleTimeout. Re-armed every kIdleCheck rather than per request.
-  void ArmIdleTimer() {
-    idle_timer_.expires_after(kIdleCheck);
-    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  // Closes connections idle (no request in progress) for longer than the
+  // idle timeout, and answers 408 to a body that is taking longer than the
+  // body timeout. Checked periodically rather than armed per request.
+  void ArmDeadlineTimer() {
+    deadline_timer_.expires_after(reading_body_ ? kBodyDeadlineCheck : kIdleDeadlineCheck);
+    deadline_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || !self->socket_.is_open()) return;
-      if (!self->busy_ && std::chrono::steady_clock::now() - self->last_activity_ > kIdleTimeout) {
-        return self->Close();
+      const auto now = std::chrono::steady_clock::now();
+      const auto& o = self->shared_->options;
+      if (self->reading_body_ && now - self->body_started_ > o.body_timeout) {
+        if (o.metrics) o.metrics->bodies_timed_out->Inc();
+        return self->Reject(408, "the request body did not arrive within " +
+                                     std::to_string(o.body_timeout.count() / 1000) + " s (--body-timeout)");
       }
-      self->ArmIdleTimer();
+      if (!self->busy_ && !self->reading_body_ && now - self->last_activity_ > o.idle_timeout) return self->Close();
+      self->ArmDeadlineTimer();
     });
   }
 
@@ -116,10 +155,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // be too large is refused before it is sent.
   void OnHeader(beast::error_code ec, size_t) {
     if (ec || parser_->is_done()) return OnRead(ec, 0);
+    const auto length = parser_->content_length();
     const auto expect = parser_->get()[http::field::expect];
     if (!beast::iequals(expect, "100-continue")) {
       // Usually the body arrived with the header: parse it from the buffer
-      // without another trip through the event loop.
+      // without another trip through the event loop (and without touching
+      // the shared budget: those bytes are already here).
       while (!parser_->is_done() && buffer_.size() > 0) {
         const size_t used = parser_->put(buffer_.data(), ec);
         buffer_.consume(used);
@@ -131,18 +172,67 @@ class Session : public std::enable_shared_from_this<Session> {
         if (used == 0) break;
       }
       if (parser_->is_done()) return OnRead(ec, 0);
-      return http::async_read(socket_, buffer_, *parser_,
-                              beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+      return ReadBody(length);
     }
-    const auto length = parser_->content_length();
     if (length && *length > shared_->options.max_body_bytes) return OnRead(http::error::body_limit, 0);
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
-                     [self = shared_from_this()](beast::error_code write_ec, size_t) {
+                     [self = shared_from_this(), length](beast::error_code write_ec, size_t) {
                        if (write_ec) return self->Close();
-                       http::async_read(self->socket_, self->buffer_, *self->parser_,
-                                        beast::bind_front_handler(&Session::OnRead, self));
+                       self->ReadBody(length);
                      });
+  }
+
+  // The rest of the body is still on the wire: it is held against the
+  // shared budget (its declared length, or a chunked body as it grows) and
+  // must arrive within the body timeout.
+  void ReadBody(boost::optional<uint64_t> length) {
+    const size_t want = length ? static_cast<size_t>(std::min<uint64_t>(*length, shared_->options.max_body_bytes))
+                               : kChunkedReservation;
+    if (!Grow(want)) return;
+    chunked_ = !length;
+    reading_body_ = true;
+    body_started_ = std::chrono::steady_clock::now();
+    ReadMore();
+  }
+
+  void ReadMore() {
+    http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || self->parser_->is_done()) {
+        self->reading_body_ = false;
+        return self->OnRead(ec, 0);
+      }
+      const size_t have = self->parser_->get().body().size();
+      if (self->chunked_ && have + kChunkedReservation / 2 > self->reserved_ && !self->Grow(have + kChunkedReservation))
+        return;
+      self->ReadMore();
+    });
+  }
+
+  // Raises this request's reservation to `bytes`; answers 503 and closes
+  // when the budget cannot cover it.
+  bool Grow(size_t bytes) {
+    bytes = std::min(bytes, shared_->options.max_body_bytes);
+    if (bytes <= reserved_) return true;
+    if (!shared_->Reserve(bytes - reserved_)) {
+      if (shared_->options.metrics) shared_->options.metrics->bodies_refused->Inc();
+      Reject(503, "the server holds too many request bodies being received (--max-buffered-bytes " +
+                      std::to_string(shared_->options.max_buffered_bytes) + "); retry later");
+      return false;
+    }
+    reserved_ = bytes;
+    return true;
+  }
+
+  // Answers `status` with `message` and closes the connection.
+  void Reject(unsigned status, const std::string& message) {
+    reading_body_ = false;
+    busy_ = true;
+    shared_->in_flight->fetch_add(1);
+    HttpResponse res = MakeResponse(status, ErrorJson(message));
+    if (status == 503) res.set(http::field::retry_after, "1");
+    res.keep_alive(false);
+    Write(std::move(res), true);
   }
 
   void OnRead(beast::error_code ec, size_t) {
@@ -187,6 +277,9 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(socket_, *response_, [self = shared_from_this(), close](beast::error_code ec, size_t) {
       self->shared_->in_flight->fetch_sub(1);
       self->response_.reset();
+      // The request is answered: its body's reservation goes back.
+      self->shared_->Release(self->reserved_);
+      self->reserved_ = 0;
       self->busy_ = false;
       self->last_activity_ = std::chrono::steady_clock::now();
       if (ec || close) return self->Close();
@@ -198,19 +291,23 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     socket_.close(ec);
-    idle_timer_.cancel();
+    deadline_timer_.cancel();
   }
 
   tcp::socket socket_;
   RequestInfo info_;
-  net::steady_timer idle_timer_;
+  net::steady_timer deadline_timer_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::unique_ptr<HttpResponse> response_;
   HttpServer::Shared* shared_;  // outlives every session (owns the io_contexts)
   IoContextState* context_;     // the I/O thread this connection lives on
   std::chrono::steady_clock::time_point last_activity_;
-  bool busy_ = false;  // a request is being handled or answered
+  std::chrono::steady_clock::time_point body_started_;
+  size_t reserved_ = 0;        // of the body budget, for the request being read or handled
+  bool reading_body_ = false;  // the rest of a body is on its way
+  bool chunked_ = false;       // of unknown length: its reservation grows with it
+  bool busy_ = false;          // a request is being handled or answered
 };
 
 }  // namespace
@@ -250,6 +347,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handle
 
 HttpServer::~HttpServer() {
   Stop();
+  backoff_timer_.reset();
   acceptor_.reset();  // before the io_context it belongs to
 }
 
@@ -264,13 +362,19 @@ void HttpServer::Start() {
   }
 }
 
+int64_t HttpServer::Connections() const { return shared_->connections.load(); }
+
 void HttpServer::Accept() {
   // Connections are spread over the I/O threads round-robin.
   IoContextState* target = shared_->contexts[shared_->next_context.fetch_add(1) % shared_->contexts.size()].get();
   acceptor_->async_accept(target->ioc, [this, target](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
-      spdlog::warn("event=accept_failed error={}", LogValue(ec.message()));
+      return BackOff(ec);
+    }
+    backoff_ = std::chrono::milliseconds(0);
+    if (shared_->connections.load() >= static_cast<int64_t>(shared_->options.max_connections)) {
+      Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
       std::make_shared<Session>(std::move(socket), shared_.get(), target)->Start();
@@ -279,11 +383,49 @@ void HttpServer::Accept() {
   });
 }
 
+void HttpServer::BackOff(const boost::system::error_code& ec) {
+  if (shared_->options.metrics) shared_->options.metrics->accept_errors->Inc();
+  // Out of file descriptors (or memory) the same accept fails again at
+  // once: without a pause this loop would spin and flood the log.
+  backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  ++accept_errors_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_log_ >= std::chrono::seconds(10)) {
+    spdlog::warn("event=accept_failed error={} failures={} retry_in_ms={} connections={}", LogValue(ec.message()),
+                 accept_errors_unlogged_, backoff_.count(), shared_->connections.load());
+    last_accept_log_ = now;
+    accept_errors_unlogged_ = 0;
+  }
+  if (!backoff_timer_) backoff_timer_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
+  backoff_timer_->expires_after(backoff_);
+  backoff_timer_->async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec && acceptor_->is_open()) Accept();
+  });
+}
+
+void HttpServer::Refuse(tcp::socket socket) {
+  if (shared_->options.metrics) shared_->options.metrics->connections_refused->Inc();
+  // A best-effort answer without waiting: the socket's send buffer takes it
+  // whole, and a client that does not read it loses nothing it was owed.
+  static const std::string kBody =
+      ErrorJson("the server has too many open connections (--max-connections); retry later");
+  static const std::string kAnswer =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: vigil\r\nRetry-After: 1\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kAnswer), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
 void HttpServer::StopAccepting() {
   shared_->draining.store(true);
   net::post(acceptor_->get_executor(), [this] {
     beast::error_code ec;
     acceptor_->close(ec);
+    if (backoff_timer_) backoff_timer_->cancel();
   });
 }
 

@@ -4,10 +4,20 @@
 // writes whatever the Responder is given — from any thread, exactly once —
 // before reading the next request on that connection. Bodies over the size
 // limit get 413, unparsable requests 400; both close the connection.
+//
+// What one client can hold is bounded: at most `max_connections` are open
+// (more are answered 503 and closed at once); bodies still on the wire are
+// reserved against `max_buffered_bytes` shared by all connections (503 when
+// it is spent) and must arrive within `body_timeout` (408); a connection idle
+// for `idle_timeout` is closed. When accept() fails (out of file
+// descriptors) the listener backs off instead of spinning, and says so in
+// the log at most every 10 s.
+//
 // Thread-safe. Lifecycle: Create (binds) → Start → StopAccepting → Stop.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,9 +26,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 
 #include "core/status.h"
+#include "monitoring/serving_metrics.h"
 
 namespace vigil {
 
@@ -38,6 +50,11 @@ class HttpServer {
     uint16_t port = 8000;  // 0 picks a free port
     int threads = 0;       // 0 = one per core
     size_t max_body_bytes = 64 << 20;
+    size_t max_connections = 10'000;
+    size_t max_buffered_bytes = 256 << 20;
+    std::chrono::milliseconds body_timeout{30'000};
+    std::chrono::milliseconds idle_timeout{120'000};
+    const HttpMetrics* metrics = nullptr;  // may be null
     // Called around each group of requests that became readable together on
     // one I/O thread; what it returns is held while their handlers run (the
     // server passes an InferenceService::BatchScope so they share a batch).
@@ -58,15 +75,26 @@ class HttpServer {
   void Stop();
   // Requests read and not yet fully written.
   int64_t InFlight() const { return in_flight_.load(); }
+  // Connections open now.
+  int64_t Connections() const;
 
   struct Shared;
 
  private:
   HttpServer() = default;
   void Accept();
+  // After a failed accept: logs (at most every 10 s) and retries after a
+  // delay that doubles while accepts keep failing, up to a second.
+  void BackOff(const boost::system::error_code& ec);
+  // Answers 503 on a connection past max_connections and closes it.
+  void Refuse(boost::asio::ip::tcp::socket socket);
 
   std::unique_ptr<Shared> shared_;  // first member: destroyed last
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<boost::asio::steady_timer> backoff_timer_;  // on the acceptor's thread
+  std::chrono::milliseconds backoff_{0};                      // touched only on the acceptor's thread
+  std::chrono::steady_clock::time_point last_accept_log_{};   // likewise
+  uint64_t accept_errors_unlogged_ = 0;                       // likewise
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   int thread_count_ = 1;

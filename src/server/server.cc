@@ -1,5 +1,8 @@
 #include "server/server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <thread>
@@ -20,6 +23,29 @@
 #include "server/rest_api.h"
 
 namespace vigil {
+namespace {
+
+// Raises the soft limit on open files to the hard one (servers hold many
+// sockets); returns the soft limit now in force.
+size_t RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : static_cast<size_t>(limit.rlim_cur);
+}
+
+// HTTP connections the file limit leaves room for: a quarter of it, or 256,
+// is kept for models, the store, gRPC and the webhook.
+size_t DefaultMaxConnections(size_t file_limit) {
+  const size_t reserve = std::max<size_t>(256, file_limit / 4);
+  return file_limit > reserve + 64 ? std::min<size_t>(file_limit - reserve, 100'000) : 64;
+}
+
+}  // namespace
 
 // Declared in the order they start; destroyed in reverse.
 struct Server::Parts {
@@ -103,6 +129,13 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ho.port = options.http_port;
   ho.threads = options.http_threads;
   ho.max_body_bytes = options.max_body_bytes;
+  const size_t file_limit = RaiseFileLimit();
+  ho.max_connections = options.max_connections > 0 ? options.max_connections : DefaultMaxConnections(file_limit);
+  ho.max_buffered_bytes = options.max_buffered_bytes;
+  ho.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(options.body_timeout_s * 1000));
+  ho.metrics = &p->metrics.http();
+  spdlog::info("event=http_limits max_connections={} file_limit={} max_body_bytes={} max_buffered_bytes={}",
+               ho.max_connections, file_limit, ho.max_body_bytes, ho.max_buffered_bytes);
   ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
   RestApi* api = p->api.get();
   VIGIL_ASSIGN_OR_RETURN(

@@ -20,6 +20,13 @@ struct ServerOptions {
   int grpc_port = -1;    // -1 = no gRPC; 0 picks a free port
   int http_threads = 0;  // 0 = one per core
   size_t max_body_bytes = 64 << 20;
+  // Open HTTP connections at most (more are answered 503 and closed); 0 =
+  // what the process's file limit allows, keeping room for everything else.
+  size_t max_connections = 0;
+  // Request bodies still being received, across all connections.
+  size_t max_buffered_bytes = 256 << 20;
+  // A body must arrive within this many seconds of its header.
+  double body_timeout_s = 30;
   double poll_interval_s = 0;  // 0 = load once at start
   double shutdown_timeout_s = 30;
   std::vector<std::string> required_models;

@@ -320,7 +320,8 @@ TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
   TestNetns netns;
   if (!netns.ok()) GTEST_SKIP() << netns.error();
   const fs::path repo = RepoWithSpec("deploy_loopback", kSpec);
-  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--host", "0.0.0.0"}, netns.name());
+  auto server =
+      ServerProcess::Start({"--model-repository", repo.string(), "--host", "0.0.0.0"}, {.netns = netns.name()});
   HttpClient::Options o;
   o.host = netns.inner_address();
   o.port = server->port();

@@ -2,11 +2,19 @@
 // crashed the process is replayed, and the server must answer it with a
 // clear error and go on serving. Also: a stored spec that no longer
 // validates, and the credentials of every control route.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <rapidjson/document.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "client/inference_client.h"
 #include "protocol/json.h"
@@ -55,6 +63,73 @@ void ExpectRefused(const StatusOr<HttpReply>& r, unsigned status, const std::str
   rapidjson::Document d;
   EXPECT_TRUE(ParseJson(r->body, d).ok()) << what << ": the error body is not valid JSON";
   EXPECT_NE(r->body.find(fragment), std::string::npos) << what << ": " << r->body.substr(0, 300);
+}
+
+// A raw TCP connection to the server on loopback, for what HttpClient will
+// not send (half bodies, idle connections).
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // What the server sent until it closed the connection or `timeout` passed.
+  std::string ReadUntilClosed(std::chrono::milliseconds timeout) {
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  bool closed_ = false;
+};
+
+double Metric(HttpClient& c, const std::string& series) {
+  auto r = c.Get("/metrics");
+  if (!r.ok()) return -1;
+  const auto at = r->body.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::stod(r->body.substr(at + series.size() + 2));
+}
+
+// Waits until `condition` holds, at most `timeout`.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
 }
 
 TEST(CrashReplay, EveryCrashIsAnsweredAndTheServerStaysUp) {
@@ -266,6 +341,157 @@ TEST(Access, ATokenOnTheCommandLineIsWarnedAbout) {
   const fs::path repo = Repo("access_warn");
   auto server = ServerProcess::Start({"--model-repository", repo.string(), "--admin-token", "visible"});
   EXPECT_NE(server->Log().find("event=token_on_command_line"), std::string::npos) << server->Log();
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+TEST(Limits, ConnectionsPastTheLimitAreAnswered503AndCounted) {
+  const fs::path repo = Repo("max_connections");
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--max-connections", "6"});
+  auto c = server->Client();  // one of the six
+  ASSERT_TRUE(c);
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 5; ++i) {
+    held.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(held.back()->connected());
+  }
+  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_connections") == 6; }, std::chrono::seconds(5)))
+      << Metric(*c, "vigil_http_connections");
+  RawConnection extra(server->port());
+  ASSERT_TRUE(extra.connected());
+  const std::string answer = extra.ReadUntilClosed(std::chrono::seconds(5));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 503", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("--max-connections"), std::string::npos) << answer;
+  EXPECT_TRUE(extra.closed());
+  EXPECT_EQ(Metric(*c, "vigil_http_connections_refused_total"), 1);
+  // Room again once one goes.
+  held.pop_back();
+  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_connections") == 5; }, std::chrono::seconds(5)));
+  auto fresh = server->Client();
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->Get("/v2/health/live")->status, 200u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// 40 connections holding a partial 60 MB body took RSS from 189 MB to
+// 2.5 GB. Bodies on the wire are now reserved against one shared budget.
+TEST(Limits, PartialBodiesAreBoundedAcrossConnectionsAndTimeOut) {
+  const fs::path repo = Repo("partial_bodies");
+  auto server = ServerProcess::Start(
+      {"--model-repository", repo.string(), "--max-buffered-bytes", "5000000", "--body-timeout", "2"});
+  auto c = server->Client();
+  ASSERT_TRUE(c);
+  const std::string head =
+      "POST /v2/models/breast_cancer_mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n";
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(std::make_unique<RawConnection>(server->port()));
+    ASSERT_TRUE(held.back()->Send(head + std::string(1000, ' ')));
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 4'000'000; }, std::chrono::seconds(5)))
+      << Metric(*c, "vigil_http_body_bytes_buffered");
+  RawConnection third(server->port());
+  ASSERT_TRUE(third.Send(head + std::string(1000, ' ')));
+  const std::string refused = third.ReadUntilClosed(std::chrono::seconds(5));
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  EXPECT_NE(refused.find("--max-buffered-bytes"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Retry-After"), std::string::npos) << refused;
+  // Small requests still pass: a body that came whole needs no reservation.
+  ExpectServing(*c, "a spent body budget");
+  // The held bodies never finish: 408 after --body-timeout, and the budget is whole again.
+  for (auto& h : held) {
+    const std::string timed_out = h->ReadUntilClosed(std::chrono::seconds(10));
+    EXPECT_EQ(timed_out.rfind("HTTP/1.1 408", 0), 0u) << timed_out;
+    EXPECT_NE(timed_out.find("--body-timeout"), std::string::npos) << timed_out;
+  }
+  EXPECT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 0; }, std::chrono::seconds(5)));
+  EXPECT_EQ(Metric(*c, "vigil_http_bodies_refused_total{reason=\"timeout\"}"), 2);
+  EXPECT_EQ(Metric(*c, "vigil_http_bodies_refused_total{reason=\"budget\"}"), 1);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// CPU seconds (user + system) the process has used.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(f);
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Out of file descriptors, the accept loop spun at 100% CPU and wrote 4.6 M
+// log lines in 5 s. It now backs off and logs at most every 10 s.
+TEST(Limits, RunningOutOfFileDescriptorsBacksOffInsteadOfSpinning) {
+  const fs::path repo = Repo("emfile");
+  Spawn spawn;
+  spawn.file_limit = 160;
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--max-connections", "100000"}, spawn);
+  auto c = server->Client();
+  ASSERT_TRUE(c);
+  std::vector<std::unique_ptr<RawConnection>> flood;
+  for (int i = 0; i < 200; ++i) flood.push_back(std::make_unique<RawConnection>(server->port()));
+  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_accept_errors_total") > 0; }, std::chrono::seconds(10)))
+      << server->Log();
+  const double cpu_before = CpuSeconds(server->pid());
+  const auto wall_before = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the state under test is "nothing happens"
+  const double cpu = CpuSeconds(server->pid()) - cpu_before;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_before).count();
+  EXPECT_LT(cpu / wall, 0.25) << "the server burned " << cpu << " CPU s in " << wall << " s while out of descriptors";
+  const std::string log = server->Log();
+  size_t lines = 0;
+  for (size_t at = log.find("event=accept_failed"); at != std::string::npos;
+       at = log.find("event=accept_failed", at + 1))
+    ++lines;
+  EXPECT_LE(lines, 2u) << "accept failures are logged at most every 10 s";
+  EXPECT_LT(Metric(*c, "vigil_http_accept_errors_total"), 200) << "retries back off";
+  // With descriptors free again it serves.
+  flood.clear();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        HttpClient::Options o;
+        o.port = server->port();
+        o.timeout = std::chrono::milliseconds(500);
+        auto fresh = HttpClient::Connect(o);
+        return fresh.ok() && (*fresh)->Get("/v2/health/live").ok();
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// gRPC read a 1 GiB message whole: messages are now held to --max-body-bytes.
+TEST(Limits, GrpcMessagesOverTheBodyLimitAreRefused) {
+  const fs::path repo = Repo("grpc_limit");
+  auto server =
+      ServerProcess::Start({"--model-repository", repo.string(), "--grpc-port", "0", "--max-body-bytes", "1000000"});
+  ClientOptions o;
+  o.protocol = Protocol::kGrpc;
+  o.port = server->grpc_port();
+  o.binary = true;
+  auto grpc = ConnectInferenceClient(o);
+  ASSERT_TRUE(grpc.ok());
+  InferCall call;
+  call.model = "breast_cancer_mlp";
+  Tensor t;
+  t.name = "features";
+  t.datatype = DataType::kFp32;
+  t.shape = {10000, 30};
+  t.data.resize(10000 * 30 * 4);  // 1.2 MB
+  call.inputs.push_back(t);
+  auto big = (*grpc)->Infer(call);
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted) << big.status().message();
+  call.inputs[0].shape = {8, 30};
+  call.inputs[0].data.resize(8 * 30 * 4);
+  EXPECT_TRUE((*grpc)->Infer(call).ok());
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }

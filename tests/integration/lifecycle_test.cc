@@ -274,7 +274,7 @@ TEST(Lifecycle, FullQueueAnswers503AndExpiredRequests504) {
   const fs::path repo = SlowRepository("limits", "400000", "2");
   auto server = ServerProcess::Start({"--model-repository", repo.string()});
   std::vector<unsigned> codes(4);
-  std::vector<std::string> bodies(4);
+  std::vector<std::string> bodies(4), retry_after(4);
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
@@ -282,6 +282,7 @@ TEST(Lifecycle, FullQueueAnswers503AndExpiredRequests504) {
       auto r = c->Post("/v2/models/breast_cancer_xgb/versions/1/infer", FeaturesBody(1));
       codes[i] = r.ok() ? r->status : 0;
       bodies[i] = r.ok() ? r->body : "";
+      retry_after[i] = r.ok() ? r->header("retry-after") : "";
     });
   }
   for (auto& t : threads) t.join();
@@ -291,6 +292,7 @@ TEST(Lifecycle, FullQueueAnswers503AndExpiredRequests504) {
     if (codes[i] == 503) {
       full++;
       EXPECT_NE(bodies[i].find("queue full"), std::string::npos) << bodies[i];
+      EXPECT_EQ(retry_after[i], "1") << "a 503 says when to retry";
     }
   }
   EXPECT_EQ(ok, 2);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,14 +91,18 @@ bool EnterNetns(const std::string& name) {
 }
 
 // Starts `vigil <args>` with stdout and stderr sent to files (the same file
-// when the paths are equal), in network namespace `netns` when given.
+// when the paths are equal), as `spawn` says.
 pid_t SpawnVigil(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path,
-                 const std::string& netns = "") {
+                 const Spawn& spawn = {}) {
   std::vector<std::string> argv_s = {VIGIL_BINARY};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   const pid_t pid = ::fork();
   if (pid == 0) {
-    if (!netns.empty() && !EnterNetns(netns)) ::_exit(126);
+    if (!spawn.netns.empty() && !EnterNetns(spawn.netns)) ::_exit(126);
+    if (spawn.file_limit > 0) {
+      const rlimit limit{static_cast<rlim_t>(spawn.file_limit), static_cast<rlim_t>(spawn.file_limit)};
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(125);
+    }
     const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = err_path == out_path ? out : ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(out, 1);
@@ -197,7 +202,7 @@ void TestNetns::RunInside(const std::function<void()>& fn) const {
   t.join();
 }
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args, const std::string& netns) {
+std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& args, const Spawn& spawn) {
   auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
   static int counter = 0;
   p->log_path_ = fs::temp_directory_path() /
@@ -212,7 +217,7 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
     argv_s.insert(argv_s.end(), {"--data-dir", p->data_dir_.string()});
   }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string(), netns);
+  p->pid_ = SpawnVigil(argv_s, p->log_path_.string(), p->log_path_.string(), spawn);
   EXPECT_TRUE(p->WaitForLog("event=server_ready", 60)) << p->Log();
   const std::string log = p->Log();
   std::smatch m;

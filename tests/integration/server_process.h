@@ -15,12 +15,17 @@
 
 namespace vigil::testing {
 
+// How a server process is started.
+struct Spawn {
+  std::string netns;   // run in this network namespace (see TestNetns)
+  int file_limit = 0;  // RLIMIT_NOFILE, soft and hard, when > 0
+};
+
 class ServerProcess {
  public:
   // Starts `vigil serve --http-port 0 <args>` and waits until it logs
-  // event=server_ready (or fails the calling test). With `netns`, the
-  // server runs in that network namespace (see TestNetns).
-  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const std::string& netns = "");
+  // event=server_ready (or fails the calling test).
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& args, const Spawn& spawn = {});
   ~ServerProcess();
 
   uint16_t port() const { return port_; }
