@@ -4,7 +4,9 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit integration demo examples bench bench-tools bench-endpoint clean format
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build test test-sanitize fuzz unit integration demo examples bench bench-tools bench-endpoint clean format
 
 all: build
 
@@ -19,6 +21,14 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The test suite again, built with clang, ASan and UBSan (build-sanitize/).
+test-sanitize: deps
+	scripts/test-sanitize.sh
+
+# Every libFuzzer target for FUZZ_SECONDS on its corpus (tests/fuzz/).
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 unit: build
 	$(BUILD_DIR)/tests/vigil_unit_tests
@@ -52,4 +62,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-sanitize

@@ -74,7 +74,23 @@ int Fail(const std::string& command, const std::string& message) {
   return 1;
 }
 
+// TLS options of the client commands (an https:// or grpcs:// URL turns TLS on).
+struct TlsFlags {
+  std::string ca, cert, key;
+  void Add(CLI::App* app) {
+    app->add_option("--tls-ca", ca, "CA bundle that signed the server's certificate (https://, grpcs://)");
+    app->add_option("--tls-cert", cert, "Client certificate, for servers that require one (mutual TLS)");
+    app->add_option("--tls-key", key, "The client certificate's private key");
+  }
+  void Apply(vigil::ClientOptions* o) const {
+    o->tls_ca = ca;
+    o->tls_cert = cert;
+    o->tls_key = key;
+  }
+};
+
 struct TargetFlags {
+  TlsFlags tls;
   std::string url = "localhost:8000";
   std::string protocol = "http";
   bool binary = false;
@@ -82,8 +98,11 @@ struct TargetFlags {
   std::string token;
 
   void Add(CLI::App* app) {
-    app->add_option("-u,--url", url, "Server address: host:port, http://host:port or grpc://host:port")
+    app->add_option("-u,--url", url,
+                    "Server address: host:port, http://host:port, https://host:port, grpc://host:port or "
+                    "grpcs://host:port")
         ->default_val("localhost:8000");
+    tls.Add(app);
     app->add_option("--protocol", protocol, "http or grpc (a grpc:// URL implies grpc)")
         ->check(CLI::IsMember({"http", "grpc"}))
         ->default_val("http");
@@ -101,6 +120,7 @@ struct TargetFlags {
     o->binary = binary;
     o->timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
     o->token = token;
+    tls.Apply(o);
     return vigil::Status::Ok();
   }
 };
@@ -183,6 +203,7 @@ int Profile(vigil::ProfileOptions o, const TargetFlags& target, const ProfileFla
 }
 
 struct DeployFlags {
+  TlsFlags tls;
   std::string url = "localhost:8000";
   std::string token;
   std::string file;
@@ -216,19 +237,24 @@ std::string StatusTable(const std::string& body) {
   return out;
 }
 
-// An HTTP connection to a running server ("host:port" or "http://host:port").
-vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url) {
+// An HTTP connection to a running server ("host:port", "http://host:port"
+// or "https://host:port").
+vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url, const TlsFlags& tls) {
   vigil::ClientOptions where;
   VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));
   vigil::HttpClient::Options ho;
   ho.host = where.host;
   ho.port = where.port;
+  ho.tls = where.tls;
+  ho.tls_ca = tls.ca;
+  ho.tls_cert = tls.cert;
+  ho.tls_key = tls.key;
   return vigil::HttpClient::Connect(ho);
 }
 
 int Deploy(const std::string& action, const DeployFlags& f) {
   const std::string cmd = "deploy " + action;
-  auto client = ConnectTo(f.url);
+  auto client = ConnectTo(f.url, f.tls);
   if (!client.ok()) return Fail(cmd, client.status().message());
   std::map<std::string, std::string> headers;
   if (!f.token.empty()) headers["Authorization"] = "Bearer " + f.token;
@@ -268,6 +294,7 @@ int Deploy(const std::string& action, const DeployFlags& f) {
 }
 
 struct MonitorFlags {
+  TlsFlags tls;
   std::string url = "localhost:8000";
   std::string name;
   bool all = false;
@@ -287,7 +314,7 @@ std::string Num(const rapidjson::Value& v) { return v.IsNumber() ? fmt::format("
 // variant (for an endpoint) and the alerts firing now.
 int Monitor(const MonitorFlags& f) {
   const std::string cmd = "monitor";
-  auto client = ConnectTo(f.url);
+  auto client = ConnectTo(f.url, f.tls);
   if (!client.ok()) return Fail(cmd, client.status().message());
   auto get = [&](const std::string& target) -> vigil::StatusOr<std::string> {
     auto reply = (*client)->Get(target);
@@ -510,6 +537,16 @@ int main(int argc, char** argv) {
           ->envname("VIGIL_FEEDBACK_TOKEN");
   serve->add_option("--feedback-token-file", tokens.feedback_file, "Read the feedback token from this file")
       ->excludes(feedback_token);
+  auto* tls_cert = serve->add_option("--tls-cert", so.tls_cert,
+                                     "TLS certificate chain (PEM) for HTTPS and gRPC over TLS; plain-text clients "
+                                     "are then refused");
+  auto* tls_key = serve->add_option("--tls-key", so.tls_key, "The certificate's private key (PEM)");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  serve->add_option("--tls-client-ca", so.tls_client_ca, "CA (PEM) whose certificates clients must present: mutual TLS")
+      ->needs(tls_cert);
+  serve->add_option("--alert-webhook-ca", so.alert_webhook_ca,
+                    "CA (PEM) that signed an https:// --alert-webhook's certificate; default the system's");
   serve
       ->add_option("--control-threads", so.control_threads,
                    "Threads for routes that may block (deployments, feedback, monitoring reads, model loads)")
@@ -536,7 +573,7 @@ int main(int argc, char** argv) {
       ->default_val(10'000'000)
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--alert-webhook", so.alert_webhook,
-                    "Post firing and resolved alerts here, Alertmanager webhook format (http://host:port/path)");
+                    "Post firing and resolved alerts here, Alertmanager webhook format (http(s)://host:port/path)");
   serve
       ->add_option("--monitoring-retention-days", so.monitoring_retention_days,
                    "Stored drift windows older than this are deleted")
@@ -647,7 +684,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("deploy", "Change and read the endpoints of a running server (/v1/deployments).");
   deploy->require_subcommand(1);
   deploy->fallthrough();  // its subcommands inherit this: -u, --token, --json may come after them
-  deploy->add_option("-u,--url", df.url, "Server address: host:port or http://host:port")
+  df.tls.Add(deploy);
+  deploy->add_option("-u,--url", df.url, "Server address: host:port, http://host:port or https://host:port")
       ->default_val("localhost:8000");
   deploy->add_option("--token", df.token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
   deploy->add_flag("--json", df.json, "Print the server's JSON instead of a table");
@@ -678,7 +716,8 @@ int main(int argc, char** argv) {
   CLI::App* monitor = app.add_subcommand(
       "monitor", "Print the drift table, quality per variant and firing alerts of a model or endpoint.");
   monitor->add_option("name", mf.name, "Model or endpoint")->required();
-  monitor->add_option("-u,--url", mf.url, "Server address: host:port or http://host:port")
+  mf.tls.Add(monitor);
+  monitor->add_option("-u,--url", mf.url, "Server address: host:port, http://host:port or https://host:port")
       ->default_val("localhost:8000");
   monitor->add_flag("--all", mf.all, "Show every column, not only the drifted and the 12 closest to drifting");
   monitor->add_flag("--json", mf.json, "Print the server's JSON documents instead of tables");

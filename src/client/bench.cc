@@ -141,8 +141,8 @@ StatusOr<std::vector<Row>> ReadCsv(const std::string& path, int64_t width, std::
         header = true;
         continue;
       }
-      return InvalidArgument(fmt::format("{} line {}: a value in the first {} columns is not a number", path, line_no,
-                                         width));
+      return InvalidArgument(
+          fmt::format("{} line {}: a value in the first {} columns is not a number", path, line_no, width));
     }
     if (static_cast<int64_t>(fields.size()) < width) {
       return InvalidArgument(fmt::format("{} line {}: {} values, but the model's inputs need {} per row", path, line_no,
@@ -153,8 +153,7 @@ StatusOr<std::vector<Row>> ReadCsv(const std::string& path, int64_t width, std::
   }
   if (rows.empty()) return InvalidArgument(path + ": no data rows");
   *note = fmt::format("{} rows from {}", rows.size(), path);
-  if (static_cast<int64_t>(columns) > width)
-    *note += fmt::format(" (the first {} of {} columns)", width, columns);
+  if (static_cast<int64_t>(columns) > width) *note += fmt::format(" (the first {} of {} columns)", width, columns);
   return rows;
 }
 
@@ -190,8 +189,8 @@ StatusOr<std::vector<Row>> ReadJson(const std::string& path, const std::vector<I
         } else if (x->IsNumber() || x->IsBool()) {
           values[i].push_back(x->IsBool() ? (x->GetBool() ? 1.0 : 0.0) : x->GetDouble());
         } else {
-          return InvalidArgument(fmt::format("{}: data[{}] input '{}' holds a value that is not a number", path,
-                                             index, name));
+          return InvalidArgument(
+              fmt::format("{}: data[{}] input '{}' holds a value that is not a number", path, index, name));
         }
       }
       if (values[i].empty() || values[i].size() % static_cast<size_t>(layouts[i].row_elements) != 0) {
@@ -243,8 +242,7 @@ std::optional<ModelCounters> Scrape(HttpClient* metrics, const std::string& path
 
 }  // namespace
 
-ModelCounters ParseModelCounters(const std::string& exposition, const std::string& model,
-                                 const std::string& version) {
+ModelCounters ParseModelCounters(const std::string& exposition, const std::string& model, const std::string& version) {
   ModelCounters c;
   std::istringstream in(exposition);
   std::string line;
@@ -286,7 +284,8 @@ StatusOr<std::vector<InferCall>> BuildSamples(const ModelMetadata& metadata, int
     for (auto& row : rows) {
       for (const auto& l : layouts) {
         const bool integer = l.meta.datatype != DataType::kFp32 && l.meta.datatype != DataType::kFp64;
-        for (int64_t e = 0; e < l.row_elements; ++e) row.push_back(integer ? std::floor(uniform(rng) * 10) : uniform(rng));
+        for (int64_t e = 0; e < l.row_elements; ++e)
+          row.push_back(integer ? std::floor(uniform(rng) * 10) : uniform(rng));
       }
     }
     *note = "random data (256 rows)";
@@ -319,7 +318,8 @@ StatusOr<std::vector<InferCall>> BuildSamples(const ModelMetadata& metadata, int
       const Row& row = rows[next_row++ % rows.size()];
       offset = 0;
       for (size_t i = 0; i < layouts.size(); ++i) {
-        for (int64_t e = 0; e < layouts[i].row_elements; ++e) AppendAs(layouts[i].meta.datatype, row[offset++], call.inputs[i].data);
+        for (int64_t e = 0; e < layouts[i].row_elements; ++e)
+          AppendAs(layouts[i].meta.datatype, row[offset++], call.inputs[i].data);
       }
     }
   }
@@ -332,22 +332,19 @@ StatusOr<LevelResult> MeasureLevel(LoadEngine& engine, LoadRecorder& recorder, c
   std::string metrics_path = "/metrics";
   std::string metrics_note;
   {
-    ClientOptions mo;
+    ClientOptions mo = o.client;  // TLS files and timeout as the target's
     if (!o.metrics_url.empty()) {
+      mo.tls = false;
       VIGIL_RETURN_IF_ERROR(ParseServerUrl(o.metrics_url, &mo));
-      const auto path_at = o.metrics_url.find('/', o.metrics_url.find("://") == std::string::npos
-                                                        ? 0
-                                                        : o.metrics_url.find("://") + 3);
+      const auto path_at =
+          o.metrics_url.find('/', o.metrics_url.find("://") == std::string::npos ? 0 : o.metrics_url.find("://") + 3);
       if (path_at != std::string::npos) metrics_path = o.metrics_url.substr(path_at);
     } else {
       mo.host = o.client.host;
       mo.port = o.client.protocol == Protocol::kHttp ? o.client.port : 8000;
     }
-    HttpClient::Options ho;
-    ho.host = mo.host;
-    ho.port = mo.port;
-    ho.timeout = std::chrono::milliseconds(2000);
-    auto c = HttpClient::Connect(ho);
+    mo.timeout = std::chrono::milliseconds(2000);
+    auto c = HttpClient::Connect(HttpOptionsFor(mo));
     if (c.ok()) {
       metrics = std::move(c).value();
     } else {
@@ -494,14 +491,14 @@ std::string FormatBenchTable(const BenchReport& report) {
   std::string out = fmt::format("model {} over {}, {} row{} per request, {}\n", report.model, report.protocol,
                                 report.batch, report.batch == 1 ? "" : "s", report.input_note);
   out += fmt::format("{:<22} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>7}  {}\n", "load", "req/s",
-                     "infer/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "errors", "queue ms", "compute ms",
-                     "batch", "stable");
+                     "infer/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "errors", "queue ms", "compute ms", "batch",
+                     "stable");
   for (const auto& r : report.levels) {
     out += fmt::format("{:<22} {:>10.0f} {:>10.0f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8}", r.level.Describe(),
                        r.throughput, r.infer_per_s, r.p50_ms, r.p90_ms, r.p95_ms, r.p99_ms, r.error_total);
     if (r.server) {
-      out += fmt::format(" {:>9.3f} {:>10.3f} {:>7.1f}", r.server->queue_ms, r.server->compute_ms,
-                         r.server->mean_batch);
+      out +=
+          fmt::format(" {:>9.3f} {:>10.3f} {:>7.1f}", r.server->queue_ms, r.server->compute_ms, r.server->mean_batch);
     } else {
       out += fmt::format(" {:>9} {:>10} {:>7}", "-", "-", "-");
     }
@@ -516,8 +513,9 @@ std::string FormatBenchTable(const BenchReport& report) {
       break;
     }
   }
-  out += "latency: client-side, from the scheduled send time; queue/compute/batch: the server's /metrics over the "
-         "same windows (compute per executed batch)\n";
+  out +=
+      "latency: client-side, from the scheduled send time; queue/compute/batch: the server's /metrics over the "
+      "same windows (compute per executed batch)\n";
   return out;
 }
 
@@ -538,11 +536,12 @@ std::string BenchJson(const BenchReport& report) {
     else
       out += fmt::format("\"rate\":{},\"poisson\":{}", r.level.rate, r.level.poisson);
     out += fmt::format(
-        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},\"throughput\":{:.1f},"
+        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},\"throughput\":{:."
+        "1f},"
         "\"infer_per_sec\":{:.1f},\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p95\":{:.4f},\"p99\":{:.4f},"
         "\"mean\":{:.4f}}},\"errors\":{{",
-        r.stable, r.windows, r.measured_s, r.requests, r.total_requests, r.throughput, r.infer_per_s, r.p50_ms, r.p90_ms, r.p95_ms,
-        r.p99_ms, r.mean_ms);
+        r.stable, r.windows, r.measured_s, r.requests, r.total_requests, r.throughput, r.infer_per_s, r.p50_ms,
+        r.p90_ms, r.p95_ms, r.p99_ms, r.mean_ms);
     bool first = true;
     for (const auto& [kind, e] : r.errors) {
       if (!first) out += ',';
@@ -552,8 +551,9 @@ std::string BenchJson(const BenchReport& report) {
     }
     out += "}";
     if (r.server) {
-      out += fmt::format(",\"server\":{{\"requests\":{:.0f},\"queue_ms\":{:.4f},\"compute_ms\":{:.4f},\"mean_batch\":{:.2f}}}",
-                         r.server->requests, r.server->queue_ms, r.server->compute_ms, r.server->mean_batch);
+      out += fmt::format(
+          ",\"server\":{{\"requests\":{:.0f},\"queue_ms\":{:.4f},\"compute_ms\":{:.4f},\"mean_batch\":{:.2f}}}",
+          r.server->requests, r.server->queue_ms, r.server->compute_ms, r.server->mean_batch);
     }
     out += "}";
   }

@@ -11,6 +11,7 @@
 #include "client/load.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "protocol/oip_grpc.h"
+#include "protocol/tls.h"
 
 namespace vigil {
 namespace {
@@ -64,19 +65,32 @@ Status FromGrpc(const grpc::Status& s) {
 
 // Each channel gets its own TCP connection (gRPC shares subchannels between
 // channels with equal arguments).
-std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& o, int index) {
+StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& o, int index) {
   TuneGrpcRuntime();
   grpc::ChannelArguments args;
   args.SetInt("vigil.channel_index", index);
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(o.host + ":" + std::to_string(o.port), grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (o.tls) {
+    grpc::SslCredentialsOptions ssl;  // empty roots: gRPC's default (the system's)
+    if (!o.tls_ca.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(o.tls_ca, "--tls-ca"));
+    }
+    if (!o.tls_cert.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(o.tls_cert, "--tls-cert"));
+      VIGIL_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(o.tls_key, "--tls-key"));
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateCustomChannel(o.host + ":" + std::to_string(o.port), credentials, args);
 }
 
 Status WaitConnected(grpc::Channel& channel, const ClientOptions& o) {
   const auto deadline = std::chrono::system_clock::now() + std::min(o.timeout, std::chrono::milliseconds(5000));
   if (!channel.WaitForConnected(deadline)) {
-    return Unavailable("cannot connect to " + o.host + ":" + std::to_string(o.port) + " over gRPC");
+    return Unavailable("cannot connect to " + o.host + ":" + std::to_string(o.port) + " over gRPC" +
+                       (o.tls ? " with TLS" : ""));
   }
   return Status::Ok();
 }
@@ -182,7 +196,7 @@ class GrpcLoadEngine final : public LoadEngine {
     level_ = level;
     const int channels = level.concurrency > 0 ? std::clamp(level.concurrency / 8, 1, 8) : 4;
     for (int i = 0; i < channels; ++i) {
-      auto channel = MakeChannel(target_.client, i);
+      VIGIL_ASSIGN_OR_RETURN(auto channel, MakeChannel(target_.client, i));
       VIGIL_RETURN_IF_ERROR(WaitConnected(*channel, target_.client));
       stubs_.push_back(pb::GRPCInferenceService::NewStub(channel));
     }
@@ -317,7 +331,7 @@ class GrpcLoadEngine final : public LoadEngine {
 namespace internal {
 
 StatusOr<std::unique_ptr<InferenceClient>> ConnectGrpcClient(const ClientOptions& options) {
-  auto channel = MakeChannel(options, 0);
+  VIGIL_ASSIGN_OR_RETURN(auto channel, MakeChannel(options, 0));
   VIGIL_RETURN_IF_ERROR(WaitConnected(*channel, options));
   return std::unique_ptr<InferenceClient>(new GrpcInferenceClient(options, std::move(channel)));
 }

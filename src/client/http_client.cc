@@ -2,10 +2,14 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <algorithm>
+
+#include "protocol/tls.h"
 
 namespace vigil {
 
@@ -17,33 +21,69 @@ using tcp = net::ip::tcp;
 struct HttpClient::Impl {
   Options options;
   net::io_context ioc;
+  std::shared_ptr<net::ssl::context> tls;  // with options.tls
+  // One of the two is open (or neither, between connections).
   std::unique_ptr<beast::tcp_stream> stream;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_stream;
   beast::flat_buffer buffer;
 
+  beast::tcp_stream& Tcp() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream; }
+  bool IsOpen() const { return stream || tls_stream; }
+  void Reset() {
+    stream.reset();
+    tls_stream.reset();
+  }
+
   Status Open() {
-    stream = std::make_unique<beast::tcp_stream>(ioc);
+    Reset();
+    auto tcp_stream = std::make_unique<beast::tcp_stream>(ioc);
     beast::error_code ec;
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(options.host, std::to_string(options.port), ec);
     if (ec) return Unavailable("cannot resolve " + options.host + ": " + ec.message());
-    stream->expires_after(options.timeout);
-    stream->connect(results, ec);
+    tcp_stream->expires_after(options.timeout);
+    tcp_stream->connect(results, ec);
     if (ec) {
       return Unavailable("cannot connect to " + options.host + ":" + std::to_string(options.port) + ": " +
                          ec.message());
     }
-    stream->socket().set_option(tcp::no_delay(true), ec);
+    tcp_stream->socket().set_option(tcp::no_delay(true), ec);
     buffer.clear();
+    if (!options.tls) {
+      stream = std::move(tcp_stream);
+      return Status::Ok();
+    }
+    if (!tls) {
+      VIGIL_ASSIGN_OR_RETURN(tls, MakeClientTlsContext({options.tls_ca, options.tls_cert, options.tls_key}));
+    }
+    auto secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*tcp_stream), *tls);
+    // SNI, and the certificate must name the host asked for.
+    SSL_set_tlsext_host_name(secure->native_handle(), options.host.c_str());
+    secure->set_verify_callback(net::ssl::host_name_verification(options.host));
+    secure->handshake(net::ssl::stream_base::client, ec);
+    if (ec) {
+      return Unavailable("TLS handshake with " + options.host + ":" + std::to_string(options.port) +
+                         " failed: " + ec.message());
+    }
+    tls_stream = std::move(secure);
     return Status::Ok();
+  }
+
+  // One exchange on whichever stream is open.
+  template <class Stream>
+  void Exchange(Stream& s, http::request<http::string_body>& req, http::response_parser<http::string_body>& parser,
+                beast::error_code& ec) {
+    http::write(s, req, ec);
+    if (!ec) http::read(s, buffer, parser, ec);
   }
 };
 
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpClient::~HttpClient() {
-  if (impl_ && impl_->stream) {
+  if (impl_ && impl_->IsOpen()) {
     beast::error_code ec;
-    impl_->stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+    impl_->Tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
   }
 }
 
@@ -69,15 +109,18 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
   req.prepare_payload();
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!impl_->stream) VIGIL_RETURN_IF_ERROR(impl_->Open());
+    if (!impl_->IsOpen()) VIGIL_RETURN_IF_ERROR(impl_->Open());
     beast::error_code ec;
-    impl_->stream->expires_after(impl_->options.timeout);
-    http::write(*impl_->stream, req, ec);
+    impl_->Tcp().expires_after(impl_->options.timeout);
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ull << 32);
-    if (!ec) http::read(*impl_->stream, impl_->buffer, parser, ec);
+    if (impl_->tls_stream) {
+      impl_->Exchange(*impl_->tls_stream, req, parser, ec);
+    } else {
+      impl_->Exchange(*impl_->stream, req, parser, ec);
+    }
     if (ec) {
-      impl_->stream.reset();
+      impl_->Reset();
       // A keep-alive connection the server closed: retry once on a new one.
       if (attempt == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
                            ec == net::error::broken_pipe || ec == net::error::eof)) {
@@ -94,7 +137,7 @@ StatusOr<HttpReply> HttpClient::Request(const std::string& method, const std::st
       reply.headers[name] = std::string(f.value());
     }
     reply.body = std::move(res.body());
-    if (!res.keep_alive()) impl_->stream.reset();
+    if (!res.keep_alive()) impl_->Reset();
     return reply;
   }
   return Unavailable(method + " " + target + " failed");

@@ -29,6 +29,10 @@ class HttpClient {
     std::string host = "127.0.0.1";
     uint16_t port = 8000;
     std::chrono::milliseconds timeout{30000};
+    // HTTPS: the server's certificate must chain to `tls_ca` (empty: the
+    // system's CAs) and name `host`; a client certificate for mutual TLS.
+    bool tls = false;
+    std::string tls_ca, tls_cert, tls_key;
   };
 
   // Connects; fails with kUnavailable when nothing listens there.

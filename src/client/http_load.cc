@@ -5,6 +5,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include "client/load.h"
+#include "protocol/tls.h"
 
 namespace vigil::internal {
 namespace {
@@ -49,27 +52,48 @@ std::string EncodeWire(const LoadTarget& target, const InferCall& call) {
 
 std::string ServerError(const std::string& body) { return ErrorMessageOf(body).value_or(body.substr(0, 200)); }
 
+template <bool kTls>
 class HttpLoadEngine;
 
+template <bool kTls>
 struct Worker;
 
+// One keep-alive connection; `kTls`: HTTPS (the stream is made afresh for
+// every connect, as a TLS session cannot be reused after it closed).
+template <bool kTls>
 struct Conn {
-  Conn(net::io_context& ioc, Worker* owner) : worker(owner), socket(ioc), retry(ioc) {}
-  Worker* worker;
-  tcp::socket socket;
+  using Stream = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
+  Conn(net::io_context& ioc, Worker<kTls>* owner) : worker(owner), ioc(ioc), retry(ioc) {}
+  Worker<kTls>* worker;
+  net::io_context& ioc;
+  std::optional<Stream> socket;
   net::steady_timer retry;
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   Clock::time_point scheduled;
   bool open = false;
+
+  tcp::socket& Socket() {
+    if constexpr (kTls) {
+      return socket->next_layer();
+    } else {
+      return *socket;
+    }
+  }
+  void Close() {
+    boost::system::error_code ignored;
+    if (socket) Socket().close(ignored);
+    open = false;
+  }
 };
 
+template <bool kTls>
 struct Worker {
-  HttpLoadEngine* engine = nullptr;
+  HttpLoadEngine<kTls>* engine = nullptr;
   net::io_context ioc{1};
   net::steady_timer timer{ioc};
-  std::vector<std::unique_ptr<Conn>> conns;
-  std::vector<Conn*> idle;
+  std::vector<std::unique_ptr<Conn<kTls>>> conns;
+  std::vector<Conn<kTls>*> idle;
   std::deque<Clock::time_point> backlog;
   size_t next_sample = 0;
   int max_conns = 0;
@@ -81,9 +105,14 @@ struct Worker {
   std::thread thread;
 };
 
+template <bool kTls>
 class HttpLoadEngine final : public LoadEngine {
+  using Conn = internal::Conn<kTls>;
+  using Worker = internal::Worker<kTls>;
+
  public:
-  HttpLoadEngine(const LoadTarget& target, LoadRecorder* recorder) : target_(target), recorder_(recorder) {
+  HttpLoadEngine(const LoadTarget& target, LoadRecorder* recorder, std::shared_ptr<net::ssl::context> tls)
+      : target_(target), recorder_(recorder), tls_(std::move(tls)) {
     for (const auto& call : target.samples) wire_.push_back(EncodeWire(target, call));
   }
   ~HttpLoadEngine() override { Stop(std::chrono::milliseconds(0)); }
@@ -163,13 +192,27 @@ class HttpLoadEngine final : public LoadEngine {
  private:
   Status Open(Conn& c) {
     boost::system::error_code ec;
-    if (c.socket.is_open()) c.socket.close(ec);
-    c.socket.connect(endpoint_, ec);
+    c.Close();
+    if constexpr (kTls) {
+      c.socket.emplace(c.ioc, *tls_);
+    } else {
+      c.socket.emplace(c.ioc);
+    }
+    c.Socket().connect(endpoint_, ec);
     if (ec) {
       return Unavailable("cannot connect to " + target_.client.host + ":" + std::to_string(target_.client.port) + ": " +
                          ec.message());
     }
-    c.socket.set_option(tcp::no_delay(true), ec);
+    c.Socket().set_option(tcp::no_delay(true), ec);
+    if constexpr (kTls) {
+      SSL_set_tlsext_host_name(c.socket->native_handle(), target_.client.host.c_str());
+      c.socket->set_verify_callback(net::ssl::host_name_verification(target_.client.host));
+      c.socket->handshake(net::ssl::stream_base::client, ec);
+      if (ec) {
+        return Unavailable("TLS handshake with " + target_.client.host + ":" + std::to_string(target_.client.port) +
+                           " failed: " + ec.message());
+      }
+    }
     c.buffer.clear();
     c.open = true;
     return Status::Ok();
@@ -191,11 +234,11 @@ class HttpLoadEngine final : public LoadEngine {
     c->scheduled = scheduled;
     const std::string& wire = wire_[w.next_sample++ % wire_.size()];
     in_flight_.fetch_add(1, std::memory_order_relaxed);
-    net::async_write(c->socket, net::buffer(wire), [this, c](boost::system::error_code ec, size_t) {
+    net::async_write(*c->socket, net::buffer(wire), [this, c](boost::system::error_code ec, size_t) {
       if (ec) return Done(c, ec);
       c->parser.emplace();
       c->parser->body_limit(std::numeric_limits<uint64_t>::max());
-      http::async_read(c->socket, c->buffer, *c->parser,
+      http::async_read(*c->socket, c->buffer, *c->parser,
                        [this, c](boost::system::error_code ec, size_t) { Done(c, ec); });
     });
   }
@@ -205,9 +248,7 @@ class HttpLoadEngine final : public LoadEngine {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     if (ec) {
       if (running_.load()) recorder_->Error("connection", ec.message());
-      boost::system::error_code ignored;
-      c->socket.close(ignored);
-      c->open = false;
+      c->Close();
     } else {
       const auto& res = c->parser->get();
       if (res.result_int() == 200) {
@@ -215,11 +256,7 @@ class HttpLoadEngine final : public LoadEngine {
       } else {
         recorder_->Error("HTTP " + std::to_string(res.result_int()), ServerError(res.body()));
       }
-      if (!res.keep_alive()) {
-        boost::system::error_code ignored;
-        c->socket.close(ignored);
-        c->open = false;
-      }
+      if (!res.keep_alive()) c->Close();
     }
     Next(c);
   }
@@ -268,6 +305,7 @@ class HttpLoadEngine final : public LoadEngine {
 
   LoadTarget target_;
   LoadRecorder* recorder_;
+  std::shared_ptr<net::ssl::context> tls_;  // with kTls
   std::vector<std::string> wire_;
   tcp::endpoint endpoint_;
   LoadLevel level_;
@@ -279,7 +317,10 @@ class HttpLoadEngine final : public LoadEngine {
 }  // namespace
 
 StatusOr<std::unique_ptr<LoadEngine>> MakeHttpLoadEngine(const LoadTarget& target, LoadRecorder* recorder) {
-  return std::unique_ptr<LoadEngine>(new HttpLoadEngine(target, recorder));
+  const ClientOptions& o = target.client;
+  if (!o.tls) return std::unique_ptr<LoadEngine>(new HttpLoadEngine<false>(target, recorder, nullptr));
+  VIGIL_ASSIGN_OR_RETURN(auto tls, MakeClientTlsContext({o.tls_ca, o.tls_cert, o.tls_key}));
+  return std::unique_ptr<LoadEngine>(new HttpLoadEngine<true>(target, recorder, std::move(tls)));
 }
 
 }  // namespace vigil::internal

@@ -163,13 +163,14 @@ Status ParseServerUrl(std::string_view url, ClientOptions* options) {
   std::string_view rest = url;
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
     const std::string_view s = rest.substr(0, scheme);
-    if (s == "http") {
+    if (s == "http" || s == "https") {
       options->protocol = Protocol::kHttp;
-    } else if (s == "grpc") {
+    } else if (s == "grpc" || s == "grpcs") {
       options->protocol = Protocol::kGrpc;
     } else {
-      return InvalidArgument("URL '" + std::string(url) + "': scheme must be http:// or grpc://");
+      return InvalidArgument("URL '" + std::string(url) + "': scheme must be http://, https://, grpc:// or grpcs://");
     }
+    options->tls = s == "https" || s == "grpcs";
     rest.remove_prefix(scheme + 3);
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) rest = rest.substr(0, slash);
@@ -190,13 +191,21 @@ Status ParseServerUrl(std::string_view url, ClientOptions* options) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<InferenceClient>> ConnectInferenceClient(const ClientOptions& options) {
-  if (options.protocol == Protocol::kGrpc) return internal::ConnectGrpcClient(options);
+HttpClient::Options HttpOptionsFor(const ClientOptions& options) {
   HttpClient::Options ho;
   ho.host = options.host;
   ho.port = options.port;
   ho.timeout = options.timeout;
-  VIGIL_ASSIGN_OR_RETURN(auto http, HttpClient::Connect(ho));
+  ho.tls = options.tls;
+  ho.tls_ca = options.tls_ca;
+  ho.tls_cert = options.tls_cert;
+  ho.tls_key = options.tls_key;
+  return ho;
+}
+
+StatusOr<std::unique_ptr<InferenceClient>> ConnectInferenceClient(const ClientOptions& options) {
+  if (options.protocol == Protocol::kGrpc) return internal::ConnectGrpcClient(options);
+  VIGIL_ASSIGN_OR_RETURN(auto http, HttpClient::Connect(HttpOptionsFor(options)));
   return std::unique_ptr<InferenceClient>(new HttpInferenceClient(std::move(http), options.binary, options.token));
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "client/http_client.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "protocol/oip_json.h"
@@ -31,10 +32,15 @@ struct ClientOptions {
   // Sent as "Authorization: Bearer <token>" with control calls (model load
   // and unload) when set: the server's --admin-token.
   std::string token;
+  // TLS (https://, grpcs://): the server's certificate must chain to
+  // `tls_ca` (empty: the system's CAs); a client certificate for mutual TLS.
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key;
 };
 
-// "host:port", "http://host:port" or "grpc://host:port" (a path is ignored);
-// fills host, port and, when a scheme is given, the protocol.
+// "host:port", "http://host:port", "https://host:port", "grpc://host:port" or
+// "grpcs://host:port" (a path is ignored); fills host, port and, when a
+// scheme is given, the protocol and whether it is TLS.
 Status ParseServerUrl(std::string_view url, ClientOptions* options);
 
 struct TensorMetadata {
@@ -63,6 +69,9 @@ class InferenceClient {
   virtual Status LoadModel(const std::string& model, const std::optional<std::string>& config = std::nullopt) = 0;
   virtual Status UnloadModel(const std::string& model) = 0;
 };
+
+// The HTTP client options for `options`' host, port, timeout and TLS.
+HttpClient::Options HttpOptionsFor(const ClientOptions& options);
 
 // Connects; an unreachable server is kUnavailable with the address in the message.
 StatusOr<std::unique_ptr<InferenceClient>> ConnectInferenceClient(const ClientOptions& options);

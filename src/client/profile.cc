@@ -81,9 +81,7 @@ StatusOr<ProfileReport> RunProfile(const ProfileOptions& o, std::FILE* progress)
   for (int i : o.instances)
     if (i < 1) return InvalidArgument("--instances values must be at least 1");
 
-  HttpClient::Options ho;
-  ho.host = o.control.host;
-  ho.port = o.control.port;
+  HttpClient::Options ho = HttpOptionsFor(o.control);
   ho.timeout = std::chrono::milliseconds(60000);
   VIGIL_ASSIGN_OR_RETURN(auto http, HttpClient::Connect(ho));
   VIGIL_ASSIGN_OR_RETURN(HttpReply config, http->Get("/v2/models/" + o.model + "/config"));
@@ -120,7 +118,8 @@ StatusOr<ProfileReport> RunProfile(const ProfileOptions& o, std::FILE* progress)
   level_options.duration_s = o.level_limit_s;
   level_options.stable_windows = 2;
   level_options.stability = 0.15;
-  level_options.metrics_url = "http://" + o.control.host + ":" + std::to_string(o.control.port) + "/metrics";
+  level_options.metrics_url = std::string(o.control.tls ? "https://" : "http://") + o.control.host + ":" +
+                              std::to_string(o.control.port) + "/metrics";
   level_options.timeout_s = std::max(5.0, o.latency_budget_ms * 20 / 1000);
 
   std::set<Knobs> tried;

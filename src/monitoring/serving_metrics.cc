@@ -56,6 +56,12 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
       {"reason"});
   http_.bodies_refused = &refused.WithLabels({"budget"});
   http_.bodies_timed_out = &refused.WithLabels({"timeout"});
+  http_.tls_handshake_failures =
+      &registry
+           .AddCounter("vigil_http_tls_handshake_failures_total",
+                       "TLS handshakes that failed: plain-text clients, or no valid client certificate (mutual TLS).",
+                       {})
+           .WithLabels({});
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
   registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });

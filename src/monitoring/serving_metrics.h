@@ -16,12 +16,13 @@ struct VersionMetrics;
 // What the HTTP frontend reports about its connections and the request
 // bodies it holds.
 struct HttpMetrics {
-  Gauge* connections = nullptr;            // open now
-  Counter* connections_refused = nullptr;  // beyond --max-connections
-  Counter* accept_errors = nullptr;        // accept() failed (out of file descriptors, ...)
-  Gauge* body_bytes_buffered = nullptr;    // request bodies being received, reserved bytes
-  Counter* bodies_refused = nullptr;       // the buffered-bytes budget was spent (503)
-  Counter* bodies_timed_out = nullptr;     // a body did not arrive in time (408)
+  Gauge* connections = nullptr;               // open now
+  Counter* connections_refused = nullptr;     // beyond --max-connections
+  Counter* accept_errors = nullptr;           // accept() failed (out of file descriptors, ...)
+  Gauge* body_bytes_buffered = nullptr;       // request bodies being received, reserved bytes
+  Counter* bodies_refused = nullptr;          // the buffered-bytes budget was spent (503)
+  Counter* bodies_timed_out = nullptr;        // a body did not arrive in time (408)
+  Counter* tls_handshake_failures = nullptr;  // a client that could not speak TLS (or had no valid certificate)
 };
 
 class ServingMetrics {

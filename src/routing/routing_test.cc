@@ -184,7 +184,7 @@ candidates:
       shadowed_in_ab += d.variant == 0;
     }
   }
-  auto expect_share = [n](int count, double p, const std::string& what) {
+  auto expect_share = [&](int count, double p, const std::string& what) {
     const double sd = std::sqrt(n * p * (1 - p));
     EXPECT_NEAR(count, n * p, 4 * sd) << what;
   };

@@ -137,6 +137,63 @@ std::string AdminApi::QualityJson(const Router& router) const {
   return out + "}";
 }
 
+StatusOr<FeedbackBody> ParseFeedbackBody(std::string_view body, int64_t now_ms) {
+  rapidjson::Document d;
+  if (!ParseJson(body, d).ok() || !(d.IsObject() || d.IsArray())) {
+    return InvalidArgument(
+        "feedback must be JSON: {\"prediction_id\": \"...\", \"label\": N} or {\"reward\": 0..1}, a list of them, or "
+        "{\"items\": [...]}");
+  }
+  std::vector<const rapidjson::Value*> items;
+  if (d.IsArray()) {
+    for (const auto& v : d.GetArray()) items.push_back(&v);
+  } else if (d.HasMember("items") && d["items"].IsArray()) {
+    for (const auto& v : d["items"].GetArray()) items.push_back(&v);
+  } else {
+    items.push_back(&d);
+  }
+  if (items.size() > AdminApi::kMaxFeedbackItems) {
+    return InvalidArgument("a feedback post carries at most " + std::to_string(AdminApi::kMaxFeedbackItems) +
+                           " items, this one has " + std::to_string(items.size()) + "; split it");
+  }
+  FeedbackBody out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const rapidjson::Value& v = *items[i];
+    std::string problem;
+    FeedbackRecord r;
+    r.time_ms = now_ms;
+    if (!v.IsObject()) {
+      problem = "not an object";
+    } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() ||
+               v["prediction_id"].GetStringLength() == 0 || v["prediction_id"].GetStringLength() > kMaxIdBytes) {
+      problem = "'prediction_id' must be a string of 1 to " + std::to_string(kMaxIdBytes) + " bytes";
+    } else {
+      r.prediction_id.assign(v["prediction_id"].GetString(), v["prediction_id"].GetStringLength());
+      if (v.HasMember("label")) {
+        if (!v["label"].IsNumber() || !std::isfinite(v["label"].GetDouble())) {
+          problem = "'label' must be a finite number (a class index, or the value for a regressor)";
+        } else {
+          r.label = v["label"].GetDouble();
+        }
+      }
+      if (problem.empty() && v.HasMember("reward")) {
+        if (!v["reward"].IsNumber() || !(v["reward"].GetDouble() >= 0 && v["reward"].GetDouble() <= 1)) {
+          problem = "'reward' must be a number from 0 to 1";
+        } else {
+          r.reward = v["reward"].GetDouble();
+        }
+      }
+      if (problem.empty() && !r.label && !r.reward) problem = "give a 'label' or a 'reward'";
+    }
+    if (!problem.empty()) {
+      out.problems.emplace_back(i, std::move(problem));
+      continue;
+    }
+    out.records.push_back(std::move(r));
+  }
+  return out;
+}
+
 void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& info,
                               const HttpServer::Responder& respond) {
   if (request.method() != http::verb::post) {
@@ -148,63 +205,14 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
     return respond(ErrorResponse(s));
   if (!store_)
     return respond(ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
-  rapidjson::Document d;
-  if (!ParseJson(request.body(), d).ok() || !(d.IsObject() || d.IsArray())) {
-    return respond(ErrorResponse(InvalidArgument(
-        "feedback must be JSON: {\"prediction_id\": \"...\", \"label\": N} or {\"reward\": 0..1}, a list of them, or "
-        "{\"items\": [...]}")));
-  }
-  std::vector<const rapidjson::Value*> items;
-  if (d.IsArray()) {
-    for (const auto& v : d.GetArray()) items.push_back(&v);
-  } else if (d.HasMember("items") && d["items"].IsArray()) {
-    for (const auto& v : d["items"].GetArray()) items.push_back(&v);
-  } else {
-    items.push_back(&d);
-  }
-  if (items.size() > kMaxFeedbackItems) {
-    return respond(
-        ErrorResponse(InvalidArgument("a feedback post carries at most " + std::to_string(kMaxFeedbackItems) +
-                                      " items, this one has " + std::to_string(items.size()) + "; split it")));
-  }
-  const int64_t now = UnixMillis();
-  std::vector<FeedbackRecord> records;
+  auto parsed = ParseFeedbackBody(request.body(), UnixMillis());
+  if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
+  const std::vector<FeedbackRecord>& records = parsed->records;
   std::string errors;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const rapidjson::Value& v = *items[i];
-    std::string problem;
-    FeedbackRecord r;
-    r.time_ms = now;
-    if (!v.IsObject()) {
-      problem = "not an object";
-    } else if (!v.HasMember("prediction_id") || !v["prediction_id"].IsString() ||
-               v["prediction_id"].GetStringLength() == 0 || v["prediction_id"].GetStringLength() > kMaxIdBytes) {
-      problem = "'prediction_id' must be a string of 1 to " + std::to_string(kMaxIdBytes) + " bytes";
-    } else {
-      r.prediction_id = v["prediction_id"].GetString();
-      if (v.HasMember("label")) {
-        if (!v["label"].IsNumber() || !std::isfinite(v["label"].GetDouble())) {
-          problem = "'label' must be a finite number (a class index, or the value for a regressor)";
-        } else {
-          r.label = v["label"].GetDouble();
-        }
-      }
-      if (problem.empty() && v.HasMember("reward")) {
-        if (!v["reward"].IsNumber() || v["reward"].GetDouble() < 0 || v["reward"].GetDouble() > 1) {
-          problem = "'reward' must be a number from 0 to 1";
-        } else {
-          r.reward = v["reward"].GetDouble();
-        }
-      }
-      if (problem.empty() && !r.label && !r.reward) problem = "give a 'label' or a 'reward'";
-    }
-    if (!problem.empty()) {
-      errors += fmt::format("{}{{\"index\":{},\"error\":", errors.empty() ? "" : ",", i);
-      AppendJsonString(errors, problem);
-      errors += '}';
-      continue;
-    }
-    records.push_back(std::move(r));
+  for (const auto& [index, problem] : parsed->problems) {
+    errors += fmt::format("{}{{\"index\":{},\"error\":", errors.empty() ? "" : ",", index);
+    AppendJsonString(errors, problem);
+    errors += '}';
   }
   if (!records.empty()) {
     if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(ErrorResponse(s));

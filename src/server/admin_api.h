@@ -33,6 +33,15 @@ class PredictionLog;
 // The metrics of `q` that are set, as JSON members: ,"accuracy":0.9,...
 void AppendQualityMembers(std::string& out, const Quality& q);
 
+// A feedback post: its well-formed items as records (stamped `now_ms`), and
+// for each malformed one its index and what is wrong with it. An error when
+// the body is not feedback at all. Pure.
+struct FeedbackBody {
+  std::vector<FeedbackRecord> records;
+  std::vector<std::pair<size_t, std::string>> problems;
+};
+StatusOr<FeedbackBody> ParseFeedbackBody(std::string_view body, int64_t now_ms);
+
 // Handlers may block on the store: the server runs them on its control
 // threads, never on an HTTP I/O thread.
 class AdminApi {

@@ -53,16 +53,21 @@ struct WebhookUrl {
   std::string host;
   uint16_t port = 80;
   std::string path = "/";
+  bool tls = false;
 };
 
 StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) {
-    return InvalidArgument("--alert-webhook '" + url +
-                           "': expected http://host[:port][/path] (https is not supported)");
-  }
-  std::string rest = url.substr(kScheme.size());
   WebhookUrl out;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    out.tls = true;
+    out.port = 443;
+  } else {
+    return InvalidArgument("--alert-webhook '" + url + "': expected http(s)://host[:port][/path]");
+  }
   if (auto slash = rest.find('/'); slash != std::string::npos) {
     out.path = rest.substr(slash);
     rest = rest.substr(0, slash);
@@ -82,12 +87,16 @@ StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url) {
   return out;
 }
 
-Status PostOverHttp(const std::string& url, const std::string& body) {
+// Posts over HTTP or HTTPS; an https:// webhook's certificate must chain
+// to `ca` (empty: the system's CAs) and name its host.
+Status PostOverHttp(const std::string& url, const std::string& body, const std::string& ca) {
   VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(url));
   HttpClient::Options o;
   o.host = u.host;
   o.port = u.port;
   o.timeout = std::chrono::seconds(5);
+  o.tls = u.tls;
+  o.tls_ca = ca;
   VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
   VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(u.path, body, {{"Content-Type", "application/json"}}));
   if (reply.status < 200 || reply.status >= 300) {
@@ -112,7 +121,12 @@ void AlertManager::SetExternalUrl(const std::string& url) {
 Status AlertManager::ValidateWebhookUrl(const std::string& url) { return ParseWebhookUrl(url).status(); }
 
 AlertManager::AlertManager(Store* store, ServingMetrics* metrics, Options options, Sender sender)
-    : store_(store), options_(std::move(options)), sender_(sender ? std::move(sender) : Sender(PostOverHttp)) {
+    : store_(store), options_(std::move(options)), sender_(std::move(sender)) {
+  if (!sender_) {
+    sender_ = [ca = options_.webhook_ca](const std::string& url, const std::string& body) {
+      return PostOverHttp(url, body, ca);
+    };
+  }
   if (metrics) {
     auto& r = metrics->registry();
     firing_gauge_ = &r.AddGauge("vigil_alerts_firing", "Alerts firing now, by alert name.", {"alertname"});

@@ -39,7 +39,8 @@ struct AlertEvidence {
 class AlertManager {
  public:
   struct Options {
-    std::string webhook_url;   // http://host:port/path; empty = no notifications
+    std::string webhook_url;   // http(s)://host:port/path; empty = no notifications
+    std::string webhook_ca;    // CA bundle for an https:// webhook; empty = the system's
     std::string external_url;  // this server, for generatorURL / externalURL
     int max_attempts = 8;
     std::chrono::milliseconds first_backoff{500};  // doubles per attempt, at most 60 s

@@ -199,8 +199,9 @@ TEST(AlertManager, FiringAlertsSurviveARestartAndBadWebhookUrlsAreNamed) {
   EXPECT_EQ(alerts.firing(), 0u);
   EXPECT_TRUE(AlertManager::ValidateWebhookUrl("http://hooks.local:9093/api/alerts").ok());
   EXPECT_TRUE(AlertManager::ValidateWebhookUrl("http://hooks.local").ok());
-  auto https = AlertManager::ValidateWebhookUrl("https://hooks.local/x");
-  EXPECT_NE(https.message().find("https is not supported"), std::string::npos) << https.message();
+  EXPECT_TRUE(AlertManager::ValidateWebhookUrl("https://hooks.local/x").ok());
+  auto ftp = AlertManager::ValidateWebhookUrl("ftp://hooks.local/x");
+  EXPECT_NE(ftp.message().find("expected http(s)://"), std::string::npos) << ftp.message();
   EXPECT_NE(AlertManager::ValidateWebhookUrl("http://h:99999/").message().find("port"), std::string::npos);
   fs::remove_all(dir);
 }

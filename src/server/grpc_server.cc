@@ -9,6 +9,7 @@
 #include "core/logging.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "protocol/oip_grpc.h"
+#include "protocol/tls.h"
 #include "server/access.h"
 #include "server/control_workers.h"
 #include "server/inference_service.h"
@@ -373,9 +374,21 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, Infere
   TuneGrpcRuntime();
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<Service>(service, repository, state, access, control);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    VIGIL_ASSIGN_OR_RETURN(pair.cert_chain, ReadPemFile(options.tls_cert, "--tls-cert"));
+    VIGIL_ASSIGN_OR_RETURN(pair.private_key, ReadPemFile(options.tls_key, "--tls-key"));
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    if (!options.tls_client_ca.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(options.tls_client_ca, "--tls-client-ca"));
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(ssl);
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.host + ":" + std::to_string(options.port), grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort(options.host + ":" + std::to_string(options.port), credentials, &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options.max_message_bytes, INT32_MAX)));
   impl->server = builder.BuildAndStart();

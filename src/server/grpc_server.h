@@ -25,6 +25,9 @@ class GrpcServer {
     int port = 8001;  // 0 picks a free port
     // Larger messages are refused (RESOURCE_EXHAUSTED) before they are read whole.
     size_t max_message_bytes = 64 << 20;
+    // TLS when a certificate and key are given (PEM files); a client CA
+    // makes it mutual: clients must present a certificate it signed.
+    std::string tls_cert, tls_key, tls_client_ca;
   };
 
   // RepositoryModelLoad/Unload are control calls: authorised by `access`

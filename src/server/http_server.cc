@@ -3,6 +3,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -12,6 +13,7 @@
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "protocol/oip_json.h"
+#include "protocol/tls.h"
 #include "server/access.h"
 
 namespace vigil {
@@ -22,15 +24,22 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
-class Session;
-}
+
+// What the dispatcher needs of a connection, plain or TLS.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void Handle(HttpRequest&& request) = 0;
+};
+
+}  // namespace
 
 // One I/O thread's io_context and the requests it has read but not yet
 // handed to the handler. Touched only by that thread.
 struct IoContextState {
   net::io_context ioc{1};
   struct Pending {
-    std::shared_ptr<Session> session;
+    std::shared_ptr<SessionBase> session;
     HttpRequest request;
   };
   std::vector<Pending> pending;
@@ -47,6 +56,7 @@ struct HttpServer::Shared {
   std::atomic<size_t> next_context{0};
   Handler handler;
   Options options;
+  std::shared_ptr<net::ssl::context> tls;  // null: plain HTTP
   std::atomic<int64_t>* in_flight = nullptr;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> connections{0};
@@ -80,12 +90,21 @@ constexpr auto kIdleDeadlineCheck = std::chrono::seconds(5);
 // A chunked body's reservation grows by this much at a time.
 constexpr size_t kChunkedReservation = 1 << 20;
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection. `kTls`: the stream is TLS over the socket; the handshake
+// comes first (a client that speaks plain HTTP to it fails there and is
+// closed), and a closing connection sends TLS's close_notify.
+template <bool kTls>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<kTls>> {
+  using Stream = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
+
  public:
   Session(tcp::socket socket, HttpServer::Shared* shared, IoContextState* context)
-      : socket_(std::move(socket)), deadline_timer_(socket_.get_executor()), shared_(shared), context_(context) {
+      : socket_(MakeStream(std::move(socket), shared)),
+        deadline_timer_(socket_.get_executor()),
+        shared_(shared),
+        context_(context) {
     beast::error_code ec;
-    const auto remote = socket_.remote_endpoint(ec);
+    const auto remote = Socket().remote_endpoint(ec);
     if (!ec) {
       info_.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
       info_.loopback = IsLoopbackAddress(remote.address().to_string());
@@ -93,7 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
     shared_->connections.fetch_add(1);
     if (shared_->options.metrics) shared_->options.metrics->connections->Add(1);
   }
-  ~Session() {
+  ~Session() override {
     shared_->Release(reserved_);
     shared_->connections.fetch_sub(1);
     if (shared_->options.metrics) shared_->options.metrics->connections->Add(-1);
@@ -101,7 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Hands a request that was read to the handler; the reply is written on
   // this connection's thread.
-  void Handle(HttpRequest&& req) {
+  void Handle(HttpRequest&& req) override {
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
     auto self = shared_from_this();
@@ -119,17 +138,48 @@ class Session : public std::enable_shared_from_this<Session> {
   void Start() {
     last_activity_ = std::chrono::steady_clock::now();
     ArmDeadlineTimer();
-    ReadNext();
+    if constexpr (kTls) {
+      // The handshake is held to the body timeout; one that fails (a
+      // plain-text client, a certificate the client CA did not sign) closes.
+      reading_body_ = true;
+      body_started_ = last_activity_;
+      socket_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        self->reading_body_ = false;
+        if (ec) {
+          if (self->shared_->options.metrics) self->shared_->options.metrics->tls_handshake_failures->Inc();
+          return self->CloseSocket();
+        }
+        self->ReadNext();
+      });
+    } else {
+      ReadNext();
+    }
   }
 
  private:
+  using std::enable_shared_from_this<Session<kTls>>::shared_from_this;
+
+  static Stream MakeStream(tcp::socket socket, HttpServer::Shared* shared) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *shared->tls);
+    } else {
+      return socket;
+    }
+  }
+  tcp::socket& Socket() {
+    if constexpr (kTls) {
+      return socket_.next_layer();
+    } else {
+      return socket_;
+    }
+  }
   // Closes connections idle (no request in progress) for longer than the
   // idle timeout, and answers 408 to a body that is taking longer than the
   // body timeout. Checked periodically rather than armed per request.
   void ArmDeadlineTimer() {
     deadline_timer_.expires_after(reading_body_ ? kBodyDeadlineCheck : kIdleDeadlineCheck);
     deadline_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || !self->socket_.is_open()) return;
+      if (ec || !self->Socket().is_open()) return;
       const auto now = std::chrono::steady_clock::now();
       const auto& o = self->shared_->options;
       if (self->reading_body_ && now - self->body_started_ > o.body_timeout) {
@@ -288,13 +338,29 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    if constexpr (kTls) {
+      // close_notify first, so the client knows the answer was whole; a
+      // client that never answers it is cut off by the socket close below.
+      if (!shutting_down_) {
+        shutting_down_ = true;
+        deadline_timer_.cancel();
+        deadline_timer_.expires_after(std::chrono::seconds(1));
+        deadline_timer_.async_wait([self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        socket_.async_shutdown([self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+    }
+    CloseSocket();
+  }
+
+  void CloseSocket() {
     beast::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
-    socket_.close(ec);
+    Socket().shutdown(tcp::socket::shutdown_send, ec);
+    Socket().close(ec);
     deadline_timer_.cancel();
   }
 
-  tcp::socket socket_;
+  Stream socket_;
   RequestInfo info_;
   net::steady_timer deadline_timer_;
   beast::flat_buffer buffer_;
@@ -304,10 +370,11 @@ class Session : public std::enable_shared_from_this<Session> {
   IoContextState* context_;     // the I/O thread this connection lives on
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point body_started_;
-  size_t reserved_ = 0;        // of the body budget, for the request being read or handled
-  bool reading_body_ = false;  // the rest of a body is on its way
-  bool chunked_ = false;       // of unknown length: its reservation grows with it
-  bool busy_ = false;          // a request is being handled or answered
+  size_t reserved_ = 0;         // of the body budget, for the request being read or handled
+  bool reading_body_ = false;   // the rest of a body is on its way
+  bool chunked_ = false;        // of unknown length: its reservation grows with it
+  bool busy_ = false;           // a request is being handled or answered
+  bool shutting_down_ = false;  // TLS: close_notify sent
 };
 
 }  // namespace
@@ -329,6 +396,12 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Options options, Handle
   s->thread_count_ =
       options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < s->thread_count_; ++i) s->shared_->contexts.push_back(std::make_unique<IoContextState>());
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(s->shared_->tls,
+                           MakeServerTlsContext({options.tls_cert, options.tls_key, options.tls_client_ca}));
+  } else if (!options.tls_client_ca.empty()) {
+    return InvalidArgument("--tls-client-ca needs --tls-cert and --tls-key");
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(options.host, ec);
   if (ec) return InvalidArgument("--host: '" + options.host + "' is not an IP address");
@@ -377,7 +450,11 @@ void HttpServer::Accept() {
       Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), shared_.get(), target)->Start();
+      if (shared_->tls) {
+        std::make_shared<Session<true>>(std::move(socket), shared_.get(), target)->Start();
+      } else {
+        std::make_shared<Session<false>>(std::move(socket), shared_.get(), target)->Start();
+      }
     }
     if (acceptor_->is_open()) Accept();
   });
@@ -405,6 +482,12 @@ void HttpServer::BackOff(const boost::system::error_code& ec) {
 
 void HttpServer::Refuse(tcp::socket socket) {
   if (shared_->options.metrics) shared_->options.metrics->connections_refused->Inc();
+  if (shared_->tls) {
+    // A TLS client cannot read a plain answer: it sees the connection close.
+    beast::error_code ec;
+    socket.close(ec);
+    return;
+  }
   // A best-effort answer without waiting: the socket's send buffer takes it
   // whole, and a client that does not read it loses nothing it was owed.
   static const std::string kBody =

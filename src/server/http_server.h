@@ -55,6 +55,9 @@ class HttpServer {
     std::chrono::milliseconds body_timeout{30'000};
     std::chrono::milliseconds idle_timeout{120'000};
     const HttpMetrics* metrics = nullptr;  // may be null
+    // TLS (HTTPS) when a certificate and key are given; a client CA makes
+    // it mutual. Plain-text clients are then refused (their handshake fails).
+    std::string tls_cert, tls_key, tls_client_ca;
     // Called around each group of requests that became readable together on
     // one I/O thread; what it returns is held while their handlers run (the
     // server passes an InferenceService::BatchScope so they share a batch).

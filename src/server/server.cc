@@ -116,6 +116,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
   AlertManager::Options ao;
   ao.webhook_url = options.alert_webhook;
+  ao.webhook_ca = options.alert_webhook_ca;
   if (!ao.webhook_url.empty()) VIGIL_RETURN_IF_ERROR(AlertManager::ValidateWebhookUrl(ao.webhook_url));
   p->alerts = std::make_unique<AlertManager>(p->store.get(), &p->metrics, ao);
   p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(),
@@ -134,6 +135,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ho.max_buffered_bytes = options.max_buffered_bytes;
   ho.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(options.body_timeout_s * 1000));
   ho.metrics = &p->metrics.http();
+  ho.tls_cert = options.tls_cert;
+  ho.tls_key = options.tls_key;
+  ho.tls_client_ca = options.tls_client_ca;
   spdlog::info("event=http_limits max_connections={} file_limit={} max_body_bytes={} max_buffered_bytes={}",
                ho.max_connections, file_limit, ho.max_body_bytes, ho.max_buffered_bytes);
   ho.dispatch_scope = [] { return std::make_shared<InferenceService::BatchScope>(); };
@@ -144,16 +148,23 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       }));
   // Live (and answering "not ready") while the models load.
   p->http->Start();
-  spdlog::info("event=listening protocol=http host={} port={}", options.host, p->http->port());
-  p->alerts->SetExternalUrl("http://" + options.host + ":" + std::to_string(p->http->port()));
+  const bool tls = !options.tls_cert.empty();
+  spdlog::info("event=listening protocol=http host={} port={} tls={}", options.host, p->http->port(),
+               tls ? (options.tls_client_ca.empty() ? "on" : "mutual") : "off");
+  p->alerts->SetExternalUrl(std::string(tls ? "https://" : "http://") + options.host + ":" +
+                            std::to_string(p->http->port()));
   if (options.grpc_port >= 0) {
     GrpcServer::Options go;
     go.host = options.host;
     go.port = options.grpc_port;
     go.max_message_bytes = options.max_body_bytes;
+    go.tls_cert = options.tls_cert;
+    go.tls_key = options.tls_key;
+    go.tls_client_ca = options.tls_client_ca;
     VIGIL_ASSIGN_OR_RETURN(p->grpc,
                            GrpcServer::Create(go, *p->service, *p->repository, p->state, p->access, p->control.get()));
-    spdlog::info("event=listening protocol=grpc host={} port={}", options.host, p->grpc->port());
+    spdlog::info("event=listening protocol=grpc host={} port={} tls={}", options.host, p->grpc->port(),
+                 tls ? (options.tls_client_ca.empty() ? "on" : "mutual") : "off");
   }
 
   p->repository->Poll();

@@ -27,6 +27,10 @@ struct ServerOptions {
   size_t max_buffered_bytes = 256 << 20;
   // A body must arrive within this many seconds of its header.
   double body_timeout_s = 30;
+  // TLS for HTTP and gRPC (PEM files); with a client CA, mutual TLS.
+  std::string tls_cert, tls_key, tls_client_ca;
+  // CA bundle that signed an https:// --alert-webhook's certificate; empty = the system's.
+  std::string alert_webhook_ca;
   double poll_interval_s = 0;  // 0 = load once at start
   double shutdown_timeout_s = 30;
   std::vector<std::string> required_models;

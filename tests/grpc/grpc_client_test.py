@@ -38,11 +38,11 @@ import grpc_predict_v2_pb2_grpc as pbg  # noqa: E402
 class Server:
     """`vigil serve` on free HTTP and gRPC ports."""
 
-    def __init__(self, repo):
+    def __init__(self, repo, extra=()):
         self.log = tempfile.NamedTemporaryFile(prefix="vigil_grpc_", suffix=".log", delete=False)
         self.data = tempfile.mkdtemp(prefix="vigil_grpc_data_")
         self.proc = subprocess.Popen([VIGIL, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
-                                      "--host", "127.0.0.1", "--data-dir", self.data],
+                                      "--host", "127.0.0.1", "--data-dir", self.data, *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -239,6 +239,57 @@ class GrpcDeadline(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0)
             shutil.rmtree(repo)
+
+
+class GrpcOverTls(unittest.TestCase):
+    """gRPC over TLS and mutual TLS with certificates made here (tests/tls/make_certs.sh)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="vigil_grpc_certs_")
+        subprocess.run([os.path.join(ROOT, "tests", "tls", "make_certs.sh"), cls.certs], check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def read(self, name):
+        return pathlib.Path(self.certs, name).read_bytes()
+
+    def tls_args(self, *extra):
+        return ["--tls-cert", os.path.join(self.certs, "server.pem"), "--tls-key", os.path.join(self.certs, "server.key"),
+                *extra]
+
+    def test_tls_channel_infers_and_plain_text_is_refused(self):
+        server = Server(REPO, self.tls_args())
+        try:
+            creds = grpc.ssl_channel_credentials(root_certificates=self.read("ca.pem"))
+            with grpc.secure_channel(f"localhost:{server.grpc}", creds) as channel:
+                stub = pbg.GRPCInferenceServiceStub(channel)
+                self.assertTrue(stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live)
+                resp = stub.ModelInfer(features_request("breast_cancer_mlp", [[1.0] * 30], raw=True), timeout=10)
+                self.assertEqual(list(resp.outputs[0].shape), [1, 2])
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc}") as channel:
+                with self.assertRaises(grpc.RpcError) as e:
+                    pbg.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=3)
+                self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+    def test_mutual_tls_needs_a_client_certificate(self):
+        server = Server(REPO, self.tls_args("--tls-client-ca", os.path.join(self.certs, "ca.pem")))
+        try:
+            anonymous = grpc.ssl_channel_credentials(root_certificates=self.read("ca.pem"))
+            with grpc.secure_channel(f"localhost:{server.grpc}", anonymous) as channel:
+                with self.assertRaises(grpc.RpcError):
+                    pbg.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=3)
+            client = grpc.ssl_channel_credentials(root_certificates=self.read("ca.pem"),
+                                                  private_key=self.read("client.key"),
+                                                  certificate_chain=self.read("client.pem"))
+            with grpc.secure_channel(f"localhost:{server.grpc}", client) as channel:
+                self.assertTrue(pbg.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10).live)
+        finally:
+            self.assertEqual(server.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+// HTTP requests as Vigil reads them: Boost.Beast's parser with the server's
+// limits, fed in pieces whose size the first byte chooses, then every parsed
+// request handed to the REST routes (an empty model repository, no store),
+// so routing, path decoding, header parsing and body decoding all run.
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cstdint>
+#include <filesystem>
+
+#include "core/logging.h"
+#include "monitoring/serving_metrics.h"
+#include "repository/model_repository.h"
+#include "server/access.h"
+#include "server/inference_service.h"
+#include "server/rest_api.h"
+
+namespace {
+
+namespace http = boost::beast::http;
+
+struct Server {
+  vigil::MetricsRegistry registry;
+  vigil::ServingMetrics metrics{registry};
+  vigil::ServerState state;
+  vigil::AccessPolicy access{"t0ken", ""};
+  std::unique_ptr<vigil::ModelRepository> repository;
+  std::unique_ptr<vigil::InferenceService> service;
+  std::unique_ptr<vigil::RestApi> api;
+
+  Server() {
+    const auto root = std::filesystem::temp_directory_path() / "vigil_fuzz_empty_repository";
+    std::filesystem::create_directories(root);
+    vigil::ModelRepository::Options o;
+    o.root = root;
+    repository = std::move(vigil::ModelRepository::Create(o)).value();
+    service = std::make_unique<vigil::InferenceService>(*repository, &metrics);
+    state.ready = true;
+    api = std::make_unique<vigil::RestApi>(*service, *repository, metrics, state, access);
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Server server;
+  if (size < 1) return 0;
+  const size_t piece = 1 + data[0] % 64;
+  const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
+  size_t offset = 0;   // of the input, read into `buffer` so far
+  std::string buffer;  // read and not yet consumed by a parser, as the server's
+  for (int requests = 0; requests < 16; ++requests) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(1 << 20);
+    parser.header_limit(64 * 1024);
+    boost::beast::error_code ec;
+    while (!parser.is_done()) {
+      const bool more = offset < input.size();
+      if (more) {
+        buffer.append(input.substr(offset, piece));
+        offset = std::min(input.size(), offset + piece);
+      }
+      if (buffer.empty()) return 0;  // as the server, never offer the parser nothing
+      const size_t used = parser.put(boost::asio::buffer(buffer), ec);
+      buffer.erase(0, used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        if (!more && used == 0) return 0;  // the input ends inside this request
+        continue;
+      }
+      if (ec) return 0;
+      if (!more && used == 0 && !parser.is_done()) return 0;
+    }
+    vigil::RequestInfo info{"127.0.0.1:1", true};
+    spdlog::set_level(spdlog::level::off);
+    server.api->Handle(parser.release(), info, [](vigil::HttpResponse&&) {});
+    if (offset >= input.size() && buffer.empty()) return 0;
+  }
+  return 0;
+}
