@@ -555,7 +555,7 @@ TEST(DeploymentsStore, KillNineLosesAtMostTheQueuedPredictionsAndNoFeedback) {
   EXPECT_EQ(feedback, acknowledged.size()) << "acknowledged feedback was lost";
   EXPECT_LE(answered.size() - logged, 65536u);
   EXPECT_GT(logged, 0u);
-  EXPECT_GT(rows, 10'000) << "the traffic was not heavy";
+  EXPECT_GT(rows, kSanitized ? 1'000 : 10'000) << "the traffic was not heavy";
   std::printf(
       "kill -9: %lld predictions in the log; of the tracked: %zu answered, %zu logged, %zu lost; %zu feedback "
       "acknowledged, %zu kept\n",

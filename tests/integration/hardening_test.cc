@@ -430,6 +430,11 @@ double CpuSeconds(pid_t pid) {
 // Out of file descriptors, the accept loop spun at 100% CPU and wrote 4.6 M
 // log lines in 5 s. It now backs off and logs at most every 10 s.
 TEST(Limits, RunningOutOfFileDescriptorsBacksOffInsteadOfSpinning) {
+  if (kSanitized) {
+    // UBSan's vptr check probes memory through a pipe: with no descriptor
+    // left it reports every virtual call as invalid.
+    GTEST_SKIP() << "a sanitized server cannot run out of file descriptors";
+  }
   const fs::path repo = Repo("emfile");
   Spawn spawn;
   spawn.file_limit = 160;
@@ -463,8 +468,9 @@ TEST(Limits, RunningOutOfFileDescriptorsBacksOffInsteadOfSpinning) {
         auto fresh = HttpClient::Connect(o);
         return fresh.ok() && (*fresh)->Get("/v2/health/live").ok();
       },
-      std::chrono::seconds(10)));
-  EXPECT_EQ(server->Signal(SIGTERM), 0);
+      std::chrono::seconds(10)))
+      << server->Log();
+  EXPECT_EQ(server->Signal(SIGTERM), 0) << server->Log();
   fs::remove_all(repo);
 }
 

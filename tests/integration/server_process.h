@@ -15,6 +15,21 @@
 
 namespace vigil::testing {
 
+// Whether this build runs under AddressSanitizer (make test-sanitize): the
+// server is several times slower, so load tests scale down what they
+// expect of it.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // How a server process is started.
 struct Spawn {
   std::string netns;   // run in this network namespace (see TestNetns)
