@@ -12,6 +12,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <poll.h>
+
 #include <deque>
 #include <optional>
 #include <random>
@@ -63,11 +65,14 @@ struct Worker;
 template <bool kTls>
 struct Conn {
   using Stream = std::conditional_t<kTls, net::ssl::stream<tcp::socket>, tcp::socket>;
-  Conn(net::io_context& ioc, Worker<kTls>* owner) : worker(owner), ioc(ioc), retry(ioc) {}
+  Conn(net::io_context& ioc, Worker<kTls>* owner) : worker(owner), ioc(ioc), retry(ioc), deadline(ioc) {}
   Worker<kTls>* worker;
   net::io_context& ioc;
   std::optional<Stream> socket;
   net::steady_timer retry;
+  net::steady_timer deadline;  // of the request in flight (LoadTarget::timeout)
+  bool timed_out = false;      // the deadline closed the connection
+  uint64_t sent = 0;           // requests sent: a deadline is for one of them
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   Clock::time_point scheduled;
@@ -198,8 +203,7 @@ class HttpLoadEngine final : public LoadEngine {
     } else {
       c.socket.emplace(c.ioc);
     }
-    c.Socket().connect(endpoint_, ec);
-    if (ec) {
+    if (!Connect(c.Socket(), ec)) {
       return Unavailable("cannot connect to " + target_.client.host + ":" + std::to_string(target_.client.port) + ": " +
                          ec.message());
     }
@@ -218,6 +222,31 @@ class HttpLoadEngine final : public LoadEngine {
     return Status::Ok();
   }
 
+  // A connect bounded by the request timeout: a server whose listen queue
+  // is full drops the SYN, and a plain connect() would retry for minutes.
+  bool Connect(tcp::socket& s, boost::system::error_code& ec) {
+    s.open(endpoint_.protocol(), ec);
+    if (ec) return false;
+    s.non_blocking(true, ec);
+    s.connect(endpoint_, ec);
+    if (ec == net::error::in_progress || ec == net::error::would_block) {
+      pollfd p{s.native_handle(), POLLOUT, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(target_.timeout.count()));
+      if (ready == 0) {
+        ec = net::error::timed_out;
+        return false;
+      }
+      int error = 0;
+      socklen_t len = sizeof(error);
+      ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &error, &len);
+      ec = ready < 0 ? boost::system::error_code(errno, boost::system::system_category())
+                     : boost::system::error_code(error, boost::system::system_category());
+    }
+    if (ec) return false;
+    s.non_blocking(false, ec);  // the TLS handshake below is synchronous
+    return !ec;
+  }
+
   void Send(Conn* c, Clock::time_point scheduled) {
     if (!c->open) {
       if (Status s = Open(*c); !s.ok()) {
@@ -234,6 +263,15 @@ class HttpLoadEngine final : public LoadEngine {
     c->scheduled = scheduled;
     const std::string& wire = wire_[w.next_sample++ % wire_.size()];
     in_flight_.fetch_add(1, std::memory_order_relaxed);
+    // A request unanswered within the timeout fails, and its connection
+    // closes (the pending write or read then completes with an error).
+    c->timed_out = false;
+    c->deadline.expires_after(target_.timeout);
+    c->deadline.async_wait([c, request = ++c->sent](boost::system::error_code ec) {
+      if (ec || !c->open || request != c->sent) return;
+      c->timed_out = true;
+      c->Close();
+    });
     net::async_write(*c->socket, net::buffer(wire), [this, c](boost::system::error_code ec, size_t) {
       if (ec) return Done(c, ec);
       c->parser.emplace();
@@ -246,7 +284,11 @@ class HttpLoadEngine final : public LoadEngine {
   void Done(Conn* c, boost::system::error_code ec) {
     const auto now = Clock::now();
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    if (ec) {
+    c->deadline.cancel();
+    if (c->timed_out) {
+      recorder_->Error("timeout", "no answer within " + std::to_string(target_.timeout.count()) + " ms (--timeout)");
+      c->Close();
+    } else if (ec) {
       if (running_.load()) recorder_->Error("connection", ec.message());
       c->Close();
     } else {

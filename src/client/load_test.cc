@@ -103,7 +103,7 @@ class SlowServer {
       buffer.erase(0, head_end + 4 + body);
       std::this_thread::sleep_for(delay_);
       const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-      if (write(conn_fd_, reply.data(), reply.size()) < 0) return;
+      if (send(conn_fd_, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) return;
     }
   }
 
@@ -164,6 +164,28 @@ TEST(LoadEngine, ClosedLoopLatencyIsTheServiceTime) {
   ASSERT_GE(s.latency.total, 10u);
   EXPECT_GT(s.latency.Quantile(0.5), 19e6);
   EXPECT_LT(s.latency.Quantile(0.5), 60e6);
+}
+
+// A server that never answers in time: each request fails as a timeout
+// after --timeout, its connection closes, and stopping does not wait on it.
+TEST(LoadEngine, RequestsPastTheTimeoutFailAndDoNotHangTheRun) {
+  SlowServer server(std::chrono::milliseconds(1500));
+  LoadRecorder recorder;
+  LoadTarget target = SlowTarget(server.port());
+  target.timeout = std::chrono::milliseconds(150);
+  auto engine = MakeLoadEngine(target, &recorder);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->Start({1, 0, false}).ok());
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (recorder.Take().errors["timeout"].count < 3 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  (*engine)->Stop(std::chrono::milliseconds(30000));
+  EXPECT_EQ((*engine)->InFlight(), 0);
+  const auto s = recorder.Take();
+  EXPECT_GE(s.errors.at("timeout").count, 3u);
+  EXPECT_NE(s.errors.at("timeout").example.find("150 ms"), std::string::npos) << s.errors.at("timeout").example;
+  EXPECT_EQ(s.latency.total, 0u);
 }
 
 TEST(LoadEngine, UnreachableServerFailsToStart) {

@@ -1,5 +1,7 @@
 #include "core/yaml_fields.h"
 
+#include "core/utf8.h"
+
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -98,7 +100,14 @@ bool ReadBool(const YAML::Node& node, const std::string& field) {
 
 std::string ReadString(const YAML::Node& node, const std::string& field) {
   if (!node.IsScalar()) throw ConfigError{field, "a string, got " + Describe(node)};
-  return node.Scalar();
+  // Specs are stored as YAML and shown in JSON and logs: their text must be
+  // UTF-8 without control characters (a NUL would cut a stored spec short).
+  const std::string& v = node.Scalar();
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7F) throw ConfigError{field, "text without control characters"};
+  }
+  if (!IsValidUtf8(v)) throw ConfigError{field, "text in UTF-8"};
+  return v;
 }
 
 std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field, size_t max_items) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/utf8.h"
 #include "protocol/json.h"
 
 namespace vigil {
@@ -322,38 +323,6 @@ void AppendTensorData(std::string& out, const Tensor& t) {
       break;  // FP16/BF16 are always sent binary
   }
   out += ']';
-}
-
-}  // namespace
-
-namespace {
-
-// The length of the well-formed UTF-8 sequence at the start of `s` (a lead
-// byte of 0x80 or more), or 0 when it is not one: overlong forms,
-// surrogates and values past U+10FFFF are not.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
-  }
-  return n;
 }
 
 }  // namespace

@@ -539,7 +539,7 @@ std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
     out << YAML::EndMap;
   }
   out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  return std::string(out.c_str(), out.size()) + "\n";
 }
 
 }  // namespace vigil

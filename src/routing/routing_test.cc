@@ -395,3 +395,32 @@ TEST(DeploymentSpec, EndpointNamesStartWithALetterOrDigit) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// Found by fuzz_deployment_spec: a regex holding NUL bytes was accepted, and
+// the stored YAML of the spec stopped at the first NUL, so the spec read
+// back after a restart was not the one in force.
+TEST(DeploymentSpec, TextWithControlCharactersOrInvalidUtf8IsRefused) {
+  const std::string prod = "production: {model: a}\n";
+  for (const std::string& bad :
+       {std::string("\".*@exa\\0mple\""), std::string("\"x\\ty\""), std::string("\"caf\xc3\"")}) {
+    const std::string e =
+        Error(prod + "flags: [{name: f, variant: production, rules: [{parameter: email, regex: " + bad + "}]}]\n");
+    EXPECT_NE(e.find("flags[0].rules[0].regex"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_NE(Error(prod + "flags: [{name: f, variant: production, rules: [{parameter: \"a\\0b\", eq: x}]}]\n")
+                .find("control characters"),
+            std::string::npos);
+  // UTF-8 text is fine, and reads back the same from the stored YAML.
+  auto spec = Spec(prod +
+                   "flags: [{name: f, variant: production, rules: [{parameter: pays, in: [\"Côte d'Ivoire\", "
+                   "\"日本\"]}]}]\n");
+  const std::string yaml = DeploymentSpecToYaml(*spec);
+  EXPECT_EQ(DeploymentSpecToYaml(*Spec(yaml)), yaml);
+  EXPECT_NE(yaml.find("日本"), std::string::npos) << yaml;
+}
+
+}  // namespace
+}  // namespace vigil

@@ -137,14 +137,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Start() {
     last_activity_ = std::chrono::steady_clock::now();
-    ArmDeadlineTimer();
     if constexpr (kTls) {
       // The handshake is held to the body timeout; one that fails (a
       // plain-text client, a certificate the client CA did not sign) closes.
-      reading_body_ = true;
+      handshaking_ = true;
       body_started_ = last_activity_;
+      ArmDeadlineTimer();
       socket_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-        self->reading_body_ = false;
+        self->handshaking_ = false;
         if (ec) {
           if (self->shared_->options.metrics) self->shared_->options.metrics->tls_handshake_failures->Inc();
           return self->CloseSocket();
@@ -152,6 +152,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         self->ReadNext();
       });
     } else {
+      ArmDeadlineTimer();
       ReadNext();
     }
   }
@@ -177,17 +178,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // idle timeout, and answers 408 to a body that is taking longer than the
   // body timeout. Checked periodically rather than armed per request.
   void ArmDeadlineTimer() {
-    deadline_timer_.expires_after(reading_body_ ? kBodyDeadlineCheck : kIdleDeadlineCheck);
+    deadline_timer_.expires_after(reading_body_ || handshaking_ ? kBodyDeadlineCheck : kIdleDeadlineCheck);
     deadline_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || !self->Socket().is_open()) return;
       const auto now = std::chrono::steady_clock::now();
       const auto& o = self->shared_->options;
+      if (self->handshaking_ && now - self->body_started_ > o.body_timeout) return self->CloseSocket();
       if (self->reading_body_ && now - self->body_started_ > o.body_timeout) {
         if (o.metrics) o.metrics->bodies_timed_out->Inc();
         return self->Reject(408, "the request body did not arrive within " +
                                      std::to_string(o.body_timeout.count() / 1000) + " s (--body-timeout)");
       }
-      if (!self->busy_ && !self->reading_body_ && now - self->last_activity_ > o.idle_timeout) return self->Close();
+      if (!self->busy_ && !self->reading_body_ && !self->handshaking_ && now - self->last_activity_ > o.idle_timeout)
+        return self->Close();
       self->ArmDeadlineTimer();
     });
   }
@@ -248,6 +251,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void ReadMore() {
     http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (self->rejected_) return;  // answered already (408); the connection is closing
       if (ec || self->parser_->is_done()) {
         self->reading_body_ = false;
         return self->OnRead(ec, 0);
@@ -274,8 +278,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     return true;
   }
 
-  // Answers `status` with `message` and closes the connection.
+  // Answers `status` with `message` and closes the connection. A read may
+  // still be pending (the body timeout): whatever it completes with is
+  // ignored, so nothing else is written beside this answer.
   void Reject(unsigned status, const std::string& message) {
+    rejected_ = true;
     reading_body_ = false;
     busy_ = true;
     shared_->in_flight->fetch_add(1);
@@ -373,7 +380,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   size_t reserved_ = 0;         // of the body budget, for the request being read or handled
   bool reading_body_ = false;   // the rest of a body is on its way
   bool chunked_ = false;        // of unknown length: its reservation grows with it
+  bool rejected_ = false;       // answered with an error while reading; the connection closes
   bool busy_ = false;           // a request is being handled or answered
+  bool handshaking_ = false;    // TLS: the handshake is under way
   bool shutting_down_ = false;  // TLS: close_notify sent
 };
 

@@ -519,7 +519,9 @@ TEST(DeploymentsStore, KillNineLosesAtMostTheQueuedPredictionsAndNoFeedback) {
   // Heavy traffic besides the tracked clients: `vigil bench` with 32 in flight.
   const std::string url = "127.0.0.1:" + std::to_string(server->port());
   std::thread load([&] {
-    RunVigil({"bench", "-u", url, "-m", "cancer", "--concurrency", "32", "--duration", "4", "--window", "1"}, 60);
+    RunVigil({"bench", "-u", url, "-m", "cancer", "--concurrency", "32", "--duration", "4", "--window", "1",
+              "--timeout", "5"},
+             60);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   ::kill(server->pid(), SIGKILL);  // in the middle of the traffic
