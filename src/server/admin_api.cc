@@ -224,9 +224,14 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
   auto known = store_->KnownPredictions(ids);
   if (!known.ok()) return respond(ErrorResponse(known.status()));
   std::set<std::string> known_set(known->begin(), known->end());
+  // The unknown ids are counted; the first kListedUnknownIds are named (a
+  // post of 10,000 ids nobody logged would otherwise answer megabytes).
+  constexpr size_t kListedUnknownIds = 100;
   std::string unknown;
+  size_t unknown_count = 0;
   for (const auto& id : ids) {
     if (known_set.count(id)) continue;
+    if (unknown_count++ >= kListedUnknownIds) continue;
     if (!unknown.empty()) unknown += ',';
     AppendJsonString(unknown, id);
   }
@@ -238,8 +243,9 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
     (void)QualityJson(*router);
   }
   if (join_) join_->Retain(served);
-  respond(MakeResponse(200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
-                                        records.size(), known->size(), unknown, errors)));
+  respond(MakeResponse(
+      200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
+                       records.size(), known->size(), unknown_count, unknown, errors)));
 }
 
 HttpResponse AdminApi::Status_(const std::string& endpoint) const {

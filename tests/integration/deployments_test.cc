@@ -466,6 +466,7 @@ TEST(Feedback, JoinsInEitherOrderAndReportsWhatItCouldNotUse) {
   EXPECT_EQ(d["joined"].GetInt(), 21);
   ASSERT_EQ(d["unknown_ids"].Size(), 1u);
   EXPECT_STREQ(d["unknown_ids"][0].GetString(), "nobody");
+  EXPECT_EQ(d["unknown"].GetInt(), 1);
   ASSERT_EQ(d["errors"].Size(), 3u);
   EXPECT_EQ(d["errors"][0]["index"].GetInt(), 21);
   EXPECT_NE(std::string(d["errors"][0]["error"].GetString()).find("prediction_id"), std::string::npos);
@@ -487,6 +488,17 @@ TEST(Feedback, JoinsInEitherOrderAndReportsWhatItCouldNotUse) {
   EXPECT_EQ(joined, 21u);  // early-1 and the 20 (one of them also rewarded)
   EXPECT_NE(c->Get("/metrics")->body.find("vigil_quality{endpoint=\"cancer\""), std::string::npos);
   EXPECT_EQ(c->Post("/v1/feedback", "not json")->status, 400u);
+  // 5,000 ids nobody logged: all counted, the first 100 named.
+  std::string many = "[";
+  for (int i = 0; i < 5000; ++i) {
+    many += std::string(i ? "," : "") + R"({"prediction_id":"ghost-)" + std::to_string(i) + R"(","label":1})";
+  }
+  r = c->Post("/v1/feedback", many + "]");
+  ASSERT_EQ(r->status, 200u) << r->body.substr(0, 300);
+  d = Json(r->body);
+  EXPECT_EQ(d["unknown"].GetInt(), 5000);
+  ASSERT_EQ(d["unknown_ids"].Size(), 100u);
+  EXPECT_STREQ(d["unknown_ids"][99].GetString(), "ghost-99");
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
 }
