@@ -11,12 +11,16 @@
 #    feedback posts' own latency too. Alternated ROUNDS times.
 #
 #   bench/hardening.sh        (DURATION=10 s per run, RATE=2000, ROUNDS=3 by default)
+#   PARTS=feedback VIGIL=/path/to/older/vigil bench/hardening.sh
+#                             (one part only; the server binary of another build)
 # Writes bench/out/hardening.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 RATE=${RATE:-2000}
 ROUNDS=${ROUNDS:-3}
+PARTS=${PARTS:-tls feedback}
+VIGIL=${VIGIL:-./build/vigil}
 rounds=$(seq 1 "$ROUNDS")
 source bench/common.sh
 
@@ -31,11 +35,12 @@ start_server() {  # start_server [TLS]: $port and $grpc_port of a fresh server
     tls=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
     scheme=https
   fi
-  ./build/vigil serve --model-repository "$repo" --http-port "$port" --grpc-port "$grpc_port" --host 127.0.0.1 \
+  "$VIGIL" serve --model-repository "$repo" --http-port "$port" --grpc-port "$grpc_port" --host 127.0.0.1 \
     --log-level error --data-dir "$work/data-$port" "${tls[@]}" &
   pids+=($!)
   for _ in $(seq 1 300); do
-    curl -s -o /dev/null --cacert "$work/certs/ca.pem" "$scheme://localhost:$port/v2/health/ready" && return 0
+    curl -sf -o /dev/null --cacert "$work/certs/ca.pem" "$scheme://localhost:$port/v2/models/breast_cancer_mlp/versions/1/ready" &&
+      return 0
     sleep 0.1
   done
   echo "bench: the server did not come up" >&2
@@ -54,6 +59,7 @@ bench() {  # bench NAME URL [ARGS...]
   printf '%-26s %8s req/s  p50 %s ms  p99 %s ms\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}"
 }
 
+if [[ $PARTS == *tls* ]]; then
 echo "== TLS"
 for round in $rounds; do
   start_server
@@ -65,7 +71,9 @@ for round in $rounds; do
   bench "grpcs_$round" "grpcs://localhost:$grpc_port" --concurrency 32 --binary
   stop_all
 done
+fi
 
+if [[ $PARTS == *feedback* ]]; then
 echo "== feedback under load"
 start_server
 echo 'production: {model: breast_cancer_mlp, version: 1}' >"$work/cancer.yaml"
@@ -126,6 +134,7 @@ for round in $rounds; do
   echo "feedback posts (count, p50 ms, p99 ms): ${POSTS[$round]}"
 done
 stop_all
+fi
 
 ratio() { py "print(round($1 / $2, 2))"; }
 {
@@ -133,12 +142,15 @@ ratio() { py "print(round($1 / $2, 2))"; }
   echo
   echo "\`bench/hardening.sh\` (DURATION=$DURATION s per run). TorchScript MLP v1, 1-row requests, 32 in flight."
   echo
+  if [[ $PARTS == *tls* ]]; then
   echo "| run | plain req/s | TLS req/s | TLS / plain | plain p99 ms | TLS p99 ms |"
   echo "|---|---|---|---|---|---|"
   for round in $rounds; do
     echo "| HTTP JSON ($round) | ${RPS[http_$round]} | ${RPS[https_$round]} | $(ratio "${RPS[https_$round]}" "${RPS[http_$round]}") | ${P99[http_$round]} | ${P99[https_$round]} |"
     echo "| gRPC raw ($round) | ${RPS[grpc_$round]} | ${RPS[grpcs_$round]} | $(ratio "${RPS[grpcs_$round]}" "${RPS[grpc_$round]}") | ${P99[grpc_$round]} | ${P99[grpcs_$round]} |"
   done
+  fi
+  if [[ $PARTS == *feedback* ]]; then
   echo
   echo "Endpoint with $joined joined predictions, inference in open loop at $RATE req/s:"
   echo
@@ -148,5 +160,6 @@ ratio() { py "print(round($1 / $2, 2))"; }
     echo "| alone ($round) | ${P50[alone_$round]} | ${P99[alone_$round]} | - |"
     echo "| 4 feedback posters ($round) | ${P50[with_feedback_$round]} | ${P99[with_feedback_$round]} | ${POSTS[$round]} |"
   done
+  fi
 } >"$out/hardening.md"
 echo "wrote $out/hardening.md"

@@ -92,6 +92,18 @@ void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t
   out += "\":{\"count\":" + std::to_string(count) + ",\"ns\":" + std::to_string(ns) + "}";
 }
 
+// Whether `request` uses `want`; if not, answers 405 naming the method to use.
+template <class Respond>
+bool MethodIs(const HttpRequest& request, http::verb want, const Respond& respond) {
+  if (request.method() == want) return true;
+  HttpResponse res =
+      MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
+                                  std::string(request.target()) + "; use " + std::string(http::to_string(want))));
+  res.set(http::field::allow, http::to_string(want));
+  respond(std::move(res));
+  return false;
+}
+
 }  // namespace
 
 HttpResponse ErrorResponse(const Status& s) {
@@ -177,16 +189,7 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
     }
     return;
   }
-  const http::verb verb = request.method();
-  auto method_is = [&](http::verb want) {
-    if (verb == want) return true;
-    HttpResponse res =
-        MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
-                                    std::string(request.target()) + "; use " + std::string(http::to_string(want))));
-    res.set(http::field::allow, http::to_string(want));
-    respond(std::move(res));
-    return false;
-  };
+  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
   const size_t n = p.size();
 
   if (n == 1 && p[0] == "metrics") {
@@ -255,15 +258,7 @@ void RestApi::HandleControl(const HttpRequest& request, const RequestInfo& info,
   if (admin_ && n == 2 && p[1] == "feedback") return admin_->HandleFeedback(request, info, respond);
   if (monitoring_ && n >= 2 && (p[1] == "monitoring" || p[1] == "alerts"))
     return monitoring_->Handle(request, p, respond);
-  auto method_is = [&](http::verb want) {
-    if (request.method() == want) return true;
-    HttpResponse res =
-        MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
-                                    std::string(request.target()) + "; use " + std::string(http::to_string(want))));
-    res.set(http::field::allow, http::to_string(want));
-    respond(std::move(res));
-    return false;
-  };
+  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
   if (p[0] == "v2" && n == 3 && p[2] == "index") {
     if (method_is(http::verb::post)) respond(RepositoryIndex(request));
     return;

@@ -132,6 +132,15 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return condition();
 }
 
+// A gRPC client of `server` sending raw (binary) tensors.
+StatusOr<std::unique_ptr<InferenceClient>> GrpcClient(const ServerProcess& server) {
+  ClientOptions o;
+  o.protocol = Protocol::kGrpc;
+  o.port = server.grpc_port();
+  o.binary = true;
+  return ConnectInferenceClient(o);
+}
+
 TEST(CrashReplay, EveryCrashIsAnsweredAndTheServerStaysUp) {
   const fs::path repo = Repo("crash_replay");
   auto server = ServerProcess::Start({"--model-repository", repo.string(), "--grpc-port", "0"});
@@ -217,20 +226,9 @@ TEST(CrashReplay, EveryCrashIsAnsweredAndTheServerStaysUp) {
                 "1 to 256 bytes", "a 300-byte prediction id");
 
   // The same over gRPC: the shape overflow, and the id.
-  ClientOptions o;
-  o.protocol = Protocol::kGrpc;
-  o.port = server->grpc_port();
-  o.binary = true;
-  auto grpc = ConnectInferenceClient(o);
+  auto grpc = GrpcClient(*server);
   ASSERT_TRUE(grpc.ok()) << grpc.status().message();
-  InferCall call;
-  call.model = "breast_cancer_mlp";
-  Tensor t;
-  t.name = "features";
-  t.datatype = DataType::kFp32;
-  t.shape = {4294967297, 4294967295};
-  call.inputs.push_back(t);
-  auto reply = (*grpc)->Infer(call);
+  auto reply = (*grpc)->Infer(FeaturesCall({4294967297, 4294967295}, 0));
   EXPECT_EQ(reply.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(reply.status().message().find("has more than"), std::string::npos) << reply.status().message();
   ExpectServing(*c, "the replay");
@@ -479,20 +477,9 @@ TEST(Limits, GrpcMessagesOverTheBodyLimitAreRefused) {
   const fs::path repo = Repo("grpc_limit");
   auto server =
       ServerProcess::Start({"--model-repository", repo.string(), "--grpc-port", "0", "--max-body-bytes", "1000000"});
-  ClientOptions o;
-  o.protocol = Protocol::kGrpc;
-  o.port = server->grpc_port();
-  o.binary = true;
-  auto grpc = ConnectInferenceClient(o);
+  auto grpc = GrpcClient(*server);
   ASSERT_TRUE(grpc.ok());
-  InferCall call;
-  call.model = "breast_cancer_mlp";
-  Tensor t;
-  t.name = "features";
-  t.datatype = DataType::kFp32;
-  t.shape = {10000, 30};
-  t.data.resize(10000 * 30 * 4);  // 1.2 MB
-  call.inputs.push_back(t);
+  InferCall call = FeaturesCall({10000, 30}, 10000 * 30 * 4);  // 1.2 MB
   auto big = (*grpc)->Infer(call);
   EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted) << big.status().message();
   call.inputs[0].shape = {8, 30};

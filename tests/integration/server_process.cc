@@ -67,6 +67,18 @@ std::string PromtoolCheck(const std::string& metrics) {
   return rc == 0 ? "" : "promtool check metrics failed (" + std::to_string(rc) + "):\n" + out;
 }
 
+InferCall FeaturesCall(Shape shape, size_t bytes) {
+  InferCall call;
+  call.model = "breast_cancer_mlp";
+  Tensor t;
+  t.name = "features";
+  t.datatype = DataType::kFp32;
+  t.shape = std::move(shape);
+  t.data.resize(bytes);
+  call.inputs.push_back(std::move(t));
+  return call;
+}
+
 std::string FeaturesBody(int rows, const std::string& extra) {
   std::string data;
   for (int r = 0; r < rows; ++r) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "client/inference_client.h"
 
 namespace vigil::testing {
 
@@ -91,6 +92,9 @@ std::string ReadFile(const std::filesystem::path& p);
 void WriteFile(const std::filesystem::path& p, const std::string& text);
 // A JSON infer body with `rows` rows of the 30 breast-cancer features.
 std::string FeaturesBody(int rows, const std::string& extra = "");
+// A call to the example MLP: its `features` input as FP32 of `shape`,
+// holding `bytes` zeroed bytes (not necessarily what the shape needs).
+InferCall FeaturesCall(Shape shape, size_t bytes);
 
 // Runs `promtool check metrics` on a /metrics body: "" when it passes,
 // else promtool's output.

@@ -47,6 +47,17 @@ class Tls : public ::testing::Test {
     return ServerProcess::Start(args);
   }
 
+  // A client of `server` over TLS, trusting the test CA.
+  static ClientOptions TlsOptions(Protocol protocol, const ServerProcess& server) {
+    ClientOptions o;
+    o.protocol = protocol;
+    o.port = protocol == Protocol::kGrpc ? server.grpc_port() : server.port();
+    o.host = "localhost";
+    o.tls = true;
+    o.tls_ca = Cert("ca.pem");
+    return o;
+  }
+
   // curl's exit code and output for a GET.
   static CommandResult Curl(const std::string& url, const std::vector<std::string>& extra = {}) {
     std::string cmd = "curl -sS --max-time 10 -o - -w ' HTTP=%{http_code}' " + url;
@@ -86,22 +97,10 @@ TEST_F(Tls, HttpsAndGrpcOverTlsServeAndPlainTextIsRefused) {
 
   // Vigil's own clients: HTTPS and gRPC over TLS infer; plain ones cannot.
   for (Protocol protocol : {Protocol::kHttp, Protocol::kGrpc}) {
-    ClientOptions o;
-    o.protocol = protocol;
-    o.port = protocol == Protocol::kGrpc ? server->grpc_port() : server->port();
-    o.host = "localhost";
-    o.tls = true;
-    o.tls_ca = Cert("ca.pem");
+    ClientOptions o = TlsOptions(protocol, *server);
     auto client = ConnectInferenceClient(o);
     ASSERT_TRUE(client.ok()) << client.status().message();
-    InferCall call;
-    call.model = "breast_cancer_mlp";
-    Tensor t;
-    t.name = "features";
-    t.datatype = DataType::kFp32;
-    t.shape = {1, 30};
-    t.data.resize(30 * 4);
-    call.inputs.push_back(t);
+    const InferCall call = FeaturesCall({1, 30}, 30 * 4);
     auto reply = (*client)->Infer(call);
     ASSERT_TRUE(reply.ok()) << reply.status().message();
     EXPECT_EQ(reply->outputs[0].shape, (Shape{1, 2}));
@@ -157,12 +156,7 @@ TEST_F(Tls, MutualTlsNeedsACertificateFromTheClientCa) {
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
   EXPECT_NE(ok.out.find("HTTP=200"), std::string::npos) << ok.out;
   for (Protocol protocol : {Protocol::kHttp, Protocol::kGrpc}) {
-    ClientOptions o;
-    o.protocol = protocol;
-    o.port = protocol == Protocol::kGrpc ? server->grpc_port() : server->port();
-    o.host = "localhost";
-    o.tls = true;
-    o.tls_ca = Cert("ca.pem");
+    ClientOptions o = TlsOptions(protocol, *server);
     o.timeout = std::chrono::milliseconds(3000);
     auto anonymous = ConnectInferenceClient(o);
     EXPECT_TRUE(!anonymous.ok() || !(*anonymous)->ServerReady().ok()) << "answered without a client certificate";
