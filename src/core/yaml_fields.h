@@ -11,9 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "monitoring/health.h"
-#include "monitoring/quality.h"
-
 namespace vigil {
 
 struct ConfigError {
@@ -39,11 +36,5 @@ std::string ReadString(const YAML::Node& node, const std::string& field);
 std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
 std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
 std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
-
-// A quality rule ({metric, below, drop, window_s, min_labels}), checked.
-QualityRule ReadQualityRule(const YAML::Node& node, const std::string& field);
-// Health limits ({latency_p99_ms, error_rate, min_requests}, and
-// queue_saturation when `with_queue`), checked.
-HealthLimits ReadHealthLimits(const YAML::Node& node, const std::string& field, bool with_queue);
 
 }  // namespace vigil

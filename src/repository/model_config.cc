@@ -1,6 +1,7 @@
 #include "repository/model_config.h"
 
 #include "core/yaml_fields.h"
+#include "monitoring/rule_fields.h"
 
 #include <yaml-cpp/yaml.h>
 

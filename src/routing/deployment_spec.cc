@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/yaml_fields.h"
+#include "monitoring/rule_fields.h"
 
 namespace vigil {
 namespace {
