@@ -14,6 +14,7 @@
 #include "server/control_workers.h"
 #include "server/inference_service.h"
 #include "server/rest_api.h"
+#include "server/status_codes.h"
 
 namespace vigil {
 namespace {
@@ -338,35 +339,6 @@ struct GrpcServer::Impl {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
-
-int GrpcCodeFor(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return grpc::StatusCode::OK;
-    case StatusCode::kInvalidArgument:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    case StatusCode::kNotFound:
-      return grpc::StatusCode::NOT_FOUND;
-    case StatusCode::kUnavailable:
-      return grpc::StatusCode::UNAVAILABLE;
-    case StatusCode::kResourceExhausted:
-    case StatusCode::kOverloaded:
-      return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case StatusCode::kDeadlineExceeded:
-      return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case StatusCode::kFailedPrecondition:
-      return grpc::StatusCode::FAILED_PRECONDITION;
-    case StatusCode::kInternal:
-      return grpc::StatusCode::INTERNAL;
-    case StatusCode::kUnimplemented:
-      return grpc::StatusCode::UNIMPLEMENTED;
-    case StatusCode::kUnauthenticated:
-      return grpc::StatusCode::UNAUTHENTICATED;
-    case StatusCode::kPermissionDenied:
-      return grpc::StatusCode::PERMISSION_DENIED;
-  }
-  return grpc::StatusCode::UNKNOWN;
-}
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
                                                          ModelRepository& repository, ServerState& state,

@@ -49,7 +49,4 @@ class GrpcServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The one Status → gRPC code mapping (as an int, grpc::StatusCode's value).
-int GrpcCodeFor(StatusCode code);
-
 }  // namespace vigil

@@ -1,7 +1,8 @@
 // RestApi: the Open Inference Protocol's REST routes plus Triton's
 // repository, config and statistics extensions and /metrics. Thin: it
 // decodes, calls the InferenceService or ModelRepository, and encodes; all
-// Status → HTTP code mapping is HttpStatusFor(). Thread-safe.
+// Status → HTTP code mapping is HttpStatusFor() (server/status_codes.h).
+// Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include "server/admin_api.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
+#include "server/status_codes.h"
 
 namespace vigil {
 
@@ -23,7 +25,6 @@ struct ServerState {
   Status CheckReady(const ModelRepository& repository) const;
 };
 
-unsigned HttpStatusFor(StatusCode code);
 // {"error": message} with the status's HTTP code; 503 and 429 answers carry
 // Retry-After.
 HttpResponse ErrorResponse(const Status& s);
