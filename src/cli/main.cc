@@ -242,14 +242,8 @@ std::string StatusTable(const std::string& body) {
 vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url, const TlsFlags& tls) {
   vigil::ClientOptions where;
   VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));
-  vigil::HttpClient::Options ho;
-  ho.host = where.host;
-  ho.port = where.port;
-  ho.tls = where.tls;
-  ho.tls_ca = tls.ca;
-  ho.tls_cert = tls.cert;
-  ho.tls_key = tls.key;
-  return vigil::HttpClient::Connect(ho);
+  tls.Apply(&where);
+  return vigil::HttpClient::Connect(vigil::HttpOptionsFor(where));
 }
 
 int Deploy(const std::string& action, const DeployFlags& f) {

@@ -536,9 +536,9 @@ std::string BenchJson(const BenchReport& report) {
     else
       out += fmt::format("\"rate\":{},\"poisson\":{}", r.level.rate, r.level.poisson);
     out += fmt::format(
-        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},\"throughput\":{:."
-        "1f},"
-        "\"infer_per_sec\":{:.1f},\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p95\":{:.4f},\"p99\":{:.4f},"
+        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},"
+        "\"throughput\":{:.1f},\"infer_per_sec\":{:.1f},\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p95\":{:.4f},"
+        "\"p99\":{:.4f},"
         "\"mean\":{:.4f}}},\"errors\":{{",
         r.stable, r.windows, r.measured_s, r.requests, r.total_requests, r.throughput, r.infer_per_s, r.p50_ms,
         r.p90_ms, r.p95_ms, r.p99_ms, r.mean_ms);

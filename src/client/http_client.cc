@@ -2,7 +2,6 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -10,6 +9,7 @@
 #include <algorithm>
 
 #include "protocol/tls.h"
+#include "protocol/tls_stream.h"
 
 namespace vigil {
 
@@ -57,14 +57,7 @@ struct HttpClient::Impl {
       VIGIL_ASSIGN_OR_RETURN(tls, MakeClientTlsContext({options.tls_ca, options.tls_cert, options.tls_key}));
     }
     auto secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*tcp_stream), *tls);
-    // SNI, and the certificate must name the host asked for.
-    SSL_set_tlsext_host_name(secure->native_handle(), options.host.c_str());
-    secure->set_verify_callback(net::ssl::host_name_verification(options.host));
-    secure->handshake(net::ssl::stream_base::client, ec);
-    if (ec) {
-      return Unavailable("TLS handshake with " + options.host + ":" + std::to_string(options.port) +
-                         " failed: " + ec.message());
-    }
+    VIGIL_RETURN_IF_ERROR(ClientHandshake(*secure, options.host, options.port));
     tls_stream = std::move(secure);
     return Status::Ok();
   }

@@ -5,7 +5,6 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -21,6 +20,7 @@
 
 #include "client/load.h"
 #include "protocol/tls.h"
+#include "protocol/tls_stream.h"
 
 namespace vigil::internal {
 namespace {
@@ -209,13 +209,7 @@ class HttpLoadEngine final : public LoadEngine {
     }
     c.Socket().set_option(tcp::no_delay(true), ec);
     if constexpr (kTls) {
-      SSL_set_tlsext_host_name(c.socket->native_handle(), target_.client.host.c_str());
-      c.socket->set_verify_callback(net::ssl::host_name_verification(target_.client.host));
-      c.socket->handshake(net::ssl::stream_base::client, ec);
-      if (ec) {
-        return Unavailable("TLS handshake with " + target_.client.host + ":" + std::to_string(target_.client.port) +
-                           " failed: " + ec.message());
-      }
+      VIGIL_RETURN_IF_ERROR(ClientHandshake(*c.socket, target_.client.host, target_.client.port));
     }
     c.buffer.clear();
     c.open = true;

@@ -137,12 +137,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Start() {
     last_activity_ = std::chrono::steady_clock::now();
+    // TLS: the handshake is held to the body timeout; one that fails (a
+    // plain-text client, a certificate the client CA did not sign) closes.
+    handshaking_ = kTls;
+    body_started_ = last_activity_;
+    ArmDeadlineTimer();
     if constexpr (kTls) {
-      // The handshake is held to the body timeout; one that fails (a
-      // plain-text client, a certificate the client CA did not sign) closes.
-      handshaking_ = true;
-      body_started_ = last_activity_;
-      ArmDeadlineTimer();
       socket_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
         self->handshaking_ = false;
         if (ec) {
@@ -152,7 +152,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         self->ReadNext();
       });
     } else {
-      ArmDeadlineTimer();
       ReadNext();
     }
   }
