@@ -65,24 +65,27 @@ Status FromGrpc(const grpc::Status& s) {
 
 // Each channel gets its own TCP connection (gRPC shares subchannels between
 // channels with equal arguments).
-StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& o, int index) {
+// Plain, or TLS with the PEM files of `o` (read once, shared by channels).
+StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(const ClientOptions& o) {
+  if (!o.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;  // empty roots: gRPC's default (the system's)
+  if (!o.tls_ca.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(o.tls_ca, "--tls-ca"));
+  }
+  if (!o.tls_cert.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(o.tls_cert, "--tls-cert"));
+    VIGIL_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(o.tls_key, "--tls-key"));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& o, int index,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   TuneGrpcRuntime();
   grpc::ChannelArguments args;
   args.SetInt("vigil.channel_index", index);
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-  if (o.tls) {
-    grpc::SslCredentialsOptions ssl;  // empty roots: gRPC's default (the system's)
-    if (!o.tls_ca.empty()) {
-      VIGIL_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(o.tls_ca, "--tls-ca"));
-    }
-    if (!o.tls_cert.empty()) {
-      VIGIL_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(o.tls_cert, "--tls-cert"));
-      VIGIL_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(o.tls_key, "--tls-key"));
-    }
-    credentials = grpc::SslCredentials(ssl);
-  }
   return grpc::CreateCustomChannel(o.host + ":" + std::to_string(o.port), credentials, args);
 }
 
@@ -195,8 +198,9 @@ class GrpcLoadEngine final : public LoadEngine {
   Status Start(const LoadLevel& level) override {
     level_ = level;
     const int channels = level.concurrency > 0 ? std::clamp(level.concurrency / 8, 1, 8) : 4;
+    VIGIL_ASSIGN_OR_RETURN(auto credentials, MakeCredentials(target_.client));
     for (int i = 0; i < channels; ++i) {
-      VIGIL_ASSIGN_OR_RETURN(auto channel, MakeChannel(target_.client, i));
+      auto channel = MakeChannel(target_.client, i, credentials);
       VIGIL_RETURN_IF_ERROR(WaitConnected(*channel, target_.client));
       stubs_.push_back(pb::GRPCInferenceService::NewStub(channel));
     }
@@ -331,7 +335,8 @@ class GrpcLoadEngine final : public LoadEngine {
 namespace internal {
 
 StatusOr<std::unique_ptr<InferenceClient>> ConnectGrpcClient(const ClientOptions& options) {
-  VIGIL_ASSIGN_OR_RETURN(auto channel, MakeChannel(options, 0));
+  VIGIL_ASSIGN_OR_RETURN(auto credentials, MakeCredentials(options));
+  auto channel = MakeChannel(options, 0, credentials);
   VIGIL_RETURN_IF_ERROR(WaitConnected(*channel, options));
   return std::unique_ptr<InferenceClient>(new GrpcInferenceClient(options, std::move(channel)));
 }
