@@ -31,7 +31,7 @@ fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 unit: build
-	$(BUILD_DIR)/tests/vigil_unit_tests
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L unit
 
 integration: build
 	$(BUILD_DIR)/tests/vigil_integration_tests

@@ -12,4 +12,16 @@ int64_t UnixMillis() {
       .count();
 }
 
+namespace {
+class SystemWallClock final : public WallClock {
+ public:
+  int64_t NowMillis() const override { return UnixMillis(); }
+};
+}  // namespace
+
+WallClock* WallClock::System() {
+  static SystemWallClock clock;
+  return &clock;
+}
+
 }  // namespace vigil

@@ -62,4 +62,25 @@ inline SteadyTime DeadlineAfter(SteadyTime now, Micros timeout) {
 // (statistics, the store). Not for measuring durations.
 int64_t UnixMillis();
 
+// Injectable wall-clock time, beside the monotonic Clock: what windows,
+// retention and alert timestamps are measured by. Thread-safe.
+class WallClock {
+ public:
+  virtual ~WallClock() = default;
+  virtual int64_t NowMillis() const = 0;  // unix milliseconds
+  // The system's (UnixMillis).
+  static WallClock* System();
+};
+
+class FakeWallClock final : public WallClock {
+ public:
+  explicit FakeWallClock(int64_t start_ms = 1'700'000'000'000) : now_ms_(start_ms) {}
+  int64_t NowMillis() const override { return now_ms_.load(); }
+  void Advance(int64_t ms) { now_ms_.fetch_add(ms); }
+  void Set(int64_t ms) { now_ms_.store(ms); }
+
+ private:
+  std::atomic<int64_t> now_ms_;
+};
+
 }  // namespace vigil

@@ -62,6 +62,11 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
                        "TLS handshakes that failed: plain-text clients, or no valid client certificate (mutual TLS).",
                        {})
            .WithLabels({});
+  CounterFamily& log_records =
+      registry.AddCounter("vigil_prediction_log_records_total",
+                          "Prediction log records, by result (written, dropped, failed).", {"result"});
+  prediction_log_.written = &log_records.WithLabels({"written"});
+  prediction_log_.dropped = &log_records.WithLabels({"dropped"});
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
   registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });

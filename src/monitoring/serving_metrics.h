@@ -25,6 +25,12 @@ struct HttpMetrics {
   Counter* tls_handshake_failures = nullptr;  // a client that could not speak TLS (or had no valid certificate)
 };
 
+// What the prediction log reports.
+struct PredictionLogMetrics {
+  Counter* written = nullptr;
+  Counter* dropped = nullptr;  // queue full, or a failed write
+};
+
 class ServingMetrics {
  public:
   explicit ServingMetrics(MetricsRegistry& registry);
@@ -32,6 +38,7 @@ class ServingMetrics {
   // Children for one model version (created on first call).
   VersionMetrics ForVersion(const std::string& model, const std::string& version);
   const HttpMetrics& http() const { return http_; }
+  const PredictionLogMetrics& prediction_log() const { return prediction_log_; }
 
   MetricsRegistry& registry() { return registry_; }
   CounterFamily& failures() { return failures_; }
@@ -56,6 +63,7 @@ class ServingMetrics {
   CounterFamily& endpoint_requests_;
   CounterFamily& shadow_requests_;
   HttpMetrics http_;
+  PredictionLogMetrics prediction_log_;
 };
 
 struct VersionMetrics {

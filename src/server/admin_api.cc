@@ -13,7 +13,7 @@
 #include "monitoring/quality.h"
 #include "protocol/json.h"
 #include "protocol/oip_json.h"
-#include "server/prediction_log.h"
+#include "store/prediction_log.h"
 #include "server/rest_api.h"
 
 namespace vigil {

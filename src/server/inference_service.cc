@@ -12,7 +12,7 @@
 #include "core/thread_name.h"
 #include "core/uuid.h"
 #include "server/deployments.h"
-#include "server/prediction_log.h"
+#include "store/prediction_log.h"
 
 namespace vigil {
 namespace {

@@ -19,8 +19,8 @@
 #include "server/http_server.h"
 #include "server/inference_service.h"
 #include "server/monitoring_service.h"
-#include "server/prediction_log.h"
 #include "server/rest_api.h"
+#include "store/prediction_log.h"
 
 namespace vigil {
 namespace {
@@ -103,7 +103,11 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       PredictionLog::Options log_options;
       log_options.retention_ms = static_cast<int64_t>(options.prediction_retention_days * 24 * 3600 * 1000);
       log_options.max_rows = options.prediction_max_rows;
-      p->prediction_log = std::make_unique<PredictionLog>(*p->store, &p->metrics, log_options);
+      log_options.on_records = [m = p->metrics.prediction_log()](size_t written, size_t dropped) {
+        if (written) m.written->Inc(static_cast<double>(written));
+        if (dropped) m.dropped->Inc(static_cast<double>(dropped));
+      };
+      p->prediction_log = std::make_unique<PredictionLog>(*p->store, std::move(log_options));
       p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
     }
   }

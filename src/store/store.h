@@ -115,9 +115,13 @@ struct AlertEvent {
   std::string summary;
 };
 
-class Store {
+// The store is split by concern, so a component takes (and a test fakes)
+// only the part it uses; `Store` is all of them, as one database holds them.
+
+// Deployment specs and their audit history.
+class DeploymentStore {
  public:
-  virtual ~Store() = default;
+  virtual ~DeploymentStore() = default;
 
   virtual Status SaveDeployment(const StoredDeployment& deployment) = 0;
   virtual Status DeleteDeployment(const std::string& endpoint) = 0;
@@ -126,9 +130,27 @@ class Store {
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // Newest first, at most `limit`.
   virtual StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) = 0;
+};
+
+// The prediction log: what the PredictionLog writer needs.
+class PredictionStore {
+ public:
+  virtual ~PredictionStore() = default;
 
   // In one transaction.
   virtual Status WritePredictions(const std::vector<PredictionRecord>& records) = 0;
+  // Deletes predictions older than `before_ms` and, past `max_rows` (0: no
+  // limit), the oldest; predictions are appended in time order, so "older"
+  // is decided by that order. Feedback that arrived before `before_ms` goes
+  // too. Returns how many predictions went.
+  virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
+};
+
+// Feedback (labels, rewards) and its join with the logged predictions.
+class FeedbackStore {
+ public:
+  virtual ~FeedbackStore() = default;
+
   // Durable when it returns. Feedback for an id already stored merges in: a
   // new label or reward replaces the old one, a missing one keeps it.
   virtual Status WriteFeedback(const std::vector<FeedbackRecord>& records) = 0;
@@ -151,11 +173,12 @@ class Store {
       std::function<void(const std::string& variant, int64_t time_ms, const std::string& outputs)>;
   virtual StatusOr<int64_t> ScanPredictions(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
                                             const PredictionVisitor& fn) = 0;
-  // Deletes predictions older than `before_ms` and, past `max_rows` (0: no
-  // limit), the oldest; predictions are appended in time order, so "older"
-  // is decided by that order. Feedback that arrived before `before_ms` goes
-  // too. Returns how many predictions went.
-  virtual StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) = 0;
+};
+
+// Drift windows, one row per model version and window.
+class DriftStore {
+ public:
+  virtual ~DriftStore() = default;
 
   virtual Status WriteDriftWindow(const StoredDriftWindow& window) = 0;
   // The model's windows that ended in [from_ms, to_ms], oldest first, at
@@ -164,12 +187,24 @@ class Store {
                                                                 int64_t to_ms, int limit) = 0;
   // Deletes windows that ended before `before_ms`; returns how many went.
   virtual StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) = 0;
+};
+
+// Alert transitions.
+class AlertStore {
+ public:
+  virtual ~AlertStore() = default;
 
   // Durable when it returns.
   virtual Status AppendAlertEvent(const AlertEvent& event) = 0;
   // Newest first, at most `limit`.
   virtual StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) = 0;
 };
+
+class Store : public DeploymentStore,
+              public PredictionStore,
+              public FeedbackStore,
+              public DriftStore,
+              public AlertStore {};
 
 // The 64-bit key a prediction is indexed and found by (with the id itself
 // compared too, so keys may collide). For a UUIDv7 id (what Vigil

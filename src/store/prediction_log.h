@@ -1,7 +1,8 @@
 // PredictionLog: writes served (and shadow) predictions to the store on a
 // background thread, in batches, through a bounded queue. Inference never
 // waits for the disk: when the queue is full a record is dropped and counted
-// (vigil_prediction_log_records_total{result="dropped"}, and a log line at
+// (Options::on_records, which the server turns into
+// vigil_prediction_log_records_total{result="dropped"}, and a log line at
 // most every 10 s), never silently.
 //
 // Crash bound: a kill -9 loses at most the records queued or being written
@@ -14,10 +15,12 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
-#include "monitoring/serving_metrics.h"
+#include "core/clock.h"
+#include "core/thread_annotations.h"
 #include "store/store.h"
 
 namespace vigil {
@@ -30,9 +33,14 @@ class PredictionLog {
     size_t batch_limit = 4096;                       // wakes the writer before flush_interval
     int64_t retention_ms = 30LL * 24 * 3600 * 1000;  // 30 days; 0 = no age limit
     int64_t max_rows = 10'000'000;                   // 0 = no size limit
+    // Told how many records were written and dropped (queue full or a failed
+    // write), from the writer thread or from Add; may be empty.
+    std::function<void(size_t written, size_t dropped)> on_records;
+    // The wall clock retention is measured by.
+    WallClock* clock = nullptr;  // null = the system's
   };
 
-  PredictionLog(Store& store, ServingMetrics* metrics, Options options);
+  PredictionLog(PredictionStore& store, Options options);
   ~PredictionLog();  // writes what is queued, then stops
 
   // Queues one record; false when the queue was full (the record is dropped).
@@ -43,18 +51,22 @@ class PredictionLog {
  private:
   void Loop();
 
-  Store& store_;
+  void Count(size_t written, size_t dropped) {
+    if (options_.on_records) options_.on_records(written, dropped);
+  }
+
+  PredictionStore& store_;
   Options options_;
-  Counter* written_ = nullptr;
-  Counter* dropped_ = nullptr;
-  std::mutex mu_;
-  std::condition_variable wake_, flushed_;
-  std::vector<PredictionRecord> queue_;  // guarded by mu_
-  size_t writing_ = 0;                   // taken by the writer, not yet committed; guarded by mu_
-  uint64_t enqueued_ = 0;                // guarded by mu_
-  uint64_t done_ = 0;                    // written or failed; guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
-  std::chrono::steady_clock::time_point last_drop_log_{};
+  WallClock& clock_;
+  Mutex mu_;
+  CondVar wake_, flushed_;
+  std::vector<PredictionRecord> queue_ GUARDED_BY(mu_);
+  size_t writing_ GUARDED_BY(mu_) = 0;  // taken by the writer, not yet committed
+  uint64_t enqueued_ GUARDED_BY(mu_) = 0;
+  uint64_t done_ GUARDED_BY(mu_) = 0;  // written or failed
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool flush_requested_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_drop_log_ GUARDED_BY(mu_){};
   std::thread thread_;
 };
 
