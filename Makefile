@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test test-sanitize fuzz unit integration demo examples bench bench-tools bench-endpoint clean format
+.PHONY: all deps build test thread-safety test-sanitize fuzz unit integration demo examples bench bench-tools bench-endpoint clean format
 
 all: build
 
@@ -19,8 +19,14 @@ $(BUILD_DIR)/CMakeCache.txt:
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The suite, then clang's thread-safety analysis over the same sources
+# (GUARDED_BY / REQUIRES, core/thread_annotations.h).
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	scripts/check-thread-safety.py $(BUILD_DIR) $(JOBS)
+
+thread-safety: build
+	scripts/check-thread-safety.py $(BUILD_DIR) $(JOBS)
 
 # The test suite again, built with clang, ASan and UBSan (build-sanitize/).
 test-sanitize: deps

@@ -9,6 +9,7 @@
 
 #include "client/inference_client.h"
 #include "client/load.h"
+#include "core/thread_annotations.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "protocol/oip_grpc.h"
 #include "protocol/tls.h"
@@ -220,21 +221,24 @@ class GrpcLoadEngine final : public LoadEngine {
 
   void Stop(std::chrono::milliseconds grace) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!running_.exchange(false) && stubs_.empty()) return;
-      stop_cv_.notify_all();
+      stop_cv_.NotifyAll();
     }
     if (pacer_.joinable()) pacer_.join();
-    std::unique_lock lock(mu_);
-    if (!done_cv_.wait_for(lock, grace, [this] { return in_flight_.load() == 0; })) {
+    MutexLock lock(mu_);
+    const auto until = std::chrono::steady_clock::now() + grace;
+    while (in_flight_.load() != 0 && done_cv_.WaitUntil(lock, until)) {
+    }
+    if (in_flight_.load() != 0) {
       for (Call* c : open_calls_) c->ctx->TryCancel();
       for (auto& s : slots_) {
         if (s->ctx) s->ctx->TryCancel();
       }
       // Cancelled calls complete promptly; their callbacks touch this object.
-      done_cv_.wait(lock, [this] { return in_flight_.load() == 0; });
+      while (in_flight_.load() != 0) done_cv_.Wait(lock);
     }
-    lock.unlock();
+    lock.Unlock();
     slots_.clear();
     stubs_.clear();
   }
@@ -274,7 +278,7 @@ class GrpcLoadEngine final : public LoadEngine {
       // Stop never sees zero while a slot is between calls.
       bool again = false;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         if (running_.load()) {
           Prepare(call, Clock::now());
           again = true;
@@ -282,13 +286,13 @@ class GrpcLoadEngine final : public LoadEngine {
       }
       if (again) return StartCall(call);
     } else {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       open_calls_.erase(call);
       delete call;
     }
     if (in_flight_.fetch_sub(1) == 1) {
-      std::lock_guard lock(mu_);
-      done_cv_.notify_all();
+      MutexLock lock(mu_);
+      done_cv_.NotifyAll();
     }
   }
 
@@ -304,14 +308,15 @@ class GrpcLoadEngine final : public LoadEngine {
       while (next <= now) {
         auto* call = new Call();
         {
-          std::lock_guard lock(mu_);
+          MutexLock lock(mu_);
           open_calls_.insert(call);
         }
         Issue(call, next);
         next += std::chrono::duration_cast<Clock::duration>(level_.poisson ? mean_gap * gap(rng) : mean_gap);
       }
-      std::unique_lock lock(mu_);
-      stop_cv_.wait_until(lock, next, [this] { return !running_.load(); });
+      MutexLock lock(mu_);
+      while (running_.load() && stop_cv_.WaitUntil(lock, next)) {
+      }
     }
   }
 
@@ -325,9 +330,9 @@ class GrpcLoadEngine final : public LoadEngine {
   std::atomic<int64_t> in_flight_{0};
   std::atomic<size_t> next_{0};
   std::thread pacer_;
-  std::mutex mu_;
-  std::condition_variable stop_cv_, done_cv_;
-  std::unordered_set<Call*> open_calls_;  // guarded by mu_
+  Mutex mu_;
+  CondVar stop_cv_, done_cv_;
+  std::unordered_set<Call*> open_calls_ GUARDED_BY(mu_);
 };
 
 }  // namespace

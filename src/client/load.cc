@@ -10,7 +10,7 @@
 namespace vigil {
 
 void LoadRecorder::Error(const std::string& kind, std::string_view message) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ErrorCount& e = errors_[kind];
   if (e.count++ == 0) e.example = std::string(message.substr(0, 300));
 }
@@ -18,7 +18,7 @@ void LoadRecorder::Error(const std::string& kind, std::string_view message) {
 LoadRecorder::Snapshot LoadRecorder::Take() const {
   Snapshot s;
   s.latency = latency_.Take();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   s.errors = errors_;
   return s;
 }

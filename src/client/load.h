@@ -25,6 +25,7 @@
 #include "client/inference_client.h"
 #include "core/latency_histogram.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 
 namespace vigil {
 
@@ -50,8 +51,8 @@ class LoadRecorder {
 
  private:
   LatencyHistogram latency_;
-  mutable std::mutex mu_;
-  std::map<std::string, ErrorCount> errors_;
+  mutable Mutex mu_;
+  std::map<std::string, ErrorCount> errors_ GUARDED_BY(mu_);
 };
 
 struct LoadLevel {
@@ -66,9 +67,9 @@ struct LoadTarget {
   ClientOptions client;
   std::string model;
   std::string version;
-  std::vector<InferCall> samples;  // cycled through; at least one
-  int threads = 0;                 // client I/O threads; 0 = one per core, at most 4
-  int max_connections = 1024;      // open loop over HTTP: connections opened on demand up to this
+  std::vector<InferCall> samples;            // cycled through; at least one
+  int threads = 0;                           // client I/O threads; 0 = one per core, at most 4
+  int max_connections = 1024;                // open loop over HTTP: connections opened on demand up to this
   std::chrono::milliseconds timeout{30000};  // per request
 };
 

@@ -12,7 +12,8 @@
 //   MutexLock lock(mu_);
 //   while (!ready_) cv_.Wait(lock);
 // (a predicate lambda reading guarded members needs REQUIRES(mu_) on it).
-// With gcc the macros are empty.
+// With gcc the macros are empty. Abseil (through gRPC) defines the same
+// names with the same attributes; whichever comes first is kept.
 #pragma once
 
 #include <chrono>
@@ -25,19 +26,45 @@
 #define VIGIL_THREAD_ANNOTATION(x)
 #endif
 
+#ifndef CAPABILITY
 #define CAPABILITY(x) VIGIL_THREAD_ANNOTATION(capability(x))
+#endif
+#ifndef SCOPED_CAPABILITY
 #define SCOPED_CAPABILITY VIGIL_THREAD_ANNOTATION(scoped_lockable)
+#endif
+#ifndef GUARDED_BY
 #define GUARDED_BY(x) VIGIL_THREAD_ANNOTATION(guarded_by(x))
+#endif
+#ifndef PT_GUARDED_BY
 #define PT_GUARDED_BY(x) VIGIL_THREAD_ANNOTATION(pt_guarded_by(x))
+#endif
+#ifndef ACQUIRED_BEFORE
 #define ACQUIRED_BEFORE(...) VIGIL_THREAD_ANNOTATION(acquired_before(__VA_ARGS__))
+#endif
+#ifndef ACQUIRED_AFTER
 #define ACQUIRED_AFTER(...) VIGIL_THREAD_ANNOTATION(acquired_after(__VA_ARGS__))
+#endif
+#ifndef REQUIRES
 #define REQUIRES(...) VIGIL_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#endif
+#ifndef ACQUIRE
 #define ACQUIRE(...) VIGIL_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#endif
+#ifndef RELEASE
 #define RELEASE(...) VIGIL_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#endif
+#ifndef TRY_ACQUIRE
 #define TRY_ACQUIRE(...) VIGIL_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#endif
+#ifndef EXCLUDES
 #define EXCLUDES(...) VIGIL_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
+#endif
+#ifndef RETURN_CAPABILITY
 #define RETURN_CAPABILITY(x) VIGIL_THREAD_ANNOTATION(lock_returned(x))
+#endif
+#ifndef NO_THREAD_SAFETY_ANALYSIS
 #define NO_THREAD_SAFETY_ANALYSIS VIGIL_THREAD_ANNOTATION(no_thread_safety_analysis)
+#endif
 
 namespace vigil {
 

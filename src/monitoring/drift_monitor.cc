@@ -321,7 +321,7 @@ void DriftMonitor::SetReference(const ReferenceRows& rows, const std::string& so
     }
     profile->quality = ComputeQuality(outcomes);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Start(std::move(profile));
 }
 
@@ -355,12 +355,12 @@ void DriftMonitor::Start(std::shared_ptr<const ReferenceProfile> reference) {
 }
 
 std::shared_ptr<const ReferenceProfile> DriftMonitor::reference() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return reference_;
 }
 
 void DriftMonitor::Collect(const Tensor& input, const Tensor& output, int64_t rows) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (ready_.load(std::memory_order_relaxed) || building_) return;
   for (int64_t r = 0; r < rows && collected_.rows < config_.reference_rows; ++r) {
     for (int64_t i = 0; i < input_width_; ++i) collected_.inputs.push_back(ValueAt(input, r * input_width_ + i));
@@ -373,7 +373,7 @@ void DriftMonitor::Collect(const Tensor& input, const Tensor& output, int64_t ro
   building_ = true;  // rows arriving meanwhile are not counted anywhere
   const ReferenceRows reference = std::move(collected_);
   collected_ = {};
-  lock.unlock();
+  lock.Unlock();
   SetReference(reference, "first " + std::to_string(reference.rows) + " live rows");
 }
 
@@ -403,15 +403,17 @@ void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t ro
 
 void WindowWaker::Notify() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pending_ = true;
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 bool WindowWaker::Wait(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return pending_; });
+  MutexLock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pending_ && cv_.WaitUntil(lock, deadline)) {
+  }
   const bool notified = pending_;
   pending_ = false;
   return notified;
@@ -470,7 +472,7 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor* output, 
 
 std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   if (!ready_.load(std::memory_order_acquire)) return std::nullopt;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!window_start_ms_) window_start_ms_ = now_ms;
   uint64_t total_rows = 0;
   for (const auto& slab : slabs_) total_rows += slab.rows.load(std::memory_order_relaxed);

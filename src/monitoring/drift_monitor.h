@@ -25,6 +25,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "core/thread_annotations.h"
 #include "monitoring/health.h"
 #include "monitoring/quality.h"
 
@@ -178,9 +179,9 @@ class WindowWaker {
   bool Wait(std::chrono::milliseconds timeout);
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool pending_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool pending_ GUARDED_BY(mu_) = false;
 };
 
 class DriftMonitor {
@@ -229,7 +230,7 @@ class DriftMonitor {
   };
   template <bool kShared>
   void Count(Slab& slab, const Tensor& input, const Tensor* output, int64_t rows);  // output: null when unusable
-  void Start(std::shared_ptr<const ReferenceProfile> reference);                    // lays out the slabs; requires mu_
+  void Start(std::shared_ptr<const ReferenceProfile> reference) REQUIRES(mu_);      // lays out the slabs
   void Collect(const Tensor& input, const Tensor& output, int64_t rows);            // live reference rows
   DriftWindow Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const;
 
@@ -255,9 +256,11 @@ class DriftMonitor {
   };
   std::vector<ColumnPlan> plan_;
   size_t counters_ = 0;
-  std::array<Slab, kSlabs + 1> slabs_;             // the last is shared
-  std::vector<double> taken_counts_, taken_sums_;  // snapshot at the last close; guarded by mu_
-  uint64_t taken_rows_ = 0;                        // guarded by mu_
+  std::array<Slab, kSlabs + 1> slabs_;  // the last is shared
+  // The snapshot at the last close.
+  std::vector<double> taken_counts_ GUARDED_BY(mu_);
+  std::vector<double> taken_sums_ GUARDED_BY(mu_);
+  uint64_t taken_rows_ GUARDED_BY(mu_) = 0;
   std::atomic<int64_t> nonfinite_inputs_{0}, nonfinite_outputs_{0};
   // Rows counted since the reference was set, and the count at which the
   // open window is full (taken_rows_ + window_rows): the batch that crosses
@@ -266,10 +269,10 @@ class DriftMonitor {
   std::atomic<uint64_t> full_at_{0};
   std::atomic<std::shared_ptr<WindowWaker>> waker_;
 
-  mutable std::mutex mu_;                   // guards the live reference collection and window_start_ms_
-  ReferenceRows collected_;                 // live rows while there is no reference
-  bool building_ = false;                   // collected_ is becoming the reference
-  std::optional<int64_t> window_start_ms_;  // set by the first CloseIfDue
+  mutable Mutex mu_;
+  ReferenceRows collected_ GUARDED_BY(mu_);                 // live rows while there is no reference
+  bool building_ GUARDED_BY(mu_) = false;                   // collected_ is becoming the reference
+  std::optional<int64_t> window_start_ms_ GUARDED_BY(mu_);  // set by the first CloseIfDue
 };
 
 }  // namespace vigil

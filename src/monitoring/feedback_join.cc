@@ -27,7 +27,7 @@ Status FeedbackJoin::CatchUp() {
 }
 
 StatusOr<FeedbackJoin::VariantQuality> FeedbackJoin::QualityOf(const std::string& endpoint, int64_t since_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Catch up first: the full read of a new endpoint below is then at least
   // as new as the cursor, and what changes after it comes next time (a
   // prediction read twice just replaces itself).
@@ -52,7 +52,7 @@ StatusOr<FeedbackJoin::VariantQuality> FeedbackJoin::QualityOf(const std::string
 }
 
 void FeedbackJoin::Retain(const std::map<std::string, int64_t>& endpoints_since) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::erase_if(endpoints_, [&](const auto& kv) {
     auto it = endpoints_since.find(kv.first);
     return it == endpoints_since.end() || it->second != kv.second.since_ms;

@@ -19,6 +19,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/thread_annotations.h"
 #include "monitoring/quality.h"
 #include "store/store.h"
 
@@ -47,15 +48,15 @@ class FeedbackJoin {
     bool dirty = true;
     VariantQuality quality;  // valid when !dirty
   };
-  // Applies what changed in the store since the last call. Requires mu_.
-  Status CatchUp();
+  // Applies what changed in the store since the last call.
+  Status CatchUp() REQUIRES(mu_);
   static void Put(Endpoint& e, const JoinedPrediction& j);
 
   Store& store_;
-  std::mutex mu_;
-  bool started_ = false;                                    // guarded by mu_
-  JoinCursor cursor_;                                       // guarded by mu_
-  std::map<std::string, Endpoint, std::less<>> endpoints_;  // guarded by mu_
+  Mutex mu_;
+  bool started_ GUARDED_BY(mu_) = false;
+  JoinCursor cursor_ GUARDED_BY(mu_);
+  std::map<std::string, Endpoint, std::less<>> endpoints_ GUARDED_BY(mu_);
 };
 
 // A joined prediction as quality computations take it.

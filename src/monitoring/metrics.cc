@@ -38,7 +38,7 @@ std::vector<uint64_t> Histogram::CumulativeCounts() const {
 template <typename Child>
 Child& Family<Child>::WithLabels(const std::vector<std::string>& values) {
   assert(values.size() == label_names_.size());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = children_[values];
   if (!slot) {
     if constexpr (std::is_same_v<Child, Histogram>) {
@@ -52,7 +52,7 @@ Child& Family<Child>::WithLabels(const std::vector<std::string>& values) {
 
 template <typename Child>
 void Family<Child>::ForEach(const std::function<void(const std::vector<std::string>&, const Child&)>& fn) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [labels, child] : children_) fn(labels, *child);
 }
 
@@ -73,7 +73,7 @@ const std::vector<double>& BatchSizeBuckets() {
 
 CounterFamily& MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
                                            std::vector<std::string> labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Entry e{MetricType::kCounter, std::make_unique<CounterFamily>(name, help, std::move(labels)), nullptr, nullptr};
   families_.push_back(std::move(e));
   return *families_.back().counter;
@@ -81,7 +81,7 @@ CounterFamily& MetricsRegistry::AddCounter(const std::string& name, const std::s
 
 GaugeFamily& MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
                                        std::vector<std::string> labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Entry e{MetricType::kGauge, nullptr, std::make_unique<GaugeFamily>(name, help, std::move(labels)), nullptr};
   families_.push_back(std::move(e));
   return *families_.back().gauge;
@@ -89,7 +89,7 @@ GaugeFamily& MetricsRegistry::AddGauge(const std::string& name, const std::strin
 
 HistogramFamily& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
                                                std::vector<std::string> labels, std::vector<double> bounds) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Entry e{MetricType::kHistogram, nullptr, nullptr,
           std::make_unique<HistogramFamily>(name, help, std::move(labels), std::move(bounds))};
   families_.push_back(std::move(e));
@@ -97,7 +97,7 @@ HistogramFamily& MetricsRegistry::AddHistogram(const std::string& name, const st
 }
 
 void MetricsRegistry::AddCollectHook(std::function<void()> hook) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   hooks_.push_back(std::move(hook));
 }
 
@@ -153,11 +153,11 @@ void Header(std::string& out, const F& family, const char* type) {
 std::string MetricsRegistry::Expose() const {
   std::vector<std::function<void()>> hooks;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     hooks = hooks_;
   }
   for (const auto& h : hooks) h();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   out.reserve(16384);
   for (const auto& e : families_) {

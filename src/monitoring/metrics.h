@@ -6,6 +6,8 @@
 // Everything here is thread-safe.
 #pragma once
 
+#include "core/thread_annotations.h"
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -77,8 +79,8 @@ class Family {
   std::string help_;
   std::vector<std::string> label_names_;
   std::vector<double> bounds_;
-  mutable std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<Child>> children_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::vector<std::string>, std::unique_ptr<Child>> children_ GUARDED_BY(mu_);
 };
 
 using CounterFamily = Family<Counter>;
@@ -109,9 +111,9 @@ class MetricsRegistry {
     std::unique_ptr<GaugeFamily> gauge;
     std::unique_ptr<HistogramFamily> histogram;
   };
-  mutable std::mutex mu_;
-  std::vector<Entry> families_;               // guarded by mu_; append-only
-  std::vector<std::function<void()>> hooks_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<Entry> families_ GUARDED_BY(mu_);  // append-only
+  std::vector<std::function<void()>> hooks_ GUARDED_BY(mu_);
 };
 
 // Escapes a label value: backslash, double quote and newline.

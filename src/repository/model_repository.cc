@@ -211,15 +211,15 @@ ModelRepository::ModelRepository(Options options) : options_(std::move(options))
 ModelRepository::~ModelRepository() {
   StopAll();
   {
-    std::lock_guard lock(retire_mu_);
+    MutexLock lock(retire_mu_);
     stop_reaper_ = true;
   }
-  retire_cv_.notify_all();
+  retire_cv_.NotifyAll();
   if (reaper_.joinable()) reaper_.join();
 }
 
 void ModelRepository::Poll() {
-  std::lock_guard control(control_mu_);
+  MutexLock control(control_mu_);
   std::set<std::string> on_disk;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(options_.root, ec)) {
@@ -236,14 +236,14 @@ void ModelRepository::Poll() {
   // Models whose folder disappeared.
   std::vector<std::string> gone;
   {
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     for (const auto& [name, rec] : records_) {
       if (!on_disk.count(name)) gone.push_back(name);
     }
   }
   for (const auto& name : gone) {
     RemoveModel(name, "");
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     records_.erase(name);
     unloaded_by_request_.erase(name);
     failed_fingerprints_.erase(name);
@@ -252,7 +252,7 @@ void ModelRepository::Poll() {
 }
 
 Status ModelRepository::LoadModel(const std::string& name, std::optional<std::string> config_text) {
-  std::lock_guard control(control_mu_);
+  MutexLock control(control_mu_);
   std::error_code ec;
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.' ||
       !fs::is_directory(options_.root / name, ec)) {
@@ -267,7 +267,7 @@ Status ModelRepository::LoadModel(const std::string& name, std::optional<std::st
   }
   unloaded_by_request_.erase(name);
   SyncModel(name, true);
-  std::lock_guard lock(records_mu_);
+  MutexLock lock(records_mu_);
   const ModelRecord& rec = records_[name];
   if (!rec.model_error.empty()) return InvalidArgument(rec.model_error);
   for (const auto& [v, st] : rec.versions) {
@@ -277,15 +277,15 @@ Status ModelRepository::LoadModel(const std::string& name, std::optional<std::st
 }
 
 Status ModelRepository::UnloadModel(const std::string& name) {
-  std::lock_guard control(control_mu_);
+  MutexLock control(control_mu_);
   {
     auto t = table();
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     if (!t->models.count(name) && !records_.count(name)) return NotFound("model '" + name + "' is not loaded");
   }
   unloaded_by_request_.insert(name);
   RemoveModel(name, "unloaded by request");
-  std::lock_guard lock(records_mu_);
+  MutexLock lock(records_mu_);
   ModelRecord& rec = records_[name];
   rec.model_error =
       "model '" + name + "' was unloaded by request; POST /v2/repository/models/" + name + "/load to load it";
@@ -308,7 +308,7 @@ void ModelRepository::RemoveModel(const std::string& name, const std::string& re
 void ModelRepository::SyncModel(const std::string& name, bool force) {
   const fs::path dir = options_.root / name;
   auto set_model_error = [&](const std::string& error) {
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     std::string& current = records_[name].model_error;
     // Polling finds the same fault again and again; log it once.
     if (current != error) spdlog::error("event=model_unavailable model={} reason={}", LogValue(name), LogValue(error));
@@ -343,7 +343,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     return;
   }
   {
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     records_[name].model_error.clear();
   }
 
@@ -378,7 +378,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       continue;
     }
     {
-      std::lock_guard lock(records_mu_);
+      MutexLock lock(records_mu_);
       auto& rec = records_[name].versions[v];
       if (rec.state != VersionState::kReady || old == existing.end()) SetState(name, v, VersionState::kLoading, "");
     }
@@ -401,7 +401,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       failed.clear();
       next[v] = loaded;
       changed = true;
-      std::lock_guard lock(records_mu_);
+      MutexLock lock(records_mu_);
       SetState(name, v, VersionState::kReady, "");
       spdlog::info("event=model_ready model={} version={} backend={} instances={}", LogValue(name), v,
                    BackendKindName(config->backend), config->instances);
@@ -412,10 +412,10 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       if (old != existing.end()) {
         // Keep serving the version that was loaded; report why the reload failed.
         next[v] = old->second;
-        std::lock_guard lock(records_mu_);
+        MutexLock lock(records_mu_);
         SetState(name, v, VersionState::kReady, "reload failed, still serving the previous load: " + status.message());
       } else {
-        std::lock_guard lock(records_mu_);
+        MutexLock lock(records_mu_);
         SetState(name, v, VersionState::kUnavailable, status.message());
       }
     }
@@ -430,7 +430,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
   }
   {
     // Versions no longer selected leave the index once retired.
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     auto& versions = records_[name].versions;
     for (auto it = versions.begin(); it != versions.end();) {
       if (std::find(wanted.begin(), wanted.end(), it->first) == wanted.end() && !existing.count(it->first)) {
@@ -518,7 +518,7 @@ void ModelRepository::Publish(const std::string& name, std::shared_ptr<const Mod
 
 void ModelRepository::Retire(std::shared_ptr<ModelVersion> version) {
   {
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     auto& versions = records_[version->config().name].versions;
     // A replaced version's row now describes its successor; only mark rows of
     // versions that are leaving.
@@ -529,9 +529,9 @@ void ModelRepository::Retire(std::shared_ptr<ModelVersion> version) {
       SetState(version->config().name, version->version(), VersionState::kUnloading, "");
     }
   }
-  std::lock_guard lock(retire_mu_);
+  MutexLock lock(retire_mu_);
   retiring_.push_back(std::move(version));
-  retire_cv_.notify_all();
+  retire_cv_.NotifyAll();
 }
 
 void ModelRepository::SetState(const std::string& model, int64_t version, VersionState state,
@@ -554,7 +554,7 @@ void ModelRepository::PublishStateGauge(const std::string& model, int64_t versio
 }
 
 void ModelRepository::ReaperLoop() {
-  std::unique_lock lock(retire_mu_);
+  MutexLock lock(retire_mu_);
   while (true) {
     std::vector<std::shared_ptr<ModelVersion>> idle;
     for (auto it = retiring_.begin(); it != retiring_.end();) {
@@ -566,13 +566,13 @@ void ModelRepository::ReaperLoop() {
       }
     }
     if (!idle.empty()) {
-      lock.unlock();
+      lock.Unlock();
       for (auto& mv : idle) {
         const std::string model = mv->config().name;
         const int64_t v = mv->version();
         mv->scheduler().Stop();
         mv.reset();
-        std::lock_guard rl(records_mu_);
+        MutexLock rl(records_mu_);
         auto t = table();
         auto it = t->models.find(model);
         const bool still_served = it != t->models.end() && it->second.versions.count(v);
@@ -586,11 +586,11 @@ void ModelRepository::ReaperLoop() {
         }
         spdlog::info("event=model_unloaded model={} version={}", LogValue(model), v);
       }
-      lock.lock();
+      lock.Lock();
       continue;
     }
     if (stop_reaper_ && retiring_.empty()) return;
-    retire_cv_.wait_for(lock, std::chrono::milliseconds(retiring_.empty() ? 1000 : 10));
+    retire_cv_.WaitFor(lock, std::chrono::milliseconds(retiring_.empty() ? 1000 : 10));
   }
 }
 
@@ -598,7 +598,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Acquire(std::string_vie
   auto t = table();
   auto it = t->models.find(model);
   if (it == t->models.end()) {
-    std::lock_guard lock(records_mu_);
+    MutexLock lock(records_mu_);
     auto rec = records_.find(std::string(model));
     if (rec != records_.end()) {
       std::string why = rec->second.model_error;
@@ -658,7 +658,7 @@ StatusOr<std::vector<std::shared_ptr<ModelVersion>>> ModelRepository::AcquireAll
 
 std::vector<VersionStatus> ModelRepository::Index() const {
   std::vector<VersionStatus> out;
-  std::lock_guard lock(records_mu_);
+  MutexLock lock(records_mu_);
   for (const auto& [name, rec] : records_) {
     if (!rec.model_error.empty()) {
       bool any_ready = false;
@@ -681,7 +681,7 @@ std::vector<VersionStatus> ModelRepository::Index() const {
 }
 
 void ModelRepository::StopAll(Scheduler::StopMode mode) {
-  std::lock_guard control(control_mu_);
+  MutexLock control(control_mu_);
   auto current = table();
   table_.store(std::make_shared<const ServingTable>());
   for (const auto& [name, entry] : current->models) {
@@ -689,7 +689,7 @@ void ModelRepository::StopAll(Scheduler::StopMode mode) {
   }
   std::vector<std::shared_ptr<ModelVersion>> retiring;
   {
-    std::lock_guard lock(retire_mu_);
+    MutexLock lock(retire_mu_);
     retiring = retiring_;
   }
   for (auto& mv : retiring) mv->scheduler().Stop(mode);

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "monitoring/drift_monitor.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_config.h"
@@ -132,8 +133,7 @@ class ModelRepository {
 
   explicit ModelRepository(Options options);
   // Loads the model folder `name`; `force` reloads unchanged versions too.
-  // Requires control_mu_.
-  void SyncModel(const std::string& name, bool force);
+  void SyncModel(const std::string& name, bool force) REQUIRES(control_mu_);
   void RemoveModel(const std::string& name, const std::string& reason);
   StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(std::shared_ptr<const ModelConfig> config, int64_t version,
                                                       const std::filesystem::path& model_file,
@@ -141,27 +141,28 @@ class ModelRepository {
   void Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
                std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
   void Retire(std::shared_ptr<ModelVersion> version);
-  void SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason);
+  void SetState(const std::string& model, int64_t version, VersionState state, const std::string& reason)
+      REQUIRES(records_mu_);
   // vigil_model_state: 1 for `state`, 0 for the others (all 0 once gone).
   void PublishStateGauge(const std::string& model, int64_t version, std::optional<VersionState> state);
   void ReaperLoop();
   std::shared_ptr<const ServingTable> table() const { return table_.load(); }
 
   Options options_;
-  std::mutex control_mu_;                                // serialises Poll/Load/Unload
-  std::set<std::string> unloaded_by_request_;            // guarded by control_mu_
-  std::map<std::string, std::string> config_overrides_;  // guarded by control_mu_
+  Mutex control_mu_;  // serialises Poll/Load/Unload
+  std::set<std::string> unloaded_by_request_ GUARDED_BY(control_mu_);
+  std::map<std::string, std::string> config_overrides_ GUARDED_BY(control_mu_);
   // Per model and version, the fingerprint of files that failed to load.
-  std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_;  // guarded by control_mu_
+  std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_ GUARDED_BY(control_mu_);
   std::atomic<std::shared_ptr<const ServingTable>> table_;
 
-  mutable std::mutex records_mu_;
-  std::map<std::string, ModelRecord> records_;  // guarded by records_mu_
+  mutable Mutex records_mu_;
+  std::map<std::string, ModelRecord> records_ GUARDED_BY(records_mu_);
 
-  std::mutex retire_mu_;
-  std::condition_variable retire_cv_;
-  std::vector<std::shared_ptr<ModelVersion>> retiring_;  // guarded by retire_mu_
-  bool stop_reaper_ = false;                             // guarded by retire_mu_
+  Mutex retire_mu_;
+  CondVar retire_cv_;
+  std::vector<std::shared_ptr<ModelVersion>> retiring_ GUARDED_BY(retire_mu_);
+  bool stop_reaper_ GUARDED_BY(retire_mu_) = false;
   std::thread reaper_;
 };
 

@@ -40,7 +40,7 @@ Scheduler::~Scheduler() { Stop(); }
 Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMode mode) {
   request->enqueue_time = options_.clock->Now();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_)
       return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) +
                          " is unloading");
@@ -53,14 +53,14 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMod
 }
 
 void Scheduler::RunIfIdle() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (queue_.empty()) return;
   const int idle = IdleInstance();
   if (idle < 0) return;  // whoever releases an instance looks at the queue
   if (stopping_ || !options_.inline_execution ||
       ewma_compute_us_.load(std::memory_order_relaxed) > options_.inline_compute_limit_us) {
-    lock.unlock();
-    cv_.notify_one();
+    lock.Unlock();
+    cv_.NotifyOne();
     return;
   }
   // Caller runs: the idle instance takes the next batch (everything that
@@ -70,18 +70,18 @@ void Scheduler::RunIfIdle() {
   busy_[idle] = true;
   for (int round = 0; round < kInlineRounds && !queue_.empty(); ++round) {
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
-    lock.unlock();
+    lock.Unlock();
     Execute(static_cast<size_t>(idle), d);
-    lock.lock();
+    lock.Lock();
   }
   busy_[idle] = false;
   const bool more = !queue_.empty();
-  lock.unlock();
-  if (more) cv_.notify_one();
+  lock.Unlock();
+  if (more) cv_.NotifyOne();
 }
 
 void Scheduler::DrainHere() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (queue_.empty() || stopping_) return;
   const int idle = IdleInstance();
   if (idle < 0) return;
@@ -89,9 +89,9 @@ void Scheduler::DrainHere() {
   while (!queue_.empty()) {
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
     if (d.batch.empty() && d.expired.empty()) break;
-    lock.unlock();
+    lock.Unlock();
     Execute(static_cast<size_t>(idle), d);
-    lock.lock();
+    lock.Lock();
   }
   busy_[idle] = false;
 }
@@ -114,12 +114,12 @@ StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, i
 void Scheduler::Stop(StopMode mode) {
   std::vector<std::unique_ptr<InferenceRequest>> cancelled;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
     if (mode == StopMode::kCancel) cancelled = queue_.TakeAll();
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   for (auto& r : cancelled) {
     InferenceResult result;
     result.status = Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) +
@@ -134,7 +134,7 @@ void Scheduler::Stop(StopMode mode) {
 }
 
 size_t Scheduler::QueueDepth() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size();
 }
 
@@ -151,7 +151,7 @@ SchedulerStats Scheduler::Stats() const {
   s.inference_count = stats_.inference_count.load();
   s.execution_count = stats_.execution_count.load();
   s.last_inference_ms = stats_.last_inference_ms.load();
-  std::lock_guard lock(batch_stats_mu_);
+  MutexLock lock(batch_stats_mu_);
   s.batch_stats = batch_stats_;
   return s;
 }
@@ -164,30 +164,30 @@ int Scheduler::IdleInstance() const {
 }
 
 void Scheduler::WorkerLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     if (stopping_ && queue_.empty()) break;
     const int idle = IdleInstance();
     if (idle < 0 || queue_.empty()) {
-      cv_.wait(lock);  // notified on enqueue, on release of an instance, on stop
+      cv_.Wait(lock);  // notified on enqueue, on release of an instance, on stop
       continue;
     }
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), stopping_);
     if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
     if (d.batch.empty() && d.expired.empty()) {
-      if (d.wake_at) options_.clock->WaitUntil(cv_, lock, *d.wake_at);
+      if (d.wake_at) options_.clock->WaitUntil(cv_.native(), lock.native(), *d.wake_at);
       continue;
     }
     busy_[idle] = true;
     const bool more = !queue_.empty();
-    lock.unlock();
+    lock.Unlock();
     // Another worker may be able to take the rest of the queue.
-    if (more) cv_.notify_one();
+    if (more) cv_.NotifyOne();
     Execute(static_cast<size_t>(idle), d);
-    lock.lock();
+    lock.Lock();
     busy_[idle] = false;
   }
-  cv_.notify_all();  // let the other workers see the drained queue
+  cv_.NotifyAll();  // let the other workers see the drained queue
 }
 
 void Scheduler::Execute(size_t instance, BatchQueue::Decision& d) {
@@ -234,7 +234,7 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   stats_.compute_count.fetch_add(1);
   stats_.compute_ns.fetch_add(static_cast<uint64_t>(compute_us) * 1000);
   {
-    std::lock_guard lock(batch_stats_mu_);  // once per batch, not per request
+    MutexLock lock(batch_stats_mu_);  // once per batch, not per request
     auto& b = batch_stats_[total_rows];
     b.count++;
     b.compute_ns += static_cast<uint64_t>(compute_us) * 1000;

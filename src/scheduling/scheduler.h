@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "core/thread_annotations.h"
 #include "monitoring/serving_metrics.h"
 #include "scheduling/batch_queue.h"
 
@@ -90,7 +91,7 @@ class Scheduler {
 
   // Wakes a worker to look at the queue now (e.g. to drop a request whose
   // client cancelled, freeing its slot).
-  void Wake() { cv_.notify_all(); }
+  void Wake() { cv_.NotifyAll(); }
 
   // Runs one batch synchronously on instance 0 (warm-up and load checks).
   // Only before traffic: must not race with the workers.
@@ -110,8 +111,8 @@ class Scheduler {
  private:
   Scheduler(Options options, std::vector<std::unique_ptr<Backend>> instances);
   void WorkerLoop();
-  // Index of an instance no thread is running, or -1. Requires mu_.
-  int IdleInstance() const;
+  // Index of an instance no thread is running, or -1.
+  int IdleInstance() const REQUIRES(mu_);
   // Answers the expired requests and runs the batch on `instance`.
   void Execute(size_t instance, BatchQueue::Decision& d);
   void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
@@ -122,15 +123,15 @@ class Scheduler {
   std::vector<std::unique_ptr<Backend>> instances_;
   std::vector<std::thread> workers_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  BatchQueue queue_;        // guarded by mu_
-  std::vector<bool> busy_;  // per instance; guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  BatchQueue queue_ GUARDED_BY(mu_);
+  std::vector<bool> busy_ GUARDED_BY(mu_);  // per instance
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> ewma_compute_us_{0};
-  mutable std::mutex batch_stats_mu_;
-  std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_;  // guarded by batch_stats_mu_
+  mutable Mutex batch_stats_mu_;
+  std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_ GUARDED_BY(batch_stats_mu_);
 
   struct AtomicStats {
     std::atomic<uint64_t> success_count{0}, success_ns{0}, fail_count{0}, fail_ns{0}, queue_count{0}, queue_ns{0},

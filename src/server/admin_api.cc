@@ -13,8 +13,9 @@
 #include "monitoring/quality.h"
 #include "protocol/json.h"
 #include "protocol/oip_json.h"
+#include "rollout/rollout.h"
+#include "server/http_replies.h"
 #include "store/prediction_log.h"
-#include "server/rest_api.h"
 
 namespace vigil {
 
@@ -32,33 +33,6 @@ StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::str
   if (Status s = ParseJson(body, d); !s.ok()) return InvalidArgument(what + ": " + s.message());
   if (!d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
   return d;
-}
-
-// The candidate named in {"candidate": ...}, or the only non-shadow one when
-// `pick_single`; empty = all (rollback).
-StatusOr<std::string> CandidateArg(const rapidjson::Document& d, const DeploymentSpec& spec, bool pick_single,
-                                   const std::string& what) {
-  if (d.HasMember("candidate")) {
-    if (!d["candidate"].IsString()) return InvalidArgument(what + ": 'candidate' must be a string");
-    const std::string name = d["candidate"].GetString();
-    if (!spec.Candidate(name))
-      return NotFound(what + ": endpoint '" + spec.endpoint + "' has no candidate '" + name + "'");
-    return name;
-  }
-  if (!pick_single) return std::string();
-  std::string only;
-  int n = 0;
-  for (const auto& c : spec.candidates) {
-    if (c.mode != VariantMode::kShadow) {
-      only = c.name;
-      ++n;
-    }
-  }
-  if (n != 1) {
-    return InvalidArgument(what + ": endpoint '" + spec.endpoint + "' has " + std::to_string(n) +
-                           " ab/canary candidates; say which with {\"candidate\": \"...\"}");
-  }
-  return only;
 }
 
 int64_t SinceMs(const Router& router) {
@@ -86,6 +60,12 @@ std::string VariantJson(const Router& router, int index) {
       "\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p99\":{:.4f},\"mean\":{:.4f}}}",
       v.version, VariantModeName(v.mode), share, st.requests.load(), st.errors.load(), st.rejected.load(),
       lat.Quantile(0.5) / 1e6, lat.Quantile(0.9) / 1e6, lat.Quantile(0.99) / 1e6, lat.Mean() / 1e6);
+  if (index >= 0) {
+    out += ",\"state\":";
+    AppendJsonString(out, CandidateStateName(StateOf(v)));
+    out += ",\"position\":";
+    AppendJsonString(out, DescribeCandidate(v));
+  }
   if (v.mode == VariantMode::kCanary) {
     out += fmt::format(",\"step\":{},\"steps\":[", v.step);
     for (size_t i = 0; i < v.steps.size(); ++i) out += fmt::format("{}{}", i ? "," : "", v.steps[i]);
@@ -367,74 +347,35 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   auto body = BodyObject(request.body(), action);
   if (!body.ok()) return respond(ErrorResponse(body.status()));
   const rapidjson::Document& d = *body;
+  auto apply = [&](RolloutAction rollout, const std::string& detail) {
+    const std::string name(RolloutActionName(rollout.kind));
+    done(deployments_.Mutate(endpoint, [&](DeploymentSpec& spec) { return ApplyRolloutAction(spec, rollout); },
+                             {info.peer, name, detail}),
+         name);
+  };
   if (n == 4 && (action == "pause" || action == "resume")) {
-    return done(deployments_.Mutate(endpoint,
-                                    [&](DeploymentSpec& spec) {
-                                      spec.paused = action == "pause";
-                                      return Status::Ok();
-                                    },
-                                    {info.peer, action, ""}),
-                action);
+    return apply({.kind = action == "pause" ? RolloutAction::Kind::kPause : RolloutAction::Kind::kResume}, "");
   }
   if (n == 4 && (action == "promote" || action == "rollback")) {
-    return done(deployments_.Mutate(
-                    endpoint,
-                    [&](DeploymentSpec& spec) -> Status {
-                      VIGIL_ASSIGN_OR_RETURN(std::string name, CandidateArg(d, spec, action == "promote", action));
-                      if (action == "promote") {
-                        const Variant c = *spec.Candidate(name);
-                        if (c.mode == VariantMode::kShadow) {
-                          return InvalidArgument("promote: '" + name + "' is a shadow; make it ab or canary first");
-                        }
-                        spec.production.model = c.model;
-                        spec.production.version = c.version;
-                        std::erase_if(spec.candidates, [&](const Variant& v) { return v.name == name; });
-                        std::erase_if(spec.flags, [&](const Flag& f) { return f.variant == name; });
-                        return Status::Ok();
-                      }
-                      // Rollback: the candidate's share to 0 at once; it stays loaded.
-                      for (auto& c : spec.candidates) {
-                        if (!name.empty() && c.name != name) continue;
-                        if (c.mode == VariantMode::kCanary) c.step = -1;
-                        if (c.mode == VariantMode::kAb) c.share = 0;
-                      }
-                      return Status::Ok();
-                    },
-                    {info.peer, action, request.body()}),
-                action);
+    RolloutAction rollout{.kind = action == "promote" ? RolloutAction::Kind::kPromote : RolloutAction::Kind::kRollback};
+    if (d.HasMember("candidate")) {
+      if (!d["candidate"].IsString())
+        return respond(ErrorResponse(InvalidArgument(action + ": 'candidate' must be a string")));
+      rollout.candidate = d["candidate"].GetString();
+    }
+    return apply(std::move(rollout), request.body());
   }
   if (n == 6 && action == "candidates" && p[5] == "weight") {
-    const std::string& name = p[4];
-    return done(
-        deployments_.Mutate(endpoint,
-                            [&](DeploymentSpec& spec) -> Status {
-                              Variant* c = spec.Candidate(name);
-                              if (!c) return NotFound("endpoint '" + endpoint + "' has no candidate '" + name + "'");
-                              if (c->mode == VariantMode::kCanary) {
-                                if (!d.HasMember("step") || !d["step"].IsInt()) {
-                                  return InvalidArgument("weight: canary '" + name +
-                                                         "' takes {\"step\": N}, an index into its steps");
-                                }
-                                const int step = d["step"].GetInt();
-                                if (step < -1 || step >= static_cast<int>(c->steps.size())) {
-                                  return InvalidArgument(
-                                      fmt::format("weight: step must be -1 to {}, got {}", c->steps.size() - 1, step));
-                                }
-                                c->step = step;
-                                return Status::Ok();
-                              }
-                              if (!d.HasMember("share") || !d["share"].IsNumber()) {
-                                return InvalidArgument("weight: '" + name + "' takes {\"share\": percent}");
-                              }
-                              const double share = d["share"].GetDouble();
-                              if (share < 0 || share > 100) {
-                                return InvalidArgument(fmt::format("weight: share must be 0 to 100, got {}", share));
-                              }
-                              c->share = share;
-                              return Status::Ok();
-                            },
-                            {info.peer, "weight", name + " " + request.body()}),
-        "weight");
+    RolloutAction rollout{.kind = RolloutAction::Kind::kSetWeight, .candidate = p[4]};
+    if (d.HasMember("step")) {
+      if (!d["step"].IsInt()) return respond(ErrorResponse(InvalidArgument("weight: 'step' must be an integer")));
+      rollout.step = d["step"].GetInt();
+    }
+    if (d.HasMember("share")) {
+      if (!d["share"].IsNumber()) return respond(ErrorResponse(InvalidArgument("weight: 'share' must be a number")));
+      rollout.share = d["share"].GetDouble();
+    }
+    return apply(std::move(rollout), p[4] + " " + request.body());
   }
   respond(ErrorResponse(
       NotFound("no route for " + std::string(request.method_string()) + " " + std::string(request.target()))));

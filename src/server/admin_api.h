@@ -22,8 +22,8 @@
 #include "monitoring/feedback_join.h"
 #include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
+#include "routing/deployments.h"
 #include "server/access.h"
-#include "server/deployments.h"
 #include "server/http_server.h"
 
 namespace vigil {

@@ -8,6 +8,8 @@
 // destructor) runs what is queued, then joins the threads.
 #pragma once
 
+#include "core/thread_annotations.h"
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -38,10 +40,10 @@ class ControlWorkers {
   void Loop();
 
   Options options_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  std::deque<std::function<void()>> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

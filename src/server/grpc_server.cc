@@ -13,7 +13,7 @@
 #include "server/access.h"
 #include "server/control_workers.h"
 #include "server/inference_service.h"
-#include "server/rest_api.h"
+#include "server/server_state.h"
 #include "server/status_codes.h"
 
 namespace vigil {
@@ -137,6 +137,11 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* req,
                                        pb::ModelInferResponse* resp) override {
     auto* reactor = new InferReactor(repository_, req->model_name(), req->model_version());
+    // The target first: an unknown name is NOT_FOUND whatever the request holds.
+    if (auto config = service_.ConfigFor(req->model_name(), req->model_version()); !config.ok()) {
+      reactor->Finish(ToGrpc(config.status()));
+      return reactor;
+    }
     InferCall call;
     call.cancelled = reactor->cancelled();
     bool raw = false;

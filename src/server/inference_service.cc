@@ -11,7 +11,7 @@
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "core/uuid.h"
-#include "server/deployments.h"
+#include "routing/deployments.h"
 #include "store/prediction_log.h"
 
 namespace vigil {
@@ -177,8 +177,14 @@ void InferenceService::LogPrediction(const DeploymentSpec& spec, const std::stri
 
 std::string NewPredictionId() { return NewUuidV7(UnixMillis()); }
 
-InferenceService::InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock)
-    : repository_(repository), metrics_(metrics), clock_(clock), shadow_thread_([this] {
+InferenceService::InferenceService(ModelRepository& repository, Options options)
+    : repository_(repository),
+      metrics_(options.metrics),
+      clock_(options.clock ? options.clock : SystemClock::Get()),
+      deployments_(options.deployments),
+      prediction_log_(options.prediction_log),
+      inputs_sample_rate_(options.inputs_sample_rate),
+      shadow_thread_([this] {
         SetThreadName("vigil-shadow");
         // Normal priority on purpose. At nice 19 or SCHED_IDLE this thread
         // can wait tens of ms for a core while holding a lock that serving
@@ -191,11 +197,11 @@ InferenceService::~InferenceService() { Stop(); }
 
 void InferenceService::Stop() {
   {
-    std::lock_guard lock(shadow_mu_);
+    MutexLock lock(shadow_mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  shadow_cv_.notify_all();
+  shadow_cv_.NotifyAll();
   if (shadow_thread_.joinable()) shadow_thread_.join();
 }
 
@@ -212,15 +218,17 @@ void InferenceService::ShadowLoop() {
   bool busy = false;  // the last round had copies to run
   while (true) {
     {
-      std::unique_lock lock(shadow_mu_);
+      MutexLock lock(shadow_mu_);
       if (!busy) {
         // Idle: the next copy wakes this thread.
         shadow_idle_ = true;
-        shadow_cv_.wait(lock, [this] { return stopping_ || !shadow_queue_.empty(); });
+        while (!stopping_ && shadow_queue_.empty()) shadow_cv_.Wait(lock);
       } else {
         // Busy: copies are collected for a while without waking this thread
         // for each one (no wake-up per request on the serving threads).
-        shadow_cv_.wait_for(lock, kShadowCollect, [this] { return stopping_; });
+        const auto until = std::chrono::steady_clock::now() + kShadowCollect;
+        while (!stopping_ && shadow_cv_.WaitUntil(lock, until)) {
+        }
       }
       shadow_idle_ = false;
       if (stopping_) {
@@ -299,6 +307,20 @@ InferenceService::Target InferenceService::Resolve(const std::string& name, cons
   return {name, version};
 }
 
+StatusOr<std::shared_ptr<const ModelConfig>> InferenceService::ConfigFor(const std::string& name,
+                                                                         const std::string& version) const {
+  if (deployments_) {
+    if (auto router = deployments_->Find(name)) {
+      const Variant& p = router->spec().production;
+      VIGIL_ASSIGN_OR_RETURN(ModelInfo info, repository_.Find(p.model, p.version));
+      return info.config;
+    }
+  }
+  VIGIL_ASSIGN_OR_RETURN(int64_t v, ParseVersionString(version));
+  VIGIL_ASSIGN_OR_RETURN(ModelInfo info, repository_.Find(name, v));
+  return info.config;
+}
+
 void InferenceService::Infer(InferCall&& call, Done done) {
   if (deployments_) {
     if (auto router = deployments_->Find(call.model))
@@ -349,7 +371,7 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
     copy.call.inputs = call.inputs;
     bool queued = false, wake = false;
     {
-      std::lock_guard lock(shadow_mu_);
+      MutexLock lock(shadow_mu_);
       if (!stopping_ && shadow_queue_.size() < kShadowQueueLimit) {
         shadow_queue_.push_back(std::move(copy));
         queued = true;
@@ -357,7 +379,7 @@ void InferenceService::InferEndpoint(std::shared_ptr<const Router> router, Infer
         shadow_idle_ = false;
       }
     }
-    if (wake) shadow_cv_.notify_one();
+    if (wake) shadow_cv_.NotifyOne();
     if (!queued) CountShadow(copy, "dropped");
   }
 

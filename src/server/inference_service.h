@@ -11,6 +11,7 @@
 #include <functional>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "protocol/oip_json.h"
 #include "repository/model_repository.h"
 #include "routing/router.h"
@@ -25,23 +26,31 @@ class InferenceService {
   // Called exactly once per Infer, on a scheduler thread or the caller's.
   using Done = std::function<void(const Status&, InferReply&&)>;
 
-  InferenceService(ModelRepository& repository, ServingMetrics* metrics, const Clock* clock = SystemClock::Get());
+  struct Options {
+    ServingMetrics* metrics = nullptr;  // may be null
+    // Endpoints: a call whose model is an endpoint's name is routed (see
+    // Router) to a variant, its reply carries parameters vigil.variant,
+    // vigil.model, vigil.version and vigil.prediction_id (also the reply id
+    // when the client gave none), and shadow copies go to a bounded queue of
+    // their own, dropped first when it is full or the shadow model is busy.
+    // Null: no endpoints.
+    const Deployments* deployments = nullptr;
+    // Every endpoint answer (and shadow answer) goes to the prediction log;
+    // a share `inputs_sample_rate` (0..1) of them with their inputs. Null: none.
+    PredictionLog* prediction_log = nullptr;
+    double inputs_sample_rate = 0;
+    const Clock* clock = SystemClock::Get();
+  };
+  InferenceService(ModelRepository& repository, Options options);
   ~InferenceService();
 
-  // Endpoints: a call whose model is an endpoint's name is routed (see
-  // Router) to a variant, its reply carries parameters vigil.variant,
-  // vigil.model, vigil.version and vigil.prediction_id (also the reply id
-  // when the client gave none), and shadow copies go to a bounded queue of
-  // their own, dropped first when it is full or the shadow model is busy.
-  void SetDeployments(Deployments* deployments) { deployments_ = deployments; }
-  // Every endpoint answer (and shadow answer) goes to the prediction log;
-  // a share `inputs_sample_rate` (0..1) of them with their inputs.
-  void SetPredictionLog(PredictionLog* log, double inputs_sample_rate) {
-    prediction_log_ = log;
-    inputs_sample_rate_ = inputs_sample_rate;
-  }
-
   void Infer(InferCall&& call, Done done);
+
+  // What a call to `name` (at `version`, "" = the server's choice) will run,
+  // checked before its body is decoded, so an unknown name is NotFound
+  // whatever the body holds: an endpoint's production model's config, or
+  // the model's own. Raw-body requests take their input from it.
+  StatusOr<std::shared_ptr<const ModelConfig>> ConfigFor(const std::string& name, const std::string& version) const;
 
   // For metadata and readiness: an endpoint's name (without a version)
   // stands for its production model version; anything else for itself.
@@ -101,17 +110,17 @@ class InferenceService {
   static constexpr std::chrono::milliseconds kShadowCollect{1};
 
   ModelRepository& repository_;
-  ServingMetrics* metrics_;
-  const Clock* clock_;
-  Deployments* deployments_ = nullptr;
-  PredictionLog* prediction_log_ = nullptr;
-  double inputs_sample_rate_ = 0;
+  ServingMetrics* const metrics_;
+  const Clock* const clock_;
+  const Deployments* const deployments_;
+  PredictionLog* const prediction_log_;
+  const double inputs_sample_rate_;
 
-  std::mutex shadow_mu_;
-  std::condition_variable shadow_cv_;
-  std::deque<ShadowCall> shadow_queue_;  // guarded by shadow_mu_
-  bool shadow_idle_ = false;             // the shadow thread waits for a copy; guarded by shadow_mu_
-  bool stopping_ = false;                // guarded by shadow_mu_
+  Mutex shadow_mu_;
+  CondVar shadow_cv_;
+  std::deque<ShadowCall> shadow_queue_ GUARDED_BY(shadow_mu_);
+  bool shadow_idle_ GUARDED_BY(shadow_mu_) = false;  // the shadow thread waits for a copy
+  bool stopping_ GUARDED_BY(shadow_mu_) = false;
   std::thread shadow_thread_;
 };
 

@@ -13,10 +13,10 @@
 #include "monitoring/process.h"
 #include "monitoring/quality.h"
 #include "protocol/oip_json.h"
+#include "routing/deployments.h"
 #include "server/admin_api.h"
-#include "server/alerts.h"
-#include "server/deployments.h"
-#include "server/rest_api.h"
+#include "server/alert_webhook.h"
+#include "server/http_replies.h"
 
 namespace vigil {
 namespace {
@@ -92,7 +92,7 @@ std::string DriftColumnsJson(const DriftWindow& w) {
 }
 
 MonitoringService::MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics,
-                                     const Deployments* deployments, Options options, AlertManager* alerts)
+                                     const Deployments* deployments, Options options, AlertTracker* alerts)
     : repository_(repository),
       store_(store),
       metrics_(metrics),
@@ -125,7 +125,7 @@ MonitoringService::MonitoringService(ModelRepository& repository, Store* store, 
 
 MonitoringService::~MonitoringService() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   waker_->Notify();
@@ -140,7 +140,7 @@ void MonitoringService::Loop() {
     // the rest on its tick.
     const bool full = waker_->Wait(options_.tick);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return;
     }
     // The versions loaded now, read once for the whole round.
@@ -167,7 +167,7 @@ void MonitoringService::Tick(int64_t now_ms, const Versions& versions) {
     const std::string& model = mv->config().name;
     const std::string version = std::to_string(mv->version());
     if (nonfinite_) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Seen& seen = seen_[{model, mv->version()}];
       const int64_t in = m->nonfinite_inputs(), out = m->nonfinite_outputs();
       if (in > seen.nonfinite_inputs) {
@@ -224,7 +224,7 @@ void MonitoringService::EvaluateHealth(int64_t now_ms, const Versions& versions)
     const int64_t start = t.start_ms;
     t = HealthTrack{now_ms, std::move(now), queue_full, 0};
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       last_health_[{config.name, mv->version()}] = r;
     }
     if (!alerts_) continue;
@@ -463,7 +463,7 @@ void MonitoringService::Record(const ModelVersion& mv, const DriftWindow& w) {
     }
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& recent = recent_[model];
   recent.push_back(std::move(stored));
   if (recent.size() > kRecentWindows) recent.pop_front();
@@ -476,7 +476,7 @@ void MonitoringService::Handle(const HttpRequest& request, const std::vector<std
       return respond(ErrorResponse(InvalidArgument("use GET /v1/alerts")));
     }
     if (!alerts_) return respond(MakeResponse(200, R"({"firing":[],"pending":[],"recent":[]})"));
-    return respond(MakeResponse(200, alerts_->Json(100)));
+    return respond(MakeResponse(200, AlertsJson(alerts_->Get(100))));
   }
   // /v1/monitoring/{name}/drift or /quality
   if (path.size() != 4 || (path[3] != "drift" && path[3] != "quality")) {
@@ -635,7 +635,7 @@ HttpResponse MonitoringService::Drift(const std::string& name, const std::string
       }
       std::optional<HealthReading> health;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         auto it = last_health_.find({model, mv->version()});
         if (it != last_health_.end()) health = it->second;
       }
@@ -659,7 +659,7 @@ HttpResponse MonitoringService::Drift(const std::string& name, const std::string
       if (!stored.ok()) return ErrorResponse(stored.status());
       windows = std::move(stored).value();
     } else {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = recent_.find(model);
       if (it != recent_.end()) {
         for (const auto& w : it->second) {

@@ -21,17 +21,18 @@
 #include <thread>
 
 #include "core/latency_histogram.h"
+#include "core/thread_annotations.h"
+#include "monitoring/alerts.h"
 #include "monitoring/drift_monitor.h"
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
-#include "server/alerts.h"
 #include "server/http_server.h"
 #include "store/store.h"
 
 namespace vigil {
 
-class AlertManager;
+class AlertTracker;
 class Deployments;
 class Router;
 
@@ -50,7 +51,7 @@ class MonitoringService {
   // OutOfRangeValues. Each health window (with `metrics`): LatencyHigh,
   // ErrorRateHigh and QueueSaturated per model version, and MemoryHigh.
   MonitoringService(ModelRepository& repository, Store* store, ServingMetrics* metrics, const Deployments* deployments,
-                    Options options, AlertManager* alerts = nullptr);
+                    Options options, AlertTracker* alerts = nullptr);
   ~MonitoringService();  // stops the thread
 
   // GET /v1/monitoring/{name}/drift, GET /v1/monitoring/{endpoint}/quality
@@ -106,24 +107,24 @@ class MonitoringService {
   ServingMetrics* metrics_;
   const Deployments* deployments_;
   Options options_;
-  AlertManager* alerts_;
+  AlertTracker* alerts_;
   GaugeFamily* statistic_ = nullptr;
   GaugeFamily* detected_ = nullptr;
   CounterFamily* windows_ = nullptr;
   CounterFamily* nonfinite_ = nullptr;
   CounterFamily* out_of_range_ = nullptr;
 
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, int64_t>, Seen> seen_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::pair<std::string, int64_t>, Seen> seen_ GUARDED_BY(mu_);
   // Without a store, the last windows per model are kept here.
-  std::map<std::string, std::deque<StoredDriftWindow>> recent_;    // guarded by mu_
+  std::map<std::string, std::deque<StoredDriftWindow>> recent_ GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start; thread only
   std::map<std::pair<std::string, int64_t>, HealthTrack> health_;  // thread only
   std::map<std::pair<std::string, std::string>, VariantTrack> variant_health_;  // endpoint, variant; thread only
-  std::map<std::pair<std::string, int64_t>, HealthReading> last_health_;        // guarded by mu_
-  int64_t memory_window_start_ms_ = 0;                                          // thread only
-  uint64_t peak_memory_ = 0;                                                    // thread only
-  bool stopping_ = false;                                                       // guarded by mu_
+  std::map<std::pair<std::string, int64_t>, HealthReading> last_health_ GUARDED_BY(mu_);
+  int64_t memory_window_start_ms_ = 0;  // thread only
+  uint64_t peak_memory_ = 0;            // thread only
+  bool stopping_ GUARDED_BY(mu_) = false;
   const std::shared_ptr<WindowWaker> waker_ = std::make_shared<WindowWaker>();  // a drift window is full
   std::thread thread_;
 };

@@ -1,5 +1,7 @@
 #include "server/rest_api.h"
 
+#include "server/http_replies.h"
+
 #include <rapidjson/document.h>
 #include <boost/beast/http.hpp>
 
@@ -105,22 +107,6 @@ bool MethodIs(const HttpRequest& request, http::verb want, const Respond& respon
 }
 
 }  // namespace
-
-HttpResponse ErrorResponse(const Status& s) {
-  const unsigned code = HttpStatusFor(s.code());
-  HttpResponse res = MakeResponse(code, ErrorJson(s.message()));
-  if (code == 503 || code == 429) res.set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
-  return res;
-}
-
-AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info) {
-  AccessPolicy::Caller caller;
-  if (auto it = request.find(http::field::authorization); it != request.end())
-    caller.authorization = ToStd(it->value());
-  caller.loopback = info.loopback;
-  caller.peer = info.peer;
-  return caller;
-}
 
 RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
                  const AccessPolicy& access, AdminApi* admin, MonitoringService* monitoring, ControlWorkers* control)
@@ -271,12 +257,14 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     }
     header_length = parsed;
   }
+  // The target first: an unknown name is 404 whatever the body holds.
+  auto config = service_.ConfigFor(model, version);
+  if (!config.ok()) return respond(ErrorResponse(config.status()));
   InferCall call;
   if (header_length && *header_length == 0) {
-    // The whole body is the raw bytes of the model's single input, batch 1.
-    auto info = repository_.Find(model);
-    if (!info.ok()) return respond(ErrorResponse(info.status()));
-    const ModelConfig& c = *info->config;
+    // The whole body is the raw bytes of the single input of the model (or
+    // the endpoint's production model), batch 1.
+    const ModelConfig& c = **config;
     if (c.inputs.size() != 1) {
       return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" +
                                                    model + "' has " + std::to_string(c.inputs.size()))));
@@ -316,15 +304,6 @@ HttpResponse RestApi::ServerMetadata() const {
                     "\",\"extensions\":["
                     "\"binary_tensor_data\",\"model_repository\",\"statistics\",\"model_configuration\"]}";
   return Json(std::move(out));
-}
-
-Status ServerState::CheckReady(const ModelRepository& repository) const {
-  if (!ready.load()) return Unavailable("server is not ready (starting or shutting down)");
-  for (const auto& m : required_models) {
-    auto pinned = repository.Acquire(m, 0);
-    if (!pinned.ok()) return Unavailable("required model '" + m + "' is not ready: " + pinned.status().message());
-  }
-  return Status::Ok();
 }
 
 HttpResponse RestApi::ServerReady() const {

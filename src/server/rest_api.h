@@ -9,30 +9,13 @@
 
 #include "monitoring/metrics.h"
 #include "server/admin_api.h"
+#include "server/http_replies.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
+#include "server/server_state.h"
 #include "server/status_codes.h"
 
 namespace vigil {
-
-// Server-wide flags the health routes report.
-struct ServerState {
-  std::atomic<bool> ready{false};
-  // Models that must be READY for the server to be ready.
-  std::vector<std::string> required_models;
-
-  // OK when the server is ready; otherwise says why not. Both frontends ask this.
-  Status CheckReady(const ModelRepository& repository) const;
-};
-
-// {"error": message} with the status's HTTP code; 503 and 429 answers carry
-// Retry-After.
-HttpResponse ErrorResponse(const Status& s);
-// Seconds a client is told to wait before retrying a 503 or 429.
-constexpr int kRetryAfterSeconds = 1;
-
-// Who sent a request, as the access policy sees it (valid while `request` lives).
-AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info);
 
 class MonitoringService;
 class ControlWorkers;

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <ctime>
 #include <thread>
@@ -11,10 +12,10 @@
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "routing/deployments.h"
 #include "server/access.h"
-#include "server/alerts.h"
+#include "server/alert_webhook.h"
 #include "server/control_workers.h"
-#include "server/deployments.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
@@ -45,6 +46,22 @@ size_t DefaultMaxConnections(size_t file_limit) {
   return file_limit > reserve + 64 ? std::min<size_t>(file_limit - reserve, 100'000) : 64;
 }
 
+// What deployment specs are validated against: the repository's models.
+ModelCatalog CatalogOf(const ModelRepository& repository) {
+  ModelCatalog c;
+  c.check = [&repository](const std::string& model, int64_t version) -> Status {
+    auto info = repository.Find(model, version);
+    return info.ok() ? Status::Ok() : info.status();
+  };
+  c.is_model = [&repository](const std::string& name) {
+    for (const auto& row : repository.Index()) {
+      if (row.model == name) return true;
+    }
+    return false;
+  };
+  return c;
+}
+
 }  // namespace
 
 // Declared in the order they start; destroyed in reverse.
@@ -59,7 +76,9 @@ struct Server::Parts {
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<PredictionLog> prediction_log;
   std::unique_ptr<InferenceService> service;
-  std::unique_ptr<AlertManager> alerts;
+  std::atomic<uint16_t> http_port{0};  // once listening: for the links in alert notifications
+  std::unique_ptr<AlertNotifier> notifier;
+  std::unique_ptr<AlertTracker> alerts;
   std::unique_ptr<MonitoringService> monitoring;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<ControlWorkers> control;
@@ -95,9 +114,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     spdlog::info("event=store_open path={}", LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
   }
   p->deployments = std::make_unique<Deployments>(
-      *p->repository, std::filesystem::path(options.model_repository) / "deployments", p->store.get());
-  p->service = std::make_unique<InferenceService>(*p->repository, &p->metrics);
-  p->service->SetDeployments(p->deployments.get());
+      Deployments::Options{.catalog = CatalogOf(*p->repository),
+                           .directory = std::filesystem::path(options.model_repository) / "deployments",
+                           .store = p->store.get()});
   if (p->store) {
     if (options.log_predictions) {
       PredictionLog::Options log_options;
@@ -108,9 +127,13 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
         if (dropped) m.dropped->Inc(static_cast<double>(dropped));
       };
       p->prediction_log = std::make_unique<PredictionLog>(*p->store, std::move(log_options));
-      p->service->SetPredictionLog(p->prediction_log.get(), options.log_inputs_sample_rate);
     }
   }
+  p->service = std::make_unique<InferenceService>(
+      *p->repository, InferenceService::Options{.metrics = &p->metrics,
+                                                .deployments = p->deployments.get(),
+                                                .prediction_log = p->prediction_log.get(),
+                                                .inputs_sample_rate = options.log_inputs_sample_rate});
   p->admin =
       std::make_unique<AdminApi>(*p->deployments, p->access, p->store.get(), p->prediction_log.get(), &p->metrics);
   MonitoringService::Options mo;
@@ -118,11 +141,18 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
   mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
-  AlertManager::Options ao;
-  ao.webhook_url = options.alert_webhook;
-  ao.webhook_ca = options.alert_webhook_ca;
-  if (!ao.webhook_url.empty()) VIGIL_RETURN_IF_ERROR(AlertManager::ValidateWebhookUrl(ao.webhook_url));
-  p->alerts = std::make_unique<AlertManager>(p->store.get(), &p->metrics, ao);
+  if (!options.alert_webhook.empty()) {
+    VIGIL_RETURN_IF_ERROR(ValidateWebhookUrl(options.alert_webhook));
+    const std::string scheme = options.tls_cert.empty() ? "http://" : "https://";
+    auto external_url = [parts = p.get(), base = scheme + options.host + ":"] {
+      return base + std::to_string(parts->http_port.load());
+    };
+    p->notifier = std::make_unique<AlertNotifier>(
+        HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, std::move(external_url)),
+        AlertNotifier::Options{.registry = &p->registry});
+  }
+  p->alerts = std::make_unique<AlertTracker>(
+      AlertTracker::Options{.store = p->store.get(), .notifier = p->notifier.get(), .registry = &p->registry});
   p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(),
                                                       mo, p->alerts.get());
   p->control = std::make_unique<ControlWorkers>(ControlWorkers::Options{.threads = options.control_threads});
@@ -155,8 +185,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   const bool tls = !options.tls_cert.empty();
   spdlog::info("event=listening protocol=http host={} port={} tls={}", options.host, p->http->port(),
                tls ? (options.tls_client_ca.empty() ? "on" : "mutual") : "off");
-  p->alerts->SetExternalUrl(std::string(tls ? "https://" : "http://") + options.host + ":" +
-                            std::to_string(p->http->port()));
+  p->http_port = p->http->port();
   if (options.grpc_port >= 0) {
     GrpcServer::Options go;
     go.host = options.host;

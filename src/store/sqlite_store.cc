@@ -15,6 +15,7 @@
 
 #include "core/hash.h"
 #include "core/logging.h"
+#include "core/thread_annotations.h"
 #include "store/store.h"
 
 namespace vigil {
@@ -234,7 +235,7 @@ class SqliteStore final : public Store {
   }
 
   Status SaveDeployment(const StoredDeployment& d) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "INSERT INTO deployments (endpoint, spec_yaml, source_text, updated_ms) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (endpoint) DO UPDATE SET spec_yaml = excluded.spec_yaml, "
@@ -243,13 +244,13 @@ class SqliteStore final : public Store {
   }
 
   Status DeleteDeployment(const std::string& endpoint) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_, "DELETE FROM deployments WHERE endpoint = ?");
     return q.Bind(1, endpoint).Run();
   }
 
   StatusOr<std::vector<StoredDeployment>> LoadDeployments() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_, "SELECT endpoint, spec_yaml, source_text, updated_ms FROM deployments ORDER BY endpoint");
     std::vector<StoredDeployment> out;
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3)}); }));
@@ -257,7 +258,7 @@ class SqliteStore final : public Store {
   }
 
   Status AppendAudit(const AuditEvent& e) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "INSERT INTO audit_events (time_ms, endpoint, actor, action, detail, before_spec, after_spec) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -272,7 +273,9 @@ class SqliteStore final : public Store {
   }
 
   // Runs `body` in a transaction under the lock; rolls back on error.
-  Status Transaction(const std::function<Status()>& body) {
+  // `body` runs with mu_ held (the caller's); its lambda says so with
+  // REQUIRES(mu_), as std::function does not carry the annotation.
+  Status Transaction(const std::function<Status()>& body) REQUIRES(mu_) {
     VIGIL_RETURN_IF_ERROR(Exec("BEGIN"));
     Status s = body();
     if (s.ok()) s = Exec("COMMIT");
@@ -281,7 +284,7 @@ class SqliteStore final : public Store {
   }
 
   Status WritePredictions(const std::vector<PredictionRecord>& records) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return Transaction([&]() -> Status {
       Statement q(db_,
                   "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, "
@@ -308,8 +311,8 @@ class SqliteStore final : public Store {
   }
 
   Status WriteFeedback(const std::vector<FeedbackRecord>& records) override {
-    std::lock_guard lock(mu_);
-    return Transaction([&]() -> Status {
+    MutexLock lock(mu_);
+    return Transaction([&]() REQUIRES(mu_) -> Status {
       VIGIL_ASSIGN_OR_RETURN(int64_t seq, MaxFeedbackSeq());
       Statement q(db_,
                   "INSERT INTO feedback (prediction_id, time_ms, label, reward, id_key, seq) VALUES (?, ?, ?, ?, ?, ?) "
@@ -332,7 +335,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<std::string>> KnownPredictions(const std::vector<std::string>& ids) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_, "SELECT 1 FROM predictions WHERE id_key = ? AND id = ? LIMIT 1");
     VIGIL_RETURN_IF_ERROR(q.ok());
     std::vector<std::string> known;
@@ -345,7 +348,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<JoinedPrediction>> Joined(const std::string& endpoint, int64_t since_ms) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms, p.rowid FROM feedback f JOIN "
                 "predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
@@ -359,7 +362,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<JoinCursor> JoinCursorNow() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return CursorNow();
   }
 
@@ -367,7 +370,7 @@ class SqliteStore final : public Store {
     constexpr int64_t kChunk = 20000;  // rows per locked read
     JoinCursor now;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       VIGIL_ASSIGN_OR_RETURN(now, CursorNow());
     }
     std::vector<JoinedChange> out;
@@ -381,7 +384,7 @@ class SqliteStore final : public Store {
     };
     // Feedback written or updated since: through its seq index.
     for (int64_t next = cursor.feedback_seq; next < now.feedback_seq; next += kChunk) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Statement q(db_, (std::string(kColumns) +
                         "FROM feedback f JOIN predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
                         "WHERE f.seq > ? AND f.seq <= ? AND p.shadow = 0")
@@ -391,7 +394,7 @@ class SqliteStore final : public Store {
     }
     // Predictions logged since whose feedback came first: a rowid range.
     for (int64_t next = cursor.prediction_row; next < now.prediction_row; next += kChunk) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Statement q(db_, (std::string(kColumns) + "FROM predictions p JOIN feedback f ON f.prediction_id = p.id "
                                                 "WHERE p.rowid > ? AND p.rowid <= ? AND p.shadow = 0 AND f.seq <= ?")
                            .c_str());
@@ -407,14 +410,14 @@ class SqliteStore final : public Store {
     constexpr int64_t kChunk = 20000;  // rowids per locked read
     int64_t next = 0, end = 0;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto range = RowidRange(from_ms, to_ms);
       if (!range.ok()) return range.status();
       std::tie(next, end) = *range;
     }
     int64_t visited = 0;
     while (next < end && visited < limit) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Statement q(db_,
                   "SELECT variant, time_ms, outputs FROM predictions WHERE rowid >= ? AND rowid < ? AND endpoint = ? "
                   "AND shadow = 0 ORDER BY rowid LIMIT ?");
@@ -430,7 +433,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // Rows are appended in time order: everything before the first row at
     // or after `before_ms` goes.
     auto range = RowidRange(before_ms, before_ms);
@@ -448,7 +451,7 @@ class SqliteStore final : public Store {
   }
 
   Status WriteDriftWindow(const StoredDriftWindow& w) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "INSERT INTO drift_windows (model, version, start_ms, end_ms, rows, reference_rows, reference_source, "
                 "drifted_share, dataset_drift, columns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -467,7 +470,7 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<StoredDriftWindow>> DriftWindows(const std::string& model, int64_t from_ms, int64_t to_ms,
                                                         int limit) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "SELECT model, version, start_ms, end_ms, rows, reference_rows, reference_source, drifted_share, "
                 "dataset_drift, columns FROM (SELECT * FROM drift_windows WHERE model = ? AND end_ms >= ? AND "
@@ -482,14 +485,14 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_, "DELETE FROM drift_windows WHERE end_ms < ?");
     VIGIL_RETURN_IF_ERROR(q.Bind(1, before_ms).Run());
     return static_cast<int64_t>(sqlite3_changes(db_));
   }
 
   Status AppendAlertEvent(const AlertEvent& e) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(
         db_,
         "INSERT INTO alert_events (time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
@@ -509,7 +512,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "SELECT id, time_ms, alertname, fingerprint, labels, state, statistic, value, threshold, "
                 "window_start_ms, window_end_ms, summary FROM alert_events ORDER BY id DESC LIMIT ?");
@@ -523,7 +526,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Statement q(db_,
                 "SELECT id, time_ms, endpoint, actor, action, detail, before_spec, after_spec FROM audit_events "
                 "WHERE endpoint = ? ORDER BY id DESC LIMIT ?");
@@ -536,18 +539,15 @@ class SqliteStore final : public Store {
   }
 
  private:
-  // The rowids of predictions logged in [from_ms, to_ms), as [first, end):
-  // rows are appended in time order, so both ends are found by bisecting
-  // The highest feedback seq written so far (0 without feedback). Requires mu_.
-  StatusOr<int64_t> MaxFeedbackSeq() {
+  // The highest feedback seq written so far (0 without feedback).
+  StatusOr<int64_t> MaxFeedbackSeq() REQUIRES(mu_) {
     Statement q(db_, "SELECT COALESCE(MAX(seq), 0) FROM feedback");
     VIGIL_RETURN_IF_ERROR(q.ok());
     if (q.Step() != SQLITE_ROW) return Internal(std::string("SQLite: ") + sqlite3_errmsg(db_));
     return q.Int(0);
   }
 
-  // Requires mu_.
-  StatusOr<JoinCursor> CursorNow() {
+  StatusOr<JoinCursor> CursorNow() REQUIRES(mu_) {
     JoinCursor c;
     VIGIL_ASSIGN_OR_RETURN(c.feedback_seq, MaxFeedbackSeq());
     Statement q(db_, "SELECT COALESCE(MAX(rowid), 0) FROM predictions");
@@ -557,8 +557,10 @@ class SqliteStore final : public Store {
     return c;
   }
 
-  // rowids. Sets last_rowid_ (0 when the table is empty). Requires mu_.
-  StatusOr<std::pair<int64_t, int64_t>> RowidRange(int64_t from_ms, int64_t to_ms) {
+  // The rowids of predictions logged in [from_ms, to_ms), as [first, end):
+  // rows are appended in time order, so both ends are found by bisecting
+  // rowids. Sets last_rowid_ (0 when the table is empty).
+  StatusOr<std::pair<int64_t, int64_t>> RowidRange(int64_t from_ms, int64_t to_ms) REQUIRES(mu_) {
     Statement bounds(db_, "SELECT min(rowid), max(rowid) FROM predictions");
     VIGIL_RETURN_IF_ERROR(bounds.ok());
     last_rowid_ = 0;
@@ -567,8 +569,9 @@ class SqliteStore final : public Store {
     last_rowid_ = bounds.Int(1);
     Statement time_at(db_, "SELECT time_ms FROM predictions WHERE rowid >= ? ORDER BY rowid LIMIT 1");
     VIGIL_RETURN_IF_ERROR(time_at.ok());
+    const int64_t last = last_rowid_;
     auto first_at = [&](int64_t ms) {  // the first rowid logged at or after `ms`
-      int64_t lo = first, hi = last_rowid_ + 1;
+      int64_t lo = first, hi = last + 1;
       while (lo < hi) {
         const int64_t mid = lo + (hi - lo) / 2;
         time_at.Bind(1, mid);
@@ -587,8 +590,8 @@ class SqliteStore final : public Store {
   }
 
   sqlite3* db_;
-  std::mutex mu_;           // every call holds it: the connection is opened without SQLite's own mutex
-  int64_t last_rowid_ = 0;  // of predictions, as RowidRange last saw it; guarded by mu_
+  Mutex mu_;                                // every call holds it: the connection is opened without SQLite's own mutex
+  int64_t last_rowid_ GUARDED_BY(mu_) = 0;  // of predictions, as RowidRange last saw it
 };
 
 }  // namespace

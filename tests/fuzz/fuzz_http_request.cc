@@ -34,7 +34,8 @@ struct Server {
     vigil::ModelRepository::Options o;
     o.root = root;
     repository = std::move(vigil::ModelRepository::Create(o)).value();
-    service = std::make_unique<vigil::InferenceService>(*repository, &metrics);
+    service =
+        std::make_unique<vigil::InferenceService>(*repository, vigil::InferenceService::Options{.metrics = &metrics});
     state.ready = true;
     api = std::make_unique<vigil::RestApi>(*service, *repository, metrics, state, access);
   }

@@ -140,6 +140,11 @@ class GrpcCompatibility(unittest.TestCase):
         mixed.inputs[0].contents.fp32_contents.extend([1.0] * 30)
         cases.append((mixed, grpc.StatusCode.INVALID_ARGUMENT, "one or the other"))
         cases.append((features_request("nope", rows), grpc.StatusCode.NOT_FOUND, "unknown model"))
+        # The target is resolved first: an unknown model is NOT_FOUND whatever the request holds.
+        cases.append((pb.ModelInferRequest(model_name="nope"), grpc.StatusCode.NOT_FOUND, "unknown model"))
+        unknown_mixed = features_request("nope", rows, raw=True)
+        unknown_mixed.inputs[0].contents.fp32_contents.extend([1.0] * 30)
+        cases.append((unknown_mixed, grpc.StatusCode.NOT_FOUND, "unknown model"))
         cases.append((features_request("breast_cancer_xgb", rows, version="7"), grpc.StatusCode.NOT_FOUND, "version 7"))
         short = features_request("breast_cancer_xgb", rows)
         del short.inputs[0].contents.fp32_contents[5:]

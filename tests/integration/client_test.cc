@@ -186,11 +186,21 @@ TEST(BenchCommand, MeasuresClosedAndOpenLoopOverHttpAndGrpc) {
   EXPECT_TRUE(over_grpc["levels"][0].HasMember("server"));
 
   // The table form is what a person reads.
-  CommandResult table = RunVigil(
-      {"bench", "-u", http, "-m", "breast_cancer_mlp", "--concurrency", "2", "--duration", "2", "--window", "0.5"});
+  CommandResult table = RunVigil({"bench", "-u", http, "-m", "breast_cancer_mlp", "--concurrency", "2", "--duration",
+                                  "4", "--window", "0.5", "--stability", "100"});
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("p99 ms"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("concurrency 2"), std::string::npos) << table.out;
+  for (size_t at = 0, end; (end = table.out.find('\n', at)) != std::string::npos; at = end + 1) {
+    const std::string line = table.out.substr(at, end - at);
+    EXPECT_LE(line.size(), 80u) << "wider than a terminal: " << line;
+  }
+  // Figures that never settle exit non-zero, as perf_analyzer does: one
+  // window of 0.1 s cannot make three agreeing ones.
+  CommandResult unsettled = RunVigil({"bench", "-u", http, "-m", "breast_cancer_mlp", "--concurrency", "1",
+                                      "--duration", "0.2", "--window", "0.1", "--stable-windows", "5"});
+  EXPECT_EQ(unsettled.exit_code, 3) << unsettled.out << unsettled.err;
+  EXPECT_NE(unsettled.out.find("NOT STABLE"), std::string::npos) << unsettled.out;
 }
 
 // Bad input: one line on stderr that says what to fix, exit code != 0.

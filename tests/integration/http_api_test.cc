@@ -209,6 +209,11 @@ TEST_F(HttpApi, BadInputsGetAClearError) {
   const std::string infer = "/v2/models/breast_cancer_mlp/infer";
   ExpectError(Post(infer, "{\"inputs\": [}"), 400, "malformed JSON");
   ExpectError(Post("/v2/models/nope/infer", FeaturesBody(1)), 404, "unknown model 'nope'");
+  // The target is resolved before the body is read: unknown is 404 whatever the body.
+  ExpectError(Post("/v2/models/nope/infer", "{\"inputs\": [}"), 404, "unknown model 'nope'");
+  ExpectError(Post("/v2/models/nope/infer", "{}"), 404, "unknown model 'nope'");
+  ExpectError(Post("/v2/models/nope/infer", "raw", {{"Inference-Header-Content-Length", "0"}}), 404,
+              "unknown model 'nope'");
   ExpectError(Post("/v2/models/breast_cancer_mlp/versions/7/infer", FeaturesBody(1)), 404, "no ready version 7");
   ExpectError(Post("/v2/models/breast_cancer_mlp/versions/x1/infer", FeaturesBody(1)), 400, "positive integer");
   ExpectError(

@@ -1,4 +1,4 @@
-#include "server/deployments.h"
+#include "routing/deployments.h"
 
 #include <chrono>
 #include <fstream>
@@ -12,10 +12,11 @@ namespace vigil {
 
 namespace fs = std::filesystem;
 
-Deployments::Deployments(ModelRepository& repository, fs::path directory, Store* store)
-    : repository_(repository),
-      directory_(std::move(directory)),
-      store_(store),
+Deployments::Deployments(Options options)
+    : catalog_(std::move(options.catalog)),
+      directory_(std::move(options.directory)),
+      store_(options.store),
+      clock_(options.clock ? *options.clock : *WallClock::System()),
       table_(std::make_shared<const Table>()) {}
 
 std::shared_ptr<const Router> Deployments::Find(std::string_view endpoint) const {
@@ -30,21 +31,6 @@ std::vector<std::shared_ptr<const Router>> Deployments::All() const {
   return out;
 }
 
-ModelCatalog Deployments::Catalog() const {
-  ModelCatalog c;
-  c.check = [this](const std::string& model, int64_t version) -> Status {
-    auto info = repository_.Find(model, version);
-    return info.ok() ? Status::Ok() : info.status();
-  };
-  c.is_model = [this](const std::string& name) {
-    for (const auto& row : repository_.Index()) {
-      if (row.model == name) return true;
-    }
-    return false;
-  };
-  return c;
-}
-
 Status Deployments::Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note) {
   auto current = table_.load();
   auto it = current->find(endpoint);
@@ -52,14 +38,14 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   const std::string after = next ? DeploymentSpecToYaml(*next) : "";
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
-    const int64_t now = UnixMillis();
+    const int64_t now = clock_.NowMillis();
     Status s = next ? store_->SaveDeployment({endpoint, after, file_texts_[endpoint], now})
                     : store_->DeleteDeployment(endpoint);
     if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});
     if (!s.ok()) return s.WithContext("deployment '" + endpoint + "' not changed: the store failed");
   }
   {
-    std::lock_guard refused(refused_mu_);
+    MutexLock refused(refused_mu_);
     refused_.erase(endpoint);  // a spec in force, or none: either way no longer refused
   }
   Table table = *current;
@@ -77,15 +63,15 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
 Status Deployments::Apply(const std::string& endpoint, std::string_view text, const ChangeNote& note) {
   VIGIL_ASSIGN_OR_RETURN(DeploymentSpec spec, ParseDeploymentSpec(endpoint, text));
   VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
-  std::lock_guard lock(control_mu_);
+  MutexLock lock(control_mu_);
   return Commit(endpoint, std::move(spec), note);
 }
 
 Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) {
-  std::lock_guard lock(control_mu_);
+  MutexLock lock(control_mu_);
   bool refused;
   {
-    std::lock_guard guard(refused_mu_);
+    MutexLock guard(refused_mu_);
     refused = refused_.count(endpoint) > 0;
   }
   if (!Find(endpoint) && !refused) return NotFound("no endpoint '" + endpoint + "'");
@@ -96,7 +82,7 @@ Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) 
 
 Status Deployments::Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change,
                            const ChangeNote& note) {
-  std::lock_guard lock(control_mu_);
+  MutexLock lock(control_mu_);
   auto router = Find(endpoint);
   if (!router) return NotFound("no endpoint '" + endpoint + "'");
   DeploymentSpec spec = router->spec();
@@ -117,7 +103,7 @@ void Deployments::Restore() {
     spdlog::error("event=deployments_restore_failed error={}", LogValue(stored.status().message()));
     return;
   }
-  std::lock_guard lock(control_mu_);
+  MutexLock lock(control_mu_);
   Table table = *table_.load();
   for (auto& d : *stored) {
     if (!d.source_text.empty()) file_texts_[d.endpoint] = d.source_text;
@@ -127,7 +113,7 @@ void Deployments::Restore() {
     if (!spec.ok()) {
       spdlog::error("event=deployment_refused endpoint={} error={}", LogValue(d.endpoint),
                     LogValue(spec.status().message()));
-      std::lock_guard refused(refused_mu_);
+      MutexLock refused(refused_mu_);
       refused_[d.endpoint] = {d.spec_yaml, spec.status().message()};
       continue;
     }
@@ -140,7 +126,7 @@ void Deployments::Restore() {
 void Deployments::RetryRefused() {
   std::map<std::string, Refused> refused;
   {
-    std::lock_guard guard(refused_mu_);
+    MutexLock guard(refused_mu_);
     refused = refused_;
   }
   for (auto& [endpoint, r] : refused) {
@@ -148,7 +134,7 @@ void Deployments::RetryRefused() {
     auto spec = LoadDeploymentSpec(endpoint, r.spec_yaml, Catalog());
     if (!spec.ok()) {
       if (spec.status().message() != r.reason) {
-        std::lock_guard guard(refused_mu_);
+        MutexLock guard(refused_mu_);
         if (auto it = refused_.find(endpoint); it != refused_.end()) it->second.reason = spec.status().message();
       }
       continue;
@@ -157,7 +143,7 @@ void Deployments::RetryRefused() {
     table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)));
     table_.store(std::make_shared<const Table>(std::move(table)));
     {
-      std::lock_guard guard(refused_mu_);
+      MutexLock guard(refused_mu_);
       refused_.erase(endpoint);
     }
     spdlog::info("event=deployment_restored endpoint={} after=refused", LogValue(endpoint));
@@ -165,13 +151,13 @@ void Deployments::RetryRefused() {
 }
 
 std::map<std::string, Deployments::Refused> Deployments::RefusedDeployments() const {
-  std::lock_guard guard(refused_mu_);
+  MutexLock guard(refused_mu_);
   return refused_;
 }
 
 void Deployments::LoadDirectory() {
   {
-    std::lock_guard lock(control_mu_);
+    MutexLock lock(control_mu_);
     RetryRefused();
   }
   if (directory_.empty()) return;
@@ -186,7 +172,7 @@ void Deployments::LoadDirectory() {
     ss << in.rdbuf();
     texts[p.stem().string()] = ss.str();
   }
-  std::lock_guard lock(control_mu_);
+  MutexLock lock(control_mu_);
   for (const auto& [endpoint, text] : texts) {
     auto it = file_texts_.find(endpoint);
     if (it != file_texts_.end() && it->second == text) continue;

@@ -17,13 +17,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/status.h"
-#include "repository/model_repository.h"
+#include "core/thread_annotations.h"
 #include "routing/router.h"
 #include "store/store.h"
 
@@ -38,9 +38,15 @@ struct ChangeNote {
 
 class Deployments {
  public:
-  // `store` (may be null) keeps every change and its audit event; with one,
-  // a change is in force only once it is stored.
-  Deployments(ModelRepository& repository, std::filesystem::path directory = {}, Store* store = nullptr);
+  struct Options {
+    ModelCatalog catalog;             // what specs are validated against: the repository's models
+    std::filesystem::path directory;  // REPO/deployments; empty = none
+    // Keeps every change and its audit event; with one, a change is in force
+    // only once it is stored. May be null.
+    DeploymentStore* store = nullptr;
+    WallClock* clock = nullptr;  // change times; null = the system's
+  };
+  explicit Deployments(Options options);
 
   // The endpoint's router, or nullptr when there is no such endpoint.
   std::shared_ptr<const Router> Find(std::string_view endpoint) const;
@@ -75,25 +81,27 @@ class Deployments {
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) const;
 
   // What validation checks specs against: the repository's models.
-  ModelCatalog Catalog() const;
+  const ModelCatalog& Catalog() const { return catalog_; }
 
  private:
   using Table = std::map<std::string, std::shared_ptr<const Router>, std::less<>>;
-  // Stores, audits and publishes one change; `next` empty = remove. Requires control_mu_.
-  Status Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note);
+  // Stores, audits and publishes one change; `next` empty = remove.
+  Status Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note)
+      REQUIRES(control_mu_);
+  // Restores the stored deployments in `refused_` that validate now.
+  void RetryRefused() REQUIRES(control_mu_);
 
-  ModelRepository& repository_;
-  std::filesystem::path directory_;
-  Store* store_;
+  const ModelCatalog catalog_;
+  const std::filesystem::path directory_;
+  DeploymentStore* const store_;
+  WallClock& clock_;
   std::atomic<std::shared_ptr<const Table>> table_;
-  std::mutex control_mu_;
-  // endpoint → the deployments/ file text it last came from; guarded by control_mu_
-  std::map<std::string, std::string> file_texts_;
-  std::map<std::string, std::string> file_errors_;  // endpoint → last error logged; guarded by control_mu_
-  // Restores the stored deployments in `refused_` that validate now. Requires control_mu_.
-  void RetryRefused();
-  mutable std::mutex refused_mu_;           // taken inside control_mu_, never around it
-  std::map<std::string, Refused> refused_;  // guarded by refused_mu_
+  Mutex control_mu_;
+  // endpoint → the deployments/ file text it last came from
+  std::map<std::string, std::string> file_texts_ GUARDED_BY(control_mu_);
+  std::map<std::string, std::string> file_errors_ GUARDED_BY(control_mu_);  // endpoint → last error logged
+  mutable Mutex refused_mu_ ACQUIRED_AFTER(control_mu_);                    // taken inside control_mu_, never around it
+  std::map<std::string, Refused> refused_ GUARDED_BY(refused_mu_);
 };
 
 }  // namespace vigil

@@ -1,0 +1,19 @@
+#include "cli/commands.h"
+
+#include <cstdio>
+
+namespace vigil::cli {
+
+int Fail(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "vigil %s: %s\n", command.c_str(), message.c_str());
+  return 1;
+}
+
+vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url, const TlsFlags& tls) {
+  vigil::ClientOptions where;
+  VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));
+  tls.Apply(&where);
+  return vigil::HttpClient::Connect(vigil::HttpOptionsFor(where));
+}
+
+}  // namespace vigil::cli

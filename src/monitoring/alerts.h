@@ -1,0 +1,144 @@
+// Alerts: rules observed once per window (drift, numerical health, quality,
+// latency) move each alert through pending -> firing -> resolved with
+// hysteresis (K violating windows to fire, K calm ones to resolve).
+//
+// AlertTracker is the state machine. Every transition is stored with its
+// evidence (statistic, value, threshold, window) before anything else
+// happens; firing and resolved alerts are then handed to an AlertNotifier.
+//
+// AlertNotifier delivers them through an injected Poster (the server's posts
+// to --alert-webhook in Alertmanager's webhook format) on its own thread,
+// retrying with backoff. A dead receiver never blocks the tracker's caller
+// and never loses the alert from the store.
+//
+// Both are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_annotations.h"
+#include "monitoring/metrics.h"
+#include "store/store.h"
+
+namespace vigil {
+
+using AlertLabels = std::map<std::string, std::string>;
+
+// What a rule saw in one window.
+struct AlertEvidence {
+  std::string statistic;  // e.g. "psi", "nonfinite_values"
+  double value = 0;
+  double threshold = 0;
+  int64_t window_start_ms = 0, window_end_ms = 0;
+  std::string summary;  // one line for people
+};
+
+// One alert starting to fire, or resolving: what a notifier delivers.
+struct AlertNotification {
+  std::string alertname;
+  AlertLabels labels;  // without alertname
+  std::string fingerprint;
+  bool resolved = false;
+  int64_t starts_ms = 0;  // when it started firing
+  int64_t ends_ms = 0;    // when it resolved; 0 while firing
+  AlertEvidence evidence;
+};
+
+class AlertNotifier {
+ public:
+  struct Options {
+    int max_attempts = 8;
+    std::chrono::milliseconds first_backoff{500};  // doubles per attempt, at most 60 s
+    size_t queue_limit = 1000;                     // pending notifications; the oldest is dropped (and counted)
+    MetricsRegistry* registry = nullptr;           // vigil_alert_notifications_total; may be null
+  };
+  // Delivers one notification; an error is retried.
+  using Poster = std::function<Status(const AlertNotification&)>;
+
+  AlertNotifier(Poster poster, Options options);
+  ~AlertNotifier();  // stops; what it has not delivered stays in the store
+
+  // Queues `n` for delivery and returns at once.
+  void Enqueue(AlertNotification n);
+
+ private:
+  void Loop();
+  void Count(const char* result);
+
+  Poster poster_;
+  Options options_;
+  CounterFamily* results_ = nullptr;
+  Mutex mu_;
+  CondVar wake_;
+  std::deque<AlertNotification> outbox_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+class AlertTracker {
+ public:
+  struct Options {
+    AlertStore* store = nullptr;          // every transition, and the alerts restored at start; may be null
+    AlertNotifier* notifier = nullptr;    // may be null: no notifications
+    MetricsRegistry* registry = nullptr;  // vigil_alerts_firing; may be null
+  };
+  explicit AlertTracker(Options options);  // firing alerts stored earlier are restored
+
+  // One window's outcome of rule `alertname` for `labels`.
+  void Observe(const std::string& alertname, const AlertLabels& labels, bool violated, const AlertEvidence& evidence,
+               int64_t fire_after, int64_t resolve_after, int64_t now_ms) EXCLUDES(mu_);
+
+  struct Active {
+    std::string alertname;
+    AlertLabels labels;
+    std::string fingerprint;
+    int64_t since_ms = 0;
+    int64_t windows_in_a_row = 0;
+    AlertEvidence evidence;
+  };
+  struct Snapshot {
+    std::vector<Active> firing, pending;
+    std::vector<AlertEvent> recent;  // transitions, newest first
+  };
+  // What GET /v1/alerts shows.
+  Snapshot Get(int recent_limit) const EXCLUDES(mu_);
+  size_t firing() const EXCLUDES(mu_);
+
+ private:
+  enum class State { kInactive, kPending, kFiring };
+  struct Tracked {
+    std::string alertname;
+    AlertLabels labels;
+    State state = State::kInactive;
+    int64_t bad_streak = 0, good_streak = 0;
+    int64_t since_ms = 0;  // when the current state began
+    AlertEvidence last;
+  };
+  void Transition(const std::string& fingerprint, Tracked& t, State to, const char* event, int64_t now_ms)
+      REQUIRES(mu_);
+  void UpdateGauge() REQUIRES(mu_);
+
+  Options options_;
+  GaugeFamily* firing_gauge_ = nullptr;
+
+  mutable Mutex mu_;
+  std::map<std::string, Tracked> alerts_ GUARDED_BY(mu_);      // by fingerprint
+  std::deque<AlertEvent> recent_ GUARDED_BY(mu_);              // without a store
+  std::map<std::string, int> firing_by_name_ GUARDED_BY(mu_);  // for the gauge
+};
+
+// A stable fingerprint of an alert's name and labels (16 hex digits).
+std::string AlertFingerprint(const std::string& alertname, const AlertLabels& labels);
+// Labels as a JSON object (how the store keeps them), and back.
+std::string AlertLabelsJson(const AlertLabels& labels);
+AlertLabels ParseAlertLabels(const std::string& json);
+
+}  // namespace vigil

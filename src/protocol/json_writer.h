@@ -1,0 +1,101 @@
+// JsonWriter: every JSON reply and record Vigil writes goes through
+// rapidjson's Writer, not string concatenation. Strings from outside (a
+// client's model name echoed in an error, a feature name) may hold bytes that
+// are not UTF-8: each such byte is written as U+FFFD, so the output is always
+// valid JSON. Non-finite numbers are written as null (JSON has no NaN).
+//
+//   JsonWriter w;
+//   w.StartObject();
+//   w.Key("model"); w.String(name);
+//   w.Key("p99_ms"); w.Double(p99);
+//   w.EndObject();
+//   std::string body = w.Take();
+//
+// Include only from translation units that use rapidjson already.
+// Thread-compatible.
+#pragma once
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/utf8.h"
+
+namespace vigil {
+
+class JsonWriter {
+ public:
+  JsonWriter() : writer_(buffer_) {}
+
+  void StartObject() { writer_.StartObject(); }
+  void EndObject() { writer_.EndObject(); }
+  void StartArray() { writer_.StartArray(); }
+  void EndArray() { writer_.EndArray(); }
+  void Key(std::string_view k) { Text(k, true); }
+  void String(std::string_view s) { Text(s, false); }
+  void Int(int64_t v) { writer_.Int64(v); }
+  void Uint(uint64_t v) { writer_.Uint64(v); }
+  void Bool(bool v) { writer_.Bool(v); }
+  void Null() { writer_.Null(); }
+  void Double(double v) {
+    if (!std::isfinite(v)) {
+      writer_.Null();
+    } else if (v == std::floor(v) && std::fabs(v) < 9.0e15) {
+      writer_.Int64(static_cast<int64_t>(v));  // 3, not 3.0
+    } else {
+      writer_.Double(v);
+    }
+  }
+  // A value already encoded as JSON (a stored labels object), written as is.
+  void Raw(std::string_view json) { writer_.RawValue(json.data(), json.size(), rapidjson::kObjectType); }
+
+  // Key and value in one call, for the common flat cases.
+  void Field(std::string_view k, std::string_view v) { Key(k), String(v); }
+  void Field(std::string_view k, const char* v) { Key(k), String(v); }
+  void Field(std::string_view k, const std::string& v) { Key(k), String(v); }
+  void Field(std::string_view k, int64_t v) { Key(k), Int(v); }
+  void Field(std::string_view k, int v) { Key(k), Int(v); }
+  void Field(std::string_view k, uint64_t v) { Key(k), Uint(v); }
+  void Field(std::string_view k, double v) { Key(k), Double(v); }
+  void Field(std::string_view k, bool v) { Key(k), Bool(v); }
+
+  bool complete() const { return writer_.IsComplete(); }
+  std::string Take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
+
+ private:
+  void Text(std::string_view s, bool key) {
+    std::string valid;
+    if (!IsValidUtf8(s)) {
+      valid = ValidUtf8(s);
+      s = valid;
+    }
+    const auto n = static_cast<rapidjson::SizeType>(s.size());
+    key ? writer_.Key(s.data(), n) : writer_.String(s.data(), n);
+  }
+  // `s` with every byte that does not start a well-formed sequence replaced by U+FFFD.
+  static std::string ValidUtf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 8);
+    for (size_t i = 0; i < s.size();) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      const size_t n = c < 0x80 ? 1 : Utf8SequenceLength(s.substr(i));
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      } else {
+        out.append(s.data() + i, n);
+        i += n;
+      }
+    }
+    return out;
+  }
+
+  rapidjson::StringBuffer buffer_;
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+}  // namespace vigil

@@ -1,0 +1,31 @@
+// The wire half of alerts: Alertmanager's webhook format (version 4), the
+// HTTP(S) poster an AlertNotifier is given, and GET /v1/alerts's reply.
+// The state machine and the retries are in monitoring/alerts.h.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+#include "monitoring/alerts.h"
+
+namespace vigil {
+
+// Checks that a webhook URL can be used: http(s)://host[:port][/path].
+Status ValidateWebhookUrl(const std::string& url);
+
+// The webhook body for one notification, as Alertmanager's webhook receiver
+// sends it (one alert per body, grouped by alertname). `external_url` is this
+// server, for externalURL and generatorURL.
+std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::string& external_url);
+
+// Posts each notification to `url` over HTTP or HTTPS (an https:// URL's
+// certificate must chain to `ca`, empty: the system's CAs, and name its host)
+// within 5 s; a reply that is not 2xx is an error. `external_url` is asked
+// at each post (the port may be known only once the server listens).
+AlertNotifier::Poster HttpWebhookPoster(std::string url, std::string ca, std::function<std::string()> external_url);
+
+// {"firing": [...], "pending": [...], "recent": [transitions, newest first]}.
+std::string AlertsJson(const AlertTracker::Snapshot& snapshot);
+
+}  // namespace vigil

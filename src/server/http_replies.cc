@@ -1,0 +1,26 @@
+#include "server/http_replies.h"
+
+#include "protocol/oip_json.h"
+#include "server/status_codes.h"
+
+namespace vigil {
+
+namespace http = boost::beast::http;
+
+HttpResponse ErrorResponse(const Status& s) {
+  const unsigned code = HttpStatusFor(s.code());
+  HttpResponse res = MakeResponse(code, ErrorJson(s.message()));
+  if (code == 503 || code == 429) res.set(http::field::retry_after, std::to_string(kRetryAfterSeconds));
+  return res;
+}
+
+AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info) {
+  AccessPolicy::Caller caller;
+  if (auto it = request.find(http::field::authorization); it != request.end())
+    caller.authorization = std::string_view(it->value().data(), it->value().size());
+  caller.loopback = info.loopback;
+  caller.peer = info.peer;
+  return caller;
+}
+
+}  // namespace vigil

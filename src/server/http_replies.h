@@ -1,0 +1,20 @@
+// What every HTTP handler shares: the error reply of a Status, and who sent
+// a request.
+#pragma once
+
+#include "core/status.h"
+#include "server/access.h"
+#include "server/http_server.h"
+
+namespace vigil {
+
+// {"error": message} with the status's HTTP code; 503 and 429 answers carry
+// Retry-After.
+HttpResponse ErrorResponse(const Status& s);
+// Seconds a client is told to wait before retrying a 503 or 429.
+constexpr int kRetryAfterSeconds = 1;
+
+// Who sent a request, as the access policy sees it (valid while `request` lives).
+AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info);
+
+}  // namespace vigil

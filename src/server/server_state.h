@@ -1,0 +1,22 @@
+// Server-wide flags the health routes of both frontends report.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "repository/model_repository.h"
+
+namespace vigil {
+
+struct ServerState {
+  std::atomic<bool> ready{false};
+  // Models that must be READY for the server to be ready.
+  std::vector<std::string> required_models;
+
+  // OK when the server is ready; otherwise says why not. Both frontends ask this.
+  Status CheckReady(const ModelRepository& repository) const;
+};
+
+}  // namespace vigil
