@@ -9,6 +9,11 @@ int Fail(const std::string& command, const std::string& message) {
   return 1;
 }
 
+void AddHttpUrl(CLI::App* app, std::string& url) {
+  app->add_option("-u,--url", url, "Server address: host:port, http://host:port or https://host:port")
+      ->default_val("localhost:8000");
+}
+
 vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url, const TlsFlags& tls) {
   vigil::ClientOptions where;
   VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));

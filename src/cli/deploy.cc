@@ -120,47 +120,42 @@ int Deploy(const std::string& action, const DeployFlags& f) {
   return 0;
 }
 
-struct DeployState {
-  DeployFlags df;
-};
-
 }  // namespace
 
 Command AddDeploy(CLI::App& parent) {
-  auto st = std::make_shared<DeployState>();
+  auto st = std::make_shared<DeployFlags>();
   CLI::App* deploy =
       parent.add_subcommand("deploy", "Change and read the endpoints of a running server (/v1/deployments).");
   deploy->require_subcommand(1);
   deploy->fallthrough();  // its subcommands inherit this: -u, --token, --json may come after them
-  st->df.tls.Add(deploy);
-  deploy->add_option("-u,--url", st->df.url, "Server address: host:port, http://host:port or https://host:port")
-      ->default_val("localhost:8000");
-  deploy->add_option("--token", st->df.token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
-  deploy->add_flag("--json", st->df.json, "Print the server's JSON instead of a table");
+  st->tls.Add(deploy);
+  AddHttpUrl(deploy, st->url);
+  deploy->add_option("--token", st->token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
+  deploy->add_flag("--json", st->json, "Print the server's JSON instead of a table");
   CLI::App* d_apply = deploy->add_subcommand("apply", "Create or replace an endpoint from a spec file (YAML or JSON)");
-  d_apply->add_option("-f,--file", st->df.file, "The spec")->required();
-  d_apply->add_option("--endpoint", st->df.endpoint, "Endpoint name; default the file's name without extension");
+  d_apply->add_option("-f,--file", st->file, "The spec")->required();
+  d_apply->add_option("--endpoint", st->endpoint, "Endpoint name; default the file's name without extension");
   std::vector<CLI::App*> with_endpoint;
   for (const char* name : {"status", "delete", "pause", "resume"}) {
     CLI::App* sub =
         deploy->add_subcommand(name, std::string(name) == "status" ? "Per-variant traffic, errors and latency"
                                                                    : std::string(name) + " the endpoint");
-    sub->add_option("endpoint", st->df.endpoint, "Endpoint")->required();
+    sub->add_option("endpoint", st->endpoint, "Endpoint")->required();
   }
   for (const char* name : {"promote", "rollback"}) {
     CLI::App* sub = deploy->add_subcommand(
         name, std::string(name) == "promote" ? "Make a candidate production"
                                              : "Set a candidate's share (default: every candidate's) to 0 at once");
-    sub->add_option("endpoint", st->df.endpoint, "Endpoint")->required();
-    sub->add_option("candidate", st->df.candidate, "Candidate (promote: needed when there are several)");
+    sub->add_option("endpoint", st->endpoint, "Endpoint")->required();
+    sub->add_option("candidate", st->candidate, "Candidate (promote: needed when there are several)");
   }
   CLI::App* d_weight = deploy->add_subcommand("weight", "Set an ab candidate's share or a canary's step");
-  d_weight->add_option("endpoint", st->df.endpoint, "Endpoint")->required();
-  d_weight->add_option("candidate", st->df.candidate, "Candidate")->required();
-  d_weight->add_option("--share", st->df.share, "Percent of traffic (ab)");
-  d_weight->add_option("--step", st->df.step, "Index into the canary's steps (-1 = 0%)");
+  d_weight->add_option("endpoint", st->endpoint, "Endpoint")->required();
+  d_weight->add_option("candidate", st->candidate, "Candidate")->required();
+  d_weight->add_option("--share", st->share, "Percent of traffic (ab)");
+  d_weight->add_option("--step", st->step, "Index into the canary's steps (-1 = 0%)");
   return {deploy, [st, deploy] {
-            for (CLI::App* sub : deploy->get_subcommands()) return Deploy(sub->get_name(), st->df);
+            for (CLI::App* sub : deploy->get_subcommands()) return Deploy(sub->get_name(), *st);
             return 2;
           }};
 }

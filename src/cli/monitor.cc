@@ -180,23 +180,18 @@ int Monitor(const MonitorFlags& f) {
   return 0;
 }
 
-struct MonitorState {
-  MonitorFlags mf;
-};
-
 }  // namespace
 
 Command AddMonitor(CLI::App& parent) {
-  auto st = std::make_shared<MonitorState>();
+  auto st = std::make_shared<MonitorFlags>();
   CLI::App* monitor = parent.add_subcommand(
       "monitor", "Print the drift table, quality per variant and firing alerts of a model or endpoint.");
-  monitor->add_option("name", st->mf.name, "Model or endpoint")->required();
-  st->mf.tls.Add(monitor);
-  monitor->add_option("-u,--url", st->mf.url, "Server address: host:port, http://host:port or https://host:port")
-      ->default_val("localhost:8000");
-  monitor->add_flag("--all", st->mf.all, "Show every column, not only the drifted and the 12 closest to drifting");
-  monitor->add_flag("--json", st->mf.json, "Print the server's JSON documents instead of tables");
-  return {monitor, [st] { return Monitor(st->mf); }};
+  monitor->add_option("name", st->name, "Model or endpoint")->required();
+  st->tls.Add(monitor);
+  AddHttpUrl(monitor, st->url);
+  monitor->add_flag("--all", st->all, "Show every column, not only the drifted and the 12 closest to drifting");
+  monitor->add_flag("--json", st->json, "Print the server's JSON documents instead of tables");
+  return {monitor, [st] { return Monitor(*st); }};
 }
 
 }  // namespace vigil::cli

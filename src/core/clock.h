@@ -77,7 +77,6 @@ class FakeWallClock final : public WallClock {
   explicit FakeWallClock(int64_t start_ms = 1'700'000'000'000) : now_ms_(start_ms) {}
   int64_t NowMillis() const override { return now_ms_.load(); }
   void Advance(int64_t ms) { now_ms_.fetch_add(ms); }
-  void Set(int64_t ms) { now_ms_.store(ms); }
 
  private:
   std::atomic<int64_t> now_ms_;

@@ -50,8 +50,6 @@ class JsonWriter {
       writer_.Double(v);
     }
   }
-  // A value already encoded as JSON (a stored labels object), written as is.
-  void Raw(std::string_view json) { writer_.RawValue(json.data(), json.size(), rapidjson::kObjectType); }
 
   // Key and value in one call, for the common flat cases.
   void Field(std::string_view k, std::string_view v) { Key(k), String(v); }
@@ -63,7 +61,6 @@ class JsonWriter {
   void Field(std::string_view k, double v) { Key(k), Double(v); }
   void Field(std::string_view k, bool v) { Key(k), Bool(v); }
 
-  bool complete() const { return writer_.IsComplete(); }
   std::string Take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 
  private:

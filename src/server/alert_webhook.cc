@@ -127,24 +127,25 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
   return w.Take();
 }
 
-AlertNotifier::Poster HttpWebhookPoster(std::string url, std::string ca, std::function<std::string()> external_url) {
-  return [url = std::move(url), ca = std::move(ca),
-          external_url = std::move(external_url)](const AlertNotification& n) -> Status {
-    VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(url));
-    HttpClient::Options o;
-    o.host = u.host;
-    o.port = u.port;
-    o.timeout = std::chrono::seconds(5);
-    o.tls = u.tls;
-    o.tls_ca = ca;
-    VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
-    const std::string body = AlertmanagerWebhookBody(n, external_url ? external_url() : std::string());
-    VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(u.path, body, {{"Content-Type", "application/json"}}));
-    if (reply.status < 200 || reply.status >= 300) {
-      return Unavailable("webhook answered HTTP " + std::to_string(reply.status));
-    }
-    return Status::Ok();
-  };
+StatusOr<AlertNotifier::Poster> HttpWebhookPoster(const std::string& url, std::string ca,
+                                                  std::function<std::string()> external_url) {
+  VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(url));
+  HttpClient::Options o;
+  o.host = u.host;
+  o.port = u.port;
+  o.timeout = std::chrono::seconds(5);
+  o.tls = u.tls;
+  o.tls_ca = std::move(ca);
+  return AlertNotifier::Poster(
+      [o = std::move(o), path = u.path, external_url = std::move(external_url)](const AlertNotification& n) -> Status {
+        VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
+        const std::string body = AlertmanagerWebhookBody(n, external_url ? external_url() : std::string());
+        VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(path, body, {{"Content-Type", "application/json"}}));
+        if (reply.status < 200 || reply.status >= 300) {
+          return Unavailable("webhook answered HTTP " + std::to_string(reply.status));
+        }
+        return Status::Ok();
+      });
 }
 
 std::string AlertsJson(const AlertTracker::Snapshot& snapshot) {

@@ -22,8 +22,10 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
 // Posts each notification to `url` over HTTP or HTTPS (an https:// URL's
 // certificate must chain to `ca`, empty: the system's CAs, and name its host)
 // within 5 s; a reply that is not 2xx is an error. `external_url` is asked
-// at each post (the port may be known only once the server listens).
-AlertNotifier::Poster HttpWebhookPoster(std::string url, std::string ca, std::function<std::string()> external_url);
+// at each post (the port may be known only once the server listens). A bad
+// URL is an error here, naming it, once.
+StatusOr<AlertNotifier::Poster> HttpWebhookPoster(const std::string& url, std::string ca,
+                                                  std::function<std::string()> external_url);
 
 // {"firing": [...], "pending": [...], "recent": [transitions, newest first]}.
 std::string AlertsJson(const AlertTracker::Snapshot& snapshot);

@@ -94,9 +94,10 @@ TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
   });
   ASSERT_TRUE(receiver.ok()) << receiver.status().message();
   (*receiver)->Start();
-  AlertNotifier notifier(HttpWebhookPoster("http://127.0.0.1:" + std::to_string((*receiver)->port()) + "/api/alerts",
-                                           "", [] { return std::string("http://vigil:8000"); }),
-                         {});
+  auto poster = HttpWebhookPoster("http://127.0.0.1:" + std::to_string((*receiver)->port()) + "/api/alerts", "",
+                                  [] { return std::string("http://vigil:8000"); });
+  ASSERT_TRUE(poster.ok()) << poster.status().message();
+  AlertNotifier notifier(std::move(poster).value(), {});
   AlertTracker alerts({.notifier = &notifier});
   alerts.Observe("FeatureDrift", {{"feature", "x"}}, true, {"psi", 0.9, 0.25, 0, 100, "x"}, 1, 1, 100);
   ASSERT_TRUE(Eventually([&] {

@@ -137,15 +137,13 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* req,
                                        pb::ModelInferResponse* resp) override {
     auto* reactor = new InferReactor(repository_, req->model_name(), req->model_version());
-    // The target first: an unknown name is NOT_FOUND whatever the request holds.
-    if (auto config = service_.ConfigFor(req->model_name(), req->model_version()); !config.ok()) {
-      reactor->Finish(ToGrpc(config.status()));
-      return reactor;
-    }
     InferCall call;
     call.cancelled = reactor->cancelled();
     bool raw = false;
     if (Status s = DecodeGrpcRequest(*req, call, raw); !s.ok()) {
+      // Answered for its target first: an unknown name is NOT_FOUND whatever
+      // the request holds (only refusals pay for this lookup).
+      if (auto target = service_.ConfigFor(req->model_name(), req->model_version()); !target.ok()) s = target.status();
       reactor->Finish(ToGrpc(s));
       return reactor;
     }

@@ -246,24 +246,30 @@ void RestApi::HandleControl(const HttpRequest& request, const RequestInfo& info,
 
 void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::string& version,
                     HttpServer::Responder respond) {
+  // A request that cannot be read is answered for its target first: an
+  // unknown name is 404 whatever the body holds. Only refusals pay for the
+  // lookup; a good request is resolved once, inside Infer.
+  auto refuse = [&](Status s) {
+    if (auto target = service_.ConfigFor(model, version); !target.ok()) s = target.status();
+    respond(ErrorResponse(s));
+  };
   std::optional<size_t> header_length;
   if (auto it = request.find(kHeaderLength); it != request.end()) {
     const std::string_view v = ToStd(it->value());
     size_t parsed = 0;
     auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
     if (ec != std::errc() || ptr != v.data() + v.size()) {
-      return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) +
-                                                   " must be a non-negative integer, got '" + std::string(v) + "'")));
+      return refuse(InvalidArgument(std::string(kHeaderLength) + " must be a non-negative integer, got '" +
+                                    std::string(v) + "'"));
     }
     header_length = parsed;
   }
-  // The target first: an unknown name is 404 whatever the body holds.
-  auto config = service_.ConfigFor(model, version);
-  if (!config.ok()) return respond(ErrorResponse(config.status()));
   InferCall call;
   if (header_length && *header_length == 0) {
     // The whole body is the raw bytes of the single input of the model (or
     // the endpoint's production model), batch 1.
+    auto config = service_.ConfigFor(model, version);
+    if (!config.ok()) return respond(ErrorResponse(config.status()));
     const ModelConfig& c = **config;
     if (c.inputs.size() != 1) {
       return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" +
@@ -276,7 +282,7 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     call.binary_output = true;
   } else {
     auto decoded = DecodeInferRequest(request.body(), header_length);
-    if (!decoded.ok()) return respond(ErrorResponse(decoded.status()));
+    if (!decoded.ok()) return refuse(decoded.status());
     call = std::move(decoded).value();
   }
   call.model = model;

@@ -142,14 +142,13 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
   mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
   if (!options.alert_webhook.empty()) {
-    VIGIL_RETURN_IF_ERROR(ValidateWebhookUrl(options.alert_webhook));
     const std::string scheme = options.tls_cert.empty() ? "http://" : "https://";
     auto external_url = [parts = p.get(), base = scheme + options.host + ":"] {
       return base + std::to_string(parts->http_port.load());
     };
-    p->notifier = std::make_unique<AlertNotifier>(
-        HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, std::move(external_url)),
-        AlertNotifier::Options{.registry = &p->registry});
+    VIGIL_ASSIGN_OR_RETURN(AlertNotifier::Poster poster,
+                           HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, std::move(external_url)));
+    p->notifier = std::make_unique<AlertNotifier>(std::move(poster), AlertNotifier::Options{.registry = &p->registry});
   }
   p->alerts = std::make_unique<AlertTracker>(
       AlertTracker::Options{.store = p->store.get(), .notifier = p->notifier.get(), .registry = &p->registry});
