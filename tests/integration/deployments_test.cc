@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "client/inference_client.h"
+#include "core/eventually.h"
 #include "core/uuid.h"
 #include "server_process.h"
 #include "store/store.h"
@@ -566,7 +567,18 @@ TEST(DeploymentsStore, KillNineLosesAtMostTheQueuedPredictionsAndNoFeedback) {
               "--timeout", "5"},
              60);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Killed in the middle of heavy traffic: once the log has written that
+  // many rows (and at least 2.5 s in), not after a fixed time alone — on a
+  // busy machine the load starts late.
+  const auto started = std::chrono::steady_clock::now();
+  auto watcher = server->Client();
+  const std::string written = R"(vigil_prediction_log_records_total{result="written"})";
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(2500) &&
+               MetricValue(*watcher, written) > (kSanitized ? 1'000 : 10'000);
+      },
+      std::chrono::seconds(30)));
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(server->pid(), SIGKILL);  // in the middle of the traffic
   stop = true;
