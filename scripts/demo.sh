@@ -18,11 +18,26 @@ done
 port=$(sed -n 's/.*event=listening protocol=http host=[^ ]* port=\([0-9]*\).*/\1/p' "$log" | head -1)
 url="http://127.0.0.1:$port"
 
-show() {  # show TITLE CURL-ARGS...
+# One argument as the shell reads it back: single-quoted unless it is plain.
+quote() {
+  if [[ $1 =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+
+show() {  # show TITLE CURL-ARGS...: prints a curl line that pastes into a shell, then runs it
   local title=$1; shift
-  printf '\n\033[1m== %s\033[0m\n$ curl %s\n' "$title" "$*"
+  printf '\n\033[1m== %s\033[0m\n$ curl' "$title"
+  for arg in "$@"; do printf ' %s' "$(quote "$arg")"; done
+  echo
   curl -sS "$@" | head -c 1500
   echo
+}
+
+run() {  # run TITLE COMMAND...: prints the command, then runs it
+  local title=$1; shift
+  printf '\n\033[1m== %s\033[0m\n$' "$title"
+  for arg in "$@"; do printf ' %s' "$(quote "$arg")"; done
+  echo
+  "$@"
 }
 
 echo "Vigil is serving examples/repository on $url"
@@ -45,6 +60,34 @@ show "XGBoost, version 1 explicitly" -X POST "$url/v2/models/breast_cancer_xgb/v
 show "A bad request: wrong element count" -X POST "$url/v2/models/breast_cancer_mlp/infer" \
   -d '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,30],"data":[1,2,3]}]}'
 show "Statistics of the XGBoost model" "$url/v2/models/breast_cancer_xgb/versions/1/stats"
+# An endpoint: production v1 of the MLP, version 2 as a canary at its first step.
+spec='{"production": {"model": "breast_cancer_mlp", "version": 1},
+ "candidates": [{"name": "v2", "model": "breast_cancer_mlp", "version": 2, "mode": "canary", "steps": [10, 50], "step": 0}]}'
+show "An endpoint 'cancer': production v1, a canary of v2 at 10%" -X PUT "$url/v1/deployments/cancer" -d "$spec"
+printf '\n\033[1m== 200 calls to the endpoint, each with its own routing key; ground truth comes later\033[0m\n'
+ids=()
+for i in $(seq 1 200); do
+  row=$([ $((i % 2)) -eq 0 ] && echo "$row1" || echo "$row2")
+  reply=$(curl -sS -X POST "$url/v2/models/cancer/infer" \
+    -d "{\"parameters\":{\"vigil.routing_key\":\"user-$i\"},\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,30],\"data\":[$row]}]}")
+  [ "$i" -eq 1 ] && echo "first reply: $reply"
+  ids+=("$(sed -n 's/.*"vigil.prediction_id":"\([^"]*\)".*/\1/p' <<<"$reply")")
+done
+# The labels (row1 is malignant: class 0; row2 benign: class 1), as one feedback post.
+feedback="["
+for i in $(seq 1 200); do
+  feedback+="{\"prediction_id\":\"${ids[$((i - 1))]}\",\"label\":$((i % 2 == 0 ? 0 : 1))}"
+  [ "$i" -lt 200 ] && feedback+=","
+done
+feedback+="]"
+printf '$ curl -X POST %s/v1/feedback -d '"'"'[{"prediction_id": "...", "label": 1}, ...]'"'"'\n' "$url"
+curl -sS -X POST "$url/v1/feedback" -d "$feedback" | head -c 300
+echo
+host=127.0.0.1:$port
+run "Where the rollout stands" ./build/vigil deploy -u "$host" status cancer
+run "The canary to its next step (50%)" ./build/vigil deploy -u "$host" weight cancer v2 --step 1
+run "Drift, quality per variant from the feedback, and alerts" ./build/vigil monitor -u "$host" cancer
+
 printf '\n\033[1m== Prometheus metrics (excerpt)\033[0m\n$ curl %s/metrics\n' "$url"
 curl -sS "$url/metrics" | grep -E '^vigil_(inference_requests_total|model_state.*READY|process_resident)' | head -12
 

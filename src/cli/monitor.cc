@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -169,12 +170,48 @@ int Monitor(const MonitorFlags& f) {
   }
   out += "\nalerts firing\n";
   if (a["firing"].Empty()) out += "  none\n";
-  for (const auto& x : a["firing"].GetArray()) {
+  // A dataset alert and its feature alerts share a `group` label: the
+  // features are listed under their model version's dataset alert.
+  auto line = [&](const rapidjson::Value& x, const char* indent) {
     std::string labels;
-    for (const auto& l : x["labels"].GetObject())
-      labels += fmt::format(" {}={}", l.name.GetString(), l.value.GetString());
-    out += fmt::format("  {}{} since {}: {} {} (threshold {})\n", x["alertname"].GetString(), labels,
+    for (const auto& l : x["labels"].GetObject()) {
+      if (std::string_view(l.name.GetString()) != "group")
+        labels += fmt::format(" {}={}", l.name.GetString(), l.value.GetString());
+    }
+    return fmt::format("{}{}{} since {}: {} {} (threshold {})\n", indent, x["alertname"].GetString(), labels,
                        Utc(x["since_ms"].GetInt64()), x["statistic"].GetString(), Num(x["value"]), Num(x["threshold"]));
+  };
+  auto label = [](const rapidjson::Value& x, const char* key) -> std::string {
+    const auto& l = x["labels"];
+    return l.HasMember(key) && l[key].IsString() ? l[key].GetString() : "";
+  };
+  std::map<std::string, std::vector<const rapidjson::Value*>> members;  // group, model, version -> feature alerts
+  std::map<std::string, const rapidjson::Value*> heads;                 // the dataset alert of each group
+  for (const auto& x : a["firing"].GetArray()) {
+    const std::string group = label(x, "group");
+    if (group.empty()) {
+      out += line(x, "  ");
+      continue;
+    }
+    const std::string key = group + " " + label(x, "model") + " v" + label(x, "version");
+    if (group == x["alertname"].GetString()) {
+      heads[key] = &x;
+    } else {
+      members[key].push_back(&x);
+    }
+  }
+  for (auto& [key, list] : members) {
+    std::sort(list.begin(), list.end(),
+              [&](const auto* x, const auto* y) { return label(*x, "feature") < label(*y, "feature"); });
+  }
+  for (const auto& [key, head] : heads) {
+    out += line(*head, "  ");
+    for (const auto* m : members[key]) out += line(*m, "    ");
+  }
+  for (const auto& [key, list] : members) {
+    if (heads.count(key)) continue;
+    out += fmt::format("  {} (not firing): {} feature alert{}\n", key, list.size(), list.size() == 1 ? "" : "s");
+    for (const auto* m : list) out += line(*m, "    ");
   }
   std::printf("%s", out.c_str());
   return 0;

@@ -135,6 +135,9 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
           ->envname("VIGIL_FEEDBACK_TOKEN");
   serve->add_option("--feedback-token-file", st->tokens.feedback_file, "Read the feedback token from this file")
       ->excludes(feedback_token);
+  serve->add_option("--admin-allow", st->so.admin_allow,
+                    "Addresses (CIDR,CIDR,...) from which deployment changes, model load/unload and feedback are "
+                    "accepted; default loopback without a token. Given, it holds with tokens too (both are needed)");
   auto* tls_cert = serve->add_option("--tls-cert", st->so.tls_cert,
                                      "TLS certificate chain (PEM) for HTTPS and gRPC over TLS; plain-text clients "
                                      "are then refused");

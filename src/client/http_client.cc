@@ -42,7 +42,25 @@ struct HttpClient::Impl {
     auto results = resolver.resolve(options.host, std::to_string(options.port), ec);
     if (ec) return Unavailable("cannot resolve " + options.host + ": " + ec.message());
     tcp_stream->expires_after(options.timeout);
-    tcp_stream->connect(results, ec);
+    if (options.local_address.empty()) {
+      tcp_stream->connect(results, ec);
+    } else {
+      // Bound first, so the server sees this address.
+      const auto local = net::ip::make_address(options.local_address, ec);
+      if (ec) return InvalidArgument("bad local address '" + options.local_address + "': " + ec.message());
+      ec = net::error::host_not_found;
+      for (const auto& entry : results) {
+        auto& socket = tcp_stream->socket();
+        beast::error_code step;
+        if (socket.is_open()) socket.close(step);
+        if (entry.endpoint().protocol() != (local.is_v4() ? tcp::v4() : tcp::v6())) continue;
+        socket.open(entry.endpoint().protocol(), step);
+        if (!step) socket.bind(tcp::endpoint(local, 0), step);
+        if (!step) socket.connect(entry.endpoint(), step);
+        ec = step;
+        if (!ec) break;
+      }
+    }
     if (ec) {
       return Unavailable("cannot connect to " + options.host + ":" + std::to_string(options.port) + ": " +
                          ec.message());

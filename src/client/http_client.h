@@ -33,6 +33,8 @@ class HttpClient {
     // system's CAs) and name `host`; a client certificate for mutual TLS.
     bool tls = false;
     std::string tls_ca, tls_cert, tls_key;
+    // Connect from this local address (e.g. 127.0.0.2); empty: any.
+    std::string local_address;
   };
 
   // Connects; fails with kUnavailable when nothing listens there.

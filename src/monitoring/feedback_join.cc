@@ -51,6 +51,57 @@ StatusOr<FeedbackJoin::VariantQuality> FeedbackJoin::QualityOf(const std::string
   return e.quality;
 }
 
+StatusOr<QualityWindows> FeedbackJoin::Windows(const std::string& endpoint, int64_t from_ms, int64_t to_ms,
+                                               int64_t width_ms, int64_t now_ms, bool scan_predictions) {
+  if (width_ms <= 0) return InvalidArgument("quality windows need a positive width");
+  if (to_ms < from_ms) return QualityWindows{};
+  std::map<int64_t, std::map<std::string, WindowQuality>> cells;  // window start -> variant
+  std::map<int64_t, std::map<std::string, std::vector<Outcome>>> outcomes;
+  auto window_of = [&](int64_t t) { return from_ms + (t - from_ms) / width_ms * width_ms; };
+  QualityWindows out;
+  if (scan_predictions) {
+    // Every served prediction: counted, and its expected correctness summed
+    // (confidence-based estimation) whether or not its label has come.
+    VIGIL_ASSIGN_OR_RETURN(
+        out.predictions_scanned,
+        store_.ScanPredictions(endpoint, from_ms, to_ms + 1, kMaxScannedPredictions,
+                               [&](const std::string& variant, int64_t time_ms, const std::string& outputs) {
+                                 WindowQuality& c = cells[window_of(time_ms)][variant];
+                                 ++c.predictions;
+                                 if (auto e = ExpectedCorrect(ParseCompactValues(outputs))) {
+                                   c.expected_correct += *e;
+                                   ++c.estimated;
+                                 }
+                               }));
+    out.scan_truncated = out.predictions_scanned >= kMaxScannedPredictions;
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<JoinedPrediction> joined, store_.Joined(endpoint, from_ms));
+  std::vector<Outcome> all;
+  for (const auto& j : joined) {
+    if (j.time_ms > to_ms) continue;
+    Outcome o = OutcomeOf(j);
+    all.push_back(o);
+    cells[window_of(j.time_ms)][j.variant];  // the window exists even when the scan was not asked for
+    outcomes[window_of(j.time_ms)][j.variant].push_back(std::move(o));
+  }
+  out.label_delay_p90_s = ComputeQuality(all).label_delay_p90_s;
+  const double horizon_ms = out.label_delay_p90_s.value_or(0) * 1000;
+  for (auto& [start, variants] : cells) {
+    QualityWindows::Window w;
+    w.start_ms = start;
+    w.end_ms = start + width_ms;
+    size_t labeled = 0;
+    for (auto& [variant, cell] : variants) {
+      cell.quality = ComputeQuality(outcomes[start][variant]);
+      labeled += cell.quality.labeled;
+    }
+    w.incomplete = labeled == 0 || static_cast<double>(now_ms - w.end_ms) < horizon_ms;
+    w.variants = std::move(variants);
+    out.windows.push_back(std::move(w));
+  }
+  return out;
+}
+
 void FeedbackJoin::Retain(const std::map<std::string, int64_t>& endpoints_since) {
   MutexLock lock(mu_);
   std::erase_if(endpoints_, [&](const auto& kv) {

@@ -10,14 +10,20 @@
 // endpoint has gathered. Quality is recomputed, in memory, only for
 // endpoints that changed.
 //
-// Thread-safe: calls are serialised (they run on control threads, never on
-// a serving one).
+// Windows() answers quality per window of prediction time (the monitor
+// loop's quality rules and GET /v1/monitoring/{endpoint}/quality) from one
+// read of the store.
+//
+// Thread-safe: calls are serialised (they run on control threads and the
+// monitor thread, never on a serving one).
 #pragma once
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/thread_annotations.h"
 #include "monitoring/quality.h"
@@ -25,14 +31,43 @@
 
 namespace vigil {
 
+// One window of prediction time, per variant.
+struct WindowQuality {
+  int64_t predictions = 0;      // served (counted only when the scan was asked for)
+  int64_t estimated = 0;        // of them, with a probability vector
+  double expected_correct = 0;  // summed confidence of those: accuracy estimated before labels come
+  Quality quality;              // from the ones joined with feedback
+};
+struct QualityWindows {
+  struct Window {
+    int64_t start_ms = 0, end_ms = 0;
+    // Its labels may still arrive: younger than the 90th percentile label
+    // delay, or no label yet.
+    bool incomplete = true;
+    std::map<std::string, WindowQuality> variants;
+  };
+  std::vector<Window> windows;              // oldest first; only windows with predictions or feedback
+  std::optional<double> label_delay_p90_s;  // over every joined prediction read
+  int64_t predictions_scanned = 0;
+  bool scan_truncated = false;
+};
+
 class FeedbackJoin {
  public:
-  explicit FeedbackJoin(Store& store) : store_(store) {}
+  explicit FeedbackJoin(FeedbackStore& store) : store_(store) {}
 
   // Per variant, the quality of `endpoint`'s served predictions logged at or
   // after `since_ms` that have feedback, as the store holds them now.
   using VariantQuality = std::map<std::string, Quality>;
   StatusOr<VariantQuality> QualityOf(const std::string& endpoint, int64_t since_ms);
+
+  // Quality per window of `width_ms` (aligned at `from_ms`) and per
+  // variant of `endpoint`'s predictions made in [from_ms, to_ms], as of
+  // `now_ms`. With `scan_predictions`, every served prediction is counted
+  // too (at most kMaxScannedPredictions are read).
+  static constexpr int64_t kMaxScannedPredictions = 2'000'000;  // about a second of reading
+  StatusOr<QualityWindows> Windows(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t width_ms,
+                                   int64_t now_ms, bool scan_predictions);
 
   // Endpoints no longer served are forgotten (their memory is freed).
   void Retain(const std::map<std::string, int64_t>& endpoints_since);
@@ -52,7 +87,7 @@ class FeedbackJoin {
   Status CatchUp() REQUIRES(mu_);
   static void Put(Endpoint& e, const JoinedPrediction& j);
 
-  Store& store_;
+  FeedbackStore& store_;
   Mutex mu_;
   bool started_ GUARDED_BY(mu_) = false;
   JoinCursor cursor_ GUARDED_BY(mu_);

@@ -60,6 +60,8 @@ class JsonWriter {
   void Field(std::string_view k, uint64_t v) { Key(k), Uint(v); }
   void Field(std::string_view k, double v) { Key(k), Double(v); }
   void Field(std::string_view k, bool v) { Key(k), Bool(v); }
+  // A value that is JSON already (a document stored by this program).
+  void Raw(std::string_view json) { writer_.RawValue(json.data(), json.size(), rapidjson::kObjectType); }
 
   std::string Take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/logging.h"
 #include "core/thread_name.h"
+#include "monitoring/reference.h"
 
 namespace vigil {
 namespace fs = std::filesystem;
@@ -86,85 +88,25 @@ std::vector<Tensor> ZeroInputs(const ModelConfig& c, int64_t rows) {
   return inputs;
 }
 
-// Values per row of a tensor; 0 when a dimension is variable.
-int64_t RowWidth(const TensorSpec& spec) {
-  int64_t width = 1;
-  for (int64_t d : spec.dims) width = d > 0 ? width * d : 0;
-  return width;
+// How reference loading sees a model version.
+MonitoredModel MonitoredModelOf(const ModelConfig& c, int64_t version) {
+  return {c.name, version, c.monitoring, c.inputs, c.outputs, c.max_batch_size};
 }
 
-// The drift monitor of a version, without its reference yet; null when
-// monitoring is off or cannot apply (variable or non-numeric first input).
-std::shared_ptr<DriftMonitor> MakeMonitor(const ModelConfig& c, int64_t version, const fs::path& version_dir,
-                                          std::string* reference_csv) {
-  if (!c.monitoring.enabled || c.inputs.empty()) return nullptr;
-  const int64_t in_width = RowWidth(c.inputs[0]);
-  if (in_width == 0 || c.inputs[0].datatype == DataType::kBytes) {
-    spdlog::info("event=monitoring_off model={} version={} reason={}", c.name, version,
-                 LogValue("the first input has a variable shape or is BYTES"));
-    return nullptr;
-  }
-  MonitoringConfig mc = c.monitoring;
-  for (const fs::path& p : {version_dir / "reference.csv", version_dir.parent_path() / "reference.csv"}) {
-    if (!fs::exists(p)) continue;
-    auto text = ReadFile(p);
-    if (text.ok()) *reference_csv = std::move(text).value();
-    break;
-  }
-  if (mc.features.empty()) {
-    // Every column of the first input, named by reference.csv's header when there is one.
-    const std::vector<std::string> header = ReferenceCsvHeader(*reference_csv);
-    for (int64_t i = 0; i < in_width; ++i) {
-      const auto k = static_cast<size_t>(i);
-      mc.features.push_back({k < header.size() && !header[k].empty() ? header[k] : "f" + std::to_string(i), i});
+// The model's first output on rows of its only (FP32) input.
+ReferenceScorer ScorerOf(const ModelConfig& c, Scheduler& scheduler) {
+  return [&c, &scheduler](std::vector<float> rows, int64_t n) -> StatusOr<std::vector<double>> {
+    std::vector<Tensor> in = ZeroInputs(c, n);
+    std::copy(rows.begin(), rows.end(), in[0].mutable_as<float>());
+    VIGIL_ASSIGN_OR_RETURN(std::vector<Tensor> out, scheduler.RunDirect(std::move(in), n));
+    std::vector<double> values;
+    if (out.empty()) return values;
+    const Tensor& o = out[0];
+    for (int64_t i = 0; i < o.element_count(); ++i) {
+      values.push_back(o.datatype == DataType::kFp32 ? o.as<float>()[i] : std::nan(""));
     }
-  }
-  const int64_t out_width = c.outputs.empty() ? 0 : RowWidth(c.outputs[0]);
-  return std::make_shared<DriftMonitor>(std::move(mc), in_width, out_width,
-                                        c.outputs.empty() ? "output" : c.outputs[0].name);
-}
-
-// Sets the monitor's reference from reference.csv with the model's own
-// outputs on those rows; on a bad file, says why and leaves the reference
-// to the first live rows.
-void LoadReference(const ModelConfig& c, int64_t version, const std::string& csv, Scheduler& scheduler,
-                   DriftMonitor& monitor) {
-  const int64_t width = RowWidth(c.inputs[0]);
-  auto rows = ReadReferenceCsv(csv, width);
-  if (!rows.ok()) {
-    spdlog::error("event=reference_unusable model={} version={} error={} action=using_first_live_rows", c.name, version,
-                  LogValue(rows.status().message()));
-    return;
-  }
-  // The model sees FP32 inputs as floats: so must the reference, or a
-  // sample's own extremes (14.81 read as a double) would fall outside it.
-  if (c.inputs[0].datatype == DataType::kFp32) {
-    for (double& v : rows->inputs) v = static_cast<float>(v);
-  }
-  // The model's outputs on the reference rows: the reference for prediction drift.
-  if (c.inputs.size() == 1 && c.inputs[0].datatype == DataType::kFp32 && !c.outputs.empty()) {
-    const int64_t chunk = std::max<int64_t>(1, c.max_batch_size);
-    for (int64_t start = 0; start < rows->rows; start += chunk) {
-      const int64_t n = c.max_batch_size > 0 ? std::min(chunk, rows->rows - start) : 1;
-      std::vector<Tensor> in = ZeroInputs(c, n);
-      float* values = in[0].mutable_as<float>();
-      for (int64_t i = 0; i < n * width; ++i) {
-        values[i] = static_cast<float>(rows->inputs[static_cast<size_t>(start * width + i)]);
-      }
-      auto out = scheduler.RunDirect(std::move(in), n);
-      if (!out.ok() || out->empty()) {
-        spdlog::warn("event=reference_outputs_failed model={} version={} error={}", c.name, version,
-                     LogValue(out.ok() ? "no outputs" : out.status().message()));
-        rows->outputs.clear();
-        break;
-      }
-      const Tensor& o = (*out)[0];
-      for (int64_t i = 0; i < o.element_count(); ++i) {
-        rows->outputs.push_back(o.datatype == DataType::kFp32 ? o.as<float>()[i] : std::nan(""));
-      }
-    }
-  }
-  monitor.SetReference(*rows, "reference.csv");
+    return values;
+  };
 }
 
 bool HasFixedInputs(const ModelConfig& c) {
@@ -292,6 +234,33 @@ Status ModelRepository::UnloadModel(const std::string& name) {
   return Status::Ok();
 }
 
+void ModelRepository::KeepLoaded(const std::string& model, int64_t version) {
+  MutexLock control(control_mu_);
+  auto [it, added] = kept_[model].try_emplace(version, "");
+  if (!added) return;
+  std::error_code ec;
+  if (!unloaded_by_request_.count(model) && fs::is_directory(options_.root / model, ec)) SyncModel(model, false);
+}
+
+void ModelRepository::KeepOnly(const NamedVersions& named) {
+  MutexLock control(control_mu_);
+  std::map<std::string, std::map<int64_t, std::string>> next;
+  for (const auto& [ref, endpoints] : named) next[ref.first][ref.second] = endpoints;
+  std::set<std::string> changed;
+  for (const auto& [model, versions] : kept_) {
+    auto it = next.find(model);
+    if (it == next.end() || it->second != versions) changed.insert(model);
+  }
+  for (const auto& [model, versions] : next) {
+    if (!kept_.count(model)) changed.insert(model);
+  }
+  kept_ = std::move(next);
+  std::error_code ec;
+  for (const auto& model : changed) {
+    if (!unloaded_by_request_.count(model) && fs::is_directory(options_.root / model, ec)) SyncModel(model, false);
+  }
+}
+
 void ModelRepository::RemoveModel(const std::string& name, const std::string& reason) {
   auto current = table();
   auto it = current->models.find(name);
@@ -336,7 +305,20 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     if (e.is_directory() && ParseVersion(e.path().filename().string(), &v)) on_disk.push_back(v);
   }
   std::sort(on_disk.begin(), on_disk.end());
-  const std::vector<int64_t> wanted = SelectVersions(config->version_policy, on_disk);
+  const std::vector<int64_t> selected = SelectVersions(config->version_policy, on_disk);
+  // Versions deployments name are loaded whatever the policy selects.
+  std::map<int64_t, std::string> kept_only;
+  if (auto k = kept_.find(name); k != kept_.end()) {
+    for (const auto& [v, endpoints] : k->second) {
+      if (std::binary_search(on_disk.begin(), on_disk.end(), v) &&
+          !std::binary_search(selected.begin(), selected.end(), v)) {
+        kept_only[v] = endpoints;
+      }
+    }
+  }
+  std::vector<int64_t> wanted = selected;
+  for (const auto& [v, endpoints] : kept_only) wanted.push_back(v);
+  std::sort(wanted.begin(), wanted.end());
   if (wanted.empty()) {
     set_model_error("model '" + name + "': no version folder matches version_policy (folders found: " +
                     std::to_string(on_disk.size()) + ")");
@@ -440,6 +422,19 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
       }
     }
   }
+  {
+    // The index says why a version the policy does not select is loaded.
+    constexpr std::string_view kKept = "kept loaded: ";
+    MutexLock lock(records_mu_);
+    for (auto& [v, st] : records_[name].versions) {
+      if (st.state != VersionState::kReady || !(st.reason.empty() || st.reason.starts_with(kKept))) continue;
+      auto k = kept_only.find(v);
+      st.reason = k == kept_only.end() ? ""
+                                       : std::string(kKept) + "version_policy does not select it; " +
+                                             (k->second.empty() ? std::string("a deployment being applied names it")
+                                                                : "named by " + k->second);
+    }
+  }
   if (changed || !current->models.count(name))
     Publish(name, next.empty() ? config : next.begin()->second->shared_config(), next);
   for (auto& mv : retired) Retire(mv);
@@ -476,7 +471,8 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
   so.inline_execution = c.dynamic_batching.max_queue_delay_us == 0;
   if (options_.metrics) so.metrics = options_.metrics->ForVersion(c.name, std::to_string(version));
   std::string reference_csv;
-  std::shared_ptr<DriftMonitor> monitor = MakeMonitor(c, version, model_file.parent_path(), &reference_csv);
+  const MonitoredModel monitored = MonitoredModelOf(c, version);
+  std::shared_ptr<DriftMonitor> monitor = MakeDriftMonitor(monitored, model_file.parent_path(), &reference_csv);
   if (monitor) {
     so.observer = [monitor](const Tensor& input, const Tensor& output, int64_t rows) {
       monitor->Observe(input, output, rows);
@@ -500,7 +496,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
       }
     }
   }
-  if (monitor && !reference_csv.empty()) LoadReference(c, version, reference_csv, *scheduler, *monitor);
+  if (monitor && !reference_csv.empty()) LoadReference(monitored, reference_csv, ScorerOf(c, *scheduler), *monitor);
   return std::make_shared<ModelVersion>(std::move(config), version, std::move(scheduler), fingerprint,
                                         std::move(monitor));
 }

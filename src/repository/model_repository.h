@@ -104,6 +104,16 @@ class ModelRepository {
   // Retires every version of the model; it stays unloaded until LoadModel.
   Status UnloadModel(const std::string& name);
 
+  // Versions a deployment names are loaded and kept whatever version_policy
+  // selects. KeepLoaded loads `version` of `model` now when it is on disk
+  // (for a spec being validated); KeepOnly sets what is kept to exactly
+  // `named` (model, version -> the endpoints naming it), so versions no
+  // longer named go back to the policy. The index says why a kept version
+  // is loaded.
+  using NamedVersions = std::map<std::pair<std::string, int64_t>, std::string>;
+  void KeepLoaded(const std::string& model, int64_t version);
+  void KeepOnly(const NamedVersions& named);
+
   // Pins a READY version; version 0 means the highest READY version.
   StatusOr<std::shared_ptr<ModelVersion>> Acquire(std::string_view model, int64_t version) const;
   // The model's config and READY versions; with `version` != 0 only that
@@ -152,6 +162,8 @@ class ModelRepository {
   Mutex control_mu_;  // serialises Poll/Load/Unload
   std::set<std::string> unloaded_by_request_ GUARDED_BY(control_mu_);
   std::map<std::string, std::string> config_overrides_ GUARDED_BY(control_mu_);
+  // Per model, the versions deployments name: version -> the endpoints (empty while a spec is validated).
+  std::map<std::string, std::map<int64_t, std::string>> kept_ GUARDED_BY(control_mu_);
   // Per model and version, the fingerprint of files that failed to load.
   std::map<std::string, std::map<int64_t, std::string>> failed_fingerprints_ GUARDED_BY(control_mu_);
   std::atomic<std::shared_ptr<const ServingTable>> table_;

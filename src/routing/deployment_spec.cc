@@ -443,104 +443,151 @@ const char* CompareText(RuleOp op) {
   }
 }
 
-void EmitModelRef(YAML::Emitter& out, const Variant& v) {
-  out << YAML::Key << "model" << YAML::Value << v.model;
-  if (v.version) out << YAML::Key << "version" << YAML::Value << v.version;
+void WriteModelRef(SpecWriter& out, const Variant& v) {
+  out.Key("model");
+  out.String(v.model);
+  if (v.version) {
+    out.Key("version");
+    out.Int(v.version);
+  }
 }
+
+// Writes YAML: inline maps and lists in flow style.
+class YamlSpecWriter final : public SpecWriter {
+ public:
+  void BeginMap(bool inline_map) override {
+    if (inline_map) out_ << YAML::Flow;
+    out_ << YAML::BeginMap;
+  }
+  void EndMap() override { out_ << YAML::EndMap; }
+  void BeginList(bool inline_list) override {
+    if (inline_list) out_ << YAML::Flow;
+    out_ << YAML::BeginSeq;
+  }
+  void EndList() override { out_ << YAML::EndSeq; }
+  void Key(const std::string& k) override { out_ << YAML::Key << k << YAML::Value; }
+  void String(const std::string& v) override { out_ << v; }
+  void Int(int64_t v) override { out_ << v; }
+  void Double(double v) override { out_ << v; }
+  void Bool(bool v) override { out_ << v; }
+  std::string Text() const { return std::string(out_.c_str(), out_.size()) + "\n"; }
+
+ private:
+  YAML::Emitter out_;
+};
 
 }  // namespace
 
-std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  out << YAML::Key << "endpoint" << YAML::Value << spec.endpoint;
-  out << YAML::Key << "production" << YAML::Value << YAML::Flow << YAML::BeginMap;
-  EmitModelRef(out, spec.production);
-  out << YAML::EndMap;
-  out << YAML::Key << "routing_key" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "parameter"
-      << YAML::Value << spec.key_parameter << YAML::Key << "header" << YAML::Value << spec.key_header << YAML::EndMap;
+void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out) {
+  auto field = [&](const char* key) -> SpecWriter& {
+    out.Key(key);
+    return out;
+  };
+  out.BeginMap(false);
+  field("endpoint").String(spec.endpoint);
+  field("production").BeginMap(true);
+  WriteModelRef(out, spec.production);
+  out.EndMap();
+  field("routing_key").BeginMap(true);
+  field("parameter").String(spec.key_parameter);
+  field("header").String(spec.key_header);
+  out.EndMap();
   if (!spec.candidates.empty()) {
-    out << YAML::Key << "candidates" << YAML::Value << YAML::BeginSeq;
+    field("candidates").BeginList(false);
     for (const auto& c : spec.candidates) {
-      out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << c.name;
-      EmitModelRef(out, c);
-      out << YAML::Key << "mode" << YAML::Value << std::string(VariantModeName(c.mode));
+      out.BeginMap(true);
+      field("name").String(c.name);
+      WriteModelRef(out, c);
+      field("mode").String(std::string(VariantModeName(c.mode)));
       if (c.mode == VariantMode::kCanary) {
-        out << YAML::Key << "steps" << YAML::Value << YAML::Flow << c.steps;
-        out << YAML::Key << "step" << YAML::Value << c.step;
+        field("steps").BeginList(true);
+        for (double step : c.steps) out.Double(step);
+        out.EndList();
+        field("step").Int(c.step);
       } else {
-        out << YAML::Key << "share" << YAML::Value << c.share;
+        field("share").Double(c.share);
       }
-      out << YAML::EndMap;
+      out.EndMap();
     }
-    out << YAML::EndSeq;
+    out.EndList();
   }
   if (!spec.flags.empty()) {
-    out << YAML::Key << "flags" << YAML::Value << YAML::BeginSeq;
+    field("flags").BeginList(false);
     for (const auto& f : spec.flags) {
-      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << f.name << YAML::Key << "variant" << YAML::Value
-          << f.variant << YAML::Key << "rules" << YAML::Value << YAML::BeginSeq;
+      out.BeginMap(false);
+      field("name").String(f.name);
+      field("variant").String(f.variant);
+      field("rules").BeginList(false);
       for (const auto& r : f.rules) {
-        out << YAML::Flow << YAML::BeginMap;
+        out.BeginMap(true);
         if (r.op == RuleOp::kPercent) {
-          out << YAML::Key << "percent" << YAML::Value << r.number << YAML::EndMap;
+          field("percent").Double(r.number);
+          out.EndMap();
           continue;
         }
         if (!r.parameter.empty()) {
-          out << YAML::Key << "parameter" << YAML::Value << r.parameter;
+          field("parameter").String(r.parameter);
         } else {
-          out << YAML::Key << "header" << YAML::Value << r.header;
+          field("header").String(r.header);
         }
         switch (r.op) {
           case RuleOp::kIn:
-            out << YAML::Key << "in" << YAML::Value << YAML::Flow << r.values;
-            break;
           case RuleOp::kNotIn:
-            out << YAML::Key << "not_in" << YAML::Value << YAML::Flow << r.values;
+            field(r.op == RuleOp::kIn ? "in" : "not_in").BeginList(true);
+            for (const auto& v : r.values) out.String(v);
+            out.EndList();
             break;
           case RuleOp::kEq:
-            out << YAML::Key << "eq" << YAML::Value << r.values.at(0);
+            field("eq").String(r.values.at(0));
             break;
           case RuleOp::kSemver:
-            out << YAML::Key << "semver" << YAML::Value << SemverText(r);
+            field("semver").String(SemverText(r));
             break;
           case RuleOp::kRegex:
-            out << YAML::Key << "regex" << YAML::Value << r.pattern;
+            field("regex").String(r.pattern);
             break;
           default:
-            out << YAML::Key << "op" << YAML::Value << CompareText(r.op) << YAML::Key << "value" << YAML::Value
-                << r.number;
+            field("op").String(CompareText(r.op));
+            field("value").Double(r.number);
         }
-        out << YAML::EndMap;
+        out.EndMap();
       }
-      out << YAML::EndSeq << YAML::EndMap;
+      out.EndList();
+      out.EndMap();
     }
-    out << YAML::EndSeq;
+    out.EndList();
   }
-  out << YAML::Key << "kill_switch" << YAML::Value << spec.kill_switch;
-  out << YAML::Key << "paused" << YAML::Value << spec.paused;
+  field("kill_switch").Bool(spec.kill_switch);
+  field("paused").Bool(spec.paused);
   if (spec.quality || spec.health || spec.alert_after || spec.resolve_after) {
-    out << YAML::Key << "monitoring" << YAML::Value << YAML::BeginMap;
+    field("monitoring").BeginMap(false);
     if (const auto& q = spec.quality) {
-      out << YAML::Key << "quality" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "metric"
-          << YAML::Value << q->metric;
-      if (!std::isnan(q->below)) out << YAML::Key << "below" << YAML::Value << q->below;
-      if (!std::isnan(q->drop)) out << YAML::Key << "drop" << YAML::Value << q->drop;
-      out << YAML::Key << "window_s" << YAML::Value << q->window_s << YAML::Key << "min_labels" << YAML::Value
-          << q->min_labels << YAML::EndMap;
+      field("quality").BeginMap(true);
+      field("metric").String(q->metric);
+      if (!std::isnan(q->below)) field("below").Double(q->below);
+      if (!std::isnan(q->drop)) field("drop").Double(q->drop);
+      field("window_s").Int(q->window_s);
+      field("min_labels").Int(q->min_labels);
+      out.EndMap();
     }
     if (const auto& h = spec.health) {
-      out << YAML::Key << "health" << YAML::Value << YAML::Flow << YAML::BeginMap;
-      if (!std::isnan(h->latency_p99_ms)) out << YAML::Key << "latency_p99_ms" << YAML::Value << h->latency_p99_ms;
-      out << YAML::Key << "error_rate" << YAML::Value << h->error_rate << YAML::Key << "min_requests" << YAML::Value
-          << h->min_requests << YAML::EndMap;
+      field("health").BeginMap(true);
+      if (!std::isnan(h->latency_p99_ms)) field("latency_p99_ms").Double(h->latency_p99_ms);
+      field("error_rate").Double(h->error_rate);
+      field("min_requests").Int(h->min_requests);
+      out.EndMap();
     }
-    if (spec.alert_after) out << YAML::Key << "alert_after" << YAML::Value << spec.alert_after;
-    if (spec.resolve_after) out << YAML::Key << "resolve_after" << YAML::Value << spec.resolve_after;
-    out << YAML::EndMap;
+    if (spec.alert_after) field("alert_after").Int(spec.alert_after);
+    if (spec.resolve_after) field("resolve_after").Int(spec.resolve_after);
+    out.EndMap();
   }
-  out << YAML::EndMap;
-  return std::string(out.c_str(), out.size()) + "\n";
+  out.EndMap();
+}
+
+std::string DeploymentSpecToYaml(const DeploymentSpec& spec) {
+  YamlSpecWriter out;
+  WriteDeploymentSpec(spec, out);
+  return out.Text();
 }
 
 }  // namespace vigil

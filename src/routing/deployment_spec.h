@@ -43,6 +43,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -148,6 +149,10 @@ struct ModelCatalog {
   std::function<Status(const std::string& model, int64_t version)> check;
   // True when a model of that name exists (an endpoint must not shadow it).
   std::function<bool(const std::string& name)> is_model;
+  // Told after every change which model versions the specs in force name
+  // (model, version -> "endpoint a, b"), so exactly those stay loaded
+  // whatever their version_policy. May be null.
+  std::function<void(const std::map<std::pair<std::string, int64_t>, std::string>& named)> in_use;
 };
 
 // Checks what parsing cannot: the models and versions exist, shares fit in
@@ -159,7 +164,24 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
 StatusOr<DeploymentSpec> LoadDeploymentSpec(std::string_view endpoint, std::string_view text,
                                             const ModelCatalog& catalog);
 
-// The spec as YAML that ParseDeploymentSpec reads back to the same spec.
+// Receives a spec as a tree of maps, lists and scalars: YAML and JSON
+// writers implement it, so both formats come from one walk of the spec.
+class SpecWriter {
+ public:
+  virtual ~SpecWriter() = default;
+  virtual void BeginMap(bool inline_map) = 0;  // inline: short, on one line (YAML flow style)
+  virtual void EndMap() = 0;
+  virtual void BeginList(bool inline_list) = 0;
+  virtual void EndList() = 0;
+  virtual void Key(const std::string& key) = 0;
+  virtual void String(const std::string& value) = 0;
+  virtual void Int(int64_t value) = 0;
+  virtual void Double(double value) = 0;
+  virtual void Bool(bool value) = 0;
+};
+// The spec, in a form ParseDeploymentSpec reads back to the same spec.
+void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out);
+// The same as YAML.
 std::string DeploymentSpecToYaml(const DeploymentSpec& spec);
 
 }  // namespace vigil

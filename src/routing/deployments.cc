@@ -62,9 +62,31 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
 
 Status Deployments::Apply(const std::string& endpoint, std::string_view text, const ChangeNote& note) {
   VIGIL_ASSIGN_OR_RETURN(DeploymentSpec spec, ParseDeploymentSpec(endpoint, text));
-  VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
+  Status s = ValidateDeploymentSpec(spec, Catalog());  // loads the versions it names
   MutexLock lock(control_mu_);
-  return Commit(endpoint, std::move(spec), note);
+  if (s.ok()) s = Commit(endpoint, std::move(spec), note);
+  ReportInUse(!s.ok());  // a refused spec keeps nothing loaded
+  return s;
+}
+
+void Deployments::ReportInUse(bool force) {
+  if (!catalog_.in_use) return;
+  std::map<std::pair<std::string, int64_t>, std::string> named;
+  for (const auto& entry : *table_.load()) {
+    const std::string& endpoint = entry.first;
+    const DeploymentSpec& spec = entry.second->spec();
+    auto name = [&](const Variant& v) {
+      if (v.version == 0) return;  // the latest: whatever the policy keeps
+      std::string& who = named[{v.model, v.version}];
+      if (who.find("endpoint " + endpoint) != std::string::npos) return;
+      who += (who.empty() ? "endpoint " : ", endpoint ") + endpoint;
+    };
+    name(spec.production);
+    for (const auto& c : spec.candidates) name(c);
+  }
+  if (!force && named == reported_) return;
+  catalog_.in_use(named);
+  reported_ = std::move(named);
 }
 
 Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) {
@@ -77,6 +99,7 @@ Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) 
   if (!Find(endpoint) && !refused) return NotFound("no endpoint '" + endpoint + "'");
   VIGIL_RETURN_IF_ERROR(Commit(endpoint, std::nullopt, note));
   file_texts_.erase(endpoint);
+  ReportInUse();
   return Status::Ok();
 }
 
@@ -87,8 +110,10 @@ Status Deployments::Mutate(const std::string& endpoint, const std::function<Stat
   if (!router) return NotFound("no endpoint '" + endpoint + "'");
   DeploymentSpec spec = router->spec();
   VIGIL_RETURN_IF_ERROR(change(spec));
-  VIGIL_RETURN_IF_ERROR(ValidateDeploymentSpec(spec, Catalog()));
-  return Commit(endpoint, std::move(spec), note);
+  Status s = ValidateDeploymentSpec(spec, Catalog());
+  if (s.ok()) s = Commit(endpoint, std::move(spec), note);
+  ReportInUse(!s.ok());
+  return s;
 }
 
 StatusOr<std::vector<AuditEvent>> Deployments::History(const std::string& endpoint, int limit) const {
@@ -121,6 +146,7 @@ void Deployments::Restore() {
     spdlog::info("event=deployment_restored endpoint={}", LogValue(d.endpoint));
   }
   table_.store(std::make_shared<const Table>(std::move(table)));
+  ReportInUse();
 }
 
 void Deployments::RetryRefused() {
@@ -159,6 +185,7 @@ void Deployments::LoadDirectory() {
   {
     MutexLock lock(control_mu_);
     RetryRefused();
+    ReportInUse();
   }
   if (directory_.empty()) return;
   std::error_code ec;
@@ -203,6 +230,7 @@ void Deployments::LoadDirectory() {
     if (Find(endpoint)) (void)Commit(endpoint, std::nullopt, {"file:" + directory_.string(), "delete", "file removed"});
     file_texts_.erase(endpoint);
   }
+  ReportInUse();
 }
 
 }  // namespace vigil

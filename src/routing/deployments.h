@@ -90,6 +90,9 @@ class Deployments {
       REQUIRES(control_mu_);
   // Restores the stored deployments in `refused_` that validate now.
   void RetryRefused() REQUIRES(control_mu_);
+  // Tells the catalog which model versions the specs in force name, when
+  // that changed (or always with `force`: a refused spec may have loaded one).
+  void ReportInUse(bool force = false) REQUIRES(control_mu_);
 
   const ModelCatalog catalog_;
   const std::filesystem::path directory_;
@@ -99,8 +102,10 @@ class Deployments {
   Mutex control_mu_;
   // endpoint → the deployments/ file text it last came from
   std::map<std::string, std::string> file_texts_ GUARDED_BY(control_mu_);
-  std::map<std::string, std::string> file_errors_ GUARDED_BY(control_mu_);  // endpoint → last error logged
-  mutable Mutex refused_mu_ ACQUIRED_AFTER(control_mu_);                    // taken inside control_mu_, never around it
+  std::map<std::string, std::string> file_errors_ GUARDED_BY(control_mu_);
+  std::map<std::pair<std::string, int64_t>, std::string> reported_
+      GUARDED_BY(control_mu_);                            // last ReportInUse  // endpoint → last error logged
+  mutable Mutex refused_mu_ ACQUIRED_AFTER(control_mu_);  // taken inside control_mu_, never around it
   std::map<std::string, Refused> refused_ GUARDED_BY(refused_mu_);
 };
 

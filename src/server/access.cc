@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 namespace vigil {
@@ -25,15 +26,35 @@ bool ConstantTimeEquals(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
+AccessPolicy::AccessPolicy(std::string admin_token, std::string feedback_token,
+                           std::optional<std::vector<AddressRange>> admin_allow)
+    : admin_token_(std::move(admin_token)), feedback_token_(std::move(feedback_token)) {
+  if (admin_allow) {
+    allow_ = std::move(*admin_allow);
+    allow_given_ = true;
+  }
+}
+
+bool AccessPolicy::Admitted(const Caller& caller) const {
+  if (caller.address.empty()) return caller.loopback;  // a local socket
+  return InAddressRanges(allow_, caller.address);
+}
+
 Status AccessPolicy::Check(Scope scope, const Caller& caller) const {
   const bool feedback = scope == Scope::kFeedback;
   const char* what = feedback ? "feedback" : "control routes (deployment changes, model load and unload)";
   const bool has_token = !admin_token_.empty() || (feedback && !feedback_token_.empty());
-  if (!has_token) {
-    if (caller.loopback) return Status::Ok();
-    return PermissionDenied(std::string(what) + " are accepted only from loopback when the server has no " +
-                            (feedback ? "--feedback-token or --admin-token" : "--admin-token") + " (" +
-                            std::string(caller.peer) + " is not loopback)");
+  if (!has_token || allow_given_) {
+    if (!Admitted(caller)) {
+      if (allow_given_) {
+        return PermissionDenied(std::string(what) + " are accepted only from the addresses --admin-allow admits (" +
+                                std::string(caller.peer) + " is not among them)");
+      }
+      return PermissionDenied(std::string(what) + " are accepted only from loopback when the server has no " +
+                              (feedback ? "--feedback-token or --admin-token" : "--admin-token") +
+                              " or --admin-allow (" + std::string(caller.peer) + " is not loopback)");
+    }
+    if (!has_token) return Status::Ok();
   }
   const auto token = caller.authorization ? BearerToken(*caller.authorization) : std::nullopt;
   if (token) {
@@ -47,23 +68,113 @@ Status AccessPolicy::Check(Scope scope, const Caller& caller) const {
                          (feedback ? "--feedback-token or --admin-token" : "--admin-token") + ")");
 }
 
-bool IsLoopbackPeer(std::string_view peer) {
+std::string_view GrpcPeerAddress(std::string_view peer) {
   std::string_view host;
   if (peer.substr(0, 5) == "ipv4:") {
     host = peer.substr(5);
-    host = host.substr(0, host.rfind(':'));
-  } else if (peer.substr(0, 5) == "ipv6:") {
+    return host.substr(0, host.rfind(':'));
+  }
+  if (peer.substr(0, 5) == "ipv6:") {
     host = peer.substr(5);
-    if (host.empty() || host.front() != '[') return false;
+    if (host.empty() || host.front() != '[') return {};
     const size_t close = host.find(']');
-    if (close == std::string_view::npos) return false;
+    if (close == std::string_view::npos) return {};
     host = host.substr(1, close - 1);
     // "%25" is a percent-encoded zone id separator.
     if (const size_t zone = host.find('%'); zone != std::string_view::npos) host = host.substr(0, zone);
-  } else {
-    return peer.substr(0, 5) == "unix:";  // a local socket
+    return host;
   }
-  return IsLoopbackAddress(host);
+  return {};
+}
+
+bool IsLoopbackPeer(std::string_view peer) {
+  if (peer.substr(0, 5) == "unix:") return true;  // a local socket
+  const std::string_view host = GrpcPeerAddress(peer);
+  return !host.empty() && IsLoopbackAddress(host);
+}
+
+StatusOr<std::vector<AddressRange>> ParseAddressRanges(std::string_view list) {
+  std::vector<AddressRange> out;
+  constexpr size_t kMaxRanges = 1024;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t end = list.find(',', pos);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view entry = list.substr(pos, end - pos);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    pos = end + 1;
+    const std::string shown(entry.substr(0, 64));
+    if (entry.empty()) return InvalidArgument("--admin-allow: an empty entry (use CIDR,CIDR,...)");
+    if (out.size() == kMaxRanges) return InvalidArgument("--admin-allow: more than 1024 ranges");
+    const size_t slash = entry.find('/');
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(std::string(entry.substr(0, slash)), ec);
+    if (ec) return InvalidArgument("--admin-allow: '" + shown + "' is not an address or CIDR range");
+    AddressRange r;
+    r.v6 = address.is_v6();
+    const int max_prefix = r.v6 ? 128 : 32;
+    r.prefix = max_prefix;
+    if (slash != std::string_view::npos) {
+      const std::string_view bits = entry.substr(slash + 1);
+      int prefix = -1;
+      if (!bits.empty() && bits.size() <= 3 && bits.find_first_not_of("0123456789") == std::string_view::npos)
+        prefix = std::stoi(std::string(bits));
+      if (prefix < 0 || prefix > max_prefix) {
+        return InvalidArgument("--admin-allow: the prefix of '" + shown + "' must be from 0 to " +
+                               std::to_string(max_prefix));
+      }
+      r.prefix = prefix;
+    }
+    if (r.v6) {
+      const auto b = address.to_v6().to_bytes();
+      std::copy(b.begin(), b.end(), r.bytes.begin());
+    } else {
+      const auto b = address.to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), r.bytes.begin());
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+bool InAddressRanges(const std::vector<AddressRange>& ranges, std::string_view text) {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(std::string(text), ec);
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+  }
+  std::array<unsigned char, 16> bytes{};
+  if (address.is_v6()) {
+    const auto b = address.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), bytes.begin());
+  } else {
+    const auto b = address.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), bytes.begin());
+  }
+  for (const AddressRange& r : ranges) {
+    if (r.v6 != address.is_v6()) continue;
+    bool match = true;
+    for (int bit = 0; bit < r.prefix && match; bit += 8) {
+      const int n = std::min(8, r.prefix - bit);
+      const auto mask = static_cast<unsigned char>(0xFF << (8 - n));
+      match = (bytes[static_cast<size_t>(bit / 8)] & mask) == (r.bytes[static_cast<size_t>(bit / 8)] & mask);
+    }
+    if (match) return true;
+  }
+  return false;
+}
+
+std::vector<AddressRange> LoopbackRanges() {
+  AddressRange v4;
+  v4.bytes[0] = 127;
+  v4.prefix = 8;
+  AddressRange v6;
+  v6.v6 = true;
+  v6.bytes[15] = 1;
+  v6.prefix = 128;
+  return {v4, v6};
 }
 
 bool IsLoopbackAddress(std::string_view text) {

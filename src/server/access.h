@@ -3,22 +3,43 @@
 //
 //   control  /v1/deployments changes, model load and unload (HTTP and gRPC):
 //            "Authorization: Bearer <admin token>" when the server has one;
-//            without one, only clients on loopback.
+//            without one, only clients whose address --admin-allow admits
+//            (default: loopback).
 //   feedback /v1/feedback: the feedback token or the admin token when either
-//            is set; with neither, only clients on loopback. Feedback decides
-//            rollouts, so it is never open to the network by default.
+//            is set; with neither, only clients --admin-allow admits.
+//            Feedback decides rollouts, so it is never open to the network
+//            by default.
+//
+// An --admin-allow given explicitly holds with tokens too: a change then
+// needs both the token and an admitted address.
 //
 // Tokens are compared in constant time. Thread-safe (immutable after
 // construction).
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
 namespace vigil {
+
+// An address range (192.168.0.0/16, ::1/128, 10.1.2.3 = /32).
+struct AddressRange {
+  bool v6 = false;
+  std::array<unsigned char, 16> bytes{};  // the network; IPv4 in the first 4
+  int prefix = 0;                         // bits that must match
+};
+// "CIDR,CIDR,...": every entry must be an address with an optional /prefix
+// in range; the error names the entry.
+StatusOr<std::vector<AddressRange>> ParseAddressRanges(std::string_view list);
+// Whether `address` (IPv4, IPv6, IPv4-mapped IPv6) is in one of `ranges`.
+bool InAddressRanges(const std::vector<AddressRange>& ranges, std::string_view address);
+// 127.0.0.0/8 and ::1/128.
+std::vector<AddressRange> LoopbackRanges();
 
 class AccessPolicy {
  public:
@@ -28,22 +49,29 @@ class AccessPolicy {
   // metadata) if any, and where from.
   struct Caller {
     std::optional<std::string_view> authorization;
-    bool loopback = false;
-    std::string_view peer;  // for messages
+    bool loopback = false;     // a local socket counts as loopback
+    std::string_view address;  // the peer's IP address; empty for a local socket
+    std::string_view peer;     // for messages
   };
 
   AccessPolicy() = default;
-  AccessPolicy(std::string admin_token, std::string feedback_token)
-      : admin_token_(std::move(admin_token)), feedback_token_(std::move(feedback_token)) {}
+  // `admin_allow`: the --admin-allow ranges; none given: loopback, and
+  // tokens alone decide when set.
+  AccessPolicy(std::string admin_token, std::string feedback_token,
+               std::optional<std::vector<AddressRange>> admin_allow = std::nullopt);
 
-  // OK, Unauthenticated (no or wrong token) or PermissionDenied (not on
-  // loopback when no token is configured), with a message that says what
-  // the route needs.
+  // OK, Unauthenticated (no or wrong token) or PermissionDenied (an address
+  // --admin-allow does not admit), with a message that says what the route
+  // needs.
   Status Check(Scope scope, const Caller& caller) const;
 
  private:
+  bool Admitted(const Caller& caller) const;
+
   std::string admin_token_;
   std::string feedback_token_;
+  std::vector<AddressRange> allow_ = LoopbackRanges();
+  bool allow_given_ = false;
 };
 
 // Equality that takes the same time wherever the strings first differ; the
@@ -56,6 +84,9 @@ bool IsLoopbackAddress(std::string_view address);
 // Whether a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000",
 // "unix:...") is on loopback.
 bool IsLoopbackPeer(std::string_view grpc_peer);
+// The IP address of a gRPC peer string; empty for a local socket or a form
+// it does not know.
+std::string_view GrpcPeerAddress(std::string_view grpc_peer);
 
 // Reads a token from a file (--admin-token-file): the first line, without
 // its line break or surrounding spaces; an empty token is an error.

@@ -9,7 +9,7 @@ namespace vigil {
 namespace {
 
 AccessPolicy::Caller From(bool loopback, std::optional<std::string_view> authorization = std::nullopt) {
-  return {authorization, loopback, loopback ? "127.0.0.1:5000" : "10.0.0.9:5000"};
+  return {authorization, loopback, loopback ? "127.0.0.1" : "10.0.0.9", loopback ? "127.0.0.1:5000" : "10.0.0.9:5000"};
 }
 
 TEST(AccessPolicy, WithoutTokensOnlyLoopbackMayChangeOrSendFeedback) {
@@ -20,6 +20,61 @@ TEST(AccessPolicy, WithoutTokensOnlyLoopbackMayChangeOrSendFeedback) {
     EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
     EXPECT_NE(s.message().find("10.0.0.9:5000 is not loopback"), std::string::npos) << s.message();
   }
+}
+
+TEST(AddressRanges, ParseAndMatchIpv4Ipv6AndMappedAddresses) {
+  auto ranges = ParseAddressRanges("10.1.0.0/16, 192.168.7.9,fd00::/8");
+  ASSERT_TRUE(ranges.ok()) << ranges.status().message();
+  EXPECT_TRUE(InAddressRanges(*ranges, "10.1.255.3"));
+  EXPECT_FALSE(InAddressRanges(*ranges, "10.2.0.1"));
+  EXPECT_TRUE(InAddressRanges(*ranges, "192.168.7.9"));  // a bare address is /32
+  EXPECT_FALSE(InAddressRanges(*ranges, "192.168.7.10"));
+  EXPECT_TRUE(InAddressRanges(*ranges, "fd12::1"));
+  EXPECT_FALSE(InAddressRanges(*ranges, "fe80::1"));
+  EXPECT_TRUE(InAddressRanges(*ranges, "::ffff:10.1.2.3"));  // IPv4-mapped IPv6 is its IPv4 address
+  EXPECT_FALSE(InAddressRanges(*ranges, "not an address"));
+  EXPECT_TRUE(InAddressRanges(*ParseAddressRanges("0.0.0.0/0"), "8.8.8.8"));
+  EXPECT_FALSE(InAddressRanges(*ParseAddressRanges("0.0.0.0/0"), "::1"));  // families do not mix
+  EXPECT_TRUE(InAddressRanges(LoopbackRanges(), "127.0.0.2"));
+  EXPECT_TRUE(InAddressRanges(LoopbackRanges(), "::1"));
+  EXPECT_FALSE(InAddressRanges(LoopbackRanges(), "10.0.0.9"));
+  for (const char* bad : {"", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "host.example",
+                          "10.0.0.1,,10.0.0.2", "10.0.0.0/0008"}) {
+    auto r = ParseAddressRanges(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("--admin-allow"), std::string::npos) << r.status().message();
+    }
+  }
+  std::string many;
+  for (int i = 0; i < 1025; ++i) many += (i ? "," : "") + std::string("10.0.0.1");
+  EXPECT_FALSE(ParseAddressRanges(many).ok());
+}
+
+TEST(AccessPolicy, AdminAllowAdmitsItsRangesAndHoldsWithTokensToo) {
+  using S = AccessPolicy::Scope;
+  const AccessPolicy only_one("", "", *ParseAddressRanges("127.0.0.1/32"));
+  AccessPolicy::Caller other_loopback{std::nullopt, true, "127.0.0.2", "127.0.0.2:5000"};
+  EXPECT_TRUE(only_one.Check(S::kControl, From(true)).ok());
+  const Status s = only_one.Check(S::kControl, other_loopback);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("--admin-allow admits (127.0.0.2:5000 is not among them)"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(only_one.Check(S::kFeedback, other_loopback).code(), StatusCode::kPermissionDenied);
+  // A network range opens tokenless changes to it.
+  const AccessPolicy subnet("", "", *ParseAddressRanges("10.0.0.0/8"));
+  EXPECT_TRUE(subnet.Check(S::kControl, From(false)).ok());
+  EXPECT_EQ(subnet.Check(S::kControl, From(true)).code(), StatusCode::kPermissionDenied);
+  // Given with a token, both are needed.
+  const AccessPolicy both("adm1n", "", *ParseAddressRanges("10.0.0.0/8"));
+  EXPECT_TRUE(both.Check(S::kControl, From(false, "Bearer adm1n")).ok());
+  EXPECT_EQ(both.Check(S::kControl, From(false)).code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(both.Check(S::kControl, From(true, "Bearer adm1n")).code(), StatusCode::kPermissionDenied);
+  // A local socket (no address) counts as loopback.
+  EXPECT_TRUE(only_one.Check(S::kControl, {std::nullopt, true, "", "unix:/tmp/s"}).ok());
+  EXPECT_EQ(GrpcPeerAddress("ipv4:127.0.0.2:5000"), "127.0.0.2");
+  EXPECT_EQ(GrpcPeerAddress("ipv6:[::1]:5000"), "::1");
+  EXPECT_EQ(GrpcPeerAddress("unix:/tmp/s"), "");
 }
 
 TEST(AccessPolicy, TokensAreRequiredEvenFromLoopbackOnceSet) {

@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "monitoring/quality.h"
 #include "protocol/json.h"
+#include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
 #include "rollout/rollout.h"
 #include "server/http_replies.h"
@@ -33,6 +34,35 @@ StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::str
   if (Status s = ParseJson(body, d); !s.ok()) return InvalidArgument(what + ": " + s.message());
   if (!d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
   return d;
+}
+
+// A spec as JSON: the same tree as its YAML.
+class JsonSpecWriter final : public SpecWriter {
+ public:
+  explicit JsonSpecWriter(JsonWriter& out) : out_(out) {}
+  void BeginMap(bool) override { out_.StartObject(); }
+  void EndMap() override { out_.EndObject(); }
+  void BeginList(bool) override { out_.StartArray(); }
+  void EndList() override { out_.EndArray(); }
+  void Key(const std::string& key) override { out_.Key(key); }
+  void String(const std::string& value) override { out_.String(value); }
+  void Int(int64_t value) override { out_.Int(value); }
+  void Double(double value) override { out_.Double(value); }
+  void Bool(bool value) override { out_.Bool(value); }
+
+ private:
+  JsonWriter& out_;
+};
+
+// Whether the client asked for YAML (Accept: application/yaml, text/yaml
+// or application/x-yaml); JSON otherwise.
+bool WantsYaml(const HttpRequest& request) {
+  auto it = request.find(http::field::accept);
+  if (it == request.end()) return false;
+  const std::string_view accept(it->value().data(), it->value().size());
+  return accept.find("application/yaml") != std::string_view::npos ||
+         accept.find("text/yaml") != std::string_view::npos ||
+         accept.find("application/x-yaml") != std::string_view::npos;
 }
 
 int64_t SinceMs(const Router& router) {
@@ -78,16 +108,8 @@ std::string VariantJson(const Router& router, int index) {
 }  // namespace
 
 AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store, PredictionLog* log,
-                   ServingMetrics* metrics)
-    : deployments_(deployments), access_(access), store_(store), log_(log) {
-  if (store_) join_ = std::make_unique<FeedbackJoin>(*store_);
-  if (metrics) {
-    quality_ = &metrics->registry().AddGauge(
-        "vigil_quality",
-        "Quality of an endpoint variant's predictions from joined feedback, since its spec took effect.",
-        {"endpoint", "variant", "metric"});
-  }
-}
+                   FeedbackJoin* join)
+    : deployments_(deployments), access_(access), store_(store), log_(log), join_(join) {}
 
 void AppendQualityMembers(std::string& out, const Quality& q) {
   for (const auto& [name, value] : QualityMetrics(q)) {
@@ -108,10 +130,6 @@ std::string AdminApi::QualityJson(const Router& router) const {
     AppendJsonString(out, variant);
     out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
     AppendQualityMembers(out, q);
-    for (const auto& [name, value] : QualityMetrics(q)) {
-      if (value && quality_) quality_->WithLabels({spec.endpoint, variant, name}).Set(*value);
-    }
-    if (quality_) quality_->WithLabels({spec.endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));
     out += '}';
   }
   return out + "}";
@@ -215,14 +233,6 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
     if (!unknown.empty()) unknown += ',';
     AppendJsonString(unknown, id);
   }
-  // Refresh the gauges: each endpoint's quality from what this post (and
-  // anything since the last one) changed.
-  std::map<std::string, int64_t> served;
-  for (const auto& router : deployments_.All()) {
-    served[router->spec().endpoint] = SinceMs(*router);
-    (void)QualityJson(*router);
-  }
-  if (join_) join_->Retain(served);
   respond(MakeResponse(
       200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
                        records.size(), known->size(), unknown_count, unknown, errors)));
@@ -255,29 +265,27 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   };
   if (n == 2) {
     if (verb != http::verb::get) return not_allowed("GET");
-    std::string out = "[";
-    bool first = true;
+    JsonWriter j;
+    j.StartArray();
     for (const auto& router : deployments_.All()) {
-      if (!first) out += ',';
-      first = false;
-      out += "{\"endpoint\":";
-      AppendJsonString(out, router->spec().endpoint);
-      out += ",\"state\":\"active\",\"spec\":";
-      AppendJsonString(out, DeploymentSpecToYaml(router->spec()));
-      out += '}';
+      j.StartObject();
+      j.Field("endpoint", router->spec().endpoint);
+      j.Field("state", "active");
+      j.Key("spec");
+      JsonSpecWriter spec(j);
+      WriteDeploymentSpec(router->spec(), spec);
+      j.EndObject();
     }
     for (const auto& [name, refused] : deployments_.RefusedDeployments()) {
-      if (!first) out += ',';
-      first = false;
-      out += "{\"endpoint\":";
-      AppendJsonString(out, name);
-      out += ",\"state\":\"refused\",\"reason\":";
-      AppendJsonString(out, refused.reason);
-      out += ",\"spec\":";
-      AppendJsonString(out, refused.spec_yaml);
-      out += '}';
+      j.StartObject();
+      j.Field("endpoint", name);
+      j.Field("state", "refused");
+      j.Field("reason", refused.reason);
+      j.Field("spec_text", refused.spec_yaml);  // as stored: it no longer reads as a spec
+      j.EndObject();
     }
-    return respond(MakeResponse(200, out + "]"));
+    j.EndArray();
+    return respond(MakeResponse(200, j.Take()));
   }
   const std::string& endpoint = p[2];
   const bool mutation = verb != http::verb::get;
@@ -305,7 +313,13 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
         }
         return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
       }
-      return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
+      if (WantsYaml(request)) {
+        return respond(MakeResponse(200, DeploymentSpecToYaml(router->spec()), "application/yaml"));
+      }
+      JsonWriter j;
+      JsonSpecWriter spec(j);
+      WriteDeploymentSpec(router->spec(), spec);
+      return respond(MakeResponse(200, j.Take()));
     }
     if (verb == http::verb::put)
       return done(deployments_.Apply(endpoint, request.body(), {info.peer, "apply", ""}), "apply");

@@ -1,7 +1,8 @@
 // AdminApi: /v1/deployments, the deployment admin routes.
 //
-//   GET    /v1/deployments                                  endpoints and their specs
-//   GET    /v1/deployments/{e}                              the spec (YAML)
+//   GET    /v1/deployments                                  endpoints and their specs (JSON objects)
+//   GET    /v1/deployments/{e}                              the spec: JSON, or YAML with Accept: application/yaml;
+//                                                           either can be PUT back as it is
 //   PUT    /v1/deployments/{e}                              apply a spec (YAML or JSON body)
 //   DELETE /v1/deployments/{e}
 //   POST   /v1/deployments/{e}/candidates/{c}/weight        {"share": 20} (ab) or {"step": 2} (canary)
@@ -49,9 +50,9 @@ class AdminApi {
   // The most feedback items one post may carry.
   static constexpr size_t kMaxFeedbackItems = 10'000;
 
-  // `store`, `log` and `metrics` may be null (no feedback, no quality then).
+  // `store`, `log` and `join` may be null (no feedback, no quality then).
   AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store = nullptr, PredictionLog* log = nullptr,
-           ServingMetrics* metrics = nullptr);
+           FeedbackJoin* join = nullptr);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
@@ -65,15 +66,14 @@ class AdminApi {
   HttpResponse Status_(const std::string& endpoint) const;
 
   // Per-variant quality of the endpoint's predictions since its spec took
-  // effect, as JSON keyed by variant; also sets the vigil_quality gauges.
+  // effect, as JSON keyed by variant.
   std::string QualityJson(const Router& router) const;
 
   Deployments& deployments_;
   const AccessPolicy& access_;
   Store* store_;
   PredictionLog* log_;
-  std::unique_ptr<FeedbackJoin> join_;  // with a store
-  GaugeFamily* quality_ = nullptr;
+  FeedbackJoin* join_;  // with a store
 };
 
 }  // namespace vigil

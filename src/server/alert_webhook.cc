@@ -95,15 +95,27 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
   const char* status = n.resolved ? "resolved" : "firing";
   AlertLabels with_name = n.labels;  // Alertmanager's labels include the alert's name
   with_name["alertname"] = n.alertname;
+  // Alerts with a `group` label (a dataset alert and its feature alerts)
+  // form one group per model version; any other alert is grouped by name.
+  AlertLabels group{{"alertname", n.alertname}};
+  if (auto g = n.labels.find("group"); g != n.labels.end()) {
+    group = {{"group", g->second}};
+    for (const char* key : {"model", "version", "endpoint"}) {
+      if (auto it = n.labels.find(key); it != n.labels.end()) group[key] = it->second;
+    }
+  }
+  std::string group_key = "{}:{";
+  for (const auto& [k, v] : group) group_key += (group_key.size() > 4 ? "," : "") + k + "=\"" + v + "\"";
+  group_key += "}";
   JsonWriter w;
   w.StartObject();
   w.Field("version", "4");
-  w.Field("groupKey", "{}:{alertname=\"" + n.alertname + "\"}");
+  w.Field("groupKey", group_key);
   w.Field("truncatedAlerts", 0);
   w.Field("status", status);
   w.Field("receiver", "vigil");
   w.Key("groupLabels");
-  WriteLabels(w, {{"alertname", n.alertname}});
+  WriteLabels(w, group);
   w.Key("commonLabels");
   WriteLabels(w, with_name);
   w.Key("commonAnnotations");

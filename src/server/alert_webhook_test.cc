@@ -48,6 +48,26 @@ TEST(AlertWebhook, BodiesHaveAlertmanagersWebhookShapeFiringThenResolved) {
   EXPECT_STREQ(resolved["alerts"][0]["startsAt"].GetString(), a["startsAt"].GetString());
 }
 
+TEST(AlertWebhook, ADatasetAlertAndItsFeatureAlertsShareOneGroup) {
+  AlertNotification feature = Notification(false);
+  feature.labels["group"] = "DatasetDrift";
+  AlertNotification dataset = Notification(false);
+  dataset.alertname = "DatasetDrift";
+  dataset.labels = {{"model", "m"}, {"version", "1"}, {"group", "DatasetDrift"}};
+  AlertNotification other_version = feature;
+  other_version.labels["version"] = "2";
+  rapidjson::Document f, d, o;
+  f.Parse(AlertmanagerWebhookBody(feature, "").c_str());
+  d.Parse(AlertmanagerWebhookBody(dataset, "").c_str());
+  o.Parse(AlertmanagerWebhookBody(other_version, "").c_str());
+  EXPECT_STREQ(f["groupKey"].GetString(), R"({}:{group="DatasetDrift",model="m",version="1"})");
+  EXPECT_STREQ(f["groupKey"].GetString(), d["groupKey"].GetString());
+  EXPECT_STRNE(f["groupKey"].GetString(), o["groupKey"].GetString());
+  EXPECT_STREQ(f["groupLabels"]["group"].GetString(), "DatasetDrift");
+  EXPECT_FALSE(f["groupLabels"].HasMember("feature"));
+  EXPECT_STREQ(f["alerts"][0]["labels"]["alertname"].GetString(), "FeatureDrift");
+}
+
 TEST(AlertWebhook, TextThatIsNotUtf8StaysValidJson) {
   AlertNotification n = Notification(false);
   n.labels["feature"] = "bad\xff\xfe name";

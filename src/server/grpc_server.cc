@@ -62,6 +62,7 @@ AccessPolicy::Caller CallerOf(grpc::CallbackServerContext* ctx, const std::strin
   if (auto it = md.find("authorization"); it != md.end())
     caller.authorization = std::string_view(it->second.data(), it->second.size());
   caller.loopback = IsLoopbackPeer(peer);
+  caller.address = GrpcPeerAddress(peer);
   caller.peer = peer;
   return caller;
 }

@@ -19,8 +19,15 @@ AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& inf
   if (auto it = request.find(http::field::authorization); it != request.end())
     caller.authorization = std::string_view(it->value().data(), it->value().size());
   caller.loopback = info.loopback;
+  caller.address = info.address;
   caller.peer = info.peer;
   return caller;
+}
+
+void WriteQualityMembers(JsonWriter& j, const Quality& q) {
+  for (const auto& [name, value] : QualityMetrics(q)) {
+    if (value) j.Field(name, *value);
+  }
 }
 
 }  // namespace vigil

@@ -3,6 +3,8 @@
 #pragma once
 
 #include "core/status.h"
+#include "monitoring/quality.h"
+#include "protocol/json_writer.h"
 #include "server/access.h"
 #include "server/http_server.h"
 
@@ -16,5 +18,8 @@ constexpr int kRetryAfterSeconds = 1;
 
 // Who sent a request, as the access policy sees it (valid while `request` lives).
 AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info);
+
+// The metrics of `q` that are set, as members of the open object: "accuracy": 0.9, ...
+void WriteQualityMembers(JsonWriter& j, const Quality& q);
 
 }  // namespace vigil

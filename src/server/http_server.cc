@@ -107,7 +107,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const auto remote = Socket().remote_endpoint(ec);
     if (!ec) {
       info_.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-      info_.loopback = IsLoopbackAddress(remote.address().to_string());
+      info_.address = remote.address().to_string();
+      info_.loopback = IsLoopbackAddress(info_.address);
     }
     shared_->connections.fetch_add(1);
     if (shared_->options.metrics) shared_->options.metrics->connections->Add(1);

@@ -39,7 +39,8 @@ using HttpResponse = boost::beast::http::response<boost::beast::http::string_bod
 
 // Who sent a request, for access control.
 struct RequestInfo {
-  std::string peer;  // address:port
+  std::string peer;     // address:port
+  std::string address;  // the peer's IP address
   bool loopback = false;
 };
 

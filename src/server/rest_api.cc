@@ -10,7 +10,7 @@
 #include "core/logging.h"
 #include "protocol/json.h"
 #include "server/control_workers.h"
-#include "server/monitoring_service.h"
+#include "server/monitoring_api.h"
 
 namespace vigil {
 
@@ -109,7 +109,7 @@ bool MethodIs(const HttpRequest& request, http::verb want, const Respond& respon
 }  // namespace
 
 RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-                 const AccessPolicy& access, AdminApi* admin, MonitoringService* monitoring, ControlWorkers* control)
+                 const AccessPolicy& access, AdminApi* admin, MonitoringApi* monitoring, ControlWorkers* control)
     : service_(service),
       repository_(repository),
       metrics_(metrics),

@@ -17,7 +17,7 @@
 
 namespace vigil {
 
-class MonitoringService;
+class MonitoringApi;
 class ControlWorkers;
 
 class RestApi {
@@ -26,7 +26,7 @@ class RestApi {
   // repository load/unload/index) run on `control`'s threads when given,
   // never on an HTTP I/O thread; with it full they answer 503.
   RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-          const AccessPolicy& access, AdminApi* admin = nullptr, MonitoringService* monitoring = nullptr,
+          const AccessPolicy& access, AdminApi* admin = nullptr, MonitoringApi* monitoring = nullptr,
           ControlWorkers* control = nullptr);
 
   void Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond);
@@ -53,7 +53,7 @@ class RestApi {
   ServerState& state_;
   const AccessPolicy& access_;
   AdminApi* admin_;
-  MonitoringService* monitoring_;
+  MonitoringApi* monitoring_;
   ControlWorkers* control_;
   std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
 };

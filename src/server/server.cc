@@ -19,8 +19,9 @@
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/inference_service.h"
-#include "server/monitoring_service.h"
+#include "server/monitoring_api.h"
 #include "server/rest_api.h"
+#include "server/serving_world.h"
 #include "store/prediction_log.h"
 
 namespace vigil {
@@ -47,12 +48,19 @@ size_t DefaultMaxConnections(size_t file_limit) {
 }
 
 // What deployment specs are validated against: the repository's models.
-ModelCatalog CatalogOf(const ModelRepository& repository) {
+ModelCatalog CatalogOf(ModelRepository& repository) {
   ModelCatalog c;
   c.check = [&repository](const std::string& model, int64_t version) -> Status {
     auto info = repository.Find(model, version);
+    if (!info.ok() && version != 0) {
+      // A version on disk that version_policy does not select: loaded now,
+      // and kept while a spec names it.
+      repository.KeepLoaded(model, version);
+      info = repository.Find(model, version);
+    }
     return info.ok() ? Status::Ok() : info.status();
   };
+  c.in_use = [&repository](const ModelRepository::NamedVersions& named) { repository.KeepOnly(named); };
   c.is_model = [&repository](const std::string& name) {
     for (const auto& row : repository.Index()) {
       if (row.model == name) return true;
@@ -79,7 +87,11 @@ struct Server::Parts {
   std::atomic<uint16_t> http_port{0};  // once listening: for the links in alert notifications
   std::unique_ptr<AlertNotifier> notifier;
   std::unique_ptr<AlertTracker> alerts;
-  std::unique_ptr<MonitoringService> monitoring;
+  std::unique_ptr<DriftStore> memory_drift_store;  // without a store
+  std::unique_ptr<FeedbackJoin> feedback;          // with a store
+  std::unique_ptr<ServingWorld> world;
+  std::unique_ptr<MonitorLoop> monitor;
+  std::unique_ptr<MonitoringApi> monitoring;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<ControlWorkers> control;
   std::unique_ptr<RestApi> api;
@@ -103,7 +115,11 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   auto p = std::make_unique<Parts>();
   p->options = options;
   p->state.required_models = options.required_models;
-  p->access = AccessPolicy(options.admin_token, options.feedback_token);
+  std::optional<std::vector<AddressRange>> admin_allow;
+  if (!options.admin_allow.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(admin_allow, ParseAddressRanges(options.admin_allow));
+  }
+  p->access = AccessPolicy(options.admin_token, options.feedback_token, std::move(admin_allow));
 
   ModelRepository::Options ro;
   ro.root = options.model_repository;
@@ -134,9 +150,17 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                 .deployments = p->deployments.get(),
                                                 .prediction_log = p->prediction_log.get(),
                                                 .inputs_sample_rate = options.log_inputs_sample_rate});
-  p->admin =
-      std::make_unique<AdminApi>(*p->deployments, p->access, p->store.get(), p->prediction_log.get(), &p->metrics);
-  MonitoringService::Options mo;
+  if (p->store) {
+    p->feedback = std::make_unique<FeedbackJoin>(*p->store);
+  } else {
+    p->memory_drift_store = MemoryDriftStore();
+  }
+  DriftStore* drift_store = p->store ? static_cast<DriftStore*>(p->store.get()) : p->memory_drift_store.get();
+  p->admin = std::make_unique<AdminApi>(*p->deployments, p->access, p->store.get(), p->prediction_log.get(),
+                                        p->feedback.get());
+  p->world = std::make_unique<ServingWorld>(*p->repository, *p->deployments);
+  MonitorLoop::Options mo{
+      .world = p->world.get(), .metrics = &p->metrics, .drift_store = drift_store, .feedback = p->feedback.get()};
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
   mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
@@ -152,8 +176,14 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   p->alerts = std::make_unique<AlertTracker>(
       AlertTracker::Options{.store = p->store.get(), .notifier = p->notifier.get(), .registry = &p->registry});
-  p->monitoring = std::make_unique<MonitoringService>(*p->repository, p->store.get(), &p->metrics, p->deployments.get(),
-                                                      mo, p->alerts.get());
+  mo.alerts = p->alerts.get();
+  VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
+  p->monitoring = std::make_unique<MonitoringApi>(MonitoringApi::Options{.repository = p->repository.get(),
+                                                                         .deployments = p->deployments.get(),
+                                                                         .loop = p->monitor.get(),
+                                                                         .alerts = p->alerts.get(),
+                                                                         .drift_store = drift_store,
+                                                                         .feedback = p->feedback.get()});
   p->control = std::make_unique<ControlWorkers>(ControlWorkers::Options{.threads = options.control_threads});
   p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->access, p->admin.get(),
                                      p->monitoring.get(), p->control.get());

@@ -39,6 +39,10 @@ struct ServerOptions {
   std::string admin_token;
   // Feedback needs this token (or the admin token); with neither, loopback only.
   std::string feedback_token;
+  // --admin-allow: "CIDR,CIDR,..." whose clients may use the routes that
+  // change something (with a token set, they also need the token); empty:
+  // loopback, or anyone with a token.
+  std::string admin_allow;
   // Threads for the routes that may block (store, model loads).
   int control_threads = 2;
   // Holds the SQLite store (deployments, their history); empty = no store.

@@ -216,6 +216,10 @@ int64_t PredictionIdKey(std::string_view id);
 // the current version. Fails with the path and SQLite's message.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir);
 
+// Drift windows kept in memory, the newest `per_model` of each model, for
+// a server without a data directory. Thread-safe.
+std::unique_ptr<DriftStore> MemoryDriftStore(size_t per_model = 100);
+
 // The schema version this build writes (migrations up to it are applied at open).
 int CurrentSchemaVersion();
 

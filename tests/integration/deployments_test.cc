@@ -269,7 +269,17 @@ TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
   // Rollback: the candidate's share drops to 0 at once; it stays in the spec.
   ASSERT_EQ(c->Post("/v1/deployments/cancer/rollback", "")->status, 200u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(Call(*c, "w" + std::to_string(i)).variant, "production");
-  EXPECT_NE(c->Get("/v1/deployments/cancer")->body.find("name: v2"), std::string::npos);
+  EXPECT_NE(c->Get("/v1/deployments/cancer")->body.find(R"("name":"v2")"), std::string::npos);
+  // The spec is a JSON object (YAML when asked for), and what GET answers can be PUT back as it is.
+  auto json_spec = c->Get("/v1/deployments/cancer");
+  ASSERT_EQ(Json(json_spec->body)["candidates"][0]["share"].GetDouble(), 0) << json_spec->body;
+  auto yaml_spec = c->Request("GET", "/v1/deployments/cancer", "", {{"Accept", "application/yaml"}});
+  EXPECT_NE(yaml_spec->body.find("name: v2"), std::string::npos) << yaml_spec->body;
+  for (const std::string& body : {json_spec->body, yaml_spec->body}) {
+    auto again = c->Put("/v1/deployments/cancer", body);
+    ASSERT_EQ(again->status, 200u) << again->body;
+    EXPECT_EQ(c->Get("/v1/deployments/cancer")->body, json_spec->body);
+  }
 
   // Pause / resume.
   EXPECT_TRUE(Json(c->Post("/v1/deployments/cancer/pause", "")->body)["paused"].GetBool());
@@ -280,7 +290,7 @@ TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
   const Answer promoted = Call(*c, "anyone");
   EXPECT_EQ(promoted.variant, "production");
   EXPECT_EQ(promoted.version, "2");
-  EXPECT_EQ(c->Get("/v1/deployments/cancer")->body.find("name: v2"), std::string::npos);
+  EXPECT_EQ(c->Get("/v1/deployments/cancer")->body.find(R"("name":"v2")"), std::string::npos);
 
   // PUT: JSON works as well as YAML; an invalid spec is refused and the old one stays.
   r = c->Put("/v1/deployments/fraud", R"({"production": {"model": "breast_cancer_xgb"}})");
@@ -292,7 +302,14 @@ TEST(DeploymentsAdmin, ApplyChangeAndReadEndpointsThroughTheApi) {
   EXPECT_EQ(r->status, 400u);
   EXPECT_NE(r->body.find("candidates[0].share"), std::string::npos) << r->body;
   EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 200u);
-  EXPECT_NE(c->Get("/v1/deployments")->body.find("\"endpoint\":\"fraud\""), std::string::npos);
+  auto listed = Json(c->Get("/v1/deployments")->body);
+  bool fraud_listed = false;
+  for (const auto& e : listed.GetArray()) {
+    if (std::string(e["endpoint"].GetString()) != "fraud") continue;
+    fraud_listed = true;
+    EXPECT_STREQ(e["spec"]["production"]["model"].GetString(), "breast_cancer_xgb");  // an object, not YAML text
+  }
+  EXPECT_TRUE(fraud_listed);
   EXPECT_EQ(c->Request("DELETE", "/v1/deployments/fraud")->status, 200u);
   EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 404u);
   EXPECT_EQ(c->Get("/v1/deployments/fraud")->status, 404u);
@@ -348,9 +365,84 @@ TEST(DeploymentsAdmin, WithoutATokenChangesComeOnlyFromLoopback) {
   fs::remove_all(repo);
 }
 
+// --admin-allow narrows who may change things: only 127.0.0.1 here, so a
+// client on 127.0.0.2 (loopback, but not admitted) is refused.
+TEST(DeploymentsAdmin, AdminAllowAdmitsOnlyItsAddresses) {
+  const fs::path repo = RepoWithSpec("deploy_allow", kSpec);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--admin-allow", "127.0.0.1/32"});
+  HttpClient::Options o;
+  o.port = server->port();
+  o.local_address = "127.0.0.2";
+  auto other = HttpClient::Connect(o);
+  ASSERT_TRUE(other.ok()) << other.status().message();
+  EXPECT_EQ((*other)->Get("/v1/deployments/cancer/status")->status, 200u);  // reading is open
+  auto r = (*other)->Post("/v1/deployments/cancer/pause", "");
+  EXPECT_EQ(r->status, 403u);
+  EXPECT_NE(r->body.find("--admin-allow admits (127.0.0.2:"), std::string::npos) << r->body;
+  EXPECT_EQ((*other)->Post("/v2/repository/models/breast_cancer_mlp/unload", "")->status, 403u);
+  EXPECT_EQ((*other)->Post("/v1/feedback", R"({"prediction_id":"p","label":1})")->status, 403u);
+  auto admitted = server->Client();  // from 127.0.0.1
+  EXPECT_EQ(admitted->Post("/v1/deployments/cancer/pause", "")->status, 200u);
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  // A bad range stops the server at start, naming it.
+  CommandResult bad =
+      RunVigil({"serve", "--model-repository", repo.string(), "--http-port", "0", "--admin-allow", "127.0.0.1/40"}, 30);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--admin-allow: the prefix of '127.0.0.1/40' must be from 0 to 32"), std::string::npos)
+      << bad.err;
+  fs::remove_all(repo);
+}
+
 // A raw-body request (Inference-Header-Content-Length: 0) to an endpoint's
 // name takes its input from the endpoint's production model and is routed
 // like any other call.
+// The everyday rollout: production v1, candidate v2, and the default
+// policy keeping only the latest version loaded.
+TEST(Deployments, VersionsASpecNamesAreLoadedWhateverTheVersionPolicy) {
+  const fs::path repo = ScratchDir("deploy_keep");
+  CopyExampleRepository(repo, {"breast_cancer_mlp"});
+  std::string config = ReadFile(repo / "breast_cancer_mlp" / "config.yaml");
+  config.replace(config.find("version_policy:"), std::string("version_policy:\n  latest: 2").size(),
+                 "version_policy: {latest: 1}");
+  WriteFile(repo / "breast_cancer_mlp" / "config.yaml", config);
+  auto server = ServerProcess::Start({"--model-repository", repo.string(), "--poll-interval", "0.05"});
+  auto c = server->Client();
+  ASSERT_TRUE(c);
+  auto version_1 = [&]() -> std::optional<std::pair<std::string, std::string>> {  // state, reason
+    auto index = Json(c->Post("/v2/repository/index", "{}")->body);
+    for (const auto& row : index.GetArray()) {
+      if (std::string(row["version"].GetString()) == "1")
+        return std::pair{std::string(row["state"].GetString()), std::string(row["reason"].GetString())};
+    }
+    return std::nullopt;
+  };
+  EXPECT_FALSE(version_1().has_value());  // the policy selects version 2 only
+
+  auto r = c->Put("/v1/deployments/churn",
+                  "production: {model: breast_cancer_mlp, version: 1}\n"
+                  "candidates: [{name: v2, model: breast_cancer_mlp, version: 2, mode: canary, steps: [10, 50]}]\n");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  const Answer a = Call(*c, "anyone", {}, "/v2/models/churn/infer");
+  EXPECT_EQ(a.status, 200u) << a.body;
+  EXPECT_EQ(a.version, "1");
+  auto kept = version_1();
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->first, "READY");
+  EXPECT_EQ(kept->second, "kept loaded: version_policy does not select it; named by endpoint churn");
+  // Polls keep it loaded while the spec names it...
+  EXPECT_TRUE(server->WaitForLog("event=model_ready model=breast_cancer_mlp version=1"));
+  EXPECT_FALSE(Eventually([&] { return !version_1().has_value(); }, std::chrono::milliseconds(300)));
+  // ... and a version on disk that no policy or spec names is still refused, by name.
+  r = c->Put("/v1/deployments/churn", "production: {model: breast_cancer_mlp, version: 3}\n");
+  EXPECT_EQ(r->status, 400u);
+  EXPECT_NE(r->body.find("version 3"), std::string::npos) << r->body;
+  // Once no spec names it, the policy decides again: it is unloaded.
+  ASSERT_EQ(c->Request("DELETE", "/v1/deployments/churn")->status, 200u);
+  EXPECT_TRUE(Eventually([&] { return !version_1().has_value(); }));
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
 TEST(Deployments, RawBodyRequestsReachEndpoints) {
   const fs::path repo = RepoWithSpec("deploy_raw", kSpec);
   auto server = ServerProcess::Start({"--model-repository", repo.string()});
@@ -516,7 +608,9 @@ TEST(Feedback, JoinsInEitherOrderAndReportsWhatItCouldNotUse) {
     EXPECT_TRUE(q.HasMember("log_loss"));
   }
   EXPECT_EQ(joined, 21u);  // early-1 and the 20 (one of them also rewarded)
-  EXPECT_NE(c->Get("/metrics")->body.find("vigil_quality{endpoint=\"cancer\""), std::string::npos);
+  // The monitor loop refreshes the quality gauges on its next round.
+  EXPECT_TRUE(Eventually(
+      [&] { return c->Get("/metrics")->body.find("vigil_quality{endpoint=\"cancer\"") != std::string::npos; }));
   EXPECT_EQ(c->Post("/v1/feedback", "not json")->status, 400u);
   // 5,000 ids nobody logged: all counted, the first 100 named.
   std::string many = "[";
