@@ -85,8 +85,8 @@ curl -sS -X POST "$url/v1/feedback" -d "$feedback" | head -c 300
 echo
 host=127.0.0.1:$port
 run "Where the rollout stands" ./build/vigil deploy -u "$host" status cancer
-run "The canary to its next step (50%)" ./build/vigil deploy -u "$host" weight cancer v2 --step 1
 run "Drift, quality per variant from the feedback, and alerts" ./build/vigil monitor -u "$host" cancer
+run "The canary to its next step (50%)" ./build/vigil deploy -u "$host" weight cancer v2 --step 1
 
 printf '\n\033[1m== Prometheus metrics (excerpt)\033[0m\n$ curl %s/metrics\n' "$url"
 curl -sS "$url/metrics" | grep -E '^vigil_(inference_requests_total|model_state.*READY|process_resident)' | head -12
