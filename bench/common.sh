@@ -35,10 +35,10 @@ example_repo() {
 
 # start_vigil REPOSITORY: `vigil serve` on a free port ($port) with its store
 # in the scratch folder; returns once it is ready. SERVER_CPUS (e.g. 0)
-# pins it to those cores.
+# pins it to those cores; VIGIL_BIN (default ./build/vigil) picks the binary.
 start_vigil() {
   port=$(free_port)
-  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} ./build/vigil serve --model-repository "$1" --http-port "$port" --host 127.0.0.1 --log-level warn \
+  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "${VIGIL_BIN:-./build/vigil}" serve --model-repository "$1" --http-port "$port" --host 127.0.0.1 --log-level warn \
     --data-dir "$work/data" &
   pids+=($!)
   wait_http "http://127.0.0.1:$port/v2/health/ready"

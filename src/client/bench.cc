@@ -16,7 +16,7 @@
 namespace vigil {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using BenchClock = std::chrono::steady_clock;
 
 // Per-row shape of a model input: its metadata shape without the batch
 // dimension when the model batches (first dimension -1).
@@ -228,7 +228,7 @@ double Spread(const std::vector<double>& xs) {
 }
 
 struct Window {
-  Clock::time_point at;
+  BenchClock::time_point at;
   LoadRecorder::Snapshot snapshot;
   std::optional<ModelCounters> counters;
 };
@@ -354,16 +354,17 @@ StatusOr<LevelResult> MeasureLevel(LoadEngine& engine, LoadRecorder& recorder, c
 
   VIGIL_RETURN_IF_ERROR(engine.Start(level));
   std::vector<Window> windows;
-  windows.push_back({Clock::now(), recorder.Take(), Scrape(metrics.get(), metrics_path, o)});
+  windows.push_back({BenchClock::now(), recorder.Take(), Scrape(metrics.get(), metrics_path, o)});
   const auto start = windows.front().at;
-  const auto window = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.window_s));
-  const auto limit = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
+  const auto window = std::chrono::duration_cast<BenchClock::duration>(std::chrono::duration<double>(o.window_s));
+  const auto limit =
+      start + std::chrono::duration_cast<BenchClock::duration>(std::chrono::duration<double>(o.duration_s));
   const size_t k = static_cast<size_t>(std::max(1, o.stable_windows));
   bool stable = false;
   size_t first = 1;  // the first window is warm-up
   while (true) {
     std::this_thread::sleep_until(windows.back().at + window);
-    windows.push_back({Clock::now(), recorder.Take(), Scrape(metrics.get(), metrics_path, o)});
+    windows.push_back({BenchClock::now(), recorder.Take(), Scrape(metrics.get(), metrics_path, o)});
     const size_t measured = windows.size() - 2;  // windows after the warm-up one
     if (measured >= k) {
       std::vector<double> rates, latencies;
@@ -462,7 +463,7 @@ StatusOr<BenchReport> RunBench(const BenchOptions& o, std::FILE* progress) {
   // One request first: a model that rejects the data fails here, clearly.
   InferCall probe = samples[0];
   probe.model = o.model;
-  probe.version = o.version;
+  VIGIL_ASSIGN_OR_RETURN(probe.version, ParseVersionString(o.version));
   if (auto reply = client->Infer(probe); !reply.ok()) return reply.status().WithContext("the first request failed");
 
   LoadTarget target;

@@ -190,7 +190,7 @@ class GrpcLoadEngine final : public LoadEngine {
     for (size_t i = 0; i < target.samples.size(); ++i) {
       InferCall c = target.samples[i];
       c.model = target.model;
-      c.version = target.version;
+      c.version = ParseVersionString(target.version).value_or(0);  // checked by the first request
       EncodeGrpcRequest(c, target.client.binary, &requests_[i]);
     }
   }

@@ -91,7 +91,8 @@ class HttpInferenceClient final : public InferenceClient {
       headers["Content-Type"] = "application/octet-stream";
       headers[kHeaderLength] = std::to_string(*enc.header_length);
     }
-    VIGIL_ASSIGN_OR_RETURN(HttpReply r, http_->Post(ModelPath(call.model, call.version) + "/infer", enc.body, headers));
+    VIGIL_ASSIGN_OR_RETURN(
+        HttpReply r, http_->Post(ModelPath(call.model, VersionString(call.version)) + "/infer", enc.body, headers));
     VIGIL_RETURN_IF_ERROR(ReplyStatus(r));
     std::optional<size_t> header_length;
     if (const std::string h = r.header("inference-header-content-length"); !h.empty()) {

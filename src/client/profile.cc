@@ -14,10 +14,10 @@
 namespace vigil {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using ProfileClock = std::chrono::steady_clock;
 using Knobs = std::tuple<int, int64_t, int>;  // max_batch_size, delay_us, instances
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(ProfileClock::time_point t) { return std::chrono::duration<double>(ProfileClock::now() - t).count(); }
 
 // The knobs that matter: without batching the delay means nothing.
 Knobs Canonical(Knobs k) {
@@ -71,7 +71,7 @@ StatusOr<std::string> ConfigOverride(const std::string& config_json, int max_bat
 }
 
 StatusOr<ProfileReport> RunProfile(const ProfileOptions& o, std::FILE* progress) {
-  const auto start = Clock::now();
+  const auto start = ProfileClock::now();
   if (!(o.latency_budget_ms > 0)) return InvalidArgument("--latency-budget must be positive (milliseconds of p99)");
   if (!(o.time_budget_s > 0)) return InvalidArgument("--time-budget must be positive (seconds)");
   for (int b : o.max_batch_sizes)

@@ -90,6 +90,8 @@ class [[nodiscard]] StatusOr {
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
+  // The value, or `fallback` when there is none.
+  T value_or(T fallback) const& { return ok() ? std::get<T>(value_) : std::move(fallback); }
 
  private:
   std::variant<Status, T> value_;

@@ -6,6 +6,11 @@ namespace vigil {
 
 ServingMetrics::ServingMetrics(MetricsRegistry& registry)
     : registry_(registry),
+      repository_polls_(registry
+                            .AddCounter("vigil_repository_polls_total",
+                                        "Scans of the model repository and its deployments folder (--poll-interval).",
+                                        {})
+                            .WithLabels({})),
       requests_(registry.AddCounter("vigil_inference_requests_total", "Inference requests that completed successfully.",
                                     {"model", "version"})),
       failures_(registry.AddCounter("vigil_inference_failures_total", "Inference requests that failed, by reason.",

@@ -47,9 +47,12 @@ class ServingMetrics {
   // Endpoint traffic by variant, and shadow copies by result (ok, error, dropped).
   CounterFamily& endpoint_requests() { return endpoint_requests_; }
   CounterFamily& shadow_requests() { return shadow_requests_; }
+  // Scans of the model repository and the deployments folder (--poll-interval).
+  Counter& repository_polls() { return repository_polls_; }
 
  private:
   MetricsRegistry& registry_;
+  Counter& repository_polls_;
   CounterFamily& requests_;
   CounterFamily& failures_;
   CounterFamily& rows_;

@@ -179,7 +179,7 @@ Status DecodeTyped(const pb::InferTensorContents& c, Tensor& t, const char* kind
 // ModelInferRequest → InferCall; `raw` reports whether raw contents were used.
 Status DecodeGrpcRequest(const pb::ModelInferRequest& req, InferCall& call, bool& raw) {
   call.model = req.model_name();
-  call.version = req.model_version();
+  VIGIL_ASSIGN_OR_RETURN(call.version, ParseVersionString(req.model_version()));
   if (req.id().size() > kMaxIdBytes) {
     return InvalidArgument("'id' has " + std::to_string(req.id().size()) + " bytes, at most " +
                            std::to_string(kMaxIdBytes) + " are accepted");
@@ -276,7 +276,7 @@ void EncodeTyped(const Tensor& t, pb::InferTensorContents* c) {
 
 void EncodeGrpcReply(InferReply&& reply, bool raw, pb::ModelInferResponse* resp) {
   resp->set_model_name(reply.model);
-  resp->set_model_version(reply.version);
+  resp->set_model_version(VersionString(reply.version));
   resp->set_id(reply.id);
   ParamsToProto(reply.parameters, resp->mutable_parameters());
   for (const Tensor& t : reply.outputs) {
@@ -309,7 +309,7 @@ void ParamsToProto(const Params& params, google::protobuf::Map<std::string, pb::
 
 void EncodeGrpcRequest(const InferCall& call, bool raw, pb::ModelInferRequest* req) {
   req->set_model_name(call.model);
-  req->set_model_version(call.version);
+  req->set_model_version(VersionString(call.version));
   req->set_id(call.id);
   ParamsToProto(call.parameters, req->mutable_parameters());
   for (const Tensor& t : call.inputs) {
@@ -329,7 +329,7 @@ void EncodeGrpcRequest(const InferCall& call, bool raw, pb::ModelInferRequest* r
 StatusOr<InferReply> DecodeGrpcReply(const pb::ModelInferResponse& resp) {
   InferReply reply;
   reply.model = resp.model_name();
-  reply.version = resp.model_version();
+  reply.version = ParseVersionString(resp.model_version()).value_or(0);
   reply.id = resp.id();
   reply.parameters = ParamsFromProto(resp.parameters());
   const bool raw = resp.raw_output_contents_size() > 0;

@@ -554,7 +554,7 @@ EncodedBody EncodeInferReply(const InferReply& reply) {
   out += "{\"model_name\":";
   AppendJsonString(out, reply.model);
   out += ",\"model_version\":";
-  AppendJsonString(out, reply.version);
+  AppendJsonString(out, VersionString(reply.version));
   if (!reply.id.empty()) {
     out += ",\"id\":";
     AppendJsonString(out, reply.id);
@@ -617,7 +617,9 @@ StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<siz
     return Internal(std::string(error->GetString(), error->GetStringLength()));
   InferReply reply;
   VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_name", reply.model));
-  VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_version", reply.version));
+  std::string version;
+  VIGIL_RETURN_IF_ERROR(ReadString(doc, "model_version", version));
+  reply.version = ParseVersionString(version).value_or(0);  // another server's version names are not ours to judge
   VIGIL_RETURN_IF_ERROR(ReadString(doc, "id", reply.id));
   if (const rj::Value* p = Member(doc, "parameters"))
     VIGIL_RETURN_IF_ERROR(DecodeParams(*p, "reply", reply.parameters));

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/infer_call.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -25,39 +26,6 @@ namespace vigil {
 // The longest request (and prediction) id accepted, in bytes. Ids are keys of
 // the prediction log and feedback, so they stay short.
 constexpr size_t kMaxIdBytes = 256;
-
-using ParamValue = std::variant<bool, int64_t, double, std::string>;
-using Params = std::map<std::string, ParamValue>;
-
-struct RequestedOutput {
-  std::string name;
-  bool binary = false;
-};
-
-// A decoded inference call, before it meets a model config.
-struct InferCall {
-  std::string model;
-  std::string version;  // empty = latest
-  std::string id;
-  Params parameters;
-  std::vector<Tensor> inputs;            // in request order
-  std::vector<RequestedOutput> outputs;  // empty = all
-  bool binary_output = false;            // "binary_data_output": true
-  // Set when the client gives up; see InferenceRequest::cancelled.
-  std::shared_ptr<std::atomic<bool>> cancelled;
-  // Request headers (HTTP) or metadata (gRPC) by lower-case name, for
-  // endpoint routing; only valid while InferenceService::Infer runs. May be empty.
-  std::function<std::optional<std::string>(std::string_view name)> header;
-};
-
-struct InferReply {
-  std::string model;
-  std::string version;
-  std::string id;
-  Params parameters;
-  std::vector<Tensor> outputs;
-  std::vector<bool> binary;  // per output: send as binary
-};
 
 // Decodes a request body. `header_length` is the Inference-Header-Content-Length
 // value (nullopt when absent): the JSON is the first `header_length` bytes and

@@ -112,7 +112,7 @@ TEST(OipJson, DecodesBinaryTensors) {
 TEST(OipJson, EncodesJsonAndBinaryOutputs) {
   InferReply reply;
   reply.model = "m";
-  reply.version = "2";
+  reply.version = 2;
   reply.id = "abc";
   Tensor t;
   t.name = "y";
@@ -191,7 +191,7 @@ TEST(OipJson, RequestsRoundTripThroughTheServerDecoder) {
 TEST(OipJson, RepliesRoundTripThroughTheClientDecoder) {
   InferReply reply;
   reply.model = "m";
-  reply.version = "3";
+  reply.version = 3;
   reply.id = "r";
   reply.parameters["vigil.variant"] = std::string("prod");
   reply.outputs.push_back(MakeTensor<float>("p", {1, 2}, DataType::kFp32, {0.25f, 0.75f}));
@@ -201,7 +201,7 @@ TEST(OipJson, RepliesRoundTripThroughTheClientDecoder) {
   auto decoded = DecodeInferReply(enc.body, enc.header_length);
   ASSERT_TRUE(decoded.ok()) << decoded.status().message();
   EXPECT_EQ(decoded->model, "m");
-  EXPECT_EQ(decoded->version, "3");
+  EXPECT_EQ(decoded->version, 3);
   EXPECT_EQ(decoded->id, "r");
   EXPECT_EQ(std::get<std::string>(decoded->parameters.at("vigil.variant")), "prod");
   ASSERT_EQ(decoded->outputs.size(), 2u);

@@ -453,7 +453,8 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
   spec.outputs = c.outputs;
   std::vector<std::unique_ptr<Backend>> instances;
   for (int64_t i = 0; i < c.instances; ++i) {
-    VIGIL_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendKindName(c.backend), spec));
+    VIGIL_ASSIGN_OR_RETURN(auto backend, options_.backends ? options_.backends(BackendKindName(c.backend), spec)
+                                                           : CreateBackend(BackendKindName(c.backend), spec));
     instances.push_back(std::move(backend));
   }
   Scheduler::Options so;

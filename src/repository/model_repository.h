@@ -82,10 +82,13 @@ struct ModelInfo {
 
 class ModelRepository {
  public:
+  // Makes one instance of a model version; `kind` is the config's backend.
+  using BackendFactory = std::function<StatusOr<std::unique_ptr<Backend>>(std::string_view kind, const BackendSpec&)>;
   struct Options {
     std::filesystem::path root;
     ServingMetrics* metrics = nullptr;  // optional
     const Clock* clock = SystemClock::Get();
+    BackendFactory backends;  // null: CreateBackend, the runtimes compiled in (tests pass fakes)
   };
 
   static StatusOr<std::unique_ptr<ModelRepository>> Create(Options options);

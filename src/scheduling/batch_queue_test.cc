@@ -117,11 +117,11 @@ TEST(BatchQueue, ExpiredRequestsAreRemovedAndNeverBatched) {
 TEST(BatchQueue, CancelledRequestsAreRemovedAndNeverBatched) {
   BatchQueue q(Opts(8, 1000));
   auto a = MakeRequest("a", 1, kT0);
-  a->cancelled = std::make_shared<std::atomic<bool>>(false);
-  auto flag = a->cancelled;
+  a->cancel = CancelToken::Create();
+  const CancelToken token = a->cancel;
   Add(q, std::move(a));
   Add(q, MakeRequest("b", 1, kT0));
-  flag->store(true);
+  token.Cancel();
   auto d = q.Poll(kT0 + Micros(10));
   EXPECT_EQ(Ids(d.expired), (std::vector<std::string>{"a"}));
   EXPECT_EQ(q.size(), 1u);  // the slot is free again

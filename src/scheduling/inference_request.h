@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/infer_call.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -40,11 +41,11 @@ struct InferenceRequest {
   // Called exactly once, from a scheduler thread or from Enqueue's caller
   // when Enqueue fails (the caller answers then, not the scheduler).
   std::function<void(InferenceResult&&)> done;
-  // Set by the frontend when the client gives up (e.g. a cancelled gRPC
-  // call); a cancelled request is dropped from the queue, never executed.
-  std::shared_ptr<std::atomic<bool>> cancelled;
+  // Cancelled by the frontend when the client gives up (e.g. a cancelled
+  // gRPC call); a cancelled request is dropped from the queue, never executed.
+  CancelToken cancel;
 
-  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
+  bool is_cancelled() const { return cancel.cancelled(); }
 
   // Priority level used for ordering: 0 maps to the lowest level.
   uint32_t level() const { return priority == 0 ? std::numeric_limits<uint32_t>::max() : priority; }

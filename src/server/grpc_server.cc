@@ -9,6 +9,7 @@
 #include "core/logging.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "protocol/oip_grpc.h"
+#include "protocol/oip_json.h"
 #include "protocol/tls.h"
 #include "server/access.h"
 #include "server/control_workers.h"
@@ -31,28 +32,14 @@ grpc::Status ToGrpc(const Status& s) {
 // model's workers are woken to free its queue slot at once.
 class InferReactor final : public grpc::ServerUnaryReactor {
  public:
-  InferReactor(ModelRepository& repository, std::string model, std::string version)
-      : repository_(repository),
-        model_(std::move(model)),
-        version_(std::move(version)),
-        cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
-
-  const std::shared_ptr<std::atomic<bool>>& cancelled() const { return cancelled_; }
-
-  void OnCancel() override {
-    cancelled_->store(true);
-    auto v = ParseVersionString(version_);
-    if (!v.ok()) return;
-    auto pinned = repository_.Acquire(model_, *v);
-    if (pinned.ok()) (*pinned)->scheduler().Wake();
-  }
+  const CancelToken& cancel() const { return cancel_; }
+  // The inference service registered what to do (wake the scheduler that
+  // holds the request), whatever name the call used: model or endpoint.
+  void OnCancel() override { cancel_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
-  ModelRepository& repository_;
-  std::string model_;
-  std::string version_;
-  std::shared_ptr<std::atomic<bool>> cancelled_;
+  const CancelToken cancel_ = CancelToken::Create();
 };
 
 // Who is calling, as the access policy sees it (valid while `ctx` lives).
@@ -87,13 +74,12 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const pb::ModelReadyRequest* req,
                                        pb::ModelReadyResponse* resp) override {
-    const auto target = service_.Resolve(req->name(), req->version());
-    auto v = ParseVersionString(target.version);
-    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
-    auto pinned = repository_.Acquire(target.model, *v);
+    auto target = service_.Resolve(req->name(), req->version());
+    if (!target.ok()) return Done(ctx, ToGrpc(target.status()));
+    auto pinned = repository_.Acquire(target->model, target->version);
     // Unknown models are NOT_FOUND; known ones answer ready true or false.
     if (!pinned.ok()) {
-      auto info = repository_.Find(target.model);
+      auto info = repository_.Find(target->model);
       if (!info.ok() && info.status().code() == StatusCode::kNotFound) return Done(ctx, ToGrpc(info.status()));
     }
     resp->set_ready(pinned.ok());
@@ -112,10 +98,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx, const pb::ModelMetadataRequest* req,
                                           pb::ModelMetadataResponse* resp) override {
-    const auto target = service_.Resolve(req->name(), req->version());
-    auto v = ParseVersionString(target.version);
-    if (!v.ok()) return Done(ctx, ToGrpc(v.status()));
-    auto info = repository_.Find(target.model, *v);
+    auto info = service_.Find(req->name(), req->version());
     if (!info.ok()) return Done(ctx, ToGrpc(info.status()));
     const vigil::ModelConfig& c = *info->config;
     resp->set_name(req->name());
@@ -137,33 +120,28 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* req,
                                        pb::ModelInferResponse* resp) override {
-    auto* reactor = new InferReactor(repository_, req->model_name(), req->model_version());
+    auto* reactor = new InferReactor();
     InferCall call;
-    call.cancelled = reactor->cancelled();
+    call.cancel = reactor->cancel();
     bool raw = false;
     if (Status s = DecodeGrpcRequest(*req, call, raw); !s.ok()) {
       // Answered for its target first: an unknown name is NOT_FOUND whatever
       // the request holds (only refusals pay for this lookup).
-      if (auto target = service_.ConfigFor(req->model_name(), req->model_version()); !target.ok()) s = target.status();
+      if (auto target = service_.Find(req->model_name(), req->model_version()); !target.ok()) s = target.status();
       reactor->Finish(ToGrpc(s));
       return reactor;
     }
-    // The client's deadline becomes the request timeout: a request whose
-    // deadline passes in the queue is never executed.
+    // The client's deadline is the request's: one whose deadline passes in
+    // the queue is never executed.
     const auto deadline = ctx->deadline();
     if (deadline != std::chrono::system_clock::time_point::max()) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::system_clock::now());
-      if (left.count() <= 0) {
+      const auto left = deadline - std::chrono::system_clock::now();
+      if (left <= std::chrono::system_clock::duration::zero()) {
         reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                      "the client's deadline passed before the request was queued"));
         return reactor;
       }
-      auto it = call.parameters.find("timeout");
-      if (it == call.parameters.end() || !std::holds_alternative<int64_t>(it->second) ||
-          std::get<int64_t>(it->second) > left.count()) {
-        call.parameters["timeout"] = static_cast<int64_t>(left.count());
-      }
+      call.deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<SteadyTime::duration>(left);
     }
     // Read by endpoint routing inside Infer, while the call is alive.
     call.header = [ctx](std::string_view name) -> std::optional<std::string> {

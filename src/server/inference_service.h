@@ -1,67 +1,66 @@
-// InferenceService: the one path from a decoded call to a scheduled request,
-// shared by every frontend. It pins the model version, checks the call
-// against the model's config (names, datatypes, shapes, batch limit), applies
-// the `priority` and `timeout` parameters, enqueues, and turns the result
-// into an InferReply. Frontends only translate wire formats and statuses.
-// Thread-safe.
+// InferenceService: the one path from a decoded call to a scheduled
+// request, shared by every frontend. A call to an endpoint goes to the
+// endpoint half (routing/endpoint_calls: route, shadows, prediction log),
+// which runs models back through this service. The model half, here: pin
+// the model version, check the call against its config (BindInputs), apply
+// `priority`, the `timeout` parameter and the call's deadline, enqueue with
+// the call's cancel token, and turn the result into an InferReply.
+// Frontends only translate wire formats and statuses. Thread-safe.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <thread>
+#include <memory>
+#include <optional>
 
-#include "core/thread_annotations.h"
-#include "protocol/oip_json.h"
+#include "core/infer_call.h"
 #include "repository/model_repository.h"
-#include "routing/router.h"
+#include "routing/deployments.h"
+#include "routing/endpoint_calls.h"
 
 namespace vigil {
 
-class Deployments;
 class PredictionLog;
 
-class InferenceService {
+class InferenceService final : public ModelRunner {
  public:
   // Called exactly once per Infer, on a scheduler thread or the caller's.
-  using Done = std::function<void(const Status&, InferReply&&)>;
+  using Done = ModelRunner::Done;
 
   struct Options {
-    ServingMetrics* metrics = nullptr;  // may be null
-    // Endpoints: a call whose model is an endpoint's name is routed (see
-    // Router) to a variant, its reply carries parameters vigil.variant,
-    // vigil.model, vigil.version and vigil.prediction_id (also the reply id
-    // when the client gave none), and shadow copies go to a bounded queue of
-    // their own, dropped first when it is full or the shadow model is busy.
-    // Null: no endpoints.
-    const Deployments* deployments = nullptr;
-    // Every endpoint answer (and shadow answer) goes to the prediction log;
-    // a share `inputs_sample_rate` (0..1) of them with their inputs. Null: none.
-    PredictionLog* prediction_log = nullptr;
-    double inputs_sample_rate = 0;
+    ServingMetrics* metrics = nullptr;         // may be null
+    const Deployments* deployments = nullptr;  // required: names that are endpoints
+    PredictionLog* prediction_log = nullptr;   // endpoint answers; null: none
+    double inputs_sample_rate = 0;             // share of them logged with their inputs
     const Clock* clock = SystemClock::Get();
   };
-  InferenceService(ModelRepository& repository, Options options);
-  ~InferenceService();
+  static StatusOr<std::unique_ptr<InferenceService>> Create(ModelRepository& repository, Options options);
+  ~InferenceService() override;
 
   void Infer(InferCall&& call, Done done);
 
-  // What a call to `name` (at `version`, "" = the server's choice) will run,
-  // checked before its body is decoded, so an unknown name is NotFound
-  // whatever the body holds: an endpoint's production model's config, or
-  // the model's own. Raw-body requests take their input from it.
-  StatusOr<std::shared_ptr<const ModelConfig>> ConfigFor(const std::string& name, const std::string& version) const;
-
-  // For metadata and readiness: an endpoint's name (without a version)
-  // stands for its production model version; anything else for itself.
+  // The one place a name and a version from the wire are resolved, for
+  // both frontends: the version parsed ("" = the server's choice), and an
+  // endpoint's name (without a version) standing for its production model
+  // version; anything else stands for itself.
   struct Target {
     std::string model;
-    std::string version;
+    int64_t version = 0;
   };
-  Target Resolve(const std::string& name, const std::string& version) const;
+  StatusOr<Target> Resolve(const std::string& name, std::string_view version_text) const;
+  // Resolve, then the model's config and ready versions: metadata, and what
+  // a call will run checked before its body is decoded (an unknown name is
+  // NotFound whatever the body holds; raw-body requests take their input
+  // from the config).
+  StatusOr<ModelInfo> Find(const std::string& name, std::string_view version_text) const;
 
-  // Stops the shadow thread (queued copies are dropped and counted).
+  // Stops the endpoints' shadow thread (queued copies are dropped and counted).
   void Stop();
+
+  // ModelRunner, for the endpoint half: a model version by name; whether
+  // one has requests waiting; batches run together on the caller's thread.
+  void Run(InferCall&& call, Done done) override;
+  std::optional<bool> Busy(const std::string& model, int64_t version) const override;
+  void RunTogether(const std::function<void()>& submit) override;
 
   // While a BatchScope is alive on a thread, Infer on that thread only
   // queues; when the scope ends, each model touched runs what waits as one
@@ -84,50 +83,16 @@ class InferenceService {
   };
 
  private:
-  struct ShadowCall {
-    std::shared_ptr<const Router> router;
-    int variant;
-    InferCall call;
-    std::string key_hash;
-  };
-  // Whether the endpoint's production model has requests waiting.
-  bool ProductionBusy(const Router& router) const;
-  // Runs one shadow copy on its pinned model; the answer is counted and
-  // logged, never returned.
-  void RunShadow(ShadowCall&& shadow, std::shared_ptr<ModelVersion> mv);
-  void LogPrediction(const DeploymentSpec& spec, const std::string& variant, const std::string& prediction_id,
-                     const InferReply& reply, int64_t latency_us, bool shadow, std::string inputs,
-                     const std::string& key_hash);
+  InferenceService(ModelRepository& repository, Options options);
   void InferModel(InferCall&& call, Done done);
   // InferModel on a version already pinned (call.model/version are ignored).
   void InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&& call, Done done);
-  void InferEndpoint(std::shared_ptr<const Router> router, InferCall&& call, Done done);
-  void ShadowLoop();
-  void CountShadow(const ShadowCall& shadow, const char* result);
-
-  static constexpr size_t kShadowQueueLimit = 256;
-  // While shadows keep coming, the thread collects them this long per round.
-  static constexpr std::chrono::milliseconds kShadowCollect{1};
 
   ModelRepository& repository_;
   ServingMetrics* const metrics_;
   const Clock* const clock_;
-  const Deployments* const deployments_;
-  PredictionLog* const prediction_log_;
-  const double inputs_sample_rate_;
-
-  Mutex shadow_mu_;
-  CondVar shadow_cv_;
-  std::deque<ShadowCall> shadow_queue_ GUARDED_BY(shadow_mu_);
-  bool shadow_idle_ GUARDED_BY(shadow_mu_) = false;  // the shadow thread waits for a copy
-  bool stopping_ GUARDED_BY(shadow_mu_) = false;
-  std::thread shadow_thread_;
+  const Deployments& deployments_;
+  std::unique_ptr<EndpointCalls> endpoints_;  // set by Create
 };
-
-// A fresh prediction id: a UUIDv7 (time-ordered, so the log's id index stays cheap).
-std::string NewPredictionId();
-
-// Parses a version path segment: "" → 0 (latest), "3" → 3.
-StatusOr<int64_t> ParseVersionString(std::string_view version);
 
 }  // namespace vigil

@@ -1,15 +1,15 @@
 #include "server/rest_api.h"
 
-#include "server/http_replies.h"
-
 #include <rapidjson/document.h>
-#include <boost/beast/http.hpp>
 
+#include <boost/beast/http.hpp>
 #include <charconv>
 
 #include "core/logging.h"
 #include "protocol/json.h"
+#include "protocol/oip_json.h"
 #include "server/control_workers.h"
+#include "server/http_replies.h"
 #include "server/monitoring_api.h"
 
 namespace vigil {
@@ -250,7 +250,7 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
   // unknown name is 404 whatever the body holds. Only refusals pay for the
   // lookup; a good request is resolved once, inside Infer.
   auto refuse = [&](Status s) {
-    if (auto target = service_.ConfigFor(model, version); !target.ok()) s = target.status();
+    if (auto target = service_.Find(model, version); !target.ok()) s = target.status();
     respond(ErrorResponse(s));
   };
   std::optional<size_t> header_length;
@@ -264,13 +264,15 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     }
     header_length = parsed;
   }
+  auto parsed_version = ParseVersionString(version);
+  if (!parsed_version.ok()) return refuse(parsed_version.status());
   InferCall call;
   if (header_length && *header_length == 0) {
     // The whole body is the raw bytes of the single input of the model (or
     // the endpoint's production model), batch 1.
-    auto config = service_.ConfigFor(model, version);
-    if (!config.ok()) return respond(ErrorResponse(config.status()));
-    const ModelConfig& c = **config;
+    auto target = service_.Find(model, version);
+    if (!target.ok()) return respond(ErrorResponse(target.status()));
+    const ModelConfig& c = *target->config;
     if (c.inputs.size() != 1) {
       return respond(ErrorResponse(InvalidArgument(std::string(kHeaderLength) + ": 0 needs a model with one input; '" +
                                                    model + "' has " + std::to_string(c.inputs.size()))));
@@ -286,7 +288,7 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     call = std::move(decoded).value();
   }
   call.model = model;
-  call.version = version;
+  call.version = *parsed_version;
   // Read by endpoint routing inside Infer, while `request` is still alive.
   call.header = [&request](std::string_view name) -> std::optional<std::string> {
     auto it = request.find(boost::beast::string_view(name.data(), name.size()));
@@ -318,10 +320,7 @@ HttpResponse RestApi::ServerReady() const {
 }
 
 HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& version_text) const {
-  const auto [model, version] = service_.Resolve(name, version_text);
-  auto v = ParseVersionString(version);
-  if (!v.ok()) return ErrorResponse(v.status());
-  auto info = repository_.Find(model, *v);
+  auto info = service_.Find(name, version_text);
   if (!info.ok()) return ErrorResponse(info.status());
   const ModelConfig& c = *info->config;
   std::string out = "{\"name\":";
@@ -344,10 +343,9 @@ HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& 
 }
 
 HttpResponse RestApi::ModelReady(const std::string& name, const std::string& version_text) const {
-  const auto [model, version] = service_.Resolve(name, version_text);
-  auto v = ParseVersionString(version);
-  if (!v.ok()) return ErrorResponse(v.status());
-  auto pinned = repository_.Acquire(model, *v);
+  auto target = service_.Resolve(name, version_text);
+  if (!target.ok()) return ErrorResponse(target.status());
+  auto pinned = repository_.Acquire(target->model, target->version);
   if (!pinned.ok()) {
     // Known but not ready answers "false" with 400; unknown models stay 404.
     const Status& st = pinned.status();

@@ -109,6 +109,7 @@ int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1;
 void Server::Poll() {
   parts_->repository->Poll();
   parts_->deployments->LoadDirectory();
+  parts_->metrics.repository_polls().Inc();  // after both: a test that waits for it sees what they did
 }
 
 StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
@@ -145,11 +146,11 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       p->prediction_log = std::make_unique<PredictionLog>(*p->store, std::move(log_options));
     }
   }
-  p->service = std::make_unique<InferenceService>(
-      *p->repository, InferenceService::Options{.metrics = &p->metrics,
-                                                .deployments = p->deployments.get(),
-                                                .prediction_log = p->prediction_log.get(),
-                                                .inputs_sample_rate = options.log_inputs_sample_rate});
+  VIGIL_ASSIGN_OR_RETURN(
+      p->service, InferenceService::Create(*p->repository, {.metrics = &p->metrics,
+                                                            .deployments = p->deployments.get(),
+                                                            .prediction_log = p->prediction_log.get(),
+                                                            .inputs_sample_rate = options.log_inputs_sample_rate}));
   if (p->store) {
     p->feedback = std::make_unique<FeedbackJoin>(*p->store);
   } else {

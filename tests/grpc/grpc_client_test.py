@@ -217,33 +217,63 @@ class GrpcDeadline(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
             shutil.rmtree(repo)
 
-    def test_cancelled_call_is_dropped_from_the_queue(self):
+    def cancel_frees_the_queue_slot(self, name, version, deployment=None):
+        """A call queued in a 5 s batching window, cancelled: its slot in a queue
+        of one is free at once (long before the window ends) and it never runs."""
         repo = tempfile.mkdtemp(prefix="vigil_grpc_repo_")
         shutil.copytree(os.path.join(REPO, "breast_cancer_xgb"), os.path.join(repo, "breast_cancer_xgb"))
         config = os.path.join(repo, "breast_cancer_xgb", "config.yaml")
         text = pathlib.Path(config).read_text().replace("max_queue_delay_us: 100", "max_queue_delay_us: 5000000")
         pathlib.Path(config).write_text(text.replace("max_queue_size: 4096", "max_queue_size: 1"))
+        if deployment:
+            os.makedirs(os.path.join(repo, "deployments"))
+            pathlib.Path(os.path.join(repo, "deployments", name + ".yaml")).write_text(deployment)
         server = Server(repo)
+        stats_url = f"http://127.0.0.1:{server.http}/v2/models/breast_cancer_xgb/versions/1/stats"
+        metrics_url = f"http://127.0.0.1:{server.http}/metrics"
+
+        def stats():
+            with urllib.request.urlopen(stats_url) as f:
+                return json.load(f)["model_stats"][0]
+
+        def queued():
+            with urllib.request.urlopen(metrics_url) as f:
+                m = re.search(r'vigil_inference_queue_depth\{model="breast_cancer_xgb",version="1"\} (\S+)', f.read().decode())
+            return float(m.group(1)) if m else 0
+
+        def wait_for(condition, what, timeout=3.0):
+            deadline = time.time() + timeout
+            while not condition():
+                self.assertLess(time.time(), deadline, what)
+                time.sleep(0.01)
+
         try:
             stub = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.grpc}"))
-            future = stub.ModelInfer.future(features_request("breast_cancer_xgb", [[1.0] * 30], version="1"))
-            time.sleep(0.3)  # queued in a 5 s batching window; the queue holds one request
+            start = time.time()
+            future = stub.ModelInfer.future(features_request(name, [[1.0] * 30], version=version))
+            wait_for(lambda: queued() == 1 or future.done(), "the first call is queued")
+            self.assertFalse(future.done(), future.exception() if future.done() else "")
             future.cancel()
-            time.sleep(0.3)
-            # The slot is free again: a second request is queued, not refused as "queue full".
-            second = stub.ModelInfer.future(features_request("breast_cancer_xgb", [[1.0] * 30], version="1"))
-            time.sleep(0.3)
+            # Freed at once, not when the 5 s window would have closed.
+            wait_for(lambda: stats()["inference_stats"]["fail"]["count"] == 1, "the cancelled call is dropped")
+            self.assertLess(time.time() - start, 4.0)
+            # The slot is free again: a second call is queued, not refused as "queue full".
+            second = stub.ModelInfer.future(features_request(name, [[1.0] * 30], version=version))
+            wait_for(lambda: queued() == 1, "the second call is queued")
             self.assertFalse(second.done())
             second.cancel()
-            stats_url = f"http://127.0.0.1:{server.http}/v2/models/breast_cancer_xgb/versions/1/stats"
-            time.sleep(0.3)
-            with urllib.request.urlopen(stats_url) as f:
-                s = json.load(f)["model_stats"][0]
-            self.assertEqual(s["execution_count"], 0)  # neither ran
-            self.assertEqual(s["inference_stats"]["fail"]["count"], 2)
+            wait_for(lambda: stats()["inference_stats"]["fail"]["count"] == 2, "the second call is dropped")
+            self.assertEqual(stats()["execution_count"], 0)  # neither ran
         finally:
             self.assertEqual(server.stop(), 0)
             shutil.rmtree(repo)
+
+    def test_cancelled_call_is_dropped_from_the_queue(self):
+        self.cancel_frees_the_queue_slot("breast_cancer_xgb", "1")
+
+    def test_cancelled_endpoint_call_frees_its_queue_slot(self):
+        # The call names the endpoint, not the model: cancellation must still reach the model's queue.
+        self.cancel_frees_the_queue_slot("fraud", "", "production: {model: breast_cancer_xgb, version: 1}\n")
 
 
 class GrpcOverTls(unittest.TestCase):

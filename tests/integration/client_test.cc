@@ -57,7 +57,7 @@ TEST_P(Client, InfersExactlyWhatPythonComputed) {
   const auto& rows = expected["inputs"]["features"];
   InferCall call;
   call.model = "breast_cancer_mlp";
-  call.version = "1";
+  call.version = 1;
   call.id = "c-1";
   Tensor t;
   t.name = "features";
@@ -74,7 +74,7 @@ TEST_P(Client, InfersExactlyWhatPythonComputed) {
   auto reply = client->Infer(call);
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ(reply->model, "breast_cancer_mlp");
-  EXPECT_EQ(reply->version, "1");
+  EXPECT_EQ(reply->version, 1);
   EXPECT_EQ(reply->id, "c-1");
   ASSERT_EQ(reply->outputs.size(), 2u);
   for (const Tensor& out : reply->outputs) {

@@ -69,6 +69,13 @@ double MetricValue(HttpClient& c, const std::string& series) {
   return at == std::string::npos ? 0 : std::stod(r->body.substr(at + series.size() + 1));
 }
 
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  EXPECT_FALSE(d.HasParseError()) << body;
+  return d;
+}
+
 fs::path RepoWithSpec(const std::string& name, const std::string& spec) {
   const fs::path repo = ScratchDir(name);
   CopyExampleRepository(repo, {"breast_cancer_mlp", "breast_cancer_xgb"});
@@ -106,8 +113,7 @@ TEST(Deployments, EndpointRoutesStickilyAndTellsWhoAnswered) {
 
   // Shadows answered on the side; the client only ever saw production or v2.
   const std::string ok = R"(vigil_shadow_requests_total{endpoint="cancer",variant="xgb-shadow",result="ok"})";
-  for (int i = 0; i < 50 && MetricValue(*c, ok) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_GT(MetricValue(*c, ok), 0);
+  EXPECT_TRUE(Eventually([&] { return MetricValue(*c, ok) > 0; }));
 
   // Metadata and readiness of an endpoint are its production model's, under its own name.
   auto meta = c->Get("/v2/models/cancer");
@@ -160,11 +166,7 @@ TEST(Deployments, InvalidSpecsAreRefusedAndTheOneInForceStays) {
 
   WriteFile(repo / "deployments" / "cancer.yaml", kSpec);  // fixed: picked up by the poll
   Answer a;
-  for (int i = 0; i < 100 && a.status != 200; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    a = Call(*c, "u");
-  }
-  ASSERT_EQ(a.status, 200u) << a.body;
+  ASSERT_TRUE(Eventually([&] { return (a = Call(*c, "u")).status == 200; })) << a.body;
   // A broken edit leaves the previous spec serving.
   WriteFile(repo / "deployments" / "cancer.yaml", "production: {model: no_such_model}\n");
   EXPECT_TRUE(server->WaitForLog("no_such_model"));
@@ -198,9 +200,16 @@ TEST(Deployments, ApplyingSpecsUnderLoadLosesNothingAndMixesNothing) {
   const std::string killed = std::string(kSpec) + "kill_switch: true\n";
   std::string moved = kSpec;
   moved.replace(moved.find("share: 30"), 9, "share: 80");
+  auto admin = server->Client();
+  auto changes = [&] { return Json(admin->Get("/v1/deployments/cancer/history")->body).Size(); };
+  size_t applied = changes();
   for (const std::string& spec : {moved, killed, std::string(kSpec), killed, moved}) {
     WriteFile(repo / "deployments" / "cancer.yaml", spec);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // In force (one more change in the history), then under traffic for a while.
+    EXPECT_TRUE(Eventually([&] { return changes() > applied; }));
+    applied = changes();
+    const int seen = total.load();
+    EXPECT_TRUE(Eventually([&] { return total.load() >= seen + 100; }));
   }
   stop = true;
   for (auto& t : clients) t.join();
@@ -214,13 +223,6 @@ TEST(Deployments, ApplyingSpecsUnderLoadLosesNothingAndMixesNothing) {
   EXPECT_NEAR(v2, 240, 4 * std::sqrt(300 * 0.8 * 0.2));
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
-}
-
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  EXPECT_FALSE(d.HasParseError()) << body;
-  return d;
 }
 
 // The variant entry called `name` in a status document.
@@ -526,7 +528,7 @@ TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
   EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 55);
   EXPECT_EQ(Call(*c, "x", {}, "/v2/models/fraud/infer").status, 200u);
   // The unchanged file does not undo the API's changes, even after polls.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(server->WaitForPolls(3));
   status = Json(c->Get("/v1/deployments/cancer/status")->body);
   EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 55);
 
@@ -544,12 +546,10 @@ TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
 
   // Editing the file is a change again.
   WriteFile(repo / "deployments" / "cancer.yaml", std::string(kSpec) + "paused: false\n");
-  for (int i = 0; i < 100; ++i) {
+  EXPECT_TRUE(Eventually([&] {
     status = Json(c->Get("/v1/deployments/cancer/status")->body);
-    if (!status["paused"].GetBool()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(status["paused"].GetBool());
+    return !status["paused"].GetBool();
+  }));
   EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 30);
   EXPECT_EQ(Json(c->Get("/v1/deployments/cancer/history")->body).Size(), 4u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "client/inference_client.h"
+#include "core/eventually.h"
 #include "protocol/json.h"
 #include "server_process.h"
 #include "store/store.h"
@@ -120,16 +121,6 @@ double Metric(HttpClient& c, const std::string& series) {
   if (!r.ok()) return -1;
   const auto at = r->body.find("\n" + series + " ");
   return at == std::string::npos ? 0 : std::stod(r->body.substr(at + series.size() + 2));
-}
-
-// Waits until `condition` holds, at most `timeout`.
-bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
 }
 
 // A gRPC client of `server` sending raw (binary) tensors.
@@ -353,7 +344,7 @@ TEST(Limits, ConnectionsPastTheLimitAreAnswered503AndCounted) {
     held.push_back(std::make_unique<RawConnection>(server->port()));
     ASSERT_TRUE(held.back()->connected());
   }
-  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_connections") == 6; }, std::chrono::seconds(5)))
+  ASSERT_TRUE(Eventually([&] { return Metric(*c, "vigil_http_connections") == 6; }, std::chrono::seconds(5)))
       << Metric(*c, "vigil_http_connections");
   RawConnection extra(server->port());
   ASSERT_TRUE(extra.connected());
@@ -365,7 +356,7 @@ TEST(Limits, ConnectionsPastTheLimitAreAnswered503AndCounted) {
   EXPECT_EQ(Metric(*c, "vigil_http_connections_refused_total"), 1);
   // Room again once one goes.
   held.pop_back();
-  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_connections") == 5; }, std::chrono::seconds(5)));
+  ASSERT_TRUE(Eventually([&] { return Metric(*c, "vigil_http_connections") == 5; }, std::chrono::seconds(5)));
   auto fresh = server->Client();
   ASSERT_TRUE(fresh);
   EXPECT_EQ(fresh->Get("/v2/health/live")->status, 200u);
@@ -389,7 +380,7 @@ TEST(Limits, PartialBodiesAreBoundedAcrossConnectionsAndTimeOut) {
     ASSERT_TRUE(held.back()->Send(head + std::string(1000, ' ')));
   }
   ASSERT_TRUE(
-      WaitFor([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 4'000'000; }, std::chrono::seconds(5)))
+      Eventually([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 4'000'000; }, std::chrono::seconds(5)))
       << Metric(*c, "vigil_http_body_bytes_buffered");
   RawConnection third(server->port());
   ASSERT_TRUE(third.Send(head + std::string(1000, ' ')));
@@ -405,7 +396,7 @@ TEST(Limits, PartialBodiesAreBoundedAcrossConnectionsAndTimeOut) {
     EXPECT_EQ(timed_out.rfind("HTTP/1.1 408", 0), 0u) << timed_out;
     EXPECT_NE(timed_out.find("--body-timeout"), std::string::npos) << timed_out;
   }
-  EXPECT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 0; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(Eventually([&] { return Metric(*c, "vigil_http_body_bytes_buffered") == 0; }, std::chrono::seconds(5)));
   EXPECT_EQ(Metric(*c, "vigil_http_bodies_refused_total{reason=\"timeout\"}"), 2);
   EXPECT_EQ(Metric(*c, "vigil_http_bodies_refused_total{reason=\"budget\"}"), 1);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
@@ -441,7 +432,7 @@ TEST(Limits, RunningOutOfFileDescriptorsBacksOffInsteadOfSpinning) {
   ASSERT_TRUE(c);
   std::vector<std::unique_ptr<RawConnection>> flood;
   for (int i = 0; i < 200; ++i) flood.push_back(std::make_unique<RawConnection>(server->port()));
-  ASSERT_TRUE(WaitFor([&] { return Metric(*c, "vigil_http_accept_errors_total") > 0; }, std::chrono::seconds(10)))
+  ASSERT_TRUE(Eventually([&] { return Metric(*c, "vigil_http_accept_errors_total") > 0; }, std::chrono::seconds(10)))
       << server->Log();
   const double cpu_before = CpuSeconds(server->pid());
   const auto wall_before = std::chrono::steady_clock::now();
@@ -458,7 +449,7 @@ TEST(Limits, RunningOutOfFileDescriptorsBacksOffInsteadOfSpinning) {
   EXPECT_LT(Metric(*c, "vigil_http_accept_errors_total"), 200) << "retries back off";
   // With descriptors free again it serves.
   flood.clear();
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(Eventually(
       [&] {
         HttpClient::Options o;
         o.port = server->port();

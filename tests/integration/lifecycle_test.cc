@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "core/eventually.h"
 #include "protocol/oip_json.h"
 #include "server_process.h"
 
@@ -97,7 +98,7 @@ TEST(Lifecycle, BrokenModelsBecomeUnavailableWithTheirReasonWhileOthersServe) {
     EXPECT_EQ(ok->status, 200u) << m << ": " << ok->body;
   }
   // Polling does not retry unchanged broken files, nor log them again...
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(server->WaitForPolls(3));
   auto count = [&](const std::string& needle) {
     const std::string log = server->Log();
     int n = 0;
@@ -147,30 +148,34 @@ TEST(Lifecycle, HotReloadUnderLoadLosesNoRequest) {
   }
   auto c = server->Client();
   auto wait_for_versions = [&](const std::string& want) {
-    for (int i = 0; i < 300; ++i) {
+    return Eventually([&] {
       auto d = Parse(c->Get("/v2/models/breast_cancer_mlp")->body);
       std::string have;
       for (const auto& v : d["versions"].GetArray()) have += std::string(have.empty() ? "" : ",") + v.GetString();
-      if (have == want) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+      return have == want;
+    });
   };
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Each change happens under traffic: the clients answer this many more first.
+  auto under_load = [&] {
+    const int before = ok.load();
+    return Eventually([&] { return ok.load() >= before + 50; });
+  };
+  EXPECT_TRUE(under_load());
   // A new version: with `latest: 2` it replaces version 1, loaded before 1 goes.
   fs::copy(repo / "breast_cancer_mlp" / "1", repo / "breast_cancer_mlp" / "3", fs::copy_options::recursive);
   EXPECT_TRUE(wait_for_versions("2,3"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(under_load());
   // A changed model file in a served version is reloaded in place.
   fs::copy_file(repo / "breast_cancer_mlp" / "2" / "model.pt", repo / "breast_cancer_mlp" / "3" / "model.pt",
                 fs::copy_options::overwrite_existing);
   EXPECT_TRUE(server->WaitForLog("event=model_ready model=breast_cancer_mlp version=3", 10));
   // A changed config reloads every version; a removed folder is unloaded once idle.
   EditConfig(repo / "breast_cancer_mlp" / "config.yaml", "max_queue_delay_us: 200", "max_queue_delay_us: 100");
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(server->WaitForPolls(2));  // a scan reloads what changed before it returns
+  EXPECT_TRUE(under_load());
   fs::remove_all(repo / "breast_cancer_mlp" / "3");
   EXPECT_TRUE(wait_for_versions("1,2"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(under_load());
   stop = true;
   for (auto& t : clients) t.join();
 
@@ -196,9 +201,7 @@ TEST(Lifecycle, ABrokenConfigOnDiskLeavesTheLoadedModelServing) {
   EXPECT_EQ(state, "READY");
   EXPECT_NE(reason.find("'batch_everything'"), std::string::npos) << reason;
   WriteFile(config, good);
-  for (int i = 0; i < 100 && !IndexRow(*c, "breast_cancer_xgb", "2").second.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  EXPECT_TRUE(Eventually([&] { return IndexRow(*c, "breast_cancer_xgb", "2").second.empty(); }));
   EXPECT_EQ(IndexRow(*c, "breast_cancer_xgb", "2").second, "");
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
@@ -214,7 +217,7 @@ TEST(Lifecycle, ExplicitUnloadAndLoad) {
   auto r = c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(1));
   EXPECT_EQ(r->status, 503u);
   EXPECT_NE(r->body.find("unloaded by request"), std::string::npos) << r->body;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // polling does not bring it back
+  EXPECT_TRUE(server->WaitForPolls(3));  // polling does not bring it back
   EXPECT_EQ(c->Get("/v2/models/breast_cancer_xgb/ready")->status, 400u);
   EXPECT_EQ(IndexRow(*c, "breast_cancer_xgb", "").first, "UNAVAILABLE");
   EXPECT_EQ(c->Post("/v2/repository/models/breast_cancer_xgb/load", "")->status, 200u);
@@ -243,7 +246,7 @@ TEST(Lifecycle, LoadWithAConfigOverride) {
   auto r = c->Post("/v2/repository/models/breast_cancer_xgb/load", body);
   ASSERT_EQ(r->status, 200u) << r->body;
   EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":7"), std::string::npos);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // polling keeps the override
+  EXPECT_TRUE(server->WaitForPolls(3));  // polling keeps the override
   EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":7"), std::string::npos);
   EXPECT_EQ(c->Post("/v2/models/breast_cancer_xgb/infer", FeaturesBody(8))->status, 400u);  // over 7 rows
 
@@ -330,7 +333,8 @@ TEST(Lifecycle, GracefulShutdownDrainsInFlightRequests) {
       codes[i] = r.ok() ? r->status : 0;
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // all six wait in the batcher
+  const std::string queued = R"(vigil_inference_queue_depth{model="breast_cancer_xgb")";
+  EXPECT_TRUE(Eventually([&] { return MetricSum(*observer, queued) == 6; }));  // all six wait in the batcher
   std::thread killer([&] { EXPECT_EQ(server->Signal(SIGTERM, 30), 0); });
   ASSERT_TRUE(server->WaitForLog("event=shutdown_started", 5));
   auto ready = observer->Get("/v2/health/ready");
@@ -356,7 +360,9 @@ TEST(Lifecycle, ShutdownTimeoutBoundsTheDrain) {
       codes[i] = r.ok() ? r->status : 0;
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto observer = server->Client();
+  EXPECT_TRUE(Eventually(
+      [&] { return MetricSum(*observer, R"(vigil_inference_queue_depth{model="breast_cancer_xgb")") == 3; }));
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server->Signal(SIGTERM, 10), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/eventually.h"
 #include "server_process.h"
 
 namespace vigil::testing {
@@ -106,13 +107,12 @@ class Monitoring : public ::testing::Test {
   // Waits until at least `count` windows are reported; returns the report.
   rapidjson::Document WaitForWindows(size_t count) {
     rapidjson::Document d;
-    for (int i = 0; i < 100; ++i) {
+    Eventually([&] {
       auto r = client_->Get("/v1/monitoring/breast_cancer_mlp/drift?limit=1000");
       EXPECT_EQ(r->status, 200u) << r->body;
       d.Parse(r->body.c_str());
-      if (d["windows"].Size() >= count) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+      return d["windows"].Size() >= count;
+    });
     return d;
   }
 
@@ -213,27 +213,21 @@ TEST_F(Monitoring, NonFiniteValuesAreCountedAndAlertedAndBadQueriesAreNamed) {
   row[3] = std::nan("");
   auto r = client_->Post("/v2/models/breast_cancer_mlp/infer", Body({row, rows_[1]}));
   ASSERT_EQ(r->status, 200u) << r->body;
-  std::string body;
-  for (int i = 0; i < 50; ++i) {
-    body = client_->Get("/metrics")->body;
-    if (body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)") !=
-        std::string::npos)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_NE(body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)"),
-            std::string::npos);
+  EXPECT_TRUE(Eventually([&] {
+    return client_->Get("/metrics")
+               ->body.find(R"(vigil_nonfinite_values_total{model="breast_cancer_mlp",version="1",tensor="input"} 1)") !=
+           std::string::npos;
+  }));
 
   // A window with NaN in it fires the numerical alert at once.
   std::vector<std::vector<double>> rows(rows_.begin(), rows_.begin() + 40);
   rows[5][0] = std::nan("");
   for (int i = 0; i < 10; ++i) ASSERT_EQ(client_->Post("/v2/models/breast_cancer_mlp/infer", Body(rows))->status, 200u);
   std::string alerts;
-  for (int i = 0; i < 50; ++i) {
+  Eventually([&] {
     alerts = client_->Get("/v1/alerts")->body;
-    if (alerts.find(R"("alertname":"NonFiniteValues")") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return alerts.find(R"("alertname":"NonFiniteValues")") != std::string::npos;
+  });
   rapidjson::Document a;
   a.Parse(alerts.c_str());
   bool fired = false;
@@ -277,7 +271,9 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
     EXPECT_NE(fb->body.find(R"("joined":160)"), std::string::npos) << fb->body;
   };
   run(false);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the next one-second window
+  // Time itself is under test here: quality windows are one second of
+  // prediction time, so each phase waits for the next one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   run(true);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   run(true);  // a second bad window: alert_after is 2
@@ -289,13 +285,12 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   // The prediction log is written in the background: wait for all 280.
   rapidjson::Document d;
   auto r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
-  for (int i = 0; i < 50; ++i) {
+  Eventually([&] {
     r = client_->Get("/v1/monitoring/cancer/quality?window_s=1");
-    ASSERT_EQ(r->status, 200u) << r->body;
     d.Parse(r->body.c_str());
-    if (d["predictions_scanned"].GetInt() >= 280) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return r->status == 200 && d["predictions_scanned"].GetInt() >= 280;
+  });
+  ASSERT_EQ(r->status, 200u) << r->body;
   ASSERT_GE(d["windows"].Size(), 2u) << r->body;
   // The 1.1 s pause keeps the two phases in different windows; weigh each
   // window's accuracy by its labels.
@@ -339,16 +334,15 @@ TEST_F(Monitoring, QualityWindowsFromFeedbackAndFlippedLabels) {
   // The quality rule (accuracy below 0.5 for 2 windows) fires, with its evidence.
   std::string alerts;
   rapidjson::Document a;
-  for (int i = 0; i < 60; ++i) {
+  Eventually([&] {
     alerts = client_->Get("/v1/alerts")->body;
     a.Parse(alerts.c_str());
     int quality_alerts = 0;
     for (const auto& x : a["firing"].GetArray()) {
       quality_alerts += std::string(x["alertname"].GetString()) == "QualityRegression";
     }
-    if (quality_alerts >= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return quality_alerts >= 2;
+  });
   // The model's reference accuracy, from reference.csv's label column.
   rapidjson::Document drift;
   drift.Parse(client_->Get("/v1/monitoring/breast_cancer_mlp/drift")->body.c_str());
@@ -440,10 +434,15 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
     for (int t = 0; t < 12; ++t) clients.emplace_back(load, &refused);
     for (auto& t : clients) t.join();
     std::printf("round %d: %d of 1800 requests refused\n", round, refused.load());
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    // Judged once a health window (0.5 s) has closed on this round's traffic.
     auto client = server->Client();
-    a.Parse(client->Get("/v1/alerts")->body.c_str());
-    health_firing();
+    Eventually(
+        [&] {
+          a.Parse(client->Get("/v1/alerts")->body.c_str());
+          health_firing();
+          return firing == expected && endpoint_latency;
+        },
+        std::chrono::milliseconds(600));
   }
   EXPECT_EQ(firing, expected);
   EXPECT_TRUE(endpoint_latency);
@@ -465,12 +464,11 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
   EXPECT_TRUE(reported);
 
   // Calm: no traffic. Latency, errors and the queue resolve after one window.
-  for (int i = 0; i < 50; ++i) {
+  Eventually([&] {
     a.Parse(client->Get("/v1/alerts")->body.c_str());
     health_firing();
-    if (firing == std::set<std::string>{"MemoryHigh"} && !endpoint_latency) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return firing == std::set<std::string>{"MemoryHigh"} && !endpoint_latency;
+  });
   EXPECT_EQ(firing, std::set<std::string>{"MemoryHigh"});
   EXPECT_FALSE(endpoint_latency);
   std::set<std::string> resolved;
@@ -512,13 +510,12 @@ TEST(NumericalHealth, AModelThatOutputsNaNRaisesAnAlert) {
     return firing;
   };
   auto wait_windows = [&](size_t n) {
-    for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(Eventually([&] {
       rapidjson::Document d;
       d.Parse(client->Get("/v1/monitoring/breast_cancer_log/drift")->body.c_str());
-      if (d["windows"].Size() >= n) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ADD_FAILURE() << "fewer than " << n << " windows";
+      return d["windows"].Size() >= n;
+    })) << "fewer than "
+        << n << " windows";
   };
   // Clean rows: finite answers, a calm window.
   EXPECT_EQ(infer({rows[0]}).find("NaN"), std::string::npos);
@@ -533,10 +530,7 @@ TEST(NumericalHealth, AModelThatOutputsNaNRaisesAnAlert) {
   EXPECT_NE(infer({zeroed[0]}).find("NaN"), std::string::npos);  // the bug, visible to the client
   for (size_t i = 0; i < 200; i += 40) infer({zeroed.begin() + i, zeroed.begin() + i + 40});
   std::set<std::string> firing;
-  for (int i = 0; i < 100 && firing.empty(); ++i) {
-    firing = alerts();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  Eventually([&] { return !(firing = alerts()).empty(); });
   EXPECT_EQ(firing, std::set<std::string>{"output"});
   auto metrics = client->Get("/metrics")->body;
   EXPECT_NE(metrics.find(R"(vigil_nonfinite_values_total{model="breast_cancer_log",version="1",tensor="output"})"),

@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/eventually.h"
+
 namespace vigil::testing {
 
 namespace fs = std::filesystem;
@@ -291,6 +293,27 @@ bool ServerProcess::WaitForLog(const std::string& needle, double timeout_s) cons
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+double MetricSum(HttpClient& client, const std::string& prefix) {
+  auto r = client.Get("/metrics");
+  if (!r.ok() || r->status != 200) return -1;
+  double sum = 0;
+  std::istringstream lines(r->body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const size_t space = line.rfind(' ');
+    if (space != std::string::npos) sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
+}
+
+bool ServerProcess::WaitForPolls(int n, double timeout_s) const {
+  auto client = Client();
+  auto polls = [&] { return client ? MetricSum(*client, "vigil_repository_polls_total ") : -1; };
+  const double start = polls();
+  return start >= 0 && Eventually([&] { return polls() >= start + n; },
+                                  std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
 }
 
 }  // namespace vigil::testing

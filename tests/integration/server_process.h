@@ -53,6 +53,9 @@ class ServerProcess {
   std::string Log() const;
   // Waits until the log contains `needle`.
   bool WaitForLog(const std::string& needle, double timeout_s = 20) const;
+  // Waits until the server has scanned its repository `n` more times
+  // (vigil_repository_polls_total), for "polling does not ..." checks.
+  bool WaitForPolls(int n, double timeout_s = 20) const;
 
  private:
   pid_t pid_ = -1;
@@ -95,6 +98,10 @@ std::string FeaturesBody(int rows, const std::string& extra = "");
 // A call to the example MLP: its `features` input as FP32 of `shape`,
 // holding `bytes` zeroed bytes (not necessarily what the shape needs).
 InferCall FeaturesCall(Shape shape, size_t bytes);
+
+// The sum of the /metrics series that start with `prefix` (e.g.
+// `vigil_inference_queue_depth{model="m"`); -1 when /metrics cannot be read.
+double MetricSum(HttpClient& client, const std::string& prefix);
 
 // Runs `promtool check metrics` on a /metrics body: "" when it passes,
 // else promtool's output.

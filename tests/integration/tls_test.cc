@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "client/inference_client.h"
+#include "core/eventually.h"
 #include "protocol/json.h"
 #include "server/http_server.h"
 #include "server_process.h"
@@ -204,15 +205,16 @@ TEST_F(Tls, AlertsReachAnHttpsWebhook) {
       ServerProcess::Start({"--model-repository", repo_.string(), "--alert-webhook",
                             "https://localhost:" + std::to_string((*hook)->port()) + "/alerts", "--alert-webhook-ca",
                             Cert("ca.pem"), "--alert-memory-mb", "1", "--health-window-s", "0.1"});
-  bool delivered = false;
-  for (int i = 0; i < 300 && !delivered; ++i) {
-    {
-      std::lock_guard lock(mu);
-      for (const auto& body : received) delivered |= body.find("MemoryHigh") != std::string::npos;
-    }
-    if (!delivered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(delivered) << server->Log();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        for (const auto& body : received) {
+          if (body.find("MemoryHigh") != std::string::npos) return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(15)))
+      << server->Log();
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   (*hook)->Stop();
 }

@@ -1,0 +1,177 @@
+#include "routing/endpoint_calls.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "core/eventually.h"
+
+namespace vigil {
+namespace {
+
+// Answers every call at once with one output, as a model version would.
+class FakeRunner final : public ModelRunner {
+ public:
+  struct Seen {
+    std::string model;
+    int64_t version = 0;
+    std::string id;
+    std::thread::id thread;
+  };
+  void Run(InferCall&& call, Done done) override {
+    {
+      MutexLock lock(mu_);
+      seen_.push_back({call.model, call.version, call.id, std::this_thread::get_id()});
+    }
+    if (call.model == "broken") return done(Internal("backend failed"), InferReply{});
+    if (call.inputs.empty()) return done(InvalidArgument("no inputs"), InferReply{});
+    InferReply reply;
+    reply.model = call.model;
+    reply.version = call.version ? call.version : 7;  // "latest" is version 7 here
+    reply.id = call.id;
+    reply.outputs.push_back(call.inputs[0]);
+    done(Status::Ok(), std::move(reply));
+  }
+  std::optional<bool> Busy(const std::string& model, int64_t) const override {
+    MutexLock lock(mu_);
+    if (!loaded_.count(model)) return std::nullopt;
+    return busy_.count(model) > 0;
+  }
+  void RunTogether(const std::function<void()>& submit) override { submit(); }
+
+  std::vector<Seen> seen() const {
+    MutexLock lock(mu_);
+    return seen_;
+  }
+  void SetBusy(const std::string& model) {
+    MutexLock lock(mu_);
+    busy_.insert(model);
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::vector<Seen> seen_ GUARDED_BY(mu_);
+  std::set<std::string> busy_ GUARDED_BY(mu_);
+  const std::set<std::string> loaded_{"churn", "churn_xgb", "broken"};
+};
+
+struct Harness {
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
+  Deployments deployments{Deployments::Options{}};
+  FakeRunner runner;
+  std::unique_ptr<EndpointCalls> calls;
+
+  explicit Harness(const std::string& spec) {
+    const Status applied = deployments.Apply("churn_ep", spec, {"test", "apply", ""});
+    EXPECT_TRUE(applied.ok()) << applied.message();
+    auto made = EndpointCalls::Create({.deployments = &deployments, .models = &runner, .metrics = &metrics});
+    EXPECT_TRUE(made.ok()) << made.status().message();
+    calls = std::move(made).value();
+  }
+  // One call through the endpoint; its status and reply.
+  std::pair<Status, InferReply> Call(const std::string& key, int64_t version = 0, const std::string& id = "") {
+    InferCall call;
+    call.model = "churn_ep";
+    call.version = version;
+    call.id = id;
+    if (!key.empty()) call.parameters["vigil.routing_key"] = key;
+    Tensor t;
+    t.name = "x";
+    t.datatype = DataType::kFp32;
+    t.shape = {1, 1};
+    t.data.assign(4, 0);
+    call.inputs.push_back(std::move(t));
+    std::pair<Status, InferReply> out{Status::Ok(), {}};
+    calls->Infer(calls->Find("churn_ep"), std::move(call), [&](const Status& s, InferReply&& r) {
+      out = {s, std::move(r)};
+    });
+    return out;
+  }
+  double Counted(const std::string& series) {
+    const std::string text = registry.Expose();
+    const size_t at = text.find(series + " ");
+    return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size() + 1));
+  }
+};
+
+std::string Param(const InferReply& r, const std::string& key) {
+  auto it = r.parameters.find(key);
+  return it == r.parameters.end() ? "" : std::get<std::string>(it->second);
+}
+
+TEST(EndpointCalls, ARoutedCallRunsItsVariantAndSaysWhoAnswered) {
+  Harness h(
+      "production: {model: churn, version: 1}\n"
+      "candidates: [{name: v2, model: churn, version: 2, mode: ab, share: 50}]\n");
+  int v2 = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto [s, reply] = h.Call("user-" + std::to_string(i));
+    ASSERT_TRUE(s.ok()) << s.message();
+    const std::string variant = Param(reply, "vigil.variant");
+    EXPECT_EQ(Param(reply, "vigil.version"), variant == "v2" ? "2" : "1");
+    EXPECT_EQ(Param(reply, "vigil.model"), "churn");
+    EXPECT_EQ(reply.id, Param(reply, "vigil.prediction_id"));  // generated when the client gave none
+    EXPECT_EQ(Param(h.Call("user-" + std::to_string(i)).second, "vigil.variant"), variant) << "sticky";
+    v2 += variant == "v2";
+  }
+  EXPECT_NEAR(v2, 100, 4 * std::sqrt(200 * 0.25));
+  // The client's id is the prediction id; the model half saw the variant's model and version.
+  auto [s, reply] = h.Call("k", 0, "req-9");
+  EXPECT_EQ(Param(reply, "vigil.prediction_id"), "req-9");
+  const auto seen = h.runner.seen();
+  EXPECT_EQ(seen.back().id, "req-9");
+  EXPECT_EQ(seen.back().model, "churn");
+  // An endpoint has no versions.
+  auto [refused, none] = h.Call("k", 3);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("'churn_ep' is an endpoint, which has no versions"), std::string::npos);
+}
+
+TEST(EndpointCalls, ShadowsRunOnTheirOwnThreadAndGiveWayWhenTheirModelIsBusy) {
+  Harness h(
+      "production: {model: churn, version: 1}\n"
+      "candidates: [{name: xgb, model: churn_xgb, mode: shadow, share: 100}]\n");
+  const std::string ok = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="xgb",result="ok"})";
+  const std::string dropped = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="xgb",result="dropped"})";
+  auto [s, reply] = h.Call("a");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(Param(reply, "vigil.variant"), "production");  // the client never sees the shadow's answer
+  ASSERT_TRUE(Eventually([&] { return h.Counted(ok) == 1; }));
+  std::thread::id shadow_thread;
+  for (const auto& seen : h.runner.seen()) {
+    if (seen.model == "churn_xgb") shadow_thread = seen.thread;
+  }
+  EXPECT_NE(shadow_thread, std::this_thread::get_id());  // never on the serving thread
+  EXPECT_EQ(h.calls->Find("churn_ep")->Stats(0).requests.load(), 1u);
+
+  h.runner.SetBusy("churn_xgb");
+  ASSERT_TRUE(h.Call("b").first.ok());
+  EXPECT_TRUE(Eventually([&] { return h.Counted(dropped) == 1; }));
+  EXPECT_EQ(h.Counted(ok), 1);
+  h.calls->Stop();
+  ASSERT_TRUE(h.Call("c").first.ok());  // after Stop, copies are dropped at once
+  EXPECT_EQ(h.Counted(dropped), 2);
+}
+
+TEST(EndpointCalls, FailuresAreCountedAsTheServersOrTheClients) {
+  Harness h("production: {model: broken}\n");
+  auto [s, reply] = h.Call("a");
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  const VariantStats& stats = h.calls->Find("churn_ep")->Stats(-1);
+  EXPECT_EQ(stats.errors.load(), 1u);
+  EXPECT_EQ(stats.rejected.load(), 0u);
+  EXPECT_EQ(h.Counted(R"(vigil_endpoint_requests_total{endpoint="churn_ep",variant="production",outcome="error"})"), 1);
+}
+
+TEST(EndpointCalls, CreateNamesWhatIsMissing) {
+  auto made = EndpointCalls::Create({});
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find("need the deployments and a model runner"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil
