@@ -69,7 +69,10 @@ int64_t SinceMs(const Router& router) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
 }
 
-std::string VariantJson(const Router& router, int index) {
+// Milliseconds to 4 decimals (the status shows latencies, not noise).
+double Ms4(double nanoseconds) { return std::round(nanoseconds / 1e6 * 1e4) / 1e4; }
+
+void WriteVariant(JsonWriter& j, const Router& router, int index) {
   const DeploymentSpec& spec = router.spec();
   const Variant& v = index < 0 ? spec.production : spec.candidates[static_cast<size_t>(index)];
   double share = v.CurrentShare();
@@ -81,28 +84,34 @@ std::string VariantJson(const Router& router, int index) {
   }
   const VariantStats& st = router.Stats(index);
   const auto lat = st.latency.Take();
-  std::string out = "{\"name\":";
-  AppendJsonString(out, v.name);
-  out += ",\"model\":";
-  AppendJsonString(out, v.model);
-  out += fmt::format(
-      ",\"version\":{},\"mode\":\"{}\",\"share\":{},\"requests\":{},\"errors\":{},\"rejected\":{},"
-      "\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p99\":{:.4f},\"mean\":{:.4f}}}",
-      v.version, VariantModeName(v.mode), share, st.requests.load(), st.errors.load(), st.rejected.load(),
-      lat.Quantile(0.5) / 1e6, lat.Quantile(0.9) / 1e6, lat.Quantile(0.99) / 1e6, lat.Mean() / 1e6);
+  j.StartObject();
+  j.Field("name", v.name);
+  j.Field("model", v.model);
+  j.Field("version", v.version);
+  j.Field("mode", VariantModeName(v.mode));
+  j.Field("share", share);
+  j.Field("requests", static_cast<uint64_t>(st.requests.load()));
+  j.Field("errors", static_cast<uint64_t>(st.errors.load()));
+  j.Field("rejected", static_cast<uint64_t>(st.rejected.load()));
+  j.Key("latency_ms");
+  j.StartObject();
+  j.Field("p50", Ms4(lat.Quantile(0.5)));
+  j.Field("p90", Ms4(lat.Quantile(0.9)));
+  j.Field("p99", Ms4(lat.Quantile(0.99)));
+  j.Field("mean", Ms4(lat.Mean()));
+  j.EndObject();
   if (index >= 0) {
-    out += ",\"state\":";
-    AppendJsonString(out, CandidateStateName(StateOf(v)));
-    out += ",\"position\":";
-    AppendJsonString(out, DescribeCandidate(v));
+    j.Field("state", CandidateStateName(StateOf(v)));
+    j.Field("position", DescribeCandidate(v));
   }
   if (v.mode == VariantMode::kCanary) {
-    out += fmt::format(",\"step\":{},\"steps\":[", v.step);
-    for (size_t i = 0; i < v.steps.size(); ++i) out += fmt::format("{}{}", i ? "," : "", v.steps[i]);
-    out += "]";
+    j.Field("step", static_cast<int64_t>(v.step));
+    j.Key("steps");
+    j.StartArray();
+    for (double step : v.steps) j.Double(step);
+    j.EndArray();
   }
-  out += "}";
-  return out;
+  j.EndObject();
 }
 
 }  // namespace
@@ -111,28 +120,22 @@ AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, Store* 
                    FeedbackJoin* join)
     : deployments_(deployments), access_(access), store_(store), log_(log), join_(join) {}
 
-void AppendQualityMembers(std::string& out, const Quality& q) {
-  for (const auto& [name, value] : QualityMetrics(q)) {
-    if (value) fmt::format_to(std::back_inserter(out), ",\"{}\":{}", name, JsonNumber(*value));
-  }
-}
-
-std::string AdminApi::QualityJson(const Router& router) const {
+void AdminApi::WriteQuality(JsonWriter& j, const Router& router) const {
   const DeploymentSpec& spec = router.spec();
-  if (!join_) return "null";
-  auto quality = join_->QualityOf(spec.endpoint, SinceMs(router));
-  if (!quality.ok()) return "null";
-  std::string out = "{";
-  bool first = true;
+  auto quality = join_ ? join_->QualityOf(spec.endpoint, SinceMs(router))
+                       : StatusOr<FeedbackJoin::VariantQuality>(Unavailable("no store"));
+  if (!quality.ok()) return j.Null();
+  j.StartObject();
   for (const auto& [variant, q] : *quality) {
-    if (!first) out += ',';
-    first = false;
-    AppendJsonString(out, variant);
-    out += fmt::format(":{{\"joined\":{},\"labeled\":{},\"rewarded\":{}", q.joined, q.labeled, q.rewarded);
-    AppendQualityMembers(out, q);
-    out += '}';
+    j.Key(variant);
+    j.StartObject();
+    j.Field("joined", static_cast<uint64_t>(q.joined));
+    j.Field("labeled", static_cast<uint64_t>(q.labeled));
+    j.Field("rewarded", static_cast<uint64_t>(q.rewarded));
+    WriteQualityMembers(j, q);
+    j.EndObject();
   }
-  return out + "}";
+  j.EndObject();
 }
 
 StatusOr<FeedbackBody> ParseFeedbackBody(std::string_view body, int64_t now_ms) {
@@ -206,12 +209,6 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
   auto parsed = ParseFeedbackBody(request.body(), UnixMillis());
   if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
   const std::vector<FeedbackRecord>& records = parsed->records;
-  std::string errors;
-  for (const auto& [index, problem] : parsed->problems) {
-    errors += fmt::format("{}{{\"index\":{},\"error\":", errors.empty() ? "" : ",", index);
-    AppendJsonString(errors, problem);
-    errors += '}';
-  }
   if (!records.empty()) {
     if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(ErrorResponse(s));
   }
@@ -222,35 +219,53 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
   auto known = store_->KnownPredictions(ids);
   if (!known.ok()) return respond(ErrorResponse(known.status()));
   std::set<std::string> known_set(known->begin(), known->end());
+  JsonWriter j;
+  j.StartObject();
+  j.Field("accepted", static_cast<uint64_t>(records.size()));
+  j.Field("joined", static_cast<uint64_t>(known->size()));
   // The unknown ids are counted; the first kListedUnknownIds are named (a
   // post of 10,000 ids nobody logged would otherwise answer megabytes).
   constexpr size_t kListedUnknownIds = 100;
-  std::string unknown;
-  size_t unknown_count = 0;
+  size_t unknown = 0;
+  j.Key("unknown_ids");
+  j.StartArray();
   for (const auto& id : ids) {
     if (known_set.count(id)) continue;
-    if (unknown_count++ >= kListedUnknownIds) continue;
-    if (!unknown.empty()) unknown += ',';
-    AppendJsonString(unknown, id);
+    if (unknown++ < kListedUnknownIds) j.String(id);
   }
-  respond(MakeResponse(
-      200, fmt::format("{{\"accepted\":{},\"joined\":{},\"unknown\":{},\"unknown_ids\":[{}],\"errors\":[{}]}}",
-                       records.size(), known->size(), unknown_count, unknown, errors)));
+  j.EndArray();
+  j.Field("unknown", static_cast<uint64_t>(unknown));
+  j.Key("errors");
+  j.StartArray();
+  for (const auto& [index, problem] : parsed->problems) {
+    j.StartObject();
+    j.Field("index", static_cast<uint64_t>(index));
+    j.Field("error", problem);
+    j.EndObject();
+  }
+  j.EndArray();
+  j.EndObject();
+  respond(MakeResponse(200, j.Take()));
 }
 
 HttpResponse AdminApi::Status_(const std::string& endpoint) const {
   auto router = deployments_.Find(endpoint);
   if (!router) return ErrorResponse(NotFound("no endpoint '" + endpoint + "'"));
   const DeploymentSpec& spec = router->spec();
-  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(router->since().time_since_epoch()).count();
-  std::string out = "{\"endpoint\":";
-  AppendJsonString(out, endpoint);
-  out += fmt::format(",\"paused\":{},\"kill_switch\":{},\"since_unix_ms\":{},\"variants\":[", spec.paused,
-                     spec.kill_switch, since);
-  out += VariantJson(*router, -1);
-  for (size_t i = 0; i < spec.candidates.size(); ++i) out += "," + VariantJson(*router, static_cast<int>(i));
-  out += "],\"quality\":" + QualityJson(*router) + "}";
-  return MakeResponse(200, std::move(out));
+  JsonWriter j;
+  j.StartObject();
+  j.Field("endpoint", endpoint);
+  j.Field("paused", spec.paused);
+  j.Field("kill_switch", spec.kill_switch);
+  j.Field("since_unix_ms", SinceMs(*router));
+  j.Key("variants");
+  j.StartArray();
+  for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) WriteVariant(j, *router, i);
+  j.EndArray();
+  j.Key("quality");
+  WriteQuality(j, *router);
+  j.EndObject();
+  return MakeResponse(200, j.Take());
 }
 
 void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
@@ -339,23 +354,21 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
     if (verb != http::verb::get) return not_allowed("GET");
     auto events = deployments_.History(endpoint, 100);
     if (!events.ok()) return respond(ErrorResponse(events.status()));
-    std::string out = "[";
-    for (size_t i = 0; i < events->size(); ++i) {
-      const AuditEvent& e = (*events)[i];
-      if (i) out += ',';
-      out += fmt::format("{{\"id\":{},\"time_ms\":{},\"actor\":", e.id, e.time_ms);
-      AppendJsonString(out, e.actor);
-      out += ",\"action\":";
-      AppendJsonString(out, e.action);
-      out += ",\"detail\":";
-      AppendJsonString(out, e.detail);
-      out += ",\"before\":";
-      AppendJsonString(out, e.before);
-      out += ",\"after\":";
-      AppendJsonString(out, e.after);
-      out += '}';
+    JsonWriter j;
+    j.StartArray();
+    for (const AuditEvent& e : *events) {
+      j.StartObject();
+      j.Field("id", e.id);
+      j.Field("time_ms", e.time_ms);
+      j.Field("actor", e.actor);
+      j.Field("action", e.action);
+      j.Field("detail", e.detail);
+      j.Field("before", e.before);
+      j.Field("after", e.after);
+      j.EndObject();
     }
-    return respond(MakeResponse(200, out + "]"));
+    j.EndArray();
+    return respond(MakeResponse(200, j.Take()));
   }
   if (verb != http::verb::post) return not_allowed("POST");
   auto body = BodyObject(request.body(), action);

@@ -23,6 +23,7 @@
 #include "monitoring/feedback_join.h"
 #include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
+#include "protocol/json_writer.h"
 #include "routing/deployments.h"
 #include "server/access.h"
 #include "server/http_server.h"
@@ -30,9 +31,6 @@
 namespace vigil {
 
 class PredictionLog;
-
-// The metrics of `q` that are set, as JSON members: ,"accuracy":0.9,...
-void AppendQualityMembers(std::string& out, const Quality& q);
 
 // A feedback post: its well-formed items as records (stamped `now_ms`), and
 // for each malformed one its index and what is wrong with it. An error when
@@ -66,8 +64,8 @@ class AdminApi {
   HttpResponse Status_(const std::string& endpoint) const;
 
   // Per-variant quality of the endpoint's predictions since its spec took
-  // effect, as JSON keyed by variant.
-  std::string QualityJson(const Router& router) const;
+  // effect, as a JSON object keyed by variant (null without a store).
+  void WriteQuality(JsonWriter& j, const Router& router) const;
 
   Deployments& deployments_;
   const AccessPolicy& access_;

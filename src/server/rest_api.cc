@@ -7,6 +7,7 @@
 
 #include "core/logging.h"
 #include "protocol/json.h"
+#include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
 #include "server/control_workers.h"
 #include "server/http_replies.h"
@@ -62,36 +63,34 @@ std::vector<std::string> SplitPath(std::string_view target) {
   return parts;
 }
 
-void AppendShape(std::string& out, const Shape& shape) {
-  out += '[';
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ',';
-    out += std::to_string(shape[i]);
-  }
-  out += ']';
+void WriteShape(JsonWriter& j, const Shape& shape) {
+  j.StartArray();
+  for (int64_t d : shape) j.Int(d);
+  j.EndArray();
 }
 
-void AppendTensorSpecs(std::string& out, const std::vector<TensorSpec>& specs, bool batching) {
-  out += '[';
-  for (size_t i = 0; i < specs.size(); ++i) {
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, specs[i].name);
-    out += ",\"datatype\":\"";
-    out += DataTypeName(specs[i].datatype);
-    out += "\",\"shape\":";
-    Shape shape = specs[i].dims;
-    if (batching) shape.insert(shape.begin(), -1);
-    AppendShape(out, shape);
-    out += '}';
+// [{"name", "datatype", "shape"}...]; with `batch_dim`, -1 leads each shape.
+void WriteTensorSpecs(JsonWriter& j, const std::vector<TensorSpec>& specs, bool batch_dim) {
+  j.StartArray();
+  for (const TensorSpec& t : specs) {
+    j.StartObject();
+    j.Field("name", t.name);
+    j.Field("datatype", DataTypeName(t.datatype));
+    Shape shape = t.dims;
+    if (batch_dim) shape.insert(shape.begin(), -1);
+    j.Key("shape");
+    WriteShape(j, shape);
+    j.EndObject();
   }
-  out += ']';
+  j.EndArray();
 }
 
-void AppendDuration(std::string& out, const char* name, uint64_t count, uint64_t ns) {
-  out += '"';
-  out += name;
-  out += "\":{\"count\":" + std::to_string(count) + ",\"ns\":" + std::to_string(ns) + "}";
+void WriteDuration(JsonWriter& j, const char* name, uint64_t count, uint64_t ns) {
+  j.Key(name);
+  j.StartObject();
+  j.Field("count", count);
+  j.Field("ns", ns);
+  j.EndObject();
 }
 
 // Whether `request` uses `want`; if not, answers 405 naming the method to use.
@@ -323,23 +322,20 @@ HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& 
   auto info = service_.Find(name, version_text);
   if (!info.ok()) return ErrorResponse(info.status());
   const ModelConfig& c = *info->config;
-  std::string out = "{\"name\":";
-  AppendJsonString(out, name);
-  out += ",\"versions\":[";
-  bool first = true;
-  for (int64_t rv : info->ready_versions) {
-    if (!first) out += ',';
-    first = false;
-    out += "\"" + std::to_string(rv) + "\"";
-  }
-  out += "],\"platform\":\"";
-  out += BackendPlatform(c.backend);
-  out += "\",\"inputs\":";
-  AppendTensorSpecs(out, c.inputs, c.max_batch_size > 0);
-  out += ",\"outputs\":";
-  AppendTensorSpecs(out, c.outputs, c.max_batch_size > 0);
-  out += '}';
-  return Json(std::move(out));
+  JsonWriter j;
+  j.StartObject();
+  j.Field("name", name);
+  j.Key("versions");
+  j.StartArray();
+  for (int64_t rv : info->ready_versions) j.String(std::to_string(rv));
+  j.EndArray();
+  j.Field("platform", BackendPlatform(c.backend));
+  j.Key("inputs");
+  WriteTensorSpecs(j, c.inputs, c.max_batch_size > 0);
+  j.Key("outputs");
+  WriteTensorSpecs(j, c.outputs, c.max_batch_size > 0);
+  j.EndObject();
+  return Json(j.Take());
 }
 
 HttpResponse RestApi::ModelReady(const std::string& name, const std::string& version_text) const {
@@ -361,57 +357,55 @@ HttpResponse RestApi::ModelConfigJson(const std::string& model, const std::strin
   auto pinned = repository_.Acquire(model, *v);
   if (!pinned.ok()) return ErrorResponse(pinned.status());
   const ModelConfig& c = (*pinned)->config();
-  const bool batching = c.max_batch_size > 0;
-  std::string out = "{\"name\":";
-  AppendJsonString(out, c.name);
-  out += ",\"backend\":\"" + std::string(BackendKindName(c.backend)) + "\"";
-  out += ",\"platform\":\"" + std::string(BackendPlatform(c.backend)) + "\"";
-  out += ",\"max_batch_size\":" + std::to_string(c.max_batch_size);
-  auto specs = [&](const std::vector<TensorSpec>& list) {
-    out += '[';
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (i) out += ',';
-      out += "{\"name\":";
-      AppendJsonString(out, list[i].name);
-      out += ",\"datatype\":\"" + std::string(DataTypeName(list[i].datatype)) + "\",\"shape\":";
-      AppendShape(out, list[i].dims);
-      out += '}';
-    }
-    out += ']';
-  };
-  out += ",\"inputs\":";
-  specs(c.inputs);
-  out += ",\"outputs\":";
-  specs(c.outputs);
+  JsonWriter j;
+  j.StartObject();
+  j.Field("name", c.name);
+  j.Field("backend", BackendKindName(c.backend));
+  j.Field("platform", BackendPlatform(c.backend));
+  j.Field("max_batch_size", c.max_batch_size);
+  j.Key("inputs");
+  WriteTensorSpecs(j, c.inputs, false);
+  j.Key("outputs");
+  WriteTensorSpecs(j, c.outputs, false);
   const auto& d = c.dynamic_batching;
-  out += ",\"dynamic_batching\":{\"max_queue_delay_us\":" + std::to_string(d.max_queue_delay_us) +
-         ",\"preferred_batch_sizes\":";
-  AppendShape(out, d.preferred_batch_sizes);
-  out += ",\"max_queue_size\":" + std::to_string(d.max_queue_size) +
-         ",\"default_timeout_us\":" + std::to_string(d.default_timeout_us) + "}";
-  out += ",\"instances\":" + std::to_string(c.instances);
-  out += ",\"version_policy\":";
+  j.Key("dynamic_batching");
+  j.StartObject();
+  j.Field("max_queue_delay_us", d.max_queue_delay_us);
+  j.Key("preferred_batch_sizes");
+  WriteShape(j, d.preferred_batch_sizes);
+  j.Field("max_queue_size", d.max_queue_size);
+  j.Field("default_timeout_us", d.default_timeout_us);
+  j.EndObject();
+  j.Field("instances", c.instances);
+  j.Key("version_policy");
   switch (c.version_policy.kind) {
     case VersionPolicy::Kind::kAll:
-      out += "\"all\"";
+      j.String("all");
       break;
     case VersionPolicy::Kind::kLatest:
-      out += "{\"latest\":" + std::to_string(c.version_policy.latest) + "}";
+      j.StartObject();
+      j.Field("latest", c.version_policy.latest);
+      j.EndObject();
       break;
     case VersionPolicy::Kind::kSpecific:
-      out += "{\"specific\":";
-      AppendShape(out, c.version_policy.specific);
-      out += "}";
+      j.StartObject();
+      j.Key("specific");
+      WriteShape(j, c.version_policy.specific);
+      j.EndObject();
       break;
   }
-  out += ",\"warmup\":";
-  out += c.warmup.enabled ? "{\"batch_size\":" + std::to_string(c.warmup.batch_size) +
-                                ",\"iterations\":" + std::to_string(c.warmup.iterations) + "}"
-                          : std::string("false");
-  out += ",\"batching\":";
-  out += batching ? "true" : "false";
-  out += '}';
-  return Json(std::move(out));
+  j.Key("warmup");
+  if (c.warmup.enabled) {
+    j.StartObject();
+    j.Field("batch_size", c.warmup.batch_size);
+    j.Field("iterations", c.warmup.iterations);
+    j.EndObject();
+  } else {
+    j.Bool(false);
+  }
+  j.Field("batching", c.max_batch_size > 0);
+  j.EndObject();
+  return Json(j.Take());
 }
 
 HttpResponse RestApi::ModelStats(const std::string& model, const std::string& version) const {
@@ -419,40 +413,40 @@ HttpResponse RestApi::ModelStats(const std::string& model, const std::string& ve
   if (!v.ok()) return ErrorResponse(v.status());
   auto pinned = repository_.AcquireAll(model, *v);
   if (!pinned.ok()) return ErrorResponse(pinned.status());
-  const auto& versions = *pinned;
-  std::string out = "{\"model_stats\":[";
-  for (size_t i = 0; i < versions.size(); ++i) {
-    const auto& mv = versions[i];
+  JsonWriter j;
+  j.StartObject();
+  j.Key("model_stats");
+  j.StartArray();
+  for (const auto& mv : *pinned) {
     const SchedulerStats s = mv->scheduler().Stats();
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, mv->config().name);
-    out += ",\"version\":\"" + std::to_string(mv->version()) + "\"";
-    out += ",\"last_inference\":" + std::to_string(s.last_inference_ms);
-    out += ",\"inference_count\":" + std::to_string(s.inference_count);
-    out += ",\"execution_count\":" + std::to_string(s.execution_count);
-    out += ",\"queue_depth\":" + std::to_string(mv->scheduler().QueueDepth());
-    out += ",\"inference_stats\":{";
-    AppendDuration(out, "success", s.success_count, s.success_ns);
-    out += ',';
-    AppendDuration(out, "fail", s.fail_count, s.fail_ns);
-    out += ',';
-    AppendDuration(out, "queue", s.queue_count, s.queue_ns);
-    out += ',';
-    AppendDuration(out, "compute_infer", s.compute_count, s.compute_ns);
-    out += "},\"batch_stats\":[";
-    bool first_batch = true;
+    j.StartObject();
+    j.Field("name", mv->config().name);
+    j.Field("version", std::to_string(mv->version()));
+    j.Field("last_inference", static_cast<int64_t>(s.last_inference_ms));
+    j.Field("inference_count", static_cast<uint64_t>(s.inference_count));
+    j.Field("execution_count", static_cast<uint64_t>(s.execution_count));
+    j.Field("queue_depth", static_cast<uint64_t>(mv->scheduler().QueueDepth()));
+    j.Key("inference_stats");
+    j.StartObject();
+    WriteDuration(j, "success", s.success_count, s.success_ns);
+    WriteDuration(j, "fail", s.fail_count, s.fail_ns);
+    WriteDuration(j, "queue", s.queue_count, s.queue_ns);
+    WriteDuration(j, "compute_infer", s.compute_count, s.compute_ns);
+    j.EndObject();
+    j.Key("batch_stats");
+    j.StartArray();
     for (const auto& [size, b] : s.batch_stats) {
-      if (!first_batch) out += ',';
-      first_batch = false;
-      out += "{\"batch_size\":" + std::to_string(size) + ",";
-      AppendDuration(out, "compute_infer", b.count, b.compute_ns);
-      out += '}';
+      j.StartObject();
+      j.Field("batch_size", static_cast<int64_t>(size));
+      WriteDuration(j, "compute_infer", b.count, b.compute_ns);
+      j.EndObject();
     }
-    out += "]}";
+    j.EndArray();
+    j.EndObject();
   }
-  out += "]}";
-  return Json(std::move(out));
+  j.EndArray();
+  j.EndObject();
+  return Json(j.Take());
 }
 
 // The optional body of a load request: {"parameters": {"config": "<YAML or JSON>"}}.
@@ -490,21 +484,19 @@ HttpResponse RestApi::RepositoryIndex(const HttpRequest& request) const {
       ready_only = m.value.GetBool();
     }
   }
-  std::string out = "[";
-  bool first = true;
+  JsonWriter j;
+  j.StartArray();
   for (const auto& row : repository_.Index()) {
     if (ready_only && row.state != VersionState::kReady) continue;
-    if (!first) out += ',';
-    first = false;
-    out += "{\"name\":";
-    AppendJsonString(out, row.model);
-    if (!row.version.empty()) out += ",\"version\":\"" + row.version + "\"";
-    out += ",\"state\":\"" + std::string(VersionStateName(row.state)) + "\",\"reason\":";
-    AppendJsonString(out, row.reason);
-    out += '}';
+    j.StartObject();
+    j.Field("name", row.model);
+    if (!row.version.empty()) j.Field("version", row.version);
+    j.Field("state", VersionStateName(row.state));
+    j.Field("reason", row.reason);
+    j.EndObject();
   }
-  out += ']';
-  return Json(std::move(out));
+  j.EndArray();
+  return Json(j.Take());
 }
 
 }  // namespace vigil
