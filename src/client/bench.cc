@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "client/http_client.h"
+#include "core/csv.h"
 
 namespace vigil {
 namespace {
@@ -99,42 +100,25 @@ void AppendAs(DataType type, double v, std::vector<uint8_t>& out) {
 // One row = the values of every input, concatenated in input order.
 using Row = std::vector<double>;
 
-bool ParseNumber(std::string_view s, double* out) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '"')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '"' || s.back() == '\r')) s.remove_suffix(1);
-  if (s.empty()) return false;
-  std::string tmp(s);
-  char* end = nullptr;
-  *out = std::strtod(tmp.c_str(), &end);
-  return end == tmp.c_str() + tmp.size();
-}
-
 StatusOr<std::vector<Row>> ReadCsv(const std::string& path, int64_t width, std::string* note) {
   std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = ParseCsv(text.str());
+  if (!parsed.ok()) return InvalidArgument(path + " " + parsed.status().message());
   std::vector<Row> rows;
-  std::string line;
-  size_t line_no = 0, columns = 0;
+  size_t columns = 0;
   bool header = false;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    std::vector<std::string_view> fields;
-    std::string_view rest(line);
-    while (true) {
-      const auto comma = rest.find(',');
-      fields.push_back(rest.substr(0, comma));
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+  for (const CsvRow& line : *parsed) {
     Row row;
     bool numeric = true;
-    for (size_t i = 0; i < fields.size() && static_cast<int64_t>(i) < width; ++i) {
-      double v;
-      if (!ParseNumber(fields[i], &v)) {
+    for (size_t i = 0; i < line.cells.size() && static_cast<int64_t>(i) < width; ++i) {
+      auto v = CsvNumber(line.cells[i]);
+      if (!v.ok() || std::isnan(*v)) {
         numeric = false;
         break;
       }
-      row.push_back(v);
+      row.push_back(*v);
     }
     if (!numeric) {
       if (rows.empty() && !header) {  // a header row
@@ -142,13 +126,13 @@ StatusOr<std::vector<Row>> ReadCsv(const std::string& path, int64_t width, std::
         continue;
       }
       return InvalidArgument(
-          fmt::format("{} line {}: a value in the first {} columns is not a number", path, line_no, width));
+          fmt::format("{} line {}: a value in the first {} columns is not a number", path, line.line, width));
     }
-    if (static_cast<int64_t>(fields.size()) < width) {
-      return InvalidArgument(fmt::format("{} line {}: {} values, but the model's inputs need {} per row", path, line_no,
-                                         fields.size(), width));
+    if (static_cast<int64_t>(line.cells.size()) < width) {
+      return InvalidArgument(fmt::format("{} line {}: {} values, but the model's inputs need {} per row", path,
+                                         line.line, line.cells.size(), width));
     }
-    columns = fields.size();
+    columns = line.cells.size();
     rows.push_back(std::move(row));
   }
   if (rows.empty()) return InvalidArgument(path + ": no data rows");

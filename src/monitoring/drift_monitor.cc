@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 
+#include "core/csv.h"
 #include "monitoring/drift_stats.h"
 
 namespace vigil {
@@ -199,64 +200,45 @@ size_t NumericBinOf(const double* edges, size_t count, double v) {
 }
 
 StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width) {
+  auto parsed = ParseCsv(text);
+  if (!parsed.ok()) return InvalidArgument("reference.csv " + parsed.status().message());
+  const std::vector<CsvRow>& rows = *parsed;
   ReferenceRows out;
   int64_t label_column = -1;
-  const std::vector<std::string> header = ReferenceCsvHeader(text);
-  for (size_t i = static_cast<size_t>(width); i < header.size(); ++i) {
-    if (header[i] == "label" || header[i] == "target") {
-      label_column = static_cast<int64_t>(i);
-      break;
+  if (!rows.empty()) {
+    const std::vector<std::string>& header = rows[0].cells;
+    for (size_t i = static_cast<size_t>(width); i < header.size(); ++i) {
+      if (header[i] == "label" || header[i] == "target") {
+        label_column = static_cast<int64_t>(i);
+        break;
+      }
     }
   }
-  std::istringstream in(text);
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line_no == 1 || line.empty()) continue;  // the header
-    int64_t col = 0;
-    size_t pos = 0;
-    while (col < width) {
-      if (pos > line.size()) {
-        return InvalidArgument("reference.csv line " + std::to_string(line_no) + ": " + std::to_string(col) +
-                               " values, the first input has " + std::to_string(width) + " per row");
+  for (size_t r = 1; r < rows.size(); ++r) {  // rows[0] is the header
+    const CsvRow& row = rows[r];
+    if (static_cast<int64_t>(row.cells.size()) < width) {
+      return InvalidArgument("reference.csv line " + std::to_string(row.line) + ": " +
+                             std::to_string(row.cells.size()) + " values, the first input has " +
+                             std::to_string(width) + " per row");
+    }
+    for (int64_t col = 0; col < width; ++col) {
+      auto v = CsvNumber(row.cells[static_cast<size_t>(col)]);
+      if (!v.ok()) {
+        return InvalidArgument("reference.csv line " + std::to_string(row.line) + " column " + std::to_string(col + 1) +
+                               ": " + v.status().message());
       }
-      size_t end = line.find(',', pos);
-      if (end == std::string::npos) end = line.size();
-      std::string cell = line.substr(pos, end - pos);
-      cell.erase(0, cell.find_first_not_of(" \t"));
-      cell.erase(cell.find_last_not_of(" \t") + 1);
-      double v = kNaN;
-      if (!cell.empty()) {
-        auto [ptr, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), v);
-        if (ec != std::errc() || ptr != cell.data() + cell.size()) {
-          return InvalidArgument("reference.csv line " + std::to_string(line_no) + " column " +
-                                 std::to_string(col + 1) + ": '" + cell + "' is not a number");
-        }
-      }
-      out.inputs.push_back(v);
-      ++col;
-      pos = end + 1;
+      out.inputs.push_back(*v);
     }
     if (label_column >= 0) {
-      for (; col < label_column && pos <= line.size(); ++col) {
-        const size_t end = line.find(',', pos);
-        pos = end == std::string::npos ? line.size() + 1 : end + 1;
-      }
       double label = kNaN;
-      if (pos <= line.size()) {
-        const size_t end = std::min(line.find(',', pos), line.size());
-        std::string cell = line.substr(pos, end - pos);
-        cell.erase(0, cell.find_first_not_of(" \t"));
-        cell.erase(cell.find_last_not_of(" \t") + 1);
-        auto [ptr, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), label);
-        if (!cell.empty() && (ec != std::errc() || ptr != cell.data() + cell.size())) {
-          return InvalidArgument("reference.csv line " + std::to_string(line_no) + " column " +
-                                 std::to_string(label_column + 1) + " (" + header[static_cast<size_t>(label_column)] +
-                                 "): '" + cell + "' is not a number");
+      if (static_cast<size_t>(label_column) < row.cells.size()) {
+        auto v = CsvNumber(row.cells[static_cast<size_t>(label_column)]);
+        if (!v.ok()) {
+          return InvalidArgument("reference.csv line " + std::to_string(row.line) + " column " +
+                                 std::to_string(label_column + 1) + " (" +
+                                 rows[0].cells[static_cast<size_t>(label_column)] + "): " + v.status().message());
         }
-        if (cell.empty()) label = kNaN;
+        label = *v;
       }
       out.labels.push_back(label);
     }
@@ -267,13 +249,9 @@ StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width)
 }
 
 std::vector<std::string> ReferenceCsvHeader(const std::string& text) {
-  std::vector<std::string> names;
-  std::string line = text.substr(0, text.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  std::istringstream in(line);
-  std::string cell;
-  while (std::getline(in, cell, ',')) names.push_back(cell);
-  return names;
+  // The header is the first row; a file that does not parse has none.
+  auto rows = ParseCsv(text);
+  return rows.ok() && !rows->empty() ? (*rows)[0].cells : std::vector<std::string>{};
 }
 
 DriftMonitor::DriftMonitor(MonitoringConfig config, int64_t input_width, int64_t output_width, std::string output_name)

@@ -295,3 +295,23 @@ TEST(DriftMonitor, KsVerdictsAreCorrectedForManyFeatures) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ReferenceCsv, QuotedCellsAreReadLikeAnyOther) {
+  const std::string csv = "\"radius, mean\",\"texture\",label\r\n\"1.5\",2,1\n3,\"4\",\n";
+  EXPECT_EQ(ReferenceCsvHeader(csv), (std::vector<std::string>{"radius, mean", "texture", "label"}));
+  auto rows = ReadReferenceCsv(csv, 2);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_EQ(rows->inputs, (std::vector<double>{1.5, 2, 3, 4}));
+  ASSERT_EQ(rows->labels.size(), 2u);
+  EXPECT_EQ(rows->labels[0], 1);
+  EXPECT_TRUE(std::isnan(rows->labels[1]));  // no label yet
+  auto open = ReadReferenceCsv("a,b\n\"1,2\n", 2);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("line 2: a quoted cell is not closed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil

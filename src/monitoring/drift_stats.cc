@@ -5,41 +5,12 @@
 #include <numbers>
 #include <numeric>
 
+#include <boost/math/special_functions/gamma.hpp>
+
 namespace vigil::stats {
 namespace {
 
 double Sum(std::span<const double> v) { return std::accumulate(v.begin(), v.end(), 0.0); }
-
-// Regularised lower incomplete gamma P(a, x) by its series (x < a + 1).
-double GammaSeries(double a, double x) {
-  double term = 1.0 / a, sum = term;
-  for (int n = 1; n < 10000; ++n) {
-    term *= x / (a + n);
-    sum += term;
-    if (std::fabs(term) < std::fabs(sum) * 1e-16) break;
-  }
-  return sum * std::exp(-x + a * std::log(x) - std::lgamma(a));
-}
-
-// Regularised upper incomplete gamma Q(a, x) by its continued fraction
-// (x >= a + 1), evaluated with the modified Lentz method.
-double GammaContinuedFraction(double a, double x) {
-  constexpr double kTiny = 1e-300;
-  double b = x + 1 - a, c = 1 / kTiny, d = 1 / b, h = d;
-  for (int i = 1; i < 10000; ++i) {
-    const double an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (std::fabs(d) < kTiny) d = kTiny;
-    c = b + an / c;
-    if (std::fabs(c) < kTiny) c = kTiny;
-    d = 1 / d;
-    const double step = d * c;
-    h *= step;
-    if (std::fabs(step - 1) < 1e-16) break;
-  }
-  return std::exp(-x + a * std::log(x) - std::lgamma(a)) * h;
-}
 
 // Cumulative shares of a count vector.
 std::vector<double> Cdf(std::span<const double> counts) {
@@ -151,6 +122,8 @@ double WassersteinWeighted(std::span<const double> points, std::span<const doubl
   return w;
 }
 
+// Boost 1.74 (Debian 12) has no Kolmogorov distribution (it came in 1.75),
+// so its two classical series are summed here.
 double KolmogorovSurvival(double x) {
   if (x <= 0) return 1;
   if (x < 1.18) {
@@ -175,9 +148,10 @@ double KolmogorovSurvival(double x) {
 }
 
 double ChiSquareSurvival(double x, double df) {
-  if (x <= 0 || df <= 0) return 1;
-  const double a = df / 2, h = x / 2;
-  return std::clamp(h < a + 1 ? 1 - GammaSeries(a, h) : GammaContinuedFraction(a, h), 0.0, 1.0);
+  if (!(x > 0) || !(df > 0) || !std::isfinite(df)) return 1;
+  if (!std::isfinite(x)) return 0;
+  // Q(df/2, x/2), the regularised upper incomplete gamma function (Boost.Math).
+  return std::clamp(boost::math::gamma_q(df / 2, x / 2), 0.0, 1.0);
 }
 
 }  // namespace vigil::stats
