@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before/after serving speed in one session: two vigil binaries (say, the
 # commit before a change and after it) and nginx's constant reply, taken in
-# turns (nginx, before, after; ROUNDS times) with wrk (2 threads, 32
+# turns (nginx, then the two in alternating order; ROUNDS times) with wrk (2 threads, 32
 # connections, DURATION s each), so drift of the machine hits all three.
 #
 #   bench/compare.sh BEFORE_VIGIL AFTER_VIGIL     (ROUNDS=3 DURATION=10)
@@ -34,7 +34,11 @@ for round in $(seq 1 "$ROUNDS"); do
   start_nginx auto 1000
   NGINX+=("$(rps "http://127.0.0.1:$port/v2/models/x/infer")")
   stop_all
-  for which in before after; do
+  # Alternate which binary goes first, so a machine that speeds up or slows
+  # down over the run favours neither.
+  order="before after"
+  (( round % 2 == 0 )) && order="after before"
+  for which in $order; do
     VIGIL_BIN=$([[ $which == before ]] && echo "$before" || echo "$after")
     rm -rf "$work/data"
     VIGIL_BIN=$VIGIL_BIN start_vigil "$repo"

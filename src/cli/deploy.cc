@@ -41,7 +41,7 @@ std::string StatusTable(const std::string& body) {
       fmt::format("endpoint {}{}{}\n", d["endpoint"].GetString(), d["paused"].GetBool() ? " (paused)" : "",
                   d["kill_switch"].GetBool() ? " (KILL SWITCH ON: all traffic to production)" : "");
   for (const auto& v : d["variants"].GetArray()) {
-    const int64_t version = v["version"].GetInt64();
+    const int64_t version = v["version"].IsInt64() ? v["version"].GetInt64() : 0;  // null: the latest
     out += fmt::format("  {:<12} {}:{}\n", v["name"].GetString(), v["model"].GetString(),
                        version ? std::to_string(version) : "latest");
   }

@@ -87,7 +87,8 @@ void WriteVariant(JsonWriter& j, const Router& router, int index) {
   j.StartObject();
   j.Field("name", v.name);
   j.Field("model", v.model);
-  j.Field("version", v.version);
+  j.Key("version");  // null: the latest ready version, as the spec says by leaving it out
+  v.version ? j.Int(v.version) : j.Null();
   j.Field("mode", VariantModeName(v.mode));
   j.Field("share", share);
   j.Field("requests", static_cast<uint64_t>(st.requests.load()));

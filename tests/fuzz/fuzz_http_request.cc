@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_repository.h"
+#include "routing/deployments.h"
 #include "server/access.h"
 #include "server/inference_service.h"
 #include "server/rest_api.h"
@@ -25,6 +26,7 @@ struct Server {
   vigil::ServerState state;
   vigil::AccessPolicy access{"t0ken", ""};
   std::unique_ptr<vigil::ModelRepository> repository;
+  std::unique_ptr<vigil::Deployments> deployments;
   std::unique_ptr<vigil::InferenceService> service;
   std::unique_ptr<vigil::RestApi> api;
 
@@ -34,8 +36,10 @@ struct Server {
     vigil::ModelRepository::Options o;
     o.root = root;
     repository = std::move(vigil::ModelRepository::Create(o)).value();
+    deployments = std::make_unique<vigil::Deployments>(vigil::Deployments::Options{});
     service =
-        std::make_unique<vigil::InferenceService>(*repository, vigil::InferenceService::Options{.metrics = &metrics});
+        std::move(vigil::InferenceService::Create(*repository, {.metrics = &metrics, .deployments = deployments.get()}))
+            .value();
     state.ready = true;
     api = std::make_unique<vigil::RestApi>(*service, *repository, metrics, state, access);
   }
@@ -72,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (ec) return 0;
       if (!more && used == 0 && !parser.is_done()) return 0;
     }
-    vigil::RequestInfo info{"127.0.0.1:1", true};
+    vigil::RequestInfo info{"127.0.0.1:1", "127.0.0.1", true};
     spdlog::set_level(spdlog::level::off);
     server.api->Handle(parser.release(), info, [](vigil::HttpResponse&&) {});
     if (offset >= input.size() && buffer.empty()) return 0;
