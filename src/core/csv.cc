@@ -5,7 +5,7 @@
 
 namespace vigil {
 
-StatusOr<std::vector<CsvRow>> ParseCsv(std::string_view text, size_t max_rows) {
+StatusOr<std::vector<CsvRow>> ParseCsv(std::string_view text, size_t max_rows, bool stop_at_max) {
   std::vector<CsvRow> rows;
   CsvRow row;
   std::string cell;
@@ -31,6 +31,7 @@ StatusOr<std::vector<CsvRow>> ParseCsv(std::string_view text, size_t max_rows) {
     return Status::Ok();
   };
   for (size_t i = 0; i < text.size(); ++i) {
+    if (stop_at_max && rows.size() == max_rows) return rows;
     const char c = text[i];
     if (quoted) {
       if (c == '"') {

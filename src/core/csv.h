@@ -18,8 +18,9 @@ struct CsvRow {
 };
 
 // Every row of `text`. An error (naming the line) for a quote left open or
-// text after a closing quote; at most `max_rows` rows are read.
-StatusOr<std::vector<CsvRow>> ParseCsv(std::string_view text, size_t max_rows = 10'000'000);
+// text after a closing quote; more than `max_rows` rows is an error too,
+// unless `stop_at_max`: then reading stops there (a header is one row).
+StatusOr<std::vector<CsvRow>> ParseCsv(std::string_view text, size_t max_rows = 10'000'000, bool stop_at_max = false);
 
 // A cell as a number: surrounding spaces ignored; empty → NaN (missing);
 // anything else that is not wholly a number is an error.

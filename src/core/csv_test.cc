@@ -36,7 +36,10 @@ TEST(Csv, MalformedTextIsNamedByLine) {
   auto after = ParseCsv("\"a\"b,c");
   ASSERT_FALSE(after.ok());
   EXPECT_NE(after.status().message().find("line 1: text after a closing quote"), std::string::npos);
-  EXPECT_FALSE(ParseCsv("1\n2\n3\n", 2).ok());  // bounded
+  EXPECT_FALSE(ParseCsv("1\n2\n3\n", 2).ok());                                 // bounded
+  auto header = ParseCsv("a,b\n1,\"never closed\n", 1, /*stop_at_max=*/true);  // the rest is not read
+  ASSERT_TRUE(header.ok());
+  EXPECT_EQ((*header)[0].cells, (std::vector<std::string>{"a", "b"}));
   EXPECT_TRUE(ParseCsv("").ok());
 }
 

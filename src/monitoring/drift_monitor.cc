@@ -249,8 +249,8 @@ StatusOr<ReferenceRows> ReadReferenceCsv(const std::string& text, int64_t width)
 }
 
 std::vector<std::string> ReferenceCsvHeader(const std::string& text) {
-  // The header is the first row; a file that does not parse has none.
-  auto rows = ParseCsv(text);
+  // The header is the first row (the rest is not read); a header that does not parse is none.
+  auto rows = ParseCsv(text, 1, /*stop_at_max=*/true);
   return rows.ok() && !rows->empty() ? (*rows)[0].cells : std::vector<std::string>{};
 }
 

@@ -6,17 +6,12 @@
 #include <random>
 #include <thread>
 
+#include "monitoring/test_util.h"
+
 namespace vigil {
 namespace {
 
-Tensor Fp32(const std::vector<float>& values, int64_t width) {
-  Tensor t;
-  t.datatype = DataType::kFp32;
-  t.shape = {static_cast<int64_t>(values.size()) / width, width};
-  t.data.resize(values.size() * sizeof(float));
-  std::copy(values.begin(), values.end(), t.mutable_as<float>());
-  return t;
-}
+using testing::Fp32;
 
 // Rows of 3 features: N(0,1), N(10,2), a category in {0, 1, 2}; the
 // output is [p, 1 − p] with p from the first feature. `shift` moves the

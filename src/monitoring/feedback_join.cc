@@ -32,6 +32,25 @@ StatusOr<FeedbackJoin::VariantQuality> FeedbackJoin::QualityOf(const std::string
   // as new as the cursor, and what changes after it comes next time (a
   // prediction read twice just replaces itself).
   VIGIL_RETURN_IF_ERROR(CatchUp());
+  return QualityLocked(endpoint, since_ms);
+}
+
+StatusOr<std::map<std::string, FeedbackJoin::VariantQuality>> FeedbackJoin::QualityOfAll(
+    const std::map<std::string, int64_t>& endpoints_since) {
+  MutexLock lock(mu_);
+  VIGIL_RETURN_IF_ERROR(CatchUp());  // once for all of them
+  std::erase_if(endpoints_, [&](const auto& kv) {
+    auto it = endpoints_since.find(kv.first);
+    return it == endpoints_since.end() || it->second != kv.second.since_ms;
+  });
+  std::map<std::string, VariantQuality> out;
+  for (const auto& [endpoint, since_ms] : endpoints_since) {
+    VIGIL_ASSIGN_OR_RETURN(out[endpoint], QualityLocked(endpoint, since_ms));
+  }
+  return out;
+}
+
+StatusOr<FeedbackJoin::VariantQuality> FeedbackJoin::QualityLocked(const std::string& endpoint, int64_t since_ms) {
   auto it = endpoints_.find(endpoint);
   if (it == endpoints_.end() || it->second.since_ms != since_ms) {
     VIGIL_ASSIGN_OR_RETURN(std::vector<JoinedPrediction> joined, store_.Joined(endpoint, since_ms));
@@ -100,14 +119,6 @@ StatusOr<QualityWindows> FeedbackJoin::Windows(const std::string& endpoint, int6
     out.windows.push_back(std::move(w));
   }
   return out;
-}
-
-void FeedbackJoin::Retain(const std::map<std::string, int64_t>& endpoints_since) {
-  MutexLock lock(mu_);
-  std::erase_if(endpoints_, [&](const auto& kv) {
-    auto it = endpoints_since.find(kv.first);
-    return it == endpoints_since.end() || it->second != kv.second.since_ms;
-  });
 }
 
 }  // namespace vigil

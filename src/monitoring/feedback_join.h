@@ -69,8 +69,10 @@ class FeedbackJoin {
   StatusOr<QualityWindows> Windows(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t width_ms,
                                    int64_t now_ms, bool scan_predictions);
 
-  // Endpoints no longer served are forgotten (their memory is freed).
-  void Retain(const std::map<std::string, int64_t>& endpoints_since);
+  // QualityOf for every endpoint served now (endpoint -> since_ms), after
+  // one read of what changed; endpoints not named, or whose `since` moved,
+  // are forgotten first (their memory is freed).
+  StatusOr<std::map<std::string, VariantQuality>> QualityOfAll(const std::map<std::string, int64_t>& endpoints_since);
 
  private:
   struct Row {
@@ -85,6 +87,8 @@ class FeedbackJoin {
   };
   // Applies what changed in the store since the last call.
   Status CatchUp() REQUIRES(mu_);
+  // An endpoint's quality as joined so far (read in full the first time).
+  StatusOr<VariantQuality> QualityLocked(const std::string& endpoint, int64_t since_ms) REQUIRES(mu_);
   static void Put(Endpoint& e, const JoinedPrediction& j);
 
   FeedbackStore& store_;

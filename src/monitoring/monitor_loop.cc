@@ -355,18 +355,17 @@ void MonitorLoop::EvaluateQuality(int64_t now_ms, const std::vector<WatchedVersi
 void MonitorLoop::RefreshQualityGauges(const std::vector<WatchedEndpoint>& endpoints) {
   if (!options_.feedback) return;
   std::map<std::string, int64_t> served;
-  for (const WatchedEndpoint& e : endpoints) {
-    served[e.endpoint] = e.since_ms;
-    auto quality = options_.feedback->QualityOf(e.endpoint, e.since_ms);
-    if (!quality.ok()) continue;
-    for (const auto& [variant, q] : *quality) {
+  for (const WatchedEndpoint& e : endpoints) served[e.endpoint] = e.since_ms;
+  auto quality = options_.feedback->QualityOfAll(served);  // one store read per round
+  if (!quality.ok()) return;
+  for (const auto& [endpoint, variants] : *quality) {
+    for (const auto& [variant, q] : variants) {
       for (const auto& [name, value] : QualityMetrics(q)) {
-        if (value) quality_.WithLabels({e.endpoint, variant, name}).Set(*value);
+        if (value) quality_.WithLabels({endpoint, variant, name}).Set(*value);
       }
-      quality_.WithLabels({e.endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));
+      quality_.WithLabels({endpoint, variant, "joined"}).Set(static_cast<double>(q.joined));
     }
   }
-  options_.feedback->Retain(served);
 }
 
 void MonitorLoop::Record(const WatchedVersion& v, const DriftWindow& w) {

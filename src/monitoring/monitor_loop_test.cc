@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "monitoring/test_util.h"
+
 namespace vigil {
 namespace {
 
@@ -84,14 +86,7 @@ MonitoringConfig OneWindowAlerts() {
   return c;
 }
 
-Tensor Fp32(const std::vector<float>& values, int64_t width) {
-  Tensor t;
-  t.datatype = DataType::kFp32;
-  t.shape = {static_cast<int64_t>(values.size()) / width, width};
-  t.data.resize(values.size() * sizeof(float));
-  std::copy(values.begin(), values.end(), t.mutable_as<float>());
-  return t;
-}
+using testing::Fp32;
 
 // `rows` rows of two N(0,1) features, the second moved by `shift`; one output.
 std::pair<Tensor, Tensor> Rows(std::mt19937& rng, int rows, float shift) {

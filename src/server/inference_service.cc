@@ -1,16 +1,7 @@
 #include "server/inference_service.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <charconv>
-#include <map>
-#include <random>
 
-#include "core/hash.h"
-#include "core/logging.h"
-#include "core/thread_name.h"
-#include "core/uuid.h"
 #include "repository/bind_inputs.h"
 #include "routing/deployments.h"
 
