@@ -233,13 +233,16 @@ size_t AlertTracker::firing() const {
 
 AlertTracker::Snapshot AlertTracker::Get(int recent_limit) const {
   Snapshot out;
+  // The events and the states under one lock (transitions store their event
+  // under it too): otherwise a reader sees an alert that is neither firing
+  // nor among the resolved.
+  MutexLock lock(mu_);
   if (options_.store) {
     auto events = options_.store->AlertEvents(recent_limit);
     if (events.ok()) out.recent = std::move(events).value();
-  }
-  MutexLock lock(mu_);
-  if (!options_.store)
+  } else {
     out.recent.assign(recent_.begin(), recent_.begin() + std::min<size_t>(recent_.size(), recent_limit));
+  }
   for (const auto& [fp, t] : alerts_) {
     if (t.state == State::kInactive) continue;
     (t.state == State::kFiring ? out.firing : out.pending)
