@@ -21,12 +21,13 @@ ALLOWED = {
     "monitoring": {"core", "store", "protocol"},
     "scheduling": {"core", "backends", "monitoring"},
     "repository": {"core", "backends", "monitoring", "scheduling"},
-    "routing": {"core", "monitoring", "store"},
+    "routing": {"core", "monitoring", "store", "scheduling", "repository"},
     "rollout": {"core", "routing"},
-    "server": {"core", "protocol", "client", "store", "backends", "monitoring", "scheduling", "repository",
+    "net": {"core", "protocol", "monitoring"},
+    "server": {"core", "protocol", "net", "client", "store", "backends", "monitoring", "scheduling", "repository",
                "routing", "rollout"},
     "cli": {"core", "protocol", "client", "store", "backends", "monitoring", "scheduling", "repository", "routing",
-            "rollout", "server"},
+            "rollout", "net", "server"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)
 

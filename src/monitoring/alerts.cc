@@ -10,11 +10,7 @@
 #include "protocol/json_writer.h"
 
 namespace vigil {
-namespace {
-
-constexpr size_t kRecentWithoutStore = 200;
-
-}  // namespace
+namespace {}  // namespace
 
 std::string AlertFingerprint(const std::string& alertname, const AlertLabels& labels) {
   std::string key = alertname;
@@ -116,25 +112,23 @@ void AlertNotifier::Loop() {
 
 // --- AlertTracker ---
 
-AlertTracker::AlertTracker(Options options) : options_(options) {
+AlertTracker::AlertTracker(AlertStore& store, Options options) : store_(store), options_(options) {
   if (options_.registry) {
     firing_gauge_ =
         &options_.registry->AddGauge("vigil_alerts_firing", "Alerts firing now, by alert name.", {"alertname"});
   }
   MutexLock lock(mu_);
-  if (options_.store) {
-    // Alerts that were firing (or pending) when the server stopped go on.
-    auto events = options_.store->AlertEvents(10000);
-    if (events.ok()) {
-      for (auto it = events->rbegin(); it != events->rend(); ++it) {
-        Tracked& t = alerts_[it->fingerprint];
-        t.alertname = it->alertname;
-        t.labels = ParseAlertLabels(it->labels);
-        t.state = it->state == "firing" ? State::kFiring : it->state == "pending" ? State::kPending : State::kInactive;
-        t.bad_streak = t.state == State::kInactive ? 0 : 1;
-        t.since_ms = it->time_ms;
-        t.last = {it->statistic, it->value, it->threshold, it->window_start_ms, it->window_end_ms, it->summary};
-      }
+  // Alerts that were firing (or pending) when the server stopped go on.
+  auto events = store_.AlertEvents(10000);
+  if (events.ok()) {
+    for (auto it = events->rbegin(); it != events->rend(); ++it) {
+      Tracked& t = alerts_[it->fingerprint];
+      t.alertname = it->alertname;
+      t.labels = ParseAlertLabels(it->labels);
+      t.state = it->state == "firing" ? State::kFiring : it->state == "pending" ? State::kPending : State::kInactive;
+      t.bad_streak = t.state == State::kInactive ? 0 : 1;
+      t.since_ms = it->time_ms;
+      t.last = {it->statistic, it->value, it->threshold, it->window_start_ms, it->window_end_ms, it->summary};
     }
   }
   UpdateGauge();
@@ -188,13 +182,8 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
                t.last.window_end_ms,
                t.last.summary};
   // Stored first: a notification can fail, the record cannot be skipped.
-  if (options_.store) {
-    if (Status s = options_.store->AppendAlertEvent(e); !s.ok()) {
-      spdlog::error("event=alert_not_stored alertname={} error={}", t.alertname, LogValue(s.message()));
-    }
-  } else {
-    recent_.push_front(e);
-    if (recent_.size() > kRecentWithoutStore) recent_.pop_back();
+  if (Status s = store_.AppendAlertEvent(e); !s.ok()) {
+    spdlog::error("event=alert_not_stored alertname={} error={}", t.alertname, LogValue(s.message()));
   }
   spdlog::warn("event=alert_{} alertname={} labels={} statistic={} value={} threshold={} summary={}", event,
                t.alertname, LogValue(labels_json), t.last.statistic, t.last.value, t.last.threshold,
@@ -237,12 +226,8 @@ AlertTracker::Snapshot AlertTracker::Get(int recent_limit) const {
   // under it too): otherwise a reader sees an alert that is neither firing
   // nor among the resolved.
   MutexLock lock(mu_);
-  if (options_.store) {
-    auto events = options_.store->AlertEvents(recent_limit);
-    if (events.ok()) out.recent = std::move(events).value();
-  } else {
-    out.recent.assign(recent_.begin(), recent_.begin() + std::min<size_t>(recent_.size(), recent_limit));
-  }
+  auto events = store_.AlertEvents(recent_limit);
+  if (events.ok()) out.recent = std::move(events).value();
   for (const auto& [fp, t] : alerts_) {
     if (t.state == State::kInactive) continue;
     (t.state == State::kFiring ? out.firing : out.pending)

@@ -86,11 +86,12 @@ class AlertNotifier {
 class AlertTracker {
  public:
   struct Options {
-    AlertStore* store = nullptr;          // every transition, and the alerts restored at start; may be null
     AlertNotifier* notifier = nullptr;    // may be null: no notifications
     MetricsRegistry* registry = nullptr;  // vigil_alerts_firing; may be null
   };
-  explicit AlertTracker(Options options);  // firing alerts stored earlier are restored
+  // `store` keeps every transition (MemoryAlertStore without --data-dir);
+  // alerts firing or pending in it are restored.
+  AlertTracker(AlertStore& store, Options options);
 
   // One window's outcome of rule `alertname` for `labels`.
   void Observe(const std::string& alertname, const AlertLabels& labels, bool violated, const AlertEvidence& evidence,
@@ -126,12 +127,12 @@ class AlertTracker {
       REQUIRES(mu_);
   void UpdateGauge() REQUIRES(mu_);
 
+  AlertStore& store_;
   Options options_;
   GaugeFamily* firing_gauge_ = nullptr;
 
   mutable Mutex mu_;
   std::map<std::string, Tracked> alerts_ GUARDED_BY(mu_);      // by fingerprint
-  std::deque<AlertEvent> recent_ GUARDED_BY(mu_);              // without a store
   std::map<std::string, int> firing_by_name_ GUARDED_BY(mu_);  // for the gauge
 };
 

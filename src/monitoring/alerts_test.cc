@@ -49,7 +49,7 @@ TEST(AlertTracker, FiresAfterKWindowsResolvesAfterKCalmOnesAndStoresEveryStep) {
   ASSERT_TRUE(store.ok());
   FakeReceiver hook;
   AlertNotifier notifier(hook.poster(), {});
-  AlertTracker alerts({.store = store->get(), .notifier = &notifier});
+  AlertTracker alerts(**store, {.notifier = &notifier});
   const AlertLabels labels{{"model", "m"}, {"version", "1"}, {"feature", "x"}};
 
   alerts.Observe("FeatureDrift", labels, false, Evidence(0.01, 100), 3, 2, 100);  // calm: nothing tracked
@@ -99,7 +99,8 @@ TEST(AlertTracker, FiresAfterKWindowsResolvesAfterKCalmOnesAndStoresEveryStep) {
 TEST(AlertTracker, APendingAlertThatCalmsDownNeverFires) {
   FakeReceiver hook;
   AlertNotifier notifier(hook.poster(), {});
-  AlertTracker alerts({.notifier = &notifier});
+  auto memory = MemoryAlertStore();
+  AlertTracker alerts(*memory, {.notifier = &notifier});
   const AlertLabels labels{{"model", "m"}};
   alerts.Observe("DatasetDrift", labels, true, Evidence(0.6, 100), 2, 2, 100);
   alerts.Observe("DatasetDrift", labels, false, Evidence(0.1, 200), 2, 2, 200);
@@ -124,7 +125,7 @@ TEST(AlertTracker, ADeadReceiverIsRetriedWithBackoffAndNeverBlocksOrLosesTheAler
   FakeReceiver hook;
   hook.failures = 3;
   AlertNotifier notifier(hook.poster(), {.first_backoff = std::chrono::milliseconds(10)});
-  AlertTracker alerts({.store = store->get(), .notifier = &notifier});
+  AlertTracker alerts(**store, {.notifier = &notifier});
   const auto start = std::chrono::steady_clock::now();
   alerts.Observe("NonFiniteValues", {{"model", "m"}}, true, {"nonfinite_values", 4, 0, 0, 100, "4 NaN"}, 1, 3, 100);
   // The caller never waits for the receiver (its retries alone take 70 ms).
@@ -139,12 +140,12 @@ TEST(AlertTracker, FiringAlertsSurviveARestart) {
   const fs::path dir = FreshDir("restart");
   {
     auto store = OpenSqliteStore(dir.string());
-    AlertTracker alerts({.store = store->get()});
+    AlertTracker alerts(**store, {});
     alerts.Observe("FeatureDrift", {{"feature", "x"}}, true, Evidence(0.9, 100), 1, 2, 100);
     EXPECT_EQ(alerts.firing(), 1u);
   }
   auto store = OpenSqliteStore(dir.string());
-  AlertTracker alerts({.store = store->get()});
+  AlertTracker alerts(**store, {});
   EXPECT_EQ(alerts.firing(), 1u);
   alerts.Observe("FeatureDrift", {{"feature", "x"}}, false, Evidence(0.01, 200), 1, 1, 200);
   EXPECT_EQ(alerts.firing(), 0u);

@@ -6,6 +6,16 @@ Outcome OutcomeOf(const JoinedPrediction& j) {
   return {ParseCompactValues(j.outputs), j.label, j.reward, j.feedback_time_ms - j.time_ms};
 }
 
+StatusOr<std::vector<std::string>> FeedbackJoin::Record(const std::vector<FeedbackRecord>& records) {
+  if (records.empty()) return std::vector<std::string>{};
+  VIGIL_RETURN_IF_ERROR(store_.WriteFeedback(records));
+  if (log_) log_->Flush();  // predictions still in the log's queue count as known
+  std::vector<std::string> ids;
+  ids.reserve(records.size());
+  for (const auto& r : records) ids.push_back(r.prediction_id);
+  return store_.KnownPredictions(ids);
+}
+
 void FeedbackJoin::Put(Endpoint& e, const JoinedPrediction& j) {
   if (j.time_ms < e.since_ms) return;
   e.rows[j.prediction_row] = {j.variant, OutcomeOf(j)};

@@ -10,6 +10,9 @@
 // endpoint has gathered. Quality is recomputed, in memory, only for
 // endpoints that changed.
 //
+// Record() is where feedback comes in: stored (durable before it returns),
+// then matched against the logged predictions.
+//
 // Windows() answers quality per window of prediction time (the monitor
 // loop's quality rules and GET /v1/monitoring/{endpoint}/quality) from one
 // read of the store.
@@ -27,6 +30,7 @@
 
 #include "core/thread_annotations.h"
 #include "monitoring/quality.h"
+#include "store/prediction_log.h"
 #include "store/store.h"
 
 namespace vigil {
@@ -54,7 +58,13 @@ struct QualityWindows {
 
 class FeedbackJoin {
  public:
-  explicit FeedbackJoin(FeedbackStore& store) : store_(store) {}
+  // `log`: the prediction log whose queued rows count as logged (null
+  // when predictions are not logged).
+  explicit FeedbackJoin(FeedbackStore& store, PredictionLog* log = nullptr) : store_(store), log_(log) {}
+
+  // Stores `records`, then answers which of their prediction ids name a
+  // logged prediction (rows still queued in the log included).
+  StatusOr<std::vector<std::string>> Record(const std::vector<FeedbackRecord>& records);
 
   // Per variant, the quality of `endpoint`'s served predictions logged at or
   // after `since_ms` that have feedback, as the store holds them now.
@@ -92,6 +102,7 @@ class FeedbackJoin {
   static void Put(Endpoint& e, const JoinedPrediction& j);
 
   FeedbackStore& store_;
+  PredictionLog* const log_;
   Mutex mu_;
   bool started_ GUARDED_BY(mu_) = false;
   JoinCursor cursor_ GUARDED_BY(mu_);

@@ -47,7 +47,8 @@ struct Harness {
   FakeWorld world;
   MetricsRegistry registry;
   ServingMetrics metrics{registry};
-  AlertTracker alerts{AlertTracker::Options{}};
+  std::unique_ptr<AlertStore> alert_store = MemoryAlertStore();
+  AlertTracker alerts{*alert_store, {}};
   std::unique_ptr<DriftStore> windows = MemoryDriftStore();
   FakeFeedback feedback_store;
   FeedbackJoin feedback{feedback_store};

@@ -272,6 +272,14 @@ double Variant::CurrentShare() const {
   return share;
 }
 
+double DeploymentSpec::ProductionShare() const {
+  double share = 100;
+  for (const Variant& c : candidates) {
+    if (c.mode != VariantMode::kShadow) share -= c.CurrentShare();
+  }
+  return share;
+}
+
 double Variant::MaxShare() const {
   if (mode == VariantMode::kCanary) return steps.empty() ? 0 : steps.back();
   return share;

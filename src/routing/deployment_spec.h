@@ -134,6 +134,9 @@ struct DeploymentSpec {
   std::optional<HealthLimits> health;
   int64_t alert_after = 0, resolve_after = 0;
 
+  // The percent of traffic production answers now: what the ab and canary
+  // candidates' current shares leave (shadows copy traffic, they take none).
+  double ProductionShare() const;
   // The candidate called `name`, or nullptr.
   const Variant* Candidate(std::string_view name) const;
   Variant* Candidate(std::string_view name);

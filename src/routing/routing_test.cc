@@ -86,6 +86,7 @@ monitoring:
   EXPECT_DOUBLE_EQ(spec->candidates[0].CurrentShare(), 12.5);
   EXPECT_DOUBLE_EQ(spec->candidates[1].CurrentShare(), 5);
   EXPECT_DOUBLE_EQ(spec->candidates[1].MaxShare(), 50);
+  EXPECT_DOUBLE_EQ(spec->ProductionShare(), 100 - 12.5 - 5);  // the shadow takes none
   EXPECT_EQ(spec->candidates[2].mode, VariantMode::kShadow);
   ASSERT_EQ(spec->flags.size(), 2u);
   EXPECT_EQ(spec->flags[0].rules.size(), 5u);

@@ -17,29 +17,15 @@
 // construction).
 #pragma once
 
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "net/address.h"
 
 namespace vigil {
-
-// An address range (192.168.0.0/16, ::1/128, 10.1.2.3 = /32).
-struct AddressRange {
-  bool v6 = false;
-  std::array<unsigned char, 16> bytes{};  // the network; IPv4 in the first 4
-  int prefix = 0;                         // bits that must match
-};
-// "CIDR,CIDR,...": every entry must be an address with an optional /prefix
-// in range; the error names the entry.
-StatusOr<std::vector<AddressRange>> ParseAddressRanges(std::string_view list);
-// Whether `address` (IPv4, IPv6, IPv4-mapped IPv6) is in one of `ranges`.
-bool InAddressRanges(const std::vector<AddressRange>& ranges, std::string_view address);
-// 127.0.0.0/8 and ::1/128.
-std::vector<AddressRange> LoopbackRanges();
 
 class AccessPolicy {
  public:
@@ -77,9 +63,6 @@ class AccessPolicy {
 // Equality that takes the same time wherever the strings first differ; the
 // time depends only on the length of `secret`.
 bool ConstantTimeEquals(std::string_view given, std::string_view secret);
-
-// Whether an address is on loopback, IPv4-mapped IPv6 (::ffff:127.0.0.1) too.
-bool IsLoopbackAddress(std::string_view address);
 
 // Whether a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000",
 // "unix:...") is on loopback.

@@ -11,12 +11,12 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "monitoring/quality.h"
+#include "net/http_target.h"
 #include "protocol/json.h"
 #include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
 #include "rollout/rollout.h"
 #include "server/http_replies.h"
-#include "store/prediction_log.h"
 
 namespace vigil {
 
@@ -75,13 +75,7 @@ double Ms4(double nanoseconds) { return std::round(nanoseconds / 1e6 * 1e4) / 1e
 void WriteVariant(JsonWriter& j, const Router& router, int index) {
   const DeploymentSpec& spec = router.spec();
   const Variant& v = index < 0 ? spec.production : spec.candidates[static_cast<size_t>(index)];
-  double share = v.CurrentShare();
-  if (index < 0) {
-    share = 100;
-    for (const auto& c : spec.candidates) {
-      if (c.mode != VariantMode::kShadow) share -= c.CurrentShare();
-    }
-  }
+  const double share = index < 0 ? spec.ProductionShare() : v.CurrentShare();
   const VariantStats& st = router.Stats(index);
   const auto lat = st.latency.Take();
   j.StartObject();
@@ -117,14 +111,13 @@ void WriteVariant(JsonWriter& j, const Router& router, int index) {
 
 }  // namespace
 
-AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store, PredictionLog* log,
-                   FeedbackJoin* join)
-    : deployments_(deployments), access_(access), store_(store), log_(log), join_(join) {}
+AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, FeedbackJoin* feedback)
+    : deployments_(deployments), access_(access), feedback_(feedback) {}
 
 void AdminApi::WriteQuality(JsonWriter& j, const Router& router) const {
   const DeploymentSpec& spec = router.spec();
-  auto quality = join_ ? join_->QualityOf(spec.endpoint, SinceMs(router))
-                       : StatusOr<FeedbackJoin::VariantQuality>(Unavailable("no store"));
+  auto quality = feedback_ ? feedback_->QualityOf(spec.endpoint, SinceMs(router))
+                           : StatusOr<FeedbackJoin::VariantQuality>(Unavailable("no store"));
   if (!quality.ok()) return j.Null();
   j.StartObject();
   for (const auto& [variant, q] : *quality) {
@@ -198,28 +191,17 @@ StatusOr<FeedbackBody> ParseFeedbackBody(std::string_view body, int64_t now_ms) 
 
 void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& info,
                               const HttpServer::Responder& respond) {
-  if (request.method() != http::verb::post) {
-    HttpResponse res = MakeResponse(405, ErrorJson("use POST for /v1/feedback"));
-    res.set(http::field::allow, "POST");
-    return respond(std::move(res));
-  }
+  if (request.method() != http::verb::post) return respond(MethodNotAllowed(request, http::verb::post));
   if (Status s = access_.Check(AccessPolicy::Scope::kFeedback, CallerOf(request, info)); !s.ok())
     return respond(ErrorResponse(s));
-  if (!store_)
+  if (!feedback_)
     return respond(ErrorResponse(Unavailable("the server runs without a store (--data-dir), so it keeps no feedback")));
   auto parsed = ParseFeedbackBody(request.body(), UnixMillis());
   if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
   const std::vector<FeedbackRecord>& records = parsed->records;
-  if (!records.empty()) {
-    if (Status s = store_->WriteFeedback(records); !s.ok()) return respond(ErrorResponse(s));
-  }
-  // Predictions still in the log's queue count as known.
-  if (log_) log_->Flush();
-  std::vector<std::string> ids;
-  for (const auto& r : records) ids.push_back(r.prediction_id);
-  auto known = store_->KnownPredictions(ids);
+  auto known = feedback_->Record(records);
   if (!known.ok()) return respond(ErrorResponse(known.status()));
-  std::set<std::string> known_set(known->begin(), known->end());
+  const std::set<std::string> known_set(known->begin(), known->end());
   JsonWriter j;
   j.StartObject();
   j.Field("accepted", static_cast<uint64_t>(records.size()));
@@ -230,9 +212,9 @@ void AdminApi::HandleFeedback(const HttpRequest& request, const RequestInfo& inf
   size_t unknown = 0;
   j.Key("unknown_ids");
   j.StartArray();
-  for (const auto& id : ids) {
-    if (known_set.count(id)) continue;
-    if (unknown++ < kListedUnknownIds) j.String(id);
+  for (const auto& r : records) {
+    if (known_set.count(r.prediction_id)) continue;
+    if (unknown++ < kListedUnknownIds) j.String(r.prediction_id);
   }
   j.EndArray();
   j.Field("unknown", static_cast<uint64_t>(unknown));
@@ -273,12 +255,7 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
                       const HttpServer::Responder& respond) {
   const http::verb verb = request.method();
   const size_t n = p.size();  // p[0] == "v1", p[1] == "deployments"
-  auto not_allowed = [&](const char* allowed) {
-    HttpResponse res = MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
-                                                   std::string(request.target()) + "; use " + allowed));
-    res.set(http::field::allow, allowed);
-    respond(std::move(res));
-  };
+  auto not_allowed = [&](std::string_view allowed) { respond(MethodNotAllowed(request, allowed)); };
   if (n == 2) {
     if (verb != http::verb::get) return not_allowed("GET");
     JsonWriter j;

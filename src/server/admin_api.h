@@ -16,21 +16,18 @@
 // admin token is set; without one they are accepted only from loopback.
 #pragma once
 
-#include <string>
-
 #include <memory>
+#include <string>
 
 #include "monitoring/feedback_join.h"
 #include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
+#include "net/http_server.h"
 #include "protocol/json_writer.h"
 #include "routing/deployments.h"
 #include "server/access.h"
-#include "server/http_server.h"
 
 namespace vigil {
-
-class PredictionLog;
 
 // A feedback post: its well-formed items as records (stamped `now_ms`), and
 // for each malformed one its index and what is wrong with it. An error when
@@ -48,9 +45,9 @@ class AdminApi {
   // The most feedback items one post may carry.
   static constexpr size_t kMaxFeedbackItems = 10'000;
 
-  // `store`, `log` and `join` may be null (no feedback, no quality then).
-  AdminApi(Deployments& deployments, const AccessPolicy& access, Store* store = nullptr, PredictionLog* log = nullptr,
-           FeedbackJoin* join = nullptr);
+  // `feedback` is null when the server keeps no store (--data-dir): the
+  // feedback route answers 503 then, and status shows no quality.
+  AdminApi(Deployments& deployments, const AccessPolicy& access, FeedbackJoin* feedback);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
@@ -69,9 +66,7 @@ class AdminApi {
 
   Deployments& deployments_;
   const AccessPolicy& access_;
-  Store* store_;
-  PredictionLog* log_;
-  FeedbackJoin* join_;  // with a store
+  FeedbackJoin* const feedback_;
 };
 
 }  // namespace vigil

@@ -4,7 +4,7 @@
 #include <rapidjson/document.h>
 
 #include "core/eventually.h"
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 namespace vigil {
 namespace {
@@ -81,7 +81,8 @@ TEST(AlertWebhook, TextThatIsNotUtf8StaysValidJson) {
 }
 
 TEST(AlertWebhook, AlertsJsonListsFiringPendingAndRecent) {
-  AlertTracker tracker({});
+  auto memory = MemoryAlertStore();
+  AlertTracker tracker(*memory, {});
   tracker.Observe("FeatureDrift", {{"feature", "x"}}, true, {"psi", 0.9, 0.25, 0, 100, "x drifted"}, 1, 1, 100);
   tracker.Observe("LatencyHigh", {{"model", "m"}}, true, {"p99_ms", 90, 50, 0, 100, "slow"}, 3, 1, 100);
   rapidjson::Document api;
@@ -118,7 +119,8 @@ TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
                                   [] { return std::string("http://vigil:8000"); });
   ASSERT_TRUE(poster.ok()) << poster.status().message();
   AlertNotifier notifier(std::move(poster).value(), {});
-  AlertTracker alerts({.notifier = &notifier});
+  auto memory = MemoryAlertStore();
+  AlertTracker alerts(*memory, {.notifier = &notifier});
   alerts.Observe("FeatureDrift", {{"feature", "x"}}, true, {"psi", 0.9, 0.25, 0, 100, "x"}, 1, 1, 100);
   ASSERT_TRUE(Eventually([&] {
     MutexLock lock(mu);

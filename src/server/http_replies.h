@@ -4,9 +4,9 @@
 
 #include "core/status.h"
 #include "monitoring/quality.h"
+#include "net/http_server.h"
 #include "protocol/json_writer.h"
 #include "server/access.h"
-#include "server/http_server.h"
 
 namespace vigil {
 

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "monitoring/quality.h"
+#include "net/http_target.h"
 #include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
 #include "server/alert_webhook.h"
@@ -17,49 +18,22 @@
 namespace vigil {
 namespace {
 
-// The value of `key` in a query string ("a=1&b=2"), if present.
-std::optional<std::string> QueryValue(const std::string& query, const std::string& key) {
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t end = query.find('&', pos);
-    if (end == std::string::npos) end = query.size();
-    const std::string pair = query.substr(pos, end - pos);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
-    pos = end + 1;
-  }
-  return std::nullopt;
-}
-
 // Unix milliseconds a query may name: from 1970 to the year 2286.
 constexpr int64_t kMaxQueryTimeMs = 9'999'999'999'999;
-
-// The integer value of `key`, `fallback` when absent; values outside
-// [min, max] are refused, so no arithmetic on them can overflow.
-StatusOr<int64_t> IntQuery(const std::string& query, const std::string& key, int64_t fallback, int64_t min,
-                           int64_t max) {
-  auto text = QueryValue(query, key);
-  if (!text) return fallback;
-  int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc() || ptr != text->data() + text->size() || v < min || v > max) {
-    std::string shown = text->size() > 32 ? text->substr(0, 32) + "..." : *text;
-    return InvalidArgument("query parameter '" + key + "' must be an integer from " + std::to_string(min) + " to " +
-                           std::to_string(max) + (key == "from" || key == "to" ? " (Unix milliseconds)" : "") +
-                           ", got '" + shown + "'");
-  }
-  return v;
-}
+constexpr std::string_view kUnixMs = "Unix milliseconds";
 
 }  // namespace
 
 void MonitoringApi::Handle(const HttpRequest& request, const std::vector<std::string>& path,
                            const HttpServer::Responder& respond) const {
+  namespace http = boost::beast::http;
+  const std::string_view query = QueryOf(std::string_view(request.target().data(), request.target().size()));
   if (path[1] == "alerts") {
-    if (path.size() != 2 || request.method() != boost::beast::http::verb::get) {
-      return respond(ErrorResponse(InvalidArgument("use GET /v1/alerts")));
-    }
-    return respond(MakeResponse(200, AlertsJson(o_.alerts->Get(100))));
+    if (path.size() != 2) return respond(ErrorResponse(NotFound("no alerts resource; use GET /v1/alerts")));
+    if (request.method() != http::verb::get) return respond(MethodNotAllowed(request, http::verb::get));
+    auto limit = IntQuery(query, "limit", 100, 1, 1000);
+    if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+    return respond(MakeResponse(200, AlertsJson(o_.alerts->Get(static_cast<int>(*limit)))));
   }
   // /v1/monitoring/{name}/drift or /quality
   if (path.size() != 4 || (path[3] != "drift" && path[3] != "quality")) {
@@ -67,17 +41,11 @@ void MonitoringApi::Handle(const HttpRequest& request, const std::vector<std::st
                                           "; try /v1/monitoring/{model or endpoint}/drift or "
                                           "/v1/monitoring/{endpoint}/quality")));
   }
-  if (request.method() != boost::beast::http::verb::get) {
-    return respond(ErrorResponse(InvalidArgument(std::string(request.method_string()) + " is not allowed on " +
-                                                 std::string(request.target()) + "; use GET")));
-  }
-  const std::string target(request.target());
-  const size_t q = target.find('?');
-  const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+  if (request.method() != http::verb::get) return respond(MethodNotAllowed(request, http::verb::get));
   respond(path[3] == "drift" ? Drift(path[2], query) : Quality(path[2], query));
 }
 
-HttpResponse MonitoringApi::Quality(const std::string& endpoint, const std::string& query) const {
+HttpResponse MonitoringApi::Quality(const std::string& endpoint, std::string_view query) const {
   if (!o_.deployments->Find(endpoint)) {
     return ErrorResponse(NotFound("no endpoint '" + endpoint + "' (quality needs an endpoint's prediction log)"));
   }
@@ -86,8 +54,8 @@ HttpResponse MonitoringApi::Quality(const std::string& endpoint, const std::stri
   }
   const int64_t now = UnixMillis();
   auto window_s = IntQuery(query, "window_s", 3600, 1, kMaxQualityWindowS);
-  auto from = IntQuery(query, "from", now - 7 * 24 * 3600 * 1000LL, 0, kMaxQueryTimeMs);
-  auto to = IntQuery(query, "to", now, 0, kMaxQueryTimeMs);
+  auto from = IntQuery(query, "from", now - 7 * 24 * 3600 * 1000LL, 0, kMaxQueryTimeMs, kUnixMs);
+  auto to = IntQuery(query, "to", now, 0, kMaxQueryTimeMs, kUnixMs);
   for (const auto* s : {&window_s, &from, &to}) {
     if (!s->ok()) return ErrorResponse(s->status());
   }
@@ -132,9 +100,9 @@ HttpResponse MonitoringApi::Quality(const std::string& endpoint, const std::stri
   return MakeResponse(200, j.Take());
 }
 
-HttpResponse MonitoringApi::Drift(const std::string& name, const std::string& query) const {
-  auto from = IntQuery(query, "from", 0, 0, kMaxQueryTimeMs);
-  auto to = IntQuery(query, "to", kMaxQueryTimeMs, 0, kMaxQueryTimeMs);
+HttpResponse MonitoringApi::Drift(const std::string& name, std::string_view query) const {
+  auto from = IntQuery(query, "from", 0, 0, kMaxQueryTimeMs, kUnixMs);
+  auto to = IntQuery(query, "to", kMaxQueryTimeMs, 0, kMaxQueryTimeMs, kUnixMs);
   auto limit = IntQuery(query, "limit", 100, 1, 10000);
   for (const auto* s : {&from, &to, &limit}) {
     if (!s->ok()) return ErrorResponse(s->status());

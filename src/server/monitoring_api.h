@@ -19,9 +19,9 @@
 #include "monitoring/alerts.h"
 #include "monitoring/feedback_join.h"
 #include "monitoring/monitor_loop.h"
+#include "net/http_server.h"
 #include "repository/model_repository.h"
 #include "routing/deployments.h"
-#include "server/http_server.h"
 #include "store/store.h"
 
 namespace vigil {
@@ -43,8 +43,8 @@ class MonitoringApi {
               const HttpServer::Responder& respond) const;
 
  private:
-  HttpResponse Drift(const std::string& name, const std::string& query) const;
-  HttpResponse Quality(const std::string& endpoint, const std::string& query) const;
+  HttpResponse Drift(const std::string& name, std::string_view query) const;
+  HttpResponse Quality(const std::string& endpoint, std::string_view query) const;
 
   const Options o_;
 };

@@ -6,10 +6,11 @@
 #include <charconv>
 
 #include "core/logging.h"
+#include "net/control_workers.h"
+#include "net/http_target.h"
 #include "protocol/json.h"
 #include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
-#include "server/control_workers.h"
 #include "server/http_replies.h"
 #include "server/monitoring_api.h"
 
@@ -24,44 +25,6 @@ constexpr boost::beast::string_view kHeaderLength = "Inference-Header-Content-Le
 std::string_view ToStd(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 HttpResponse Json(std::string body) { return MakeResponse(200, std::move(body)); }
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-std::vector<std::string> SplitPath(std::string_view target) {
-  const size_t q = target.find('?');
-  if (q != std::string_view::npos) target = target.substr(0, q);
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= target.size()) {
-    size_t end = target.find('/', start);
-    if (end == std::string_view::npos) end = target.size();
-    if (end > start) parts.push_back(PercentDecode(target.substr(start, end - start)));
-    start = end + 1;
-  }
-  return parts;
-}
 
 void WriteShape(JsonWriter& j, const Shape& shape) {
   j.StartArray();
@@ -93,30 +56,26 @@ void WriteDuration(JsonWriter& j, const char* name, uint64_t count, uint64_t ns)
   j.EndObject();
 }
 
-// Whether `request` uses `want`; if not, answers 405 naming the method to use.
-template <class Respond>
-bool MethodIs(const HttpRequest& request, http::verb want, const Respond& respond) {
-  if (request.method() == want) return true;
-  HttpResponse res =
-      MakeResponse(405, ErrorJson(std::string(request.method_string()) + " is not allowed on " +
-                                  std::string(request.target()) + "; use " + std::string(http::to_string(want))));
-  res.set(http::field::allow, http::to_string(want));
-  respond(std::move(res));
-  return false;
-}
-
 }  // namespace
 
-RestApi::RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-                 const AccessPolicy& access, AdminApi* admin, MonitoringApi* monitoring, ControlWorkers* control)
-    : service_(service),
-      repository_(repository),
-      metrics_(metrics),
-      state_(state),
-      access_(access),
-      admin_(admin),
-      monitoring_(monitoring),
-      control_(control),
+StatusOr<std::unique_ptr<RestApi>> RestApi::Create(Options o) {
+  if (!o.service || !o.repository || !o.metrics || !o.state || !o.access || !o.admin || !o.monitoring || !o.control) {
+    return InvalidArgument(
+        "RestApi needs its service, repository, metrics, state, access policy, admin and "
+        "monitoring handlers and control workers");
+  }
+  return std::unique_ptr<RestApi>(new RestApi(o));
+}
+
+RestApi::RestApi(const Options& o)
+    : service_(*o.service),
+      repository_(*o.repository),
+      metrics_(*o.metrics),
+      state_(*o.state),
+      access_(*o.access),
+      admin_(*o.admin),
+      monitoring_(*o.monitoring),
+      control_(*o.control),
       code_counters_(600, nullptr) {
   for (unsigned code : {200u, 400u, 401u, 403u, 404u, 405u, 409u, 413u, 429u, 500u, 501u, 503u, 504u}) {
     code_counters_[code] = &metrics_.http_requests().WithLabels({std::to_string(code)});
@@ -136,16 +95,19 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
   std::vector<std::string> p = SplitPath(ToStd(request.target()));
   const bool control_route = (p.size() >= 1 && p[0] == "v1") || (p.size() >= 2 && p[0] == "v2" && p[1] == "repository");
   if (control_route) {
-    if (!control_) return HandleControl(request, info, p, respond);
     auto shared = std::make_shared<HttpRequest>(std::move(request));
     const bool queued =
-        control_->Post([this, shared, info, p = std::move(p), respond] { HandleControl(*shared, info, p, respond); });
+        control_.Post([this, shared, info, p = std::move(p), respond] { HandleControl(*shared, info, p, respond); });
     if (!queued) {
       respond(ErrorResponse(Overloaded("the server's control threads are busy (their queue is full); retry later")));
     }
     return;
   }
-  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
+  auto method_is = [&](http::verb want) {
+    if (request.method() == want) return true;
+    respond(MethodNotAllowed(request, want));
+    return false;
+  };
   const size_t n = p.size();
 
   if (n == 1 && p[0] == "metrics") {
@@ -210,11 +172,14 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
 void RestApi::HandleControl(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
                             const HttpServer::Responder& respond) {
   const size_t n = p.size();
-  if (admin_ && n >= 2 && p[1] == "deployments") return admin_->Handle(request, info, p, respond);
-  if (admin_ && n == 2 && p[1] == "feedback") return admin_->HandleFeedback(request, info, respond);
-  if (monitoring_ && n >= 2 && (p[1] == "monitoring" || p[1] == "alerts"))
-    return monitoring_->Handle(request, p, respond);
-  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
+  if (n >= 2 && p[1] == "deployments") return admin_.Handle(request, info, p, respond);
+  if (n == 2 && p[1] == "feedback") return admin_.HandleFeedback(request, info, respond);
+  if (n >= 2 && (p[1] == "monitoring" || p[1] == "alerts")) return monitoring_.Handle(request, p, respond);
+  auto method_is = [&](http::verb want) {
+    if (request.method() == want) return true;
+    respond(MethodNotAllowed(request, want));
+    return false;
+  };
   if (p[0] == "v2" && n == 3 && p[2] == "index") {
     if (method_is(http::verb::post)) respond(RepositoryIndex(request));
     return;

@@ -6,12 +6,13 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 
 #include "monitoring/metrics.h"
+#include "net/http_server.h"
+#include "routing/inference_service.h"
 #include "server/admin_api.h"
 #include "server/http_replies.h"
-#include "server/http_server.h"
-#include "server/inference_service.h"
 #include "server/server_state.h"
 #include "server/status_codes.h"
 
@@ -22,12 +23,20 @@ class ControlWorkers;
 
 class RestApi {
  public:
-  // Routes that may block (deployments, feedback, monitoring, alerts,
-  // repository load/unload/index) run on `control`'s threads when given,
-  // never on an HTTP I/O thread; with it full they answer 503.
-  RestApi(InferenceService& service, ModelRepository& repository, ServingMetrics& metrics, ServerState& state,
-          const AccessPolicy& access, AdminApi* admin = nullptr, MonitoringApi* monitoring = nullptr,
-          ControlWorkers* control = nullptr);
+  struct Options {  // all required
+    InferenceService* service = nullptr;
+    ModelRepository* repository = nullptr;
+    ServingMetrics* metrics = nullptr;
+    const ServerState* state = nullptr;
+    const AccessPolicy* access = nullptr;
+    AdminApi* admin = nullptr;
+    const MonitoringApi* monitoring = nullptr;
+    // Routes that may block (deployments, feedback, monitoring, alerts,
+    // repository load/unload/index) run on its threads, never on an HTTP
+    // I/O thread; with its queue full they answer 503.
+    ControlWorkers* control = nullptr;
+  };
+  static StatusOr<std::unique_ptr<RestApi>> Create(Options options);
 
   void Handle(HttpRequest&& request, const RequestInfo& info, HttpServer::Responder respond);
 
@@ -47,14 +56,16 @@ class RestApi {
   HttpResponse ServerReady() const;
   Counter& HttpCounter(unsigned code);
 
+  explicit RestApi(const Options& o);
+
   InferenceService& service_;
   ModelRepository& repository_;
   ServingMetrics& metrics_;
-  ServerState& state_;
+  const ServerState& state_;
   const AccessPolicy& access_;
-  AdminApi* admin_;
-  MonitoringApi* monitoring_;
-  ControlWorkers* control_;
+  AdminApi& admin_;
+  const MonitoringApi& monitoring_;
+  ControlWorkers& control_;
   std::vector<Counter*> code_counters_;  // indexed by status code, prefilled
 };
 

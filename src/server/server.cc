@@ -11,17 +11,17 @@
 #include "core/logging.h"
 #include "monitoring/health.h"
 #include "monitoring/serving_metrics.h"
+#include "net/control_workers.h"
+#include "net/http_server.h"
 #include "repository/model_repository.h"
 #include "routing/deployments.h"
+#include "routing/inference_service.h"
+#include "routing/serving_world.h"
 #include "server/access.h"
 #include "server/alert_webhook.h"
-#include "server/control_workers.h"
 #include "server/grpc_server.h"
-#include "server/http_server.h"
-#include "server/inference_service.h"
 #include "server/monitoring_api.h"
 #include "server/rest_api.h"
-#include "server/serving_world.h"
 #include "store/prediction_log.h"
 
 namespace vigil {
@@ -47,29 +47,6 @@ size_t DefaultMaxConnections(size_t file_limit) {
   return file_limit > reserve + 64 ? std::min<size_t>(file_limit - reserve, 100'000) : 64;
 }
 
-// What deployment specs are validated against: the repository's models.
-ModelCatalog CatalogOf(ModelRepository& repository) {
-  ModelCatalog c;
-  c.check = [&repository](const std::string& model, int64_t version) -> Status {
-    auto info = repository.Find(model, version);
-    if (!info.ok() && version != 0) {
-      // A version on disk that version_policy does not select: loaded now,
-      // and kept while a spec names it.
-      repository.KeepLoaded(model, version);
-      info = repository.Find(model, version);
-    }
-    return info.ok() ? Status::Ok() : info.status();
-  };
-  c.in_use = [&repository](const ModelRepository::NamedVersions& named) { repository.KeepOnly(named); };
-  c.is_model = [&repository](const std::string& name) {
-    for (const auto& row : repository.Index()) {
-      if (row.model == name) return true;
-    }
-    return false;
-  };
-  return c;
-}
-
 }  // namespace
 
 // Declared in the order they start; destroyed in reverse.
@@ -88,6 +65,7 @@ struct Server::Parts {
   std::unique_ptr<AlertNotifier> notifier;
   std::unique_ptr<AlertTracker> alerts;
   std::unique_ptr<DriftStore> memory_drift_store;  // without a store
+  std::unique_ptr<AlertStore> memory_alert_store;  // likewise
   std::unique_ptr<FeedbackJoin> feedback;          // with a store
   std::unique_ptr<ServingWorld> world;
   std::unique_ptr<MonitorLoop> monitor;
@@ -131,7 +109,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     spdlog::info("event=store_open path={}", LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
   }
   p->deployments = std::make_unique<Deployments>(
-      Deployments::Options{.catalog = CatalogOf(*p->repository),
+      Deployments::Options{.catalog = RepositoryCatalog(*p->repository),
                            .directory = std::filesystem::path(options.model_repository) / "deployments",
                            .store = p->store.get()});
   if (p->store) {
@@ -152,13 +130,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                             .prediction_log = p->prediction_log.get(),
                                                             .inputs_sample_rate = options.log_inputs_sample_rate}));
   if (p->store) {
-    p->feedback = std::make_unique<FeedbackJoin>(*p->store);
+    p->feedback = std::make_unique<FeedbackJoin>(*p->store, p->prediction_log.get());
   } else {
     p->memory_drift_store = MemoryDriftStore();
   }
   DriftStore* drift_store = p->store ? static_cast<DriftStore*>(p->store.get()) : p->memory_drift_store.get();
-  p->admin = std::make_unique<AdminApi>(*p->deployments, p->access, p->store.get(), p->prediction_log.get(),
-                                        p->feedback.get());
+  p->admin = std::make_unique<AdminApi>(*p->deployments, p->access, p->feedback.get());
   p->world = std::make_unique<ServingWorld>(*p->repository, *p->deployments);
   MonitorLoop::Options mo{
       .world = p->world.get(), .metrics = &p->metrics, .drift_store = drift_store, .feedback = p->feedback.get()};
@@ -175,8 +152,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                            HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, std::move(external_url)));
     p->notifier = std::make_unique<AlertNotifier>(std::move(poster), AlertNotifier::Options{.registry = &p->registry});
   }
+  if (!p->store) p->memory_alert_store = MemoryAlertStore();
+  AlertStore& alert_store = p->store ? static_cast<AlertStore&>(*p->store) : *p->memory_alert_store;
   p->alerts = std::make_unique<AlertTracker>(
-      AlertTracker::Options{.store = p->store.get(), .notifier = p->notifier.get(), .registry = &p->registry});
+      alert_store, AlertTracker::Options{.notifier = p->notifier.get(), .registry = &p->registry});
   mo.alerts = p->alerts.get();
   VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
   p->monitoring = std::make_unique<MonitoringApi>(MonitoringApi::Options{.repository = p->repository.get(),
@@ -186,8 +165,14 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                                          .drift_store = drift_store,
                                                                          .feedback = p->feedback.get()});
   p->control = std::make_unique<ControlWorkers>(ControlWorkers::Options{.threads = options.control_threads});
-  p->api = std::make_unique<RestApi>(*p->service, *p->repository, p->metrics, p->state, p->access, p->admin.get(),
-                                     p->monitoring.get(), p->control.get());
+  VIGIL_ASSIGN_OR_RETURN(p->api, RestApi::Create({.service = p->service.get(),
+                                                  .repository = p->repository.get(),
+                                                  .metrics = &p->metrics,
+                                                  .state = &p->state,
+                                                  .access = &p->access,
+                                                  .admin = p->admin.get(),
+                                                  .monitoring = p->monitoring.get(),
+                                                  .control = p->control.get()}));
 
   HttpServer::Options ho;
   ho.host = options.host;

@@ -60,7 +60,33 @@ class InMemoryDriftStore final : public DriftStore {
   std::map<std::string, std::deque<StoredDriftWindow>> windows_ GUARDED_BY(mu_);
 };
 
+class InMemoryAlertStore final : public AlertStore {
+ public:
+  explicit InMemoryAlertStore(size_t keep) : keep_(keep) {}
+
+  Status AppendAlertEvent(const AlertEvent& event) override {
+    MutexLock lock(mu_);
+    events_.push_front(event);
+    events_.front().id = ++last_id_;
+    if (events_.size() > keep_) events_.pop_back();
+    return Status::Ok();
+  }
+  StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) override {
+    MutexLock lock(mu_);
+    const size_t n = std::min(events_.size(), static_cast<size_t>(std::max(limit, 0)));
+    return std::vector<AlertEvent>(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+
+ private:
+  const size_t keep_;
+  Mutex mu_;
+  std::deque<AlertEvent> events_ GUARDED_BY(mu_);  // newest first
+  int64_t last_id_ GUARDED_BY(mu_) = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<AlertStore> MemoryAlertStore(size_t keep) { return std::make_unique<InMemoryAlertStore>(keep); }
 
 std::unique_ptr<DriftStore> MemoryDriftStore(size_t per_model) {
   return std::make_unique<InMemoryDriftStore>(per_model);

@@ -220,6 +220,10 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir);
 // a server without a data directory. Thread-safe.
 std::unique_ptr<DriftStore> MemoryDriftStore(size_t per_model = 100);
 
+// Alert transitions kept in memory, the newest `keep`, for a server
+// without a data directory. Thread-safe.
+std::unique_ptr<AlertStore> MemoryAlertStore(size_t keep = 1000);
+
 // The schema version this build writes (migrations up to it are applied at open).
 int CurrentSchemaVersion();
 

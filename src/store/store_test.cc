@@ -208,11 +208,8 @@ TEST(SqliteStore, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
   fs::remove_all(dir);
 }
 
-TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
-  const fs::path dir = FreshDir("drift");
-  auto opened = OpenSqliteStore(dir.string());
-  ASSERT_TRUE(opened.ok());
-  Store& store = **opened;
+// What every DriftStore does, SQLite's and the in-memory one alike.
+void ExpectDriftWindowsReadByModelAndTimeAndPruned(DriftStore& store) {
   for (int i = 1; i <= 4; ++i) {
     ASSERT_TRUE(store
                     .WriteDriftWindow({"m", 1, i * 100 - 100, i * 100, 1000, 200, "reference.csv", 0.1 * i, i == 4,
@@ -235,7 +232,52 @@ TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
   ASSERT_EQ(newest->size(), 1u);
   EXPECT_EQ((*newest)[0].end_ms, 400);
   EXPECT_EQ(*store.PruneDriftWindows(250), 2);  // m's windows ending at 100 and 200; 250 is not before 250
+  EXPECT_EQ(store.DriftWindows("other", 0, 1000, 100)->size(), 1u);
+}
+
+// What every AlertStore does: transitions newest first, with increasing ids.
+void ExpectAlertEventsNewestFirst(AlertStore& store) {
+  for (int i = 0; i < 5; ++i) {
+    AlertEvent e;
+    e.time_ms = 1000 + i;
+    e.alertname = "A" + std::to_string(i);
+    e.fingerprint = "f";
+    e.labels = "{}";
+    e.state = i % 2 ? "resolved" : "firing";
+    ASSERT_TRUE(store.AppendAlertEvent(e).ok());
+  }
+  auto events = store.AlertEvents(3);
+  ASSERT_TRUE(events.ok()) << events.status().message();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].alertname, "A4");
+  EXPECT_EQ((*events)[2].alertname, "A2");
+  EXPECT_GT((*events)[0].id, (*events)[1].id);
+  EXPECT_EQ((*events)[1].state, "resolved");
+  EXPECT_EQ(store.AlertEvents(100)->size(), 5u);
+}
+
+TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
+  const fs::path dir = FreshDir("drift");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  ExpectDriftWindowsReadByModelAndTimeAndPruned(**opened);
+  ExpectAlertEventsNewestFirst(**opened);
   fs::remove_all(dir);
+}
+
+TEST(MemoryStores, DoWhatTheSqliteStoreDoesAndKeepOnlyTheNewest) {
+  ExpectDriftWindowsReadByModelAndTimeAndPruned(*MemoryDriftStore());
+  ExpectAlertEventsNewestFirst(*MemoryAlertStore());
+  auto two = MemoryAlertStore(2);
+  for (int i = 0; i < 5; ++i) {
+    AlertEvent e;
+    e.alertname = std::to_string(i);
+    ASSERT_TRUE(two->AppendAlertEvent(e).ok());
+  }
+  auto kept = two->AlertEvents(100);
+  ASSERT_EQ(kept->size(), 2u);
+  EXPECT_EQ((*kept)[0].alertname, "4");
+  EXPECT_EQ((*kept)[1].alertname, "3");
 }
 
 TEST(SqliteStore, UuidV7IdsAreKeyedByTheirTimeAndOtherIdsByAHash) {

@@ -10,16 +10,23 @@
 
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
+#include "net/control_workers.h"
 #include "repository/model_repository.h"
 #include "routing/deployments.h"
+#include "routing/inference_service.h"
+#include "routing/serving_world.h"
 #include "server/access.h"
-#include "server/inference_service.h"
+#include "server/monitoring_api.h"
 #include "server/rest_api.h"
+#include "store/store.h"
 
 namespace {
 
 namespace http = boost::beast::http;
 
+// The REST frontend with every handler it routes to, as the server wires it
+// (no store; control routes run on the calling thread, so a run is
+// deterministic).
 struct Server {
   vigil::MetricsRegistry registry;
   vigil::ServingMetrics metrics{registry};
@@ -28,6 +35,14 @@ struct Server {
   std::unique_ptr<vigil::ModelRepository> repository;
   std::unique_ptr<vigil::Deployments> deployments;
   std::unique_ptr<vigil::InferenceService> service;
+  std::unique_ptr<vigil::DriftStore> drift_store = vigil::MemoryDriftStore();
+  std::unique_ptr<vigil::AlertStore> alert_store = vigil::MemoryAlertStore();
+  vigil::AlertTracker alerts{*alert_store, {}};
+  std::unique_ptr<vigil::ServingWorld> world;
+  std::unique_ptr<vigil::MonitorLoop> loop;
+  std::unique_ptr<vigil::MonitoringApi> monitoring;
+  std::unique_ptr<vigil::AdminApi> admin;
+  vigil::ControlWorkers control{{.threads = 0}};
   std::unique_ptr<vigil::RestApi> api;
 
   Server() {
@@ -40,8 +55,30 @@ struct Server {
     service =
         std::move(vigil::InferenceService::Create(*repository, {.metrics = &metrics, .deployments = deployments.get()}))
             .value();
+    world = std::make_unique<vigil::ServingWorld>(*repository, *deployments);
+    loop = std::move(vigil::MonitorLoop::Create({.world = world.get(),
+                                                 .metrics = &metrics,
+                                                 .alerts = &alerts,
+                                                 .drift_store = drift_store.get(),
+                                                 .background = false}))
+               .value();
+    monitoring =
+        std::make_unique<vigil::MonitoringApi>(vigil::MonitoringApi::Options{.repository = repository.get(),
+                                                                             .deployments = deployments.get(),
+                                                                             .loop = loop.get(),
+                                                                             .alerts = &alerts,
+                                                                             .drift_store = drift_store.get()});
+    admin = std::make_unique<vigil::AdminApi>(*deployments, access, nullptr);
     state.ready = true;
-    api = std::make_unique<vigil::RestApi>(*service, *repository, metrics, state, access);
+    api = std::move(vigil::RestApi::Create({.service = service.get(),
+                                            .repository = repository.get(),
+                                            .metrics = &metrics,
+                                            .state = &state,
+                                            .access = &access,
+                                            .admin = admin.get(),
+                                            .monitoring = monitoring.get(),
+                                            .control = &control}))
+              .value();
   }
 };
 

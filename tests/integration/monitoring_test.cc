@@ -476,6 +476,14 @@ TEST(ServingHealth, LimitsOverrunFireAlertsThatResolveWhenCalm) {
     if (std::string(e["state"].GetString()) == "resolved") resolved.insert(e["alertname"].GetString());
   }
   EXPECT_EQ(resolved, (std::set<std::string>{"LatencyHigh", "ErrorRateHigh", "QueueSaturated"}));
+  // ?limit= bounds the transitions listed, within its range.
+  rapidjson::Document two;
+  two.Parse(client->Get("/v1/alerts?limit=2")->body.c_str());
+  EXPECT_EQ(two["recent"].Size(), 2u);
+  auto bad = client->Get("/v1/alerts?limit=0");
+  EXPECT_EQ(bad->status, 400u);
+  EXPECT_NE(bad->body.find("'limit' must be an integer from 1 to 1000"), std::string::npos) << bad->body;
+  EXPECT_EQ(client->Post("/v1/alerts", "{}")->status, 405u);
   server.reset();
   fs::remove_all(repo);
 }

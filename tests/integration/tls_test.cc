@@ -13,8 +13,8 @@
 
 #include "client/inference_client.h"
 #include "core/eventually.h"
+#include "net/http_server.h"
 #include "protocol/json.h"
-#include "server/http_server.h"
 #include "server_process.h"
 
 namespace vigil::testing {

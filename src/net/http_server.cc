@@ -1,4 +1,4 @@
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,9 +12,9 @@
 
 #include "core/logging.h"
 #include "core/thread_name.h"
+#include "net/address.h"
 #include "protocol/oip_json.h"
 #include "protocol/tls.h"
-#include "server/access.h"
 
 namespace vigil {
 

@@ -1,4 +1,4 @@
-#include "server/inference_service.h"
+#include "routing/inference_service.h"
 
 #include <algorithm>
 

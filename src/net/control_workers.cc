@@ -1,14 +1,11 @@
-#include "server/control_workers.h"
-
-#include <algorithm>
+#include "net/control_workers.h"
 
 #include "core/thread_name.h"
 
 namespace vigil {
 
 ControlWorkers::ControlWorkers(Options options) : options_(options) {
-  const int n = std::max(1, options_.threads);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < options_.threads; ++i) {
     threads_.emplace_back([this] {
       SetThreadName("vigil-control");
       Loop();
@@ -19,6 +16,10 @@ ControlWorkers::ControlWorkers(Options options) : options_(options) {
 ControlWorkers::~ControlWorkers() { Stop(); }
 
 bool ControlWorkers::Post(std::function<void()> task) {
+  if (threads_.empty()) {
+    task();
+    return true;
+  }
   {
     MutexLock lock(mu_);
     if (stopping_ || queue_.size() >= options_.queue_limit) return false;

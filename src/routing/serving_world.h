@@ -1,6 +1,12 @@
+// The repository and the routing table as the parts below them see them.
+//
 // ServingWorld: what the monitor loop watches, read from the repository
 // (the versions loaded now) and the routing table (the endpoints served
 // now). Glue only: the loop's logic is in monitoring/monitor_loop.
+//
+// RepositoryCatalog: what deployment specs are validated against. A version
+// a spec names that version_policy does not select is loaded on demand and
+// kept while a spec names it (ModelRepository::KeepLoaded / KeepOnly).
 #pragma once
 
 #include "monitoring/monitor_loop.h"
@@ -21,5 +27,7 @@ class ServingWorld final : public MonitoredWorld {
   const ModelRepository& repository_;
   const Deployments& deployments_;
 };
+
+ModelCatalog RepositoryCatalog(ModelRepository& repository);
 
 }  // namespace vigil

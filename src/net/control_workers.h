@@ -22,7 +22,7 @@ namespace vigil {
 class ControlWorkers {
  public:
   struct Options {
-    int threads = 2;
+    int threads = 2;           // 0: none; Post runs the task on the caller (tests, fuzzing)
     size_t queue_limit = 256;  // tasks waiting for a thread
   };
 

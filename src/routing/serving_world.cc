@@ -1,4 +1,4 @@
-#include "server/serving_world.h"
+#include "routing/serving_world.h"
 
 #include <chrono>
 
@@ -52,6 +52,28 @@ std::vector<WatchedEndpoint> ServingWorld::Endpoints() const {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+ModelCatalog RepositoryCatalog(ModelRepository& repository) {
+  ModelCatalog c;
+  c.check = [&repository](const std::string& model, int64_t version) -> Status {
+    auto info = repository.Find(model, version);
+    if (!info.ok() && version != 0) {
+      // A version on disk that version_policy does not select: loaded now,
+      // and kept while a spec names it.
+      repository.KeepLoaded(model, version);
+      info = repository.Find(model, version);
+    }
+    return info.ok() ? Status::Ok() : info.status();
+  };
+  c.in_use = [&repository](const ModelRepository::NamedVersions& named) { repository.KeepOnly(named); };
+  c.is_model = [&repository](const std::string& name) {
+    for (const auto& row : repository.Index()) {
+      if (row.model == name) return true;
+    }
+    return false;
+  };
+  return c;
 }
 
 }  // namespace vigil
