@@ -10,6 +10,8 @@
 
 #include "cli/commands.h"
 #include "core/clock.h"
+#include "protocol/json.h"
+#include "protocol/json_writer.h"
 #include "protocol/oip_json.h"
 
 namespace vigil::cli {
@@ -52,14 +54,24 @@ int Monitor(const MonitorFlags& f) {
   auto alerts = get("/v1/alerts");
   if (!alerts.ok()) return Fail(cmd, alerts.status().message());
   auto status = get("/v1/deployments/" + f.name + "/status");  // only endpoints have one
+  rapidjson::Document d, a, st;
+  if (!vigil::ParseJson(*drift, d).ok() || !d.IsObject() || !vigil::ParseJson(*alerts, a).ok() || !a.IsObject() ||
+      (status.ok() && !vigil::ParseJson(*status, st).ok())) {
+    return Fail(cmd, "the server's monitoring replies are not the JSON objects this vigil reads");
+  }
   if (f.json) {
-    std::printf("{\"drift\":%s,\"alerts\":%s,\"status\":%s}\n", drift->c_str(), alerts->c_str(),
-                status.ok() ? status->c_str() : "null");
+    vigil::JsonWriter j;
+    j.StartObject();
+    j.Key("drift");
+    j.Raw(*drift);
+    j.Key("alerts");
+    j.Raw(*alerts);
+    j.Key("status");
+    status.ok() ? j.Raw(*status) : j.Null();
+    j.EndObject();
+    std::printf("%s\n", j.Take().c_str());
     return 0;
   }
-  rapidjson::Document d, a, st;
-  d.Parse(drift->c_str());
-  a.Parse(alerts->c_str());
   std::string out = fmt::format("monitor {}\n", f.name);
   for (const auto& v : d["versions"].GetArray()) {
     out += fmt::format("  {} v{}: ", v["model"].GetString(), v["version"].GetInt64());
@@ -135,10 +147,10 @@ int Monitor(const MonitorFlags& f) {
     if (shown < cols.size()) out += fmt::format("  ... {} calmer columns (--all shows them)\n", cols.size() - shown);
   }
   if (status.ok()) {
-    st.Parse(status->c_str());
     out += "\nquality per variant (joined feedback since the spec took effect)\n";
-    if (!st.HasMember("quality") || st["quality"].ObjectEmpty()) out += "  no feedback joined yet\n";
-    if (st.HasMember("quality")) {
+    const bool has_quality = st.IsObject() && st.HasMember("quality") && st["quality"].IsObject();
+    if (!has_quality || st["quality"].ObjectEmpty()) out += "  no feedback joined yet (or no store: --data-dir)\n";
+    if (has_quality) {
       for (const auto& q : st["quality"].GetObject()) {
         out += fmt::format("  {:<16}", q.name.GetString());
         for (const auto& m : q.value.GetObject()) out += fmt::format(" {}={}", m.name.GetString(), Num(m.value));
@@ -151,7 +163,10 @@ int Monitor(const MonitorFlags& f) {
                            "/quality?window_s=3600&from=" + std::to_string(vigil::UnixMillis() - 24 * 3600 * 1000LL));
         windows.ok()) {
       rapidjson::Document qw;
-      qw.Parse(windows->c_str());
+      if (!vigil::ParseJson(*windows, qw).ok() || !qw.IsObject() || !qw.HasMember("windows") ||
+          !qw["windows"].IsArray()) {
+        return Fail(cmd, "the server's quality reply is not the JSON object this vigil reads");
+      }
       const auto& list = qw["windows"];
       out += "\nquality by hour (realised from labels; estimated from confidence before labels come)\n";
       if (list.Empty()) out += "  no predictions logged in the last day\n";

@@ -13,6 +13,7 @@
 
 #include "client/http_client.h"
 #include "core/csv.h"
+#include "protocol/json_writer.h"
 
 namespace vigil {
 namespace {
@@ -518,45 +519,59 @@ std::string FormatBenchTable(const BenchReport& report) {
 }
 
 std::string BenchJson(const BenchReport& report) {
-  std::string out = "{\"model\":";
-  AppendJsonString(out, report.model);
-  out += ",\"protocol\":";
-  AppendJsonString(out, report.protocol);
-  out += fmt::format(",\"batch\":{},\"input\":", report.batch);
-  AppendJsonString(out, report.input_note);
-  out += ",\"levels\":[";
-  for (size_t i = 0; i < report.levels.size(); ++i) {
-    const auto& r = report.levels[i];
-    if (i) out += ',';
-    out += "{";
-    if (r.level.concurrency > 0)
-      out += fmt::format("\"concurrency\":{}", r.level.concurrency);
-    else
-      out += fmt::format("\"rate\":{},\"poisson\":{}", r.level.rate, r.level.poisson);
-    out += fmt::format(
-        ",\"stable\":{},\"windows\":{},\"measured_s\":{:.3f},\"requests\":{},\"total_requests\":{},"
-        "\"throughput\":{:.1f},\"infer_per_sec\":{:.1f},\"latency_ms\":{{\"p50\":{:.4f},\"p90\":{:.4f},\"p95\":{:.4f},"
-        "\"p99\":{:.4f},"
-        "\"mean\":{:.4f}}},\"errors\":{{",
-        r.stable, r.windows, r.measured_s, r.requests, r.total_requests, r.throughput, r.infer_per_s, r.p50_ms,
-        r.p90_ms, r.p95_ms, r.p99_ms, r.mean_ms);
-    bool first = true;
-    for (const auto& [kind, e] : r.errors) {
-      if (!first) out += ',';
-      first = false;
-      AppendJsonString(out, kind);
-      out += fmt::format(":{}", e.count);
+  JsonWriter j;
+  auto rounded = [&j](const char* key, double v, int decimals) {
+    j.Key(key);
+    j.Rounded(v, decimals);
+  };
+  j.StartObject();
+  j.Field("model", report.model);
+  j.Field("protocol", report.protocol);
+  j.Field("batch", static_cast<int64_t>(report.batch));
+  j.Field("input", report.input_note);
+  j.Key("levels");
+  j.StartArray();
+  for (const auto& r : report.levels) {
+    j.StartObject();
+    if (r.level.concurrency > 0) {
+      j.Field("concurrency", static_cast<int64_t>(r.level.concurrency));
+    } else {
+      j.Field("rate", r.level.rate);
+      j.Field("poisson", r.level.poisson);
     }
-    out += "}";
+    j.Field("stable", r.stable);
+    j.Field("windows", static_cast<int64_t>(r.windows));
+    rounded("measured_s", r.measured_s, 3);
+    j.Field("requests", static_cast<uint64_t>(r.requests));
+    j.Field("total_requests", static_cast<uint64_t>(r.total_requests));
+    rounded("throughput", r.throughput, 1);
+    rounded("infer_per_sec", r.infer_per_s, 1);
+    j.Key("latency_ms");
+    j.StartObject();
+    rounded("p50", r.p50_ms, 4);
+    rounded("p90", r.p90_ms, 4);
+    rounded("p95", r.p95_ms, 4);
+    rounded("p99", r.p99_ms, 4);
+    rounded("mean", r.mean_ms, 4);
+    j.EndObject();
+    j.Key("errors");
+    j.StartObject();
+    for (const auto& [kind, e] : r.errors) j.Field(kind, static_cast<uint64_t>(e.count));
+    j.EndObject();
     if (r.server) {
-      out += fmt::format(
-          ",\"server\":{{\"requests\":{:.0f},\"queue_ms\":{:.4f},\"compute_ms\":{:.4f},\"mean_batch\":{:.2f}}}",
-          r.server->requests, r.server->queue_ms, r.server->compute_ms, r.server->mean_batch);
+      j.Key("server");
+      j.StartObject();
+      rounded("requests", r.server->requests, 0);
+      rounded("queue_ms", r.server->queue_ms, 4);
+      rounded("compute_ms", r.server->compute_ms, 4);
+      rounded("mean_batch", r.server->mean_batch, 2);
+      j.EndObject();
     }
-    out += "}";
+    j.EndObject();
   }
-  out += "]}";
-  return out;
+  j.EndArray();
+  j.EndObject();
+  return j.Take();
 }
 
 }  // namespace vigil

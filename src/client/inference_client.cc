@@ -106,12 +106,7 @@ class HttpInferenceClient final : public InferenceClient {
   }
 
   Status LoadModel(const std::string& model, const std::optional<std::string>& config) override {
-    std::string body;
-    if (config) {
-      body = "{\"parameters\":{\"config\":";
-      AppendJsonString(body, *config);
-      body += "}}";
-    }
+    const std::string body = config ? LoadRequestJson(*config) : "";
     VIGIL_ASSIGN_OR_RETURN(HttpReply r,
                            http_->Post("/v2/repository/models/" + model + "/load", body, control_headers_));
     return ReplyStatus(r);

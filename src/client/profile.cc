@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "client/http_client.h"
+#include "protocol/json_writer.h"
 
 namespace vigil {
 namespace {
@@ -301,29 +302,39 @@ std::string RecommendedConfigYaml(const ProfileReport& r) {
 }
 
 std::string ProfileJson(const ProfileReport& r) {
-  std::string out = "{\"model\":";
-  AppendJsonString(out, r.model);
-  out +=
-      fmt::format(",\"latency_budget_ms\":{},\"time_budget_s\":{},\"elapsed_s\":{:.1f},\"out_of_time\":{},\"trials\":[",
-                  r.latency_budget_ms, r.time_budget_s, r.elapsed_s, r.out_of_time);
-  for (size_t i = 0; i < r.trials.size(); ++i) {
-    const auto& t = r.trials[i];
-    if (i) out += ',';
-    out += fmt::format(
-        "{{\"phase\":\"{}\",\"max_batch_size\":{},\"max_queue_delay_us\":{},\"instances\":{},\"measured\":{},"
-        "\"concurrency\":{},\"throughput\":{:.1f},\"infer_per_sec\":{:.1f},\"p99_ms\":{:.4f},\"note\":",
-        t.phase, t.max_batch_size, t.delay_us, t.instances, t.measured, t.best_concurrency, t.throughput, t.infer_per_s,
-        t.p99_ms);
-    AppendJsonString(out, t.note);
-    out += '}';
+  JsonWriter j;
+  auto rounded = [&j](const char* key, double v, int decimals) {
+    j.Key(key);
+    j.Rounded(v, decimals);
+  };
+  j.StartObject();
+  j.Field("model", r.model);
+  j.Field("latency_budget_ms", r.latency_budget_ms);
+  j.Field("time_budget_s", r.time_budget_s);
+  rounded("elapsed_s", r.elapsed_s, 1);
+  j.Field("out_of_time", r.out_of_time);
+  j.Key("trials");
+  j.StartArray();
+  for (const auto& t : r.trials) {
+    j.StartObject();
+    j.Field("phase", t.phase);
+    j.Field("max_batch_size", static_cast<int64_t>(t.max_batch_size));
+    j.Field("max_queue_delay_us", static_cast<int64_t>(t.delay_us));
+    j.Field("instances", static_cast<int64_t>(t.instances));
+    j.Field("measured", t.measured);
+    j.Field("concurrency", static_cast<int64_t>(t.best_concurrency));
+    rounded("throughput", t.throughput, 1);
+    rounded("infer_per_sec", t.infer_per_s, 1);
+    rounded("p99_ms", t.p99_ms, 4);
+    j.Field("note", t.note);
+    j.EndObject();
   }
-  out += "]";
-  if (r.best) out += fmt::format(",\"best\":{}", *r.best);
-  if (r.baseline) out += fmt::format(",\"baseline\":{}", *r.baseline);
-  out += ",\"recommended_config\":";
-  AppendJsonString(out, RecommendedConfigYaml(r));
-  out += "}";
-  return out;
+  j.EndArray();
+  if (r.best) j.Field("best", static_cast<int64_t>(*r.best));
+  if (r.baseline) j.Field("baseline", static_cast<int64_t>(*r.baseline));
+  j.Field("recommended_config", RecommendedConfigYaml(r));
+  j.EndObject();
+  return j.Take();
 }
 
 }  // namespace vigil

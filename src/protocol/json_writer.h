@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,9 @@ namespace vigil {
 class JsonWriter {
  public:
   JsonWriter() : writer_(buffer_) {}
+  JsonWriter(const JsonWriter&) = delete;
+  JsonWriter& operator=(const JsonWriter&) = delete;
+  void Reserve(size_t bytes) { buffer_.Reserve(bytes); }
 
   void StartObject() { writer_.StartObject(); }
   void EndObject() { writer_.EndObject(); }
@@ -51,6 +55,13 @@ class JsonWriter {
     }
   }
 
+  // `v` rounded to `decimals` places (figures meant for people: 12.3 ms,
+  // not 12.345678901).
+  void Rounded(double v, int decimals) {
+    const double scale = std::pow(10.0, decimals);
+    Double(std::round(v * scale) / scale);
+  }
+
   // Key and value in one call, for the common flat cases.
   void Field(std::string_view k, std::string_view v) { Key(k), String(v); }
   void Field(std::string_view k, const char* v) { Key(k), String(v); }
@@ -61,12 +72,19 @@ class JsonWriter {
   void Field(std::string_view k, double v) { Key(k), Double(v); }
   void Field(std::string_view k, bool v) { Key(k), Bool(v); }
   // A value that is JSON already (a document stored by this program).
-  void Raw(std::string_view json) { writer_.RawValue(json.data(), json.size(), rapidjson::kObjectType); }
+  void Raw(std::string_view json) { writer_.Verbatim(json, 0, rapidjson::kObjectType); }
+  // An array already written as JSON (a tensor's numbers, formatted in one
+  // pass).
+  void RawArray(std::string_view json) { writer_.Verbatim(json, 0, rapidjson::kArrayType); }
+  // A number already formatted (shortest float digits), or the NaN /
+  // Infinity / -Infinity tokens the inference protocol's tensor data allows.
+  void RawNumber(std::string_view text) { writer_.Verbatim(text, 0, rapidjson::kNumberType); }
 
   std::string Take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
 
  private:
   void Text(std::string_view s, bool key) {
+    if (NeedsNoEscape(s)) return writer_.Verbatim(s, '"', rapidjson::kStringType);
     std::string valid;
     if (!IsValidUtf8(s)) {
       valid = ValidUtf8(s);
@@ -74,6 +92,15 @@ class JsonWriter {
     }
     const auto n = static_cast<rapidjson::SizeType>(s.size());
     key ? writer_.Key(s.data(), n) : writer_.String(s.data(), n);
+  }
+  // Printable ASCII without '"' or '\\' (names, ids, most labels): written
+  // as it is. Anything else goes through rapidjson's escaping.
+  static bool NeedsNoEscape(std::string_view s) {
+    for (const char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
+    }
+    return true;
   }
   // `s` with every byte that does not start a well-formed sequence replaced by U+FFFD.
   static std::string ValidUtf8(std::string_view s) {
@@ -93,8 +120,24 @@ class JsonWriter {
     return out;
   }
 
+  // rapidjson's Writer with one addition: a value copied in one block
+  // (RawValue copies byte by byte), between `quote`s when not 0.
+  class Writer : public rapidjson::Writer<rapidjson::StringBuffer> {
+   public:
+    using rapidjson::Writer<rapidjson::StringBuffer>::Writer;
+    void Verbatim(std::string_view text, char quote, rapidjson::Type type) {
+      Prefix(type);
+      const size_t quotes = quote ? 2 : 0;
+      char* out = os_->Push(text.size() + quotes);
+      if (quote) *out++ = quote;
+      if (!text.empty()) std::memcpy(out, text.data(), text.size());
+      if (quote) out[text.size()] = quote;
+      EndValue(true);
+    }
+  };
+
   rapidjson::StringBuffer buffer_;
-  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+  Writer writer_;
 };
 
 }  // namespace vigil

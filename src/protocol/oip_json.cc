@@ -1,5 +1,6 @@
 #include "protocol/oip_json.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
@@ -9,6 +10,7 @@
 
 #include "core/utf8.h"
 #include "protocol/json.h"
+#include "protocol/json_writer.h"
 
 namespace vigil {
 namespace {
@@ -236,136 +238,115 @@ Status DecodeTensor(const rj::Value& in, const char* kind, size_t index, size_t 
   return Status::Ok();
 }
 
-void AppendParam(std::string& out, const ParamValue& v) {
-  if (std::holds_alternative<bool>(v))
-    out += std::get<bool>(v) ? "true" : "false";
-  else if (std::holds_alternative<int64_t>(v))
-    out += std::to_string(std::get<int64_t>(v));
-  else if (std::holds_alternative<double>(v))
-    fmt::format_to(std::back_inserter(out), "{}", std::get<double>(v));
-  else
-    AppendJsonString(out, std::get<std::string>(v));
+void WriteParam(JsonWriter& j, const ParamValue& v) {
+  if (std::holds_alternative<bool>(v)) {
+    j.Bool(std::get<bool>(v));
+  } else if (std::holds_alternative<int64_t>(v)) {
+    j.Int(std::get<int64_t>(v));
+  } else if (std::holds_alternative<double>(v)) {
+    // Finite (WriteParams leaves the others out), in fmt's shortest digits
+    // that read back the same, as tensor data is.
+    char digits[32];
+    const auto end = fmt::format_to_n(digits, sizeof(digits), FMT_COMPILE("{}"), std::get<double>(v)).out;
+    j.RawNumber(std::string_view(digits, static_cast<size_t>(end - digits)));
+  } else {
+    j.String(std::get<std::string>(v));
+  }
 }
 
+// A tensor's numbers as one JSON array, formatted in one pass with a format
+// compiled once (FMT_COMPILE: no format string parsed per element) straight
+// into the buffer: shortest float digits that read back the same, and the
+// protocol's NaN / Infinity / -Infinity tokens.
 template <typename T>
-void AppendFloats(std::string& out, const Tensor& t) {
+void FormatNumbers(fmt::memory_buffer& out, const Tensor& t) {
+  constexpr size_t kMaxNumberChars = 32;  // -1.7976931348623157e+308 is 24
   const T* p = t.as<T>();
   const int64_t n = t.element_count();
+  out.push_back('[');
   for (int64_t i = 0; i < n; ++i) {
-    if (i) out += ',';
+    out.reserve(out.size() + kMaxNumberChars + 1);
+    char* at = out.data() + out.size();
+    char* end = at;
+    if (i) *end++ = ',';
     const T x = p[i];
-    if (std::isnan(x))
-      out += "NaN";
-    else if (std::isinf(x))
-      out += x > 0 ? "Infinity" : "-Infinity";
-    else
-      fmt::format_to(std::back_inserter(out), "{}", x);
-  }
-}
-
-template <typename T>
-void AppendInts(std::string& out, const Tensor& t) {
-  const T* p = t.as<T>();
-  const int64_t n = t.element_count();
-  for (int64_t i = 0; i < n; ++i) {
-    if (i) out += ',';
-    fmt::format_to(std::back_inserter(out), "{}", +p[i]);
-  }
-}
-
-void AppendTensorData(std::string& out, const Tensor& t) {
-  out += '[';
-  switch (t.datatype) {
-    case DataType::kBool: {
-      for (int64_t i = 0; i < t.element_count(); ++i) out += (i ? "," : "") + std::string(t.data[i] ? "true" : "false");
-      break;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(x)) {
+        const std::string_view token = std::isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity";
+        end = std::copy(token.begin(), token.end(), end);
+        out.resize(out.size() + static_cast<size_t>(end - at));
+        continue;
+      }
     }
+    end = fmt::format_to(end, FMT_COMPILE("{}"), +x);
+    out.resize(out.size() + static_cast<size_t>(end - at));
+  }
+  out.push_back(']');
+}
+
+void WriteTensorData(JsonWriter& j, const Tensor& t) {
+  fmt::memory_buffer numbers;
+  switch (t.datatype) {
+    case DataType::kBool:
+      j.StartArray();
+      for (int64_t i = 0; i < t.element_count(); ++i) j.Bool(t.data[static_cast<size_t>(i)] != 0);
+      j.EndArray();
+      return;
+    case DataType::kBytes:
+      j.StartArray();
+      for (std::string_view e : BytesElements(t)) j.String(e);  // repaired where not UTF-8
+      j.EndArray();
+      return;
     case DataType::kUint8:
-      AppendInts<uint8_t>(out, t);
+      FormatNumbers<uint8_t>(numbers, t);
       break;
     case DataType::kUint16:
-      AppendInts<uint16_t>(out, t);
+      FormatNumbers<uint16_t>(numbers, t);
       break;
     case DataType::kUint32:
-      AppendInts<uint32_t>(out, t);
+      FormatNumbers<uint32_t>(numbers, t);
       break;
     case DataType::kUint64:
-      AppendInts<uint64_t>(out, t);
+      FormatNumbers<uint64_t>(numbers, t);
       break;
     case DataType::kInt8:
-      AppendInts<int8_t>(out, t);
+      FormatNumbers<int8_t>(numbers, t);
       break;
     case DataType::kInt16:
-      AppendInts<int16_t>(out, t);
+      FormatNumbers<int16_t>(numbers, t);
       break;
     case DataType::kInt32:
-      AppendInts<int32_t>(out, t);
+      FormatNumbers<int32_t>(numbers, t);
       break;
     case DataType::kInt64:
-      AppendInts<int64_t>(out, t);
+      FormatNumbers<int64_t>(numbers, t);
       break;
     case DataType::kFp32:
-      AppendFloats<float>(out, t);
+      FormatNumbers<float>(numbers, t);
       break;
     case DataType::kFp64:
-      AppendFloats<double>(out, t);
+      FormatNumbers<double>(numbers, t);
       break;
-    case DataType::kBytes: {
-      bool first = true;
-      for (std::string_view e : BytesElements(t)) {
-        if (!first) out += ',';
-        first = false;
-        AppendJsonString(out, e);
-      }
-      break;
-    }
-    default:
-      break;  // FP16/BF16 are always sent binary
+    default:  // FP16/BF16 are always sent binary
+      j.StartArray();
+      j.EndArray();
+      return;
   }
-  out += ']';
+  j.RawArray(std::string_view(numbers.data(), numbers.size()));
 }
 
 }  // namespace
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else if (c < 0x80) {
-          out += static_cast<char>(c);
-        } else if (const size_t n = Utf8SequenceLength(s.substr(i)); n > 0) {
-          out.append(s.data() + i, n);
-          i += n - 1;
-        } else {
-          // Bytes that are not UTF-8 (a client's, echoed in a message) would
-          // make the whole reply invalid JSON: each becomes U+FFFD.
-          out += "\\ufffd";
-        }
-    }
-  }
-  out += '"';
+std::string LoadRequestJson(std::string_view config) {
+  JsonWriter j;
+  j.StartObject();
+  j.Key("parameters");
+  j.StartObject();
+  j.Field("config", config);
+  j.EndObject();
+  j.EndObject();
+  return j.Take();
 }
-
-std::string JsonNumber(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
 
 std::optional<std::string> ErrorMessageOf(const std::string& body) {
   rj::Document d;
@@ -376,10 +357,11 @@ std::optional<std::string> ErrorMessageOf(const std::string& body) {
 }
 
 std::string ErrorJson(std::string_view message) {
-  std::string out = "{\"error\":";
-  AppendJsonString(out, message);
-  out += '}';
-  return out;
+  JsonWriter j;
+  j.StartObject();
+  j.Field("error", message);
+  j.EndObject();
+  return j.Take();
 }
 
 namespace {
@@ -388,49 +370,44 @@ bool SentBinary(const Tensor& t, const std::vector<bool>& binary, size_t i) {
   return (i < binary.size() && binary[i]) || t.datatype == DataType::kFp16 || t.datatype == DataType::kBf16;
 }
 
-void AppendParams(std::string& out, const Params& params) {
-  out += '{';
-  bool first = true;
+void WriteParams(JsonWriter& j, const Params& params) {
+  j.StartObject();
   for (const auto& [k, v] : params) {
-    if (!first) out += ',';
-    first = false;
-    AppendJsonString(out, k);
-    out += ':';
-    AppendParam(out, v);
+    // JSON cannot carry a NaN or infinite parameter (and the protocol has no
+    // null one): it is left out.
+    if (std::holds_alternative<double>(v) && !std::isfinite(std::get<double>(v))) continue;
+    j.Key(k);
+    WriteParam(j, v);
   }
-  out += '}';
+  j.EndObject();
 }
 
-// `"key":[{name, datatype, shape, data | parameters.binary_data_size}, ...]`,
-// then the binary tensors after the JSON when any is binary.
-void AppendTensors(EncodedBody& enc, const char* key, const std::vector<Tensor>& tensors,
-                   const std::vector<bool>& binary) {
-  std::string& out = enc.body;
-  out += '"';
-  out += key;
-  out += "\":[";
+// `"key":[{name, datatype, shape, data | parameters.binary_data_size}, ...]`;
+// the binary tensors go after the JSON (AppendBinaryTensors).
+void WriteTensors(JsonWriter& j, const char* key, const std::vector<Tensor>& tensors, const std::vector<bool>& binary) {
+  j.Key(key);
+  j.StartArray();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
-    if (i) out += ',';
-    out += "{\"name\":";
-    AppendJsonString(out, t.name);
-    out += ",\"datatype\":\"";
-    out += DataTypeName(t.datatype);
-    out += "\",\"shape\":[";
-    for (size_t d = 0; d < t.shape.size(); ++d) {
-      if (d) out += ',';
-      out += std::to_string(t.shape[d]);
-    }
-    out += ']';
+    j.StartObject();
+    j.Field("name", t.name);
+    j.Field("datatype", DataTypeName(t.datatype));
+    j.Key("shape");
+    j.StartArray();
+    for (int64_t d : t.shape) j.Int(d);
+    j.EndArray();
     if (SentBinary(t, binary, i)) {
-      out += ",\"parameters\":{\"binary_data_size\":" + std::to_string(t.data.size()) + "}}";
+      j.Key("parameters");
+      j.StartObject();
+      j.Field("binary_data_size", static_cast<uint64_t>(t.data.size()));
+      j.EndObject();
     } else {
-      out += ",\"data\":";
-      AppendTensorData(out, t);
-      out += '}';
+      j.Key("data");
+      WriteTensorData(j, t);
     }
+    j.EndObject();
   }
-  out += ']';
+  j.EndArray();
 }
 
 void AppendBinaryTensors(EncodedBody& enc, const std::vector<Tensor>& tensors, const std::vector<bool>& binary) {
@@ -548,61 +525,56 @@ Status RawBodyInput(std::string_view body, const TensorSpec& input, bool batchin
 }
 
 EncodedBody EncodeInferReply(const InferReply& reply) {
-  EncodedBody enc;
-  std::string& out = enc.body;
-  out.reserve(256);
-  out += "{\"model_name\":";
-  AppendJsonString(out, reply.model);
-  out += ",\"model_version\":";
-  AppendJsonString(out, VersionString(reply.version));
-  if (!reply.id.empty()) {
-    out += ",\"id\":";
-    AppendJsonString(out, reply.id);
-  }
+  JsonWriter j;
+  j.Reserve(256);
+  j.StartObject();
+  j.Field("model_name", reply.model);
+  j.Field("model_version", VersionString(reply.version));
+  if (!reply.id.empty()) j.Field("id", reply.id);
   if (!reply.parameters.empty()) {
-    out += ",\"parameters\":";
-    AppendParams(out, reply.parameters);
+    j.Key("parameters");
+    WriteParams(j, reply.parameters);
   }
-  out += ',';
-  AppendTensors(enc, "outputs", reply.outputs, reply.binary);
-  out += '}';
+  WriteTensors(j, "outputs", reply.outputs, reply.binary);
+  j.EndObject();
+  EncodedBody enc;
+  enc.body = j.Take();
   AppendBinaryTensors(enc, reply.outputs, reply.binary);
   return enc;
 }
 
 EncodedBody EncodeInferRequest(const InferCall& call, bool binary_inputs) {
-  EncodedBody enc;
-  std::string& out = enc.body;
-  out.reserve(256);
-  out += '{';
-  if (!call.id.empty()) {
-    out += "\"id\":";
-    AppendJsonString(out, call.id);
-    out += ',';
-  }
+  JsonWriter j;
+  j.Reserve(256);
+  j.StartObject();
+  if (!call.id.empty()) j.Field("id", call.id);
   Params params = call.parameters;
   if (call.binary_output) params["binary_data_output"] = true;
   if (!params.empty()) {
-    out += "\"parameters\":";
-    AppendParams(out, params);
-    out += ',';
+    j.Key("parameters");
+    WriteParams(j, params);
   }
   const std::vector<bool> binary(call.inputs.size(), binary_inputs);
-  AppendTensors(enc, "inputs", call.inputs, binary);
+  WriteTensors(j, "inputs", call.inputs, binary);
   if (!call.outputs.empty()) {
-    out += ",\"outputs\":[";
-    for (size_t i = 0; i < call.outputs.size(); ++i) {
-      if (i) out += ',';
-      out += "{\"name\":";
-      AppendJsonString(out, call.outputs[i].name);
-      if (call.outputs[i].binary != call.binary_output)
-        out += call.outputs[i].binary ? ",\"parameters\":{\"binary_data\":true}"
-                                      : ",\"parameters\":{\"binary_data\":false}";
-      out += '}';
+    j.Key("outputs");
+    j.StartArray();
+    for (const auto& o : call.outputs) {
+      j.StartObject();
+      j.Field("name", o.name);
+      if (o.binary != call.binary_output) {
+        j.Key("parameters");
+        j.StartObject();
+        j.Field("binary_data", o.binary);
+        j.EndObject();
+      }
+      j.EndObject();
     }
-    out += ']';
+    j.EndArray();
   }
-  out += '}';
+  j.EndObject();
+  EncodedBody enc;
+  enc.body = j.Take();
   AppendBinaryTensors(enc, call.inputs, binary);
   return enc;
 }

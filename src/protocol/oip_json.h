@@ -52,12 +52,10 @@ StatusOr<InferReply> DecodeInferReply(const std::string& body, std::optional<siz
 
 // {"error": message}
 std::string ErrorJson(std::string_view message);
+// The body of a repository load request that carries a config (YAML or
+// JSON text): {"parameters": {"config": "..."}}.
+std::string LoadRequestJson(std::string_view config);
 // The message of an {"error": ...} body, or nullopt for any other body.
 std::optional<std::string> ErrorMessageOf(const std::string& body);
-
-// Appends a JSON string literal (quoted, escaped) to `out`.
-void AppendJsonString(std::string& out, std::string_view s);
-// A JSON number; null for NaN and infinities, which JSON cannot carry.
-std::string JsonNumber(double v);
 
 }  // namespace vigil

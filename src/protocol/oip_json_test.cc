@@ -1,9 +1,12 @@
 #include "protocol/oip_json.h"
 
+#include "core/utf8.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace vigil {
 namespace {
@@ -188,6 +191,49 @@ TEST(OipJson, RequestsRoundTripThroughTheServerDecoder) {
   }
 }
 
+TEST(OipJson, RepliesOfEveryJsonDatatypeAreValidAndReadBack) {
+  InferReply reply;
+  reply.model = "m\xff";  // a name that is not UTF-8 (from a URL) is repaired, not echoed
+  reply.version = 1;
+  reply.parameters["ratio"] = 1.5;
+  reply.parameters["broken"] = std::numeric_limits<double>::quiet_NaN();  // JSON cannot carry it: left out
+  reply.outputs.push_back(
+      MakeTensor<float>("f", {1, 4}, DataType::kFp32,
+                        {0.1f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                         -std::numeric_limits<float>::infinity()}));
+  reply.outputs.push_back(MakeTensor<uint8_t>("u8", {1, 2}, DataType::kUint8, {0, 255}));
+  reply.outputs.push_back(MakeTensor<uint64_t>("u64", {1, 1}, DataType::kUint64, {~uint64_t{0}}));
+  reply.outputs.push_back(MakeTensor<int8_t>("i8", {1, 2}, DataType::kInt8, {-128, 127}));
+  reply.outputs.push_back(MakeTensor<uint8_t>("b", {1, 2}, DataType::kBool, {1, 0}));
+  Tensor bytes;
+  bytes.name = "s";
+  bytes.datatype = DataType::kBytes;
+  bytes.shape = {1, 2};
+  AppendBytesElement(bytes.data, "ok \"quoted\"\n");
+  AppendBytesElement(bytes.data, "\xc0\xaf");
+  reply.outputs.push_back(bytes);
+  reply.binary.assign(reply.outputs.size(), false);
+  const EncodedBody enc = EncodeInferReply(reply);
+  EXPECT_TRUE(IsValidUtf8(enc.body)) << enc.body;
+  // Shortest float digits, and the protocol's tokens for the non-finite.
+  EXPECT_NE(enc.body.find(R"("data":[0.1,NaN,Infinity,-Infinity])"), std::string::npos) << enc.body;
+  EXPECT_NE(enc.body.find(R"("parameters":{"ratio":1.5})"), std::string::npos) << enc.body;
+  EXPECT_NE(enc.body.find(R"("data":[18446744073709551615])"), std::string::npos) << enc.body;
+  EXPECT_NE(enc.body.find(R"("data":[true,false])"), std::string::npos) << enc.body;
+  auto back = DecodeInferReply(enc.body, enc.header_length);
+  ASSERT_TRUE(back.ok()) << back.status().message() << "\n" << enc.body;
+  EXPECT_EQ(back->model, "m\xef\xbf\xbd");
+  ASSERT_EQ(back->outputs.size(), reply.outputs.size());
+  EXPECT_EQ(back->outputs[0].as<float>()[0], 0.1f);
+  EXPECT_TRUE(std::isnan(back->outputs[0].as<float>()[1]));
+  EXPECT_EQ(back->outputs[0].as<float>()[3], -std::numeric_limits<float>::infinity());
+  for (size_t i = 1; i < 5; ++i) EXPECT_EQ(back->outputs[i].data, reply.outputs[i].data) << reply.outputs[i].name;
+  const auto strings = BytesElements(back->outputs[5]);
+  ASSERT_EQ(strings.size(), 2u);
+  EXPECT_EQ(strings[0], "ok \"quoted\"\n");
+  EXPECT_EQ(strings[1], "\xef\xbf\xbd\xef\xbf\xbd");
+}
+
 TEST(OipJson, RepliesRoundTripThroughTheClientDecoder) {
   InferReply reply;
   reply.model = "m";
@@ -277,11 +323,14 @@ TEST(OipJson, InvalidUtf8IsNeverEchoedIntoJson) {
   // Refused where it is parsed...
   EXPECT_NE(Err("{\"id\":\"\xff\xfe\",\"inputs\":[]}").find("Invalid encoding"), std::string::npos)
       << Err("{\"id\":\"\xff\",\"inputs\":[]}");
-  // ...and escaped where it comes from elsewhere (a URL path, say).
-  EXPECT_EQ(ErrorJson("model '\xff\xc3(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80"),
-            "{\"error\":\"model '\\ufffd\\ufffd(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
-            "\\ufffd\\ufffd\\ufffd\"}");
-  EXPECT_EQ(ErrorJson("\xc0\xaf"), "{\"error\":\"\\ufffd\\ufffd\"}");  // overlong '/'
+  // ...and replaced where it comes from elsewhere (a URL path, say): each
+  // byte that starts no well-formed sequence becomes U+FFFD, and the body
+  // stays valid JSON that reads back as that text.
+  const std::string fffd = "\xef\xbf\xbd";
+  EXPECT_EQ(ErrorMessageOf(ErrorJson("model '\xff\xc3(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\xa0\x80")),
+            "model '" + fffd + fffd + "(' \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 " + fffd + fffd + fffd);
+  EXPECT_EQ(ErrorMessageOf(ErrorJson("\xc0\xaf")), fffd + fffd);  // overlong '/'
+  EXPECT_TRUE(IsValidUtf8(ErrorJson("\xc0\xaf")));
 }
 
 TEST(OipJson, IdsAreCapped) {

@@ -147,9 +147,7 @@ TEST(CrashReplay, EveryCrashIsAnsweredAndTheServerStaysUp) {
                 "monitoring.quality.window_s", "crash 1 (spec)");
   std::string config = ReadFile(repo / "breast_cancer_mlp" / "config.yaml");
   config = config.substr(0, config.find("monitoring:")) + huge_window;
-  std::string load_body = R"({"parameters":{"config":)";
-  AppendJsonString(load_body, config);
-  load_body += "}}";
+  const std::string load_body = LoadRequestJson(config);
   ExpectRefused(c->Post("/v2/repository/models/breast_cancer_mlp/load", load_body), 400, "monitoring.quality.window_s",
                 "crash 1 (load override)");
   ExpectServing(*c, "crash 1");
@@ -212,7 +210,8 @@ TEST(CrashReplay, EveryCrashIsAnsweredAndTheServerStaysUp) {
                 "outside the range of FP32", "1e308");
   ExpectRefused(c->Put("/v1/deployments/..", "production: {model: breast_cancer_mlp}\n"), 400, "field 'endpoint'",
                 "endpoint '..'");
-  ExpectRefused(c->Get("/v2/models/%ff%fe/ready"), 404, "\\ufffd", "invalid UTF-8 in a path");
+  ExpectRefused(c->Get("/v2/models/%ff%fe/ready"), 404, "unknown model '\xef\xbf\xbd\xef\xbf\xbd'",
+                "invalid UTF-8 in a path");
   ExpectRefused(c->Post("/v1/feedback", R"({"prediction_id":")" + std::string(300, 'p') + R"(","label":1})"), 200,
                 "1 to 256 bytes", "a 300-byte prediction id");
 

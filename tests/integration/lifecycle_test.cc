@@ -240,9 +240,7 @@ TEST(Lifecycle, LoadWithAConfigOverride) {
   const std::string from = "max_batch_size: 256", to = "max_batch_size: 7";
   ASSERT_NE(config.find(from), std::string::npos) << config;
   config.replace(config.find(from), from.size(), to);
-  std::string body = "{\"parameters\":{\"config\":";
-  AppendJsonString(body, config);
-  body += "}}";
+  const std::string body = LoadRequestJson(config);
   auto r = c->Post("/v2/repository/models/breast_cancer_xgb/load", body);
   ASSERT_EQ(r->status, 200u) << r->body;
   EXPECT_NE(c->Get("/v2/models/breast_cancer_xgb/config")->body.find("\"max_batch_size\":7"), std::string::npos);

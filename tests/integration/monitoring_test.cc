@@ -192,6 +192,15 @@ TEST_F(Monitoring, CalmTrafficRaisesNoDriftAndTwoShiftedFeaturesAreNamed) {
   EXPECT_NE(table.out.find("DatasetDrift breast_cancer_mlp v1 (not firing): 2 feature alerts\n"), std::string::npos)
       << table.out;
   EXPECT_NE(table.out.find("\n    FeatureDrift feature=mean_texture"), std::string::npos) << table.out;
+  // For machines: one JSON object of the three replies (a model has no status).
+  CommandResult json = RunVigil({"monitor", "breast_cancer_mlp", "-u", url, "--json"});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  rapidjson::Document all;
+  all.Parse(json.out.c_str());
+  ASSERT_TRUE(all.IsObject()) << json.out;
+  EXPECT_TRUE(all["drift"]["versions"].IsArray());
+  EXPECT_TRUE(all["alerts"]["firing"].IsArray());
+  EXPECT_TRUE(all["status"].IsNull());
   CommandResult unknown = RunVigil({"monitor", "nope", "-u", url});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("no model or endpoint 'nope'"), std::string::npos) << unknown.err;
