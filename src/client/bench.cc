@@ -520,10 +520,6 @@ std::string FormatBenchTable(const BenchReport& report) {
 
 std::string BenchJson(const BenchReport& report) {
   JsonWriter j;
-  auto rounded = [&j](const char* key, double v, int decimals) {
-    j.Key(key);
-    j.Rounded(v, decimals);
-  };
   j.StartObject();
   j.Field("model", report.model);
   j.Field("protocol", report.protocol);
@@ -541,18 +537,18 @@ std::string BenchJson(const BenchReport& report) {
     }
     j.Field("stable", r.stable);
     j.Field("windows", static_cast<int64_t>(r.windows));
-    rounded("measured_s", r.measured_s, 3);
+    j.RoundedField("measured_s", r.measured_s, 3);
     j.Field("requests", static_cast<uint64_t>(r.requests));
     j.Field("total_requests", static_cast<uint64_t>(r.total_requests));
-    rounded("throughput", r.throughput, 1);
-    rounded("infer_per_sec", r.infer_per_s, 1);
+    j.RoundedField("throughput", r.throughput, 1);
+    j.RoundedField("infer_per_sec", r.infer_per_s, 1);
     j.Key("latency_ms");
     j.StartObject();
-    rounded("p50", r.p50_ms, 4);
-    rounded("p90", r.p90_ms, 4);
-    rounded("p95", r.p95_ms, 4);
-    rounded("p99", r.p99_ms, 4);
-    rounded("mean", r.mean_ms, 4);
+    j.RoundedField("p50", r.p50_ms, 4);
+    j.RoundedField("p90", r.p90_ms, 4);
+    j.RoundedField("p95", r.p95_ms, 4);
+    j.RoundedField("p99", r.p99_ms, 4);
+    j.RoundedField("mean", r.mean_ms, 4);
     j.EndObject();
     j.Key("errors");
     j.StartObject();
@@ -561,10 +557,10 @@ std::string BenchJson(const BenchReport& report) {
     if (r.server) {
       j.Key("server");
       j.StartObject();
-      rounded("requests", r.server->requests, 0);
-      rounded("queue_ms", r.server->queue_ms, 4);
-      rounded("compute_ms", r.server->compute_ms, 4);
-      rounded("mean_batch", r.server->mean_batch, 2);
+      j.RoundedField("requests", r.server->requests, 0);
+      j.RoundedField("queue_ms", r.server->queue_ms, 4);
+      j.RoundedField("compute_ms", r.server->compute_ms, 4);
+      j.RoundedField("mean_batch", r.server->mean_batch, 2);
       j.EndObject();
     }
     j.EndObject();

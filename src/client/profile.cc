@@ -303,15 +303,11 @@ std::string RecommendedConfigYaml(const ProfileReport& r) {
 
 std::string ProfileJson(const ProfileReport& r) {
   JsonWriter j;
-  auto rounded = [&j](const char* key, double v, int decimals) {
-    j.Key(key);
-    j.Rounded(v, decimals);
-  };
   j.StartObject();
   j.Field("model", r.model);
   j.Field("latency_budget_ms", r.latency_budget_ms);
   j.Field("time_budget_s", r.time_budget_s);
-  rounded("elapsed_s", r.elapsed_s, 1);
+  j.RoundedField("elapsed_s", r.elapsed_s, 1);
   j.Field("out_of_time", r.out_of_time);
   j.Key("trials");
   j.StartArray();
@@ -323,9 +319,9 @@ std::string ProfileJson(const ProfileReport& r) {
     j.Field("instances", static_cast<int64_t>(t.instances));
     j.Field("measured", t.measured);
     j.Field("concurrency", static_cast<int64_t>(t.best_concurrency));
-    rounded("throughput", t.throughput, 1);
-    rounded("infer_per_sec", t.infer_per_s, 1);
-    rounded("p99_ms", t.p99_ms, 4);
+    j.RoundedField("throughput", t.throughput, 1);
+    j.RoundedField("infer_per_sec", t.infer_per_s, 1);
+    j.RoundedField("p99_ms", t.p99_ms, 4);
     j.Field("note", t.note);
     j.EndObject();
   }

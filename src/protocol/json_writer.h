@@ -61,6 +61,7 @@ class JsonWriter {
     const double scale = std::pow(10.0, decimals);
     Double(std::round(v * scale) / scale);
   }
+  void RoundedField(std::string_view k, double v, int decimals) { Key(k), Rounded(v, decimals); }
 
   // Key and value in one call, for the common flat cases.
   void Field(std::string_view k, std::string_view v) { Key(k), String(v); }
