@@ -80,8 +80,8 @@ std::string CompactValues(const Tensor& t, int64_t limit) {
 }
 
 StatusOr<std::unique_ptr<EndpointCalls>> EndpointCalls::Create(Options options) {
-  if (!options.deployments || !options.models) {
-    return InvalidArgument("endpoint calls need the deployments and a model runner");
+  if (!options.deployments || !options.models || !options.metrics) {
+    return InvalidArgument("endpoint calls need the deployments, a model runner and the serving metrics");
   }
   if (!(options.inputs_sample_rate >= 0 && options.inputs_sample_rate <= 1)) {
     return InvalidArgument("the inputs sample rate must be from 0 to 1");
@@ -130,7 +130,6 @@ void EndpointCalls::LogPrediction(const DeploymentSpec& spec, const std::string&
 }
 
 void EndpointCalls::CountShadow(const ShadowCall& shadow, const char* result) {
-  if (!options_.metrics) return;
   const DeploymentSpec& spec = shadow.router->spec();
   options_.metrics->shadow_requests()
       .WithLabels({spec.endpoint, spec.candidates[static_cast<size_t>(shadow.variant)].name, result})
@@ -263,12 +262,8 @@ void EndpointCalls::Infer(std::shared_ptr<const Router> router, InferCall&& call
   call.version = v.version;
   call.id = prediction_id;
   call.header = nullptr;
-  Counter* ok = nullptr;
-  Counter* failed = nullptr;
-  if (options_.metrics) {
-    ok = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "ok"});
-    failed = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
-  }
+  Counter* ok = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "ok"});
+  Counter* failed = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
   const auto start = clock_.Now();
   options_.models->Run(std::move(call), [this, done = std::move(done), router, index = d.variant, variant = v.name,
                                          prediction_id, ok, failed, start, key_hash,
@@ -276,12 +271,12 @@ void EndpointCalls::Infer(std::shared_ptr<const Router> router, InferCall&& call
     VariantStats& stats = router->Stats(index);
     CountAnswer(stats, s);
     if (!s.ok()) {
-      if (failed) failed->Inc();
+      failed->Inc();
       return done(s, std::move(reply));
     }
     const auto elapsed = clock_.Now() - start;
     stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
-    if (ok) ok->Inc();
+    ok->Inc();
     if (options_.prediction_log) {
       LogPrediction(router->spec(), variant, prediction_id, reply,
                     std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), false, std::move(inputs),

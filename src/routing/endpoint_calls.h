@@ -52,7 +52,7 @@ class EndpointCalls {
   struct Options {
     const Deployments* deployments = nullptr;  // required
     ModelRunner* models = nullptr;             // required
-    ServingMetrics* metrics = nullptr;         // may be null
+    ServingMetrics* metrics = nullptr;         // required
     // Every endpoint answer (and shadow answer) goes to the prediction log;
     // a share `inputs_sample_rate` (0..1) of them with their inputs. Null: none.
     PredictionLog* prediction_log = nullptr;

@@ -170,7 +170,8 @@ TEST(EndpointCalls, FailuresAreCountedAsTheServersOrTheClients) {
 TEST(EndpointCalls, CreateNamesWhatIsMissing) {
   auto made = EndpointCalls::Create({});
   ASSERT_FALSE(made.ok());
-  EXPECT_NE(made.status().message().find("need the deployments and a model runner"), std::string::npos);
+  EXPECT_NE(made.status().message().find("need the deployments, a model runner and the serving metrics"),
+            std::string::npos);
 }
 
 }  // namespace

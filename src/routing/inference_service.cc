@@ -43,7 +43,9 @@ void InferenceService::BatchScope::Add(std::shared_ptr<ModelVersion> version) {
 }
 
 StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(ModelRepository& repository, Options options) {
-  if (!options.deployments) return InvalidArgument("the inference service needs the deployments");
+  if (!options.deployments || !options.metrics) {
+    return InvalidArgument("the inference service needs the deployments and the serving metrics");
+  }
   std::unique_ptr<InferenceService> service(new InferenceService(repository, options));
   VIGIL_ASSIGN_OR_RETURN(service->endpoints_, EndpointCalls::Create({.deployments = options.deployments,
                                                                      .models = service.get(),
@@ -56,7 +58,7 @@ StatusOr<std::unique_ptr<InferenceService>> InferenceService::Create(ModelReposi
 
 InferenceService::InferenceService(ModelRepository& repository, Options options)
     : repository_(repository),
-      metrics_(options.metrics),
+      metrics_(*options.metrics),
       clock_(options.clock ? options.clock : SystemClock::Get()),
       deployments_(*options.deployments) {}
 
@@ -148,7 +150,7 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
     }
   }
   auto count_failure = [&](const char* reason) {
-    if (metrics_) metrics_->failures().WithLabels({c.name, std::to_string(mv->version()), reason}).Inc();
+    metrics_.failures().WithLabels({c.name, std::to_string(mv->version()), reason}).Inc();
   };
   if (!s.ok()) {
     count_failure("invalid_request");

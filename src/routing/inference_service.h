@@ -27,7 +27,7 @@ class InferenceService final : public ModelRunner {
   using Done = ModelRunner::Done;
 
   struct Options {
-    ServingMetrics* metrics = nullptr;         // may be null
+    ServingMetrics* metrics = nullptr;         // required
     const Deployments* deployments = nullptr;  // required: names that are endpoints
     PredictionLog* prediction_log = nullptr;   // endpoint answers; null: none
     double inputs_sample_rate = 0;             // share of them logged with their inputs
@@ -89,7 +89,7 @@ class InferenceService final : public ModelRunner {
   void InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&& call, Done done);
 
   ModelRepository& repository_;
-  ServingMetrics* const metrics_;
+  ServingMetrics& metrics_;
   const Clock* const clock_;
   const Deployments& deployments_;
   std::unique_ptr<EndpointCalls> endpoints_;  // set by Create

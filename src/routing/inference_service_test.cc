@@ -27,6 +27,8 @@ class FakeBackend final : public Backend {
 struct Harness {
   fs::path root = fs::temp_directory_path() / ("vigil_service_test_" + std::to_string(::getpid()) + "_" +
                                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<InferenceService> service;
@@ -58,7 +60,8 @@ struct Harness {
     options.catalog = catalog;
     deployments = std::make_unique<Deployments>(std::move(options));
     EXPECT_TRUE(deployments->Apply("ep", "production: {model: m, version: 1}\n", {"test", "apply", ""}).ok());
-    service = std::move(InferenceService::Create(*repository, {.deployments = deployments.get()})).value();
+    service = std::move(InferenceService::Create(*repository, {.metrics = &metrics, .deployments = deployments.get()}))
+                  .value();
   }
   ~Harness() {
     service.reset();

@@ -57,7 +57,7 @@ AccessPolicy::Caller CallerOf(grpc::CallbackServerContext* ctx, const std::strin
 class Service final : public pb::GRPCInferenceService::CallbackService {
  public:
   Service(InferenceService& service, ModelRepository& repository, ServerState& state, const AccessPolicy& access,
-          ControlWorkers* control)
+          ControlWorkers& control)
       : service_(service), repository_(repository), state_(state), access_(access), control_(control) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const pb::ServerLiveRequest*,
@@ -293,9 +293,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                    LogValue(peer), LogValue(s.ok() ? "ok" : s.message()));
       reactor->Finish(ToGrpc(s));
     };
-    if (!control_) {
-      run();
-    } else if (!control_->Post(run)) {
+    if (!control_.Post(run)) {
       reactor->Finish(ToGrpc(Overloaded("the server's control threads are busy (their queue is full); retry later")));
     }
     return reactor;
@@ -311,7 +309,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
   ModelRepository& repository_;
   ServerState& state_;
   const AccessPolicy& access_;
-  ControlWorkers* control_;
+  ControlWorkers& control_;
 };
 
 }  // namespace
@@ -324,7 +322,7 @@ struct GrpcServer::Impl {
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Create(Options options, InferenceService& service,
                                                          ModelRepository& repository, ServerState& state,
-                                                         const AccessPolicy& access, ControlWorkers* control) {
+                                                         const AccessPolicy& access, ControlWorkers& control) {
   TuneGrpcRuntime();
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<Service>(service, repository, state, access, control);

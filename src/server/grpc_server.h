@@ -32,10 +32,10 @@ class GrpcServer {
 
   // RepositoryModelLoad/Unload are control calls: authorised by `access`
   // (the "authorization" metadata, or a loopback peer) and run on
-  // `control`'s threads (inline when null).
+  // `control`'s threads.
   static StatusOr<std::unique_ptr<GrpcServer>> Create(Options options, InferenceService& service,
                                                       ModelRepository& repository, ServerState& state,
-                                                      const AccessPolicy& access, ControlWorkers* control = nullptr);
+                                                      const AccessPolicy& access, ControlWorkers& control);
   ~GrpcServer();
 
   int port() const;

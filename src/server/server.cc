@@ -210,7 +210,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     go.tls_key = options.tls_key;
     go.tls_client_ca = options.tls_client_ca;
     VIGIL_ASSIGN_OR_RETURN(p->grpc,
-                           GrpcServer::Create(go, *p->service, *p->repository, p->state, p->access, p->control.get()));
+                           GrpcServer::Create(go, *p->service, *p->repository, p->state, p->access, *p->control));
     spdlog::info("event=listening protocol=grpc host={} port={} tls={}", options.host, p->grpc->port(),
                  tls ? (options.tls_client_ca.empty() ? "on" : "mutual") : "off");
   }
