@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/logging.h"
-#include "server/access.h"
+#include "net/access.h"
 #include "server/server.h"
 
 namespace vigil::cli {

@@ -22,10 +22,10 @@
 #include "monitoring/feedback_join.h"
 #include "monitoring/quality.h"
 #include "monitoring/serving_metrics.h"
+#include "net/access.h"
 #include "net/http_server.h"
 #include "protocol/json_writer.h"
 #include "routing/deployments.h"
-#include "server/access.h"
 
 namespace vigil {
 

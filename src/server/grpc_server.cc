@@ -8,12 +8,12 @@
 
 #include "core/logging.h"
 #include "grpc_predict_v2.grpc.pb.h"
+#include "net/access.h"
 #include "net/control_workers.h"
 #include "protocol/oip_grpc.h"
 #include "protocol/oip_json.h"
 #include "protocol/tls.h"
 #include "routing/inference_service.h"
-#include "server/access.h"
 #include "server/server_state.h"
 #include "server/status_codes.h"
 

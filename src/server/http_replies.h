@@ -4,9 +4,9 @@
 
 #include "core/status.h"
 #include "monitoring/quality.h"
+#include "net/access.h"
 #include "net/http_server.h"
 #include "protocol/json_writer.h"
-#include "server/access.h"
 
 namespace vigil {
 

@@ -10,12 +10,12 @@
 
 #include "core/logging.h"
 #include "monitoring/serving_metrics.h"
+#include "net/access.h"
 #include "net/control_workers.h"
 #include "repository/model_repository.h"
 #include "routing/deployments.h"
 #include "routing/inference_service.h"
 #include "routing/serving_world.h"
-#include "server/access.h"
 #include "server/monitoring_api.h"
 #include "server/rest_api.h"
 #include "store/store.h"

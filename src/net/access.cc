@@ -1,4 +1,4 @@
-#include "server/access.h"
+#include "net/access.h"
 
 #include <boost/asio/ip/address.hpp>
 
