@@ -10,7 +10,6 @@
 #include "protocol/json_writer.h"
 
 namespace vigil {
-namespace {}  // namespace
 
 std::string AlertFingerprint(const std::string& alertname, const AlertLabels& labels) {
   std::string key = alertname;
