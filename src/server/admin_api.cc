@@ -116,8 +116,8 @@ AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, Feedbac
 
 void AdminApi::WriteQuality(JsonWriter& j, const Router& router) const {
   const DeploymentSpec& spec = router.spec();
-  auto quality = feedback_ ? feedback_->QualityOf(spec.endpoint, SinceMs(router))
-                           : StatusOr<FeedbackJoin::VariantQuality>(Unavailable("no store"));
+  if (!feedback_) return j.Null();  // no store, no feedback
+  auto quality = feedback_->QualityOf(spec.endpoint, SinceMs(router));
   if (!quality.ok()) return j.Null();
   j.StartObject();
   for (const auto& [variant, q] : *quality) {

@@ -26,6 +26,14 @@ std::string_view ToStd(boost::beast::string_view s) { return {s.data(), s.size()
 
 HttpResponse Json(std::string body) { return MakeResponse(200, std::move(body)); }
 
+// Whether `request` uses `want`; if not, answers 405 naming the method to use.
+template <class Respond>
+bool MethodIs(const HttpRequest& request, http::verb want, const Respond& respond) {
+  if (request.method() == want) return true;
+  respond(MethodNotAllowed(request, want));
+  return false;
+}
+
 void WriteShape(JsonWriter& j, const Shape& shape) {
   j.StartArray();
   for (int64_t d : shape) j.Int(d);
@@ -103,11 +111,7 @@ void RestApi::Handle(HttpRequest&& request, const RequestInfo& info, HttpServer:
     }
     return;
   }
-  auto method_is = [&](http::verb want) {
-    if (request.method() == want) return true;
-    respond(MethodNotAllowed(request, want));
-    return false;
-  };
+  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
   const size_t n = p.size();
 
   if (n == 1 && p[0] == "metrics") {
@@ -175,11 +179,7 @@ void RestApi::HandleControl(const HttpRequest& request, const RequestInfo& info,
   if (n >= 2 && p[1] == "deployments") return admin_.Handle(request, info, p, respond);
   if (n == 2 && p[1] == "feedback") return admin_.HandleFeedback(request, info, respond);
   if (n >= 2 && (p[1] == "monitoring" || p[1] == "alerts")) return monitoring_.Handle(request, p, respond);
-  auto method_is = [&](http::verb want) {
-    if (request.method() == want) return true;
-    respond(MethodNotAllowed(request, want));
-    return false;
-  };
+  auto method_is = [&](http::verb want) { return MethodIs(request, want, respond); };
   if (p[0] == "v2" && n == 3 && p[2] == "index") {
     if (method_is(http::verb::post)) respond(RepositoryIndex(request));
     return;
