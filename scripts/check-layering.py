@@ -22,7 +22,7 @@ ALLOWED = {
     "scheduling": {"core", "backends", "monitoring"},
     "repository": {"core", "backends", "monitoring", "scheduling"},
     "routing": {"core", "monitoring", "store", "scheduling", "repository"},
-    "rollout": {"core", "routing"},
+    "rollout": {"core", "routing", "monitoring", "store", "protocol"},
     "net": {"core", "protocol", "monitoring"},
     "server": {"core", "protocol", "net", "client", "store", "backends", "monitoring", "scheduling", "repository",
                "routing", "rollout"},
