@@ -140,7 +140,8 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
 
 DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
   RequireMap(root, "",
-             {"endpoint", "production", "routing_key", "candidates", "flags", "kill_switch", "paused", "monitoring"});
+             {"endpoint", "production", "routing_key", "candidates", "flags", "kill_switch", "paused", "monitoring",
+              "rollout"});
   DeploymentSpec spec;
   spec.endpoint = endpoint;
   if (root["endpoint"]) {
@@ -246,6 +247,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
         throw ConfigError{f, "a number of windows from 1 to 1000, got " + std::to_string(*target)};
     }
   }
+  if (root["rollout"]) spec.rollout = ReadRolloutPolicy(root["rollout"], "rollout");
   return spec;
 }
 
@@ -398,6 +400,16 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
     if (v->mode == VariantMode::kShadow) {
       return InvalidArgument(where + "field '" + field + "': '" + f.variant +
                              "' is a shadow, which never answers; a flag needs an ab or canary candidate");
+    }
+  }
+  if (spec.rollout) {
+    const Variant* c = spec.Candidate(spec.rollout->candidate);
+    if (!c) {
+      return InvalidArgument(where + "field 'rollout.candidate': no candidate named '" + spec.rollout->candidate + "'");
+    }
+    if (c->mode == VariantMode::kShadow) {
+      return InvalidArgument(where + "field 'rollout.candidate': '" + c->name +
+                             "' is a shadow; a rollout moves an ab or canary candidate");
     }
   }
   return Status::Ok();
@@ -588,6 +600,10 @@ void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out) {
     if (spec.alert_after) field("alert_after").Int(spec.alert_after);
     if (spec.resolve_after) field("resolve_after").Int(spec.resolve_after);
     out.EndMap();
+  }
+  if (spec.rollout) {
+    field("rollout");
+    WriteRolloutPolicy(*spec.rollout, out);
   }
   out.EndMap();
 }

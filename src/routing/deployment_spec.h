@@ -31,6 +31,7 @@
 //         - {percent: 20}       # of the routing keys that got this far
 //   kill_switch: false
 //   paused: false
+//   rollout: {candidate: next, metric: {name: accuracy}}   # optional, see routing/rollout_policy.h
 //   monitoring:                 # optional; its quality rule replaces the models' here
 //     quality: {metric: accuracy, drop: 0.05, window_s: 3600, min_labels: 30}
 //     health: {latency_p99_ms: 50, error_rate: 0.01, min_requests: 20}
@@ -52,6 +53,7 @@
 #include "core/status.h"
 #include "monitoring/health.h"
 #include "monitoring/quality.h"
+#include "routing/rollout_policy.h"
 
 namespace re2 {
 class RE2;
@@ -133,6 +135,9 @@ struct DeploymentSpec {
   // (LatencyHigh and ErrorRateHigh{endpoint, variant}); none by default.
   std::optional<HealthLimits> health;
   int64_t alert_after = 0, resolve_after = 0;
+  // How the rollout controller decides about one candidate (`rollout:`,
+  // routing/rollout_policy.h); none = people decide.
+  std::optional<RolloutPolicy> rollout;
 
   // The percent of traffic production answers now: what the ab and canary
   // candidates' current shares leave (shadows copy traffic, they take none).

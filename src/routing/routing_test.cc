@@ -164,6 +164,105 @@ TEST(DeploymentSpec, ErrorsNameTheField) {
   EXPECT_NE(Error(prod, "a").find("already a model's"), std::string::npos);
 }
 
+TEST(DeploymentSpec, RolloutBlockHasDefaultsForAllButCandidateAndMetric) {
+  const auto spec = Spec(R"(
+production: {model: a, version: 1}
+candidates: [{name: v2, model: a, version: 2, mode: canary, steps: [5, 25, 50]}]
+rollout: {candidate: v2, metric: {name: log_loss}}
+)");
+  ASSERT_TRUE(spec->rollout);
+  const RolloutPolicy& p = *spec->rollout;
+  EXPECT_EQ(p.candidate, "v2");
+  EXPECT_EQ(p.interval_s, 60);
+  EXPECT_EQ(p.min_units, 1000);
+  EXPECT_EQ(p.min_duration_s, 600);
+  EXPECT_EQ(p.max_duration_s, 86400);
+  EXPECT_FALSE(p.metric.higher_is_better);  // log loss: lower is better
+  EXPECT_EQ(p.metric.min_effect, 0);
+  EXPECT_EQ(p.alpha, 0.05);
+  EXPECT_EQ(p.error_rate_margin, 0.005);  // the guardrail every rollout gets unless it says otherwise
+  EXPECT_FALSE(p.latency_p99_margin_ms);
+  EXPECT_EQ(p.srm_p, 0.001);
+  EXPECT_TRUE(p.promote_on_success);
+  EXPECT_FALSE(p.rollback_on_inconclusive);
+  EXPECT_EQ(p.max_errors, 10);
+}
+
+TEST(DeploymentSpec, RolloutBlockRoundTripsThroughYaml) {
+  const auto spec = Spec(R"(
+production: {model: a, version: 1}
+candidates: [{name: v2, model: b, mode: ab, share: 10}]
+rollout:
+  candidate: v2
+  interval_s: 30
+  min_units: 500
+  min_duration_s: 0
+  max_duration_s: 7200
+  metric: {name: mean_reward, direction: higher, min_effect: 0.01, no_feedback: zero}
+  alpha: 0.01
+  guardrails: {latency_p99_ms: {margin: 5}}
+  srm_p: 0.0001
+  on_success: hold
+  on_inconclusive: rollback
+  max_errors: 3
+)");
+  ASSERT_TRUE(spec->rollout);
+  const std::string yaml = DeploymentSpecToYaml(*spec);
+  const auto again = Spec(yaml);
+  ASSERT_TRUE(again->rollout) << yaml;
+  const RolloutPolicy& p = *again->rollout;
+  EXPECT_EQ(p.interval_s, 30);
+  EXPECT_EQ(p.min_units, 500);
+  EXPECT_EQ(p.max_duration_s, 7200);
+  EXPECT_TRUE(p.metric.no_feedback_is_zero);
+  EXPECT_EQ(p.metric.min_effect, 0.01);
+  EXPECT_EQ(p.alpha, 0.01);
+  EXPECT_FALSE(p.error_rate_margin) << "an explicit guardrails block without error_rate has none";
+  EXPECT_EQ(p.latency_p99_margin_ms, 5);
+  EXPECT_FALSE(p.promote_on_success);
+  EXPECT_TRUE(p.rollback_on_inconclusive);
+  EXPECT_EQ(p.max_errors, 3);
+  EXPECT_EQ(DeploymentSpecToYaml(*again), yaml);
+}
+
+TEST(DeploymentSpec, RolloutErrorsNameTheField) {
+  const std::string head =
+      "production: {model: a}\ncandidates: [{name: v2, model: b, mode: canary, steps: [5, 50]}, {name: s, model: c, "
+      "mode: shadow, share: 5}]\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"rollout: {metric: {name: accuracy}}", "field 'rollout.candidate'"},
+      {"rollout: {candidate: v2}", "field 'rollout.metric'"},
+      {"rollout: {candidate: nope, metric: {name: accuracy}}", "field 'rollout.candidate': no candidate named 'nope'"},
+      {"rollout: {candidate: s, metric: {name: accuracy}}", "field 'rollout.candidate': 's' is a shadow"},
+      {"rollout: {candidate: v2, metric: {name: auc}}", "field 'rollout.metric.name': expected one of accuracy"},
+      {"rollout: {candidate: v2, metric: {name: accuracy, direction: up}}", "field 'rollout.metric.direction'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy, no_feedback: zero}}", "field 'rollout.metric.no_feedback'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, interval_s: 0}", "field 'rollout.interval_s'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, min_units: 1}", "field 'rollout.min_units'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, min_duration_s: 100, max_duration_s: 50}",
+       "field 'rollout.max_duration_s': expected at least min_duration_s (100)"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, max_duration_s: 99999999999}",
+       "field 'rollout.max_duration_s'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, alpha: 0.9}", "field 'rollout.alpha'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, srm_p: 0}", "field 'rollout.srm_p'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, guardrails: {error_rate: {margin: -1}}}",
+       "field 'rollout.guardrails.error_rate.margin'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, guardrails: {error_rate: {}}}",
+       "field 'rollout.guardrails.error_rate.margin'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, guardrails: {cpu: {margin: 1}}}",
+       "field 'rollout.guardrails.cpu'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, on_success: ship}", "field 'rollout.on_success'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, on_inconclusive: promote}",
+       "field 'rollout.on_inconclusive'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, max_errors: 0}", "field 'rollout.max_errors'"},
+      {"rollout: {candidate: v2, metric: {name: accuracy}, steps: [1]}", "field 'rollout.steps'"},
+  };
+  for (const auto& [yaml, fragment] : cases) {
+    const std::string e = Error(head + yaml + "\n");
+    EXPECT_NE(e.find(fragment), std::string::npos) << yaml << "\nerror: " << e;
+  }
+}
+
 // 100,000 simulated keys: each variant's share within 4 standard deviations.
 TEST(Router, SharesMatchTheSpecWithinStatisticalTolerance) {
   Router r(Spec(R"(
