@@ -41,6 +41,9 @@ class FakeFeedback final : public FeedbackStore {
   StatusOr<int64_t> ScanPredictions(const std::string&, int64_t, int64_t, int64_t, const PredictionVisitor&) override {
     return 0;
   }
+  StatusOr<int64_t> ScanServed(const std::string&, int64_t, int64_t, int64_t, const ServedVisitor&) override {
+    return 0;
+  }
 };
 
 struct Harness {

@@ -112,6 +112,21 @@ const char* const kMigrations[] = {
     "ALTER TABLE feedback ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
     "UPDATE feedback SET seq = rowid;"
     "CREATE INDEX feedback_by_seq ON feedback (seq);",
+    // 8: rollout states (the controller's, as JSON text) and every analysis
+    // with its evidence.
+    "CREATE TABLE rollouts ("
+    "  endpoint TEXT PRIMARY KEY,"
+    "  state TEXT NOT NULL,"
+    "  updated_ms BIGINT NOT NULL);"
+    "CREATE TABLE rollout_analyses ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  candidate TEXT NOT NULL,"
+    "  step BIGINT NOT NULL,"
+    "  verdict TEXT NOT NULL,"
+    "  evidence TEXT NOT NULL);"
+    "CREATE INDEX rollout_analyses_by_endpoint ON rollout_analyses (endpoint, id);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -407,29 +422,23 @@ class SqliteStore final : public Store {
 
   StatusOr<int64_t> ScanPredictions(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
                                     const PredictionVisitor& fn) override {
-    constexpr int64_t kChunk = 20000;  // rowids per locked read
-    int64_t next = 0, end = 0;
-    {
-      MutexLock lock(mu_);
-      auto range = RowidRange(from_ms, to_ms);
-      if (!range.ok()) return range.status();
-      std::tie(next, end) = *range;
-    }
-    int64_t visited = 0;
-    while (next < end && visited < limit) {
-      MutexLock lock(mu_);
-      Statement q(db_,
-                  "SELECT variant, time_ms, outputs FROM predictions WHERE rowid >= ? AND rowid < ? AND endpoint = ? "
-                  "AND shadow = 0 ORDER BY rowid LIMIT ?");
-      const int64_t stop = std::min(end, next + kChunk);
-      q.Bind(1, next).Bind(2, stop).Bind(3, endpoint).Bind(4, limit - visited);
-      VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
-        fn(q.Text(0), q.Int(1), q.Text(2));
-        ++visited;
-      }));
-      next = stop;
-    }
-    return visited;
+    return ScanChunks(endpoint, from_ms, to_ms, limit,
+                      "SELECT variant, time_ms, outputs FROM predictions WHERE rowid >= ? AND rowid < ? AND "
+                      "endpoint = ? AND shadow = 0 ORDER BY rowid LIMIT ?",
+                      [&](Statement& q) { fn(q.Text(0), q.Int(1), q.Text(2)); });
+  }
+
+  StatusOr<int64_t> ScanServed(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                               const ServedVisitor& fn) override {
+    return ScanChunks(
+        endpoint, from_ms, to_ms, limit,
+        "SELECT p.variant, p.time_ms, p.latency_us, p.key_hash, p.outputs, f.label, f.reward, "
+        "COALESCE(f.time_ms, 0), p.rowid FROM predictions p LEFT JOIN feedback f ON "
+        "f.prediction_id = p.id WHERE p.rowid >= ? AND p.rowid < ? AND p.endpoint = ? AND "
+        "p.shadow = 0 ORDER BY p.rowid LIMIT ?",
+        [&](Statement& q) {
+          fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7), q.Int(8)});
+        });
   }
 
   StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
@@ -538,7 +547,85 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Status SaveRollout(const StoredRollout& r) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "INSERT INTO rollouts (endpoint, state, updated_ms) VALUES (?, ?, ?) ON CONFLICT (endpoint) DO "
+                "UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms");
+    return q.Bind(1, r.endpoint).Bind(2, r.state).Bind(3, r.updated_ms).Run();
+  }
+
+  Status DeleteRollout(const std::string& endpoint) override {
+    MutexLock lock(mu_);
+    Statement q(db_, "DELETE FROM rollouts WHERE endpoint = ?");
+    return q.Bind(1, endpoint).Run();
+  }
+
+  StatusOr<std::vector<StoredRollout>> LoadRollouts() override {
+    MutexLock lock(mu_);
+    Statement q(db_, "SELECT endpoint, state, updated_ms FROM rollouts ORDER BY endpoint");
+    std::vector<StoredRollout> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Int(2)}); }));
+    return out;
+  }
+
+  Status AppendRolloutAnalysis(const StoredRolloutAnalysis& a) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence) VALUES (?, ?, "
+                "?, ?, ?, ?)");
+    return q.Bind(1, a.time_ms)
+        .Bind(2, a.endpoint)
+        .Bind(3, a.candidate)
+        .Bind(4, a.step)
+        .Bind(5, a.verdict)
+        .Bind(6, a.evidence)
+        .Run();
+  }
+
+  StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "SELECT id, time_ms, endpoint, candidate, step, verdict, evidence FROM rollout_analyses WHERE "
+                "endpoint = ? ORDER BY id DESC LIMIT ?");
+    q.Bind(1, endpoint).Bind(2, static_cast<int64_t>(limit));
+    std::vector<StoredRolloutAnalysis> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Int(4), q.Text(5), q.Text(6)});
+    }));
+    return out;
+  }
+
  private:
+  // Runs `sql` (binding rowid from, rowid to, endpoint, limit) over the
+  // rows logged in [from_ms, to_ms), one chunk of rowids per locked read so
+  // writers wait at most one chunk; `row` sees each result row.
+  template <typename Row>
+  StatusOr<int64_t> ScanChunks(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                               const char* sql, const Row& row) EXCLUDES(mu_) {
+    constexpr int64_t kChunk = 20000;
+    int64_t next = 0, end = 0;
+    {
+      MutexLock lock(mu_);
+      auto range = RowidRange(from_ms, to_ms);
+      if (!range.ok()) return range.status();
+      std::tie(next, end) = *range;
+    }
+    int64_t visited = 0;
+    while (next < end && visited < limit) {
+      MutexLock lock(mu_);
+      Statement q(db_, sql);
+      const int64_t stop = std::min(end, next + kChunk);
+      q.Bind(1, next).Bind(2, stop).Bind(3, endpoint).Bind(4, limit - visited);
+      VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+        row(q);
+        ++visited;
+      }));
+      next = stop;
+    }
+    return visited;
+  }
+
   // The highest feedback seq written so far (0 without feedback).
   StatusOr<int64_t> MaxFeedbackSeq() REQUIRES(mu_) {
     Statement q(db_, "SELECT COALESCE(MAX(seq), 0) FROM feedback");

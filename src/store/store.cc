@@ -84,7 +84,53 @@ class InMemoryAlertStore final : public AlertStore {
   int64_t last_id_ GUARDED_BY(mu_) = 0;
 };
 
+class InMemoryRolloutStore final : public RolloutStore {
+ public:
+  explicit InMemoryRolloutStore(size_t keep) : keep_(keep) {}
+
+  Status SaveRollout(const StoredRollout& rollout) override {
+    MutexLock lock(mu_);
+    rollouts_[rollout.endpoint] = rollout;
+    return Status::Ok();
+  }
+  Status DeleteRollout(const std::string& endpoint) override {
+    MutexLock lock(mu_);
+    rollouts_.erase(endpoint);
+    return Status::Ok();
+  }
+  StatusOr<std::vector<StoredRollout>> LoadRollouts() override {
+    MutexLock lock(mu_);
+    std::vector<StoredRollout> out;
+    for (const auto& [_, r] : rollouts_) out.push_back(r);
+    return out;
+  }
+  Status AppendRolloutAnalysis(const StoredRolloutAnalysis& analysis) override {
+    MutexLock lock(mu_);
+    auto& list = analyses_[analysis.endpoint];
+    list.push_front(analysis);
+    list.front().id = ++last_id_;
+    if (list.size() > keep_) list.pop_back();
+    return Status::Ok();
+  }
+  StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) override {
+    MutexLock lock(mu_);
+    auto it = analyses_.find(endpoint);
+    if (it == analyses_.end()) return std::vector<StoredRolloutAnalysis>{};
+    const size_t n = std::min(it->second.size(), static_cast<size_t>(std::max(limit, 0)));
+    return std::vector<StoredRolloutAnalysis>(it->second.begin(), it->second.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+
+ private:
+  const size_t keep_;
+  Mutex mu_;
+  std::map<std::string, StoredRollout> rollouts_ GUARDED_BY(mu_);
+  std::map<std::string, std::deque<StoredRolloutAnalysis>> analyses_ GUARDED_BY(mu_);  // newest first
+  int64_t last_id_ GUARDED_BY(mu_) = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<RolloutStore> MemoryRolloutStore(size_t keep) { return std::make_unique<InMemoryRolloutStore>(keep); }
 
 std::unique_ptr<AlertStore> MemoryAlertStore(size_t keep) { return std::make_unique<InMemoryAlertStore>(keep); }
 

@@ -78,6 +78,39 @@ struct JoinCursor {
   int64_t prediction_row = 0;
 };
 
+// A served (not shadow) prediction with its feedback, if any: what a
+// rollout analysis reads.
+struct ServedPrediction {
+  std::string variant;
+  int64_t time_ms = 0;
+  int64_t latency_us = 0;
+  std::string key_hash;  // empty without a routing key
+  std::string outputs;
+  std::optional<double> label;
+  std::optional<double> reward;
+  int64_t feedback_time_ms = 0;  // 0 = no feedback
+  int64_t row = 0;               // its place in the log
+};
+
+// A rollout's state as the controller last persisted it (JSON text,
+// written and read by the controller).
+struct StoredRollout {
+  std::string endpoint;
+  std::string state;
+  int64_t updated_ms = 0;
+};
+
+// One analysis of a rollout step with its evidence (JSON text).
+struct StoredRolloutAnalysis {
+  int64_t id = 0;  // assigned by the store, increasing
+  int64_t time_ms = 0;
+  std::string endpoint;
+  std::string candidate;
+  int64_t step = 0;
+  std::string verdict;
+  std::string evidence;
+};
+
 // A joined prediction that changed, with its endpoint.
 struct JoinedChange {
   std::string endpoint;
@@ -173,6 +206,10 @@ class FeedbackStore {
       std::function<void(const std::string& variant, int64_t time_ms, const std::string& outputs)>;
   virtual StatusOr<int64_t> ScanPredictions(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
                                             const PredictionVisitor& fn) = 0;
+  // The same scan with each prediction's latency, routing key and feedback.
+  using ServedVisitor = std::function<void(const ServedPrediction&)>;
+  virtual StatusOr<int64_t> ScanServed(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                                       const ServedVisitor& fn) = 0;
 };
 
 // Drift windows, one row per model version and window.
@@ -200,11 +237,25 @@ class AlertStore {
   virtual StatusOr<std::vector<AlertEvent>> AlertEvents(int limit) = 0;
 };
 
+// Rollout states and their analyses.
+class RolloutStore {
+ public:
+  virtual ~RolloutStore() = default;
+  // Durable when it returns (the controller persists before it acts).
+  virtual Status SaveRollout(const StoredRollout& rollout) = 0;
+  virtual Status DeleteRollout(const std::string& endpoint) = 0;
+  virtual StatusOr<std::vector<StoredRollout>> LoadRollouts() = 0;
+  virtual Status AppendRolloutAnalysis(const StoredRolloutAnalysis& analysis) = 0;
+  // The endpoint's analyses, newest first, at most `limit`.
+  virtual StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) = 0;
+};
+
 class Store : public DeploymentStore,
               public PredictionStore,
               public FeedbackStore,
               public DriftStore,
-              public AlertStore {};
+              public AlertStore,
+              public RolloutStore {};
 
 // The 64-bit key a prediction is indexed and found by (with the id itself
 // compared too, so keys may collide). For a UUIDv7 id (what Vigil
@@ -223,6 +274,10 @@ std::unique_ptr<DriftStore> MemoryDriftStore(size_t per_model = 100);
 // Alert transitions kept in memory, the newest `keep`, for a server
 // without a data directory. Thread-safe.
 std::unique_ptr<AlertStore> MemoryAlertStore(size_t keep = 1000);
+
+// Rollout states and the newest `keep` analyses of each endpoint in
+// memory, for a server without a data directory. Thread-safe.
+std::unique_ptr<RolloutStore> MemoryRolloutStore(size_t keep = 1000);
 
 // The schema version this build writes (migrations up to it are applied at open).
 int CurrentSchemaVersion();

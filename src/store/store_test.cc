@@ -208,6 +208,91 @@ TEST(SqliteStore, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
   fs::remove_all(dir);
 }
 
+TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
+  const fs::path dir = FreshDir("served");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  std::vector<PredictionRecord> records;
+  for (int t = 0; t < 30000; ++t) {  // more than one chunk
+    records.push_back({"id" + std::to_string(t), t, "ep", t % 3 ? "production" : "v2", "m", 1, 100 + t, t % 7 == 6,
+                       "[0.5]", "", t % 2 ? "k" + std::to_string(t % 50) : ""});
+  }
+  ASSERT_TRUE(store.WritePredictions(records).ok());
+  std::vector<FeedbackRecord> feedback;
+  for (int t = 0; t < 30000; t += 5) feedback.push_back({"id" + std::to_string(t), t + 1000, t % 2 ? 1.0 : 0.0, {}});
+  feedback.push_back({"id1", 5000, {}, 2.5});
+  ASSERT_TRUE(store.WriteFeedback(feedback).ok());
+  int64_t seen = 0, with_feedback = 0;
+  auto n = store.ScanServed("ep", 0, 30000, 1'000'000, [&](const ServedPrediction& p) {
+    ++seen;
+    const int64_t t = p.time_ms;
+    EXPECT_NE(t % 7, 6) << "a shadow's answer";
+    EXPECT_EQ(p.variant, t % 3 ? "production" : "v2");
+    EXPECT_EQ(p.latency_us, 100 + t);
+    EXPECT_EQ(p.key_hash, t % 2 ? "k" + std::to_string(t % 50) : "");
+    if (t % 5 == 0) {
+      ++with_feedback;
+      EXPECT_EQ(p.feedback_time_ms, t + 1000);
+      EXPECT_EQ(p.label, t % 2 ? 1.0 : 0.0);
+    } else if (t == 1) {
+      EXPECT_EQ(p.reward, 2.5);
+      EXPECT_FALSE(p.label);
+    } else {
+      EXPECT_EQ(p.feedback_time_ms, 0);
+      EXPECT_FALSE(p.label);
+    }
+  });
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(*n, seen);
+  EXPECT_EQ(seen, 30000 - 30000 / 7);
+  EXPECT_GT(with_feedback, 5000);
+  fs::remove_all(dir);
+}
+
+// What every RolloutStore does: states upserted per endpoint, analyses
+// newest first per endpoint.
+void ExpectRolloutsKept(RolloutStore& store) {
+  ASSERT_TRUE(store.SaveRollout({"a", "{\"step\":0}", 1}).ok());
+  ASSERT_TRUE(store.SaveRollout({"b", "{}", 2}).ok());
+  ASSERT_TRUE(store.SaveRollout({"a", "{\"step\":1}", 3}).ok());
+  auto states = store.LoadRollouts();
+  ASSERT_TRUE(states.ok()) << states.status().message();
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_EQ((*states)[0].state, "{\"step\":1}");
+  EXPECT_EQ((*states)[0].updated_ms, 3);
+  ASSERT_TRUE(store.DeleteRollout("b").ok());
+  EXPECT_EQ(store.LoadRollouts()->size(), 1u);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(store.AppendRolloutAnalysis({0, 100 + i, i % 2 ? "a" : "b", "v2", i, "Running", "{}"}).ok());
+  }
+  auto a = store.RolloutAnalyses("a", 10);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].step, 3);
+  EXPECT_EQ((*a)[0].time_ms, 103);
+  EXPECT_GT((*a)[0].id, (*a)[1].id);
+  EXPECT_EQ((*a)[1].candidate, "v2");
+  EXPECT_EQ(store.RolloutAnalyses("b", 1)->size(), 1u);
+  EXPECT_TRUE(store.RolloutAnalyses("none", 5)->empty());
+}
+
+TEST(SqliteStore, RolloutStatesAndAnalysesSurviveReopening) {
+  const fs::path dir = FreshDir("rollouts");
+  {
+    auto opened = OpenSqliteStore(dir.string());
+    ASSERT_TRUE(opened.ok());
+    ExpectRolloutsKept(**opened);
+  }
+  auto again = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->LoadRollouts()->size(), 1u);
+  EXPECT_EQ((*again)->RolloutAnalyses("a", 10)->size(), 2u);
+  fs::remove_all(dir);
+}
+
+TEST(MemoryStores, KeepRolloutsLikeSqlite) { ExpectRolloutsKept(*MemoryRolloutStore()); }
+
 // What every DriftStore does, SQLite's and the in-memory one alike.
 void ExpectDriftWindowsReadByModelAndTimeAndPruned(DriftStore& store) {
   for (int i = 1; i <= 4; ++i) {

@@ -1,0 +1,104 @@
+// One analysis of a rollout step: the promotion gate of
+// shared/STATISTICS.md, in order —
+//
+//   1. minimum exposure: min_units requests per arm before a guardrail
+//      may judge, min_units scored units per arm before the primary
+//      metric or SRM may; min_duration_s before the step may advance;
+//   2. sample ratio mismatch: χ² of the scored units per arm against the
+//      configured shares; p < srm_p makes the experiment untrusted (never
+//      promoted from: Inconclusive, and an alert);
+//   3. guardrails as sequential non-inferiority (B − A against the margin,
+//      worse-is-higher): a significant regression fails the step at once;
+//      one not yet shown safe blocks advancing;
+//   4. the primary metric: the mSPRT of d = better-direction(B − A) against
+//      min_effect; Successful when the always-valid interval lies above
+//      min_effect, Failed when it lies below zero (shown worse);
+//   5. max_duration_s reached without either: Inconclusive.
+//
+// Analyze is pure apart from `memory`, the state a sequential test carries
+// from look to look (its mixing variance, fixed at its first look, and its
+// always-valid p, which only falls); the controller persists it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rollout/experiment_stats.h"
+#include "routing/rollout_policy.h"
+
+namespace vigil {
+
+enum class Verdict { kRunning, kSuccessful, kFailed, kInconclusive, kError };
+std::string_view VerdictName(Verdict verdict);
+
+// The value one scored prediction contributes to the primary metric:
+// accuracy 0/1, log_loss −ln p(label), brier (p₁ − y)², mae |ŷ − y|,
+// mse and rmse (ŷ − y)², mean_reward the reward. None when the prediction
+// cannot be scored (no label or reward, outputs of the wrong shape).
+std::optional<double> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
+                                  std::optional<double> label, std::optional<double> reward);
+
+// A quantile of a sample with the variance of its estimate,
+// q(1 − q) / (n f²), the density f read off the sample near the quantile.
+struct QuantileEstimate {
+  int64_t count = 0;
+  double value = 0;
+  double variance = 0;
+};
+QuantileEstimate EstimateQuantile(std::vector<double> values, double q);
+
+// What one arm brought to a step, since the step began.
+struct ArmData {
+  std::string variant;
+  double share = 0;                   // configured percent
+  UnitSums metric;                    // scored predictions, summed per unit (routing key)
+  int64_t predictions = 0;            // served and logged
+  int64_t awaiting_feedback = 0;      // younger than the label cut-off: not yet counted
+  int64_t without_feedback = 0;       // old enough, none came: left out (or zero, by the metric)
+  uint64_t requests = 0, errors = 0;  // at the frontend, failures included
+  QuantileEstimate latency_p99_ms;    // of the logged predictions
+};
+
+struct StepData {
+  ArmData production, candidate;
+  int64_t elapsed_s = 0;                 // at the step
+  std::optional<double> label_cutoff_s;  // the label delay used as the age cut-off; none = unknown yet
+  // Set when the data could not be read or is missing (no prediction log,
+  // a failed store read): the analysis is an Error, not a model failure.
+  std::string missing;
+  bool truncated = false;  // the scan hit its bound; the figures cover the oldest part
+};
+
+struct TestMemory {
+  double tau2 = 0;  // 0 until the first look with enough data
+  double p = 1;
+};
+
+struct GuardrailResult {
+  std::string name;  // error_rate, latency_p99_ms
+  double margin = 0;
+  double production = 0, candidate = 0;
+  enum class State { kWaiting, kNotYetSafe, kSafe, kFailed } state = State::kWaiting;
+  std::optional<SequentialLook> look;
+};
+std::string_view GuardrailStateName(GuardrailResult::State state);
+
+struct Analysis {
+  Verdict verdict = Verdict::kRunning;
+  std::string reason;  // why this verdict, or what it waits for
+  std::optional<SampleRatio> srm;
+  std::vector<GuardrailResult> guardrails;
+  // The primary metric per arm and the test of d (positive = candidate better).
+  double production_value = 0, candidate_value = 0;
+  double production_variance = 0, candidate_variance = 0;
+  std::optional<SequentialLook> primary;
+};
+
+// The tests' names in `memory`: "primary", "error_rate", "latency_p99_ms".
+Analysis Analyze(const RolloutPolicy& policy, const StepData& data, std::map<std::string, TestMemory>& memory);
+
+}  // namespace vigil
