@@ -233,22 +233,24 @@ Analysis Analyze(const RolloutPolicy& policy, const StepData& d, std::map<std::s
     out.reason = "the candidate is shown worse: " + evidence;
     return out;
   }
-  if (p.ci_low > policy.metric.min_effect) {
+  const bool shown = d.last_step ? p.ci_low > policy.metric.min_effect : true;
+  if (shown) {
     for (const auto& g : out.guardrails) {
       if (g.state == GuardrailResult::State::kSafe) continue;
-      out.reason =
-          fmt::format("better, but guardrail {} is not yet shown safe (margin {}): {}", g.name, g.margin, evidence);
+      out.reason = fmt::format("{}, but guardrail {} is not yet shown safe (margin {}): {}",
+                               d.last_step ? "better" : "not worse", g.name, g.margin, evidence);
       if (at_max) out.verdict = Verdict::kInconclusive;
       return out;
     }
     if (d.elapsed_s < policy.min_duration_s) {
-      out.reason = fmt::format("better, waiting for min_duration_s ({} of {} s): {}", d.elapsed_s,
-                               policy.min_duration_s, evidence);
+      out.reason = fmt::format("{}, waiting for min_duration_s ({} of {} s): {}", d.last_step ? "better" : "safe",
+                               d.elapsed_s, policy.min_duration_s, evidence);
       return out;
     }
     out.verdict = Verdict::kSuccessful;
-    out.reason = "the candidate is better by more than min_effect " + fmt::format("{}", policy.metric.min_effect) +
-                 ": " + evidence;
+    out.reason = d.last_step ? "the candidate is better by more than min_effect " +
+                                   fmt::format("{}", policy.metric.min_effect) + ": " + evidence
+                             : "safe to advance (guardrails shown safe, not shown worse): " + evidence;
     return out;
   }
   if (at_max) {

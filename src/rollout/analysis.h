@@ -11,9 +11,16 @@
 //      worse-is-higher): a significant regression fails the step at once;
 //      one not yet shown safe blocks advancing;
 //   4. the primary metric: the mSPRT of d = better-direction(B − A) against
-//      min_effect; Successful when the always-valid interval lies above
-//      min_effect, Failed when it lies below zero (shown worse);
+//      min_effect. Failed when the always-valid interval lies below zero
+//      (shown worse) at any step. At the last step — the promotion — it is
+//      Successful only when the interval lies above min_effect; at the
+//      steps before it (exposure ramps), once every guardrail is shown safe
+//      and the candidate is not shown worse;
 //   5. max_duration_s reached without either: Inconclusive.
+//
+// So a candidate is promoted only on evidence that it is better, tested
+// once per step on that step's data: an equal candidate is promoted with
+// probability at most α however often the step is analysed.
 //
 // Analyze is pure apart from `memory`, the state a sequential test carries
 // from look to look (its mixing variance, fixed at its first look, and its
@@ -67,6 +74,7 @@ struct StepData {
   ArmData production, candidate;
   int64_t elapsed_s = 0;                 // at the step
   std::optional<double> label_cutoff_s;  // the label delay used as the age cut-off; none = unknown yet
+  bool last_step = true;                 // the promotion step (see above)
   // Set when the data could not be read or is missing (no prediction log,
   // a failed store read): the analysis is an Error, not a model failure.
   std::string missing;
@@ -83,7 +91,7 @@ struct GuardrailResult {
   double margin = 0;
   double production = 0, candidate = 0;
   enum class State { kWaiting, kNotYetSafe, kSafe, kFailed } state = State::kWaiting;
-  std::optional<SequentialLook> look;
+  std::optional<SequentialLook> look{};
 };
 std::string_view GuardrailStateName(GuardrailResult::State state);
 

@@ -114,6 +114,8 @@ Status Promote(DeploymentSpec& spec, const RolloutAction& a) {
   spec.production.version = c.version;
   std::erase_if(spec.candidates, [&](const Variant& v) { return v.name == name; });
   std::erase_if(spec.flags, [&](const Flag& f) { return f.variant == name; });
+  // Its rollout is over: the block that named it goes with it.
+  if (spec.rollout && spec.rollout->candidate == name) spec.rollout.reset();
   return Status::Ok();
 }
 
