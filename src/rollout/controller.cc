@@ -179,6 +179,7 @@ std::string RolloutStateJson(const RolloutState& s) {
   w.Field("analyses", s.analyses);
   w.Field("errors_in_a_row", s.errors_in_a_row);
   w.Field("counts_generation", s.counts_generation);
+  if (s.label_cutoff_s) w.Field("label_cutoff_s", *s.label_cutoff_s);
   w.Key("tests");
   w.StartObject();
   for (const auto& [name, m] : s.memory) {
@@ -250,6 +251,9 @@ StatusOr<RolloutState> ParseRolloutState(const std::string& json) {
   s.analyses = integer(d, "analyses");
   s.errors_in_a_row = integer(d, "errors_in_a_row");
   s.counts_generation = integer(d, "counts_generation");
+  if (auto c = d.FindMember("label_cutoff_s"); c != d.MemberEnd() && c->value.IsNumber()) {
+    s.label_cutoff_s = c->value.GetDouble();
+  }
   if (auto t = d.FindMember("tests"); t != d.MemberEnd() && t->value.IsObject()) {
     for (const auto& m : t->value.GetObject()) {
       if (!m.value.IsObject()) continue;
@@ -471,7 +475,10 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   const DeploymentSpec& spec = *e.spec;
   const RolloutPolicy& policy = *spec.rollout;
   const Variant& c = *spec.Candidate(policy.candidate);
-  StepData d = world_.Read(spec, policy, s.step_started_ms, now_ms);
+  StepData d = world_.Read(spec, policy, s.step_started_ms, now_ms, s.label_cutoff_s);
+  if (d.label_cutoff_s && (!s.label_cutoff_s || *s.label_cutoff_s < *d.label_cutoff_s)) {
+    s.label_cutoff_s = d.label_cutoff_s;
+  }
   d.production.variant = "production";
   d.candidate.variant = c.name;
   d.production.share = spec.ProductionShare();

@@ -73,7 +73,10 @@ class RolloutWorld {
   // The production and candidate predictions logged in [since_ms, now_ms),
   // per unit, with the label cut-off applied (requests and errors are the
   // controller's to fill).
-  virtual StepData Read(const DeploymentSpec& spec, const RolloutPolicy& policy, int64_t since_ms, int64_t now_ms) = 0;
+  // `min_cutoff_s`: the longest label cut-off this rollout has used (the
+  // first labels to arrive are the fast ones; the cut-off never shrinks).
+  virtual StepData Read(const DeploymentSpec& spec, const RolloutPolicy& policy, int64_t since_ms, int64_t now_ms,
+                        std::optional<double> min_cutoff_s) = 0;
   virtual Status Apply(const std::string& endpoint, const RolloutAction& action, const std::string& actor,
                        const std::string& detail) = 0;
 };
@@ -102,6 +105,7 @@ struct RolloutState {
   };
   std::map<std::string, Count> counts;  // "production", "candidate"
   int64_t counts_generation = 0;        // RolloutWorld::Endpoint::generation when last read
+  std::optional<double> label_cutoff_s;  // the longest label cut-off used so far
   std::string reason;                   // why the phase, or what it waits for
   std::string last_verdict;             // of the last analysis
   // The action decided and persisted, not yet known to be applied.

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 
+#include "rollout/serving_rollout_world.h"
 #include "rollout/simulator.h"
 
 namespace vigil {
@@ -29,7 +33,8 @@ class FakeWorld final : public RolloutWorld {
     Endpoint e{.spec = spec_, .counts = counts, .generation = generation};
     return {e};
   }
-  StepData Read(const DeploymentSpec& spec, const RolloutPolicy&, int64_t since_ms, int64_t now_ms) override {
+  StepData Read(const DeploymentSpec& spec, const RolloutPolicy&, int64_t since_ms, int64_t now_ms,
+                std::optional<double>) override {
     ++reads;
     last_since_ms = since_ms;
     return data ? data(spec, now_ms) : StepData{};
@@ -414,6 +419,71 @@ TEST(RolloutSimulator, PromotesAClearlyBetterCandidateAndNotAnEqualOne) {
   ASSERT_TRUE(equal.ok());
   EXPECT_LE(equal->promoted, 2);
   EXPECT_EQ(equal->promoted + equal->rolled_back + equal->inconclusive + equal->undecided, 20);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// ReadStep against the real SQLite store: per-unit sums, the label cut-off,
+// what waits and what has no feedback.
+TEST(ReadStep, SumsPerRoutingKeyAfterTheLabelCutOff) {
+  const std::string dir = ::testing::TempDir() + "/vigil_readstep_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  auto opened = OpenSqliteStore(dir);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  Store& store = **opened;
+  FakeWorld world(kCanary);
+  const DeploymentSpec& spec = world.spec();
+  const int64_t now = 1'000'000;
+  std::vector<PredictionRecord> predictions;
+  std::vector<FeedbackRecord> feedback;
+  auto add = [&](const std::string& id, const std::string& variant, int64_t t, const std::string& key,
+                 const std::string& outputs, std::optional<double> label, int64_t delay_ms, bool shadow = false) {
+    predictions.push_back({id, t, "ep", variant, "m", 1, 2000, shadow, outputs, "", key});
+    if (label) feedback.push_back({id, t + delay_ms, label, {}});
+  };
+  // Unit "a" (production): 3 predictions, 2 correct; unit "b": 1, wrong.
+  add("p1", "production", 1000, "a", "[0.2,0.8]", 1, 100);
+  add("p2", "production", 2000, "a", "[0.9,0.1]", 0, 100);
+  add("p3", "production", 3000, "a", "[0.9,0.1]", 1, 100);
+  add("p4", "production", 4000, "b", "[0.1,0.9]", 0, 100);
+  // The candidate: two keyless predictions (two units), one without feedback.
+  add("c1", "v2", 5000, "", "[0.3,0.7]", 1, 100);
+  add("c2", "v2", 6000, "", "[0.3,0.7]", std::nullopt, 0);
+  // Too young for its label (the cut-off is the 90th percentile delay, 100 ms).
+  add("c3", "v2", now - 50, "", "[0.3,0.7]", std::nullopt, 0);
+  // A shadow and another variant: left out.
+  add("s1", "v2", 7000, "", "[0.3,0.7]", 1, 100, true);
+  add("o1", "other", 7000, "", "[0.3,0.7]", 1, 100);
+  ASSERT_TRUE(store.WritePredictions(predictions).ok());
+  ASSERT_TRUE(store.WriteFeedback(feedback).ok());
+  const RolloutPolicy& policy = *spec.rollout;
+  StepData d = ReadStep(store, spec, policy, 0, now, std::nullopt, 1000);
+  ASSERT_TRUE(d.missing.empty()) << d.missing;
+  ASSERT_TRUE(d.label_cutoff_s);
+  EXPECT_DOUBLE_EQ(*d.label_cutoff_s, 0.1);
+  EXPECT_EQ(d.production.predictions, 4);
+  EXPECT_EQ(d.production.metric.units, 2);
+  EXPECT_DOUBLE_EQ(d.production.metric.y, 2);
+  EXPECT_DOUBLE_EQ(d.production.metric.n, 4);
+  EXPECT_DOUBLE_EQ(d.production.metric.nn, 9 + 1);  // n_a = 3, n_b = 1
+  EXPECT_EQ(d.candidate.predictions, 3);
+  EXPECT_EQ(d.candidate.metric.units, 1);
+  EXPECT_EQ(d.candidate.without_feedback, 1);
+  EXPECT_EQ(d.candidate.awaiting_feedback, 1);
+  EXPECT_EQ(d.production.latency_p99_ms.count, 4);
+  EXPECT_DOUBLE_EQ(d.production.latency_p99_ms.value, 2.0);
+  // A longer cut-off remembered from earlier analyses holds everything back.
+  StepData held = ReadStep(store, spec, policy, 0, now, 3600.0, 1000);
+  EXPECT_DOUBLE_EQ(*held.label_cutoff_s, 3600);
+  EXPECT_EQ(held.production.metric.units, 0);
+  EXPECT_EQ(held.production.awaiting_feedback, 4);
+  // The scan's bound is reported.
+  EXPECT_TRUE(ReadStep(store, spec, policy, 0, now, std::nullopt, 3).truncated);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

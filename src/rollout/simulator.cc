@@ -48,7 +48,7 @@ class SimWorld final : public RolloutWorld {
     return {e};
   }
 
-  StepData Read(const DeploymentSpec&, const RolloutPolicy&, int64_t, int64_t) override {
+  StepData Read(const DeploymentSpec&, const RolloutPolicy&, int64_t, int64_t, std::optional<double>) override {
     StepData d;
     d.production.metric = sums_[0];
     d.candidate.metric = sums_[1];
