@@ -209,13 +209,15 @@ Analysis Analyze(const RolloutPolicy& policy, const StepData& d, std::map<std::s
   const double observed[] = {static_cast<double>(a.metric.units), static_cast<double>(b.metric.units)};
   const double shares[] = {a.share, b.share};
   out.srm = SampleRatioMismatch(observed, shares);
-  if (out.srm->p < policy.srm_p) {
+  TestMemory& srm = memory["srm"];
+  srm.p = std::min(srm.p, SequentialSampleRatioP(observed, shares));
+  out.srm_sequential_p = srm.p;
+  if (srm.p < policy.srm_p) {
     out.verdict = Verdict::kInconclusive;
     out.reason = fmt::format(
-        "sample ratio mismatch: {} {} and {} {} scored units against shares {}% and {}% (chi2 {:.4g}, p {:.3g} < "
-        "srm_p {}); the split or the feedback is biased, so the experiment cannot be trusted",
-        a.variant, a.metric.units, b.variant, b.metric.units, a.share, b.share, out.srm->chi2, out.srm->p,
-        policy.srm_p);
+        "sample ratio mismatch: {} {} and {} {} scored units against shares {}% and {}% (always-valid p {:.3g} < "
+        "srm_p {}; chi2 {:.4g}); the split or the feedback is biased, so the experiment cannot be trusted",
+        a.variant, a.metric.units, b.variant, b.metric.units, a.share, b.share, srm.p, policy.srm_p, out.srm->chi2);
     return out;
   }
 

@@ -4,9 +4,11 @@
 //   1. minimum exposure: min_units requests per arm before a guardrail
 //      may judge, min_units scored units per arm before the primary
 //      metric or SRM may; min_duration_s before the step may advance;
-//   2. sample ratio mismatch: χ² of the scored units per arm against the
-//      configured shares; p < srm_p makes the experiment untrusted (never
-//      promoted from: Inconclusive, and an alert);
+//   2. sample ratio mismatch: the scored units per arm against the
+//      configured shares — χ² for the record, and the sequential
+//      (always-valid) p that decides, since this is looked at every
+//      interval; p < srm_p makes the experiment untrusted (never promoted
+//      from: Inconclusive, and an alert);
 //   3. guardrails as sequential non-inferiority (B − A against the margin,
 //      worse-is-higher): a significant regression fails the step at once;
 //      one not yet shown safe blocks advancing;
@@ -97,8 +99,9 @@ std::string_view GuardrailStateName(GuardrailResult::State state);
 
 struct Analysis {
   Verdict verdict = Verdict::kRunning;
-  std::string reason;  // why this verdict, or what it waits for
-  std::optional<SampleRatio> srm;
+  std::string reason;              // why this verdict, or what it waits for
+  std::optional<SampleRatio> srm;  // χ²
+  double srm_sequential_p = 1;     // what decides
   std::vector<GuardrailResult> guardrails;
   // The primary metric per arm and the test of d (positive = candidate better).
   double production_value = 0, candidate_value = 0;
@@ -106,7 +109,7 @@ struct Analysis {
   std::optional<SequentialLook> primary;
 };
 
-// The tests' names in `memory`: "primary", "error_rate", "latency_p99_ms".
+// The tests' names in `memory`: "primary", "srm", "error_rate", "latency_p99_ms".
 Analysis Analyze(const RolloutPolicy& policy, const StepData& data, std::map<std::string, TestMemory>& memory);
 
 }  // namespace vigil

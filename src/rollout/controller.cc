@@ -132,7 +132,8 @@ std::string EvidenceJson(const RolloutState& s, const StepData& d, const Analysi
     w.Key("srm");
     w.StartObject();
     w.Field("chi2", a.srm->chi2);
-    w.Field("p", a.srm->p);
+    w.Field("chi2_p", a.srm->p);
+    w.Field("p", a.srm_sequential_p);
     w.EndObject();
   }
   w.Key("guardrails");
@@ -333,7 +334,9 @@ RolloutController::RolloutController(Options o)
   }
 }
 
-RolloutController::~RolloutController() {
+RolloutController::~RolloutController() { Stop(); }
+
+void RolloutController::Stop() {
   {
     MutexLock lock(stop_mu_);
     stopping_ = true;

@@ -103,11 +103,11 @@ struct RolloutState {
     uint64_t seen_requests = 0, seen_errors = 0;  // the frontend's counters when last read
     uint64_t requests = 0, errors = 0;            // at this step
   };
-  std::map<std::string, Count> counts;  // "production", "candidate"
-  int64_t counts_generation = 0;        // RolloutWorld::Endpoint::generation when last read
+  std::map<std::string, Count> counts;   // "production", "candidate"
+  int64_t counts_generation = 0;         // RolloutWorld::Endpoint::generation when last read
   std::optional<double> label_cutoff_s;  // the longest label cut-off used so far
-  std::string reason;                   // why the phase, or what it waits for
-  std::string last_verdict;             // of the last analysis
+  std::string reason;                    // why the phase, or what it waits for
+  std::string last_verdict;              // of the last analysis
   // The action decided and persisted, not yet known to be applied.
   std::optional<RolloutAction> pending;
   std::string pending_detail;
@@ -131,7 +131,9 @@ class RolloutController {
     bool background = true;               // false: no thread, Tick by hand
   };
   static StatusOr<std::unique_ptr<RolloutController>> Create(Options options);
-  ~RolloutController();
+  ~RolloutController();  // Stop()
+  // Stops the loop (an analysis under way finishes first); idempotent.
+  void Stop() EXCLUDES(stop_mu_);
 
   // One pass over the endpoints: reconcile each with its spec, analyse
   // those whose interval has passed, act on the verdicts.

@@ -117,4 +117,25 @@ SampleRatio SampleRatioMismatch(std::span<const double> observed, std::span<cons
   return {chi2, stats::ChiSquareSurvival(chi2, static_cast<double>(observed.size() - 1))};
 }
 
+double SequentialSampleRatioP(std::span<const double> observed, std::span<const double> shares, double concentration) {
+  if (observed.size() != shares.size() || observed.size() < 2) return 1;
+  double share_total = 0, n = 0;
+  for (size_t i = 0; i < shares.size(); ++i) {
+    share_total += shares[i];
+    n += observed[i];
+  }
+  if (!(share_total > 0) || !(n > 0)) return 1;
+  double log_bf = std::lgamma(concentration) - std::lgamma(concentration + n);
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const double w = shares[i] / share_total;
+    if (!(w > 0)) {
+      if (observed[i] > 0) return 0;
+      continue;
+    }
+    const double a = concentration * w;
+    log_bf += std::lgamma(a + observed[i]) - std::lgamma(a) - observed[i] * std::log(w);
+  }
+  return std::min(1.0, std::exp(-log_bf));
+}
+
 }  // namespace vigil

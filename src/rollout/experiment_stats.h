@@ -81,4 +81,14 @@ struct SampleRatio {
 };
 SampleRatio SampleRatioMismatch(std::span<const double> observed, std::span<const double> shares);
 
+// The same question asked sequentially, so looking every interval does not
+// raise false alarms (χ²'s p at 0.001, looked at hourly for ten days, flags
+// about 2% of healthy experiments): the Bayes factor of a Dirichlet-
+// multinomial mixture (prior Dirichlet(concentration · w)) against the
+// configured shares w, as in Lindon & Malek's anytime-valid test for
+// multinomial counts. Returns 1/BF, capped at 1; its running minimum is an
+// always-valid p.
+double SequentialSampleRatioP(std::span<const double> observed, std::span<const double> shares,
+                              double concentration = 100);
+
 }  // namespace vigil

@@ -95,6 +95,21 @@ TEST(ExperimentStats, SampleRatioMismatchWorkedCheck) {
   EXPECT_EQ(SampleRatioMismatch(leaked, none).p, 0);
 }
 
+TEST(ExperimentStats, SequentialSampleRatioSeesTheSameMismatchesAndFewerFalseOnes) {
+  const std::vector<double> shares{50, 50};
+  const std::vector<double> bad{600, 400}, fine{505, 495};
+  EXPECT_LT(SequentialSampleRatioP(bad, shares), 1e-5);
+  EXPECT_EQ(SequentialSampleRatioP(fine, shares), 1);
+  // It pays for looking again: at χ²'s 0.001 boundary it does not flag yet.
+  const std::vector<double> edge{500 + std::sqrt(10.83 * 250), 500 - std::sqrt(10.83 * 250)};
+  EXPECT_GT(SequentialSampleRatioP(edge, shares), 0.001);
+  // A 10% canary whose units come in at a third of their share.
+  const std::vector<double> canary{9000, 330}, ten{90, 10};
+  EXPECT_LT(SequentialSampleRatioP(canary, ten), 1e-20);
+  const std::vector<double> leaked{10, 990}, none{0, 100};
+  EXPECT_EQ(SequentialSampleRatioP(leaked, none), 0);
+}
+
 TEST(ExperimentStats, DeltaMethodWorkedCheck) {
   // y = (9, 0, 11, 0, 1, 7), n = (10, 4, 12, 5, 9, 8) → R = 0.583333,
   // Var(R) = 0.033066, against the naive R(1 − R)/N = 0.005064.

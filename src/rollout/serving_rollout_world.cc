@@ -41,9 +41,8 @@ StepData ServingRolloutWorld::Read(const DeploymentSpec& spec, const RolloutPoli
 
 Status ServingRolloutWorld::Apply(const std::string& endpoint, const RolloutAction& action, const std::string& actor,
                                   const std::string& detail) {
-  return deployments_.Mutate(
-      endpoint, [&](DeploymentSpec& spec) { return ApplyRolloutAction(spec, action); },
-      {actor, "rollout " + std::string(RolloutActionName(action.kind)), detail});
+  return deployments_.Mutate(endpoint, [&](DeploymentSpec& spec) { return ApplyRolloutAction(spec, action); },
+                             {actor, "rollout " + std::string(RolloutActionName(action.kind)), detail});
 }
 
 StepData ReadStep(FeedbackStore& store, const DeploymentSpec& spec, const RolloutPolicy& policy, int64_t since_ms,
@@ -61,12 +60,15 @@ StepData ReadStep(FeedbackStore& store, const DeploymentSpec& spec, const Rollou
   std::vector<double> delays_s;
   std::vector<double> latencies_ms[2];
   std::unordered_map<std::string, uint32_t> units;  // routing key → index
-  uint32_t anonymous = 0;                            // predictions without a key: their own units
+  uint32_t anonymous = 0;                           // predictions without a key: their own units
   std::vector<double> outputs;
   auto visited = store.ScanServed(spec.endpoint, since_ms, now_ms, limit, [&](const ServedPrediction& p) {
     const bool candidate = p.variant == policy.candidate;
     if (!candidate && p.variant != "production") return;
-    Row r{.time_ms = p.time_ms, .unit = 0, .candidate = candidate, .has_feedback = p.feedback_time_ms > 0,
+    Row r{.time_ms = p.time_ms,
+          .unit = 0,
+          .candidate = candidate,
+          .has_feedback = p.feedback_time_ms > 0,
           .value = std::nullopt};
     if (p.key_hash.empty()) {
       r.unit = 0x80000000u | anonymous++;

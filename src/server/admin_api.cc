@@ -111,8 +111,9 @@ void WriteVariant(JsonWriter& j, const Router& router, int index) {
 
 }  // namespace
 
-AdminApi::AdminApi(Deployments& deployments, const AccessPolicy& access, FeedbackJoin* feedback)
-    : deployments_(deployments), access_(access), feedback_(feedback) {}
+AdminApi::AdminApi(Deployments& deployments, RolloutController& rollouts, const AccessPolicy& access,
+                   FeedbackJoin* feedback)
+    : deployments_(deployments), rollouts_(rollouts), access_(access), feedback_(feedback) {}
 
 void AdminApi::WriteQuality(JsonWriter& j, const Router& router) const {
   const DeploymentSpec& spec = router.spec();
@@ -324,6 +325,7 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
     return not_allowed("GET, PUT, DELETE");
   }
   const std::string& action = p[3];
+  if (action == "rollout") return Rollout(request, info, p, respond);
   if (n == 4 && action == "status") {
     if (verb != http::verb::get) return not_allowed("GET");
     return respond(Status_(endpoint));

@@ -11,6 +11,9 @@
 //   POST   /v1/deployments/{e}/pause, /resume
 //   GET    /v1/deployments/{e}/status                       per-variant traffic since the last change
 //   GET    /v1/deployments/{e}/history                      the last 100 changes, newest first
+//   GET    /v1/deployments/{e}/rollout[?analyses=10]        the rollout: phase, step, why, the last analyses
+//   POST   /v1/deployments/{e}/rollout/{command}            pause, resume, promote ({"full": true} or ?full=1
+//                                                           to production), abort, retry
 //
 // Changes (PUT, DELETE, POST) need `Authorization: Bearer <token>` when an
 // admin token is set; without one they are accepted only from loopback.
@@ -25,6 +28,7 @@
 #include "net/access.h"
 #include "net/http_server.h"
 #include "protocol/json_writer.h"
+#include "rollout/controller.h"
 #include "routing/deployments.h"
 
 namespace vigil {
@@ -47,7 +51,7 @@ class AdminApi {
 
   // `feedback` is null when the server keeps no store (--data-dir): the
   // feedback route answers 503 then, and status shows no quality.
-  AdminApi(Deployments& deployments, const AccessPolicy& access, FeedbackJoin* feedback);
+  AdminApi(Deployments& deployments, RolloutController& rollouts, const AccessPolicy& access, FeedbackJoin* feedback);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
@@ -59,12 +63,17 @@ class AdminApi {
 
  private:
   HttpResponse Status_(const std::string& endpoint) const;
+  // /v1/deployments/{e}/rollout[/command] (server/rollout_api.cc).
+  void Rollout(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
+               const HttpServer::Responder& respond);
+  HttpResponse RolloutView(const std::string& endpoint, int analyses) const;
 
   // Per-variant quality of the endpoint's predictions since its spec took
   // effect, as a JSON object keyed by variant (null without a store).
   void WriteQuality(JsonWriter& j, const Router& router) const;
 
   Deployments& deployments_;
+  RolloutController& rollouts_;
   const AccessPolicy& access_;
   FeedbackJoin* const feedback_;
 };

@@ -15,6 +15,7 @@
 #include "net/control_workers.h"
 #include "net/http_server.h"
 #include "repository/model_repository.h"
+#include "rollout/serving_rollout_world.h"
 #include "routing/deployments.h"
 #include "routing/inference_service.h"
 #include "routing/serving_world.h"
@@ -70,6 +71,9 @@ struct Server::Parts {
   std::unique_ptr<ServingWorld> world;
   std::unique_ptr<MonitorLoop> monitor;
   std::unique_ptr<MonitoringApi> monitoring;
+  std::unique_ptr<ServingRolloutWorld> rollout_world;
+  std::unique_ptr<RolloutStore> memory_rollout_store;  // without a store
+  std::unique_ptr<RolloutController> rollouts;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<ControlWorkers> control;
   std::unique_ptr<RestApi> api;
@@ -135,7 +139,6 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     p->memory_drift_store = MemoryDriftStore();
   }
   DriftStore* drift_store = p->store ? static_cast<DriftStore*>(p->store.get()) : p->memory_drift_store.get();
-  p->admin = std::make_unique<AdminApi>(*p->deployments, p->access, p->feedback.get());
   p->world = std::make_unique<ServingWorld>(*p->repository, *p->deployments);
   MonitorLoop::Options mo{
       .world = p->world.get(), .metrics = &p->metrics, .drift_store = drift_store, .feedback = p->feedback.get()};
@@ -158,6 +161,19 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       alert_store, AlertTracker::Options{.notifier = p->notifier.get(), .registry = &p->registry});
   mo.alerts = p->alerts.get();
   VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
+  // The rollout controller reads the prediction log; without one every
+  // analysis is an Error that says so.
+  p->rollout_world = std::make_unique<ServingRolloutWorld>(
+      *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr);
+  if (!p->store) p->memory_rollout_store = MemoryRolloutStore();
+  RolloutStore& rollout_store = p->store ? static_cast<RolloutStore&>(*p->store) : *p->memory_rollout_store;
+  VIGIL_ASSIGN_OR_RETURN(p->rollouts, RolloutController::Create({.world = p->rollout_world.get(),
+                                                                 .store = &rollout_store,
+                                                                 .clock = nullptr,
+                                                                 .alerts = p->alerts.get(),
+                                                                 .registry = &p->registry,
+                                                                 .background = true}));
+  p->admin = std::make_unique<AdminApi>(*p->deployments, *p->rollouts, p->access, p->feedback.get());
   p->monitoring = std::make_unique<MonitoringApi>(MonitoringApi::Options{.repository = p->repository.get(),
                                                                          .deployments = p->deployments.get(),
                                                                          .loop = p->monitor.get(),
@@ -252,8 +268,9 @@ void Server::Shutdown(std::string_view reason) {
   // Schedulers finish first (their callbacks post to the HTTP I/O context),
   // then the HTTP threads stop. Past the timeout, queued work is cancelled
   // rather than run, so the bound holds.
-  p.control->Stop();  // control requests already taken finish; none are left waiting
-  p.service->Stop();  // no more shadow copies
+  p.control->Stop();   // control requests already taken finish; none are left waiting
+  p.rollouts->Stop();  // no decision is taken while the models stop
+  p.service->Stop();   // no more shadow copies
   p.repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
   // Let the I/O threads write the answers of cancelled requests.
   const auto flush_deadline = Clock::now() + std::chrono::seconds(1);

@@ -13,6 +13,7 @@
 #include "net/access.h"
 #include "net/control_workers.h"
 #include "repository/model_repository.h"
+#include "rollout/serving_rollout_world.h"
 #include "routing/deployments.h"
 #include "routing/inference_service.h"
 #include "routing/serving_world.h"
@@ -41,6 +42,9 @@ struct Server {
   std::unique_ptr<vigil::ServingWorld> world;
   std::unique_ptr<vigil::MonitorLoop> loop;
   std::unique_ptr<vigil::MonitoringApi> monitoring;
+  std::unique_ptr<vigil::ServingRolloutWorld> rollout_world;
+  std::unique_ptr<vigil::RolloutStore> rollout_store = vigil::MemoryRolloutStore();
+  std::unique_ptr<vigil::RolloutController> rollouts;
   std::unique_ptr<vigil::AdminApi> admin;
   vigil::ControlWorkers control{{.threads = 0}};
   std::unique_ptr<vigil::RestApi> api;
@@ -68,7 +72,11 @@ struct Server {
                                                                              .loop = loop.get(),
                                                                              .alerts = &alerts,
                                                                              .drift_store = drift_store.get()});
-    admin = std::make_unique<vigil::AdminApi>(*deployments, access, nullptr);
+    rollout_world = std::make_unique<vigil::ServingRolloutWorld>(*deployments, nullptr);
+    rollouts = std::move(vigil::RolloutController::Create(
+                             {.world = rollout_world.get(), .store = rollout_store.get(), .background = false}))
+                   .value();
+    admin = std::make_unique<vigil::AdminApi>(*deployments, *rollouts, access, nullptr);
     state.ready = true;
     api = std::move(vigil::RestApi::Create({.service = service.get(),
                                             .repository = repository.get(),

@@ -1,0 +1,421 @@
+// vigil rollout: the rollout controller of a running server (status,
+// commands), and two tools that need no server: plan (units and days to a
+// decision) and simulate (the controller on synthetic arms).
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "protocol/json.h"
+#include "protocol/json_writer.h"
+#include "protocol/oip_json.h"
+#include "rollout/plan.h"
+#include "rollout/simulator.h"
+
+namespace vigil::cli {
+namespace {
+
+struct RolloutFlags {
+  TlsFlags tls;
+  std::string url = "localhost:8000";
+  std::string token;
+  std::string endpoint;
+  bool json = false;
+  bool watch = false;
+  double watch_for_s = 3600;
+  bool full = false;
+  // plan
+  double baseline = 0.10, sd = 0, min_effect = 0.01, threshold = 0, alpha = 0.05, power = 0.8;
+  std::string traffic = "20000/day";
+  std::vector<double> shares{5, 25, 50};
+  int64_t min_units = 1000, min_duration_s = 600, max_duration_s = 86400, interval_s = 3600;
+  // simulate
+  std::string metric = "bernoulli";
+  double effect = 0, unit_sd = 0, predictions_per_unit = 1, max_days = 120;
+  int experiments = 200;
+  uint64_t seed = 1;
+  bool per_request = false;
+};
+
+// Reading the server's reply without trusting its shape: a missing or
+// mistyped member reads as empty.
+const rapidjson::Value* Member(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return nullptr;
+  auto it = v.FindMember(key);
+  return it == v.MemberEnd() ? nullptr : &it->value;
+}
+std::string Str(const rapidjson::Value& v, const char* key) {
+  const auto* m = Member(v, key);
+  return m && m->IsString() ? m->GetString() : "";
+}
+double Num(const rapidjson::Value& v, const char* key) {
+  const auto* m = Member(v, key);
+  return m && m->IsNumber() ? m->GetDouble() : 0;
+}
+bool Ended(const std::string& phase) { return phase == "Successful" || phase == "Failed" || phase == "Inconclusive"; }
+
+std::string Duration(int64_t s) {
+  if (s < 120) return fmt::format("{}s", s);
+  if (s < 7200) return fmt::format("{}m{}s", s / 60, s % 60);
+  if (s < 2 * 86400) return fmt::format("{}h{}m", s / 3600, s / 60 % 60);
+  return fmt::format("{}d{}h", s / 86400, s / 3600 % 24);
+}
+
+struct Style {
+  bool colour;
+  std::string Paint(const std::string& text, const char* code) const {
+    return colour ? fmt::format("\x1b[{}m{}\x1b[0m", code, text) : text;
+  }
+  std::string Phase(const std::string& phase) const {
+    const char* code = phase == "Successful" ? "32" : phase == "Failed" ? "31" : phase == "Progressing" ? "34" : "33";
+    const char* mark = phase == "Successful" ? "✔" : phase == "Failed" ? "✖" : phase == "Progressing" ? "◌" : "॥";
+    return Paint(fmt::format("{} {}", mark, phase), code);
+  }
+};
+
+// The rollout as `kubectl argo rollouts get rollout` shows one: the steps
+// with marks, then the current analysis as a table.
+std::string RolloutText(const rapidjson::Document& d, const Style& style) {
+  std::string out;
+  const std::string phase = Str(d, "phase");
+  const auto step = static_cast<int64_t>(Num(d, "step"));
+  out += fmt::format("{:<14}{}\n", "Endpoint:", Str(d, "endpoint"));
+  out += fmt::format("{:<14}{} ({}:{})\n", "Candidate:", Str(d, "candidate"), Str(d, "model"),
+                     static_cast<int64_t>(Num(d, "version")));
+  out += fmt::format("{:<14}{}\n", "Status:", style.Phase(phase));
+  out += fmt::format("{:<14}{}\n", "Message:", Str(d, "reason"));
+  out += fmt::format("{:<14}{}/{} at {}% for {}\n", "Step:", step, static_cast<int64_t>(Num(d, "steps")),
+                     Num(d, "share"), Duration(static_cast<int64_t>(Num(d, "time_at_step_s"))));
+  if (const auto* m = Member(d, "policy_metric")) {
+    out += fmt::format("{:<14}{} ({} is better, min effect {}), alpha {}\n", "Metric:", Str(*m, "name"),
+                       Str(*m, "direction"), Num(*m, "min_effect"), Num(d, "alpha"));
+  }
+  if (!Ended(phase) && Member(d, "next_analysis_in_s")) {
+    out += fmt::format("{:<14}in {}\n", "Next analysis:", Duration(static_cast<int64_t>(Num(d, "next_analysis_in_s"))));
+  }
+  out += "Steps:\n";
+  if (const auto* shares = Member(d, "step_shares"); shares && shares->IsArray()) {
+    int64_t i = 1;
+    for (const auto& s : shares->GetArray()) {
+      const double share = s.IsNumber() ? s.GetDouble() : 0;
+      std::string mark = "  ";
+      if (i < step || (i == step && phase == "Successful")) {
+        mark = style.Paint("✔ ", "32");
+      } else if (i == step) {
+        mark = phase == "Failed" ? style.Paint("✖ ", "31") : style.Paint("◌ ", "34");
+      }
+      out += fmt::format("  {}{}. {}%{}\n", mark, i, share, i == step ? "   <- here" : "");
+      ++i;
+    }
+    out += fmt::format("  {}promote\n", phase == "Successful" ? style.Paint("✔ ", "32") : "  ");
+  }
+  const auto* analyses = Member(d, "analyses");
+  if (!analyses || !analyses->IsArray() || analyses->Empty()) return out + "No analysis yet.\n";
+  const rapidjson::Value& last = (*analyses)[0];
+  const rapidjson::Value* e = Member(last, "evidence");
+  if (!e) return out;
+  out += fmt::format("Analysis #{} (step {}): {}\n", static_cast<int64_t>(Num(last, "id")),
+                     static_cast<int64_t>(Num(last, "step")), Str(last, "verdict"));
+  constexpr const char* kRow = "  {:<12} {:>8} {:>9} {:>11} {:>9} {:>8} {:>9}\n";
+  out += fmt::format(kRow, "arm", "units", "mean", "std error", "awaiting", "errors", "p99 ms");
+  if (const auto* arms = Member(*e, "arms"); arms && arms->IsArray()) {
+    for (const auto& a : arms->GetArray()) {
+      out += fmt::format(
+          kRow, Str(a, "variant"), static_cast<int64_t>(Num(a, "units")), fmt::format("{:.4g}", Num(a, "mean")),
+          fmt::format("{:.3g}", std::sqrt(Num(a, "variance"))), static_cast<int64_t>(Num(a, "awaiting_feedback")),
+          fmt::format("{}/{}", static_cast<int64_t>(Num(a, "errors")), static_cast<int64_t>(Num(a, "requests"))),
+          fmt::format("{:.3g}", Num(a, "latency_p99_ms")));
+    }
+  }
+  if (const auto* p = Member(*e, "primary")) {
+    const auto* ci = Member(*p, "ci");
+    const bool has_ci = ci && ci->IsArray() && ci->Size() == 2 && (*ci)[0].IsNumber() && (*ci)[1].IsNumber();
+    out += fmt::format("  improvement {:.4g}, always-valid interval [{}, {}], p {:.3g}, Λ {:.3g}\n",
+                       Num(*p, "estimate"), has_ci ? fmt::format("{:.4g}", (*ci)[0].GetDouble()) : "?",
+                       has_ci ? fmt::format("{:.4g}", (*ci)[1].GetDouble()) : "?", Num(*p, "p"), Num(*p, "lambda"));
+  }
+  if (const auto* srm = Member(*e, "srm")) {
+    out += fmt::format("  sample ratio: always-valid p {:.3g} (chi2 {:.3g}, p {:.3g})\n", Num(*srm, "p"),
+                       Num(*srm, "chi2"), Num(*srm, "chi2_p"));
+  }
+  if (const auto* g = Member(*e, "guardrails"); g && g->IsArray()) {
+    for (const auto& r : g->GetArray()) {
+      const std::string state = Str(r, "state");
+      const char* code = state == "safe" ? "32" : state == "failed" ? "31" : "33";
+      out +=
+          fmt::format("  guardrail {:<15} margin {:<8} production {:<10.4g} candidate {:<10.4g} {}\n", Str(r, "name"),
+                      Num(r, "margin"), Num(r, "production"), Num(r, "candidate"), style.Paint(state, code));
+    }
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<HttpClient>> Connect(const RolloutFlags& f) { return ConnectTo(f.url, f.tls); }
+
+int StatusCommand(const RolloutFlags& f) {
+  const std::string cmd = "rollout status";
+  auto client = Connect(f);
+  if (!client.ok()) return Fail(cmd, client.status().message());
+  const bool tty = isatty(STDOUT_FILENO);
+  const Style style{tty && !f.json};
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(f.watch_for_s * 1000));
+  std::string shown;
+  while (true) {
+    auto reply = (*client)->Get("/v1/deployments/" + f.endpoint + "/rollout");
+    if (!reply.ok()) return Fail(cmd, reply.status().message());
+    if (reply->status != 200) {
+      return Fail(cmd, ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
+    }
+    rapidjson::Document d;
+    if (Status s = ParseJson(reply->body, d); !s.ok() || !d.IsObject()) {
+      return Fail(cmd, "the server's reply is not a rollout: " + reply->body.substr(0, 200));
+    }
+    const std::string text = f.json ? reply->body + "\n" : RolloutText(d, style);
+    if (!f.watch) {
+      std::fputs(text.c_str(), stdout);
+      return 0;
+    }
+    if (text != shown) {  // piped: only what changed
+      if (tty && !f.json) std::fputs("\x1b[H\x1b[2J", stdout);
+      std::fputs(text.c_str(), stdout);
+      std::fflush(stdout);
+      shown = text;
+    }
+    const std::string phase = Str(d, "phase");
+    if (Ended(phase)) return phase == "Successful" ? 0 : 1;
+    if (std::chrono::steady_clock::now() >= until) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+}
+
+int CommandOn(const std::string& name, const RolloutFlags& f) {
+  const std::string cmd = "rollout " + name;
+  auto client = Connect(f);
+  if (!client.ok()) return Fail(cmd, client.status().message());
+  std::map<std::string, std::string> headers;
+  if (!f.token.empty()) headers["Authorization"] = "Bearer " + f.token;
+  const std::string body = name == "promote" && f.full ? "{\"full\": true}" : "";
+  auto reply = (*client)->Post("/v1/deployments/" + f.endpoint + "/rollout/" + name, body, headers);
+  if (!reply.ok()) return Fail(cmd, reply.status().message());
+  if (reply->status != 200) {
+    return Fail(cmd, ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
+  }
+  rapidjson::Document d;
+  if (f.json || !ParseJson(reply->body, d).ok() || !d.IsObject()) {
+    std::printf("%s\n", reply->body.c_str());
+  } else {
+    std::fputs(RolloutText(d, Style{static_cast<bool>(isatty(STDOUT_FILENO))}).c_str(), stdout);
+  }
+  return 0;
+}
+
+// "20000/day", "1000/h", "5/s", or a plain number (per day).
+StatusOr<double> UnitsPerDay(const std::string& text) {
+  size_t slash = text.find('/');
+  const std::string number = text.substr(0, slash);
+  char* end = nullptr;
+  const double n = std::strtod(number.c_str(), &end);
+  if (number.empty() || end != number.c_str() + number.size() || !(n > 0) || !std::isfinite(n)) {
+    return InvalidArgument("--traffic: a positive number of units per day, hour or second (20000/day), got '" + text +
+                           "'");
+  }
+  const std::string per = slash == std::string::npos ? "day" : text.substr(slash + 1);
+  if (per == "day" || per == "d") return n;
+  if (per == "hour" || per == "h") return n * 24;
+  if (per == "min" || per == "m") return n * 24 * 60;
+  if (per == "s" || per == "second") return n * 86400;
+  return InvalidArgument("--traffic: per day, hour, min or s, got '" + per + "'");
+}
+
+int PlanCommand(const RolloutFlags& f) {
+  auto per_day = UnitsPerDay(f.traffic);
+  if (!per_day.ok()) return Fail("rollout plan", per_day.status().message());
+  PlanOptions o{.baseline = f.baseline,
+                .sd = f.sd,
+                .effect = f.min_effect,
+                .threshold = f.threshold,
+                .units_per_day = *per_day,
+                .shares = f.shares,
+                .alpha = f.alpha,
+                .power = f.power,
+                .min_units = f.min_units,
+                .min_duration_s = f.min_duration_s};
+  auto plan = PlanRollout(o);
+  if (!plan.ok()) return Fail("rollout plan", plan.status().message());
+  if (f.json) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("days", plan->days);
+    w.Field("units", plan->units);
+    w.Key("steps");
+    w.StartArray();
+    for (const PlanStep& s : plan->steps) {
+      w.StartObject();
+      w.Field("share", s.share);
+      w.Field("candidate_units", s.candidate_units);
+      w.Field("production_units", s.production_units);
+      w.Field("days", s.days);
+      w.Field("decides", s.decides);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    std::printf("%s\n", w.Take().c_str());
+    return 0;
+  }
+  std::printf(
+      "To detect %s by %g (threshold %g) at alpha %g with power %g, %s units/day:\n",
+      f.sd > 0 ? "a mean difference" : fmt::format("{:g} -> {:g}", f.baseline, f.baseline + f.min_effect).c_str(),
+      f.min_effect, f.threshold, f.alpha, f.power, fmt::format("{:g}", *per_day).c_str());
+  constexpr const char* kRow = "  {:>6} {:>12} {:>14} {:>8}  {}\n";
+  std::fputs(fmt::format(kRow, "share", "candidate", "production", "days", "").c_str(), stdout);
+  for (const PlanStep& s : plan->steps) {
+    std::fputs(fmt::format(kRow, fmt::format("{:g}%", s.share), s.candidate_units, s.production_units,
+                           fmt::format("{:.2f}", s.days),
+                           s.decides ? "decides (promote on evidence)" : "ramp (min units, min duration)")
+                   .c_str(),
+               stdout);
+  }
+  std::printf("  total: %s units, %.2f days\n", fmt::format("{}", plan->units).c_str(), plan->days);
+  return 0;
+}
+
+int SimulateCommand(const RolloutFlags& f) {
+  SimulationOptions o;
+  o.bernoulli = f.metric == "bernoulli";
+  o.baseline = f.baseline;
+  o.effect = f.effect;
+  o.sd = f.sd > 0 ? f.sd : 1;
+  o.unit_sd = f.unit_sd;
+  o.predictions_per_unit = f.predictions_per_unit;
+  auto per_day = UnitsPerDay(f.traffic);
+  if (!per_day.ok()) return Fail("rollout simulate", per_day.status().message());
+  o.units_per_day = *per_day;
+  o.shares = f.shares;
+  o.policy.interval_s = f.interval_s;
+  o.policy.min_units = f.min_units;
+  o.policy.min_duration_s = f.min_duration_s;
+  o.policy.max_duration_s = f.max_duration_s;
+  o.policy.alpha = f.alpha;
+  o.policy.metric.min_effect = f.threshold;
+  o.per_request = f.per_request;
+  o.experiments = f.experiments;
+  o.seed = f.seed;
+  o.max_days = f.max_days;
+  std::FILE* progress = isatty(STDERR_FILENO) ? stderr : nullptr;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Simulate(o, [&](int done) {
+    if (progress) std::fprintf(progress, "\r%d/%d experiments", done, o.experiments);
+  });
+  if (progress) std::fputs("\n", progress);
+  if (!r.ok()) return Fail("rollout simulate", r.status().message());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double n = r->experiments;
+  if (f.json) {
+    JsonWriter w;
+    w.StartObject();
+    w.Field("experiments", r->experiments);
+    w.Field("promoted", r->promoted);
+    w.Field("rolled_back", r->rolled_back);
+    w.Field("inconclusive", r->inconclusive);
+    w.Field("undecided", r->undecided);
+    w.Field("sample_ratio_flags", r->sample_ratio_flags);
+    w.Field("promoted_share", r->promoted / n);
+    w.Field("median_units_to_decision", r->median_units);
+    w.Field("median_days_to_decision", r->median_days);
+    w.Field("seconds", seconds);
+    w.EndObject();
+    std::printf("%s\n", w.Take().c_str());
+    return 0;
+  }
+  std::printf("%d experiments (%s, effect %g, %s variance), %.1f s\n", r->experiments, f.metric.c_str(), f.effect,
+              f.per_request ? "per-request" : "per-unit", seconds);
+  std::printf("  promoted      %4d  (%.3f)\n", r->promoted, r->promoted / n);
+  std::printf("  rolled back   %4d  (%.3f)\n", r->rolled_back, r->rolled_back / n);
+  std::printf("  inconclusive  %4d  (%.3f; %d by sample ratio mismatch)\n", r->inconclusive, r->inconclusive / n,
+              r->sample_ratio_flags);
+  std::printf("  undecided     %4d\n", r->undecided);
+  std::printf("  median to a decision: %.0f units, %.2f days\n", r->median_units, r->median_days);
+  return 0;
+}
+
+}  // namespace
+
+Command AddRollout(CLI::App& parent) {
+  auto f = std::make_shared<RolloutFlags>();
+  CLI::App* rollout = parent.add_subcommand(
+      "rollout", "The rollout controller: status and commands on a running server; plan and simulate offline.");
+  rollout->require_subcommand(1);
+  rollout->fallthrough();
+  f->tls.Add(rollout);
+  AddHttpUrl(rollout, f->url);
+  rollout->add_option("--token", f->token, "Admin token (the server's --admin-token)")->envname("VIGIL_ADMIN_TOKEN");
+  rollout->add_flag("--json", f->json, "Print JSON instead of a table");
+  CLI::App* status =
+      rollout->add_subcommand("status", "Phase, steps and the current analysis of an endpoint's rollout");
+  status->add_option("endpoint", f->endpoint, "Endpoint")->required();
+  status->add_flag("-w,--watch", f->watch,
+                   "Redraw as it changes until the rollout ends (exit 0 when promoted, 1 when failed or inconclusive)");
+  status->add_option("--watch-for", f->watch_for_s, "Stop watching after this many seconds")->default_val(3600);
+  for (const char* name : {"pause", "resume", "promote", "abort", "retry"}) {
+    const std::string n(name);
+    const std::string help = n == "pause"     ? "Stop the rollout's weight changes (the endpoint's spec is paused)"
+                             : n == "resume"  ? "Go on (also after Inconclusive or Error, at the same step)"
+                             : n == "promote" ? "Go to the next step now (--full: make the candidate production)"
+                             : n == "abort"   ? "Roll the candidate back to share 0 (Failed)"
+                                              : "Start the analysis again at this step (after Failed: from the first)";
+    CLI::App* sub = rollout->add_subcommand(name, help);
+    sub->add_option("endpoint", f->endpoint, "Endpoint")->required();
+    if (n == "promote") sub->add_flag("--full", f->full, "Skip the remaining steps: production at once");
+  }
+  auto add_shared = [&](CLI::App* sub) {
+    sub->add_option("--traffic", f->traffic, "New units (routing keys) per day: 20000/day, 1000/h, 5/s")
+        ->default_val("20000/day");
+    sub->add_option("--shares", f->shares, "The candidate's steps, percent")->delimiter(',')->default_str("5,25,50");
+    sub->add_option("--alpha", f->alpha, "Error rate of the sequential tests")->default_val(0.05);
+    sub->add_option("--min-units", f->min_units, "Per arm at a step before any verdict")->default_val(1000);
+    sub->add_option("--min-duration-s", f->min_duration_s, "At a step before it may advance")->default_val(600);
+    sub->add_option("--baseline", f->baseline, "Production's rate (or mean with --sd)")->default_val(0.10);
+    sub->add_option("--sd", f->sd, "A unit's standard deviation, for a mean metric (0: a rate)")->default_val(0);
+    sub->add_option("--threshold", f->threshold, "The spec's metric.min_effect: what the candidate must beat")
+        ->default_val(0);
+  };
+  CLI::App* plan = rollout->add_subcommand("plan", "Units and days to a decision at the given alpha and power");
+  add_shared(plan);
+  plan->add_option("--min-effect", f->min_effect, "The improvement to detect, absolute")->default_val(0.01);
+  plan->add_option("--power", f->power, "Chance of promoting a candidate better by --min-effect")->default_val(0.8);
+  CLI::App* sim = rollout->add_subcommand(
+      "simulate", "Run the controller on synthetic arms: the share promoted, power, units to a decision");
+  add_shared(sim);
+  sim->add_option("--metric", f->metric, "bernoulli (a rate) or normal (a mean)")
+      ->check(CLI::IsMember({"bernoulli", "normal"}))
+      ->default_val("bernoulli");
+  sim->add_option("--effect", f->effect, "Candidate minus production, true (0: an A/A test)")->default_val(0);
+  sim->add_option("--unit-sd", f->unit_sd, "Spread of a unit's own effect (logit scale for bernoulli)")->default_val(0);
+  sim->add_option("--predictions-per-unit", f->predictions_per_unit, "Mean predictions per unit")->default_val(1);
+  sim->add_option("--interval-s", f->interval_s, "Seconds between analyses")->default_val(3600);
+  sim->add_option("--max-duration-s", f->max_duration_s, "At a step; then Inconclusive")->default_val(86400);
+  sim->add_option("--experiments", f->experiments, "How many")->default_val(200);
+  sim->add_option("--seed", f->seed, "Random seed")->default_val(1);
+  sim->add_option("--max-days", f->max_days, "An experiment still running then counts as undecided")->default_val(120);
+  sim->add_flag("--per-request", f->per_request,
+                "Treat each prediction as its own unit (ignoring the routing key), to show what that costs");
+  return {rollout, [f, rollout] {
+            for (CLI::App* sub : rollout->get_subcommands()) {
+              const std::string name = sub->get_name();
+              if (name == "status") return StatusCommand(*f);
+              if (name == "plan") return PlanCommand(*f);
+              if (name == "simulate") return SimulateCommand(*f);
+              return CommandOn(name, *f);
+            }
+            return 2;
+          }};
+}
+
+}  // namespace vigil::cli
