@@ -54,6 +54,7 @@
 #include "monitoring/health.h"
 #include "monitoring/quality.h"
 #include "routing/rollout_policy.h"
+#include "routing/spec_writer.h"
 
 namespace re2 {
 class RE2;
@@ -172,21 +173,6 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
 StatusOr<DeploymentSpec> LoadDeploymentSpec(std::string_view endpoint, std::string_view text,
                                             const ModelCatalog& catalog);
 
-// Receives a spec as a tree of maps, lists and scalars: YAML and JSON
-// writers implement it, so both formats come from one walk of the spec.
-class SpecWriter {
- public:
-  virtual ~SpecWriter() = default;
-  virtual void BeginMap(bool inline_map) = 0;  // inline: short, on one line (YAML flow style)
-  virtual void EndMap() = 0;
-  virtual void BeginList(bool inline_list) = 0;
-  virtual void EndList() = 0;
-  virtual void Key(const std::string& key) = 0;
-  virtual void String(const std::string& value) = 0;
-  virtual void Int(int64_t value) = 0;
-  virtual void Double(double value) = 0;
-  virtual void Bool(bool value) = 0;
-};
 // The spec, in a form ParseDeploymentSpec reads back to the same spec.
 void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out);
 // The same as YAML.

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "core/yaml_fields.h"
-#include "routing/deployment_spec.h"
+#include "routing/spec_writer.h"
 
 namespace vigil {
 namespace {
