@@ -62,6 +62,10 @@ class FeedbackJoin {
   // when predictions are not logged).
   explicit FeedbackJoin(FeedbackStore& store, PredictionLog* log = nullptr) : store_(store), log_(log) {}
 
+  // The store it joins in (thread-safe on its own), for readers of the
+  // prediction log beside the join (the shadow comparison).
+  FeedbackStore& store() const { return store_; }
+
   // Stores `records`, then answers which of their prediction ids name a
   // logged prediction (rows still queued in the log included).
   StatusOr<std::vector<std::string>> Record(const std::vector<FeedbackRecord>& records);

@@ -326,6 +326,7 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   }
   const std::string& action = p[3];
   if (action == "rollout") return Rollout(request, info, p, respond);
+  if (action == "shadow") return Shadow(request, p, respond);
   if (n == 4 && action == "status") {
     if (verb != http::verb::get) return not_allowed("GET");
     return respond(Status_(endpoint));

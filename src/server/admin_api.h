@@ -12,6 +12,7 @@
 //   GET    /v1/deployments/{e}/status                       per-variant traffic since the last change
 //   GET    /v1/deployments/{e}/history                      the last 100 changes, newest first
 //   GET    /v1/deployments/{e}/rollout[?analyses=10]        the rollout: phase, step, why, the last analyses
+//   GET    /v1/deployments/{e}/shadow[?window_s=3600]       each shadow against production on the same requests
 //   POST   /v1/deployments/{e}/rollout/{command}            pause, resume, promote ({"full": true} or ?full=1
 //                                                           to production), abort, retry
 //
@@ -67,6 +68,7 @@ class AdminApi {
   void Rollout(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
                const HttpServer::Responder& respond);
   HttpResponse RolloutView(const std::string& endpoint, int analyses) const;
+  void Shadow(const HttpRequest& request, const std::vector<std::string>& path, const HttpServer::Responder& respond);
 
   // Per-variant quality of the endpoint's predictions since its spec took
   // effect, as a JSON object keyed by variant (null without a store).

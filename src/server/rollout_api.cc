@@ -5,6 +5,7 @@
 #include "net/http_target.h"
 #include "protocol/json.h"
 #include "protocol/json_writer.h"
+#include "rollout/shadow_comparison.h"
 #include "server/admin_api.h"
 #include "server/http_replies.h"
 
@@ -128,6 +129,84 @@ void AdminApi::Rollout(const HttpRequest& request, const RequestInfo& info, cons
     return respond(ErrorResponse(s));
   }
   respond(RolloutView(endpoint, 10));
+}
+
+void AdminApi::Shadow(const HttpRequest& request, const std::vector<std::string>& p,
+                      const HttpServer::Responder& respond) {
+  if (p.size() != 4) return respond(ErrorResponse(NotFound("no route for " + std::string(request.target()))));
+  if (request.method() != http::verb::get) return respond(MethodNotAllowed(request, "GET"));
+  const std::string& endpoint = p[2];
+  auto router = deployments_.Find(endpoint);
+  if (!router) return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
+  if (!feedback_) {
+    return respond(ErrorResponse(
+        Unavailable("the shadow comparison reads the prediction log, and this server keeps no store (--data-dir)")));
+  }
+  const std::string_view target(request.target().data(), request.target().size());
+  auto window_s = IntQuery(QueryOf(target), "window_s", 3600, 1, kMaxQualityWindowS, "s");
+  if (!window_s.ok()) return respond(ErrorResponse(window_s.status()));
+  const int64_t now = WallClock::System()->NowMillis();
+  const int64_t from = now - *window_s * 1000;
+  const DeploymentSpec& spec = router->spec();
+  JsonWriter j;
+  j.StartObject();
+  j.Field("endpoint", endpoint);
+  j.Field("from_ms", from);
+  j.Field("to_ms", now);
+  j.Key("shadows");
+  j.StartArray();
+  for (size_t i = 0; i < spec.candidates.size(); ++i) {
+    const Variant& v = spec.candidates[i];
+    if (v.mode != VariantMode::kShadow) continue;
+    constexpr int64_t kMaxPairs = 1'000'000;
+    auto c = CompareShadow(feedback_->store(), endpoint, v.name, from, now + 1, kMaxPairs);
+    if (!c.ok()) return respond(ErrorResponse(c.status()));
+    const VariantStats& stats = router->Stats(static_cast<int>(i));
+    j.StartObject();
+    j.Field("name", v.name);
+    j.Field("model", v.model);
+    j.Field("version", v.version);
+    j.Field("share", v.share);
+    j.Field("copies", stats.requests.load(std::memory_order_relaxed));
+    j.Field("errors", stats.errors.load(std::memory_order_relaxed));
+    j.Field("pairs", c->pairs);
+    j.Field("compared", c->compared);
+    j.Field("disagreements", c->disagreements);
+    j.Field("disagreement_rate", c->disagreement_rate);
+    j.Field("disagreement_upper", c->disagreement_upper);
+    j.Field("mean_abs_diff", c->mean_abs_diff);
+    j.Field("max_abs_diff", c->max_abs_diff);
+    j.Key("latency_ms");
+    j.StartObject();
+    for (auto [name, p50, p99] : {std::tuple{"production", c->production_p50_ms, c->production_p99_ms.value},
+                                  std::tuple{"shadow", c->shadow_p50_ms, c->shadow_p99_ms.value}}) {
+      j.Key(name);
+      j.StartObject();
+      j.Field("p50", p50);
+      j.Field("p99", p99);
+      j.EndObject();
+    }
+    j.EndObject();
+    j.Field("labeled", c->labeled);
+    if (c->labeled > 0) {
+      j.Key("accuracy");
+      j.StartObject();
+      j.Field("production", c->production_accuracy);
+      j.Field("shadow", c->shadow_accuracy);
+      j.Field("difference", c->accuracy_difference);
+      j.Key("ci95");
+      j.StartArray();
+      j.Double(c->accuracy_ci_low);
+      j.Double(c->accuracy_ci_high);
+      j.EndArray();
+      j.EndObject();
+    }
+    j.Field("truncated", c->truncated);
+    j.EndObject();
+  }
+  j.EndArray();
+  j.EndObject();
+  respond(MakeResponse(200, j.Take()));
 }
 
 }  // namespace vigil

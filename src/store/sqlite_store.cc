@@ -547,6 +547,21 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  StatusOr<int64_t> ScanShadowPairs(const std::string& endpoint, const std::string& variant, int64_t from_ms,
+                                    int64_t to_ms, int64_t limit, const ShadowVisitor& fn) override {
+    return ScanChunks(
+        endpoint, from_ms, to_ms, limit,
+        "SELECT s.time_ms, p.variant, p.outputs, s.outputs, p.latency_us, s.latency_us, f.label, "
+        "f.reward FROM predictions s JOIN predictions p ON p.id_key = s.id_key AND p.id = s.id AND "
+        "p.shadow = 0 AND p.endpoint = s.endpoint LEFT JOIN feedback f ON f.prediction_id = s.id "
+        "WHERE s.rowid >= ? AND s.rowid < ? AND s.endpoint = ? AND s.shadow = 1 AND s.variant = ? "
+        "ORDER BY s.rowid LIMIT ?",
+        [&](Statement& q) {
+          fn({q.Int(0), q.Text(1), q.Text(2), q.Text(3), q.Int(4), q.Int(5), q.Double(6), q.Double(7)});
+        },
+        &variant);
+  }
+
   Status SaveRollout(const StoredRollout& r) override {
     MutexLock lock(mu_);
     Statement q(db_,
@@ -574,13 +589,20 @@ class SqliteStore final : public Store {
     Statement q(db_,
                 "INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence) VALUES (?, ?, "
                 "?, ?, ?, ?)");
-    return q.Bind(1, a.time_ms)
-        .Bind(2, a.endpoint)
-        .Bind(3, a.candidate)
-        .Bind(4, a.step)
-        .Bind(5, a.verdict)
-        .Bind(6, a.evidence)
-        .Run();
+    VIGIL_RETURN_IF_ERROR(q.Bind(1, a.time_ms)
+                              .Bind(2, a.endpoint)
+                              .Bind(3, a.candidate)
+                              .Bind(4, a.step)
+                              .Bind(5, a.verdict)
+                              .Bind(6, a.evidence)
+                              .Run());
+    // The newest kMaxRolloutAnalyses per endpoint are kept (a rollout
+    // analysed every second writes 86,400 a day); trimmed every 100th write.
+    if (++analyses_written_ % 100 != 0) return Status::Ok();
+    Statement trim(db_,
+                   "DELETE FROM rollout_analyses WHERE endpoint = ? AND id <= (SELECT id FROM rollout_analyses "
+                   "WHERE endpoint = ? ORDER BY id DESC LIMIT 1 OFFSET ?)");
+    return trim.Bind(1, a.endpoint).Bind(2, a.endpoint).Bind(3, kMaxRolloutAnalyses).Run();
   }
 
   StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) override {
@@ -597,12 +619,15 @@ class SqliteStore final : public Store {
   }
 
  private:
+  int64_t analyses_written_ GUARDED_BY(mu_) = 0;
+
   // Runs `sql` (binding rowid from, rowid to, endpoint, limit) over the
   // rows logged in [from_ms, to_ms), one chunk of rowids per locked read so
   // writers wait at most one chunk; `row` sees each result row.
+  // With `variant`, it is bound after the endpoint (and the limit moves to 5).
   template <typename Row>
   StatusOr<int64_t> ScanChunks(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
-                               const char* sql, const Row& row) EXCLUDES(mu_) {
+                               const char* sql, const Row& row, const std::string* variant = nullptr) EXCLUDES(mu_) {
     constexpr int64_t kChunk = 20000;
     int64_t next = 0, end = 0;
     {
@@ -616,7 +641,12 @@ class SqliteStore final : public Store {
       MutexLock lock(mu_);
       Statement q(db_, sql);
       const int64_t stop = std::min(end, next + kChunk);
-      q.Bind(1, next).Bind(2, stop).Bind(3, endpoint).Bind(4, limit - visited);
+      q.Bind(1, next).Bind(2, stop).Bind(3, endpoint);
+      if (variant) {
+        q.Bind(4, *variant).Bind(5, limit - visited);
+      } else {
+        q.Bind(4, limit - visited);
+      }
       VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
         row(q);
         ++visited;

@@ -92,6 +92,17 @@ struct ServedPrediction {
   int64_t row = 0;               // its place in the log
 };
 
+// A shadow's answer beside the served answer to the same request (the
+// shadow copy carries the prediction id of the request it copies).
+struct ShadowPair {
+  int64_t time_ms = 0;
+  std::string served_variant;
+  std::string served_outputs, shadow_outputs;
+  int64_t served_latency_us = 0, shadow_latency_us = 0;
+  std::optional<double> label;  // the served prediction's feedback, if any
+  std::optional<double> reward;
+};
+
 // A rollout's state as the controller last persisted it (JSON text,
 // written and read by the controller).
 struct StoredRollout {
@@ -210,6 +221,12 @@ class FeedbackStore {
   using ServedVisitor = std::function<void(const ServedPrediction&)>;
   virtual StatusOr<int64_t> ScanServed(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
                                        const ServedVisitor& fn) = 0;
+  // The answers of shadow `variant` of `endpoint` logged in [from_ms,
+  // to_ms), each with the served answer of the same request, oldest first,
+  // at most `limit`; a shadow answer whose request was not logged is left out.
+  using ShadowVisitor = std::function<void(const ShadowPair&)>;
+  virtual StatusOr<int64_t> ScanShadowPairs(const std::string& endpoint, const std::string& variant, int64_t from_ms,
+                                            int64_t to_ms, int64_t limit, const ShadowVisitor& fn) = 0;
 };
 
 // Drift windows, one row per model version and window.
@@ -245,6 +262,8 @@ class RolloutStore {
   virtual Status SaveRollout(const StoredRollout& rollout) = 0;
   virtual Status DeleteRollout(const std::string& endpoint) = 0;
   virtual StatusOr<std::vector<StoredRollout>> LoadRollouts() = 0;
+  // Keeps the newest kMaxRolloutAnalyses of each endpoint.
+  static constexpr int64_t kMaxRolloutAnalyses = 10'000;
   virtual Status AppendRolloutAnalysis(const StoredRolloutAnalysis& analysis) = 0;
   // The endpoint's analyses, newest first, at most `limit`.
   virtual StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) = 0;

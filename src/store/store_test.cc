@@ -250,6 +250,57 @@ TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
   fs::remove_all(dir);
 }
 
+TEST(SqliteStore, ShadowAnswersPairWithTheServedAnswerOfTheirRequest) {
+  const fs::path dir = FreshDir("shadow_pairs");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  std::vector<PredictionRecord> records = {
+      {"a", 10, "ep", "production", "m", 1, 100, false, "[0.1,0.9]", "", ""},
+      {"a", 11, "ep", "mirror", "m", 2, 50, true, "[0.8,0.2]", "", ""},
+      {"b", 20, "ep", "v2", "m", 3, 100, false, "[0.4,0.6]", "", ""},  // served by a candidate
+      {"b", 21, "ep", "mirror", "m", 2, 60, true, "[0.3,0.7]", "", ""},
+      {"c", 31, "ep", "mirror", "m", 2, 70, true, "[0.3,0.7]", "", ""},  // its request was not logged
+      {"d", 40, "other", "production", "m", 1, 100, false, "[0.5,0.5]", "", ""},
+      {"d", 41, "ep", "mirror", "m", 2, 70, true, "[0.3,0.7]", "", ""},  // another endpoint's request
+  };
+  ASSERT_TRUE(store.WritePredictions(records).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"a", 15, 1.0, {}}}).ok());
+  std::vector<ShadowPair> pairs;
+  auto n = store.ScanShadowPairs("ep", "mirror", 0, 100, 100, [&](const ShadowPair& p) { pairs.push_back(p); });
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].served_variant, "production");
+  EXPECT_EQ(pairs[0].served_outputs, "[0.1,0.9]");
+  EXPECT_EQ(pairs[0].shadow_outputs, "[0.8,0.2]");
+  EXPECT_EQ(pairs[0].served_latency_us, 100);
+  EXPECT_EQ(pairs[0].shadow_latency_us, 50);
+  EXPECT_EQ(pairs[0].label, 1.0);
+  EXPECT_EQ(pairs[1].served_variant, "v2");
+  EXPECT_FALSE(pairs[1].label);
+  EXPECT_EQ(*store.ScanShadowPairs("ep", "nope", 0, 100, 100, [](const ShadowPair&) {}), 0);
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, RolloutAnalysesKeepTheNewestPerEndpoint) {
+  const fs::path dir = FreshDir("rollout_trim");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  const int64_t total = RolloutStore::kMaxRolloutAnalyses + 300;
+  for (int64_t i = 0; i < total; ++i) {
+    ASSERT_TRUE(store.AppendRolloutAnalysis({0, i, "a", "v2", 0, "Running", "{}"}).ok());
+  }
+  ASSERT_TRUE(store.AppendRolloutAnalysis({0, 0, "b", "v2", 0, "Running", "{}"}).ok());
+  auto kept = store.RolloutAnalyses("a", 1'000'000);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_LE(static_cast<int64_t>(kept->size()), RolloutStore::kMaxRolloutAnalyses + 100);
+  EXPECT_GE(static_cast<int64_t>(kept->size()), RolloutStore::kMaxRolloutAnalyses);
+  EXPECT_EQ(kept->front().time_ms, total - 1) << "the newest stay";
+  EXPECT_EQ(store.RolloutAnalyses("b", 10)->size(), 1u) << "per endpoint";
+  fs::remove_all(dir);
+}
+
 // What every RolloutStore does: states upserted per endpoint, analyses
 // newest first per endpoint.
 void ExpectRolloutsKept(RolloutStore& store) {

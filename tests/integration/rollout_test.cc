@@ -271,3 +271,49 @@ TEST(RolloutCommand, StatusCommandsAndPlanThroughTheCli) {
 
 }  // namespace
 }  // namespace vigil::testing
+
+namespace vigil::testing {
+namespace {
+
+TEST(Shadow, ComparedWithProductionOnTheSameRequests) {
+  Fixture f("shadow", R"(
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: mirror, model: breast_cancer_mlp, version: 2, mode: shadow, share: 100}
+)");
+  HttpClient& c = *f.client;
+  std::string feedback = "[";
+  for (int i = 0; i < 60; ++i) {
+    auto r = c.Post("/v2/models/churn/infer", FeaturesBody(1));
+    ASSERT_EQ(r->status, 200u) << r->body;
+    const std::string id = Json(r->body)["parameters"]["vigil.prediction_id"].GetString();
+    feedback += std::string(i ? "," : "") + R"({"prediction_id":")" + id + R"(","label":1})";
+  }
+  ASSERT_EQ(c.Post("/v1/feedback", feedback + "]")->status, 200u);
+  // Shadow answers are logged after production's (and a copy is dropped
+  // when the model is busy): wait until every answered copy is paired.
+  rapidjson::Document d;
+  ASSERT_TRUE(Eventually([&] {
+    d = Json(c.Get("/v1/deployments/churn/shadow?window_s=600")->body);
+    if (!d.IsObject() || d["shadows"].Size() != 1) return false;
+    const auto& s = d["shadows"][0];
+    return s["copies"].GetUint64() >= 10 && s["labeled"].GetUint64() == s["copies"].GetUint64();
+  })) << c.Get("/v1/deployments/churn/shadow")->body;
+  const auto& s = d["shadows"][0];
+  EXPECT_STREQ(s["name"].GetString(), "mirror");
+  EXPECT_EQ(s["pairs"].GetUint64(), s["copies"].GetUint64());
+  EXPECT_EQ(s["compared"].GetInt64(), s["pairs"].GetInt64());
+  // Both versions call these rows benign: they agree, and both are right.
+  EXPECT_EQ(s["disagreements"].GetInt64(), 0);
+  // Wilson's 95% upper bound for none in n: z² / (n + z²).
+  const double n = s["compared"].GetDouble(), z2 = 1.959964 * 1.959964;
+  EXPECT_NEAR(s["disagreement_upper"].GetDouble(), z2 / (n + z2), 1e-6);
+  EXPECT_DOUBLE_EQ(s["accuracy"]["production"].GetDouble(), 1.0);
+  EXPECT_DOUBLE_EQ(s["accuracy"]["shadow"].GetDouble(), 1.0);
+  EXPECT_GT(s["latency_ms"]["shadow"]["p50"].GetDouble(), 0);
+  EXPECT_EQ(c.Get("/v1/deployments/churn/shadow?window_s=0")->status, 400u);
+  EXPECT_EQ(c.Get("/v1/deployments/nope/shadow")->status, 404u);
+}
+
+}  // namespace
+}  // namespace vigil::testing

@@ -1,0 +1,90 @@
+#include "rollout/shadow_comparison.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "monitoring/quality.h"
+
+namespace vigil {
+namespace {
+
+size_t ArgMax(const std::vector<double>& v) {
+  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+double Median(std::vector<double>& v) {
+  if (v.empty()) return 0;
+  auto at = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), at, v.end());
+  return *at;
+}
+
+}  // namespace
+
+StatusOr<ShadowComparison> CompareShadow(FeedbackStore& store, const std::string& endpoint, const std::string& shadow,
+                                         int64_t from_ms, int64_t to_ms, int64_t limit) {
+  ShadowComparison c;
+  c.shadow = shadow;
+  std::vector<double> latency_production, latency_shadow;
+  double abs_diff_sum = 0;
+  int64_t values = 0;
+  double diff_sum = 0, diff_sq = 0;  // paired accuracy differences
+  int64_t correct_production = 0, correct_shadow = 0;
+  auto visited = store.ScanShadowPairs(endpoint, shadow, from_ms, to_ms, limit, [&](const ShadowPair& p) {
+    if (p.served_variant != "production") return;
+    ++c.pairs;
+    latency_production.push_back(static_cast<double>(p.served_latency_us) / 1000);
+    latency_shadow.push_back(static_cast<double>(p.shadow_latency_us) / 1000);
+    const std::vector<double> a = ParseCompactValues(p.served_outputs);
+    const std::vector<double> b = ParseCompactValues(p.shadow_outputs);
+    if (a.empty() || a.size() != b.size()) return;
+    ++c.compared;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double d = std::fabs(a[i] - b[i]);
+      abs_diff_sum += d;
+      c.max_abs_diff = std::max(c.max_abs_diff, d);
+      ++values;
+    }
+    if (a.size() < 2) return;
+    const size_t ca = ArgMax(a), cb = ArgMax(b);
+    c.disagreements += ca != cb;
+    if (!p.label || *p.label < 0 || *p.label != std::floor(*p.label) || *p.label >= static_cast<double>(a.size())) {
+      return;
+    }
+    const auto label = static_cast<size_t>(*p.label);
+    ++c.labeled;
+    correct_production += ca == label;
+    correct_shadow += cb == label;
+    const double d = static_cast<double>(cb == label) - static_cast<double>(ca == label);
+    diff_sum += d;
+    diff_sq += d * d;
+  });
+  if (!visited.ok()) return visited.status();
+  c.truncated = *visited >= limit;
+  if (c.compared > 0) {
+    const double n = static_cast<double>(c.compared);
+    c.disagreement_rate = static_cast<double>(c.disagreements) / n;
+    const double z = 1.959964, p = c.disagreement_rate;
+    c.disagreement_upper =
+        std::min(1.0, (p + z * z / (2 * n) + z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n));
+  }
+  if (values > 0) c.mean_abs_diff = abs_diff_sum / static_cast<double>(values);
+  c.production_p50_ms = Median(latency_production);
+  c.shadow_p50_ms = Median(latency_shadow);
+  c.production_p99_ms = EstimateQuantile(std::move(latency_production), 0.99);
+  c.shadow_p99_ms = EstimateQuantile(std::move(latency_shadow), 0.99);
+  if (c.labeled > 0) {
+    const double n = static_cast<double>(c.labeled);
+    c.production_accuracy = static_cast<double>(correct_production) / n;
+    c.shadow_accuracy = static_cast<double>(correct_shadow) / n;
+    c.accuracy_difference = diff_sum / n;
+    const double var = n > 1 ? (diff_sq - n * c.accuracy_difference * c.accuracy_difference) / (n - 1) / n : 0;
+    const double half = 1.959964 * std::sqrt(std::max(0.0, var));
+    c.accuracy_ci_low = c.accuracy_difference - half;
+    c.accuracy_ci_high = c.accuracy_difference + half;
+  }
+  return c;
+}
+
+}  // namespace vigil
