@@ -326,6 +326,7 @@ int SimulateCommand(const RolloutFlags& f) {
     w.Field("inconclusive", r->inconclusive);
     w.Field("undecided", r->undecided);
     w.Field("sample_ratio_flags", r->sample_ratio_flags);
+    w.Field("chi2_flags", r->chi2_flags);
     w.Field("promoted_share", r->promoted / n);
     w.Field("median_units_to_decision", r->median_units);
     w.Field("median_days_to_decision", r->median_days);
@@ -341,6 +342,7 @@ int SimulateCommand(const RolloutFlags& f) {
   std::printf("  inconclusive  %4d  (%.3f; %d by sample ratio mismatch)\n", r->inconclusive, r->inconclusive / n,
               r->sample_ratio_flags);
   std::printf("  undecided     %4d\n", r->undecided);
+  std::printf("  chi2 at srm_p alone would have flagged %d (%.3f) at some look\n", r->chi2_flags, r->chi2_flags / n);
   std::printf("  median to a decision: %.0f units, %.2f days\n", r->median_units, r->median_days);
   return 0;
 }

@@ -48,7 +48,14 @@ class SimWorld final : public RolloutWorld {
     return {e};
   }
 
-  StepData Read(const DeploymentSpec&, const RolloutPolicy&, int64_t, int64_t, std::optional<double>) override {
+  StepData Read(const DeploymentSpec&, const RolloutPolicy& policy, int64_t, int64_t, std::optional<double>) override {
+    // What χ² alone would have said at this look, for the record.
+    if (sums_[0].units >= policy.min_units && sums_[1].units >= policy.min_units) {
+      const double share = spec_->Candidate("candidate")->CurrentShare();
+      const double observed[] = {static_cast<double>(sums_[0].units), static_cast<double>(sums_[1].units)};
+      const double shares[] = {100 - share, share};
+      chi2_flagged_ = chi2_flagged_ || SampleRatioMismatch(observed, shares).p < policy.srm_p;
+    }
     StepData d;
     d.production.metric = sums_[0];
     d.candidate.metric = sums_[1];
@@ -109,6 +116,7 @@ class SimWorld final : public RolloutWorld {
   }
 
   double total_units() const { return total_units_; }
+  bool chi2_flagged() const { return chi2_flagged_; }
 
  private:
   const SimulationOptions& o_;
@@ -118,6 +126,7 @@ class SimWorld final : public RolloutWorld {
   uint64_t requests_[2] = {0, 0};
   int64_t generation_ = 1;
   double total_units_ = 0;
+  bool chi2_flagged_ = false;
 };
 
 }  // namespace
@@ -186,6 +195,7 @@ StatusOr<SimulationResult> Simulate(const SimulationOptions& o, const std::funct
         ++r.undecided;
     }
     r.sample_ratio_flags += srm;
+    r.chi2_flags += world.chi2_flagged();
     if (phase == RolloutPhase::kSuccessful || phase == RolloutPhase::kFailed) {
       r.decision_units.push_back(world.total_units());
       r.decision_days.push_back(static_cast<double>(clock.NowMillis()) / 86400e3);

@@ -45,7 +45,8 @@ struct SimulationOptions {
 struct SimulationResult {
   int experiments = 0;
   int promoted = 0, rolled_back = 0, inconclusive = 0, undecided = 0;
-  int sample_ratio_flags = 0;          // experiments held by an SRM
+  int sample_ratio_flags = 0;          // experiments held by an SRM (the sequential test, which decides)
+  int chi2_flags = 0;                  // experiments where χ² at srm_p would have flagged at some look
   std::vector<double> decision_units;  // both arms, over every step, per decided experiment
   std::vector<double> decision_days;
   double median_units = 0, median_days = 0;
