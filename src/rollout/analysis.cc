@@ -103,15 +103,17 @@ SequentialLook Test(TestMemory& memory, double estimate, double variance, double
   return look;
 }
 
-// A rate's variance, kept off zero when no event has happened yet (an arm
-// with no errors is not certain to have none).
+}  // namespace
+
 double RateVariance(double events, double n) {
   const double p = (events + 0.5) / (n + 1);
   return p * (1 - p) / n;
 }
 
-GuardrailResult Guardrail(const char* name, double margin, double a, double b, double variance, bool exposed,
-                          double alpha, TestMemory& memory) {
+namespace {}  // namespace
+
+GuardrailResult JudgeGuardrail(const char* name, double margin, double a, double b, double variance, bool exposed,
+                               double alpha, TestMemory& memory) {
   GuardrailResult g{.name = name, .margin = margin, .production = a, .candidate = b};
   if (!exposed) return g;
   // Lower is better for every guardrail: θ = B − A > margin is a regression.
@@ -125,6 +127,31 @@ GuardrailResult Guardrail(const char* name, double margin, double a, double b, d
   }
   return g;
 }
+
+std::vector<GuardrailResult> JudgeGuardrails(const RolloutPolicy& policy, const GuardrailArm& a, const GuardrailArm& b,
+                                             std::map<std::string, TestMemory>& memory) {
+  std::vector<GuardrailResult> out;
+  const auto need = static_cast<uint64_t>(policy.min_units);
+  if (policy.error_rate_margin) {
+    const double na = static_cast<double>(a.requests), nb = static_cast<double>(b.requests);
+    const bool exposed = a.requests >= need && b.requests >= need;
+    const double pa = na > 0 ? static_cast<double>(a.errors) / na : 0;
+    const double pb = nb > 0 ? static_cast<double>(b.errors) / nb : 0;
+    const double v =
+        exposed ? RateVariance(static_cast<double>(a.errors), na) + RateVariance(static_cast<double>(b.errors), nb) : 0;
+    out.push_back(JudgeGuardrail("error_rate", *policy.error_rate_margin, pa, pb, v, exposed, policy.alpha,
+                                 memory["error_rate"]));
+  }
+  if (policy.latency_p99_margin_ms) {
+    const bool exposed = a.latency_p99_ms.count >= policy.min_units && b.latency_p99_ms.count >= policy.min_units;
+    out.push_back(JudgeGuardrail("latency_p99_ms", *policy.latency_p99_margin_ms, a.latency_p99_ms.value,
+                                 b.latency_p99_ms.value, a.latency_p99_ms.variance + b.latency_p99_ms.variance, exposed,
+                                 policy.alpha, memory["latency_p99_ms"]));
+  }
+  return out;
+}
+
+namespace {
 
 // The arm's primary metric and the variance of its estimate; rmse is the
 // square root of the mean squared error (delta method: Var/(4·mse)).
@@ -163,27 +190,12 @@ Analysis Analyze(const RolloutPolicy& policy, const StepData& d, std::map<std::s
   }
   const ArmData& a = d.production;
   const ArmData& b = d.candidate;
-  const auto need = static_cast<uint64_t>(policy.min_units);
   const bool at_max = d.elapsed_s >= policy.max_duration_s;
 
   // Guardrails: judged once both arms have min_units requests (they count
   // failures, which the metric's scored predictions cannot).
-  if (policy.error_rate_margin) {
-    const double na = static_cast<double>(a.requests), nb = static_cast<double>(b.requests);
-    const bool exposed = a.requests >= need && b.requests >= need;
-    const double pa = na > 0 ? static_cast<double>(a.errors) / na : 0;
-    const double pb = nb > 0 ? static_cast<double>(b.errors) / nb : 0;
-    const double v =
-        exposed ? RateVariance(static_cast<double>(a.errors), na) + RateVariance(static_cast<double>(b.errors), nb) : 0;
-    out.guardrails.push_back(
-        Guardrail("error_rate", *policy.error_rate_margin, pa, pb, v, exposed, policy.alpha, memory["error_rate"]));
-  }
-  if (policy.latency_p99_margin_ms) {
-    const bool exposed = a.latency_p99_ms.count >= policy.min_units && b.latency_p99_ms.count >= policy.min_units;
-    out.guardrails.push_back(Guardrail("latency_p99_ms", *policy.latency_p99_margin_ms, a.latency_p99_ms.value,
-                                       b.latency_p99_ms.value, a.latency_p99_ms.variance + b.latency_p99_ms.variance,
-                                       exposed, policy.alpha, memory["latency_p99_ms"]));
-  }
+  out.guardrails = JudgeGuardrails(policy, {a.requests, a.errors, a.latency_p99_ms},
+                                   {b.requests, b.errors, b.latency_p99_ms}, memory);
   for (const auto& g : out.guardrails) {
     if (g.state != GuardrailResult::State::kFailed) continue;
     out.verdict = Verdict::kFailed;

@@ -109,6 +109,23 @@ struct Analysis {
   std::optional<SequentialLook> primary;
 };
 
+// A rate's variance, kept off zero when no event has happened yet (an arm
+// with no errors is not certain to have none).
+double RateVariance(double events, double n);
+
+// One guardrail (lower is better): B − A against `margin` by the sequential
+// test in `memory`; Waiting until `exposed`.
+GuardrailResult JudgeGuardrail(const char* name, double margin, double a, double b, double variance, bool exposed,
+                               double alpha, TestMemory& memory);
+// The policy's guardrails for two arms, each judged once both arms have
+// min_units requests (error rate) or latencies (p99).
+struct GuardrailArm {
+  uint64_t requests = 0, errors = 0;
+  QuantileEstimate latency_p99_ms;
+};
+std::vector<GuardrailResult> JudgeGuardrails(const RolloutPolicy& policy, const GuardrailArm& production,
+                                             const GuardrailArm& candidate, std::map<std::string, TestMemory>& memory);
+
 // The tests' names in `memory`: "primary", "srm", "error_rate", "latency_p99_ms".
 Analysis Analyze(const RolloutPolicy& policy, const StepData& data, std::map<std::string, TestMemory>& memory);
 

@@ -112,6 +112,20 @@ void WriteArm(JsonWriter& w, const ArmData& a, double value, double variance) {
   w.EndObject();
 }
 
+void WriteGuardrail(JsonWriter& w, const GuardrailResult& g) {
+  w.StartObject();
+  w.Field("name", g.name);
+  w.Field("margin", g.margin);
+  w.Field("production", g.production);
+  w.Field("candidate", g.candidate);
+  w.Field("state", GuardrailStateName(g.state));
+  if (g.look) {
+    w.Key("test");
+    WriteLook(w, *g.look);
+  }
+  w.EndObject();
+}
+
 std::string EvidenceJson(const RolloutState& s, const StepData& d, const Analysis& a) {
   JsonWriter w;
   w.StartObject();
@@ -138,24 +152,51 @@ std::string EvidenceJson(const RolloutState& s, const StepData& d, const Analysi
   }
   w.Key("guardrails");
   w.StartArray();
-  for (const auto& g : a.guardrails) {
-    w.StartObject();
-    w.Field("name", g.name);
-    w.Field("margin", g.margin);
-    w.Field("production", g.production);
-    w.Field("candidate", g.candidate);
-    w.Field("state", GuardrailStateName(g.state));
-    if (g.look) {
-      w.Key("test");
-      WriteLook(w, *g.look);
-    }
-    w.EndObject();
-  }
+  for (const auto& g : a.guardrails) WriteGuardrail(w, g);
   w.EndArray();
   if (a.primary) {
     w.Key("primary");
     WriteLook(w, *a.primary);
   }
+  w.EndObject();
+  return w.Take();
+}
+
+std::string ShadowEvidenceJson(const RolloutState& s, const ShadowStageData& d, const Analysis& a) {
+  const ShadowComparison& c = d.comparison;
+  JsonWriter w;
+  w.StartObject();
+  w.Field("verdict", VerdictName(a.verdict));
+  w.Field("reason", a.reason);
+  w.Field("stage", "shadow");
+  w.Field("step", s.step);
+  w.Field("elapsed_s", d.elapsed_s);
+  w.Key("shadow");
+  w.StartObject();
+  w.Field("pairs", c.pairs);
+  w.Field("compared", c.compared);
+  w.Field("disagreements", c.disagreements);
+  w.Field("disagreement_rate", c.disagreement_rate);
+  w.Key("disagreement_ci95");
+  w.StartArray();
+  w.Double(c.disagreement_lower);
+  w.Double(c.disagreement_upper);
+  w.EndArray();
+  w.Field("mean_abs_diff", c.mean_abs_diff);
+  w.Field("production_p99_ms", c.production_p99_ms.value);
+  w.Field("shadow_p99_ms", c.shadow_p99_ms.value);
+  w.Field("labeled", c.labeled);
+  w.Field("production_accuracy", c.production_accuracy);
+  w.Field("shadow_accuracy", c.shadow_accuracy);
+  w.Field("copies", d.copies);
+  w.Field("copy_errors", d.copy_errors);
+  w.Field("production_requests", d.production_requests);
+  w.Field("production_errors", d.production_errors);
+  w.EndObject();
+  w.Key("guardrails");
+  w.StartArray();
+  for (const auto& g : a.guardrails) WriteGuardrail(w, g);
+  w.EndArray();
   w.EndObject();
   return w.Take();
 }
@@ -173,6 +214,7 @@ std::string RolloutStateJson(const RolloutState& s) {
   w.Field("step", s.step);
   w.Field("steps", s.steps);
   w.Field("share", s.share);
+  w.Field("shadow_stage", s.shadow_stage);
   w.Field("started_ms", s.started_ms);
   w.Field("step_started_ms", s.step_started_ms);
   w.Field("updated_ms", s.updated_ms);
@@ -245,6 +287,9 @@ StatusOr<RolloutState> ParseRolloutState(const std::string& json) {
   s.step = static_cast<int>(integer(d, "step"));
   s.steps = static_cast<int>(integer(d, "steps"));
   s.share = num(d, "share");
+  if (auto st = d.FindMember("shadow_stage"); st != d.MemberEnd() && st->value.IsBool()) {
+    s.shadow_stage = st->value.GetBool();
+  }
   s.started_ms = integer(d, "started_ms");
   s.step_started_ms = integer(d, "step_started_ms");
   s.updated_ms = integer(d, "updated_ms");
@@ -280,7 +325,7 @@ StatusOr<RolloutState> ParseRolloutState(const std::string& json) {
     const std::string k = kind->value.GetString();
     bool known = false;
     for (auto kk : {RolloutAction::Kind::kSetWeight, RolloutAction::Kind::kPromote, RolloutAction::Kind::kRollback,
-                    RolloutAction::Kind::kPause, RolloutAction::Kind::kResume}) {
+                    RolloutAction::Kind::kPause, RolloutAction::Kind::kResume, RolloutAction::Kind::kMirror}) {
       if (RolloutActionName(kk) == k) {
         action.kind = kk;
         known = true;
@@ -413,6 +458,8 @@ bool RolloutController::Reconcile(const RolloutWorld::Endpoint& e, RolloutState&
       StartStep(s, at, steps[static_cast<size_t>(at)], now_ms);
       s.reason = "started at step " + std::to_string(at + 1);
       (void)Persist(s);
+    } else if (c->mode == VariantMode::kCanary && policy.shadow_first) {
+      StartShadowStage(s, policy.shadow_first->share, "started", now_ms);
     } else if (c->mode == VariantMode::kCanary) {
       StartStep(s, 0, steps[0], now_ms);
       s.reason = "started: to the first step";
@@ -443,6 +490,12 @@ bool RolloutController::Reconcile(const RolloutWorld::Endpoint& e, RolloutState&
     (void)Persist(s);
     return false;  // the spec changes with it; the next tick sees the new one
   }
+  if (!s.shadow_stage && c->mirror > 0) {
+    // The shadow stage is over (or was cut short): no more copies.
+    (void)Act(s, {.kind = RolloutAction::Kind::kMirror, .candidate = s.candidate, .share = 0.0}, kActor,
+              "the shadow stage is over");
+    return false;
+  }
   if (Ended(s.phase)) return false;
   if (spec.paused || spec.kill_switch) {
     if (s.phase != RolloutPhase::kPaused) {
@@ -466,6 +519,7 @@ bool RolloutController::Reconcile(const RolloutWorld::Endpoint& e, RolloutState&
       return false;
     }
     const std::vector<double> steps = StepsOf(*c);
+    s.shadow_stage = false;
     StartStep(s, at, steps[static_cast<size_t>(at)], now_ms);
     s.reason = "moved to step " + std::to_string(at + 1) + " outside the controller: the analysis starts again";
     (void)Persist(s);
@@ -478,6 +532,7 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   const DeploymentSpec& spec = *e.spec;
   const RolloutPolicy& policy = *spec.rollout;
   const Variant& c = *spec.Candidate(policy.candidate);
+  if (s.shadow_stage) return AnalyseShadowStage(e, s, now_ms);
   StepData d = world_.Read(spec, policy, s.step_started_ms, now_ms, s.label_cutoff_s);
   if (d.label_cutoff_s && (!s.label_cutoff_s || *s.label_cutoff_s < *d.label_cutoff_s)) {
     s.label_cutoff_s = d.label_cutoff_s;
@@ -488,41 +543,13 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   d.candidate.share = c.CurrentShare();
   d.elapsed_s = (now_ms - s.step_started_ms) / 1000;
   d.last_step = s.step + 1 >= s.steps;
-  // The frontend's counters restart with every spec change and with the
-  // process; what the step has seen is summed across those restarts.
-  const bool restarted = e.generation != s.counts_generation;
-  s.counts_generation = e.generation;
-  for (auto [role, variant, arm] : {std::tuple{"production", std::string("production"), &d.production},
-                                    std::tuple{"candidate", c.name, &d.candidate}}) {
-    RolloutState::Count& k = s.counts[role];
-    auto it = e.counts.find(variant);
-    const RolloutWorld::Counts now = it == e.counts.end() ? RolloutWorld::Counts{} : it->second;
-    if (restarted || now.requests < k.seen_requests || now.errors < k.seen_errors) {
-      k.seen_requests = k.seen_errors = 0;
-    }
-    k.requests += now.requests - k.seen_requests;
-    k.errors += now.errors - k.seen_errors;
-    k.seen_requests = now.requests;
-    k.seen_errors = now.errors;
-    arm->requests = k.requests;
-    arm->errors = k.errors;
-  }
+  const auto [production, candidate] = CountArms(e, s, c.name);
+  d.production.requests = production.requests;
+  d.production.errors = production.errors;
+  d.candidate.requests = candidate.requests;
+  d.candidate.errors = candidate.errors;
   const Analysis a = Analyze(policy, d, s.memory);
-  s.last_analysis_ms = now_ms;
-  ++s.analyses;
-  s.last_verdict = std::string(VerdictName(a.verdict));
-  s.reason = a.reason;
-  const Status stored = store_.AppendRolloutAnalysis({.time_ms = now_ms,
-                                                      .endpoint = s.endpoint,
-                                                      .candidate = s.candidate,
-                                                      .step = s.step,
-                                                      .verdict = s.last_verdict,
-                                                      .evidence = EvidenceJson(s, d, a)});
-  if (!stored.ok())
-    spdlog::error("event=rollout_analysis_not_stored endpoint={} error={}", s.endpoint, stored.message());
-  if (analyses_total_) analyses_total_->WithLabels({s.endpoint, s.last_verdict}).Inc();
-  spdlog::info("event=rollout_analysis endpoint={} candidate={} step={}/{} verdict={} reason=\"{}\"", s.endpoint,
-               s.candidate, s.step + 1, s.steps, s.last_verdict, a.reason);
+  Record(s, a, EvidenceJson(s, d, a), now_ms);
 
   const std::string detail = fmt::format("{} at step {}/{}: {}", s.last_verdict, s.step + 1, s.steps, a.reason);
   auto rollback = [&] {
@@ -572,6 +599,105 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
     return;
   }
   (void)Act(s, {.kind = RolloutAction::Kind::kPromote, .candidate = s.candidate}, kActor, detail);
+}
+
+std::pair<RolloutWorld::Counts, RolloutWorld::Counts> RolloutController::CountArms(const RolloutWorld::Endpoint& e,
+                                                                                   RolloutState& s,
+                                                                                   const std::string& candidate) {
+  // The frontend's counters restart with every spec change and with the
+  // process; what the step has seen is summed across those restarts.
+  const bool restarted = e.generation != s.counts_generation;
+  s.counts_generation = e.generation;
+  RolloutWorld::Counts out[2];
+  int i = 0;
+  for (auto [role, variant] : {std::pair{"production", std::string("production")}, {"candidate", candidate}}) {
+    RolloutState::Count& k = s.counts[role];
+    auto it = e.counts.find(variant);
+    const RolloutWorld::Counts now = it == e.counts.end() ? RolloutWorld::Counts{} : it->second;
+    if (restarted || now.requests < k.seen_requests || now.errors < k.seen_errors) {
+      k.seen_requests = k.seen_errors = 0;
+    }
+    k.requests += now.requests - k.seen_requests;
+    k.errors += now.errors - k.seen_errors;
+    k.seen_requests = now.requests;
+    k.seen_errors = now.errors;
+    out[i++] = {.requests = k.requests, .errors = k.errors};
+  }
+  return {out[0], out[1]};
+}
+
+void RolloutController::Record(RolloutState& s, const Analysis& a, const std::string& evidence, int64_t now_ms) {
+  s.last_analysis_ms = now_ms;
+  ++s.analyses;
+  s.last_verdict = std::string(VerdictName(a.verdict));
+  s.reason = a.reason;
+  const Status stored = store_.AppendRolloutAnalysis({.time_ms = now_ms,
+                                                      .endpoint = s.endpoint,
+                                                      .candidate = s.candidate,
+                                                      .step = s.step,
+                                                      .verdict = s.last_verdict,
+                                                      .evidence = evidence});
+  if (!stored.ok())
+    spdlog::error("event=rollout_analysis_not_stored endpoint={} error={}", s.endpoint, stored.message());
+  if (analyses_total_) analyses_total_->WithLabels({s.endpoint, s.last_verdict}).Inc();
+  spdlog::info("event=rollout_analysis endpoint={} candidate={} step={}/{} verdict={} reason=\"{}\"", s.endpoint,
+               s.candidate, s.step + 1, s.steps, s.last_verdict, a.reason);
+}
+
+void RolloutController::StartShadowStage(RolloutState& s, double share, const std::string& why, int64_t now_ms) {
+  s.shadow_stage = true;
+  StartStep(s, -1, 0, now_ms);
+  s.phase = RolloutPhase::kProgressing;
+  s.reason = fmt::format("{}: the shadow stage, copies of {}% of the requests", why, share);
+  (void)Act(s, {.kind = RolloutAction::Kind::kMirror, .candidate = s.candidate, .share = share}, kActor, s.reason);
+}
+
+void RolloutController::AnalyseShadowStage(const RolloutWorld::Endpoint& e, RolloutState& s, int64_t now_ms) {
+  const DeploymentSpec& spec = *e.spec;
+  const RolloutPolicy& policy = *spec.rollout;
+  const Variant& c = *spec.Candidate(policy.candidate);
+  ShadowStageData d;
+  auto comparison = world_.CompareShadow(spec, c.name, s.step_started_ms, now_ms);
+  if (comparison.ok()) {
+    d.comparison = std::move(*comparison);
+  } else {
+    d.missing = comparison.status().message();
+  }
+  const auto [production, copies] = CountArms(e, s, c.name);
+  d.production_requests = production.requests;
+  d.production_errors = production.errors;
+  d.copies = copies.requests;
+  d.copy_errors = copies.errors;
+  d.elapsed_s = (now_ms - s.step_started_ms) / 1000;
+  const Analysis a = AnalyzeShadowStage(policy, d, s.memory);
+  Record(s, a, ShadowEvidenceJson(s, d, a), now_ms);
+  const std::string detail = fmt::format("{} in the shadow stage: {}", s.last_verdict, a.reason);
+  switch (a.verdict) {
+    case Verdict::kRunning:
+      s.errors_in_a_row = 0;
+      s.phase = RolloutPhase::kProgressing;
+      (void)Persist(s);
+      return;
+    case Verdict::kError:
+      s.phase = ++s.errors_in_a_row < policy.max_errors ? RolloutPhase::kError : RolloutPhase::kInconclusive;
+      (void)Persist(s);
+      return;
+    case Verdict::kInconclusive:
+      s.phase = RolloutPhase::kInconclusive;
+      (void)Persist(s);
+      return;
+    case Verdict::kFailed:
+      s.phase = RolloutPhase::kFailed;
+      s.shadow_stage = false;
+      (void)Act(s, {.kind = RolloutAction::Kind::kRollback, .candidate = s.candidate}, kActor, detail);
+      return;
+    case Verdict::kSuccessful:
+      break;
+  }
+  s.shadow_stage = false;
+  StartStep(s, 0, StepsOf(c)[0], now_ms);
+  s.phase = RolloutPhase::kProgressing;
+  (void)Act(s, MoveTo(s, 0), kActor, detail);  // the mirror is switched off at the next tick
 }
 
 Status RolloutController::Persist(RolloutState& s) {
@@ -664,6 +790,7 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
         const int next = s.step + 1;
         const RolloutState before = s;
         const RolloutAction move = MoveTo(s, next);
+        s.shadow_stage = false;  // from the shadow stage, the first step
         StartStep(s, next, StepsOf(*c)[static_cast<size_t>(next)], now_ms);
         s.phase = RolloutPhase::kProgressing;
         s.reason = "promoted to step " + std::to_string(next + 1) + " " + by;
@@ -686,6 +813,11 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
     case RolloutCommand::kRetry: {
       if (!c) return FailedPrecondition("the candidate '" + s.candidate + "' is no longer in the spec");
       const std::vector<double> steps = StepsOf(*c);
+      if ((s.phase == RolloutPhase::kFailed || SpecStep(*c) < 0) && spec->rollout && spec->rollout->shadow_first &&
+          c->mode == VariantMode::kCanary) {
+        StartShadowStage(s, spec->rollout->shadow_first->share, "retried " + by, now_ms);
+        break;
+      }
       if (s.phase == RolloutPhase::kFailed || SpecStep(*c) < 0) {
         // From the first step: the candidate was rolled back.
         const double share = c->mode == VariantMode::kAb ? s.share : steps[0];

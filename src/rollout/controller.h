@@ -49,6 +49,7 @@
 #include "monitoring/metrics.h"
 #include "rollout/analysis.h"
 #include "rollout/rollout.h"
+#include "rollout/shadow_comparison.h"
 #include "routing/deployment_spec.h"
 #include "store/store.h"
 
@@ -79,6 +80,10 @@ class RolloutWorld {
                         std::optional<double> min_cutoff_s) = 0;
   virtual Status Apply(const std::string& endpoint, const RolloutAction& action, const std::string& actor,
                        const std::string& detail) = 0;
+  // The candidate's shadow copies (its mirror) against production's answers
+  // to the same requests since `since_ms` (the shadow stage).
+  virtual StatusOr<ShadowComparison> CompareShadow(const DeploymentSpec& spec, const std::string& candidate,
+                                                   int64_t since_ms, int64_t now_ms) = 0;
 };
 
 enum class RolloutPhase { kProgressing, kPaused, kSuccessful, kFailed, kInconclusive, kError };
@@ -91,9 +96,10 @@ struct RolloutState {
   std::string endpoint, candidate, model;
   int64_t version = 0;
   RolloutPhase phase = RolloutPhase::kProgressing;
-  int step = 0;      // index into the candidate's steps (an ab candidate has one)
-  int steps = 1;     // how many
-  double share = 0;  // the candidate's share at the step, percent
+  int step = 0;               // index into the candidate's steps (an ab candidate has one); -1 in the shadow stage
+  bool shadow_stage = false;  // shadow_first: copies only, before the first step
+  int steps = 1;              // how many
+  double share = 0;           // the candidate's share at the step, percent
   int64_t started_ms = 0, step_started_ms = 0, updated_ms = 0;
   int64_t last_analysis_ms = 0;
   int64_t analyses = 0;  // at this step
@@ -158,6 +164,14 @@ class RolloutController {
   // Brings `state` in line with the spec; false when there is no rollout to analyse now.
   bool Reconcile(const RolloutWorld::Endpoint& e, RolloutState& state, int64_t now_ms) REQUIRES(mu_);
   void Analyse(const RolloutWorld::Endpoint& e, RolloutState& state, int64_t now_ms) REQUIRES(mu_);
+  void AnalyseShadowStage(const RolloutWorld::Endpoint& e, RolloutState& state, int64_t now_ms) REQUIRES(mu_);
+  // The frontend's counts of production and the candidate at this step.
+  std::pair<RolloutWorld::Counts, RolloutWorld::Counts> CountArms(const RolloutWorld::Endpoint& e, RolloutState& state,
+                                                                  const std::string& candidate) REQUIRES(mu_);
+  // Records one analysis (store, metrics, log).
+  void Record(RolloutState& state, const Analysis& a, const std::string& evidence, int64_t now_ms) REQUIRES(mu_);
+  // Starts the shadow stage: copies of `share`% of the requests.
+  void StartShadowStage(RolloutState& state, double share, const std::string& why, int64_t now_ms) REQUIRES(mu_);
   // Persists `state` with `action` pending, applies it, persists again.
   Status Act(RolloutState& state, const RolloutAction& action, const std::string& actor, const std::string& detail)
       REQUIRES(mu_);

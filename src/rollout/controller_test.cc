@@ -53,8 +53,17 @@ class FakeWorld final : public RolloutWorld {
     counts.clear();
     return Status::Ok();
   }
+  StatusOr<ShadowComparison> CompareShadow(const DeploymentSpec&, const std::string& name, int64_t since_ms,
+                                           int64_t) override {
+    EXPECT_EQ(name, "v2");
+    last_since_ms = since_ms;
+    if (!shadow) return FailedPrecondition("no shadow data in this test");
+    return shadow();
+  }
   const DeploymentSpec& spec() const { return *spec_; }
   const Variant* candidate() const { return spec_->Candidate("v2"); }
+
+  std::function<ShadowComparison()> shadow;
 
   std::function<StepData(const DeploymentSpec&, int64_t)> data;
   std::map<std::string, Counts> counts;
@@ -396,6 +405,61 @@ TEST(RolloutController, MetricsShowThePhaseAndStep) {
   EXPECT_NE(text.find("vigil_rollout_phase{endpoint=\"ep\",phase=\"Progressing\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("vigil_rollout_step{endpoint=\"ep\"} 1"), std::string::npos);
   EXPECT_NE(text.find("vigil_rollout_analyses_total{endpoint=\"ep\",verdict=\"Running\"} 1"), std::string::npos);
+}
+
+TEST(RolloutController, TheShadowStageComparesCopiesBeforeTheFirstStep) {
+  std::string yaml = kCanary;
+  yaml += "  shadow_first: {min_units: 500, max_disagreement: 0.05, share: 100}\n";
+  Harness h(yaml);
+  int compared = 100, disagreements = 0;
+  h.world.shadow = [&] {
+    ShadowComparison c;
+    c.compared = c.pairs = compared;
+    c.disagreements = disagreements;
+    c.disagreement_rate = static_cast<double>(disagreements) / compared;
+    std::tie(c.disagreement_lower, c.disagreement_upper) = WilsonInterval(disagreements, compared);
+    return c;
+  };
+  h.world.data = ByShare(0.80, 0.80, 4000);
+  h.controller->Tick(h.clock.NowMillis());
+  EXPECT_TRUE(h.State().shadow_stage);
+  EXPECT_EQ(h.world.candidate()->step, -1) << "no user sees it yet";
+  EXPECT_EQ(h.world.candidate()->mirror, 100) << "it gets copies";
+  h.Step();
+  EXPECT_NE(h.State().reason.find("100 of 500 requests compared"), std::string::npos) << h.State().reason;
+  compared = 2000;
+  h.Step(120'000);  // past min_duration_s
+  EXPECT_FALSE(h.State().shadow_stage) << h.State().reason;
+  EXPECT_EQ(h.world.candidate()->step, 0) << "the stage passed: the first step";
+  h.controller->Tick(h.clock.NowMillis());
+  EXPECT_EQ(h.world.candidate()->mirror, 0) << "and the copies stop";
+  auto analyses = h.store->RolloutAnalyses("ep", 10);
+  ASSERT_FALSE(analyses->empty());
+  EXPECT_NE(analyses->back().evidence.find("\"stage\":\"shadow\""), std::string::npos);
+}
+
+TEST(RolloutController, AShadowThatDisagreesTooOftenNeverReachesUsers) {
+  std::string yaml = kCanary;
+  yaml += "  shadow_first: {min_units: 500, max_disagreement: 0.05}\n";
+  Harness h(yaml);
+  h.world.shadow = [] {
+    ShadowComparison c;
+    c.compared = c.pairs = 1000;
+    c.disagreements = 200;
+    c.disagreement_rate = 0.2;
+    std::tie(c.disagreement_lower, c.disagreement_upper) = WilsonInterval(200, 1000);
+    return c;
+  };
+  h.controller->Tick(h.clock.NowMillis());
+  h.Step();
+  EXPECT_EQ(h.State().phase, RolloutPhase::kFailed);
+  EXPECT_NE(h.State().reason.find("disagrees with production too often"), std::string::npos) << h.State().reason;
+  EXPECT_EQ(h.world.candidate()->mirror, 0) << "the rollback stops the copies";
+  EXPECT_EQ(h.world.candidate()->step, -1);
+  // retry starts the shadow stage again.
+  ASSERT_TRUE(h.controller->Command("ep", RolloutCommand::kRetry, "alice").ok());
+  EXPECT_TRUE(h.State().shadow_stage);
+  EXPECT_EQ(h.world.candidate()->mirror, 100);
 }
 
 // The simulator runs this controller on synthetic arms; a few quick runs

@@ -35,6 +35,8 @@ std::string_view RolloutActionName(RolloutAction::Kind kind) {
       return "pause";
     case RolloutAction::Kind::kResume:
       return "resume";
+    case RolloutAction::Kind::kMirror:
+      return "mirror";
   }
   return "?";
 }
@@ -128,7 +130,20 @@ Status Rollback(DeploymentSpec& spec, const RolloutAction& a) {
     if (!a.candidate.empty() && c.name != a.candidate) continue;
     if (c.mode == VariantMode::kCanary) c.step = -1;
     if (c.mode == VariantMode::kAb) c.share = 0;
+    c.mirror = 0;
   }
+  return Status::Ok();
+}
+
+Status Mirror(DeploymentSpec& spec, const RolloutAction& a) {
+  VIGIL_ASSIGN_OR_RETURN(Variant * c, Find(spec, a.candidate, "mirror"));
+  if (c->mode == VariantMode::kShadow) {
+    return FailedPrecondition("mirror: '" + c->name + "' is a shadow already (its share is what it gets)");
+  }
+  if (!a.share || !(*a.share >= 0 && *a.share <= 100)) {
+    return InvalidArgument("mirror: share must be 0 to 100");
+  }
+  c->mirror = *a.share;
   return Status::Ok();
 }
 
@@ -148,6 +163,8 @@ Status ApplyRolloutAction(DeploymentSpec& spec, const RolloutAction& action) {
     case RolloutAction::Kind::kResume:
       spec.paused = false;
       return Status::Ok();
+    case RolloutAction::Kind::kMirror:
+      return Mirror(spec, action);
   }
   return InvalidArgument("unknown rollout action");
 }
@@ -159,7 +176,10 @@ std::string DescribeCandidate(const Variant& c) {
     case VariantMode::kAb:
       return fmt::format("share {}%", c.share);
     case VariantMode::kCanary:
-      if (c.step < 0) return fmt::format("waiting (step 0/{})", c.steps.size());
+      if (c.step < 0) {
+        return c.mirror > 0 ? fmt::format("shadow stage {}% (step 0/{})", c.mirror, c.steps.size())
+                            : fmt::format("waiting (step 0/{})", c.steps.size());
+      }
       return fmt::format("step {}/{} ({}%)", c.step + 1, c.steps.size(), c.steps[c.step]);
     case VariantMode::kProduction:
       break;

@@ -19,7 +19,8 @@
 //   action                 from               to             precondition
 //   set_weight(c, w)       waiting|progressing  by w          not paused; c not a shadow; w in range
 //   promote(c)             waiting|progressing  (c is production) not paused; c not a shadow
-//   rollback(c | all)      any                waiting        none: a rollback is never refused
+//   mirror(c, m)           waiting|progressing  copies m%     c not a shadow; m in range (the shadow stage)
+//   rollback(c | all)      any                waiting        none: a rollback is never refused (its mirror goes too)
 //   pause                  not paused         paused         none (pausing twice is a no-op)
 //   resume                 paused             not paused     none (resuming twice is a no-op)
 //
@@ -42,13 +43,13 @@ std::string_view CandidateStateName(CandidateState state);
 CandidateState StateOf(const Variant& candidate);
 
 struct RolloutAction {
-  enum class Kind { kSetWeight, kPromote, kRollback, kPause, kResume };
+  enum class Kind { kSetWeight, kPromote, kRollback, kPause, kResume, kMirror };
   Kind kind = Kind::kPause;
   // The candidate; for promote, empty = the only ab/canary candidate; for
   // rollback, empty = every candidate.
   std::string candidate{};
   std::optional<int> step{};      // set_weight of a canary: an index into its steps, -1 = none
-  std::optional<double> share{};  // set_weight of an ab candidate: percent
+  std::optional<double> share{};  // set_weight of an ab candidate, mirror: percent
 };
 std::string_view RolloutActionName(RolloutAction::Kind kind);
 

@@ -45,6 +45,15 @@ Status ServingRolloutWorld::Apply(const std::string& endpoint, const RolloutActi
                              {actor, "rollout " + std::string(RolloutActionName(action.kind)), detail});
 }
 
+StatusOr<ShadowComparison> ServingRolloutWorld::CompareShadow(const DeploymentSpec& spec, const std::string& candidate,
+                                                              int64_t since_ms, int64_t now_ms) {
+  if (!store_) {
+    return FailedPrecondition(
+        "the server keeps no prediction log (start vigil serve with --data-dir and prediction logging on)");
+  }
+  return vigil::CompareShadow(*store_, spec.endpoint, candidate, since_ms, now_ms, kMaxScanned);
+}
+
 StepData ReadStep(FeedbackStore& store, const DeploymentSpec& spec, const RolloutPolicy& policy, int64_t since_ms,
                   int64_t now_ms, std::optional<double> min_cutoff_s, int64_t limit) {
   StepData d;

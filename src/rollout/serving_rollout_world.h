@@ -26,6 +26,8 @@ class ServingRolloutWorld final : public RolloutWorld {
                 std::optional<double> min_cutoff_s) override;
   Status Apply(const std::string& endpoint, const RolloutAction& action, const std::string& actor,
                const std::string& detail) override;
+  StatusOr<ShadowComparison> CompareShadow(const DeploymentSpec& spec, const std::string& candidate, int64_t since_ms,
+                                           int64_t now_ms) override;
 
  private:
   Deployments& deployments_;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "monitoring/quality.h"
 
 namespace vigil {
@@ -21,6 +23,15 @@ double Median(std::vector<double>& v) {
 }
 
 }  // namespace
+
+std::pair<double, double> WilsonInterval(double successes, double n) {
+  if (!(n > 0)) return {0, 1};
+  const double z = 1.959964, p = successes / n;
+  const double centre = p + z * z / (2 * n);
+  const double spread = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n));
+  const double scale = 1 + z * z / n;
+  return {std::max(0.0, (centre - spread) / scale), std::min(1.0, (centre + spread) / scale)};
+}
 
 StatusOr<ShadowComparison> CompareShadow(FeedbackStore& store, const std::string& endpoint, const std::string& shadow,
                                          int64_t from_ms, int64_t to_ms, int64_t limit) {
@@ -85,6 +96,66 @@ StatusOr<ShadowComparison> CompareShadow(FeedbackStore& store, const std::string
     c.accuracy_ci_high = c.accuracy_difference + half;
   }
   return c;
+}
+
+Analysis AnalyzeShadowStage(const RolloutPolicy& policy, const ShadowStageData& d,
+                            std::map<std::string, TestMemory>& memory) {
+  Analysis out;
+  if (!d.missing.empty()) {
+    out.verdict = Verdict::kError;
+    out.reason = "data missing: " + d.missing;
+    return out;
+  }
+  const RolloutPolicy::ShadowStage stage = policy.shadow_first.value_or(RolloutPolicy::ShadowStage{});
+  const ShadowComparison& c = d.comparison;
+  const bool at_max = d.elapsed_s >= policy.max_duration_s;
+  out.guardrails = JudgeGuardrails(policy, {d.production_requests, d.production_errors, c.production_p99_ms},
+                                   {d.copies, d.copy_errors, c.shadow_p99_ms}, memory);
+  for (const auto& g : out.guardrails) {
+    if (g.state != GuardrailResult::State::kFailed) continue;
+    out.verdict = Verdict::kFailed;
+    out.reason = fmt::format(
+        "shadow stage: guardrail {} is worse by more than the margin {} (production {:.6g}, "
+        "shadow {:.6g})",
+        g.name, g.margin, g.production, g.candidate);
+    return out;
+  }
+  const std::string evidence = fmt::format(
+      "{} of {} compared requests disagree ({:.4g}, 95% [{:.4g}, {:.4g}], max {}); mean score difference {:.4g}",
+      c.disagreements, c.compared, c.disagreement_rate, c.disagreement_lower, c.disagreement_upper,
+      stage.max_disagreement, c.mean_abs_diff);
+  if (c.labeled >= policy.min_units && c.accuracy_ci_high < 0) {
+    out.verdict = Verdict::kFailed;
+    out.reason = fmt::format(
+        "shadow stage: on the labels of the same requests the candidate is worse (accuracy {:.4g} against {:.4g}, "
+        "difference in [{:.4g}, {:.4g}])",
+        c.shadow_accuracy, c.production_accuracy, c.accuracy_ci_low, c.accuracy_ci_high);
+    return out;
+  }
+  if (c.compared < stage.min_units) {
+    out.reason = fmt::format("shadow stage: {} of {} requests compared so far", c.compared, stage.min_units);
+    if (at_max) out.verdict = Verdict::kInconclusive;
+    return out;
+  }
+  if (c.disagreement_lower > stage.max_disagreement) {
+    out.verdict = Verdict::kFailed;
+    out.reason = "shadow stage: disagrees with production too often: " + evidence;
+    return out;
+  }
+  std::string waiting;
+  if (c.disagreement_upper > stage.max_disagreement) waiting = "the disagreement is not yet shown below the limit";
+  for (const auto& g : out.guardrails) {
+    if (waiting.empty() && g.state != GuardrailResult::State::kSafe) waiting = "guardrail " + g.name + " not yet safe";
+  }
+  if (waiting.empty() && d.elapsed_s < policy.min_duration_s) waiting = "waiting for min_duration_s";
+  if (!waiting.empty()) {
+    out.reason = "shadow stage: " + waiting + ": " + evidence;
+    if (at_max) out.verdict = Verdict::kInconclusive;
+    return out;
+  }
+  out.verdict = Verdict::kSuccessful;
+  out.reason = "shadow stage passed: " + evidence;
+  return out;
 }
 
 }  // namespace vigil

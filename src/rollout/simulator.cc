@@ -76,6 +76,10 @@ class SimWorld final : public RolloutWorld {
     return Status::Ok();
   }
 
+  StatusOr<ShadowComparison> CompareShadow(const DeploymentSpec&, const std::string&, int64_t, int64_t) override {
+    return FailedPrecondition("the simulator has no shadow stage");
+  }
+
   // Units arriving over `seconds` at the current share.
   void Arrive(double seconds) {
     const Variant* c = spec_->Candidate("candidate");
@@ -146,6 +150,7 @@ StatusOr<SimulationResult> Simulate(const SimulationOptions& o, const std::funct
   opts.policy.metric.higher_is_better = true;
   opts.policy.error_rate_margin.reset();  // the simulated arms never fail a request
   opts.policy.latency_p99_margin_ms.reset();
+  opts.policy.shadow_first.reset();  // it has no shadow copies
   // Thousands of analyses a second: the log would be the run's cost.
   const spdlog::level::level_enum level = spdlog::get_level();
   spdlog::set_level(spdlog::level::warn);

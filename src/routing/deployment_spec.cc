@@ -164,7 +164,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
     RequireListSize(cs, "candidates", kMaxCandidates);
     for (size_t i = 0; i < cs.size(); ++i) {
       const std::string f = "candidates[" + std::to_string(i) + "]";
-      Variant v = ReadModelRef(cs[i], f, {"name", "mode", "share", "steps", "step"});
+      Variant v = ReadModelRef(cs[i], f, {"name", "mode", "share", "steps", "step", "mirror"});
       if (!cs[i]["name"]) throw ConfigError{f + ".name", "a name for the variant"};
       v.name = ReadString(cs[i]["name"], f + ".name");
       if (!ValidName(v.name) || v.name == "production") {
@@ -206,6 +206,12 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
         if (cs[i]["steps"] || cs[i]["step"]) throw ConfigError{f + ".steps", "steps only for mode canary"};
         if (!cs[i]["share"]) throw ConfigError{f + ".share", "the percent of traffic, 0 to 100"};
         v.share = ReadPercent(cs[i]["share"], f + ".share");
+      }
+      if (cs[i]["mirror"]) {
+        if (v.mode == VariantMode::kShadow) {
+          throw ConfigError{f + ".mirror", "no mirror for a shadow: its share is the copies it gets"};
+        }
+        v.mirror = ReadPercent(cs[i]["mirror"], f + ".mirror");
       }
       spec.candidates.push_back(std::move(v));
     }
@@ -376,13 +382,14 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
     const Variant& c = spec.candidates[i];
     const std::string field = "candidates[" + std::to_string(i) + "]";
     VIGIL_RETURN_IF_ERROR(check(c, field));
-    if (c.mode == VariantMode::kShadow) {
+    if (c.mode == VariantMode::kShadow || c.mirror > 0) {
       auto [it, fresh] = shadows.emplace(std::make_pair(c.model, c.version), c.name);
       if (!fresh) {
         return InvalidArgument(where + "field '" + field + "': '" + c.name + "' and '" + it->second +
-                               "' both shadow model '" + c.model + "'" + VersionText(c) + "; one shadow per variant");
+                               "' both shadow model '" + c.model + "'" + VersionText(c) +
+                               " (a mirror counts as a shadow); one shadow per variant");
       }
-      continue;
+      if (c.mode == VariantMode::kShadow) continue;
     }
     total += c.MaxShare();
     parts += fmt::format("{}{} {}%", parts.empty() ? "" : " + ", c.name, c.MaxShare());
@@ -410,6 +417,10 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
     if (c->mode == VariantMode::kShadow) {
       return InvalidArgument(where + "field 'rollout.candidate': '" + c->name +
                              "' is a shadow; a rollout moves an ab or canary candidate");
+    }
+    if (spec.rollout->shadow_first && c->mode != VariantMode::kCanary) {
+      return InvalidArgument(where + "field 'rollout.shadow_first': '" + c->name +
+                             "' is an ab candidate; the shadow stage ends at a canary's first step");
     }
   }
   return Status::Ok();
@@ -527,6 +538,7 @@ void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out) {
       } else {
         field("share").Double(c.share);
       }
+      if (c.mirror > 0) field("mirror").Double(c.mirror);
       out.EndMap();
     }
     out.EndList();

@@ -20,6 +20,7 @@
 //     - {name: v2, model: breast_cancer_mlp, version: 2, mode: ab, share: 10}
 //     - {name: next, model: breast_cancer_xgb, mode: canary, steps: [1, 5, 25, 50], step: 0}
 //     - {name: mirror, model: breast_cancer_mlp_onnx, mode: shadow, share: 20}
+//     - {name: v3, model: breast_cancer_mlp, version: 3, mode: canary, steps: [5, 50], mirror: 100}  # copies only
 //   flags:
 //     - name: beta
 //       variant: v2
@@ -84,6 +85,10 @@ struct Variant {
   double share = 0;           // ab, shadow: percent of traffic
   std::vector<double> steps;  // canary: the shares it goes through, ascending
   int step = -1;              // canary: index into steps; -1 = 0%
+  // ab, canary: the percent of requests also copied to it as to a shadow
+  // (answer recorded, never returned) — the rollout's shadow stage, before
+  // it answers any traffic. 0 = none.
+  double mirror = 0;
 
   // The share of traffic it gets now (canary: steps[step]).
   double CurrentShare() const;

@@ -43,7 +43,7 @@ std::string RolloutMetricNames() {
 RolloutPolicy ReadRolloutPolicy(const YAML::Node& node, const std::string& field) {
   RequireMap(node, field,
              {"candidate", "interval_s", "min_units", "min_duration_s", "max_duration_s", "metric", "alpha",
-              "guardrails", "srm_p", "on_success", "on_inconclusive", "max_errors"});
+              "guardrails", "srm_p", "on_success", "on_inconclusive", "max_errors", "shadow_first"});
   const auto f = [&](const char* key) { return field + "." + key; };
   RolloutPolicy p;
   if (!node["candidate"]) throw ConfigError{f("candidate"), "the name of the ab or canary candidate to roll out"};
@@ -109,6 +109,17 @@ RolloutPolicy ReadRolloutPolicy(const YAML::Node& node, const std::string& field
     p.rollback_on_inconclusive = s == "rollback";
   }
   if (node["max_errors"]) p.max_errors = ReadInt(node["max_errors"], f("max_errors"), 1, 10000);
+  if (const YAML::Node sf = node["shadow_first"]) {
+    const std::string sff = f("shadow_first");
+    RequireMap(sf, sff, {"min_units", "max_disagreement", "share"});
+    RolloutPolicy::ShadowStage stage;
+    if (sf["min_units"]) stage.min_units = ReadInt(sf["min_units"], sff + ".min_units", 2, RolloutPolicy::kMaxUnits);
+    if (sf["max_disagreement"]) {
+      stage.max_disagreement = ReadDouble(sf["max_disagreement"], sff + ".max_disagreement", 0, 1);
+    }
+    if (sf["share"]) stage.share = ReadDouble(sf["share"], sff + ".share", 0.01, 100);
+    p.shadow_first = stage;
+  }
   return p;
 }
 
@@ -143,6 +154,13 @@ void WriteRolloutPolicy(const RolloutPolicy& p, SpecWriter& out) {
   field("on_success").String(p.promote_on_success ? "promote" : "hold");
   field("on_inconclusive").String(p.rollback_on_inconclusive ? "rollback" : "hold");
   field("max_errors").Int(p.max_errors);
+  if (const auto& sf = p.shadow_first) {
+    field("shadow_first").BeginMap(true);
+    field("min_units").Int(sf->min_units);
+    field("max_disagreement").Double(sf->max_disagreement);
+    field("share").Double(sf->share);
+    out.EndMap();
+  }
   out.EndMap();
 }
 

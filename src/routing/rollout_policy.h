@@ -18,6 +18,8 @@
 //     on_success: promote           # or hold (at the last step)
 //     on_inconclusive: hold         # or rollback
 //     max_errors: 10                # analyses in a row without data, then Inconclusive
+//     shadow_first: {min_units: 5000, max_disagreement: 0.05, share: 100}
+//                                   # optional stage 0: copies only, compared with production
 //
 // The primary metric is a mean of one value per scored prediction, so it
 // aggregates per unit (routing key) by the delta method: accuracy (0/1
@@ -71,6 +73,17 @@ struct RolloutPolicy {
   bool promote_on_success = true;         // on_success: promote | hold
   bool rollback_on_inconclusive = false;  // on_inconclusive: hold | rollback
   int64_t max_errors = 10;
+  // Before its first step the candidate gets copies of `share`% of the
+  // requests (a mirror) and is compared with production on them; the steps
+  // start once `min_units` requests were compared, the disagreement rate is
+  // shown below `max_disagreement`, the guardrails hold and the labels do
+  // not show it worse.
+  struct ShadowStage {
+    int64_t min_units = 5000;
+    double max_disagreement = 0.05;
+    double share = 100;
+  };
+  std::optional<ShadowStage> shadow_first;
 
   // The longest a spec may ask for (a year) and the most units per arm.
   static constexpr int64_t kMaxDurationS = 365LL * 24 * 3600;

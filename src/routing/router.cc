@@ -55,9 +55,10 @@ Router::Router(std::shared_ptr<const DeploymentSpec> spec)
   uint32_t next = 0;
   for (size_t i = 0; i < spec_->candidates.size(); ++i) {
     const Variant& c = spec_->candidates[i];
-    if (c.mode == VariantMode::kShadow) {
-      shadow_salts_.emplace_back(static_cast<int>(i), "shadow:" + spec_->endpoint + ":" + c.name);
-      continue;
+    if (c.mode == VariantMode::kShadow || c.mirror > 0) {
+      shadow_salts_.push_back({static_cast<int>(i), "shadow:" + spec_->endpoint + ":" + c.name,
+                               ShareToBuckets(c.mode == VariantMode::kShadow ? c.share : c.mirror)});
+      if (c.mode == VariantMode::kShadow) continue;
     }
     const uint32_t width = ShareToBuckets(c.MaxShare());
     const uint32_t now = std::min(width, ShareToBuckets(c.CurrentShare()));
@@ -123,8 +124,8 @@ RouteDecision Router::Route(const RouteInput& in) const {
     d.reason = "kill_switch";
     return d;
   }
-  for (const auto& [index, salt] : shadow_salts_) {
-    if (Bucket(salt, key) < ShareToBuckets(s.candidates[static_cast<size_t>(index)].share)) d.shadows.push_back(index);
+  for (const ShadowCopy& c : shadow_salts_) {
+    if (Bucket(c.salt, key) < c.buckets) d.shadows.push_back(c.index);
   }
   for (size_t f = 0; f < s.flags.size(); ++f) {
     const Flag& flag = s.flags[f];
@@ -142,6 +143,7 @@ RouteDecision Router::Route(const RouteInput& in) const {
         if (s.candidates[i].name == flag.variant) d.variant = static_cast<int>(i);
       }
     }
+    std::erase(d.shadows, d.variant);  // a mirrored candidate answering it needs no copy
     return d;
   }
   if (!regions_.empty()) {
@@ -150,6 +152,7 @@ RouteDecision Router::Route(const RouteInput& in) const {
       if (b >= r.begin && b < r.end) {
         d.variant = r.candidate;
         d.reason = "split";
+        std::erase(d.shadows, d.variant);
         return d;
       }
     }

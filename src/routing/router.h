@@ -77,7 +77,12 @@ class Router {
   std::chrono::system_clock::time_point since_;
   std::string split_salt_;
   std::vector<Region> regions_;
-  std::vector<std::pair<int, std::string>> shadow_salts_;  // candidate index, salt
+  struct ShadowCopy {
+    int index;  // candidate
+    std::string salt;
+    uint32_t buckets;  // its share (a shadow's) or mirror (an ab or canary candidate's)
+  };
+  std::vector<ShadowCopy> shadow_salts_;
   std::vector<std::string> flag_salts_;
 };
 

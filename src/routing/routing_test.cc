@@ -263,6 +263,48 @@ TEST(DeploymentSpec, RolloutErrorsNameTheField) {
   }
 }
 
+TEST(Router, AMirroredCandidateGetsCopiesOfTheRequestsItDoesNotAnswer) {
+  const auto spec = Spec(R"(
+production: {model: a, version: 1}
+candidates: [{name: v2, model: a, version: 2, mode: canary, steps: [10, 50], mirror: 100}]
+)");
+  EXPECT_EQ(spec->candidates[0].mirror, 100);
+  EXPECT_NE(DeploymentSpecToYaml(*spec).find("mirror: 100"), std::string::npos);
+  Router router(spec);
+  for (int i = 0; i < 100; ++i) {
+    const RouteDecision d = router.Route(Keyed("user-" + std::to_string(i)));
+    EXPECT_EQ(d.variant, -1);
+    ASSERT_EQ(d.shadows.size(), 1u);
+    EXPECT_EQ(d.shadows[0], 0);
+  }
+  // At a step, the users it answers get no copy of their own request.
+  auto stepped = std::make_shared<DeploymentSpec>(*spec);
+  stepped->candidates[0].step = 1;
+  Router half(stepped);
+  int answered = 0;
+  for (int i = 0; i < 400; ++i) {
+    const RouteDecision d = half.Route(Keyed("user-" + std::to_string(i)));
+    if (d.variant == 0) {
+      ++answered;
+      EXPECT_TRUE(d.shadows.empty());
+    } else {
+      EXPECT_EQ(d.shadows.size(), 1u);
+    }
+  }
+  EXPECT_GT(answered, 100);
+  EXPECT_NE(Error("production: {model: a}\ncandidates: [{name: s, model: b, mode: shadow, share: 5, mirror: 5}]\n")
+                .find("candidates[0].mirror"),
+            std::string::npos);
+  EXPECT_NE(Error("production: {model: a}\ncandidates: [{name: s, model: b, mode: shadow, share: 5}, {name: c, "
+                  "model: b, mode: canary, steps: [5], mirror: 50}]\n")
+                .find("a mirror counts as a shadow"),
+            std::string::npos);
+  EXPECT_NE(Error("production: {model: a}\ncandidates: [{name: c, model: b, mode: ab, share: 5}]\nrollout: "
+                  "{candidate: c, metric: {name: accuracy}, shadow_first: {}}\n")
+                .find("rollout.shadow_first"),
+            std::string::npos);
+}
+
 // 100,000 simulated keys: each variant's share within 4 standard deviations.
 TEST(Router, SharesMatchTheSpecWithinStatisticalTolerance) {
   Router r(Spec(R"(

@@ -90,8 +90,14 @@ class Scheduler {
   void DrainHere();
 
   // Wakes a worker to look at the queue now (e.g. to drop a request whose
-  // client cancelled, freeing its slot).
-  void Wake() { cv_.NotifyAll(); }
+  // client cancelled, freeing its slot). Takes the lock first: a worker
+  // between looking at the queue and waiting holds it, so the wake-up
+  // cannot fall in that gap and be lost (the worker would sleep out its
+  // batching window with a cancelled request queued).
+  void Wake() EXCLUDES(mu_) {
+    { MutexLock lock(mu_); }
+    cv_.NotifyAll();
+  }
 
   // Runs one batch synchronously on instance 0 (warm-up and load checks).
   // Only before traffic: must not race with the workers.

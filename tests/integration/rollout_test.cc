@@ -228,6 +228,34 @@ TEST(Rollout, KillNineInTheMiddleOfAStepResumesThere) {
       << again.Get("/v1/deployments/churn/rollout")->body;
 }
 
+TEST(Rollout, TheShadowStageRunsBeforeAnyUserSeesTheCandidate) {
+  Fixture f("shadow_first", Spec("[20, 50]", "  shadow_first: {min_units: 100, max_disagreement: 0.05}\n"));
+  HttpClient& c = *f.client;
+  ASSERT_TRUE(Eventually([&] { return Phase(c) == "Progressing"; }));
+  auto spec = Json(c.Get("/v1/deployments/churn")->body);
+  EXPECT_EQ(spec["candidates"][0]["mirror"].GetDouble(), 100);
+  EXPECT_EQ(spec["candidates"][0]["step"].GetInt(), -1);
+  Traffic t{.reward_production = 0.3, .reward_candidate = 0.7};
+  // In the stage every answer is production's.
+  for (int i = 0; i < 30; ++i) {
+    auto r = c.Post("/v2/models/churn/infer",
+                    FeaturesBody(1, R"(,"parameters":{"vigil.routing_key":"early-)" + std::to_string(i) + "\"}"));
+    ASSERT_EQ(r->status, 200u);
+    EXPECT_EQ(Json(r->body)["parameters"]["vigil.variant"].GetString(), std::string("production"));
+  }
+  // Both versions agree on these rows: the stage passes and the steps start.
+  ASSERT_TRUE(DriveUntil(c, t, [&] { return Rollout(c)["step"].GetInt() >= 1; }))
+      << c.Get("/v1/deployments/churn/rollout")->body;
+  EXPECT_TRUE(Eventually([&] {
+    return !Json(c.Get("/v1/deployments/churn")->body)["candidates"][0].HasMember("mirror");
+  })) << "the copies stop once users see it";
+  const std::string history = c.Get("/v1/deployments/churn/history")->body;
+  EXPECT_NE(history.find("rollout mirror"), std::string::npos);
+  EXPECT_NE(history.find("shadow stage passed"), std::string::npos) << history.substr(0, 1500);
+  ASSERT_TRUE(DriveUntil(c, t, [&] { return Phase(c) == "Successful"; }))
+      << c.Get("/v1/deployments/churn/rollout")->body;
+}
+
 TEST(RolloutCommand, StatusCommandsAndPlanThroughTheCli) {
   Fixture f("cli", Spec("[20, 50]"));
   HttpClient& c = *f.client;
