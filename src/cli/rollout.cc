@@ -99,6 +99,13 @@ std::string RolloutText(const rapidjson::Document& d, const Style& style) {
     out += fmt::format("{:<14}in {}\n", "Next analysis:", Duration(static_cast<int64_t>(Num(d, "next_analysis_in_s"))));
   }
   out += "Steps:\n";
+  if (Member(d, "shadow_first_share")) {
+    const bool here = step == 0 && phase != "Successful";
+    std::string mark = here ? (phase == "Failed" ? style.Paint("✖ ", "31") : style.Paint("◌ ", "34"))
+                            : (step > 0 || phase == "Successful" ? style.Paint("✔ ", "32") : "  ");
+    out += fmt::format("  {}0. shadow (copies of {}%, answers none){}\n", mark, Num(d, "shadow_first_share"),
+                       here ? "   <- here" : "");
+  }
   if (const auto* shares = Member(d, "step_shares"); shares && shares->IsArray()) {
     int64_t i = 1;
     for (const auto& s : shares->GetArray()) {
@@ -138,6 +145,14 @@ std::string RolloutText(const rapidjson::Document& d, const Style& style) {
     out += fmt::format("  improvement {:.4g}, always-valid interval [{}, {}], p {:.3g}, Λ {:.3g}\n",
                        Num(*p, "estimate"), has_ci ? fmt::format("{:.4g}", (*ci)[0].GetDouble()) : "?",
                        has_ci ? fmt::format("{:.4g}", (*ci)[1].GetDouble()) : "?", Num(*p, "p"), Num(*p, "lambda"));
+  }
+  if (const auto* sh = Member(*e, "shadow")) {
+    out += fmt::format(
+        "  shadow: {} of {} compared requests disagree ({:.3g}); p99 {:.3g} ms against {:.3g} ms; "
+        "{}/{} copies failed\n",
+        static_cast<int64_t>(Num(*sh, "disagreements")), static_cast<int64_t>(Num(*sh, "compared")),
+        Num(*sh, "disagreement_rate"), Num(*sh, "shadow_p99_ms"), Num(*sh, "production_p99_ms"),
+        static_cast<int64_t>(Num(*sh, "copy_errors")), static_cast<int64_t>(Num(*sh, "copies")));
   }
   if (const auto* srm = Member(*e, "srm")) {
     out += fmt::format("  sample ratio: always-valid p {:.3g} (chi2 {:.3g}, p {:.3g})\n", Num(*srm, "p"),

@@ -31,8 +31,9 @@ HttpResponse AdminApi::RolloutView(const std::string& endpoint, int analyses) co
   j.Field("version", s.version);
   j.Field("phase", RolloutPhaseName(s.phase));
   j.Field("reason", s.reason);
-  j.Field("step", s.step + 1);
+  j.Field("step", s.step + 1);  // 0 in the shadow stage
   j.Field("steps", s.steps);
+  j.Field("shadow_stage", s.shadow_stage);
   j.Field("share", s.share);
   j.Key("step_shares");
   j.StartArray();
@@ -56,6 +57,7 @@ HttpResponse AdminApi::RolloutView(const std::string& endpoint, int analyses) co
       j.Field("min_effect", policy->metric.min_effect);
       j.EndObject();
       j.Field("alpha", policy->alpha);
+      if (policy->shadow_first) j.Field("shadow_first_share", policy->shadow_first->share);
     } else {
       j.EndArray();
     }

@@ -83,6 +83,10 @@ def main():
                      "Content-Length: 39\r\n\r\n{\"parameters\":{\"config\":\"backend: x\"}}",
         "index.http": "\x03POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\n{\"ready\":true}",
         "encoded.http": "\x02GET /v2/models/%2e%2e%2Fm%ff/versions/%31/config?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "rollout.http": "\x11GET /v1/deployments/ep/rollout?analyses=5 HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "POST /v1/deployments/ep/rollout/promote?full=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                        "t0ken\r\nContent-Length: 14\r\n\r\n{\"full\": true}"
+                        "GET /v1/deployments/ep/shadow?window_s=60 HTTP/1.1\r\nHost: x\r\n\r\n",
         "continue.http": "\x40POST /v1/feedback HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
                          "Content-Length: 35\r\n\r\n{\"prediction_id\":\"p\",\"label\":1}   ",
     }
@@ -143,6 +147,26 @@ monitoring:
   health: {latency_p99_ms: 50, error_rate: 0.01, min_requests: 20}
   alert_after: 3
   resolve_after: 3
+""")
+    write("fuzz_deployment_spec", "rollout.yaml", """production: {model: a, version: 1}
+candidates:
+  - {name: v2, model: a, version: 2, mode: canary, steps: [5, 25, 50], mirror: 100}
+rollout:
+  candidate: v2
+  interval_s: 60
+  min_units: 1000
+  min_duration_s: 600
+  max_duration_s: 86400
+  metric: {name: mean_reward, direction: higher, min_effect: 0.0, no_feedback: zero}
+  alpha: 0.05
+  guardrails:
+    error_rate: {margin: 0.005}
+    latency_p99_ms: {margin: 5}
+  srm_p: 0.001
+  on_success: promote
+  on_inconclusive: hold
+  max_errors: 10
+  shadow_first: {min_units: 5000, max_disagreement: 0.05, share: 100}
 """)
     write("fuzz_deployment_spec", "json.yaml", json.dumps({
         "production": {"model": "b"}, "candidates": [{"name": "n", "model": "c", "mode": "ab", "share": 12.5}],
