@@ -552,9 +552,7 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   Record(s, a, EvidenceJson(s, d, a), now_ms);
 
   const std::string detail = fmt::format("{} at step {}/{}: {}", s.last_verdict, s.step + 1, s.steps, a.reason);
-  auto rollback = [&] {
-    (void)Act(s, {.kind = RolloutAction::Kind::kRollback, .candidate = s.candidate}, kActor, detail);
-  };
+  const RolloutAction rollback{.kind = RolloutAction::Kind::kRollback, .candidate = s.candidate};
   switch (a.verdict) {
     case Verdict::kRunning:
       s.errors_in_a_row = 0;
@@ -569,15 +567,15 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
       }
       s.phase = RolloutPhase::kInconclusive;
       s.reason = fmt::format("{} analyses in a row without data ({})", s.errors_in_a_row, a.reason);
-      if (policy.rollback_on_inconclusive) return rollback();
+      if (policy.rollback_on_inconclusive) return (void)Act(s, rollback, kActor, detail);
       (void)Persist(s);
       return;
     case Verdict::kFailed:
       s.phase = RolloutPhase::kFailed;
-      return rollback();
+      return (void)Act(s, rollback, kActor, detail);
     case Verdict::kInconclusive:
       s.phase = RolloutPhase::kInconclusive;
-      if (policy.rollback_on_inconclusive) return rollback();
+      if (policy.rollback_on_inconclusive) return (void)Act(s, rollback, kActor, detail);
       (void)Persist(s);
       return;
     case Verdict::kSuccessful:
