@@ -760,7 +760,12 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
   for (const auto& e : endpoints) {
     if (e.spec->endpoint == endpoint) spec = e.spec;
   }
-  if (!spec) return NotFound("endpoint '" + endpoint + "' is not served");
+  if (!spec) {
+    // Promoted (which removes the block), or the block or the endpoint went.
+    return FailedPrecondition(fmt::format("the rollout of '{}' on '{}' has ended ({}: {}); the endpoint's spec has no "
+                                          "rollout block now",
+                                          s.candidate, endpoint, RolloutPhaseName(s.phase), s.reason));
+  }
   const Variant* c = spec->Candidate(s.candidate);
   const std::string by = "by " + actor;
   Status result = Status::Ok();
@@ -804,6 +809,10 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
       break;
     }
     case RolloutCommand::kAbort:
+      if (s.phase == RolloutPhase::kSuccessful || !c) {
+        return FailedPrecondition(fmt::format("the rollout of '{}' on '{}' has ended ({}); nothing to abort",
+                                              s.candidate, endpoint, RolloutPhaseName(s.phase)));
+      }
       s.phase = RolloutPhase::kFailed;
       s.reason = "aborted " + by;
       result = Act(s, {.kind = RolloutAction::Kind::kRollback, .candidate = s.candidate}, actor, s.reason);

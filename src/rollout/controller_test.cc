@@ -324,6 +324,9 @@ TEST(RolloutController, PauseStopsItAndPeopleWin) {
   ASSERT_TRUE(h.controller->Command("ep", RolloutCommand::kPromoteFull, "carol").ok());
   EXPECT_EQ(h.world.spec().production.version, 2);
   EXPECT_EQ(h.State().phase, RolloutPhase::kSuccessful);
+  const Status late = h.controller->Command("ep", RolloutCommand::kAbort, "carol");
+  EXPECT_EQ(late.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(late.message().find("has ended"), std::string::npos) << late.message();
   EXPECT_EQ(h.controller->Command("nope", RolloutCommand::kAbort, "x").code(), StatusCode::kNotFound);
 }
 
