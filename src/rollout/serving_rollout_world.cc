@@ -11,8 +11,9 @@ namespace vigil {
 std::vector<RolloutWorld::Endpoint> ServingRolloutWorld::Endpoints() {
   std::vector<Endpoint> out;
   for (const auto& router : deployments_.All()) {
+    // Every endpoint, also those without a rollout block: the controller
+    // sees a block go (a person promoted the candidate) and ends the rollout.
     const DeploymentSpec& spec = router->spec();
-    if (!spec.rollout) continue;
     Endpoint e;
     e.spec = router->shared_spec();
     // Each spec change makes a new Router with counters from zero.

@@ -256,6 +256,15 @@ TEST(Rollout, TheShadowStageRunsBeforeAnyUserSeesTheCandidate) {
       << c.Get("/v1/deployments/churn/rollout")->body;
 }
 
+TEST(Rollout, APersonsPromoteThroughTheSpecEndsTheRollout) {
+  Fixture f("person", Spec());
+  HttpClient& c = *f.client;
+  ASSERT_TRUE(Eventually([&] { return Phase(c) == "Progressing"; }));
+  ASSERT_EQ(c.Post("/v1/deployments/churn/promote", R"({"candidate": "v2"})")->status, 200u);
+  ASSERT_TRUE(Eventually([&] { return Phase(c) == "Successful"; })) << c.Get("/v1/deployments/churn/rollout")->body;
+  EXPECT_EQ(std::string(Rollout(c)["reason"].GetString()), "promoted to production");
+}
+
 TEST(RolloutCommand, StatusCommandsAndPlanThroughTheCli) {
   Fixture f("cli", Spec("[20, 50]"));
   HttpClient& c = *f.client;
