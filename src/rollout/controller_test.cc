@@ -346,6 +346,23 @@ TEST(RolloutController, AWeightChangedByAPersonRestartsTheAnalysisAtThatStep) {
   EXPECT_EQ(h.world.last_since_ms, h.State().step_started_ms) << "the step's data starts at the step";
 }
 
+TEST(RolloutController, APersonsPromoteOrRollbackOutsideTheControllerEndsTheRollout) {
+  Harness promoted;
+  promoted.controller->Tick(promoted.clock.NowMillis());
+  ASSERT_TRUE(promoted.world.Apply("ep", {.kind = RolloutAction::Kind::kPromote, .candidate = "v2"}, "alice", "").ok());
+  ASSERT_FALSE(promoted.world.spec().rollout);
+  promoted.Step();
+  EXPECT_EQ(promoted.State().phase, RolloutPhase::kSuccessful);
+  EXPECT_EQ(promoted.State().reason, "promoted to production");
+  Harness rolled_back;
+  rolled_back.controller->Tick(rolled_back.clock.NowMillis());
+  ASSERT_TRUE(
+      rolled_back.world.Apply("ep", {.kind = RolloutAction::Kind::kRollback, .candidate = "v2"}, "bob", "").ok());
+  rolled_back.Step();
+  EXPECT_EQ(rolled_back.State().phase, RolloutPhase::kFailed);
+  EXPECT_EQ(rolled_back.State().reason, "rolled back outside the controller");
+}
+
 TEST(RolloutController, ARestartResumesAtTheSameStepAndFinishesAPersistedAction) {
   Harness h;
   h.world.data = ByShare(0.80, 0.80, 4000);
