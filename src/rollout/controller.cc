@@ -45,12 +45,7 @@ bool Ended(RolloutPhase p) {
   return p == RolloutPhase::kSuccessful || p == RolloutPhase::kFailed || p == RolloutPhase::kInconclusive;
 }
 
-// The shares a candidate goes through: a canary's steps, an ab candidate's one share.
-std::vector<double> StepsOf(const Variant& c) {
-  return c.mode == VariantMode::kCanary ? c.steps : std::vector<double>{c.share};
-}
-
-// Where the spec has it now: an index into StepsOf, -1 when it takes no traffic.
+// Where the spec has it now: an index into StepShares(), -1 when it takes no traffic.
 int SpecStep(const Variant& c) {
   if (c.mode == VariantMode::kCanary) return c.step;
   return c.share > 0 ? 0 : -1;
@@ -450,7 +445,7 @@ bool RolloutController::Reconcile(const RolloutWorld::Endpoint& e, RolloutState&
     s.model = c->model;
     s.version = c->version;
     s.started_ms = now_ms;
-    const std::vector<double> steps = StepsOf(*c);
+    const std::vector<double> steps = c->StepShares();
     s.steps = static_cast<int>(steps.size());
     const int at = SpecStep(*c);
     spdlog::info("event=rollout_started endpoint={} candidate={} steps={}", s.endpoint, s.candidate, s.steps);
@@ -518,7 +513,7 @@ bool RolloutController::Reconcile(const RolloutWorld::Endpoint& e, RolloutState&
       (void)Persist(s);
       return false;
     }
-    const std::vector<double> steps = StepsOf(*c);
+    const std::vector<double> steps = c->StepShares();
     s.shadow_stage = false;
     StartStep(s, at, steps[static_cast<size_t>(at)], now_ms);
     s.reason = "moved to step " + std::to_string(at + 1) + " outside the controller: the analysis starts again";
@@ -583,7 +578,7 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   }
   if (s.step + 1 < s.steps) {
     const int next = s.step + 1;
-    const double share = StepsOf(c)[static_cast<size_t>(next)];
+    const double share = c.StepShares()[static_cast<size_t>(next)];
     const RolloutAction move = MoveTo(s, next);
     StartStep(s, next, share, now_ms);
     s.phase = RolloutPhase::kProgressing;
@@ -693,7 +688,7 @@ void RolloutController::AnalyseShadowStage(const RolloutWorld::Endpoint& e, Roll
       break;
   }
   s.shadow_stage = false;
-  StartStep(s, 0, StepsOf(c)[0], now_ms);
+  StartStep(s, 0, c.StepShares()[0], now_ms);
   s.phase = RolloutPhase::kProgressing;
   (void)Act(s, MoveTo(s, 0), kActor, detail);  // the mirror is switched off at the next tick
 }
@@ -762,9 +757,10 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
   }
   if (!spec) {
     // Promoted (which removes the block), or the block or the endpoint went.
-    return FailedPrecondition(fmt::format("the rollout of '{}' on '{}' has ended ({}: {}); the endpoint's spec has no "
-                                          "rollout block now",
-                                          s.candidate, endpoint, RolloutPhaseName(s.phase), s.reason));
+    return FailedPrecondition(
+        fmt::format("the rollout of '{}' on '{}' has ended ({}: {}); the endpoint's spec has no "
+                    "rollout block now",
+                    s.candidate, endpoint, RolloutPhaseName(s.phase), s.reason));
   }
   const Variant* c = spec->Candidate(s.candidate);
   const std::string by = "by " + actor;
@@ -794,7 +790,7 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
         const RolloutState before = s;
         const RolloutAction move = MoveTo(s, next);
         s.shadow_stage = false;  // from the shadow stage, the first step
-        StartStep(s, next, StepsOf(*c)[static_cast<size_t>(next)], now_ms);
+        StartStep(s, next, c->StepShares()[static_cast<size_t>(next)], now_ms);
         s.phase = RolloutPhase::kProgressing;
         s.reason = "promoted to step " + std::to_string(next + 1) + " " + by;
         result = Act(s, move, actor, s.reason);
@@ -819,7 +815,7 @@ Status RolloutController::Command(const std::string& endpoint, RolloutCommand co
       break;
     case RolloutCommand::kRetry: {
       if (!c) return FailedPrecondition("the candidate '" + s.candidate + "' is no longer in the spec");
-      const std::vector<double> steps = StepsOf(*c);
+      const std::vector<double> steps = c->StepShares();
       if ((s.phase == RolloutPhase::kFailed || SpecStep(*c) < 0) && spec->rollout && spec->rollout->shadow_first &&
           c->mode == VariantMode::kCanary) {
         StartShadowStage(s, spec->rollout->shadow_first->share, "retried " + by, now_ms);

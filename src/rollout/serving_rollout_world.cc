@@ -21,9 +21,7 @@ std::vector<RolloutWorld::Endpoint> ServingRolloutWorld::Endpoints() {
     for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) {
       const Variant& v = i < 0 ? spec.production : spec.candidates[static_cast<size_t>(i)];
       const VariantStats& stats = router->Stats(i);
-      e.counts[v.name] = {
-          .requests = stats.requests.load(std::memory_order_relaxed) - stats.rejected.load(std::memory_order_relaxed),
-          .errors = stats.errors.load(std::memory_order_relaxed)};
+      e.counts[v.name] = {.requests = stats.Served(), .errors = stats.errors.load(std::memory_order_relaxed)};
     }
     out.push_back(std::move(e));
   }

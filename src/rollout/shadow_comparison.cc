@@ -15,13 +15,6 @@ size_t ArgMax(const std::vector<double>& v) {
   return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-double Median(std::vector<double>& v) {
-  if (v.empty()) return 0;
-  auto at = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), at, v.end());
-  return *at;
-}
-
 }  // namespace
 
 std::pair<double, double> WilsonInterval(double successes, double n) {
@@ -81,8 +74,8 @@ StatusOr<ShadowComparison> CompareShadow(FeedbackStore& store, const std::string
         std::min(1.0, (p + z * z / (2 * n) + z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n));
   }
   if (values > 0) c.mean_abs_diff = abs_diff_sum / static_cast<double>(values);
-  c.production_p50_ms = Median(latency_production);
-  c.shadow_p50_ms = Median(latency_shadow);
+  c.production_p50_ms = EstimateQuantile(latency_production, 0.5).value;
+  c.shadow_p50_ms = EstimateQuantile(latency_shadow, 0.5).value;
   c.production_p99_ms = EstimateQuantile(std::move(latency_production), 0.99);
   c.shadow_p99_ms = EstimateQuantile(std::move(latency_shadow), 0.99);
   if (c.labeled > 0) {

@@ -94,6 +94,8 @@ struct Variant {
   double CurrentShare() const;
   // The most it can get without a spec change (canary: the last step).
   double MaxShare() const;
+  // The shares it goes through: a canary's steps, an ab candidate's one share.
+  std::vector<double> StepShares() const { return mode == VariantMode::kCanary ? steps : std::vector<double>{share}; }
 };
 
 struct Semver {

@@ -46,6 +46,12 @@ struct VariantStats {
   std::atomic<uint64_t> errors{0};    // failed on the server's side
   std::atomic<uint64_t> rejected{0};  // refused as malformed (the client's doing; not in errors)
   LatencyHistogram latency;           // successful requests
+
+  // The requests the variant was asked to answer: all but those refused as
+  // malformed (what health and rollout guardrails count errors against).
+  uint64_t Served() const {
+    return requests.load(std::memory_order_relaxed) - rejected.load(std::memory_order_relaxed);
+  }
 };
 
 class Router {

@@ -44,7 +44,7 @@ std::vector<WatchedEndpoint> ServingWorld::Endpoints() const {
         if (auto mv = repository_.Acquire(v.model, 0); mv.ok()) arm.version = (*mv)->version();
       }
       arm.shadow = v.mode == VariantMode::kShadow;
-      arm.requests = stats.requests.load(std::memory_order_relaxed) - stats.rejected.load(std::memory_order_relaxed);
+      arm.requests = stats.Served();
       arm.errors = stats.errors.load(std::memory_order_relaxed);
       if (spec.health) arm.latency = stats.latency.Take();
       e.arms.push_back(std::move(arm));

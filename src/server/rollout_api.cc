@@ -35,34 +35,26 @@ HttpResponse AdminApi::RolloutView(const std::string& endpoint, int analyses) co
   j.Field("steps", s.steps);
   j.Field("shadow_stage", s.shadow_stage);
   j.Field("share", s.share);
+  const auto router = deployments_.Find(endpoint);
+  const Variant* c = router ? router->spec().Candidate(s.candidate) : nullptr;
   j.Key("step_shares");
   j.StartArray();
-  if (auto router = deployments_.Find(endpoint)) {
-    if (const Variant* c = router->spec().Candidate(s.candidate)) {
-      if (c->mode == VariantMode::kCanary) {
-        for (double share : c->steps) j.Double(share);
-      } else {
-        j.Double(c->share);
-      }
-    }
-    if (const auto& policy = router->spec().rollout) {
-      j.EndArray();
-      j.Field("interval_s", policy->interval_s);
-      j.Field("next_analysis_in_s",
-              std::max<int64_t>(0, (s.last_analysis_ms + policy->interval_s * 1000 - now + 999) / 1000));
-      j.Key("policy_metric");
-      j.StartObject();
-      j.Field("name", policy->metric.name);
-      j.Field("direction", policy->metric.higher_is_better ? "higher" : "lower");
-      j.Field("min_effect", policy->metric.min_effect);
-      j.EndObject();
-      j.Field("alpha", policy->alpha);
-      if (policy->shadow_first) j.Field("shadow_first_share", policy->shadow_first->share);
-    } else {
-      j.EndArray();
-    }
-  } else {
-    j.EndArray();
+  if (c) {
+    for (double share : c->StepShares()) j.Double(share);
+  }
+  j.EndArray();
+  if (const RolloutPolicy* policy = router && router->spec().rollout ? &*router->spec().rollout : nullptr) {
+    j.Field("interval_s", policy->interval_s);
+    j.Field("next_analysis_in_s",
+            std::max<int64_t>(0, (s.last_analysis_ms + policy->interval_s * 1000 - now + 999) / 1000));
+    j.Key("policy_metric");
+    j.StartObject();
+    j.Field("name", policy->metric.name);
+    j.Field("direction", policy->metric.higher_is_better ? "higher" : "lower");
+    j.Field("min_effect", policy->metric.min_effect);
+    j.EndObject();
+    j.Field("alpha", policy->alpha);
+    if (policy->shadow_first) j.Field("shadow_first_share", policy->shadow_first->share);
   }
   j.Field("started_ms", s.started_ms);
   j.Field("step_started_ms", s.step_started_ms);
