@@ -95,6 +95,9 @@ struct InferCall {
   // Request headers (HTTP) or metadata (gRPC) by lower-case name, for
   // endpoint routing; only valid while InferenceService::Infer runs. May be empty.
   std::function<std::optional<std::string>(std::string_view name)> header;
+  // Set only inside the server, never from the wire: a replay of logged
+  // traffic (a rollout benchmark), which monitoring must not count again.
+  bool replay = false;
 };
 
 struct InferReply {

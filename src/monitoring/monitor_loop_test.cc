@@ -44,6 +44,9 @@ class FakeFeedback final : public FeedbackStore {
   StatusOr<int64_t> ScanServed(const std::string&, int64_t, int64_t, int64_t, const ServedVisitor&) override {
     return 0;
   }
+  StatusOr<int64_t> ScanSampledInputs(const std::string&, int64_t, int64_t, int64_t, const ServedVisitor&) override {
+    return 0;
+  }
   StatusOr<int64_t> ScanShadowPairs(const std::string&, const std::string&, int64_t, int64_t, int64_t,
                                     const ShadowVisitor&) override {
     return 0;

@@ -116,6 +116,7 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
   auto req = std::make_unique<InferenceRequest>();
   req->id = call.id;
   req->cancel = call.cancel;
+  req->monitored = !call.replay;
   Status s = BindInputs(c, std::move(call.inputs), *req);
 
   InferReply reply;

@@ -37,6 +37,9 @@ struct InferenceRequest {
   // 1 is the highest priority; 0 means the default (lowest) level.
   uint32_t priority = 0;
   SteadyTime deadline = SteadyTime::max();
+  // False for a replay of logged traffic: the model's observer (drift
+  // monitoring) does not see its rows.
+  bool monitored = true;
   SteadyTime enqueue_time{};
   // Called exactly once, from a scheduler thread or from Enqueue's caller
   // when Enqueue fails (the caller answers then, not the scheduler).

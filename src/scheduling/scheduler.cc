@@ -1,5 +1,6 @@
 #include "scheduling/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/thread_name.h"
@@ -244,7 +245,8 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
     options_.metrics.batch_size->Observe(static_cast<double>(total_rows));
   }
 
-  if (status.ok() && options_.observer && !inputs->empty() && !outputs.empty()) {
+  const bool all_monitored = std::all_of(batch.begin(), batch.end(), [](const auto& r) { return r->monitored; });
+  if (status.ok() && all_monitored && options_.observer && !inputs->empty() && !outputs.empty()) {
     options_.observer((*inputs)[0], outputs[0], total_rows);
   }
   std::vector<std::vector<Tensor>> per_request;
@@ -254,6 +256,15 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
       per_request = std::move(split).value();
     } else {
       status = split.status();
+    }
+  }
+  if (status.ok() && !all_monitored && options_.observer) {
+    // A replay shares the batch: the observer sees the other requests' rows only.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const InferenceRequest& r = *batch[i];
+      if (r.monitored && !r.inputs.empty() && !per_request[i].empty()) {
+        options_.observer(r.inputs[0], per_request[i][0], r.rows);
+      }
     }
   }
   if (!status.ok()) {

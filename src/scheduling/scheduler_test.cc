@@ -82,8 +82,10 @@ class Results {
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Scheduler> Make(int instances, int64_t max_batch, int64_t delay_us, size_t max_queue = 100) {
+  std::unique_ptr<Scheduler> Make(int instances, int64_t max_batch, int64_t delay_us, size_t max_queue = 100,
+                                  std::function<void(const Tensor&, const Tensor&, int64_t)> observer = nullptr) {
     Scheduler::Options o;
+    o.observer = std::move(observer);
     o.model_name = "fake";
     o.version = 1;
     o.max_batch_size = max_batch;
@@ -98,8 +100,9 @@ class SchedulerTest : public ::testing::Test {
     EXPECT_TRUE(s.ok());
     return std::move(s).value();
   }
-  void Submit(Scheduler& s, const std::string& id, int64_t rows, float first_value = 0) {
+  void Submit(Scheduler& s, const std::string& id, int64_t rows, float first_value = 0, bool monitored = true) {
     auto r = MakeRequest(id, rows, {}, 2, first_value);
+    r->monitored = monitored;
     r->done = results_.Callback(id);
     ASSERT_TRUE(s.Enqueue(r).ok());
   }
@@ -138,6 +141,30 @@ TEST_F(SchedulerTest, BatchesRequestsThatArriveWithinTheDelay) {
   ASSERT_EQ(st.batch_stats.size(), 1u);
   EXPECT_EQ(st.batch_stats.begin()->first, 4);
   EXPECT_EQ(st.batch_stats.begin()->second.count, 1u);
+}
+
+TEST_F(SchedulerTest, TheObserverDoesNotSeeTheRowsOfAReplay) {
+  std::vector<float> seen_inputs, seen_outputs;  // the first value of each observed row
+  auto s = Make(1, 16, 1000, 100, [&](const Tensor& in, const Tensor& out, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) {
+      seen_inputs.push_back(in.as<float>()[r * 2]);
+      seen_outputs.push_back(out.as<float>()[r * 2]);
+    }
+  });
+  Submit(*s, "a", 1, 10);
+  Submit(*s, "replay", 2, 20, /*monitored=*/false);
+  Submit(*s, "c", 1, 30);
+  clock_.Advance(Micros(1000));
+  ASSERT_TRUE(results_.WaitFor(3));
+  EXPECT_EQ(shared_.batch_rows, (std::vector<int64_t>{4})) << "one batch all the same";
+  EXPECT_EQ(results_["replay"].outputs[0].as<float>()[0], 40);
+  EXPECT_EQ(seen_inputs, (std::vector<float>{10, 30}));
+  EXPECT_EQ(seen_outputs, (std::vector<float>{20, 60}));
+  // A batch of monitored requests only is observed whole.
+  Submit(*s, "d", 2, 40);
+  clock_.Advance(Micros(1000));
+  ASSERT_TRUE(results_.WaitFor(4));
+  EXPECT_EQ(seen_inputs, (std::vector<float>{10, 30, 40, 41}));
 }
 
 TEST_F(SchedulerTest, AFailedBatchFailsOnlyItsOwnRequests) {

@@ -127,6 +127,14 @@ const char* const kMigrations[] = {
     "  verdict TEXT NOT NULL,"
     "  evidence TEXT NOT NULL);"
     "CREATE INDEX rollout_analyses_by_endpoint ON rollout_analyses (endpoint, id);",
+    // 9: benchmarks of an endpoint's competing models on logged traffic.
+    "CREATE TABLE benchmarks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms BIGINT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  trigger_text TEXT NOT NULL,"
+    "  result TEXT NOT NULL);"
+    "CREATE INDEX benchmarks_by_endpoint ON benchmarks (endpoint, id);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -437,8 +445,21 @@ class SqliteStore final : public Store {
         "f.prediction_id = p.id WHERE p.rowid >= ? AND p.rowid < ? AND p.endpoint = ? AND "
         "p.shadow = 0 ORDER BY p.rowid LIMIT ?",
         [&](Statement& q) {
-          fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7), q.Int(8)});
+          fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7), q.Int(8), ""});
         });
+  }
+
+  StatusOr<int64_t> ScanSampledInputs(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
+                                      const ServedVisitor& fn) override {
+    return ScanChunks(endpoint, from_ms, to_ms, limit,
+                      "SELECT p.variant, p.time_ms, p.latency_us, p.key_hash, p.outputs, f.label, f.reward, "
+                      "COALESCE(f.time_ms, 0), p.rowid, p.inputs FROM predictions p LEFT JOIN feedback f ON "
+                      "f.prediction_id = p.id WHERE p.rowid >= ? AND p.rowid < ? AND p.endpoint = ? AND "
+                      "p.shadow = 0 AND p.inputs != '' ORDER BY p.rowid LIMIT ?",
+                      [&](Statement& q) {
+                        fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7),
+                            q.Int(8), q.Text(9)});
+                      });
   }
 
   StatusOr<int64_t> PrunePredictions(int64_t before_ms, int64_t max_rows) override {
@@ -615,6 +636,27 @@ class SqliteStore final : public Store {
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
       out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Int(4), q.Text(5), q.Text(6)});
     }));
+    return out;
+  }
+
+  Status AppendBenchmark(const StoredBenchmark& b) override {
+    MutexLock lock(mu_);
+    Statement q(db_, "INSERT INTO benchmarks (time_ms, endpoint, trigger_text, result) VALUES (?, ?, ?, ?)");
+    VIGIL_RETURN_IF_ERROR(q.Bind(1, b.time_ms).Bind(2, b.endpoint).Bind(3, b.trigger).Bind(4, b.result).Run());
+    Statement trim(db_,
+                   "DELETE FROM benchmarks WHERE endpoint = ? AND id <= (SELECT id FROM benchmarks WHERE endpoint = "
+                   "? ORDER BY id DESC LIMIT 1 OFFSET ?)");
+    return trim.Bind(1, b.endpoint).Bind(2, b.endpoint).Bind(3, kMaxBenchmarks).Run();
+  }
+
+  StatusOr<std::vector<StoredBenchmark>> Benchmarks(const std::string& endpoint, int limit) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "SELECT id, time_ms, endpoint, trigger_text, result FROM benchmarks WHERE endpoint = ? ORDER BY id "
+                "DESC LIMIT ?");
+    q.Bind(1, endpoint).Bind(2, static_cast<int64_t>(limit));
+    std::vector<StoredBenchmark> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4)}); }));
     return out;
   }
 

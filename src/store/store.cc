@@ -119,13 +119,30 @@ class InMemoryRolloutStore final : public RolloutStore {
     const size_t n = std::min(it->second.size(), static_cast<size_t>(std::max(limit, 0)));
     return std::vector<StoredRolloutAnalysis>(it->second.begin(), it->second.begin() + static_cast<std::ptrdiff_t>(n));
   }
+  Status AppendBenchmark(const StoredBenchmark& benchmark) override {
+    MutexLock lock(mu_);
+    auto& list = benchmarks_[benchmark.endpoint];
+    list.push_front(benchmark);
+    list.front().id = ++last_benchmark_id_;
+    if (list.size() > static_cast<size_t>(kMaxBenchmarks)) list.pop_back();
+    return Status::Ok();
+  }
+  StatusOr<std::vector<StoredBenchmark>> Benchmarks(const std::string& endpoint, int limit) override {
+    MutexLock lock(mu_);
+    auto it = benchmarks_.find(endpoint);
+    if (it == benchmarks_.end()) return std::vector<StoredBenchmark>{};
+    const size_t n = std::min(it->second.size(), static_cast<size_t>(std::max(limit, 0)));
+    return std::vector<StoredBenchmark>(it->second.begin(), it->second.begin() + static_cast<std::ptrdiff_t>(n));
+  }
 
  private:
   const size_t keep_;
   Mutex mu_;
   std::map<std::string, StoredRollout> rollouts_ GUARDED_BY(mu_);
   std::map<std::string, std::deque<StoredRolloutAnalysis>> analyses_ GUARDED_BY(mu_);  // newest first
+  std::map<std::string, std::deque<StoredBenchmark>> benchmarks_ GUARDED_BY(mu_);      // newest first
   int64_t last_id_ GUARDED_BY(mu_) = 0;
+  int64_t last_benchmark_id_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace

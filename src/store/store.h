@@ -90,6 +90,7 @@ struct ServedPrediction {
   std::optional<double> reward;
   int64_t feedback_time_ms = 0;  // 0 = no feedback
   int64_t row = 0;               // its place in the log
+  std::string inputs;            // the sampled inputs (ScanSampledInputs only; empty from ScanServed)
 };
 
 // A shadow's answer beside the served answer to the same request (the
@@ -120,6 +121,15 @@ struct StoredRolloutAnalysis {
   int64_t step = 0;
   std::string verdict;
   std::string evidence;
+};
+
+// One benchmark of an endpoint's competing models (JSON text).
+struct StoredBenchmark {
+  int64_t id = 0;  // assigned by the store, increasing
+  int64_t time_ms = 0;
+  std::string endpoint;
+  std::string trigger;  // "manual by PEER", or the alert that started it
+  std::string result;
 };
 
 // A joined prediction that changed, with its endpoint.
@@ -221,6 +231,10 @@ class FeedbackStore {
   using ServedVisitor = std::function<void(const ServedPrediction&)>;
   virtual StatusOr<int64_t> ScanServed(const std::string& endpoint, int64_t from_ms, int64_t to_ms, int64_t limit,
                                        const ServedVisitor& fn) = 0;
+  // The served predictions logged with their inputs (--log-inputs-sample-rate),
+  // `inputs` set, in the same order and bounds: what a benchmark replays.
+  virtual StatusOr<int64_t> ScanSampledInputs(const std::string& endpoint, int64_t from_ms, int64_t to_ms,
+                                              int64_t limit, const ServedVisitor& fn) = 0;
   // The answers of shadow `variant` of `endpoint` logged in [from_ms,
   // to_ms), each with the served answer of the same request, oldest first,
   // at most `limit`; a shadow answer whose request was not logged is left out.
@@ -267,6 +281,11 @@ class RolloutStore {
   virtual Status AppendRolloutAnalysis(const StoredRolloutAnalysis& analysis) = 0;
   // The endpoint's analyses, newest first, at most `limit`.
   virtual StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) = 0;
+  // Keeps the newest kMaxBenchmarks of each endpoint.
+  static constexpr int64_t kMaxBenchmarks = 100;
+  virtual Status AppendBenchmark(const StoredBenchmark& benchmark) = 0;
+  // The endpoint's benchmarks, newest first, at most `limit`.
+  virtual StatusOr<std::vector<StoredBenchmark>> Benchmarks(const std::string& endpoint, int limit) = 0;
 };
 
 class Store : public DeploymentStore,
@@ -294,8 +313,9 @@ std::unique_ptr<DriftStore> MemoryDriftStore(size_t per_model = 100);
 // without a data directory. Thread-safe.
 std::unique_ptr<AlertStore> MemoryAlertStore(size_t keep = 1000);
 
-// Rollout states and the newest `keep` analyses of each endpoint in
-// memory, for a server without a data directory. Thread-safe.
+// Rollout states, the newest `keep` analyses of each endpoint and its
+// newest kMaxBenchmarks benchmarks in memory, for a server without a data
+// directory. Thread-safe.
 std::unique_ptr<RolloutStore> MemoryRolloutStore(size_t keep = 1000);
 
 // The schema version this build writes (migrations up to it are applied at open).

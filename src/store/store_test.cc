@@ -250,6 +250,38 @@ TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
   fs::remove_all(dir);
 }
 
+TEST(SqliteStore, SampledInputScanReturnsOnlyServedPredictionsLoggedWithInputs) {
+  const fs::path dir = FreshDir("sampled");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  std::vector<PredictionRecord> records;
+  for (int t = 0; t < 25000; ++t) {  // more than one chunk
+    const bool sampled = t % 10 == 0;
+    records.push_back({"id" + std::to_string(t), t, t % 4 == 3 ? "other" : "ep", "production", "m", 1, 100,
+                       t % 20 == 10, "[0.5]", sampled ? "[" + std::to_string(t) + ",1]" : "", ""});
+  }
+  ASSERT_TRUE(store.WritePredictions(records).ok());
+  ASSERT_TRUE(store.WriteFeedback({{"id20", 50, 1.0, {}}}).ok());
+  int64_t seen = 0;
+  auto n = store.ScanSampledInputs("ep", 0, 25000, 1'000'000, [&](const ServedPrediction& p) {
+    ++seen;
+    EXPECT_EQ(p.time_ms % 20, 0) << "sampled, served, this endpoint only";
+    EXPECT_EQ(p.inputs, "[" + std::to_string(p.time_ms) + ",1]");
+    EXPECT_EQ(p.outputs, "[0.5]");
+    if (p.time_ms == 20) {
+      EXPECT_EQ(p.label, 1.0);
+    }
+  });
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(*n, seen);
+  EXPECT_EQ(seen, 25000 / 20);
+  EXPECT_EQ(*store.ScanSampledInputs("ep", 0, 25000, 7, [](const ServedPrediction&) {}), 7) << "the limit";
+  // The plain scan leaves inputs out.
+  ASSERT_TRUE(store.ScanServed("ep", 0, 100, 100, [](const ServedPrediction& p) { EXPECT_EQ(p.inputs, ""); }).ok());
+  fs::remove_all(dir);
+}
+
 TEST(SqliteStore, ShadowAnswersPairWithTheServedAnswerOfTheirRequest) {
   const fs::path dir = FreshDir("shadow_pairs");
   auto opened = OpenSqliteStore(dir.string());
@@ -326,6 +358,23 @@ void ExpectRolloutsKept(RolloutStore& store) {
   EXPECT_EQ((*a)[1].candidate, "v2");
   EXPECT_EQ(store.RolloutAnalyses("b", 1)->size(), 1u);
   EXPECT_TRUE(store.RolloutAnalyses("none", 5)->empty());
+  // Benchmarks: newest first per endpoint, the newest kMaxBenchmarks kept.
+  const int64_t total = RolloutStore::kMaxBenchmarks + 5;
+  for (int64_t i = 0; i < total; ++i) {
+    ASSERT_TRUE(
+        store.AppendBenchmark({0, 1000 + i, "a", "manual by 127.0.0.1", "{\"i\":" + std::to_string(i) + "}"}).ok());
+  }
+  ASSERT_TRUE(store.AppendBenchmark({0, 5, "b", "DatasetDrift", "{}"}).ok());
+  auto benchmarks = store.Benchmarks("a", 1000);
+  ASSERT_TRUE(benchmarks.ok()) << benchmarks.status().message();
+  ASSERT_EQ(static_cast<int64_t>(benchmarks->size()), RolloutStore::kMaxBenchmarks);
+  EXPECT_EQ(benchmarks->front().time_ms, 1000 + total - 1);
+  EXPECT_EQ(benchmarks->front().trigger, "manual by 127.0.0.1");
+  EXPECT_EQ(benchmarks->back().time_ms, 1000 + total - RolloutStore::kMaxBenchmarks);
+  EXPECT_GT((*benchmarks)[0].id, (*benchmarks)[1].id);
+  EXPECT_EQ(store.Benchmarks("b", 10)->size(), 1u);
+  EXPECT_EQ((*store.Benchmarks("b", 10))[0].result, "{}");
+  EXPECT_TRUE(store.Benchmarks("none", 10)->empty());
 }
 
 TEST(SqliteStore, RolloutStatesAndAnalysesSurviveReopening) {
