@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/logging.h"
 #include "net/access.h"
+#include "rollout/benchmark.h"
 #include "server/server.h"
 
 namespace vigil::cli {
@@ -162,6 +163,21 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
                    "Share (0 to 1) of endpoint predictions logged with their inputs")
       ->default_val(0)
       ->check(CLI::Range(0.0, 1.0));
+  serve
+      ->add_option("--benchmark-max-cpu", st->so.benchmark_max_cpu,
+                   "Share of one core that benchmarks of competing models (replays of logged inputs) may take")
+      ->default_val(0.25)
+      ->check(CLI::Range(0.01, 1.0));
+  serve
+      ->add_option("--benchmark-rows", st->so.benchmark_rows,
+                   "Logged requests with inputs one benchmark replays, at most")
+      ->default_val(5000)
+      ->check(CLI::Range(int64_t{1}, kMaxBenchmarkRows));
+  serve
+      ->add_option("--benchmark-min-interval-s", st->so.benchmark_min_interval_s,
+                   "Least time between two benchmarks of one endpoint started by alerts")
+      ->default_val(900)
+      ->check(CLI::Range(int64_t{0}, int64_t{365} * 86400));
   serve->add_flag("--no-prediction-log", st->no_prediction_log,
                   "Do not log endpoint predictions (feedback then joins nothing)");
   serve

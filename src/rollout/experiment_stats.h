@@ -24,6 +24,9 @@ TestStatistic WelchT(double mean_a, double var_a, double n_a, double mean_b, dou
 
 // The two-sided normal survival 2·(1 − Φ(|z|)).
 double NormalTwoSidedP(double z);
+// The standard normal quantile Φ⁻¹(p) for p in (0, 1) (Acklam's rational
+// approximation refined by one Halley step: about 1e-15 relative).
+double NormalQuantile(double p);
 
 // One arm's metric as a ratio over units (the routing keys): per unit i the
 // sum y_i of the metric over its scored predictions and their count n_i.

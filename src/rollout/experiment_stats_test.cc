@@ -146,5 +146,15 @@ TEST(ExperimentStats, UnitSumsMergeByAddition) {
   EXPECT_DOUBLE_EQ(a.RatioVariance(), all.RatioVariance());
 }
 
+TEST(ExperimentStats, NormalQuantileInvertsTheNormalCdf) {
+  EXPECT_NEAR(NormalQuantile(0.975), 1.959963985, 1e-8);
+  EXPECT_NEAR(NormalQuantile(0.995), 2.575829304, 1e-8);
+  EXPECT_NEAR(NormalQuantile(0.5), 0, 1e-12);
+  EXPECT_NEAR(NormalQuantile(0.025), -1.959963985, 1e-8);
+  for (double p : {1e-10, 0.001, 0.02, 0.3, 0.7, 0.98, 0.999, 1 - 1e-10}) {
+    EXPECT_NEAR(0.5 * std::erfc(-NormalQuantile(p) / std::sqrt(2.0)), p, 1e-12 * std::max(1.0, p / (1 - p))) << p;
+  }
+}
+
 }  // namespace
 }  // namespace vigil

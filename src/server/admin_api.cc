@@ -25,16 +25,6 @@ namespace http = boost::beast::http;
 namespace {
 
 // The body of a POST as a JSON object (empty body = {}).
-StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::string& what) {
-  rapidjson::Document d;
-  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
-    d.SetObject();
-    return d;
-  }
-  if (Status s = ParseJson(body, d); !s.ok()) return InvalidArgument(what + ": " + s.message());
-  if (!d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
-  return d;
-}
 
 // A spec as JSON: the same tree as its YAML.
 class JsonSpecWriter final : public SpecWriter {
@@ -111,9 +101,9 @@ void WriteVariant(JsonWriter& j, const Router& router, int index) {
 
 }  // namespace
 
-AdminApi::AdminApi(Deployments& deployments, RolloutController& rollouts, const AccessPolicy& access,
-                   FeedbackJoin* feedback)
-    : deployments_(deployments), rollouts_(rollouts), access_(access), feedback_(feedback) {}
+AdminApi::AdminApi(Deployments& deployments, RolloutController& rollouts, Benchmarker& benchmarks,
+                   const AccessPolicy& access, FeedbackJoin* feedback)
+    : deployments_(deployments), rollouts_(rollouts), benchmarks_(benchmarks), access_(access), feedback_(feedback) {}
 
 void AdminApi::WriteQuality(JsonWriter& j, const Router& router) const {
   const DeploymentSpec& spec = router.spec();
@@ -327,6 +317,7 @@ void AdminApi::Handle(const HttpRequest& request, const RequestInfo& info, const
   const std::string& action = p[3];
   if (action == "rollout") return Rollout(request, info, p, respond);
   if (action == "shadow") return Shadow(request, p, respond);
+  if (action == "benchmark") return Benchmark(request, info, p, respond);
   if (n == 4 && action == "status") {
     if (verb != http::verb::get) return not_allowed("GET");
     return respond(Status_(endpoint));

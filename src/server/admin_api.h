@@ -15,10 +15,19 @@
 //   GET    /v1/deployments/{e}/shadow[?window_s=3600]       each shadow against production on the same requests
 //   POST   /v1/deployments/{e}/rollout/{command}            pause, resume, promote ({"full": true} or ?full=1
 //                                                           to production), abort, retry
+//   GET    /v1/deployments/{e}/benchmark[?limit=1]          the newest benchmarks of the competing models, and
+//                                                           whether one is queued or running
+//   POST   /v1/deployments/{e}/benchmark                    {"since_s": 3600, "metric": "accuracy", "max_rows":
+//                                                           5000}: queue one (202)
+//   POST   /v1/deployments/{e}/benchmark/start              {"contender": "v3", "steps": [5, 25, 50],
+//                                                           "min_units": 1000}: the newest benchmark's winner
+//                                                           (or the contender named) as a canary with a rollout
 //
 // Changes (PUT, DELETE, POST) need `Authorization: Bearer <token>` when an
 // admin token is set; without one they are accepted only from loopback.
 #pragma once
+
+#include <rapidjson/document.h>
 
 #include <memory>
 #include <string>
@@ -29,6 +38,7 @@
 #include "net/access.h"
 #include "net/http_server.h"
 #include "protocol/json_writer.h"
+#include "rollout/benchmark.h"
 #include "rollout/controller.h"
 #include "routing/deployments.h"
 
@@ -52,7 +62,8 @@ class AdminApi {
 
   // `feedback` is null when the server keeps no store (--data-dir): the
   // feedback route answers 503 then, and status shows no quality.
-  AdminApi(Deployments& deployments, RolloutController& rollouts, const AccessPolicy& access, FeedbackJoin* feedback);
+  AdminApi(Deployments& deployments, RolloutController& rollouts, Benchmarker& benchmarks, const AccessPolicy& access,
+           FeedbackJoin* feedback);
 
   // Handles /v1/deployments...; `path` is the target split on '/'.
   void Handle(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
@@ -69,6 +80,11 @@ class AdminApi {
                const HttpServer::Responder& respond);
   HttpResponse RolloutView(const std::string& endpoint, int analyses) const;
   void Shadow(const HttpRequest& request, const std::vector<std::string>& path, const HttpServer::Responder& respond);
+  // /v1/deployments/{e}/benchmark[/start] (server/rollout_api.cc).
+  void Benchmark(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& path,
+                 const HttpServer::Responder& respond);
+  void StartBenchmarkWinner(const rapidjson::Document& body, const RequestInfo& info, const std::string& endpoint,
+                            const HttpServer::Responder& respond);
 
   // Per-variant quality of the endpoint's predictions since its spec took
   // effect, as a JSON object keyed by variant (null without a store).
@@ -76,6 +92,7 @@ class AdminApi {
 
   Deployments& deployments_;
   RolloutController& rollouts_;
+  Benchmarker& benchmarks_;
   const AccessPolicy& access_;
   FeedbackJoin* const feedback_;
 };

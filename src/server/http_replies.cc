@@ -1,5 +1,6 @@
 #include "server/http_replies.h"
 
+#include "protocol/json.h"
 #include "protocol/oip_json.h"
 #include "server/status_codes.h"
 
@@ -28,6 +29,17 @@ void WriteQualityMembers(JsonWriter& j, const Quality& q) {
   for (const auto& [name, value] : QualityMetrics(q)) {
     if (value) j.Field(name, *value);
   }
+}
+
+StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::string& what) {
+  rapidjson::Document d;
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    d.SetObject();
+    return d;
+  }
+  if (Status s = ParseJson(body, d); !s.ok()) return InvalidArgument(what + ": " + s.message());
+  if (!d.IsObject()) return InvalidArgument(what + ": the body must be a JSON object");
+  return d;
 }
 
 }  // namespace vigil

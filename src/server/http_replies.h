@@ -2,6 +2,10 @@
 // a request.
 #pragma once
 
+#include <rapidjson/document.h>
+
+#include <string>
+
 #include "core/status.h"
 #include "monitoring/quality.h"
 #include "net/access.h"
@@ -18,6 +22,9 @@ constexpr int kRetryAfterSeconds = 1;
 
 // Who sent a request, as the access policy sees it (valid while `request` lives).
 AccessPolicy::Caller CallerOf(const HttpRequest& request, const RequestInfo& info);
+
+// A request body that must be a JSON object (empty = {}); errors start with `what`.
+StatusOr<rapidjson::Document> BodyObject(const std::string& body, const std::string& what);
 
 // The metrics of `q` that are set, as members of the open object: "accuracy": 0.9, ...
 void WriteQualityMembers(JsonWriter& j, const Quality& q);

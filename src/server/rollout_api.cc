@@ -1,6 +1,9 @@
 // The rollout routes of AdminApi (admin_api.h lists them): the controller's
 // state and analyses out, a person's commands in.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "net/http_target.h"
 #include "protocol/json.h"
@@ -101,17 +104,11 @@ void AdminApi::Rollout(const HttpRequest& request, const RequestInfo& info, cons
   if (*command == RolloutCommand::kPromote) {
     const auto full = QueryValue(QueryOf(target), "full");
     bool to_end = full && (*full == "1" || *full == "true");
-    if (request.body().find_first_not_of(" \t\r\n") != std::string::npos) {
-      rapidjson::Document d;
-      if (Status s = ParseJson(request.body(), d); !s.ok()) {
-        return respond(ErrorResponse(InvalidArgument("promote: " + s.message())));
-      }
-      if (!d.IsObject()) return respond(ErrorResponse(InvalidArgument("promote: the body must be a JSON object")));
-      if (auto it = d.FindMember("full"); it != d.MemberEnd()) {
-        if (!it->value.IsBool())
-          return respond(ErrorResponse(InvalidArgument("promote: 'full' must be true or false")));
-        to_end = it->value.GetBool();
-      }
+    auto body = BodyObject(request.body(), "promote");
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    if (auto it = body->FindMember("full"); it != body->MemberEnd()) {
+      if (!it->value.IsBool()) return respond(ErrorResponse(InvalidArgument("promote: 'full' must be true or false")));
+      to_end = it->value.GetBool();
     }
     if (to_end) command = RolloutCommand::kPromoteFull;
   }
@@ -201,6 +198,202 @@ void AdminApi::Shadow(const HttpRequest& request, const std::vector<std::string>
   j.EndArray();
   j.EndObject();
   respond(MakeResponse(200, j.Take()));
+}
+
+void AdminApi::Benchmark(const HttpRequest& request, const RequestInfo& info, const std::vector<std::string>& p,
+                         const HttpServer::Responder& respond) {
+  const std::string& endpoint = p[2];
+  const std::string_view target(request.target().data(), request.target().size());
+  if (!deployments_.Find(endpoint)) return respond(ErrorResponse(NotFound("no endpoint '" + endpoint + "'")));
+  const bool start = p.size() == 5 && p[4] == "start";
+  if (p.size() != 4 && !start) return respond(ErrorResponse(NotFound("no route for " + std::string(target))));
+  if (p.size() == 4 && request.method() == http::verb::get) {
+    auto limit = IntQuery(QueryOf(target), "limit", 1, 1, RolloutStore::kMaxBenchmarks);
+    if (!limit.ok()) return respond(ErrorResponse(limit.status()));
+    auto results = benchmarks_.Results(endpoint, static_cast<int>(*limit));
+    if (!results.ok()) return respond(ErrorResponse(results.status()));
+    const Benchmarker::Queue q = benchmarks_.Pending();
+    JsonWriter j;
+    j.StartObject();
+    j.Field("endpoint", endpoint);
+    j.Field("running", q.running == endpoint);
+    j.Field("queued", std::find(q.queued.begin(), q.queued.end(), endpoint) != q.queued.end());
+    j.Key("benchmarks");
+    j.StartArray();
+    for (const StoredBenchmark& b : *results) {
+      j.StartObject();
+      j.Field("id", b.id);
+      j.Field("time_ms", b.time_ms);
+      j.Key("result");
+      j.Raw(b.result);  // written by the benchmarker with JsonWriter
+      j.EndObject();
+    }
+    j.EndArray();
+    j.EndObject();
+    return respond(MakeResponse(200, j.Take()));
+  }
+  if (request.method() != http::verb::post) {
+    return respond(MethodNotAllowed(request, start ? "POST" : "GET, POST"));
+  }
+  // The caller was authorised for control by Handle.
+  auto body = BodyObject(request.body(), start ? "benchmark start" : "benchmark");
+  if (!body.ok()) return respond(ErrorResponse(body.status()));
+  if (start) return StartBenchmarkWinner(*body, info, endpoint, respond);
+  for (auto it = body->MemberBegin(); it != body->MemberEnd(); ++it) {
+    const std::string key = it->name.GetString();
+    if (key != "since_s" && key != "metric" && key != "max_rows") {
+      return respond(
+          ErrorResponse(InvalidArgument("benchmark: unknown field '" + key + "' (since_s, metric, max_rows)")));
+    }
+  }
+  auto integer = [&](const char* key, int64_t fallback, int64_t min, int64_t max) -> StatusOr<int64_t> {
+    auto it = body->FindMember(key);
+    if (it == body->MemberEnd()) return fallback;
+    if (!it->value.IsInt64() || it->value.GetInt64() < min || it->value.GetInt64() > max) {
+      return InvalidArgument(fmt::format("benchmark: '{}' must be an integer from {} to {}", key, min, max));
+    }
+    return it->value.GetInt64();
+  };
+  auto since_s = integer("since_s", 3600, 1, kMaxQualityWindowS);
+  if (!since_s.ok()) return respond(ErrorResponse(since_s.status()));
+  auto max_rows = integer("max_rows", 0, 1, kMaxBenchmarkRows);
+  if (!max_rows.ok()) return respond(ErrorResponse(max_rows.status()));
+  BenchmarkRequest r;
+  r.endpoint = endpoint;
+  if (auto it = body->FindMember("metric"); it != body->MemberEnd()) {
+    if (!it->value.IsString()) return respond(ErrorResponse(InvalidArgument("benchmark: 'metric' must be a string")));
+    r.metric = it->value.GetString();
+    if (std::string why = CheckBenchmarkMetric(r.metric); !why.empty()) {
+      return respond(ErrorResponse(InvalidArgument("benchmark: " + why)));
+    }
+  }
+  const int64_t now = WallClock::System()->NowMillis();
+  r.from_ms = now - *since_s * 1000;
+  r.to_ms = now + 1;
+  r.max_rows = *max_rows;
+  r.trigger = "manual by " + info.peer;
+  if (Status s = benchmarks_.Enqueue(r); !s.ok()) return respond(ErrorResponse(s));
+  JsonWriter j;
+  j.StartObject();
+  j.Field("endpoint", endpoint);
+  j.Field("queued", true);
+  j.Field("from_ms", r.from_ms);
+  j.Field("to_ms", r.to_ms);
+  j.EndObject();
+  respond(MakeResponse(202, j.Take()));
+}
+
+void AdminApi::StartBenchmarkWinner(const rapidjson::Document& body, const RequestInfo& info,
+                                    const std::string& endpoint, const HttpServer::Responder& respond) {
+  for (auto it = body.MemberBegin(); it != body.MemberEnd(); ++it) {
+    const std::string key = it->name.GetString();
+    if (key != "contender" && key != "steps" && key != "min_units") {
+      return respond(
+          ErrorResponse(InvalidArgument("benchmark start: unknown field '" + key + "' (contender, steps, min_units)")));
+    }
+  }
+  std::string wanted;
+  if (auto it = body.FindMember("contender"); it != body.MemberEnd()) {
+    if (!it->value.IsString()) {
+      return respond(ErrorResponse(InvalidArgument("benchmark start: 'contender' must be a string")));
+    }
+    wanted = it->value.GetString();
+  }
+  std::vector<double> steps{5, 25, 50};
+  if (auto it = body.FindMember("steps"); it != body.MemberEnd()) {
+    if (!it->value.IsArray() || it->value.Empty() || it->value.Size() > 100) {
+      return respond(ErrorResponse(InvalidArgument("benchmark start: 'steps' must be a list of 1 to 100 percents")));
+    }
+    steps.clear();
+    for (const auto& v : it->value.GetArray()) {
+      if (!v.IsNumber()) return respond(ErrorResponse(InvalidArgument("benchmark start: 'steps' must be numbers")));
+      steps.push_back(v.GetDouble());
+    }
+  }
+  std::optional<int64_t> min_units;
+  if (auto it = body.FindMember("min_units"); it != body.MemberEnd()) {
+    if (!it->value.IsInt64()) {
+      return respond(ErrorResponse(InvalidArgument("benchmark start: 'min_units' must be an integer")));
+    }
+    min_units = it->value.GetInt64();
+  }
+  auto newest = benchmarks_.Results(endpoint, 1);
+  if (!newest.ok()) return respond(ErrorResponse(newest.status()));
+  if (newest->empty()) {
+    return respond(ErrorResponse(FailedPrecondition("endpoint '" + endpoint + "' has no benchmark yet")));
+  }
+  rapidjson::Document d;
+  if (Status s = ParseJson(newest->front().result, d); !s.ok() || !d.IsObject()) {
+    return respond(ErrorResponse(Internal("the stored benchmark does not parse")));
+  }
+  auto text = [](const rapidjson::Value& v, const char* key) {
+    auto it = v.FindMember(key);
+    return it != v.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString()) : std::string();
+  };
+  if (!text(d, "error").empty()) {
+    return respond(ErrorResponse(
+        FailedPrecondition("the newest benchmark of '" + endpoint + "' was not made: " + text(d, "error"))));
+  }
+  if (wanted.empty()) wanted = text(d, "winner");
+  if (wanted.empty()) {
+    return respond(ErrorResponse(FailedPrecondition(
+        "the newest benchmark of '" + endpoint +
+        "' shows no contender better than production; name one with {\"contender\": NAME} to start it anyway")));
+  }
+  const rapidjson::Value* chosen = nullptr;
+  if (auto it = d.FindMember("contenders"); it != d.MemberEnd() && it->value.IsArray()) {
+    for (const auto& c : it->value.GetArray()) {
+      if (text(c, "name") == wanted) chosen = &c;
+    }
+  }
+  if (!chosen || text(*chosen, "role") == "production") {
+    return respond(ErrorResponse(
+        NotFound("the newest benchmark of '" + endpoint + "' has no contender '" + wanted + "' besides production")));
+  }
+  const std::string role = text(*chosen, "role"), model = text(*chosen, "model");
+  auto version_it = chosen->FindMember("version");
+  const int64_t version =
+      version_it != chosen->MemberEnd() && version_it->value.IsInt64() ? version_it->value.GetInt64() : 0;
+  const std::string metric = text(d, "metric");
+  const std::string detail = fmt::format("{} ({} v{}) as a canary, steps {}, judged on {}", wanted, model, version,
+                                         fmt::join(steps, ","), metric);
+  const Status s = deployments_.Mutate(
+      endpoint,
+      [&](DeploymentSpec& spec) -> Status {
+        if (spec.rollout) {
+          return FailedPrecondition("endpoint '" + endpoint + "' already has a rollout (of '" +
+                                    spec.rollout->candidate + "'); abort it and remove its rollout block first");
+        }
+        Variant* v = spec.Candidate(wanted);
+        if (!v) {
+          if (role != "version") {
+            return FailedPrecondition("candidate '" + wanted + "' is no longer in the spec");
+          }
+          Variant added;
+          added.name = wanted;
+          added.model = model;
+          added.version = version;
+          spec.candidates.push_back(std::move(added));
+          v = &spec.candidates.back();
+        }
+        v->mode = VariantMode::kCanary;
+        v->steps = steps;
+        v->step = -1;
+        v->share = 0;
+        v->mirror = 0;
+        RolloutPolicy policy;
+        policy.candidate = wanted;
+        policy.metric.name = metric;
+        const RolloutMetricInfo* info = FindRolloutMetric(metric);
+        if (!info) return Internal("the benchmark's metric '" + metric + "' is not a rollout metric");
+        policy.metric.higher_is_better = info->higher_is_better;
+        if (min_units) policy.min_units = *min_units;
+        spec.rollout = policy;
+        return Status::Ok();
+      },
+      {info.peer, "benchmark start", detail});
+  if (!s.ok()) return respond(ErrorResponse(s));
+  respond(Status_(endpoint));
 }
 
 }  // namespace vigil

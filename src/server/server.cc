@@ -15,6 +15,7 @@
 #include "net/control_workers.h"
 #include "net/http_server.h"
 #include "repository/model_repository.h"
+#include "rollout/serving_benchmark_world.h"
 #include "rollout/serving_rollout_world.h"
 #include "routing/deployments.h"
 #include "routing/inference_service.h"
@@ -74,6 +75,8 @@ struct Server::Parts {
   std::unique_ptr<ServingRolloutWorld> rollout_world;
   std::unique_ptr<RolloutStore> memory_rollout_store;  // without a store
   std::unique_ptr<RolloutController> rollouts;
+  std::unique_ptr<ServingBenchmarkWorld> benchmark_world;
+  std::unique_ptr<Benchmarker> benchmarks;
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<ControlWorkers> control;
   std::unique_ptr<RestApi> api;
@@ -173,7 +176,19 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                                  .alerts = p->alerts.get(),
                                                                  .registry = &p->registry,
                                                                  .background = true}));
-  p->admin = std::make_unique<AdminApi>(*p->deployments, *p->rollouts, p->access, p->feedback.get());
+  p->benchmark_world = std::make_unique<ServingBenchmarkWorld>(*p->deployments, *p->service);
+  VIGIL_ASSIGN_OR_RETURN(
+      p->benchmarks,
+      Benchmarker::Create({.world = p->benchmark_world.get(),
+                           .feedback = p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr,
+                           .store = &rollout_store,
+                           .alerts = p->alerts.get(),
+                           .clock = nullptr,
+                           .benchmark = {.max_rows = options.benchmark_rows,
+                                         .max_cpu = options.benchmark_max_cpu,
+                                         .min_interval_s = options.benchmark_min_interval_s},
+                           .background = true}));
+  p->admin = std::make_unique<AdminApi>(*p->deployments, *p->rollouts, *p->benchmarks, p->access, p->feedback.get());
   p->monitoring = std::make_unique<MonitoringApi>(MonitoringApi::Options{.repository = p->repository.get(),
                                                                          .deployments = p->deployments.get(),
                                                                          .loop = p->monitor.get(),
@@ -268,9 +283,10 @@ void Server::Shutdown(std::string_view reason) {
   // Schedulers finish first (their callbacks post to the HTTP I/O context),
   // then the HTTP threads stop. Past the timeout, queued work is cancelled
   // rather than run, so the bound holds.
-  p.control->Stop();   // control requests already taken finish; none are left waiting
-  p.rollouts->Stop();  // no decision is taken while the models stop
-  p.service->Stop();   // no more shadow copies
+  p.control->Stop();     // control requests already taken finish; none are left waiting
+  p.rollouts->Stop();    // no decision is taken while the models stop
+  p.benchmarks->Stop();  // no replay is queued while they stop
+  p.service->Stop();     // no more shadow copies
   p.repository->StopAll(abandoned > 0 ? Scheduler::StopMode::kCancel : Scheduler::StopMode::kDrain);
   // Let the I/O threads write the answers of cancelled requests.
   const auto flush_deadline = Clock::now() + std::chrono::seconds(1);

@@ -51,6 +51,12 @@ struct ServerOptions {
   bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.
   double log_inputs_sample_rate = 0;
+  // Benchmarks of an endpoint's competing models on those logged inputs
+  // (rollout/benchmark.h): the share of one core their replays may take,
+  // the sampled requests one run reads, and the spacing of automatic runs.
+  double benchmark_max_cpu = 0.25;
+  int64_t benchmark_rows = 5000;
+  int64_t benchmark_min_interval_s = 900;
   // Logged predictions older than this, or past about this many rows, are
   // deleted (checked every minute); 0 = no limit.
   double prediction_retention_days = 30;
