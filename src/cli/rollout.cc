@@ -1,11 +1,14 @@
 // vigil rollout: the rollout controller of a running server (status,
-// commands), and two tools that need no server: plan (units and days to a
+// commands, benchmarks of the competing models), and two tools that need no server: plan (units and days to a
 // decision) and simulate (the controller on synthetic arms).
 #include <fmt/format.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 #include <thread>
@@ -40,6 +43,14 @@ struct RolloutFlags {
   int experiments = 200;
   uint64_t seed = 1;
   bool per_request = false;
+  // benchmark
+  std::string since = "1h";
+  std::string bench_metric;
+  int64_t rows = 0;
+  bool show = false, start = false;
+  std::string contender;
+  std::vector<double> steps;
+  double wait_for_s = 600;
 };
 
 // Reading the server's reply without trusting its shape: a missing or
@@ -362,6 +373,173 @@ int SimulateCommand(const RolloutFlags& f) {
   return 0;
 }
 
+// "90", "90s", "15m", "1h", "2d": seconds.
+StatusOr<int64_t> Seconds(const std::string& text) {
+  size_t used = 0;
+  double n = 0;
+  try {
+    n = std::stod(text, &used);
+  } catch (...) {
+    used = 0;
+  }
+  const std::string unit = used ? text.substr(used) : "";
+  const double scale = unit.empty() || unit == "s" ? 1
+                       : unit == "m"               ? 60
+                       : unit == "h"               ? 3600
+                       : unit == "d"               ? 86400
+                                                   : 0;
+  if (!used || !(scale > 0) || !(n > 0) || n * scale > 365.0 * 86400) {
+    return InvalidArgument("--since: a duration such as 90s, 15m, 1h or 2d (at most a year), got '" + text + "'");
+  }
+  return static_cast<int64_t>(std::ceil(n * scale));
+}
+
+std::string Fixed(const rapidjson::Value& v, const char* key, const char* spec = "{:.4f}") {
+  const auto* m = Member(v, key);
+  return m && m->IsNumber() ? fmt::format(fmt::runtime(spec), m->GetDouble()) : "-";
+}
+
+std::string Interval(const rapidjson::Value& v, const char* key) {
+  const auto* m = Member(v, key);
+  if (!m || !m->IsArray() || m->Size() != 2 || !(*m)[0].IsNumber() || !(*m)[1].IsNumber()) return "";
+  return fmt::format("[{:+.4f}, {:+.4f}]", (*m)[0].GetDouble(), (*m)[1].GetDouble());
+}
+
+// A benchmark as a ranking table.
+std::string BenchmarkText(const rapidjson::Value& r, const Style& style) {
+  std::string out;
+  out += fmt::format("{:<12}{}\n", "Endpoint:", Str(r, "endpoint"));
+  out += fmt::format("{:<12}{}\n", "Trigger:", Str(r, "trigger"));
+  if (!Str(r, "error").empty()) return out + style.Paint("Not made: " + Str(r, "error"), "31") + "\n";
+  out += fmt::format("{:<12}{} of {} logged requests with inputs replayed{}\n",
+                     "Traffic:", static_cast<int64_t>(Num(r, "replayable")), static_cast<int64_t>(Num(r, "sampled")),
+                     Member(r, "truncated") && (*Member(r, "truncated")).IsTrue() ? " (cut short by a bound)" : "");
+  out += fmt::format("{:<12}{} ({} is better), ranked by {}\n", "Metric:", Str(r, "metric"), Str(r, "direction"),
+                     Str(r, "basis"));
+  const std::string winner = Str(r, "winner");
+  out += fmt::format(
+      "{:<12}{}\n",
+      "Winner:", winner.empty() ? style.Paint("none shown better than production", "33") : style.Paint(winner, "32"));
+  if (!Str(r, "warning").empty()) out += style.Paint("Warning: " + Str(r, "warning"), "33") + "\n";
+  constexpr const char* kRow = "  {:<4} {:<16} {:<14} {:>7} {:>8} {:>10} {:>28} {:>9} {:>8} {:<18}\n";
+  out += fmt::format(kRow, "rank", "contender", "model", "rows", "labeled", "value", "vs production (interval)",
+                     "disagree", "est.acc", "verdict");
+  if (const auto* cs = Member(r, "contenders"); cs && cs->IsArray()) {
+    for (const auto& c : cs->GetArray()) {
+      const int64_t rank = static_cast<int64_t>(Num(c, "rank"));
+      const std::string verdict = Str(c, "verdict");
+      const char* code = verdict == "better" ? "32" : verdict == "worse" ? "31" : "0";
+      std::string vs = Member(c, "difference_ci")
+                           ? fmt::format("{:+.4f} {}", Num(c, "difference"), Interval(c, "difference_ci"))
+                           : "";
+      out += fmt::format(kRow, rank ? std::to_string(rank) : "-", Str(c, "name"),
+                         fmt::format("{}:{}", Str(c, "model"), static_cast<int64_t>(Num(c, "version"))),
+                         static_cast<int64_t>(Num(c, "rows")), static_cast<int64_t>(Num(c, "labeled_rows")),
+                         Fixed(c, "value"), vs, Str(c, "role") == "production" ? "" : Fixed(c, "disagreement_rate"),
+                         Fixed(c, "estimated_accuracy"), style.Paint(verdict, code));
+      if (!Str(c, "skipped").empty()) out += "       not run: " + Str(c, "skipped") + "\n";
+      if (!Str(c, "first_error").empty()) out += "       failed: " + Str(c, "first_error") + "\n";
+    }
+  }
+  return out;
+}
+
+int BenchmarkCommand(const RolloutFlags& f) {
+  const std::string cmd = "rollout benchmark";
+  auto client = Connect(f);
+  if (!client.ok()) return Fail(cmd, client.status().message());
+  std::map<std::string, std::string> headers;
+  if (!f.token.empty()) headers["Authorization"] = "Bearer " + f.token;
+  const std::string path = "/v1/deployments/" + f.endpoint + "/benchmark";
+  auto get = [&]() -> StatusOr<rapidjson::Document> {
+    auto reply = (*client)->Get(path);
+    if (!reply.ok()) return reply.status();
+    if (reply->status != 200) {
+      return FailedPrecondition(ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
+    }
+    rapidjson::Document d;
+    if (Status s = ParseJson(reply->body, d); !s.ok() || !d.IsObject()) {
+      return Internal("the server's reply is not a benchmark: " + reply->body.substr(0, 200));
+    }
+    return d;
+  };
+  auto newest_id = [](const rapidjson::Document& d) -> int64_t {
+    const auto* list = Member(d, "benchmarks");
+    return list && list->IsArray() && !list->Empty() ? static_cast<int64_t>(Num((*list)[0], "id")) : 0;
+  };
+  auto before = get();
+  if (!before.ok()) return Fail(cmd, before.status().message());
+  if (!f.show) {
+    auto since_s = Seconds(f.since);
+    if (!since_s.ok()) return Fail(cmd, since_s.status().message());
+    JsonWriter body;
+    body.StartObject();
+    body.Field("since_s", *since_s);
+    if (!f.bench_metric.empty()) body.Field("metric", f.bench_metric);
+    if (f.rows > 0) body.Field("max_rows", f.rows);
+    body.EndObject();
+    auto reply = (*client)->Post(path, body.Take(), headers);
+    if (!reply.ok()) return Fail(cmd, reply.status().message());
+    if (reply->status != 202) {
+      return Fail(cmd, ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
+    }
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "benchmarking '%s'...\n", f.endpoint.c_str());
+  }
+  const int64_t old_id = f.show ? -1 : newest_id(*before);
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(f.wait_for_s * 1000));
+  rapidjson::Document d;
+  while (true) {
+    auto now = get();
+    if (!now.ok()) return Fail(cmd, now.status().message());
+    d = std::move(*now);
+    auto flag = [&](const char* key) {
+      const auto* m = Member(d, key);
+      return m && m->IsTrue();
+    };
+    const bool busy = flag("running") || flag("queued");
+    if (newest_id(d) > old_id && (f.show || !busy)) break;
+    if (std::chrono::steady_clock::now() >= until) {
+      return Fail(
+          cmd, fmt::format("no result within {} s (it goes on in the server; see it later with --show)", f.wait_for_s));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const auto* list = Member(d, "benchmarks");
+  if (!list || !list->IsArray() || list->Empty()) return Fail(cmd, "endpoint '" + f.endpoint + "' has no benchmark");
+  const rapidjson::Value* result = Member((*list)[0], "result");
+  if (!result) return Fail(cmd, "the server's reply has no result");
+  if (f.json) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    result->Accept(writer);
+    std::printf("%s\n", buffer.GetString());
+  } else {
+    std::fputs(BenchmarkText(*result, Style{static_cast<bool>(isatty(STDOUT_FILENO))}).c_str(), stdout);
+  }
+  if (!Str(*result, "error").empty()) return 1;
+  if (!f.start) return 0;
+  JsonWriter body;
+  body.StartObject();
+  if (!f.contender.empty()) body.Field("contender", f.contender);
+  if (!f.steps.empty()) {
+    body.Key("steps");
+    body.StartArray();
+    for (double s : f.steps) body.Double(s);
+    body.EndArray();
+  }
+  body.EndObject();
+  auto reply = (*client)->Post(path + "/start", body.Take(), headers);
+  if (!reply.ok()) return Fail(cmd + " --start", reply.status().message());
+  if (reply->status != 200) {
+    return Fail(cmd + " --start", ErrorMessageOf(reply->body).value_or("HTTP " + std::to_string(reply->status)));
+  }
+  const std::string chosen = f.contender.empty() ? Str(*result, "winner") : f.contender;
+  std::printf("Started a rollout of '%s' on '%s' (follow it: vigil rollout status %s --watch)\n", chosen.c_str(),
+              f.endpoint.c_str(), f.endpoint.c_str());
+  return 0;
+}
+
 }  // namespace
 
 Command AddRollout(CLI::App& parent) {
@@ -403,6 +581,20 @@ Command AddRollout(CLI::App& parent) {
     sub->add_option("--threshold", f->threshold, "The spec's metric.min_effect: what the candidate must beat")
         ->default_val(0);
   };
+  CLI::App* bench = rollout->add_subcommand(
+      "benchmark", "Replay the endpoint's logged traffic through every candidate and loaded version, and rank them");
+  bench->add_option("endpoint", f->endpoint, "Endpoint")->required();
+  bench->add_option("--since", f->since, "The traffic to replay: the last 90s, 15m, 1h, 2d")->default_val("1h");
+  bench->add_option("--metric", f->bench_metric,
+                    "Scored against labels: accuracy, log_loss, brier, mae, mse, rmse (default: the rollout "
+                    "block's, else accuracy or mae)");
+  bench->add_option("--rows", f->rows, "Logged requests to replay, at most (default: the server's --benchmark-rows)");
+  bench->add_flag("--show", f->show, "Show the newest benchmark instead of running one");
+  bench->add_flag("--start", f->start,
+                  "Then roll the winner out: a canary with a rollout block (steps 5,25,50 unless --steps)");
+  bench->add_option("--contender", f->contender, "With --start: this contender instead of the winner");
+  bench->add_option("--steps", f->steps, "With --start: the canary's steps, percent")->delimiter(',');
+  bench->add_option("--wait-for", f->wait_for_s, "Seconds to wait for the result")->default_val(600);
   CLI::App* plan = rollout->add_subcommand("plan", "Units and days to a decision at the given alpha and power");
   add_shared(plan);
   plan->add_option("--min-effect", f->min_effect, "The improvement to detect, absolute")->default_val(0.01);
@@ -429,6 +621,7 @@ Command AddRollout(CLI::App& parent) {
               if (name == "status") return StatusCommand(*f);
               if (name == "plan") return PlanCommand(*f);
               if (name == "simulate") return SimulateCommand(*f);
+              if (name == "benchmark") return BenchmarkCommand(*f);
               return CommandOn(name, *f);
             }
             return 2;

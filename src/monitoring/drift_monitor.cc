@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 
+#include "core/clock.h"
 #include "core/csv.h"
 #include "monitoring/drift_stats.h"
 
@@ -371,6 +372,8 @@ void DriftMonitor::Observe(const Tensor& input, const Tensor& output, int64_t ro
   } else {
     Count<true>(slabs_[kSlabs], input, outputs ? &output : nullptr, rows);
   }
+  // The first window starts at the first row (not at the first close attempt, which may come a tick later).
+  if (first_row_ms_.load(std::memory_order_relaxed) == 0) first_row_ms_.store(UnixMillis(), std::memory_order_relaxed);
   const auto n = static_cast<uint64_t>(rows);
   const uint64_t before = observed_rows_.fetch_add(n, std::memory_order_release);
   const uint64_t full_at = full_at_.load(std::memory_order_relaxed);
@@ -451,7 +454,10 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor* output, 
 std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   if (!ready_.load(std::memory_order_acquire)) return std::nullopt;
   MutexLock lock(mu_);
-  if (!window_start_ms_) window_start_ms_ = now_ms;
+  if (!window_start_ms_) {
+    const int64_t first = first_row_ms_.load(std::memory_order_relaxed);
+    window_start_ms_ = first > 0 ? std::min(first, now_ms) : now_ms;
+  }
   uint64_t total_rows = 0;
   for (const auto& slab : slabs_) total_rows += slab.rows.load(std::memory_order_relaxed);
   const auto n = static_cast<int64_t>(total_rows - taken_rows_);

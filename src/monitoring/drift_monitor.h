@@ -268,11 +268,13 @@ class DriftMonitor {
   std::atomic<uint64_t> observed_rows_{0};
   std::atomic<uint64_t> full_at_{0};
   std::atomic<std::shared_ptr<WindowWaker>> waker_;
+  std::atomic<int64_t> first_row_ms_{0};  // Unix ms of the first row counted; 0 before it
 
   mutable Mutex mu_;
-  ReferenceRows collected_ GUARDED_BY(mu_);                 // live rows while there is no reference
-  bool building_ GUARDED_BY(mu_) = false;                   // collected_ is becoming the reference
-  std::optional<int64_t> window_start_ms_ GUARDED_BY(mu_);  // set by the first CloseIfDue
+  ReferenceRows collected_ GUARDED_BY(mu_);  // live rows while there is no reference
+  bool building_ GUARDED_BY(mu_) = false;    // collected_ is becoming the reference
+  // Set by the first CloseIfDue: the first row's time, or the close attempt's when no row came before it.
+  std::optional<int64_t> window_start_ms_ GUARDED_BY(mu_);
 };
 
 }  // namespace vigil

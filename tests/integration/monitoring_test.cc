@@ -22,26 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kRepo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
 
-// reference.csv's rows: 30 features (the label column dropped; `labels`
-// receives it when given).
-std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr,
-                                               const fs::path& csv = kRepo / "breast_cancer_mlp" / "reference.csv") {
-  std::istringstream in(ReadFile(csv));
-  std::string line;
-  std::getline(in, line);  // header
-  std::vector<std::vector<double>> rows;
-  while (std::getline(in, line)) {
-    std::vector<double> row;
-    std::istringstream cells(line);
-    std::string cell;
-    while (row.size() < 30 && std::getline(cells, cell, ',')) row.push_back(std::stod(cell));
-    if (row.size() != 30) continue;
-    rows.push_back(row);
-    if (labels && std::getline(cells, cell, ',')) labels->push_back(std::stoi(cell));
-  }
-  return rows;
-}
-
 std::string Body(const std::vector<std::vector<double>>& rows) {
   std::string data;
   for (const auto& row : rows) {

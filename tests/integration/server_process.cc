@@ -316,4 +316,23 @@ bool ServerProcess::WaitForPolls(int n, double timeout_s) const {
                                   std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
 }
 
+std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels, const fs::path& csv) {
+  std::istringstream in(ReadFile(csv.empty() ? fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository" /
+                                                   "breast_cancer_mlp" / "reference.csv"
+                                             : csv));
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::vector<double>> rows;
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream cells(line);
+    std::string cell;
+    while (row.size() < 30 && std::getline(cells, cell, ',')) row.push_back(std::stod(cell));
+    if (row.size() != 30) continue;
+    rows.push_back(row);
+    if (labels && std::getline(cells, cell, ',')) labels->push_back(std::stoi(cell));
+  }
+  return rows;
+}
+
 }  // namespace vigil::testing

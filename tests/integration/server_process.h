@@ -93,6 +93,10 @@ std::filesystem::path ScratchDir(const std::string& name);
 void CopyExampleRepository(const std::filesystem::path& dest, const std::vector<std::string>& models = {});
 std::string ReadFile(const std::filesystem::path& p);
 void WriteFile(const std::filesystem::path& p, const std::string& text);
+// A reference.csv's rows: 30 features (the label column dropped; `labels`
+// receives it when given). Empty `csv`: the example MLP's.
+std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr,
+                                               const std::filesystem::path& csv = {});
 // A JSON infer body with `rows` rows of the 30 breast-cancer features.
 std::string FeaturesBody(int rows, const std::string& extra = "");
 // A call to the example MLP: its `features` input as FP32 of `shape`,
