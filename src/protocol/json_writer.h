@@ -72,6 +72,14 @@ class JsonWriter {
   void Field(std::string_view k, uint64_t v) { Key(k), Uint(v); }
   void Field(std::string_view k, double v) { Key(k), Double(v); }
   void Field(std::string_view k, bool v) { Key(k), Bool(v); }
+  // "k": [low, high], how intervals are written.
+  void IntervalField(std::string_view k, double low, double high) {
+    Key(k);
+    StartArray();
+    Double(low);
+    Double(high);
+    EndArray();
+  }
   // A value that is JSON already (a document stored by this program).
   void Raw(std::string_view json) { writer_.Verbatim(json, 0, rapidjson::kObjectType); }
   // An array already written as JSON (a tensor's numbers, formatted in one

@@ -20,6 +20,9 @@ namespace vigil {
 namespace {
 
 constexpr double kZ95 = 1.959963985;
+// Rows per replay call: a replay holds the model's instance for one batch,
+// so a serving request that arrives meanwhile waits for at most this many rows.
+constexpr int64_t kReplayRowsPerCall = 8;
 
 size_t ArgMax(const std::vector<double>& v) {
   return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
@@ -124,7 +127,7 @@ bool Replay(BenchmarkWorld& world, const std::vector<Row>& rows, const Benchmark
             const std::function<bool(std::chrono::microseconds)>& wait, Contender& c) {
   ContenderResult& r = c.result;
   c.answers.assign(rows.size(), std::nullopt);
-  const size_t per_call = static_cast<size_t>(std::clamp<int64_t>(shape.max_rows_per_call, 1, 64));
+  const size_t per_call = static_cast<size_t>(std::clamp<int64_t>(shape.max_rows_per_call, 1, kReplayRowsPerCall));
   std::vector<const std::vector<double>*> batch;
   std::vector<size_t> index;
   size_t next = 0;
@@ -337,20 +340,12 @@ void WriteContender(JsonWriter& j, const ContenderResult& r) {
   j.Field("labeled_units", r.labeled_units);
   if (r.value) {
     j.Field("value", *r.value);
-    j.Key("ci95");
-    j.StartArray();
-    j.Double(r.ci_low);
-    j.Double(r.ci_high);
-    j.EndArray();
+    j.IntervalField("ci95", r.ci_low, r.ci_high);
   }
   if (r.difference) {
     j.Field("difference", *r.difference);
     if (r.verdict != "not_enough_labels") {
-      j.Key("difference_ci");
-      j.StartArray();
-      j.Double(r.difference_low);
-      j.Double(r.difference_high);
-      j.EndArray();
+      j.IntervalField("difference_ci", r.difference_low, r.difference_high);
       j.Field("p", r.p);
     }
   }
@@ -358,11 +353,7 @@ void WriteContender(JsonWriter& j, const ContenderResult& r) {
     j.Field("compared", r.compared);
     j.Field("disagreements", r.disagreements);
     j.Field("disagreement_rate", r.disagreement_rate);
-    j.Key("disagreement_ci95");
-    j.StartArray();
-    j.Double(r.disagreement_low);
-    j.Double(r.disagreement_high);
-    j.EndArray();
+    j.IntervalField("disagreement_ci95", r.disagreement_low, r.disagreement_high);
     j.Field("mean_abs_diff", r.mean_abs_diff);
   }
   if (r.estimated_accuracy) {

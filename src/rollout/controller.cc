@@ -80,11 +80,7 @@ void WriteLook(JsonWriter& w, const SequentialLook& l) {
   w.Field("theta0", l.theta0);
   w.Field("lambda", l.lambda);
   w.Field("p", l.p);
-  w.Key("ci");
-  w.StartArray();
-  w.Double(l.ci_low);
-  w.Double(l.ci_high);
-  w.EndArray();
+  w.IntervalField("ci", l.ci_low, l.ci_high);
   w.EndObject();
 }
 
@@ -172,11 +168,7 @@ std::string ShadowEvidenceJson(const RolloutState& s, const ShadowStageData& d, 
   w.Field("compared", c.compared);
   w.Field("disagreements", c.disagreements);
   w.Field("disagreement_rate", c.disagreement_rate);
-  w.Key("disagreement_ci95");
-  w.StartArray();
-  w.Double(c.disagreement_lower);
-  w.Double(c.disagreement_upper);
-  w.EndArray();
+  w.IntervalField("disagreement_ci95", c.disagreement_lower, c.disagreement_upper);
   w.Field("mean_abs_diff", c.mean_abs_diff);
   w.Field("production_p99_ms", c.production_p99_ms.value);
   w.Field("shadow_p99_ms", c.shadow_p99_ms.value);

@@ -570,5 +570,44 @@ TEST(ReadStep, SumsPerRoutingKeyAfterTheLabelCutOff) {
   std::filesystem::remove_all(dir);
 }
 
+// CompareShadow against the real store: both bounds of the disagreement,
+// so the shadow stage can fail on them (the lower one) as well as pass.
+TEST(CompareShadow, ReadsBothBoundsOfTheDisagreement) {
+  const std::string dir = ::testing::TempDir() + "/vigil_compareshadow_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  auto opened = OpenSqliteStore(dir);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  Store& store = **opened;
+  std::vector<PredictionRecord> predictions;
+  for (int i = 0; i < 400; ++i) {  // the copy disagrees on every other request
+    const std::string id = "r" + std::to_string(i);
+    predictions.push_back({id, 10 * i, "ep", "production", "m", 1, 100, false, "[0.9,0.1]", "", ""});
+    predictions.push_back({id, 10 * i + 1, "ep", "v2", "m", 2, 100, true, i % 2 ? "[0.2,0.8]" : "[0.8,0.2]", "", ""});
+  }
+  ASSERT_TRUE(store.WritePredictions(predictions).ok());
+  auto c = CompareShadow(store, "ep", "v2", 0, 100'000, 10'000);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->compared, 400);
+  EXPECT_EQ(c->disagreements, 200);
+  const auto [low, high] = WilsonInterval(200, 400);
+  EXPECT_DOUBLE_EQ(c->disagreement_lower, low);
+  EXPECT_DOUBLE_EQ(c->disagreement_upper, high);
+  EXPECT_GT(c->disagreement_lower, 0.45);
+  // Shown above a 5% limit: the stage fails.
+  FakeWorld world(kCanary);
+  RolloutPolicy policy = *world.spec().rollout;
+  policy.shadow_first = RolloutPolicy::ShadowStage{.min_units = 100, .max_disagreement = 0.05, .share = 100};
+  ShadowStageData data{.comparison = *c,
+                       .production_requests = 400,
+                       .production_errors = 0,
+                       .copies = 400,
+                       .copy_errors = 0,
+                       .elapsed_s = 10,
+                       .missing = ""};
+  std::map<std::string, TestMemory> memory;
+  EXPECT_EQ(AnalyzeShadowStage(policy, data, memory).verdict, Verdict::kFailed);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -69,9 +70,7 @@ StatusOr<ShadowComparison> CompareShadow(FeedbackStore& store, const std::string
   if (c.compared > 0) {
     const double n = static_cast<double>(c.compared);
     c.disagreement_rate = static_cast<double>(c.disagreements) / n;
-    const double z = 1.959964, p = c.disagreement_rate;
-    c.disagreement_upper =
-        std::min(1.0, (p + z * z / (2 * n) + z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n));
+    std::tie(c.disagreement_lower, c.disagreement_upper) = WilsonInterval(static_cast<double>(c.disagreements), n);
   }
   if (values > 0) c.mean_abs_diff = abs_diff_sum / static_cast<double>(values);
   c.production_p50_ms = EstimateQuantile(latency_production, 0.5).value;

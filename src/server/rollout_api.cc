@@ -185,11 +185,7 @@ void AdminApi::Shadow(const HttpRequest& request, const std::vector<std::string>
       j.Field("production", c->production_accuracy);
       j.Field("shadow", c->shadow_accuracy);
       j.Field("difference", c->accuracy_difference);
-      j.Key("ci95");
-      j.StartArray();
-      j.Double(c->accuracy_ci_low);
-      j.Double(c->accuracy_ci_high);
-      j.EndArray();
+      j.IntervalField("ci95", c->accuracy_ci_low, c->accuracy_ci_high);
       j.EndObject();
     }
     j.Field("truncated", c->truncated);
