@@ -13,6 +13,7 @@
 #include "net/access.h"
 #include "net/control_workers.h"
 #include "repository/model_repository.h"
+#include "rollout/serving_benchmark_world.h"
 #include "rollout/serving_rollout_world.h"
 #include "routing/deployments.h"
 #include "routing/inference_service.h"
@@ -45,6 +46,8 @@ struct Server {
   std::unique_ptr<vigil::ServingRolloutWorld> rollout_world;
   std::unique_ptr<vigil::RolloutStore> rollout_store = vigil::MemoryRolloutStore();
   std::unique_ptr<vigil::RolloutController> rollouts;
+  std::unique_ptr<vigil::ServingBenchmarkWorld> benchmark_world;
+  std::unique_ptr<vigil::Benchmarker> benchmarks;
   std::unique_ptr<vigil::AdminApi> admin;
   vigil::ControlWorkers control{{.threads = 0}};
   std::unique_ptr<vigil::RestApi> api;
@@ -76,7 +79,16 @@ struct Server {
     rollouts = std::move(vigil::RolloutController::Create(
                              {.world = rollout_world.get(), .store = rollout_store.get(), .background = false}))
                    .value();
-    admin = std::make_unique<vigil::AdminApi>(*deployments, *rollouts, access, nullptr);
+    benchmark_world = std::make_unique<vigil::ServingBenchmarkWorld>(*deployments, *service);
+    benchmarks = std::move(vigil::Benchmarker::Create({.world = benchmark_world.get(),
+                                                       .feedback = nullptr,
+                                                       .store = rollout_store.get(),
+                                                       .alerts = &alerts,
+                                                       .clock = nullptr,
+                                                       .benchmark = {},
+                                                       .background = false}))
+                     .value();
+    admin = std::make_unique<vigil::AdminApi>(*deployments, *rollouts, *benchmarks, access, nullptr);
     state.ready = true;
     api = std::move(vigil::RestApi::Create({.service = service.get(),
                                             .repository = repository.get(),

@@ -87,6 +87,11 @@ def main():
                         "POST /v1/deployments/ep/rollout/promote?full=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
                         "t0ken\r\nContent-Length: 14\r\n\r\n{\"full\": true}"
                         "GET /v1/deployments/ep/shadow?window_s=60 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "benchmark.http": "\x13GET /v1/deployments/ep/benchmark?limit=3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "POST /v1/deployments/ep/benchmark HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\n"
+                          "Content-Length: 47\r\n\r\n{\"since_s\": 60, \"metric\": \"mse\", \"max_rows\": 9}"
+                          "POST /v1/deployments/ep/benchmark/start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                          "t0ken\r\nContent-Length: 33\r\n\r\n{\"contender\": \"v2\", \"steps\": [5]}",
         "continue.http": "\x40POST /v1/feedback HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
                          "Content-Length: 35\r\n\r\n{\"prediction_id\":\"p\",\"label\":1}   ",
     }
