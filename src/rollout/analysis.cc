@@ -37,11 +37,12 @@ std::string_view GuardrailStateName(GuardrailResult::State state) {
   return "?";
 }
 
-std::optional<double> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
-                                  std::optional<double> label, std::optional<double> reward) {
+std::optional<MetricPoint> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
+                                       std::optional<double> label, std::optional<double> reward) {
   const std::string& name = metric.name;
+  auto mean = [](double v) { return MetricPoint{v, 1}; };
   if (name == "mean_reward") {
-    if (reward) return *reward;
+    if (reward) return mean(*reward);
     return std::nullopt;
   }
   if (!label || outputs.empty() || !std::isfinite(*label)) return std::nullopt;
@@ -49,23 +50,26 @@ std::optional<double> MetricValue(const RolloutPolicy::Metric& metric, const std
   if (name == "mae" || name == "mse" || name == "rmse") {
     if (outputs.size() != 1) return std::nullopt;
     const double e = outputs[0] - y;
-    return name == "mae" ? std::fabs(e) : e * e;
+    return mean(name == "mae" ? std::fabs(e) : e * e);
   }
   // Classifiers: the label is a class index into the outputs.
   if (outputs.size() < 2 || y < 0 || y != std::floor(y) || y >= static_cast<double>(outputs.size())) {
     return std::nullopt;
   }
   const auto cls = static_cast<size_t>(y);
-  if (name == "accuracy") {
-    const auto best = static_cast<size_t>(std::max_element(outputs.begin(), outputs.end()) - outputs.begin());
-    return best == cls ? 1.0 : 0.0;
-  }
-  if (name == "log_loss") return -std::log(std::clamp(outputs[cls], 1e-15, 1.0));
+  const auto best = static_cast<size_t>(std::max_element(outputs.begin(), outputs.end()) - outputs.begin());
+  if (name == "accuracy") return mean(best == cls ? 1.0 : 0.0);
+  if (name == "log_loss") return mean(-std::log(std::clamp(outputs[cls], 1e-15, 1.0)));
+  if (outputs.size() != 2) return std::nullopt;  // the rest are of binary classifiers
   if (name == "brier") {
-    if (outputs.size() != 2) return std::nullopt;
     const double e = outputs[1] - (cls == 1 ? 1.0 : 0.0);
-    return e * e;
+    return mean(e * e);
   }
+  const double predicted = outputs[1] > outputs[0] ? 1.0 : 0.0, actual = cls == 1 ? 1.0 : 0.0;
+  const double tp = predicted * actual;
+  if (name == "precision") return MetricPoint{tp, predicted};
+  if (name == "recall") return MetricPoint{tp, actual};
+  if (name == "f1") return MetricPoint{2 * tp, predicted + actual};
   return std::nullopt;
 }
 

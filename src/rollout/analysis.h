@@ -44,12 +44,21 @@ namespace vigil {
 enum class Verdict { kRunning, kSuccessful, kFailed, kInconclusive, kError };
 std::string_view VerdictName(Verdict verdict);
 
-// The value one scored prediction contributes to the primary metric:
-// accuracy 0/1, log_loss −ln p(label), brier (p₁ − y)², mae |ŷ − y|,
-// mse and rmse (ŷ − y)², mean_reward the reward. None when the prediction
+// What one scored prediction contributes to the primary metric, a ratio
+// of sums Σy / Σn over the predictions (and per unit, by the delta method):
+// n = 1 for the means — accuracy 0/1, log_loss −ln p(label), brier
+// (p₁ − y)², mae |ŷ − y|, mse and rmse (ŷ − y)², mean_reward the reward —
+// and for the binary rates, class 1 positive and predicted by the larger
+// probability: precision y = TP over n = predicted positive, recall TP over
+// actual positive, f1 2·TP over predicted + actual positive (so F1 =
+// 2TP / (2TP + FP + FN)). A prediction may add 0 / 0 (a negative, for
+// precision): scored, but it moves nothing. None when the prediction
 // cannot be scored (no label or reward, outputs of the wrong shape).
-std::optional<double> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
-                                  std::optional<double> label, std::optional<double> reward);
+struct MetricPoint {
+  double y = 0, n = 1;
+};
+std::optional<MetricPoint> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
+                                       std::optional<double> label, std::optional<double> reward);
 
 // A quantile of a sample with the variance of its estimate,
 // q(1 − q) / (n f²), the density f read off the sample near the quantile.

@@ -52,11 +52,11 @@ struct Contender {
 // Per-unit sums of one series of values.
 class PerUnit {
  public:
-  void Add(uint32_t unit, double v) {
+  void Add(uint32_t unit, MetricPoint v) {
     Acc& a = units_[unit];
-    a.y += v;
-    a.n += 1;
-    a.yy += v * v;
+    a.y += v.y;
+    a.n += v.n;
+    a.yy += v.y * v.y;
   }
   UnitSums Sums() const {
     UnitSums s;
@@ -67,6 +67,42 @@ class PerUnit {
  private:
   struct Acc {
     double y = 0, n = 0, yy = 0;
+  };
+  std::unordered_map<uint32_t, Acc> units_;
+};
+
+// Two models scored on the same requests, summed per unit: the difference
+// of their ratios, R_a − R_b, and its variance by the delta method from each
+// unit's linearised contribution (y_a − R_a n_a)/n̄_a − (y_b − R_b n_b)/n̄_b
+// (for means, n = 1: the variance of the paired differences over K).
+class PairedUnits {
+ public:
+  void Add(uint32_t unit, MetricPoint a, MetricPoint b) {
+    Acc& u = units_[unit];
+    u.ya += a.y;
+    u.na += a.n;
+    u.yb += b.y;
+    u.nb += b.n;
+  }
+  int64_t units() const { return static_cast<int64_t>(units_.size()); }
+  // None when either side has no denominator (nothing to compare).
+  std::optional<std::pair<double, double>> Difference() const {
+    double ya = 0, na = 0, yb = 0, nb = 0;
+    for (const auto& [_, u] : units_) ya += u.ya, na += u.na, yb += u.yb, nb += u.nb;
+    const double k = static_cast<double>(units_.size());
+    if (!(na > 0 && nb > 0) || k < 2) return std::nullopt;
+    const double ra = ya / na, rb = yb / nb, mean_na = na / k, mean_nb = nb / k;
+    double ss = 0;
+    for (const auto& [_, u] : units_) {
+      const double e = (u.ya - ra * u.na) / mean_na - (u.yb - rb * u.nb) / mean_nb;
+      ss += e * e;
+    }
+    return std::pair{ra - rb, ss / (k - 1) / k};
+  }
+
+ private:
+  struct Acc {
+    double ya = 0, na = 0, yb = 0, nb = 0;
   };
   std::unordered_map<uint32_t, Acc> units_;
 };
@@ -184,7 +220,8 @@ void Score(const std::vector<Row>& rows, const std::string& metric_name, bool hi
       r.verdict = "not_run";
       continue;
     }
-    PerUnit value, difference;
+    PerUnit value;
+    PairedUnits paired;  // this contender and production on the same labelled requests
     int64_t correct_estimated_rows = 0;
     double estimated = 0;
     double abs_diff = 0;
@@ -201,14 +238,12 @@ void Score(const std::vector<Row>& rows, const std::string& metric_name, bool hi
           abs_values += static_cast<int64_t>(mine.size());
         }
       }
-      const std::optional<double> v = MetricValue(metric, mine, rows[i].label, std::nullopt);
+      const std::optional<MetricPoint> v = MetricValue(metric, mine, rows[i].label, std::nullopt);
       if (v) {
         ++r.labeled_rows;
         value.Add(rows[i].unit, *v);
         if (base && &c != &production) {
-          if (auto b = MetricValue(metric, *base, rows[i].label, std::nullopt)) {
-            difference.Add(rows[i].unit, higher_is_better ? *v - *b : *b - *v);
-          }
+          if (auto b = MetricValue(metric, *base, rows[i].label, std::nullopt)) paired.Add(rows[i].unit, *v, *b);
         }
       } else if (!rows[i].label) {
         if (auto e = ExpectedCorrect(mine)) {
@@ -244,13 +279,14 @@ void Score(const std::vector<Row>& rows, const std::string& metric_name, bool hi
       r.verdict = "production";
       continue;
     }
-    const UnitSums d = difference.Sums();
-    if (d.units < options.min_labels) {
+    const auto d = paired.Difference();
+    if (paired.units() < options.min_labels || !d) {
       r.verdict = "not_enough_labels";
-      if (d.units > 0) r.difference = d.Ratio();
+      if (d) r.difference = higher_is_better ? d->first : -d->first;
       continue;
     }
-    const double est = d.Ratio(), var = d.RatioVariance();
+    // Toward better: positive = this contender is better than production.
+    const double est = higher_is_better ? d->first : -d->first, var = d->second;
     r.difference = est;
     const double half = z_family * std::sqrt(var);
     r.difference_low = est - half;
@@ -369,7 +405,7 @@ std::string CheckBenchmarkMetric(const std::string& metric) {
   const RolloutMetricInfo* info = FindRolloutMetric(metric);
   if (info && info->needs_label) return "";
   std::string names;
-  for (const char* m : {"accuracy", "log_loss", "brier", "mae", "mse", "rmse"}) {
+  for (const char* m : {"accuracy", "log_loss", "brier", "mae", "mse", "rmse", "precision", "recall", "f1"}) {
     if (FindRolloutMetric(m)) names += (names.empty() ? "" : ", ") + std::string(m);
   }
   return "the metric must be one scored against labels (" + names + "), got '" + metric +

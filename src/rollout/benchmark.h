@@ -120,7 +120,8 @@ struct ContenderResult {
   std::string first_error;
   double run_ms = 0;  // wall time of its calls
   // On the labelled rows: the metric, and (not production) the paired
-  // difference toward better, positive = better than production.
+  // difference toward better, positive = better than production (for rmse,
+  // the difference of the mean squared errors).
   int64_t labeled_rows = 0, labeled_units = 0;
   std::optional<double> value;
   double ci_low = 0, ci_high = 0;  // 95%

@@ -327,6 +327,27 @@ TEST_F(BenchmarkTest, TheMetricFollowsTheRequestOrTheRolloutBlock) {
   EXPECT_EQ(RunBenchmark(with_rollout, *store_, r, {.max_cpu = 1}, clock_).metric, "brier");
 }
 
+TEST_F(BenchmarkTest, RatioMetricsArePairedOnTheSameRequests) {
+  FakeWorld world = MakeWorld();
+  Log(world, 1000, 1000, /*per_key=*/4);
+  for (const char* metric : {"accuracy", "precision", "recall", "f1", "brier"}) {
+    BenchmarkRequest r{
+        .endpoint = "ep", .from_ms = 0, .to_ms = 1'000'000, .metric = metric, .max_rows = 0, .trigger = ""};
+    const BenchmarkResult result = RunBenchmark(world, *store_, r, {.max_cpu = 1}, clock_);
+    ASSERT_TRUE(result.error.empty()) << metric << ": " << result.error;
+    const ContenderResult& production = result.contenders[0];
+    const ContenderResult& better = Named(result, "better");
+    ASSERT_TRUE(better.difference && better.value && production.value) << metric;
+    // The paired difference is the difference of the two ratios, toward better.
+    const double sign = result.higher_is_better ? 1 : -1;
+    EXPECT_NEAR(*better.difference, sign * (*better.value - *production.value), 1e-12) << metric;
+    EXPECT_GT(better.difference_high, better.difference_low) << metric;
+    EXPECT_EQ(better.labeled_units, 250) << metric;
+    // A copy of production differs by exactly nothing.
+    EXPECT_EQ(*Named(result, "same").difference, 0) << metric;
+  }
+}
+
 TEST_F(BenchmarkTest, ADriftAlertStartsOneRunAndAWinnerFiresBetterModelAvailable) {
   FakeWorld world = MakeWorld();
   Log(world, 500, 500);

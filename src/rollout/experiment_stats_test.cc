@@ -1,5 +1,7 @@
 #include "rollout/experiment_stats.h"
 
+#include "rollout/analysis.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -154,6 +156,30 @@ TEST(ExperimentStats, NormalQuantileInvertsTheNormalCdf) {
   for (double p : {1e-10, 0.001, 0.02, 0.3, 0.7, 0.98, 0.999, 1 - 1e-10}) {
     EXPECT_NEAR(0.5 * std::erfc(-NormalQuantile(p) / std::sqrt(2.0)), p, 1e-12 * std::max(1.0, p / (1 - p))) << p;
   }
+}
+
+TEST(MetricValue, RatesAreRatiosOfCountsAndMeansCountOne) {
+  auto at = [](const char* name, std::vector<double> outputs, double label) {
+    RolloutPolicy::Metric m;
+    m.name = name;
+    return MetricValue(m, outputs, label, std::nullopt);
+  };
+  // Predicted positive and right: TP.
+  EXPECT_EQ(at("precision", {0.2, 0.8}, 1)->y, 1);
+  EXPECT_EQ(at("precision", {0.2, 0.8}, 1)->n, 1);
+  // Predicted negative: precision's 0/0, recall's FN (0 of 1).
+  EXPECT_EQ(at("precision", {0.8, 0.2}, 1)->n, 0);
+  EXPECT_EQ(at("recall", {0.8, 0.2}, 1)->y, 0);
+  EXPECT_EQ(at("recall", {0.8, 0.2}, 1)->n, 1);
+  // F1 = 2TP / (2TP + FP + FN): a false positive adds 1 below, a TP 2 above and below.
+  EXPECT_EQ(at("f1", {0.3, 0.7}, 0)->y, 0);
+  EXPECT_EQ(at("f1", {0.3, 0.7}, 0)->n, 1);
+  EXPECT_EQ(at("f1", {0.3, 0.7}, 1)->y, 2);
+  EXPECT_EQ(at("f1", {0.3, 0.7}, 1)->n, 2);
+  EXPECT_EQ(at("f1", {0.7, 0.3}, 0)->n, 0) << "a true negative moves nothing";
+  EXPECT_EQ(at("accuracy", {0.7, 0.3}, 0)->n, 1);
+  EXPECT_FALSE(at("f1", {0.2, 0.3, 0.5}, 1)) << "binary only";
+  EXPECT_FALSE(at("precision", {0.2, 0.8}, 2));
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ StepData ReadStep(FeedbackStore& store, const DeploymentSpec& spec, const Rollou
     uint32_t unit;
     bool candidate;
     bool has_feedback;
-    std::optional<double> value;
+    std::optional<MetricPoint> value;
   };
   std::vector<Row> rows;
   std::vector<double> delays_s;
@@ -114,16 +114,16 @@ StepData ReadStep(FeedbackStore& store, const DeploymentSpec& spec, const Rollou
       ++arm.awaiting_feedback;
       continue;
     }
-    std::optional<double> v = r.value;
-    if (!v && !r.has_feedback && policy.metric.no_feedback_is_zero) v = 0.0;
+    std::optional<MetricPoint> v = r.value;
+    if (!v && !r.has_feedback && policy.metric.no_feedback_is_zero) v = MetricPoint{0, 1};
     if (!v) {
       ++arm.without_feedback;
       continue;
     }
     Acc& a = per_unit[r.candidate][r.unit];
-    a.y += *v;
-    a.n += 1;
-    a.yy += *v * *v;
+    a.y += v->y;
+    a.n += v->n;
+    a.yy += v->y * v->y;
   }
   for (int arm = 0; arm < 2; ++arm) {
     ArmData& a = arm ? d.candidate : d.production;

@@ -11,8 +11,9 @@ namespace vigil {
 namespace {
 
 constexpr RolloutMetricInfo kMetrics[] = {
-    {"accuracy", true, true}, {"log_loss", false, true}, {"brier", false, true},       {"mae", false, true},
-    {"mse", false, true},     {"rmse", false, true},     {"mean_reward", true, false},
+    {"accuracy", true, true}, {"log_loss", false, true},    {"brier", false, true},    {"mae", false, true},
+    {"mse", false, true},     {"rmse", false, true},        {"precision", true, true}, {"recall", true, true},
+    {"f1", true, true},       {"mean_reward", true, false},
 };
 
 int64_t ReadSeconds(const YAML::Node& node, const std::string& field, int64_t min) {
@@ -65,8 +66,8 @@ RolloutPolicy ReadRolloutPolicy(const YAML::Node& node, const std::string& field
   const RolloutMetricInfo* info = FindRolloutMetric(p.metric.name);
   if (!info) {
     throw ConfigError{mf + ".name", "one of " + RolloutMetricNames() +
-                                        " (a mean of one value per prediction, which the sequential test needs), "
-                                        "got '" +
+                                        " (a ratio of sums over predictions, which the sequential test needs: "
+                                        "auc is not one), got '" +
                                         p.metric.name + "'"};
   }
   p.metric.higher_is_better = info->higher_is_better;

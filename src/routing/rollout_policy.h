@@ -21,10 +21,12 @@
 //     shadow_first: {min_units: 5000, max_disagreement: 0.05, share: 100}
 //                                   # optional stage 0: copies only, compared with production
 //
-// The primary metric is a mean of one value per scored prediction, so it
-// aggregates per unit (routing key) by the delta method: accuracy (0/1
-// correct), log_loss, brier, mae, mse, mean_reward — and rmse, the square
-// root of mse through the delta method.
+// The primary metric is a ratio of sums over the scored predictions, so it
+// aggregates per unit (routing key) by the delta method: the means accuracy
+// (0/1 correct), log_loss, brier, mae, mse, mean_reward; rmse, the square
+// root of mse through the delta method; and the binary rates precision,
+// recall and f1 (TP over predicted, actual, or both positives). AUC is a
+// rank statistic, not a ratio of sums, and is refused.
 #pragma once
 
 #include <cstdint>

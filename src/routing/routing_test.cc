@@ -164,6 +164,27 @@ TEST(DeploymentSpec, ErrorsNameTheField) {
   EXPECT_NE(Error(prod, "a").find("already a model's"), std::string::npos);
 }
 
+TEST(DeploymentSpec, RolloutMetricsAreTheRatiosOfSumsAndNotAuc) {
+  for (const char* name :
+       {"accuracy", "log_loss", "brier", "mae", "mse", "rmse", "precision", "recall", "f1", "mean_reward"}) {
+    const auto spec = LoadDeploymentSpec("ep",
+                                         std::string("production: {model: a, version: 1}\n"
+                                                     "candidates: [{name: v2, model: a, version: 2, mode: ab, "
+                                                     "share: 10}]\n"
+                                                     "rollout: {candidate: v2, metric: {name: ") +
+                                             name + "}}\n",
+                                         Catalog());
+    EXPECT_TRUE(spec.ok()) << name << ": " << spec.status().message();
+  }
+  const auto auc = LoadDeploymentSpec("ep",
+                                      "production: {model: a, version: 1}\n"
+                                      "candidates: [{name: v2, model: a, version: 2, mode: ab, share: 10}]\n"
+                                      "rollout: {candidate: v2, metric: {name: auc}}\n",
+                                      Catalog());
+  ASSERT_FALSE(auc.ok());
+  EXPECT_NE(auc.status().message().find("auc is not one"), std::string::npos) << auc.status().message();
+}
+
 TEST(DeploymentSpec, RolloutBlockHasDefaultsForAllButCandidateAndMetric) {
   const auto spec = Spec(R"(
 production: {model: a, version: 1}
