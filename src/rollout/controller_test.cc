@@ -567,6 +567,15 @@ TEST(ReadStep, SumsPerRoutingKeyAfterTheLabelCutOff) {
   EXPECT_EQ(held.production.awaiting_feedback, 4);
   // The scan's bound is reported.
   EXPECT_TRUE(ReadStep(store, spec, policy, 0, now, std::nullopt, 3).truncated);
+  // A rate sums its counts per unit: precision's TP over predicted positives
+  // (unit a: p1 a TP, p2 and p3 predicted negative; unit b: p4 a FP).
+  RolloutPolicy precision = policy;
+  precision.metric.name = "precision";
+  StepData rate = ReadStep(store, spec, precision, 0, now, std::nullopt, 1000);
+  EXPECT_EQ(rate.production.metric.units, 2);
+  EXPECT_DOUBLE_EQ(rate.production.metric.y, 1);
+  EXPECT_DOUBLE_EQ(rate.production.metric.n, 2);
+  EXPECT_DOUBLE_EQ(rate.production.metric.Ratio(), 0.5);
   std::filesystem::remove_all(dir);
 }
 
