@@ -39,7 +39,7 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
                                              "Requests to an endpoint, by the variant that answered and outcome.",
                                              {"endpoint", "variant", "outcome"})),
       shadow_requests_(registry.AddCounter("vigil_shadow_requests_total",
-                                           "Shadow copies of endpoint requests, by result (ok, error, dropped).",
+                                           "Shadow copies of endpoint requests, by result (ok, error, dropped, over_budget).",
                                            {"endpoint", "variant", "result"})) {
   http_.connections = &registry.AddGauge("vigil_http_connections", "Open HTTP connections.", {}).WithLabels({});
   http_.connections_refused = &registry

@@ -164,7 +164,7 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
     RequireListSize(cs, "candidates", kMaxCandidates);
     for (size_t i = 0; i < cs.size(); ++i) {
       const std::string f = "candidates[" + std::to_string(i) + "]";
-      Variant v = ReadModelRef(cs[i], f, {"name", "mode", "share", "steps", "step", "mirror"});
+      Variant v = ReadModelRef(cs[i], f, {"name", "mode", "share", "steps", "step", "mirror", "max_cpu"});
       if (!cs[i]["name"]) throw ConfigError{f + ".name", "a name for the variant"};
       v.name = ReadString(cs[i]["name"], f + ".name");
       if (!ValidName(v.name) || v.name == "production") {
@@ -212,6 +212,14 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
           throw ConfigError{f + ".mirror", "no mirror for a shadow: its share is the copies it gets"};
         }
         v.mirror = ReadPercent(cs[i]["mirror"], f + ".mirror");
+      }
+      if (cs[i]["max_cpu"]) {
+        const double max_cpu = ReadDouble(cs[i]["max_cpu"], f + ".max_cpu", 0, 64);
+        if (!(max_cpu > 0)) {
+          throw ConfigError{f + ".max_cpu",
+                            fmt::format("a share of one core's time above 0 (at most 64), got {}", max_cpu)};
+        }
+        v.max_cpu = max_cpu;
       }
       spec.candidates.push_back(std::move(v));
     }
@@ -539,6 +547,7 @@ void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out) {
         field("share").Double(c.share);
       }
       if (c.mirror > 0) field("mirror").Double(c.mirror);
+      if (c.max_cpu) field("max_cpu").Double(*c.max_cpu);
       out.EndMap();
     }
     out.EndList();

@@ -89,6 +89,10 @@ struct Variant {
   // (answer recorded, never returned) — the rollout's shadow stage, before
   // it answers any traffic. 0 = none.
   double mirror = 0;
+  // Its shadow copies (as a shadow, or a candidate's mirror) may use this
+  // share of one core's time, measured from their own compute; a copy over
+  // it is dropped and counted. None: kDefaultShadowMaxCpu.
+  std::optional<double> max_cpu{};
 
   // The share of traffic it gets now (canary: steps[step]).
   double CurrentShare() const;
@@ -97,6 +101,9 @@ struct Variant {
   // The shares it goes through: a canary's steps, an ab candidate's one share.
   std::vector<double> StepShares() const { return mode == VariantMode::kCanary ? steps : std::vector<double>{share}; }
 };
+
+// The share of one core a shadow's copies may use when its spec says nothing.
+constexpr double kDefaultShadowMaxCpu = 0.1;
 
 struct Semver {
   int64_t major = 0, minor = 0, patch = 0;

@@ -189,10 +189,37 @@ void EndpointCalls::ShadowLoop() {
       }
       run.push_back(std::move(shadow));
     }
-    if (!run.empty()) {
-      options_.models->RunTogether([&] {
-        for (ShadowCall& shadow : run) RunShadow(std::move(shadow));
-      });
+    // Each shadow variant's copies run together and are charged to its CPU
+    // budget by the time they took; a variant out of credit drops them.
+    std::stable_sort(run.begin(), run.end(), [](const ShadowCall& a, const ShadowCall& b) {
+      auto key = [](const ShadowCall& c) { return std::pair(reinterpret_cast<uintptr_t>(c.router.get()), c.variant); };
+      return key(a) < key(b);
+    });
+    for (size_t begin = 0; begin < run.size();) {
+      size_t end = begin + 1;
+      while (end < run.size() && run[end].router == run[begin].router && run[end].variant == run[begin].variant) ++end;
+      const Router& router = *run[begin].router;
+      const Variant& v = router.spec().candidates[static_cast<size_t>(run[begin].variant)];
+      VariantStats& stats = router.Stats(run[begin].variant);
+      const double max_cpu = v.max_cpu.value_or(kDefaultShadowMaxCpu);
+      const double cap = max_cpu * std::chrono::duration<double>(kShadowBudgetWindow).count();
+      const SteadyTime now = clock_.Now();
+      if (!stats.shadow_credit_s) {
+        stats.shadow_credit_s = cap;
+      } else {
+        *stats.shadow_credit_s = std::min(
+            cap, *stats.shadow_credit_s + max_cpu * std::chrono::duration<double>(now - stats.shadow_refilled).count());
+      }
+      stats.shadow_refilled = now;
+      if (*stats.shadow_credit_s <= 0) {
+        for (size_t i = begin; i < end; ++i) CountShadow(run[i], "over_budget");
+      } else {
+        options_.models->RunTogether([&] {
+          for (size_t i = begin; i < end; ++i) RunShadow(std::move(run[i]));
+        });
+        *stats.shadow_credit_s -= std::chrono::duration<double>(clock_.Now() - now).count();
+      }
+      begin = end;
     }
     busy = !drained.empty();
     drained.clear();

@@ -4,7 +4,9 @@
 // vigil.prediction_id (also the reply id when the client gave none); the
 // answer and the shadows' answers go to the prediction log; shadow copies go
 // to a bounded queue of their own and run on one thread, dropped first
-// whenever their production model or their own model has work waiting.
+// whenever their production model or their own model has work waiting, and
+// whenever the shadow has used its CPU budget (`max_cpu` of one core,
+// charged with the time its copies' executions take).
 //
 // It runs models through an injected ModelRunner (the server's model half:
 // bind the inputs, enqueue on the version's scheduler), so it needs no
@@ -89,6 +91,12 @@ class EndpointCalls {
   // While shadows keep coming, the thread collects them this long per round.
   static constexpr std::chrono::milliseconds kShadowCollect{1};
 
+ public:
+  // A shadow's CPU credit holds at most this long's worth of its budget (the
+  // burst it may take after a quiet spell).
+  static constexpr std::chrono::milliseconds kShadowBudgetWindow{200};
+
+ private:
   const Options options_;
   const Clock& clock_;
 

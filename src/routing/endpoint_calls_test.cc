@@ -26,6 +26,7 @@ class FakeRunner final : public ModelRunner {
       MutexLock lock(mu_);
       seen_.push_back({call.model, call.version, call.id, std::this_thread::get_id()});
     }
+    if (clock && call.model == slow_model) clock->Advance(slow_cost);  // the time it computes
     if (call.model == "broken") return done(Internal("backend failed"), InferReply{});
     if (call.inputs.empty()) return done(InvalidArgument("no inputs"), InferReply{});
     InferReply reply;
@@ -41,6 +42,10 @@ class FakeRunner final : public ModelRunner {
     return busy_.count(model) > 0;
   }
   void RunTogether(const std::function<void()>& submit) override { submit(); }
+
+  FakeClock* clock = nullptr;
+  std::string slow_model;
+  Micros slow_cost{0};
 
   std::vector<Seen> seen() const {
     MutexLock lock(mu_);
@@ -65,10 +70,11 @@ struct Harness {
   FakeRunner runner;
   std::unique_ptr<EndpointCalls> calls;
 
-  explicit Harness(const std::string& spec) {
+  explicit Harness(const std::string& spec, const Clock* clock = nullptr) {
     const Status applied = deployments.Apply("churn_ep", spec, {"test", "apply", ""});
     EXPECT_TRUE(applied.ok()) << applied.message();
-    auto made = EndpointCalls::Create({.deployments = &deployments, .models = &runner, .metrics = &metrics});
+    auto made =
+        EndpointCalls::Create({.deployments = &deployments, .models = &runner, .metrics = &metrics, .clock = clock});
     EXPECT_TRUE(made.ok()) << made.status().message();
     calls = std::move(made).value();
   }
@@ -101,6 +107,46 @@ struct Harness {
 std::string Param(const InferReply& r, const std::string& key) {
   auto it = r.parameters.find(key);
   return it == r.parameters.end() ? "" : std::get<std::string>(it->second);
+}
+
+// A shadow that takes 10 ms per copy, copied every request, one request
+// every 10 ms: at max_cpu 0.1 it may run about one copy in ten.
+double ShadowCopiesRun(const std::string& max_cpu, double* over_budget) {
+  FakeClock clock;
+  Harness h(
+      "production: {model: churn, version: 1}\n"
+      "candidates: [{name: slow, model: churn_xgb, mode: shadow, share: 100" +
+          max_cpu + "}]\n",
+      &clock);
+  h.runner.clock = &clock;
+  h.runner.slow_model = "churn_xgb";
+  h.runner.slow_cost = Micros(10'000);
+  const std::string ok = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="slow",result="ok"})";
+  const std::string over = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="slow",result="over_budget"})";
+  for (int i = 0; i < 200; ++i) {
+    clock.Advance(Micros(10'000));
+    EXPECT_TRUE(h.Call("").first.ok());
+    // One copy at a time, so each is judged on the budget the last one left.
+    EXPECT_TRUE(Eventually([&] { return h.Counted(ok) + h.Counted(over) >= i + 1; }));
+  }
+  *over_budget = h.Counted(over);
+  return h.Counted(ok);
+}
+
+TEST(EndpointCalls, AShadowKeepsToItsCpuBudget) {
+  double over = 0;
+  // 2 s between the requests, plus the copies' own 10 ms each (the clock
+  // runs while they compute), at 0.1 of a core, plus a 20 ms burst:
+  // n = (2 + 0.01 n) · 10 + 2, about 24.4 copies.
+  const double ran = ShadowCopiesRun(", max_cpu: 0.1", &over);
+  EXPECT_GE(ran, 22);
+  EXPECT_LE(ran, 26);
+  EXPECT_EQ(ran + over, 200);
+  // Without max_cpu: kDefaultShadowMaxCpu, the same.
+  EXPECT_EQ(ShadowCopiesRun("", &over), ran);
+  // A whole core: every copy runs.
+  EXPECT_EQ(ShadowCopiesRun(", max_cpu: 1", &over), 200);
+  EXPECT_EQ(over, 0);
 }
 
 TEST(EndpointCalls, ARoutedCallRunsItsVariantAndSaysWhoAnswered) {

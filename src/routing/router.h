@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/latency_histogram.h"
 #include "routing/deployment_spec.h"
 
@@ -46,6 +47,11 @@ struct VariantStats {
   std::atomic<uint64_t> errors{0};    // failed on the server's side
   std::atomic<uint64_t> rejected{0};  // refused as malformed (the client's doing; not in errors)
   LatencyHistogram latency;           // successful requests
+  // A shadow's CPU budget, touched by the shadow thread alone: the compute
+  // (seconds of one core) its copies may still take, refilled at max_cpu
+  // per second up to kShadowBudgetWindow's worth; unset until its first copy.
+  std::optional<double> shadow_credit_s;
+  SteadyTime shadow_refilled{};
 
   // The requests the variant was asked to answer: all but those refused as
   // malformed (what health and rollout guardrails count errors against).

@@ -284,6 +284,28 @@ TEST(DeploymentSpec, RolloutErrorsNameTheField) {
   }
 }
 
+TEST(DeploymentSpec, AShadowsCpuBudgetIsReadCheckedAndWrittenBack) {
+  const auto spec = Spec(
+      "production: {model: a, version: 1}\n"
+      "candidates: [{name: s, model: b, mode: shadow, share: 20, max_cpu: 0.05}]\n");
+  ASSERT_TRUE(spec->candidates[0].max_cpu);
+  EXPECT_EQ(*spec->candidates[0].max_cpu, 0.05);
+  EXPECT_NE(DeploymentSpecToYaml(*spec).find("max_cpu: 0.05"), std::string::npos);
+  EXPECT_FALSE(Spec("production: {model: a, version: 1}\n"
+                    "candidates: [{name: s, model: b, mode: shadow, share: 20}]\n")
+                   ->candidates[0]
+                   .max_cpu)
+      << "unset: the default applies";
+  for (const char* bad : {"0", "-1", "65", "lots"}) {
+    EXPECT_NE(Error(std::string("production: {model: a}\ncandidates: [{name: s, model: b, mode: shadow, share: 5, "
+                                "max_cpu: ") +
+                    bad + "}]\n")
+                  .find("candidates[0].max_cpu"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(Router, AMirroredCandidateGetsCopiesOfTheRequestsItDoesNotAnswer) {
   const auto spec = Spec(R"(
 production: {model: a, version: 1}
