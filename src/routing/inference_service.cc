@@ -169,7 +169,7 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
   Status enq =
       mv->scheduler().Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
   if (!enq.ok()) {
-    count_failure("queue_full");
+    count_failure(enq.code() == StatusCode::kResourceExhausted ? "shed" : "queue_full");
     req->done = nullptr;
     return fail(enq);
   }

@@ -56,6 +56,15 @@ class BatchQueue {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // Waiting requests a request of `level` would not overtake (its level and higher).
+  size_t AheadOf(uint32_t level) const {
+    size_t n = 0;
+    for (const auto& [l, q] : levels_) {
+      if (l > level) break;
+      n += q.size();
+    }
+    return n;
+  }
 
  private:
   Options options_;

@@ -1,5 +1,7 @@
 #include "scheduling/scheduler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -45,6 +47,19 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMod
     if (stopping_)
       return Unavailable("model '" + options_.model_name + "' version " + std::to_string(options_.version) +
                          " is unloading");
+    // Never admitted where it cannot be answered in time: shed now, with a
+    // reason, rather than time out in the queue.
+    if (request->deadline != SteadyTime::max()) {
+      const Micros wait = PredictedWaitLocked(request->level());
+      if (request->enqueue_time + wait > request->deadline) {
+        return ResourceExhausted(fmt::format(
+            "model '{}' version {} would answer in about {:.1f} ms ({} requests waiting), after the request's "
+            "deadline in {:.1f} ms: shed; retry later",
+            options_.model_name, options_.version, static_cast<double>(wait.count()) / 1000, queue_.size(),
+            static_cast<double>(std::chrono::duration_cast<Micros>(request->deadline - request->enqueue_time).count()) /
+                1000));
+      }
+    }
     VIGIL_RETURN_IF_ERROR(queue_.Enqueue(request));
     in_flight_.fetch_add(1);
     if (options_.metrics.queue_depth) options_.metrics.queue_depth->Set(static_cast<double>(queue_.size()));
@@ -95,6 +110,22 @@ void Scheduler::DrainHere() {
     lock.Lock();
   }
   busy_[idle] = false;
+}
+
+Micros Scheduler::PredictedWait(uint32_t level) const {
+  MutexLock lock(mu_);
+  return PredictedWaitLocked(level);
+}
+
+Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
+  const int64_t per_batch_us = ewma_compute_us_.load(std::memory_order_relaxed);
+  if (per_batch_us <= 0) return Micros(0);
+  const int64_t per_batch_x16 = std::max<int64_t>(16, ewma_batch_requests_x16_.load(std::memory_order_relaxed));
+  const auto ahead = static_cast<int64_t>(queue_.AheadOf(level));
+  const int64_t batches = ((ahead + 1) * 16 + per_batch_x16 - 1) / per_batch_x16;  // its own included
+  const auto instances = static_cast<int64_t>(instances_.size());
+  const bool all_busy = IdleInstance() < 0;
+  return Micros((batches * per_batch_us + instances - 1) / instances + (all_busy ? per_batch_us / 2 : 0));
 }
 
 void Scheduler::RecordComputeTime(int64_t us) {
@@ -229,6 +260,11 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   const SteadyTime end = options_.clock->Now();
   const int64_t compute_us = MicrosBetween(start, end);
   RecordComputeTime(compute_us);
+  {
+    const int64_t old = ewma_batch_requests_x16_.load(std::memory_order_relaxed);
+    const auto now = static_cast<int64_t>(batch.size()) * 16;
+    ewma_batch_requests_x16_.store(old + (now - old) / 8, std::memory_order_relaxed);
+  }
   if (status.ok()) status = CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, total_rows);
 
   stats_.execution_count.fetch_add(1);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -110,6 +111,12 @@ class Scheduler {
   void Stop(StopMode mode = StopMode::kDrain);
 
   size_t QueueDepth() const;
+  // How long a request of priority `level` enqueued now would take to be
+  // answered: the batches ahead of it and its own — the waiting requests it
+  // would not overtake, plus itself, over the requests a recent batch held —
+  // each at the recent compute time per batch, shared among the instances;
+  // plus half a batch when every instance is busy. Zero before any batch ran.
+  Micros PredictedWait(uint32_t level = std::numeric_limits<uint32_t>::max()) const EXCLUDES(mu_);
   // Requests queued or executing.
   int64_t InFlight() const { return in_flight_.load(); }
   SchedulerStats Stats() const;
@@ -123,6 +130,7 @@ class Scheduler {
   void Execute(size_t instance, BatchQueue::Decision& d);
   void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
   void RecordComputeTime(int64_t us);
+  Micros PredictedWaitLocked(uint32_t level) const REQUIRES(mu_);
   void Finish(InferenceRequest& request, InferenceResult&& result);
 
   Options options_;
@@ -136,6 +144,7 @@ class Scheduler {
   bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> ewma_compute_us_{0};
+  std::atomic<int64_t> ewma_batch_requests_x16_{16};  // requests per executed batch, ×16
   mutable Mutex batch_stats_mu_;
   std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_ GUARDED_BY(batch_stats_mu_);
 

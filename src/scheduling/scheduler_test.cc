@@ -23,6 +23,8 @@ class FakeBackend final : public Backend {
     int max_running = 0;
     std::vector<int64_t> batch_rows;
     std::vector<float> first_values;
+    FakeClock* clock = nullptr;  // when set, each batch takes `cost` of its time
+    Micros cost{0};
   };
   explicit FakeBackend(Shared* shared) : shared_(shared) {}
 
@@ -36,6 +38,7 @@ class FakeBackend final : public Backend {
       shared_->cv.notify_all();
       shared_->cv.wait(lock, [&] { return !shared_->hold; });
       shared_->running--;
+      if (shared_->clock) shared_->clock->Advance(shared_->cost);
     }
     const float* in = inputs[0].as<float>();
     for (int64_t i = 0; i < inputs[0].element_count(); ++i) {
@@ -208,6 +211,46 @@ TEST_F(SchedulerTest, ARequestThatExpiresInTheQueueIsNeverExecuted) {
   EXPECT_EQ(results_["late"].status.code(), StatusCode::kDeadlineExceeded);
   std::lock_guard lock(shared_.mu);
   for (float v : shared_.first_values) EXPECT_NE(v, 99);  // never reached the backend
+}
+
+TEST_F(SchedulerTest, PredictedWaitCountsTheBatchesAheadAndShedsWhatCannotFinishInTime) {
+  auto s = Make(1, 4, 0);
+  shared_.clock = &clock_;
+  shared_.cost = Micros(1000);
+  EXPECT_EQ(s->PredictedWait(), Micros(0)) << "nothing known before the first batch";
+  for (int i = 0; i < 4; ++i) {  // one request per batch, 1 ms each
+    Submit(*s, "warm" + std::to_string(i), 1);
+    ASSERT_TRUE(results_.WaitFor(static_cast<size_t>(i + 1)));
+  }
+  EXPECT_EQ(s->PredictedWait(), Micros(1000)) << "idle: its own batch";
+  shared_.hold = true;
+  Submit(*s, "blocker", 1);
+  WaitForExecutions(5);
+  for (int i = 0; i < 3; ++i) Submit(*s, "queued" + std::to_string(i), 1);
+  // Busy: half the running batch, three batches ahead and its own.
+  EXPECT_EQ(s->PredictedWait(), Micros(500 + 4 * 1000));
+  EXPECT_EQ(s->PredictedWait(1), Micros(500 + 1000)) << "a higher priority overtakes the queue";
+  auto late = MakeRequest("late", 1, {});
+  late->deadline = clock_.Now() + Micros(2000);
+  late->done = results_.Callback("late");
+  const Status shed = s->Enqueue(late);
+  EXPECT_EQ(shed.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(shed.message().find("would answer in about 4.5 ms (3 requests waiting), after the request's deadline "
+                                "in 2.0 ms: shed"),
+            std::string::npos)
+      << shed.message();
+  ASSERT_TRUE(late) << "the caller still owns a shed request";
+  auto in_time = MakeRequest("in_time", 1, {});
+  in_time->deadline = clock_.Now() + Micros(10'000);
+  in_time->done = results_.Callback("in_time");
+  EXPECT_TRUE(s->Enqueue(in_time).ok());
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(9));
+  EXPECT_TRUE(results_["in_time"].status.ok());
 }
 
 TEST_F(SchedulerTest, FullQueueIsRejectedWithAMessage) {
