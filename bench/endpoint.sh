@@ -4,7 +4,7 @@
 # splits 90/10 between its versions 1 and 2 and mirrors 10% to a shadow (the
 # ONNX MLP), with the prediction log on; alternated twice to even out drift.
 # Then production latency with a slow shadow (the XGBoost model, every
-# request mirrored) against no shadow, in open loop at 30% of the plain
+# request mirrored; at the default CPU budget, and unbounded) against no shadow, in open loop at 30% of the plain
 # endpoint's closed-loop capacity (a saturated closed loop has no spare CPU
 # for any shadow to use), alternated twice.
 #
@@ -29,6 +29,11 @@ cat >"$repo/deployments/slowshadow.yaml" <<'YAML'
 production: {model: breast_cancer_mlp, version: 1}
 candidates:
   - {name: xgb, model: breast_cancer_xgb, mode: shadow, share: 100}
+YAML
+cat >"$repo/deployments/unbounded.yaml" <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: xgb, model: breast_cancer_xgb, mode: shadow, share: 100, max_cpu: 64}
 YAML
 start_vigil "$repo"
 
@@ -58,11 +63,13 @@ open_run() {  # open_run NAME ENDPOINT
 }
 open_run no_shadow_a plain
 open_run slow_shadow_a slowshadow
+open_run unbounded_a unbounded
 open_run no_shadow_b plain
 open_run slow_shadow_b slowshadow
+open_run unbounded_b unbounded
 written=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_prediction_log_records_total\{result="written"\}/ {print $2}')
 dropped_log=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_prediction_log_records_total\{result="dropped"\}/ {print $2}')
-shadow=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^vigil_shadow_requests_total{endpoint="slowshadow"' | tr '\n' ' ')
+shadow=$(curl -s "http://127.0.0.1:$port/metrics" | grep -E '^vigil_shadow_requests_total\{endpoint="(slowshadow|unbounded)"' | tr '\n' ' ')
 
 {
   echo "| run | req/s | p99 ms |"
@@ -73,12 +80,13 @@ shadow=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^vigil_shadow_requests
   echo
   echo "| run | req/s | p50 ms | p99 ms |"
   echo "|---|---|---|---|"
-  for n in no_shadow_a slow_shadow_a no_shadow_b slow_shadow_b; do echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} |"; done
+  for n in no_shadow_a slow_shadow_a unbounded_a no_shadow_b slow_shadow_b unbounded_b; do echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} |"; done
   echo
   echo "| ratio | value |"
   echo "|---|---|"
   echo "| endpoint (90/10 + 10% shadow + prediction log) / direct | $(py "print(f'{(${RPS[endpoint_a]}+${RPS[endpoint_b]})/(${RPS[direct_a]}+${RPS[direct_b]}):.3f}')") |"
-  echo "| open-loop p99 with a 100% slow shadow / without | $(py "print(f'{(${P99[slow_shadow_a]}+${P99[slow_shadow_b]})/(${P99[no_shadow_a]}+${P99[no_shadow_b]}):.3f}')") |"
+  echo "| open-loop p99 with a 100% slow shadow (default budget, max_cpu 0.1) / without | $(py "print(f'{(${P99[slow_shadow_a]}+${P99[slow_shadow_b]})/(${P99[no_shadow_a]}+${P99[no_shadow_b]}):.3f}')") |"
+  echo "| open-loop p99 with it unbounded (max_cpu 64) / without | $(py "print(f'{(${P99[unbounded_a]}+${P99[unbounded_b]})/(${P99[no_shadow_a]}+${P99[no_shadow_b]}):.3f}')") |"
   echo
   echo "prediction log records written: $written, dropped: ${dropped_log:-0}"
   echo "slow shadow copies: $shadow"
