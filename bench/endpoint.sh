@@ -4,8 +4,8 @@
 # splits 90/10 between its versions 1 and 2 and mirrors 10% to a shadow (the
 # ONNX MLP), with the prediction log on; alternated twice to even out drift.
 # Then production latency with a slow shadow (the XGBoost model, every
-# request mirrored; at the default CPU budget, and unbounded) against no shadow, in open loop at 30% of the plain
-# endpoint's closed-loop capacity (a saturated closed loop has no spare CPU
+# request mirrored; at the default CPU budget, and unbounded) against no
+# shadow, in open loop at 30% of the plain endpoint's closed-loop capacity (a saturated closed loop has no spare CPU
 # for any shadow to use), alternated twice.
 #
 #   bench/endpoint.sh        (DURATION=10 per run by default)
