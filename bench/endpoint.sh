@@ -41,7 +41,7 @@ declare -A RPS P99
 run() {  # run NAME MODEL [VERSION]
   local name=$1 model=$2 version=${3:-}
   ./build/vigil bench -u "127.0.0.1:$port" -m "$model" ${version:+--model-version "$version"} --concurrency 32 \
-    --threads 2 --duration "$DURATION" --window 1 --json >"$work/$name.json"
+    --threads 2 --duration "$DURATION" --window 1 --stability 100 --json >"$work/$name.json"
   RPS[$name]=$(py "import json; print(round(json.load(open('$work/$name.json'))['levels'][0]['throughput']))")
   P99[$name]=$(py "import json; print(json.load(open('$work/$name.json'))['levels'][0]['latency_ms']['p99'])")
   printf '%-22s %8s req/s  p99 %s ms\n' "$name" "${RPS[$name]}" "${P99[$name]}"
@@ -54,7 +54,7 @@ run plain_endpoint plain
 RATE=${RATE:-$(( ${RPS[plain_endpoint]} * 3 / 10 ))}
 declare -A P50
 open_run() {  # open_run NAME ENDPOINT
-  ./build/vigil bench -u "127.0.0.1:$port" -m "$2" --rate "$RATE" --threads 2 --duration "$DURATION" --window 1 \
+  ./build/vigil bench -u "127.0.0.1:$port" -m "$2" --rate "$RATE" --threads 2 --duration "$DURATION" --window 1 --stability 100 \
     --json >"$work/$1.json"
   RPS[$1]=$(py "import json; print(round(json.load(open('$work/$1.json'))['levels'][0]['throughput']))")
   P50[$1]=$(py "import json; print(json.load(open('$work/$1.json'))['levels'][0]['latency_ms']['p50'])")
