@@ -22,12 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 std::string RowBody(const std::vector<double>& row) {
   std::string data;
   for (double v : row) data += (data.empty() ? "" : ",") + std::to_string(v);
@@ -99,7 +93,7 @@ class Benchmark : public ::testing::Test {
       auto r = client_->Post("/v2/models/cancer/infer", RowBody(row));
       ASSERT_TRUE(r.ok());
       ASSERT_EQ(r->status, 200u) << r->body;
-      const std::string id = Json(r->body)["parameters"]["vigil.prediction_id"].GetString();
+      const std::string id = ParseBody(r->body)["parameters"]["vigil.prediction_id"].GetString();
       feedback += std::string(feedback.empty() ? "[" : ",") + R"({"prediction_id":")" + id + R"(","label":)" +
                   std::to_string(labels[k]) + "}";
       if ((i + 1) % 50 == 0 || i + 1 == n) {
@@ -116,7 +110,7 @@ class Benchmark : public ::testing::Test {
     rapidjson::Document d;
     const bool found = Eventually(
         [&] {
-          d = Json(client_->Get("/v1/deployments/cancer/benchmark")->body);
+          d = ParseBody(client_->Get("/v1/deployments/cancer/benchmark")->body);
           return d.IsObject() && d["benchmarks"].Size() > 0 &&
                  std::string(d["benchmarks"][0]["result"]["trigger"].GetString()).find(trigger) != std::string::npos;
         },
@@ -178,14 +172,14 @@ TEST_F(Benchmark, DriftStartsABenchmarkThatNamesTheModelHoldingUpBetter) {
       RunVigil({"rollout", "benchmark", "cancer", "--since", "1h", "--start", "--steps", "20,60", "-u", url_});
   EXPECT_EQ(started.exit_code, 0) << started.out << started.err;
   EXPECT_NE(started.out.find("Started a rollout of 'xgb'"), std::string::npos) << started.out;
-  auto spec = Json(client_->Get("/v1/deployments/cancer")->body);
+  auto spec = ParseBody(client_->Get("/v1/deployments/cancer")->body);
   ASSERT_TRUE(spec.HasMember("rollout")) << client_->Get("/v1/deployments/cancer")->body;
   EXPECT_STREQ(spec["rollout"]["candidate"].GetString(), "xgb");
   EXPECT_STREQ(spec["rollout"]["metric"]["name"].GetString(), "accuracy");
   EXPECT_STREQ(spec["candidates"][0]["mode"].GetString(), "canary");
   EXPECT_EQ(spec["candidates"][0]["steps"][1].GetDouble(), 60);
   EXPECT_TRUE(Eventually([&] {
-    auto rollout = Json(client_->Get("/v1/deployments/cancer/rollout")->body);
+    auto rollout = ParseBody(client_->Get("/v1/deployments/cancer/rollout")->body);
     return rollout.IsObject() && rollout.HasMember("phase") &&
            std::string(rollout["phase"].GetString()) == "Progressing";
   })) << client_->Get("/v1/deployments/cancer/rollout")->body;

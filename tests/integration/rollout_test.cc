@@ -38,12 +38,6 @@ rollout:
 )" + extra;
 }
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 struct Traffic {
   double reward_production = 0.3, reward_candidate = 0.3;
   double withhold_candidate = 0;  // the share of the candidate's feedback never sent
@@ -61,7 +55,7 @@ struct Traffic {
       auto r =
           c.Post("/v2/models/churn/infer", FeaturesBody(1, R"(,"parameters":{"vigil.routing_key":")" + key + "\"}"));
       if (!r.ok() || r->status != 200) return false;
-      rapidjson::Document d = Json(r->body);
+      rapidjson::Document d = ParseBody(r->body);
       if (!d.IsObject() || !d.HasMember("parameters")) return false;
       const std::string variant = d["parameters"]["vigil.variant"].GetString();
       const std::string id = d["parameters"]["vigil.prediction_id"].GetString();
@@ -77,7 +71,7 @@ struct Traffic {
   }
 };
 
-rapidjson::Document Rollout(HttpClient& c) { return Json(c.Get("/v1/deployments/churn/rollout")->body); }
+rapidjson::Document Rollout(HttpClient& c) { return ParseBody(c.Get("/v1/deployments/churn/rollout")->body); }
 
 std::string Phase(HttpClient& c) {
   auto d = Rollout(c);
@@ -126,7 +120,7 @@ TEST(Rollout, AClearlyBetterCandidateIsPromotedThroughItsSteps) {
   ASSERT_TRUE(DriveUntil(c, t, [&] { return Phase(c) == "Successful"; }))
       << c.Get("/v1/deployments/churn/rollout")->body;
   // Production is version 2 now; the candidate and its rollout block are gone from the spec.
-  auto spec = Json(c.Get("/v1/deployments/churn")->body);
+  auto spec = ParseBody(c.Get("/v1/deployments/churn")->body);
   EXPECT_EQ(spec["production"]["version"].GetInt64(), 2);
   EXPECT_FALSE(spec.HasMember("rollout"));
   // The history shows each step and the promotion, by the controller, with the evidence.
@@ -154,7 +148,7 @@ TEST(Rollout, AClearlyWorseCandidateIsRolledBack) {
   HttpClient& c = *f.client;
   Traffic t{.reward_production = 0.6, .reward_candidate = 0.1};
   ASSERT_TRUE(DriveUntil(c, t, [&] { return Phase(c) == "Failed"; })) << c.Get("/v1/deployments/churn/rollout")->body;
-  auto spec = Json(c.Get("/v1/deployments/churn")->body);
+  auto spec = ParseBody(c.Get("/v1/deployments/churn")->body);
   EXPECT_EQ(spec["production"]["version"].GetInt64(), 1);
   EXPECT_EQ(spec["candidates"][0]["step"].GetInt(), -1) << "share 0, still in the spec";
   EXPECT_NE(Rollout(c)["reason"].GetString(), std::string()) << "says why";
@@ -164,7 +158,7 @@ TEST(Rollout, AClearlyWorseCandidateIsRolledBack) {
     auto r = c.Post("/v2/models/churn/infer",
                     FeaturesBody(1, R"(,"parameters":{"vigil.routing_key":"late-)" + std::to_string(i) + "\"}"));
     ASSERT_EQ(r->status, 200u);
-    EXPECT_EQ(Json(r->body)["parameters"]["vigil.variant"].GetString(), std::string("production"));
+    EXPECT_EQ(ParseBody(r->body)["parameters"]["vigil.variant"].GetString(), std::string("production"));
   }
 }
 
@@ -181,7 +175,7 @@ TEST(Rollout, AnEqualCandidateIsNeverPromoted) {
   auto r = Rollout(c);
   const std::string phase = r["phase"].GetString();
   EXPECT_NE(phase, "Successful") << c.Get("/v1/deployments/churn/rollout")->body;
-  EXPECT_EQ(Json(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 1);
+  EXPECT_EQ(ParseBody(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 1);
   EXPECT_EQ(r["step"].GetInt(), 2) << "the ramp is passed when safe; the last step waits for evidence";
   EXPECT_GE(r["analyses_at_step"].GetInt64(), 6);
 }
@@ -196,7 +190,7 @@ TEST(Rollout, ASampleRatioMismatchBlocksPromotionAndAlerts) {
       << c.Get("/v1/deployments/churn/rollout")->body;
   auto r = Rollout(c);
   EXPECT_EQ(std::string(r["reason"].GetString()).rfind("sample ratio mismatch", 0), 0u) << r["reason"].GetString();
-  EXPECT_EQ(Json(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 1);
+  EXPECT_EQ(ParseBody(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 1);
   EXPECT_TRUE(Eventually([&] {
     const std::string alerts = c.Get("/v1/alerts")->body;
     return alerts.find("RolloutInconclusive") != std::string::npos &&
@@ -221,7 +215,7 @@ TEST(Rollout, KillNineInTheMiddleOfAStepResumesThere) {
   if (after["step"].GetInt() == before["step"].GetInt()) {
     EXPECT_EQ(after["step_started_ms"].GetInt64(), before["step_started_ms"].GetInt64()) << "the same step, resumed";
   }
-  EXPECT_EQ(Json(again.Get("/v1/deployments/churn")->body)["candidates"][0]["step"].GetInt() + 1,
+  EXPECT_EQ(ParseBody(again.Get("/v1/deployments/churn")->body)["candidates"][0]["step"].GetInt() + 1,
             after["step"].GetInt())
       << "the spec and the rollout agree after the restart";
   ASSERT_TRUE(DriveUntil(again, t, [&] { return Phase(again) == "Successful"; }))
@@ -232,7 +226,7 @@ TEST(Rollout, TheShadowStageRunsBeforeAnyUserSeesTheCandidate) {
   Fixture f("shadow_first", Spec("[20, 50]", "  shadow_first: {min_units: 100, max_disagreement: 0.05}\n"));
   HttpClient& c = *f.client;
   ASSERT_TRUE(Eventually([&] { return Phase(c) == "Progressing"; }));
-  auto spec = Json(c.Get("/v1/deployments/churn")->body);
+  auto spec = ParseBody(c.Get("/v1/deployments/churn")->body);
   EXPECT_EQ(spec["candidates"][0]["mirror"].GetDouble(), 100);
   EXPECT_EQ(spec["candidates"][0]["step"].GetInt(), -1);
   Traffic t{.reward_production = 0.3, .reward_candidate = 0.7};
@@ -241,13 +235,13 @@ TEST(Rollout, TheShadowStageRunsBeforeAnyUserSeesTheCandidate) {
     auto r = c.Post("/v2/models/churn/infer",
                     FeaturesBody(1, R"(,"parameters":{"vigil.routing_key":"early-)" + std::to_string(i) + "\"}"));
     ASSERT_EQ(r->status, 200u);
-    EXPECT_EQ(Json(r->body)["parameters"]["vigil.variant"].GetString(), std::string("production"));
+    EXPECT_EQ(ParseBody(r->body)["parameters"]["vigil.variant"].GetString(), std::string("production"));
   }
   // Both versions agree on these rows: the stage passes and the steps start.
   ASSERT_TRUE(DriveUntil(c, t, [&] { return Rollout(c)["step"].GetInt() >= 1; }))
       << c.Get("/v1/deployments/churn/rollout")->body;
   EXPECT_TRUE(Eventually([&] {
-    return !Json(c.Get("/v1/deployments/churn")->body)["candidates"][0].HasMember("mirror");
+    return !ParseBody(c.Get("/v1/deployments/churn")->body)["candidates"][0].HasMember("mirror");
   })) << "the copies stop once users see it";
   const std::string history = c.Get("/v1/deployments/churn/history")->body;
   EXPECT_NE(history.find("rollout mirror"), std::string::npos);
@@ -285,9 +279,9 @@ TEST(RolloutCommand, StatusCommandsAndPlanThroughTheCli) {
   CommandResult full = RunVigil({"rollout", "promote", "--full", "churn", "-u", url});
   EXPECT_EQ(full.exit_code, 0) << full.err;
   EXPECT_EQ(Phase(c), "Successful");
-  EXPECT_EQ(Json(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 2);
+  EXPECT_EQ(ParseBody(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 2);
   CommandResult json = RunVigil({"rollout", "status", "churn", "-u", url, "--json"});
-  EXPECT_TRUE(Json(json.out).IsObject()) << json.out;
+  EXPECT_TRUE(ParseBody(json.out).IsObject()) << json.out;
   // Bad input is named.
   CommandResult none = RunVigil({"rollout", "status", "nope", "-u", url});
   EXPECT_EQ(none.exit_code, 1);
@@ -299,7 +293,7 @@ TEST(RolloutCommand, StatusCommandsAndPlanThroughTheCli) {
   CommandResult plan = RunVigil({"rollout", "plan", "--baseline", "0.10", "--min-effect", "0.01", "--traffic",
                                  "20000/day", "--shares", "5,25,50", "--json"});
   ASSERT_EQ(plan.exit_code, 0) << plan.err;
-  auto p = Json(plan.out);
+  auto p = ParseBody(plan.out);
   ASSERT_TRUE(p.IsObject()) << plan.out;
   EXPECT_EQ(p["steps"].Size(), 3u);
   EXPECT_GT(p["days"].GetDouble(), 1);
@@ -323,7 +317,7 @@ candidates:
   for (int i = 0; i < 60; ++i) {
     auto r = c.Post("/v2/models/churn/infer", FeaturesBody(1));
     ASSERT_EQ(r->status, 200u) << r->body;
-    const std::string id = Json(r->body)["parameters"]["vigil.prediction_id"].GetString();
+    const std::string id = ParseBody(r->body)["parameters"]["vigil.prediction_id"].GetString();
     feedback += std::string(i ? "," : "") + R"({"prediction_id":")" + id + R"(","label":1})";
   }
   ASSERT_EQ(c.Post("/v1/feedback", feedback + "]")->status, 200u);
@@ -331,7 +325,7 @@ candidates:
   // when the model is busy): wait until every answered copy is paired.
   rapidjson::Document d;
   ASSERT_TRUE(Eventually([&] {
-    d = Json(c.Get("/v1/deployments/churn/shadow?window_s=600")->body);
+    d = ParseBody(c.Get("/v1/deployments/churn/shadow?window_s=600")->body);
     if (!d.IsObject() || d["shadows"].Size() != 1) return false;
     const auto& s = d["shadows"][0];
     return s["copies"].GetUint64() >= 10 && s["labeled"].GetUint64() == s["copies"].GetUint64();

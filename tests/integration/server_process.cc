@@ -316,6 +316,12 @@ bool ServerProcess::WaitForPolls(int n, double timeout_s) const {
                                   std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
 }
 
+rapidjson::Document ParseBody(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  return d;
+}
+
 std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels, const fs::path& csv) {
   std::istringstream in(ReadFile(csv.empty() ? fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository" /
                                                    "breast_cancer_mlp" / "reference.csv"

@@ -3,6 +3,7 @@
 // scratch folder that a test may modify.
 #pragma once
 
+#include <rapidjson/document.h>
 #include <sys/types.h>
 
 #include <filesystem>
@@ -93,6 +94,8 @@ std::filesystem::path ScratchDir(const std::string& name);
 void CopyExampleRepository(const std::filesystem::path& dest, const std::vector<std::string>& models = {});
 std::string ReadFile(const std::filesystem::path& p);
 void WriteFile(const std::filesystem::path& p, const std::string& text);
+// A reply body parsed as JSON (a parse error leaves the document not an object).
+rapidjson::Document ParseBody(const std::string& body);
 // A reference.csv's rows: 30 features (the label column dropped; `labels`
 // receives it when given). Empty `csv`: the example MLP's.
 std::vector<std::vector<double>> ReferenceRows(std::vector<int>* labels = nullptr,
