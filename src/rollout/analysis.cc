@@ -37,6 +37,10 @@ std::string_view GuardrailStateName(GuardrailResult::State state) {
   return "?";
 }
 
+size_t ArgMax(const std::vector<double>& v) {
+  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
 std::optional<MetricPoint> MetricValue(const RolloutPolicy::Metric& metric, const std::vector<double>& outputs,
                                        std::optional<double> label, std::optional<double> reward) {
   const std::string& name = metric.name;
@@ -57,7 +61,7 @@ std::optional<MetricPoint> MetricValue(const RolloutPolicy::Metric& metric, cons
     return std::nullopt;
   }
   const auto cls = static_cast<size_t>(y);
-  const auto best = static_cast<size_t>(std::max_element(outputs.begin(), outputs.end()) - outputs.begin());
+  const size_t best = ArgMax(outputs);
   if (name == "accuracy") return mean(best == cls ? 1.0 : 0.0);
   if (name == "log_loss") return mean(-std::log(std::clamp(outputs[cls], 1e-15, 1.0)));
   if (outputs.size() != 2) return std::nullopt;  // the rest are of binary classifiers

@@ -54,6 +54,9 @@ std::string_view VerdictName(Verdict verdict);
 // 2TP / (2TP + FP + FN)). A prediction may add 0 / 0 (a negative, for
 // precision): scored, but it moves nothing. None when the prediction
 // cannot be scored (no label or reward, outputs of the wrong shape).
+// The index of the largest value (the predicted class); 0 for an empty vector.
+size_t ArgMax(const std::vector<double>& v);
+
 struct MetricPoint {
   double y = 0, n = 1;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -23,10 +24,6 @@ constexpr double kZ95 = 1.959963985;
 // Rows per replay call: a replay holds the model's instance for one batch,
 // so a serving request that arrives meanwhile waits for at most this many rows.
 constexpr int64_t kReplayRowsPerCall = 8;
-
-size_t ArgMax(const std::vector<double>& v) {
-  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
 
 // Whether two answers disagree: another class (two or more outputs), or
 // for one output a difference above 1e-6 of its size.
@@ -120,16 +117,32 @@ std::string ChooseMetric(const BenchmarkRequest& request, const DeploymentSpec& 
   return "accuracy";
 }
 
+// The version a variant runs: its own, or for 0 its model's latest ready one (0 when none).
+int64_t VersionOf(BenchmarkWorld& world, const Variant& v) {
+  if (v.version != 0) return v.version;
+  const std::vector<int64_t> ready = world.ReadyVersions(v.model);
+  return ready.empty() ? 0 : ready.back();
+}
+
+// What a benchmark that could not be made stores: the request and why.
+BenchmarkResult NotMade(const BenchmarkRequest& request, int64_t started_ms, int64_t now_ms, std::string why) {
+  BenchmarkResult out;
+  out.endpoint = request.endpoint;
+  out.trigger = request.trigger;
+  out.from_ms = request.from_ms;
+  out.to_ms = request.to_ms;
+  out.started_ms = started_ms;
+  out.finished_ms = now_ms;
+  out.error = std::move(why);
+  out.summary = "benchmark of '" + request.endpoint + "' not made: " + out.error;
+  return out;
+}
+
 // The contenders: production, the candidates, then the production model's
 // other ready versions, at most kMaxContenders besides production.
 std::vector<Contender> ListContenders(BenchmarkWorld& world, const DeploymentSpec& spec) {
   std::vector<Contender> out;
   const std::vector<int64_t> ready = world.ReadyVersions(spec.production.model);
-  auto resolve = [&](const Variant& v) {
-    if (v.version != 0) return v.version;
-    const std::vector<int64_t> versions = v.model == spec.production.model ? ready : world.ReadyVersions(v.model);
-    return versions.empty() ? int64_t{0} : versions.back();
-  };
   auto add = [&](std::string name, std::string role, std::string mode, const std::string& model, int64_t version) {
     for (const Contender& c : out) {
       if (c.result.model == model && c.result.version == version) return;  // the same model once
@@ -143,9 +156,9 @@ std::vector<Contender> ListContenders(BenchmarkWorld& world, const DeploymentSpe
     c.result.version = version;
     out.push_back(std::move(c));
   };
-  add("production", "production", "", spec.production.model, resolve(spec.production));
+  add("production", "production", "", spec.production.model, VersionOf(world, spec.production));
   for (const Variant& v : spec.candidates) {
-    add(v.name, "candidate", std::string(VariantModeName(v.mode)), v.model, resolve(v));
+    add(v.name, "candidate", std::string(VariantModeName(v.mode)), v.model, VersionOf(world, v));
   }
   for (auto it = ready.rbegin(); it != ready.rend(); ++it) {
     std::string name = "v" + std::to_string(*it);
@@ -427,12 +440,7 @@ BenchmarkResult RunBenchmark(BenchmarkWorld& world, FeedbackStore& store, const 
   out.to_ms = request.to_ms;
   out.alpha = options.alpha;
   out.started_ms = clock.NowMillis();
-  auto fail = [&](std::string why) {
-    out.error = std::move(why);
-    out.summary = "benchmark of '" + request.endpoint + "' not made: " + out.error;
-    out.finished_ms = clock.NowMillis();
-    return out;
-  };
+  auto fail = [&](std::string why) { return NotMade(request, out.started_ms, clock.NowMillis(), std::move(why)); };
   if (!request.metric.empty()) {
     if (std::string why = CheckBenchmarkMetric(request.metric); !why.empty()) return fail(why);
   }
@@ -621,6 +629,7 @@ int Benchmarker::Poll(int64_t now_ms) {
   if (!options_.alerts) return 0;
   const AlertTracker::Snapshot alerts = options_.alerts->Get(0);
   int queued = 0;
+  std::set<std::string> done;  // queued by an earlier alert of this poll (a drift fires one alert per column)
   for (const AlertTracker::Active& a : alerts.firing) {
     const bool drift =
         a.alertname == "DatasetDrift" || a.alertname == "FeatureDrift" || a.alertname == "PredictionDrift";
@@ -639,15 +648,11 @@ int Benchmarker::Poll(int64_t now_ms) {
       for (const std::string& e : options_.world->Endpoints()) {
         const std::shared_ptr<const DeploymentSpec> spec = options_.world->Spec(e);
         if (!spec || spec->production.model != label("model")) continue;
-        int64_t version = spec->production.version;
-        if (version == 0) {
-          const std::vector<int64_t> ready = options_.world->ReadyVersions(spec->production.model);
-          version = ready.empty() ? 0 : ready.back();
-        }
-        if (std::to_string(version) == label("version")) endpoints.push_back(e);
+        if (std::to_string(VersionOf(*options_.world, spec->production)) == label("version")) endpoints.push_back(e);
       }
     }
     for (const std::string& endpoint : endpoints) {
+      if (done.count(endpoint)) continue;
       auto last = options_.store->Benchmarks(endpoint, 1);
       if (!last.ok()) continue;
       if (!last->empty()) {
@@ -659,7 +664,10 @@ int Benchmarker::Poll(int64_t now_ms) {
       r.from_ms = a.evidence.window_start_ms > 0 ? a.evidence.window_start_ms : a.since_ms;
       r.to_ms = now_ms + 1;
       r.trigger = a.alertname + AlertLabelsJson(a.labels) + " firing since " + std::to_string(a.since_ms);
-      if (Enqueue(std::move(r)).ok()) ++queued;
+      if (Enqueue(std::move(r)).ok()) {
+        ++queued;
+        done.insert(endpoint);
+      }
     }
   }
   return queued;
@@ -686,19 +694,13 @@ bool Benchmarker::Wait(std::chrono::microseconds d) {
 }
 
 void Benchmarker::RunOne(const BenchmarkRequest& request) {
-  BenchmarkResult result;
-  if (!options_.feedback) {
-    result.endpoint = request.endpoint;
-    result.trigger = request.trigger;
-    result.from_ms = request.from_ms;
-    result.to_ms = request.to_ms;
-    result.started_ms = result.finished_ms = clock_.NowMillis();
-    result.error = "the server keeps no prediction log (start vigil serve with --data-dir and prediction logging on)";
-    result.summary = "benchmark of '" + request.endpoint + "' not made: " + result.error;
-  } else {
-    result = RunBenchmark(*options_.world, *options_.feedback, request, options_.benchmark, clock_,
-                          [this](std::chrono::microseconds d) { return Wait(d); });
-  }
+  const int64_t now_ms = clock_.NowMillis();
+  const BenchmarkResult result =
+      options_.feedback
+          ? RunBenchmark(*options_.world, *options_.feedback, request, options_.benchmark, clock_,
+                         [this](std::chrono::microseconds d) { return Wait(d); })
+          : NotMade(request, now_ms, now_ms,
+                    "the server keeps no prediction log (start vigil serve with --data-dir and prediction logging on)");
   const std::string json = BenchmarkResultJson(result);
   if (Status s = options_.store->AppendBenchmark({0, result.finished_ms, request.endpoint, request.trigger, json});
       !s.ok()) {

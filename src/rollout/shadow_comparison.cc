@@ -10,14 +10,6 @@
 #include "monitoring/quality.h"
 
 namespace vigil {
-namespace {
-
-size_t ArgMax(const std::vector<double>& v) {
-  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-}  // namespace
-
 std::pair<double, double> WilsonInterval(double successes, double n) {
   if (!(n > 0)) return {0, 1};
   const double z = 1.959964, p = successes / n;

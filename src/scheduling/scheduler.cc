@@ -128,11 +128,14 @@ Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
   return Micros((batches * per_batch_us + instances - 1) / instances + (all_busy ? per_batch_us / 2 : 0));
 }
 
-void Scheduler::RecordComputeTime(int64_t us) {
-  // Exponentially weighted, 1/8 per batch; races between workers only blur it.
-  const int64_t old = ewma_compute_us_.load(std::memory_order_relaxed);
-  ewma_compute_us_.store(old == 0 ? us : old + (us - old) / 8, std::memory_order_relaxed);
+// Exponentially weighted, 1/8 per batch (the first sample when it is 0);
+// races between workers only blur it.
+void Scheduler::Average(std::atomic<int64_t>& ewma, int64_t sample) {
+  const int64_t old = ewma.load(std::memory_order_relaxed);
+  ewma.store(old == 0 ? sample : old + (sample - old) / 8, std::memory_order_relaxed);
 }
+
+void Scheduler::RecordComputeTime(int64_t us) { Average(ewma_compute_us_, us); }
 
 StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, int64_t rows) {
   std::vector<Tensor> outputs;
@@ -260,11 +263,7 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   const SteadyTime end = options_.clock->Now();
   const int64_t compute_us = MicrosBetween(start, end);
   RecordComputeTime(compute_us);
-  {
-    const int64_t old = ewma_batch_requests_x16_.load(std::memory_order_relaxed);
-    const auto now = static_cast<int64_t>(batch.size()) * 16;
-    ewma_batch_requests_x16_.store(old + (now - old) / 8, std::memory_order_relaxed);
-  }
+  Average(ewma_batch_requests_x16_, static_cast<int64_t>(batch.size()) * 16);
   if (status.ok()) status = CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, total_rows);
 
   stats_.execution_count.fetch_add(1);

@@ -129,6 +129,7 @@ class Scheduler {
   // Answers the expired requests and runs the batch on `instance`.
   void Execute(size_t instance, BatchQueue::Decision& d);
   void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
+  static void Average(std::atomic<int64_t>& ewma, int64_t sample);
   void RecordComputeTime(int64_t us);
   Micros PredictedWaitLocked(uint32_t level) const REQUIRES(mu_);
   void Finish(InferenceRequest& request, InferenceResult&& result);
