@@ -299,11 +299,12 @@ TEST(Lifecycle, FullQueueAnswers503AndExpiredRequests504) {
   EXPECT_EQ(ok, 2);
   EXPECT_EQ(full, 2);
 
-  // A 1 ms timeout cannot survive a 400 ms batching window: 504, never run.
+  // A 100 ms timeout is admitted (a batch computes in far less, even under
+  // sanitizers) but cannot survive a 400 ms batching window: 504, never run.
   auto c = server->Client();
   const auto before = Parse(c->Get("/v2/models/breast_cancer_xgb/versions/1/stats")->body);
   auto r =
-      c->Post("/v2/models/breast_cancer_xgb/versions/1/infer", FeaturesBody(1, R"(,"parameters":{"timeout":1000})"));
+      c->Post("/v2/models/breast_cancer_xgb/versions/1/infer", FeaturesBody(1, R"(,"parameters":{"timeout":100000})"));
   EXPECT_EQ(r->status, 504u) << r->body;
   EXPECT_NE(r->body.find("not executed"), std::string::npos) << r->body;
   const auto after = Parse(c->Get("/v2/models/breast_cancer_xgb/versions/1/stats")->body);
