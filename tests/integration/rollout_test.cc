@@ -168,16 +168,24 @@ TEST(Rollout, AnEqualCandidateIsNeverPromoted) {
   Traffic t{.reward_production = 0.4, .reward_candidate = 0.4};
   ASSERT_TRUE(Eventually([&] { return Phase(c) == "Progressing"; }));
   // Traffic until the last step has been analysed many times over.
-  DriveUntil(c, t, [&] {
+  EXPECT_TRUE(DriveUntil(c, t, [&] {
     auto r = Rollout(c);
     return Phase(c) != "Progressing" || (r["step"].GetInt() == 2 && r["analyses_at_step"].GetInt64() >= 6);
-  });
-  auto r = Rollout(c);
+  })) << "the traffic's bounds ran out";
+  const std::string body = c.Get("/v1/deployments/churn/rollout")->body;
+  auto r = ParseBody(body);
   const std::string phase = r["phase"].GetString();
-  EXPECT_NE(phase, "Successful") << c.Get("/v1/deployments/churn/rollout")->body;
+  EXPECT_NE(phase, "Successful") << body;
   EXPECT_EQ(ParseBody(c.Get("/v1/deployments/churn")->body)["production"]["version"].GetInt64(), 1);
-  EXPECT_EQ(r["step"].GetInt(), 2) << "the ramp is passed when safe; the last step waits for evidence";
-  EXPECT_GE(r["analyses_at_step"].GetInt64(), 6);
+  if (phase == "Progressing") {
+    EXPECT_EQ(r["step"].GetInt(), 2) << "the ramp is passed when safe; the last step waits for evidence: " << body;
+    EXPECT_GE(r["analyses_at_step"].GetInt64(), 6) << body;
+  } else {
+    // A false alarm the design allows (at most alpha): an equal candidate
+    // judged worse, or a sample-ratio mismatch. Either way it says why.
+    EXPECT_TRUE(phase == "Failed" || phase == "Inconclusive") << body;
+    EXPECT_NE(std::string(r["reason"].GetString()), "") << body;
+  }
 }
 
 TEST(Rollout, ASampleRatioMismatchBlocksPromotionAndAlerts) {
