@@ -13,7 +13,8 @@ build=(cmake g++ make ccache pkg-config
        libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
        libgtest-dev libgmock-dev libbenchmark-dev)
 tests=(prometheus curl python3 python3-grpcio python3-grpc-tools openssl iproute2
-       clang-14 libclang-rt-14-dev)  # clang: thread-safety analysis, the sanitizer build and the fuzzers
+       clang-14 libclang-rt-14-dev  # clang: thread-safety analysis, the sanitizer build and the fuzzers
+       python3-torch python3-sklearn)  # tests/fixtures/overload_models.py trains the overload fixture
 examples=(python3-sklearn python3-torch python3-xgboost python3-onnx)
 bench=(wrk nginx python3-fastapi python3-uvicorn python3-torch nodejs npm)
 

@@ -17,6 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 const fs::path kRepo = fs::path(VIGIL_SOURCE_DIR) / "examples" / "repository";
+// The overload fixture (tests/fixtures/overload_models.py, generated at build time).
+const fs::path kFixtures = fs::path(VIGIL_FIXTURES_DIR);
 
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -25,15 +27,16 @@ std::string Slurp(const fs::path& p) {
   return ss.str();
 }
 
-BackendSpec SpecFor(const std::string& model, int64_t version, ModelConfig* config_out = nullptr) {
-  auto config = LoadModelConfig(model, Slurp(kRepo / model / "config.yaml"));
+BackendSpec SpecFor(const std::string& model, int64_t version, ModelConfig* config_out = nullptr,
+                    const fs::path& repo = kRepo) {
+  auto config = LoadModelConfig(model, Slurp(repo / model / "config.yaml"));
   EXPECT_TRUE(config.ok()) << config.status().message();
   BackendSpec spec;
   spec.model_name = model;
   spec.version = version;
   for (const auto& name : BackendModelFileNames(config->backend)) {
-    if (fs::exists(kRepo / model / std::to_string(version) / name))
-      spec.model_path = kRepo / model / std::to_string(version) / name;
+    if (fs::exists(repo / model / std::to_string(version) / name))
+      spec.model_path = repo / model / std::to_string(version) / name;
   }
   spec.max_batch_size = config->max_batch_size;
   spec.inputs = config->inputs;
@@ -45,18 +48,19 @@ BackendSpec SpecFor(const std::string& model, int64_t version, ModelConfig* conf
 struct Case {
   std::string model;
   int64_t version;
+  fs::path repo = kRepo;
 };
 
 class ExpectedOutputs : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ExpectedOutputs, MatchWithin1e5) {
   ModelConfig config;
-  const BackendSpec spec = SpecFor(GetParam().model, GetParam().version, &config);
+  const BackendSpec spec = SpecFor(GetParam().model, GetParam().version, &config, GetParam().repo);
   auto backend = CreateBackend(BackendKindName(config.backend), spec);
   ASSERT_TRUE(backend.ok()) << backend.status().message();
 
   rapidjson::Document doc;
-  doc.Parse(Slurp(kRepo / GetParam().model / std::to_string(GetParam().version) / "expected.json").c_str());
+  doc.Parse(Slurp(GetParam().repo / GetParam().model / std::to_string(GetParam().version) / "expected.json").c_str());
   ASSERT_FALSE(doc.HasParseError());
   const auto& rows = doc["inputs"]["features"];
   Tensor in;
@@ -90,7 +94,8 @@ TEST_P(ExpectedOutputs, MatchWithin1e5) {
 INSTANTIATE_TEST_SUITE_P(Examples, ExpectedOutputs,
                          ::testing::Values(Case{"breast_cancer_mlp", 1}, Case{"breast_cancer_mlp", 2},
                                            Case{"breast_cancer_mlp_onnx", 1}, Case{"breast_cancer_xgb", 1},
-                                           Case{"breast_cancer_xgb", 2}),
+                                           Case{"breast_cancer_xgb", 2}, Case{"overload_wide", 1, kFixtures},
+                                           Case{"overload_small", 1, kFixtures}),
                          [](const auto& info) { return info.param.model + "_v" + std::to_string(info.param.version); });
 
 class CorruptFile : public ::testing::TestWithParam<std::string> {};

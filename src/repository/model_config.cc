@@ -28,6 +28,39 @@ constexpr int64_t kMaxReferenceRows = 10'000'000;
 constexpr double kMaxWindowSeconds = 7 * 86400;  // a week
 constexpr int64_t kMaxAlertWindows = 1000;
 constexpr int64_t kMaxCount = 1'000'000'000;
+constexpr size_t kMaxEnsembleMembers = 16;
+constexpr double kMaxEnsembleWeight = 1e6;
+
+void ReadEnsemble(const YAML::Node& e, EnsembleConfig& c) {
+  RequireMap(e, "ensemble", {"members", "combine", "min_members"});
+  const YAML::Node ms = e["members"];
+  if (!ms || !ms.IsSequence()) throw ConfigError{"ensemble.members", "a list of {model, version, output, weight}"};
+  RequireListSize(ms, "ensemble.members", kMaxEnsembleMembers);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const std::string f = "ensemble.members[" + std::to_string(i) + "]";
+    RequireMap(ms[i], f, {"model", "version", "output", "weight"});
+    EnsembleMember m;
+    if (!ms[i]["model"]) throw ConfigError{f + ".model", "the name of a model in the repository"};
+    m.model = ReadString(ms[i]["model"], f + ".model");
+    if (ms[i]["version"]) m.version = ReadInt(ms[i]["version"], f + ".version");
+    if (ms[i]["output"]) m.output = ReadString(ms[i]["output"], f + ".output");
+    if (ms[i]["weight"]) m.weight = ReadDouble(ms[i]["weight"], f + ".weight");
+    c.members.push_back(std::move(m));
+  }
+  if (e["combine"]) {
+    const std::string combine = ReadString(e["combine"], "ensemble.combine");
+    if (combine == "mean") {
+      c.combine = EnsembleCombine::kMean;
+    } else if (combine == "vote") {
+      c.combine = EnsembleCombine::kVote;
+    } else if (combine == "max") {
+      c.combine = EnsembleCombine::kMax;
+    } else {
+      throw ConfigError{"ensemble.combine", "mean, vote or max, got '" + combine + "'"};
+    }
+  }
+  if (e["min_members"]) c.min_members = ReadInt(e["min_members"], "ensemble.min_members");
+}
 
 std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& field) {
   if (!node.IsSequence()) throw ConfigError{field, "a list of {name, datatype, shape}, got " + Describe(node)};
@@ -111,12 +144,12 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
   c.name = model_name;
   RequireMap(root, "",
              {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances", "version_policy",
-              "warmup", "name", "monitoring"});
+              "warmup", "name", "monitoring", "ensemble"});
   if (root["name"]) {
     const std::string n = ReadString(root["name"], "name");
     if (n != model_name) throw ConfigError{"name", "the folder name '" + model_name + "', got '" + n + "'"};
   }
-  if (!root["backend"]) throw ConfigError{"backend", "one of onnx, torchscript, xgboost"};
+  if (!root["backend"]) throw ConfigError{"backend", "one of onnx, torchscript, xgboost, ensemble"};
   const std::string backend = ReadString(root["backend"], "backend");
   if (backend == "onnx") {
     c.backend = BackendKind::kOnnx;
@@ -124,8 +157,10 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
     c.backend = BackendKind::kTorchScript;
   } else if (backend == "xgboost") {
     c.backend = BackendKind::kXgboost;
+  } else if (backend == "ensemble") {
+    c.backend = BackendKind::kEnsemble;
   } else {
-    throw ConfigError{"backend", "one of onnx, torchscript, xgboost, got '" + backend + "'"};
+    throw ConfigError{"backend", "one of onnx, torchscript, xgboost, ensemble, got '" + backend + "'"};
   }
   if (root["max_batch_size"]) c.max_batch_size = ReadInt(root["max_batch_size"], "max_batch_size");
   if (!root["inputs"]) throw ConfigError{"inputs", "a list of input tensors"};
@@ -183,6 +218,13 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
     }
   }
   if (const YAML::Node m = root["monitoring"]) ReadMonitoring(m, c.monitoring);
+  if (const YAML::Node e = root["ensemble"]) {
+    if (c.backend != BackendKind::kEnsemble)
+      throw ConfigError{"ensemble", "no ensemble block unless backend: ensemble"};
+    ReadEnsemble(e, c.ensemble);
+  } else if (c.backend == BackendKind::kEnsemble) {
+    throw ConfigError{"ensemble", "an ensemble block {members: [...], combine, min_members} for backend: ensemble"};
+  }
   return c;
 }
 
@@ -303,8 +345,44 @@ Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& spec
           return FieldError(c, f + ".datatype", "a type libtorch supports (not BF16 or UINT16/32/64)");
         }
         break;
+      case BackendKind::kEnsemble:
+        if (field == "outputs" && s.datatype != DataType::kFp32) {
+          return FieldError(c, f + ".datatype",
+                            "FP32 for an ensemble's output (members' outputs are combined in FP32), got " +
+                                std::string(DataTypeName(s.datatype)));
+        }
+        break;
     }
   }
+  return Status::Ok();
+}
+
+// What the config alone can check; the members' own configs are checked
+// against it when the ensemble loads (CheckEnsembleMembers).
+Status ValidateEnsemble(const ModelConfig& c) {
+  const EnsembleConfig& e = c.ensemble;
+  if (c.outputs.size() != 1) return FieldError(c, "outputs", "exactly one output for an ensemble (the combined one)");
+  if (e.members.empty()) return FieldError(c, "ensemble.members", "at least one member");
+  std::set<std::pair<std::string, int64_t>> seen;
+  for (size_t i = 0; i < e.members.size(); ++i) {
+    const std::string f = "ensemble.members[" + std::to_string(i) + "]";
+    const EnsembleMember& m = e.members[i];
+    if (m.model.empty() || m.model.size() > 256 || m.model.find('/') != std::string::npos || m.model == "." ||
+        m.model == "..") {
+      return FieldError(c, f + ".model", "the name of a model folder");
+    }
+    if (m.model == c.name) return FieldError(c, f + ".model", "another model (an ensemble cannot be its own member)");
+    VIGIL_RETURN_IF_ERROR(InRange(c, f + ".version (0 = the highest ready)", m.version, 0, kMaxVersions));
+    if (!seen.insert({m.model, m.version}).second) {
+      return FieldError(c, f,
+                        "each member once, '" + m.model + "' version " + std::to_string(m.version) +
+                            " appears twice (give it a weight instead)");
+    }
+    if (!(m.weight > 0 && m.weight <= kMaxEnsembleWeight))
+      return FieldError(c, f + ".weight", "a positive number up to 1e6");
+  }
+  VIGIL_RETURN_IF_ERROR(InRange(c, "ensemble.min_members", e.min_members, 1, static_cast<int64_t>(e.members.size())));
+  if (c.warmup.enabled) return FieldError(c, "warmup", "no warmup for an ensemble (its members warm up themselves)");
   return Status::Ok();
 }
 
@@ -318,6 +396,20 @@ std::string_view BackendKindName(BackendKind kind) {
       return "torchscript";
     case BackendKind::kXgboost:
       return "xgboost";
+    case BackendKind::kEnsemble:
+      return "ensemble";
+  }
+  return "unknown";
+}
+
+std::string_view EnsembleCombineName(EnsembleCombine combine) {
+  switch (combine) {
+    case EnsembleCombine::kMean:
+      return "mean";
+    case EnsembleCombine::kVote:
+      return "vote";
+    case EnsembleCombine::kMax:
+      return "max";
   }
   return "unknown";
 }
@@ -330,6 +422,8 @@ std::string_view BackendPlatform(BackendKind kind) {
       return "pytorch_torchscript";
     case BackendKind::kXgboost:
       return "xgboost";
+    case BackendKind::kEnsemble:
+      return "ensemble";
   }
   return "unknown";
 }
@@ -342,6 +436,8 @@ std::vector<std::string> BackendModelFileNames(BackendKind kind) {
       return {"model.pt", "model.torchscript"};
     case BackendKind::kXgboost:
       return {"model.ubj", "model.json"};
+    case BackendKind::kEnsemble:
+      return {};
   }
   return {};
 }
@@ -386,6 +482,9 @@ void NormalizeModelConfig(ModelConfig& c) {
     c.warmup.batch_size = std::min(c.warmup.batch_size, c.max_batch_size);
   }
   if (c.max_batch_size == 0) c.warmup.batch_size = 1;
+  for (auto& m : c.ensemble.members) {
+    if (m.output.empty() && c.outputs.size() == 1) m.output = c.outputs[0].name;
+  }
   double& p99 = c.monitoring.health.latency_p99_ms;
   if (std::isnan(p99)) {
     const int64_t timeout_us = c.dynamic_batching.default_timeout_us;
@@ -443,6 +542,7 @@ Status ValidateModelConfig(const ModelConfig& c) {
     if (c.max_batch_size == 0)
       return FieldError(c, "max_batch_size", "a positive value for the xgboost backend (rows are the batch)");
   }
+  if (c.backend == BackendKind::kEnsemble) VIGIL_RETURN_IF_ERROR(ValidateEnsemble(c));
   return Status::Ok();
 }
 

@@ -15,7 +15,9 @@
 
 namespace vigil {
 
-enum class BackendKind { kOnnx, kTorchScript, kXgboost };
+// kEnsemble runs no file of its own: its members are other models
+// (`ensemble:` below), and its version folders are empty.
+enum class BackendKind { kOnnx, kTorchScript, kXgboost, kEnsemble };
 
 std::string_view BackendKindName(BackendKind kind);
 // Protocol "platform" string for model metadata ("onnx_onnxv1", ...).
@@ -43,6 +45,32 @@ struct WarmupConfig {
   int64_t iterations = 1;
 };
 
+// `ensemble:` of a model with `backend: ensemble`. Each member is another
+// model of the repository, run on its own scheduler (batched with its other
+// traffic); the ensemble's one output is its members' `output` combined row
+// by row.
+enum class EnsembleCombine {
+  kMean,  // the weighted mean of the members' outputs
+  kVote,  // per row, each class's share of the weighted votes (a member votes for its argmax)
+  kMax,   // the elementwise maximum
+};
+std::string_view EnsembleCombineName(EnsembleCombine combine);
+
+struct EnsembleMember {
+  std::string model;
+  int64_t version = 0;  // 0: the member's highest ready version
+  std::string output;   // the member's output to combine; default: the ensemble's output name
+  double weight = 1;
+};
+
+struct EnsembleConfig {
+  std::vector<EnsembleMember> members;
+  EnsembleCombine combine = EnsembleCombine::kMean;
+  // Answer with at least this many members; those that fail or cannot answer
+  // before the request's deadline are left out while this many remain.
+  int64_t min_members = 1;
+};
+
 struct ModelConfig {
   std::string name;  // the model folder's name
   BackendKind backend = BackendKind::kOnnx;
@@ -54,6 +82,7 @@ struct ModelConfig {
   VersionPolicy version_policy;
   WarmupConfig warmup;
   MonitoringConfig monitoring;  // the `monitoring:` block; defaults without one
+  EnsembleConfig ensemble;      // backend: ensemble only
 
   // Index of the input/output with this name, or -1.
   int InputIndex(std::string_view input_name) const;

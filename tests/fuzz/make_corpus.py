@@ -125,6 +125,15 @@ monitoring:
   quality: {metric: auc, below: 0.7, drop: 0.05, window_s: 60, min_labels: 5}
   health: {latency_p99_ms: 50, error_rate: 0.01, queue_saturation: 0.5, min_requests: 3}
 """)
+    write("fuzz_model_config", "ensemble.yaml", """backend: ensemble
+max_batch_size: 64
+inputs: [{name: features, datatype: FP32, shape: [30]}]
+outputs: [{name: probabilities, datatype: FP32, shape: [2]}]
+ensemble:
+  members: [{model: a, weight: 2}, {model: b, version: 3, output: probs}]
+  combine: vote
+  min_members: 1
+""")
     write("fuzz_model_config", "json.yaml", json.dumps({
         "backend": "xgboost", "max_batch_size": 4, "inputs": [{"name": "x", "datatype": "FP32", "shape": [3]}],
         "outputs": [{"name": "y", "datatype": "FP32", "shape": [2]}], "monitoring": False}))
