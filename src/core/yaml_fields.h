@@ -7,8 +7,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vigil {
@@ -36,5 +38,21 @@ std::string ReadString(const YAML::Node& node, const std::string& field);
 std::vector<int64_t> ReadIntList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
 std::vector<double> ReadDoubleList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
 std::vector<std::string> ReadStringList(const YAML::Node& node, const std::string& field, size_t max_items = 1024);
+
+// A string naming one of `choices`, as its value; anything else is an error
+// that lists them: "mean, vote or max, got 'median'".
+template <typename T>
+T ReadChoice(const YAML::Node& node, const std::string& field,
+             std::initializer_list<std::pair<const char*, T>> choices) {
+  const std::string text = ReadString(node, field);
+  std::string names;
+  size_t i = 0;
+  for (const auto& [name, value] : choices) {
+    if (text == name) return value;
+    names += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + std::string(name);
+    ++i;
+  }
+  throw ConfigError{field, names + ", got '" + text + "'"};
+}
 
 }  // namespace vigil

@@ -48,16 +48,9 @@ void ReadEnsemble(const YAML::Node& e, EnsembleConfig& c) {
     c.members.push_back(std::move(m));
   }
   if (e["combine"]) {
-    const std::string combine = ReadString(e["combine"], "ensemble.combine");
-    if (combine == "mean") {
-      c.combine = EnsembleCombine::kMean;
-    } else if (combine == "vote") {
-      c.combine = EnsembleCombine::kVote;
-    } else if (combine == "max") {
-      c.combine = EnsembleCombine::kMax;
-    } else {
-      throw ConfigError{"ensemble.combine", "mean, vote or max, got '" + combine + "'"};
-    }
+    c.combine = ReadChoice<EnsembleCombine>(
+        e["combine"], "ensemble.combine",
+        {{"mean", EnsembleCombine::kMean}, {"vote", EnsembleCombine::kVote}, {"max", EnsembleCombine::kMax}});
   }
   if (e["min_members"]) c.min_members = ReadInt(e["min_members"], "ensemble.min_members");
 }
@@ -358,7 +351,7 @@ Status ValidateTensors(const ModelConfig& c, const std::vector<TensorSpec>& spec
 }
 
 // What the config alone can check; the members' own configs are checked
-// against it when the ensemble loads (CheckEnsembleMembers).
+// against it when the ensemble loads (CheckEnsembleMember).
 Status ValidateEnsemble(const ModelConfig& c) {
   const EnsembleConfig& e = c.ensemble;
   if (c.outputs.size() != 1) return FieldError(c, "outputs", "exactly one output for an ensemble (the combined one)");
@@ -398,18 +391,6 @@ std::string_view BackendKindName(BackendKind kind) {
       return "xgboost";
     case BackendKind::kEnsemble:
       return "ensemble";
-  }
-  return "unknown";
-}
-
-std::string_view EnsembleCombineName(EnsembleCombine combine) {
-  switch (combine) {
-    case EnsembleCombine::kMean:
-      return "mean";
-    case EnsembleCombine::kVote:
-      return "vote";
-    case EnsembleCombine::kMax:
-      return "max";
   }
   return "unknown";
 }

@@ -54,7 +54,6 @@ enum class EnsembleCombine {
   kVote,  // per row, each class's share of the weighted votes (a member votes for its argmax)
   kMax,   // the elementwise maximum
 };
-std::string_view EnsembleCombineName(EnsembleCombine combine);
 
 struct EnsembleMember {
   std::string model;

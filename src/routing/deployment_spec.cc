@@ -173,16 +173,9 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
       }
       if (!names.insert(v.name).second) throw ConfigError{f + ".name", "a name used once, '" + v.name + "' repeats"};
       if (!cs[i]["mode"]) throw ConfigError{f + ".mode", "ab, canary or shadow"};
-      const std::string mode = ReadString(cs[i]["mode"], f + ".mode");
-      if (mode == "ab") {
-        v.mode = VariantMode::kAb;
-      } else if (mode == "canary") {
-        v.mode = VariantMode::kCanary;
-      } else if (mode == "shadow") {
-        v.mode = VariantMode::kShadow;
-      } else {
-        throw ConfigError{f + ".mode", "ab, canary or shadow, got '" + mode + "'"};
-      }
+      v.mode = ReadChoice<VariantMode>(
+          cs[i]["mode"], f + ".mode",
+          {{"ab", VariantMode::kAb}, {"canary", VariantMode::kCanary}, {"shadow", VariantMode::kShadow}});
       if (v.mode == VariantMode::kCanary) {
         if (cs[i]["share"]) throw ConfigError{f + ".share", "no share for a canary: its share is steps[step]"};
         if (!cs[i]["steps"]) throw ConfigError{f + ".steps", "the shares it goes through, e.g. [1, 5, 25, 50, 100]"};
