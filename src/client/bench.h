@@ -24,12 +24,12 @@ struct BenchOptions {
   std::vector<int> concurrency;  // closed loop levels
   std::vector<double> rates;     // open loop levels (used when concurrency is empty)
   bool poisson = false;
-  int batch = 1;           // rows per request
-  std::string input_data;  // CSV or JSON file; empty = random data
-  double duration_s = 30;  // longest measurement per level
-  double window_s = 2;     // one measurement window
+  int batch = 1;            // rows per request
+  std::string input_data;   // CSV or JSON file; empty = random data
+  double duration_s = 30;   // longest measurement per level
+  double window_s = 2;      // one measurement window
   double stability = 0.10;  // windows agree when within ±10% of their mean
-  int stable_windows = 3;  // consecutive windows that must agree
+  int stable_windows = 3;   // consecutive windows that must agree
   std::string metrics_url;  // default: the server's HTTP port + /metrics
   int threads = 0;          // client threads; 0 = one per core, at most 4
   int max_connections = 1024;
@@ -47,12 +47,12 @@ struct ServerSplit {
 struct LevelResult {
   LoadLevel level;
   bool stable = false;
-  int windows = 0;         // windows measured
-  double measured_s = 0;   // time the reported figures cover
-  uint64_t requests = 0;   // successful requests in that time
+  int windows = 0;              // windows measured
+  double measured_s = 0;        // time the reported figures cover
+  uint64_t requests = 0;        // successful requests in that time
   uint64_t total_requests = 0;  // successful requests over the whole level, warm-up included
-  double throughput = 0;   // successful requests per second
-  double infer_per_s = 0;  // rows per second
+  double throughput = 0;        // successful requests per second
+  double infer_per_s = 0;       // rows per second
   double p50_ms = 0, p90_ms = 0, p95_ms = 0, p99_ms = 0, mean_ms = 0;
   std::map<std::string, LoadRecorder::ErrorCount> errors;
   uint64_t error_total = 0;

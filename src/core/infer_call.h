@@ -56,6 +56,8 @@ class CancelToken {
     if (act) act();
   }
   bool cancelled() const { return state_ && state_->cancelled.load(std::memory_order_relaxed); }
+  // False for a default token, which can never be cancelled.
+  bool cancellable() const { return state_ != nullptr; }
   // Runs `act` when the token is cancelled (now, if it already is). One
   // action per token: a later call replaces an earlier one.
   void OnCancel(std::function<void()> act) const {

@@ -134,11 +134,34 @@ void MonitorLoop::Round(int64_t now_ms) {
   EvaluateEndpointHealth(now_ms, endpoints);
   EvaluateQuality(now_ms, versions, endpoints);
   RefreshQualityGauges(endpoints);
+  EvaluateOverload(now_ms, endpoints);
   if (now_ms >= next_prune_ms_) {
     next_prune_ms_ = now_ms + 10 * 60 * 1000;
     auto pruned = options_.drift_store->PruneDriftWindows(now_ms - options_.retention_ms);
     if (pruned.ok() && *pruned > 0) spdlog::info("event=drift_windows_pruned windows={}", *pruned);
   }
+}
+
+void MonitorLoop::EvaluateOverload(int64_t now_ms, const std::vector<WatchedEndpoint>& endpoints) {
+  std::set<std::string> live;
+  for (const WatchedEndpoint& e : endpoints) {
+    if (!e.overload) continue;
+    const WatchedEndpoint::Overload& o = *e.overload;
+    live.insert(e.endpoint);
+    options_.metrics->endpoint_rung().WithLabels({e.endpoint}).Set(o.rung);
+    auto [it, fresh] = rungs_.try_emplace(e.endpoint, WatchedEndpoint::Overload{});
+    if (it->second.rung != o.rung && options_.on_rung_change) options_.on_rung_change(e.endpoint, it->second, o);
+    it->second = o;
+    // The ladder already waits recover_after_s before stepping down, so the
+    // alert fires and resolves with it (one round each way).
+    options_.alerts->Observe("Degraded", {{"endpoint", e.endpoint}}, o.rung > 0,
+                             {"rung", static_cast<double>(o.rung), 0, o.since_ms, now_ms,
+                              o.rung > 0 ? fmt::format("endpoint {} is degraded: rung {} ({}) since {} ms ago",
+                                                       e.endpoint, o.rung, o.rung_name, now_ms - o.since_ms)
+                                         : fmt::format("endpoint {} serves its full models again", e.endpoint)},
+                             1, 1, now_ms);
+  }
+  std::erase_if(rungs_, [&](const auto& r) { return !live.count(r.first); });
 }
 
 std::optional<HealthReading> MonitorLoop::LastHealth(const std::string& model, int64_t version) const {

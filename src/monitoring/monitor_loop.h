@@ -30,6 +30,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,13 @@ struct WatchedEndpoint {
     LatencyHistogram::Snapshot latency{};  // successful requests; taken only with `health`
   };
   std::vector<Arm> arms;  // production first
+  // The endpoint's degradation ladder (`overload:`); none without one.
+  struct Overload {
+    int rung = 0;             // 0 full .. 3 shedding
+    std::string rung_name{};  // routing/overload.h's RungName
+    int64_t since_ms = 0;     // Unix ms: when it reached this rung
+  };
+  std::optional<Overload> overload{};
 };
 
 class MonitoredWorld {
@@ -103,6 +111,11 @@ class MonitorLoop {
     std::chrono::milliseconds health_window{30000};  // serving health is judged per window this long
     uint64_t memory_limit_bytes = 0;                 // MemoryHigh above this resident size; 0 = no rule
     bool background = true;                          // false: no thread; the owner calls Round (tests)
+    // Told of each change of an endpoint's rung the loop sees (the endpoint's
+    // history records it); may be null.
+    std::function<void(const std::string& endpoint, const WatchedEndpoint::Overload& from,
+                       const WatchedEndpoint::Overload& to)>
+        on_rung_change = nullptr;
   };
   static StatusOr<std::unique_ptr<MonitorLoop>> Create(Options options);
   ~MonitorLoop();  // stops the thread
@@ -155,6 +168,9 @@ class MonitorLoop {
                        const std::vector<WatchedEndpoint>& endpoints);
   // vigil_quality from each endpoint's joined feedback since its spec.
   void RefreshQualityGauges(const std::vector<WatchedEndpoint>& endpoints);
+  // The endpoints' rungs: the gauge, the `Degraded{endpoint}` alert while
+  // above 0, and each change to `on_rung_change`.
+  void EvaluateOverload(int64_t now_ms, const std::vector<WatchedEndpoint>& endpoints);
 
   const Options options_;
   WallClock& clock_;
@@ -167,6 +183,7 @@ class MonitorLoop {
 
   // Round's own state: touched only by the thread that runs rounds.
   std::map<std::pair<std::string, int64_t>, Seen> seen_;
+  std::map<std::string, WatchedEndpoint::Overload> rungs_;         // endpoint -> the rung last seen
   std::map<std::pair<std::string, std::string>, int64_t> judged_;  // endpoint, variant -> window start
   std::map<std::pair<std::string, int64_t>, HealthTrack> health_;
   std::map<std::pair<std::string, std::string>, VariantTrack> variant_health_;  // endpoint, variant

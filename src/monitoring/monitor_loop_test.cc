@@ -281,6 +281,50 @@ TEST(MonitorLoop, QualityGaugesAndRulesComeFromJoinedFeedback) {
   EXPECT_EQ(h.Firing("QualityRegression", "variant", "shadow"), nullptr);  // shadows answer no one
 }
 
+TEST(MonitorLoop, ADegradedEndpointFiresDegradedAndEachRungChangeIsTold) {
+  FakeWorld world;
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
+  std::unique_ptr<AlertStore> alert_store = MemoryAlertStore();
+  AlertTracker alerts{*alert_store, {}};
+  std::unique_ptr<DriftStore> windows = MemoryDriftStore();
+  std::vector<std::string> told;
+  auto made = MonitorLoop::Create(
+      {.world = &world,
+       .metrics = &metrics,
+       .alerts = &alerts,
+       .drift_store = windows.get(),
+       .background = false,
+       .on_rung_change = [&](const std::string& endpoint, const WatchedEndpoint::Overload& from,
+                             const WatchedEndpoint::Overload& to) {
+         told.push_back(endpoint + " " + std::to_string(from.rung) + "->" + std::to_string(to.rung));
+       }});
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  WatchedEndpoint e;
+  e.endpoint = "ep";
+  e.overload = WatchedEndpoint::Overload{0, "full", 1000};
+  WatchedEndpoint plain;
+  plain.endpoint = "no_ladder";
+  world.endpoints = {e, plain};
+  auto firing = [&] {
+    for (const auto& a : alerts.Get(100).firing) {
+      if (a.alertname == "Degraded") return a.labels.at("endpoint") + ": " + a.evidence.summary;
+    }
+    return std::string();
+  };
+  (*made)->Round(2000);
+  EXPECT_EQ(firing(), "");
+  world.endpoints[0].overload = WatchedEndpoint::Overload{2, "fallback", 2500};
+  (*made)->Round(3000);
+  EXPECT_EQ(firing(), "ep: endpoint ep is degraded: rung 2 (fallback) since 500 ms ago");
+  EXPECT_NE(registry.Expose().find("vigil_endpoint_rung{endpoint=\"ep\"} 2"), std::string::npos);
+  world.endpoints[0].overload = WatchedEndpoint::Overload{0, "full", 3500};
+  (*made)->Round(4000);
+  EXPECT_EQ(firing(), "");
+  EXPECT_EQ(told, (std::vector<std::string>{"ep 0->2", "ep 2->0"}));
+  EXPECT_EQ(registry.Expose().find("no_ladder"), std::string::npos);
+}
+
 TEST(MonitorLoop, CreateNamesWhatIsMissing) {
   FakeWorld world;
   auto made = MonitorLoop::Create({.world = &world});

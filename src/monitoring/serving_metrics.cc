@@ -38,9 +38,25 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
       endpoint_requests_(registry.AddCounter("vigil_endpoint_requests_total",
                                              "Requests to an endpoint, by the variant that answered and outcome.",
                                              {"endpoint", "variant", "outcome"})),
-      shadow_requests_(registry.AddCounter("vigil_shadow_requests_total",
-                                           "Shadow copies of endpoint requests, by result (ok, error, dropped, over_budget).",
-                                           {"endpoint", "variant", "result"})) {
+      shadow_requests_(
+          registry.AddCounter("vigil_shadow_requests_total",
+                              "Shadow copies of endpoint requests, by result (ok, error, dropped, over_budget).",
+                              {"endpoint", "variant", "result"})),
+      endpoint_rung_(registry.AddGauge("vigil_endpoint_rung",
+                                       "The rung of an endpoint's degradation ladder now (0 full, 1 ensemble members "
+                                       "dropped, 2 fallback model, 3 shedding).",
+                                       {"endpoint"})),
+      endpoint_rung_requests_(registry.AddCounter(
+          "vigil_endpoint_rung_requests_total",
+          "Requests to an endpoint with an overload ladder, by the rung that answered or shed them.",
+          {"endpoint", "rung"})),
+      ensemble_answers_(registry.AddCounter("vigil_ensemble_answers_total",
+                                            "Ensemble answers, by how many members were combined.",
+                                            {"model", "version", "members"})),
+      ensemble_left_out_(registry.AddCounter(
+          "vigil_ensemble_members_left_out_total",
+          "Ensemble members left out of an answer, by reason (shed, timeout, not_ready, incompatible, error).",
+          {"model", "version", "member", "reason"})) {
   http_.connections = &registry.AddGauge("vigil_http_connections", "Open HTTP connections.", {}).WithLabels({});
   http_.connections_refused = &registry
                                    .AddCounter("vigil_http_connections_refused_total",

@@ -47,6 +47,14 @@ class ServingMetrics {
   // Endpoint traffic by variant, and shadow copies by result (ok, error, dropped).
   CounterFamily& endpoint_requests() { return endpoint_requests_; }
   CounterFamily& shadow_requests() { return shadow_requests_; }
+  // Ensembles: answers by how many members were combined, and members left
+  // out of an answer by reason (shed, timeout, not_ready, incompatible, error).
+  // An endpoint's degradation ladder: its rung now, and requests by the rung
+  // that answered (or shed) them.
+  GaugeFamily& endpoint_rung() { return endpoint_rung_; }
+  CounterFamily& endpoint_rung_requests() { return endpoint_rung_requests_; }
+  CounterFamily& ensemble_answers() { return ensemble_answers_; }
+  CounterFamily& ensemble_left_out() { return ensemble_left_out_; }
   // Scans of the model repository and the deployments folder (--poll-interval).
   Counter& repository_polls() { return repository_polls_; }
 
@@ -65,6 +73,10 @@ class ServingMetrics {
   CounterFamily& http_requests_;
   CounterFamily& endpoint_requests_;
   CounterFamily& shadow_requests_;
+  GaugeFamily& endpoint_rung_;
+  CounterFamily& endpoint_rung_requests_;
+  CounterFamily& ensemble_answers_;
+  CounterFamily& ensemble_left_out_;
   HttpMetrics http_;
   PredictionLogMetrics prediction_log_;
 };

@@ -116,4 +116,50 @@ StatusOr<Tensor> CombineMemberOutputs(EnsembleCombine combine, const std::vector
   return out;
 }
 
+EnsembleCounters::EnsembleCounters(ServingMetrics* metrics, const std::string& model, int64_t version, size_t members)
+    : metrics_(metrics) {
+  if (!metrics_) return;
+  const std::string v = std::to_string(version);
+  version_metrics_ = metrics_->ForVersion(model, v);
+  for (size_t n = 0; n <= members; ++n)
+    answers_by_members_.push_back(&metrics_->ensemble_answers().WithLabels({model, v, std::to_string(n)}));
+}
+
+void EnsembleCounters::Answered(int64_t rows, int64_t total_us, size_t members) {
+  success_count_.fetch_add(1);
+  success_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(total_us, 0)) * 1000);
+  rows_.fetch_add(static_cast<uint64_t>(rows));
+  last_ms_.store(static_cast<uint64_t>(UnixMillis()));
+  in_flight_.fetch_sub(1);
+  if (!metrics_) return;
+  version_metrics_.requests->Inc();
+  version_metrics_.rows->Inc(static_cast<double>(rows));
+  version_metrics_.request_seconds->Observe(static_cast<double>(total_us) * 1e-6);
+  if (members < answers_by_members_.size()) answers_by_members_[members]->Inc();
+}
+
+void EnsembleCounters::Failed(int64_t total_us, const std::string& reason) {
+  fail_count_.fetch_add(1);
+  fail_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(total_us, 0)) * 1000);
+  in_flight_.fetch_sub(1);
+  version_metrics_.Fail(reason);
+}
+
+void EnsembleCounters::LeftOut(const std::string& member, const std::string& reason) {
+  if (metrics_)
+    metrics_->ensemble_left_out().WithLabels({version_metrics_.model, version_metrics_.version, member, reason}).Inc();
+}
+
+SchedulerStats EnsembleCounters::Stats() const {
+  SchedulerStats s;
+  s.success_count = success_count_.load();
+  s.success_ns = success_ns_.load();
+  s.fail_count = fail_count_.load();
+  s.fail_ns = fail_ns_.load();
+  s.inference_count = rows_.load();
+  s.execution_count = s.success_count;
+  s.last_inference_ms = last_ms_.load();
+  return s;
+}
+
 }  // namespace vigil

@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "monitoring/reference.h"
+#include "repository/ensemble_run.h"
 
 namespace vigil {
 namespace fs = std::filesystem;
@@ -172,9 +174,18 @@ void ModelRepository::Poll() {
                   LogValue(ec.message()));
     return;
   }
+  // Ensembles after the models they combine, so their members are checked
+  // when they load.
+  std::vector<std::string> ensembles;
   for (const auto& name : on_disk) {
-    if (!unloaded_by_request_.count(name)) SyncModel(name, false);
+    if (unloaded_by_request_.count(name)) continue;
+    if (IsEnsemble(name)) {
+      ensembles.push_back(name);
+    } else {
+      SyncModel(name, false);
+    }
   }
+  for (const auto& name : ensembles) SyncModel(name, false);
   // Models whose folder disappeared.
   std::vector<std::string> gone;
   {
@@ -274,6 +285,15 @@ void ModelRepository::RemoveModel(const std::string& name, const std::string& re
                LogValue(reason.empty() ? "removed from disk" : reason));
 }
 
+bool ModelRepository::IsEnsemble(const std::string& name) const {
+  auto override_it = config_overrides_.find(name);
+  auto text = override_it != config_overrides_.end() ? StatusOr<std::string>(override_it->second)
+                                                     : ReadFile(options_.root / name / "config.yaml");
+  if (!text.ok()) return false;
+  auto parsed = ParseModelConfig(name, *text);
+  return parsed.ok() && parsed->backend == BackendKind::kEnsemble;
+}
+
 void ModelRepository::SyncModel(const std::string& name, bool force) {
   const fs::path dir = options_.root / name;
   auto set_model_error = [&](const std::string& error) {
@@ -367,10 +387,12 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     Status status;
     std::shared_ptr<ModelVersion> loaded;
     if (config->backend == BackendKind::kEnsemble) {
-      // The config is checked (model_config.cc, repository/ensemble.h); running
-      // one through its members is the next step of docs/overload.md.
-      status = Unimplemented("model '" + name + "' version " + std::to_string(v) +
-                             ": backend 'ensemble' is not served yet by this build");
+      auto result = LoadEnsembleVersion(config, v, vdir, fingerprint);
+      if (result.ok()) {
+        loaded = std::move(result).value();
+      } else {
+        status = result.status();
+      }
     } else if (model_file.empty()) {
       std::string names;
       for (const auto& n : BackendModelFileNames(config->backend)) names += (names.empty() ? "" : " or ") + n;
@@ -507,6 +529,58 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
                                         std::move(monitor));
 }
 
+StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadEnsembleVersion(std::shared_ptr<const ModelConfig> config,
+                                                                             int64_t version,
+                                                                             const fs::path& version_dir,
+                                                                             const std::string& fingerprint) {
+  const ModelConfig& c = *config;
+  // Members loaded now are checked now, so a misfit is named when the
+  // ensemble loads; one not loaded yet is checked by each request (and left
+  // out while it is missing).
+  for (size_t i = 0; i < c.ensemble.members.size(); ++i) {
+    const EnsembleMember& m = c.ensemble.members[i];
+    auto member = Acquire(m.model, m.version);
+    if (!member.ok()) {
+      spdlog::warn("event=ensemble_member_not_ready model={} version={} member={} reason={}", LogValue(c.name), version,
+                   LogValue(m.model), LogValue(member.status().message()));
+      continue;
+    }
+    VIGIL_RETURN_IF_ERROR(CheckEnsembleMember(c, i, (*member)->config()));
+  }
+  auto counters = std::make_unique<EnsembleCounters>(options_.metrics, c.name, version, c.ensemble.members.size());
+  std::string reference_csv;
+  const MonitoredModel monitored = MonitoredModelOf(c, version);
+  std::shared_ptr<DriftMonitor> monitor = MakeDriftMonitor(monitored, version_dir, &reference_csv);
+  auto mv = std::make_shared<ModelVersion>(std::move(config), version, std::move(counters), fingerprint, monitor);
+  if (monitor && !reference_csv.empty()) {
+    // The ensemble's outputs on the reference rows, from its members as
+    // they serve now (a member not loaded leaves the reference to the first
+    // live answers, as any model whose scoring fails).
+    auto score = [this, mv](std::vector<float> rows, int64_t n) -> StatusOr<std::vector<double>> {
+      auto request = std::make_unique<InferenceRequest>();
+      std::vector<Tensor> in = ZeroInputs(mv->config(), n);
+      std::copy(rows.begin(), rows.end(), in[0].mutable_as<float>());
+      request->inputs = std::move(in);
+      request->rows = n;
+      request->monitored = false;
+      request->deadline = DeadlineAfter(options_.clock->Now(), std::chrono::seconds(10));
+      auto answer = std::make_shared<std::promise<EnsembleAnswer>>();
+      auto ready = answer->get_future();
+      auto acquire = [this](const std::string& model, int64_t version) { return Acquire(model, version); };
+      RunEnsemble(acquire, mv, std::move(request),
+                  {.mode = Scheduler::EnqueueMode::kRunIfIdle, .queued = nullptr, .clock = options_.clock},
+                  [answer](EnsembleAnswer&& a) { answer->set_value(std::move(a)); });
+      EnsembleAnswer a = ready.get();
+      if (!a.status.ok()) return a.status;
+      std::vector<double> values;
+      for (int64_t i = 0; i < a.output.element_count(); ++i) values.push_back(a.output.as<float>()[i]);
+      return values;
+    };
+    LoadReference(monitored, reference_csv, score, *monitor);
+  }
+  return mv;
+}
+
 void ModelRepository::Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
                               std::map<int64_t, std::shared_ptr<ModelVersion>> versions) {
   auto next = std::make_shared<ServingTable>(*table());
@@ -572,7 +646,7 @@ void ModelRepository::ReaperLoop() {
       for (auto& mv : idle) {
         const std::string model = mv->config().name;
         const int64_t v = mv->version();
-        mv->scheduler().Stop();
+        mv->Stop();
         mv.reset();
         MutexLock rl(records_mu_);
         auto t = table();
@@ -687,14 +761,14 @@ void ModelRepository::StopAll(Scheduler::StopMode mode) {
   auto current = table();
   table_.store(std::make_shared<const ServingTable>());
   for (const auto& [name, entry] : current->models) {
-    for (const auto& [v, mv] : entry.versions) mv->scheduler().Stop(mode);
+    for (const auto& [v, mv] : entry.versions) mv->Stop(mode);
   }
   std::vector<std::shared_ptr<ModelVersion>> retiring;
   {
     MutexLock lock(retire_mu_);
     retiring = retiring_;
   }
-  for (auto& mv : retiring) mv->scheduler().Stop(mode);
+  for (auto& mv : retiring) mv->Stop(mode);
 }
 
 }  // namespace vigil

@@ -32,39 +32,13 @@
 #include "monitoring/drift_monitor.h"
 #include "monitoring/serving_metrics.h"
 #include "repository/model_config.h"
+#include "repository/model_version.h"
 #include "scheduling/scheduler.h"
 
 namespace vigil {
 
 enum class VersionState { kLoading, kReady, kUnloading, kUnavailable };
 std::string_view VersionStateName(VersionState state);
-
-// One loaded, READY model version. Immutable once published.
-class ModelVersion {
- public:
-  ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
-               std::string fingerprint, std::shared_ptr<DriftMonitor> monitor = nullptr)
-      : config_(std::move(config)),
-        version_(version),
-        monitor_(std::move(monitor)),
-        scheduler_(std::move(scheduler)),
-        fingerprint_(std::move(fingerprint)) {}
-
-  const ModelConfig& config() const { return *config_; }
-  const std::shared_ptr<const ModelConfig>& shared_config() const { return config_; }
-  int64_t version() const { return version_; }
-  Scheduler& scheduler() const { return *scheduler_; }
-  const std::string& fingerprint() const { return fingerprint_; }
-  // Drift and numerical health of this version; null when monitoring is off.
-  DriftMonitor* monitor() const { return monitor_.get(); }
-
- private:
-  std::shared_ptr<const ModelConfig> config_;
-  int64_t version_;
-  std::shared_ptr<DriftMonitor> monitor_;  // outlives the scheduler that feeds it
-  std::unique_ptr<Scheduler> scheduler_;
-  std::string fingerprint_;
-};
 
 // One row of the repository index.
 struct VersionStatus {
@@ -151,6 +125,11 @@ class ModelRepository {
   StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(std::shared_ptr<const ModelConfig> config, int64_t version,
                                                       const std::filesystem::path& model_file,
                                                       const std::string& fingerprint);
+  StatusOr<std::shared_ptr<ModelVersion>> LoadEnsembleVersion(std::shared_ptr<const ModelConfig> config,
+                                                              int64_t version, const std::filesystem::path& version_dir,
+                                                              const std::string& fingerprint);
+  // Whether the model folder's config (or its override) is an ensemble's.
+  bool IsEnsemble(const std::string& name) const REQUIRES(control_mu_);
   void Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
                std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
   void Retire(std::shared_ptr<ModelVersion> version);

@@ -114,7 +114,7 @@ TEST(ModelRepository, LoadsWhatThePolicySelectsAndServesThroughTheBackend) {
   x.data.assign(x.expected_byte_size(), 0);
   x.mutable_as<float>()[0] = 5;
   x.mutable_as<float>()[3] = 7;
-  auto out = (*latest)->scheduler().RunDirect({x}, 2);
+  auto out = (*latest)->scheduler()->RunDirect({x}, 2);
   ASSERT_TRUE(out.ok()) << out.status().message();
   EXPECT_EQ((*out)[0].as<float>()[0], 5);
   EXPECT_EQ((*out)[0].as<float>()[2], 7);

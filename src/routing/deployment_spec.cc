@@ -141,7 +141,7 @@ FlagRule ReadRule(const YAML::Node& node, const std::string& field) {
 DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
   RequireMap(root, "",
              {"endpoint", "production", "routing_key", "candidates", "flags", "kill_switch", "paused", "monitoring",
-              "rollout"});
+              "rollout", "overload"});
   DeploymentSpec spec;
   spec.endpoint = endpoint;
   if (root["endpoint"]) {
@@ -255,6 +255,23 @@ DeploymentSpec ParseTree(const std::string& endpoint, const YAML::Node& root) {
     }
   }
   if (root["rollout"]) spec.rollout = ReadRolloutPolicy(root["rollout"], "rollout");
+  if (const YAML::Node o = root["overload"]) {
+    RequireMap(o, "overload", {"slo_ms", "fallback", "shed_retry_after_s", "recover_after_s"});
+    OverloadPolicy& p = spec.overload.emplace();
+    if (o["slo_ms"]) p.slo_ms = ReadDouble(o["slo_ms"], "overload.slo_ms", 0.1, 600000);
+    if (o["fallback"]) {
+      p.fallback = ReadModelRef(o["fallback"], "overload.fallback", {});
+      p.fallback->name = "fallback";
+    }
+    if (o["shed_retry_after_s"]) {
+      p.shed_retry_after_s = ReadInt(o["shed_retry_after_s"], "overload.shed_retry_after_s");
+      if (p.shed_retry_after_s < 1 || p.shed_retry_after_s > 3600)
+        throw ConfigError{"overload.shed_retry_after_s",
+                          "whole seconds from 1 to 3600, got " + std::to_string(p.shed_retry_after_s)};
+    }
+    if (o["recover_after_s"])
+      p.recover_after_s = ReadDouble(o["recover_after_s"], "overload.recover_after_s", 0.1, 86400);
+  }
   return spec;
 }
 
@@ -410,6 +427,8 @@ Status ValidateDeploymentSpec(const DeploymentSpec& spec, const ModelCatalog& ca
                              "' is a shadow, which never answers; a flag needs an ab or canary candidate");
     }
   }
+  if (spec.overload && spec.overload->fallback)
+    VIGIL_RETURN_IF_ERROR(check(*spec.overload->fallback, "overload.fallback"));
   if (spec.rollout) {
     const Variant* c = spec.Candidate(spec.rollout->candidate);
     if (!c) {
@@ -618,6 +637,18 @@ void WriteDeploymentSpec(const DeploymentSpec& spec, SpecWriter& out) {
   if (spec.rollout) {
     field("rollout");
     WriteRolloutPolicy(*spec.rollout, out);
+  }
+  if (const auto& o = spec.overload) {
+    field("overload").BeginMap(false);
+    field("slo_ms").Double(o->slo_ms);
+    if (o->fallback) {
+      field("fallback").BeginMap(true);
+      WriteModelRef(out, *o->fallback);
+      out.EndMap();
+    }
+    field("shed_retry_after_s").Int(o->shed_retry_after_s);
+    field("recover_after_s").Double(o->recover_after_s);
+    out.EndMap();
   }
   out.EndMap();
 }

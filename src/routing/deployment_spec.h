@@ -33,6 +33,7 @@
 //   kill_switch: false
 //   paused: false
 //   rollout: {candidate: next, metric: {name: accuracy}}   # optional, see routing/rollout_policy.h
+//   overload: {slo_ms: 50, fallback: {model: small}, shed_retry_after_s: 1, recover_after_s: 10}  # optional
 //   monitoring:                 # optional; its quality rule replaces the models' here
 //     quality: {metric: accuracy, drop: 0.05, window_s: 3600, min_labels: 30}
 //     health: {latency_p99_ms: 50, error_rate: 0.01, min_requests: 20}
@@ -105,6 +106,19 @@ struct Variant {
 // The share of one core a shadow's copies may use when its spec says nothing.
 constexpr double kDefaultShadowMaxCpu = 0.1;
 
+// How an endpoint degrades under load (`overload:`, docs/overload.md): each
+// request's deadline (its own, else `slo_ms`) against the predicted wait of
+// each rung — (0) the variant's model or full ensemble, (1) the ensemble's
+// members that can answer in time, (2) `fallback`, (3) shed with 429 and
+// Retry-After — and an endpoint-wide rung that steps back down only after
+// `recover_after_s` without a request needing it.
+struct OverloadPolicy {
+  double slo_ms = 100;
+  std::optional<Variant> fallback;  // model, version (0: latest)
+  int64_t shed_retry_after_s = 1;
+  double recover_after_s = 10;
+};
+
 struct Semver {
   int64_t major = 0, minor = 0, patch = 0;
   std::string prerelease;  // empty for a release; a release sorts after its prereleases
@@ -153,6 +167,9 @@ struct DeploymentSpec {
   // How the rollout controller decides about one candidate (`rollout:`,
   // routing/rollout_policy.h); none = people decide.
   std::optional<RolloutPolicy> rollout;
+  // How it degrades under load; none = every request is admitted or shed by
+  // its model version's own admission alone.
+  std::optional<OverloadPolicy> overload;
 
   // The percent of traffic production answers now: what the ab and canary
   // candidates' current shares leave (shadows copy traffic, they take none).

@@ -50,7 +50,9 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   }
   Table table = *current;
   if (next) {
-    table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*next)));
+    auto before = current->find(endpoint);
+    table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*next)),
+                                                     before == current->end() ? nullptr : before->second.get());
   } else {
     table.erase(endpoint);
   }
@@ -83,6 +85,7 @@ void Deployments::ReportInUse(bool force) {
     };
     name(spec.production);
     for (const auto& c : spec.candidates) name(c);
+    if (spec.overload && spec.overload->fallback) name(*spec.overload->fallback);
   }
   if (!force && named == reported_) return;
   catalog_.in_use(named);
@@ -114,6 +117,14 @@ Status Deployments::Mutate(const std::string& endpoint, const std::function<Stat
   if (s.ok()) s = Commit(endpoint, std::move(spec), note);
   ReportInUse(!s.ok());
   return s;
+}
+
+Status Deployments::Note(const std::string& endpoint, const ChangeNote& note) {
+  if (!store_) return Status::Ok();
+  auto router = Find(endpoint);
+  if (!router) return NotFound("no endpoint '" + endpoint + "'");
+  const std::string spec = DeploymentSpecToYaml(router->spec());
+  return store_->AppendAudit({0, clock_.NowMillis(), endpoint, note.actor, note.action, note.detail, spec, spec});
 }
 
 StatusOr<std::vector<AuditEvent>> Deployments::History(const std::string& endpoint, int limit) const {

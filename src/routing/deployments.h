@@ -77,6 +77,10 @@ class Deployments {
   };
   std::map<std::string, Refused> RefusedDeployments() const;
 
+  // Records an event of the endpoint that changes nothing in its spec (the
+  // overload ladder's rung changes) in its history; OK without a store.
+  Status Note(const std::string& endpoint, const ChangeNote& note);
+
   // The endpoint's changes, newest first (needs a store).
   StatusOr<std::vector<AuditEvent>> History(const std::string& endpoint, int limit) const;
 

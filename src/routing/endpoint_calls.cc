@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/hash.h"
+#include "core/logging.h"
 #include "core/thread_name.h"
 #include "core/uuid.h"
 
@@ -36,6 +37,14 @@ std::optional<std::string> ParameterText(const Params& params, std::string_view 
         }
       },
       it->second);
+}
+
+// A non-negative integer call parameter (`timeout`, `priority`), else 0;
+// anything else is the model half's to reject.
+int64_t IntParameter(const Params& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end() || !std::holds_alternative<int64_t>(it->second)) return 0;
+  return std::max<int64_t>(std::get<int64_t>(it->second), 0);
 }
 
 // Counts one answer of a variant: requests, and errors or rejections.
@@ -113,7 +122,7 @@ void EndpointCalls::Stop() {
 
 void EndpointCalls::LogPrediction(const DeploymentSpec& spec, const std::string& variant,
                                   const std::string& prediction_id, const InferReply& reply, int64_t latency_us,
-                                  bool shadow, std::string inputs, const std::string& key_hash) {
+                                  bool shadow, std::string inputs, const std::string& key_hash, int rung) {
   PredictionRecord r;
   r.id = prediction_id;
   r.time_ms = UnixMillis();
@@ -126,7 +135,21 @@ void EndpointCalls::LogPrediction(const DeploymentSpec& spec, const std::string&
   if (!reply.outputs.empty()) r.outputs = CompactValues(reply.outputs[0], 64);
   r.inputs = std::move(inputs);
   r.key_hash = key_hash;
+  r.rung = rung;
   options_.prediction_log->Add(std::move(r));
+}
+
+void EndpointCalls::NoteRung(const Router& router, int rung, SteadyTime now) {
+  OverloadLadder& ladder = *router.ladder();
+  const std::string& endpoint = router.spec().endpoint;
+  options_.metrics->endpoint_rung_requests().WithLabels({endpoint, std::string(RungName(rung))}).Inc();
+  if (auto change = ladder.Record(rung, now)) NoteChange(endpoint, *change);
+}
+
+void EndpointCalls::NoteChange(const std::string& endpoint, const OverloadLadder::Change& change) {
+  options_.metrics->endpoint_rung().WithLabels({endpoint}).Set(change.to);
+  spdlog::warn("event=endpoint_rung_changed endpoint={} from={} to={} rung={}", LogValue(endpoint), change.from,
+               change.to, RungName(change.to));
 }
 
 void EndpointCalls::CountShadow(const ShadowCall& shadow, const char* result) {
@@ -264,7 +287,51 @@ void EndpointCalls::Infer(std::shared_ptr<const Router> router, InferCall&& call
   if (options_.prediction_log && !call.inputs.empty() && Sampled(options_.inputs_sample_rate))
     inputs = CompactValues(call.inputs[0], 256);
 
+  // The ladder: the request's deadline (its own, else slo_ms) against the
+  // predicted wait of each rung; shadows are the first thing dropped.
+  OverloadLadder* ladder = router->ladder();
+  int rung = kRungFull;
+  const Variant* answering = &v;
+  if (ladder) {
+    const OverloadPolicy& o = ladder->policy();
+    const SteadyTime now = clock_.Now();
+    if (auto change = ladder->Settle(now)) NoteChange(spec.endpoint, *change);
+    SteadyTime deadline = call.deadline.value_or(SteadyTime::max());
+    if (const int64_t timeout_us = IntParameter(call.parameters, "timeout"); timeout_us > 0)
+      deadline = std::min(deadline, DeadlineAfter(now, Micros(timeout_us)));
+    if (deadline == SteadyTime::max()) {
+      deadline =
+          now + std::chrono::duration_cast<SteadyTime::duration>(std::chrono::duration<double, std::milli>(o.slo_ms));
+      call.deadline = deadline;
+    }
+    const auto priority =
+        static_cast<uint32_t>(std::min<int64_t>(IntParameter(call.parameters, "priority"), UINT32_MAX));
+    const Micros budget = std::chrono::duration_cast<Micros>(deadline - now);
+    rung = ChooseRung(
+        budget, options_.models->Predict(v.model, v.version, priority),
+        o.fallback ? options_.models->Predict(o.fallback->model, o.fallback->version, priority) : std::nullopt);
+    if (rung == kRungShed) {
+      NoteRung(*router, kRungShed, now);
+      InferReply shed;
+      shed.parameters["vigil.rung"] = int64_t{kRungShed};
+      shed.parameters["vigil.retry_after_s"] = o.shed_retry_after_s;
+      return done(ResourceExhausted(fmt::format(
+                      "endpoint '{}': no rung can answer within the request's {:.1f} ms (variant '{}'{}): shed; "
+                      "retry after {} s",
+                      spec.endpoint, static_cast<double>(budget.count()) / 1000, v.name,
+                      o.fallback ? ", fallback '" + o.fallback->model + "'" : std::string(", no fallback"),
+                      o.shed_retry_after_s)),
+                  std::move(shed));
+    }
+    if (rung == kRungFallback) answering = &*o.fallback;
+  }
+  const bool drop_shadows = ladder && (rung != kRungFull || ladder->rung() != kRungFull);
+
   for (int index : d.shadows) {
+    if (drop_shadows) {
+      CountShadow(ShadowCall{router, index, InferCall{}, ""}, "dropped");
+      continue;
+    }
     const Variant& shadow = spec.candidates[static_cast<size_t>(index)];
     ShadowCall copy{router, index, InferCall{}, key_hash};
     copy.call.model = shadow.model;
@@ -285,30 +352,38 @@ void EndpointCalls::Infer(std::shared_ptr<const Router> router, InferCall&& call
     if (!queued) CountShadow(copy, "dropped");
   }
 
-  call.model = v.model;
-  call.version = v.version;
+  call.model = answering->model;
+  call.version = answering->version;
   call.id = prediction_id;
   call.header = nullptr;
   Counter* ok = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "ok"});
   Counter* failed = &options_.metrics->endpoint_requests().WithLabels({spec.endpoint, v.name, "error"});
   const auto start = clock_.Now();
   options_.models->Run(std::move(call), [this, done = std::move(done), router, index = d.variant, variant = v.name,
-                                         prediction_id, ok, failed, start, key_hash,
+                                         prediction_id, ok, failed, start, key_hash, rung,
                                          inputs = std::move(inputs)](const Status& s, InferReply&& reply) mutable {
+    // An ensemble that left members out answered a rung down.
+    const int answered_at =
+        rung == kRungFull && reply.parameters.count("vigil.members_left_out") ? int{kRungMembersDropped} : rung;
+    if (router->ladder()) NoteRung(*router, s.ok() ? answered_at : rung, clock_.Now());
+    // Degraded answers stay out of the variant's figures (health, the
+    // rollout's guardrails): a spike must not bias an experiment.
     VariantStats& stats = router->Stats(index);
-    CountAnswer(stats, s);
+    if (answered_at == kRungFull) CountAnswer(stats, s);
     if (!s.ok()) {
       failed->Inc();
       return done(s, std::move(reply));
     }
     const auto elapsed = clock_.Now() - start;
-    stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    if (answered_at == kRungFull)
+      stats.latency.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
     ok->Inc();
     if (options_.prediction_log) {
       LogPrediction(router->spec(), variant, prediction_id, reply,
                     std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), false, std::move(inputs),
-                    key_hash);
+                    key_hash, answered_at);
     }
+    if (router->ladder()) reply.parameters["vigil.rung"] = int64_t{answered_at};
     reply.parameters["vigil.variant"] = variant;
     reply.parameters["vigil.model"] = reply.model;
     reply.parameters["vigil.version"] = std::to_string(reply.version);

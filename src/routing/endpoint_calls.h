@@ -27,6 +27,7 @@
 #include "core/thread_annotations.h"
 #include "monitoring/serving_metrics.h"
 #include "routing/deployments.h"
+#include "routing/overload.h"
 #include "routing/router.h"
 #include "store/prediction_log.h"
 
@@ -43,6 +44,9 @@ class ModelRunner {
   // Whether that model version has requests waiting (a shadow gives way);
   // nullopt when it is not loaded.
   virtual std::optional<bool> Busy(const std::string& model, int64_t version) const = 0;
+  // How long that model version would take to answer a request of
+  // `priority` (0: the lowest) enqueued now; nullopt when it is not loaded.
+  virtual std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority) const = 0;
   // Runs `submit`, whose Run calls are then executed together on this
   // thread (the shadow thread: never on a serving one).
   virtual void RunTogether(const std::function<void()>& submit) = 0;
@@ -86,7 +90,10 @@ class EndpointCalls {
   void CountShadow(const ShadowCall& shadow, const char* result);
   void LogPrediction(const DeploymentSpec& spec, const std::string& variant, const std::string& prediction_id,
                      const InferReply& reply, int64_t latency_us, bool shadow, std::string inputs,
-                     const std::string& key_hash);
+                     const std::string& key_hash, int rung = 0);
+  // A request answered or shed at `rung` through an endpoint with a ladder.
+  void NoteRung(const Router& router, int rung, SteadyTime now);
+  void NoteChange(const std::string& endpoint, const OverloadLadder::Change& change);
 
   // While shadows keep coming, the thread collects them this long per round.
   static constexpr std::chrono::milliseconds kShadowCollect{1};

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -20,11 +21,12 @@ class FakeRunner final : public ModelRunner {
     int64_t version = 0;
     std::string id;
     std::thread::id thread;
+    std::optional<SteadyTime> deadline{};
   };
   void Run(InferCall&& call, Done done) override {
     {
       MutexLock lock(mu_);
-      seen_.push_back({call.model, call.version, call.id, std::this_thread::get_id()});
+      seen_.push_back({call.model, call.version, call.id, std::this_thread::get_id(), call.deadline});
     }
     if (clock && call.model == slow_model) clock->Advance(slow_cost);  // the time it computes
     if (call.model == "broken") return done(Internal("backend failed"), InferReply{});
@@ -42,6 +44,16 @@ class FakeRunner final : public ModelRunner {
     return busy_.count(model) > 0;
   }
   void RunTogether(const std::function<void()>& submit) override { submit(); }
+  std::optional<PredictedWait> Predict(const std::string& model, int64_t, uint32_t) const override {
+    MutexLock lock(mu_);
+    if (!loaded_.count(model)) return std::nullopt;
+    auto it = waits_.find(model);
+    return it == waits_.end() ? PredictedWait{} : it->second;
+  }
+  void SetWait(const std::string& model, PredictedWait wait) {
+    MutexLock lock(mu_);
+    waits_[model] = wait;
+  }
 
   FakeClock* clock = nullptr;
   std::string slow_model;
@@ -60,7 +72,8 @@ class FakeRunner final : public ModelRunner {
   mutable Mutex mu_;
   std::vector<Seen> seen_ GUARDED_BY(mu_);
   std::set<std::string> busy_ GUARDED_BY(mu_);
-  const std::set<std::string> loaded_{"churn", "churn_xgb", "broken"};
+  std::map<std::string, PredictedWait> waits_ GUARDED_BY(mu_);
+  const std::set<std::string> loaded_{"churn", "churn_xgb", "churn_small", "broken"};
 };
 
 struct Harness {
@@ -211,6 +224,115 @@ TEST(EndpointCalls, FailuresAreCountedAsTheServersOrTheClients) {
   EXPECT_EQ(stats.errors.load(), 1u);
   EXPECT_EQ(stats.rejected.load(), 0u);
   EXPECT_EQ(h.Counted(R"(vigil_endpoint_requests_total{endpoint="churn_ep",variant="production",outcome="error"})"), 1);
+}
+
+PredictedWait WaitMs(int64_t ms) {
+  const auto w = std::chrono::duration_cast<Micros>(std::chrono::milliseconds(ms));
+  return {w, w};
+}
+
+constexpr const char* kLadderSpec =
+    "production: {model: churn, version: 1}\n"
+    "candidates: [{name: mirror, model: churn_xgb, mode: shadow, share: 100}]\n"
+    "overload: {slo_ms: 50, fallback: {model: churn_small}, shed_retry_after_s: 7, recover_after_s: 10}\n";
+
+TEST(EndpointCallsOverload, TheFallbackAnswersWhatTheVariantCannotInTimeAndTheReplySaysSo) {
+  FakeClock clock;
+  Harness h(kLadderSpec, &clock);
+  const OverloadLadder* ladder = h.calls->Find("churn_ep")->ladder();
+  ASSERT_NE(ladder, nullptr);
+
+  auto [s0, r0] = h.Call("a");
+  ASSERT_TRUE(s0.ok()) << s0.message();
+  EXPECT_EQ(std::get<int64_t>(r0.parameters.at("vigil.rung")), 0);
+  EXPECT_EQ(Param(r0, "vigil.model"), "churn");
+  // A request that brings no deadline gets slo_ms.
+  ASSERT_TRUE(h.runner.seen()[0].deadline);
+  EXPECT_EQ(*h.runner.seen()[0].deadline, clock.Now() + std::chrono::milliseconds(50));
+
+  h.runner.SetWait("churn", WaitMs(80));  // production would answer after the deadline
+  auto [s2, r2] = h.Call("b");
+  ASSERT_TRUE(s2.ok()) << s2.message();
+  EXPECT_EQ(std::get<int64_t>(r2.parameters.at("vigil.rung")), 2);
+  EXPECT_EQ(Param(r2, "vigil.model"), "churn_small");
+  EXPECT_EQ(Param(r2, "vigil.variant"), "production");  // the variant it was routed to
+  EXPECT_EQ(ladder->rung(), kRungFallback);
+  // Degraded answers stay out of the variant's figures.
+  EXPECT_EQ(h.calls->Find("churn_ep")->Stats(-1).requests.load(), 1u);
+
+  // A request whose own timeout leaves room is answered in full.
+  InferCall patient;
+  patient.model = "churn_ep";
+  patient.parameters["timeout"] = int64_t{200'000};
+  Tensor t;
+  t.name = "x";
+  t.datatype = DataType::kFp32;
+  t.shape = {1, 1};
+  t.data.assign(4, 0);
+  patient.inputs.push_back(t);
+  std::optional<int64_t> rung;
+  h.calls->Infer(h.calls->Find("churn_ep"), std::move(patient), [&](const Status& s, InferReply&& r) {
+    ASSERT_TRUE(s.ok()) << s.message();
+    rung = std::get<int64_t>(r.parameters.at("vigil.rung"));
+  });
+  EXPECT_EQ(rung, 0);
+
+  EXPECT_EQ(h.Counted(R"(vigil_endpoint_rung_requests_total{endpoint="churn_ep",rung="full"})"), 2);
+  EXPECT_EQ(h.Counted(R"(vigil_endpoint_rung_requests_total{endpoint="churn_ep",rung="fallback"})"), 1);
+  EXPECT_EQ(h.Counted(R"(vigil_endpoint_rung{endpoint="churn_ep"})"), 2);
+}
+
+TEST(EndpointCallsOverload, WhenNoRungCanAnswerInTimeTheRequestIsShedWithRetryAfter) {
+  FakeClock clock;
+  Harness h(kLadderSpec, &clock);
+  h.runner.SetWait("churn", WaitMs(80));
+  h.runner.SetWait("churn_small", WaitMs(60));
+  auto [s, r] = h.Call("a");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("no rung can answer within the request's 50.0 ms"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("retry after 7 s"), std::string::npos) << s.message();
+  EXPECT_EQ(std::get<int64_t>(r.parameters.at("vigil.retry_after_s")), 7);
+  EXPECT_EQ(std::get<int64_t>(r.parameters.at("vigil.rung")), 3);
+  EXPECT_TRUE(h.runner.seen().empty());  // never queued where it could not finish
+  EXPECT_EQ(h.calls->Find("churn_ep")->ladder()->rung(), kRungShed);
+  EXPECT_EQ(h.Counted(R"(vigil_endpoint_rung_requests_total{endpoint="churn_ep",rung="shed"})"), 1);
+}
+
+TEST(EndpointCallsOverload, ShadowsAreDroppedWhileTheEndpointIsDegraded) {
+  FakeClock clock;
+  Harness h(kLadderSpec, &clock);
+  const std::string dropped = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="mirror",result="dropped"})";
+  const std::string ok = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="mirror",result="ok"})";
+  ASSERT_TRUE(h.Call("a").first.ok());
+  ASSERT_TRUE(Eventually([&] { return h.Counted(ok) == 1; }));
+  h.runner.SetWait("churn", WaitMs(80));
+  ASSERT_TRUE(h.Call("b").first.ok());  // the fallback answers; its copy is dropped
+  EXPECT_EQ(h.Counted(dropped), 1);
+  h.runner.SetWait("churn", WaitMs(0));
+  ASSERT_TRUE(h.Call("c").first.ok());  // in full again, but the endpoint is still at rung 2
+  EXPECT_EQ(h.Counted(dropped), 2);
+  clock.Advance(std::chrono::seconds(10));
+  ASSERT_TRUE(h.Call("d").first.ok());  // calm for recover_after_s: back to rung 0, copies again
+  EXPECT_EQ(h.calls->Find("churn_ep")->ladder()->rung(), kRungFull);
+  EXPECT_TRUE(Eventually([&] { return h.Counted(ok) == 2; }));
+  EXPECT_EQ(h.Counted(dropped), 2);
+}
+
+TEST(EndpointCallsOverload, ARungChangeOfTheSpecKeepsTheLadderOnlyWhenItsPolicyIsTheSame) {
+  Harness h(kLadderSpec);
+  h.runner.SetWait("churn", WaitMs(80));
+  ASSERT_TRUE(h.Call("a").first.ok());
+  const auto before = h.calls->Find("churn_ep");
+  ASSERT_EQ(before->ladder()->rung(), kRungFallback);
+  // A rollout step (another spec, same overload block) keeps the rung.
+  ASSERT_TRUE(h.deployments.Apply("churn_ep", std::string(kLadderSpec) + "paused: true\n", {"test", "apply", ""}).ok());
+  EXPECT_EQ(h.calls->Find("churn_ep")->ladder(), before->ladder());
+  // Another policy starts a ladder of its own.
+  std::string other = kLadderSpec;
+  other.replace(other.find("slo_ms: 50"), 10, "slo_ms: 70");
+  ASSERT_TRUE(h.deployments.Apply("churn_ep", other, {"test", "apply", ""}).ok());
+  EXPECT_NE(h.calls->Find("churn_ep")->ladder(), before->ladder());
+  EXPECT_EQ(h.calls->Find("churn_ep")->ladder()->rung(), kRungFull);
 }
 
 TEST(EndpointCalls, CreateNamesWhatIsMissing) {

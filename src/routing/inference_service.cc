@@ -1,8 +1,10 @@
 #include "routing/inference_service.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "repository/bind_inputs.h"
+#include "repository/ensemble_run.h"
 #include "routing/deployments.h"
 
 namespace vigil {
@@ -18,6 +20,12 @@ StatusOr<int64_t> IntParam(const Params& params, const std::string& key) {
 
 thread_local InferenceService::BatchScope* t_batch_scope = nullptr;
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
 }  // namespace
 
 InferenceService::BatchScope::BatchScope(bool drain_here) : previous_(t_batch_scope), drain_here_(drain_here) {
@@ -28,9 +36,9 @@ InferenceService::BatchScope::~BatchScope() {
   t_batch_scope = previous_;
   for (auto& mv : touched_) {
     if (drain_here_) {
-      mv->scheduler().DrainHere();
+      mv->scheduler()->DrainHere();
     } else {
-      mv->scheduler().RunIfIdle();
+      mv->scheduler()->RunIfIdle();
     }
   }
 }
@@ -71,7 +79,37 @@ void InferenceService::Run(InferCall&& call, Done done) { InferModel(std::move(c
 std::optional<bool> InferenceService::Busy(const std::string& model, int64_t version) const {
   auto pinned = repository_.Acquire(model, version);
   if (!pinned.ok()) return std::nullopt;
-  return (*pinned)->scheduler().QueueDepth() > 0;
+  const ModelVersion& mv = **pinned;
+  if (mv.QueueDepth() > 0) return true;
+  if (!mv.ensemble()) return false;
+  for (const EnsembleMember& m : mv.config().ensemble.members) {  // busy when a member is
+    auto member = repository_.Acquire(m.model, m.version);
+    if (member.ok() && (*member)->QueueDepth() > 0) return true;
+  }
+  return false;
+}
+
+std::optional<PredictedWait> InferenceService::Predict(const std::string& model, int64_t version,
+                                                       uint32_t priority) const {
+  auto pinned = repository_.Acquire(model, version);
+  if (!pinned.ok()) return std::nullopt;
+  const ModelVersion& mv = **pinned;
+  const uint32_t level = priority == 0 ? std::numeric_limits<uint32_t>::max() : priority;
+  if (mv.scheduler()) {
+    const Micros w = mv.scheduler()->PredictedWait(level);
+    return PredictedWait{w, w};
+  }
+  // An ensemble: every member's wait, a member not loaded never answering.
+  std::vector<Micros> waits;
+  for (const EnsembleMember& m : mv.config().ensemble.members) {
+    auto member = repository_.Acquire(m.model, m.version);
+    waits.push_back(member.ok() && (*member)->scheduler() ? (*member)->scheduler()->PredictedWait(level)
+                                                          : Micros::max());
+  }
+  std::sort(waits.begin(), waits.end());
+  const auto enough =
+      static_cast<size_t>(std::clamp<int64_t>(mv.config().ensemble.min_members, 1, static_cast<int64_t>(waits.size())));
+  return PredictedWait{waits.back(), waits[enough - 1]};
 }
 
 void InferenceService::RunTogether(const std::function<void()>& submit) {
@@ -160,14 +198,29 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
   if (timeout_us > 0) req->deadline = DeadlineAfter(clock_->Now(), Micros(timeout_us));
   if (call.deadline && *call.deadline < req->deadline) req->deadline = *call.deadline;  // the client's own
 
+  BatchScope* scope = t_batch_scope;
+  if (mv->ensemble()) {
+    EnsembleRunOptions run{.mode = scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle,
+                           .queued = [scope](std::shared_ptr<ModelVersion> member) { scope->Add(std::move(member)); },
+                           .clock = clock_};
+    auto acquire = [this](const std::string& model, int64_t version) { return repository_.Acquire(model, version); };
+    return RunEnsemble(acquire, std::move(mv), std::move(req), run,
+                       [reply = std::move(reply), done](EnsembleAnswer&& answer) mutable {
+                         if (!answer.status.ok()) return done(answer.status, InferReply{});
+                         reply.outputs.push_back(std::move(answer.output));
+                         reply.parameters["vigil.members"] = JoinNames(answer.answered);
+                         if (!answer.left_out.empty())
+                           reply.parameters["vigil.members_left_out"] = JoinNames(answer.left_out);
+                         done(Status::Ok(), std::move(reply));
+                       });
+  }
   req->done = [mv, reply = std::move(reply), done](InferenceResult&& result) mutable {
     if (!result.status.ok()) return done(result.status, InferReply{});
     reply.outputs = std::move(result.outputs);
     done(result.status, std::move(reply));
   };
-  BatchScope* scope = t_batch_scope;
   Status enq =
-      mv->scheduler().Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
+      mv->scheduler()->Enqueue(req, scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle);
   if (!enq.ok()) {
     count_failure(enq.code() == StatusCode::kResourceExhausted ? "shed" : "queue_full");
     req->done = nullptr;
@@ -177,7 +230,7 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
   // A client that gives up frees its queue slot at once: the scheduler is
   // woken to drop the request (never run), whatever name the call used.
   call.cancel.OnCancel([weak = std::weak_ptr<ModelVersion>(mv)] {
-    if (auto version = weak.lock()) version->scheduler().Wake();
+    if (auto version = weak.lock()) version->scheduler()->Wake();
   });
 }
 

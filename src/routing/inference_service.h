@@ -60,6 +60,7 @@ class InferenceService final : public ModelRunner {
   // one has requests waiting; batches run together on the caller's thread.
   void Run(InferCall&& call, Done done) override;
   std::optional<bool> Busy(const std::string& model, int64_t version) const override;
+  std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority) const override;
   void RunTogether(const std::function<void()>& submit) override;
 
   // While a BatchScope is alive on a thread, Infer on that thread only

@@ -132,7 +132,7 @@ TEST(InferenceService, ACancelOrADeadlineFreesTheQueueSlotAtOnce) {
   const CancelToken token = queued.cancel;
   const auto start = std::chrono::steady_clock::now();
   auto waiting = h.Start(std::move(queued));
-  ASSERT_TRUE(Eventually([&] { return mv->scheduler().QueueDepth() == 1; }));
+  ASSERT_TRUE(Eventually([&] { return mv->scheduler()->QueueDepth() == 1; }));
   // The queue holds one: the next call is refused.
   auto [full, none] = h.Start(Harness::Call("m", {5, 6})).get();
   EXPECT_NE(full.message().find("queue full"), std::string::npos) << full.message();
@@ -142,13 +142,207 @@ TEST(InferenceService, ACancelOrADeadlineFreesTheQueueSlotAtOnce) {
   EXPECT_EQ(cancelled.code(), StatusCode::kUnavailable);
   EXPECT_NE(cancelled.message().find("cancelled by its client"), std::string::npos) << cancelled.message();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
-  EXPECT_EQ(mv->scheduler().QueueDepth(), 0u);
+  EXPECT_EQ(mv->scheduler()->QueueDepth(), 0u);
   // The slot is free again; a call whose deadline passes in the queue is not run.
   InferCall late = Harness::Call("m", {7, 8});
   late.deadline = SystemClock::Get()->Now() + std::chrono::milliseconds(50);
   auto [expired, e] = h.Start(std::move(late)).get();
   EXPECT_EQ(expired.code(), StatusCode::kDeadlineExceeded) << expired.message();
-  EXPECT_EQ(mv->scheduler().Stats().execution_count, 0u);
+  EXPECT_EQ(mv->scheduler()->Stats().execution_count, 0u);
+}
+
+// Multiplies its input by a factor and names its output as the config does.
+class ScaleBackend final : public Backend {
+ public:
+  ScaleBackend(float factor, std::string output) : factor_(factor), output_(std::move(output)) {}
+  Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
+    Tensor y = inputs[0];
+    y.name = output_;
+    for (int64_t i = 0; i < y.element_count(); ++i) y.mutable_as<float>()[i] *= factor_;
+    outputs = {std::move(y)};
+    return Status::Ok();
+  }
+
+ private:
+  float factor_;
+  std::string output_;
+};
+
+// Models "twice" and "thrice" (×2, ×3; thrice's output is "scores"), a
+// "wide" one that takes [3] (no member of a [2] ensemble), and ensembles
+// written by each test.
+struct EnsembleHarness {
+  fs::path root = fs::temp_directory_path() / ("vigil_ensemble_test_" + std::to_string(::getpid()) + "_" +
+                                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
+  std::unique_ptr<ModelRepository> repository;
+  Deployments deployments{Deployments::Options{}};
+  std::unique_ptr<InferenceService> service;
+
+  EnsembleHarness() {
+    fs::remove_all(root);
+    auto model = [&](const std::string& name, const std::string& width, const std::string& output) {
+      fs::create_directories(root / name / "1");
+      std::ofstream(root / name / "config.yaml") << "backend: onnx\nmax_batch_size: 8\n"
+                                                 << "inputs: [{name: x, datatype: FP32, shape: [" << width << "]}]\n"
+                                                 << "outputs: [{name: " << output << ", datatype: FP32, shape: ["
+                                                 << width << "]}]\nmonitoring: {enabled: false}\n";
+      std::ofstream(root / name / "1" / "model.onnx") << "fake";
+    };
+    model("twice", "2", "y");
+    model("thrice", "2", "scores");
+    model("wide", "3", "y");
+    ModelRepository::Options ro;
+    ro.root = root;
+    ro.metrics = &metrics;
+    ro.backends = [](std::string_view, const BackendSpec& spec) -> StatusOr<std::unique_ptr<Backend>> {
+      return std::unique_ptr<Backend>(
+          new ScaleBackend(spec.model_name == "thrice" ? 3.f : 2.f, spec.outputs.at(0).name));
+    };
+    repository = std::move(ModelRepository::Create(ro)).value();
+  }
+  ~EnsembleHarness() {
+    service.reset();
+    repository->StopAll();
+    repository.reset();
+    fs::remove_all(root);
+  }
+  void Ensemble(const std::string& name, const std::string& members, const std::string& rest = "") {
+    fs::create_directories(root / name / "1");
+    std::ofstream(root / name / "config.yaml") << "backend: ensemble\nmax_batch_size: 8\n"
+                                                  "inputs: [{name: x, datatype: FP32, shape: [2]}]\n"
+                                                  "outputs: [{name: y, datatype: FP32, shape: [2]}]\n"
+                                                  "monitoring: {enabled: false}\n"
+                                                  "ensemble: {members: ["
+                                               << members << "]" << rest << "}\n";
+  }
+  void Start() {
+    repository->Poll();
+    service =
+        std::move(InferenceService::Create(*repository, {.metrics = &metrics, .deployments = &deployments})).value();
+  }
+  std::pair<Status, InferReply> Infer(const std::string& model, std::vector<float> values) {
+    auto promise = std::make_shared<std::promise<std::pair<Status, InferReply>>>();
+    auto future = promise->get_future();
+    service->Infer(Harness::Call(model, std::move(values)), [promise](const Status& s, InferReply&& r) {
+      promise->set_value({s, std::move(r)});
+    });
+    return future.get();
+  }
+  std::string Row(const std::string& model) const {
+    for (const auto& row : repository->Index()) {
+      if (row.model == model) return std::string(VersionStateName(row.state)) + " " + row.reason;
+    }
+    return "missing";
+  }
+};
+
+std::string Text(const InferReply& r, const std::string& key) {
+  auto it = r.parameters.find(key);
+  return it == r.parameters.end() ? "" : std::get<std::string>(it->second);
+}
+
+TEST(Ensemble, AnswersTheWeightedMeanOfItsMembersAndNamesThem) {
+  EnsembleHarness h;
+  h.Ensemble("ens", "{model: twice}, {model: thrice, output: scores, weight: 3}", ", combine: mean");
+  h.Start();
+  ASSERT_EQ(h.Row("ens"), "READY ");
+  auto [s, reply] = h.Infer("ens", {1, 2, -1, 0.5});
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(reply.outputs.size(), 1u);
+  const Tensor& y = reply.outputs[0];
+  EXPECT_EQ(y.name, "y");
+  EXPECT_EQ(y.shape, (std::vector<int64_t>{2, 2}));
+  // (2x + 3 * 3x) / 4 = 2.75x
+  const std::vector<float> want{2.75f, 5.5f, -2.75f, 1.375f};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y.as<float>()[i], want[i], 1e-6) << i;
+  EXPECT_EQ(Text(reply, "vigil.members"), "twice:1,thrice:1");
+  EXPECT_EQ(Text(reply, "vigil.members_left_out"), "");
+  EXPECT_EQ(reply.model, "ens");
+  // Statistics as Triton's for a model; each member counts the rows it served.
+  auto mv = std::move(h.repository->Acquire("ens", 1)).value();
+  EXPECT_EQ(mv->scheduler(), nullptr);
+  EXPECT_EQ(mv->Stats().success_count, 1u);
+  EXPECT_EQ(mv->Stats().inference_count, 2u);
+  EXPECT_EQ(mv->QueueDepth(), 0u);
+  EXPECT_EQ(std::move(h.repository->Acquire("twice", 1)).value()->Stats().inference_count, 2u);
+  const std::string text = h.registry.Expose();
+  EXPECT_NE(text.find(R"(vigil_ensemble_answers_total{model="ens",version="1",members="2"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(vigil_inference_requests_total{model="ens",version="1"} 1)"), std::string::npos);
+}
+
+TEST(Ensemble, VoteAndMaxCombineAsConfigured) {
+  EnsembleHarness h;
+  h.Ensemble("vote", "{model: twice}, {model: thrice, output: scores, weight: 3}", ", combine: vote");
+  h.Ensemble("top", "{model: twice}, {model: thrice, output: scores}", ", combine: max");
+  h.Start();
+  auto [vs, vote] = h.Infer("vote", {1, 2});  // both members vote for class 1
+  ASSERT_TRUE(vs.ok()) << vs.message();
+  EXPECT_FLOAT_EQ(vote.outputs[0].as<float>()[0], 0);
+  EXPECT_FLOAT_EQ(vote.outputs[0].as<float>()[1], 1);
+  auto [ms, top] = h.Infer("top", {1, -2});
+  ASSERT_TRUE(ms.ok()) << ms.message();
+  EXPECT_FLOAT_EQ(top.outputs[0].as<float>()[0], 3);   // max(2, 3)
+  EXPECT_FLOAT_EQ(top.outputs[0].as<float>()[1], -4);  // max(-4, -6)
+}
+
+TEST(Ensemble, AMemberThatCannotAnswerIsLeftOutWhileMinMembersRemain) {
+  EnsembleHarness h;
+  h.Ensemble("lenient", "{model: twice}, {model: absent}", ", min_members: 1");
+  h.Ensemble("strict", "{model: twice}, {model: absent}", ", min_members: 2");
+  h.Start();
+  auto [s, reply] = h.Infer("lenient", {1, 2});
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FLOAT_EQ(reply.outputs[0].as<float>()[1], 4);  // twice alone
+  EXPECT_EQ(Text(reply, "vigil.members"), "twice:1");
+  EXPECT_EQ(Text(reply, "vigil.members_left_out"), "absent:latest (not_ready)");
+
+  auto [fs2, failed] = h.Infer("strict", {1, 2});
+  EXPECT_EQ(fs2.code(), StatusCode::kUnavailable) << fs2.message();
+  EXPECT_NE(fs2.message().find("ensemble 'strict' version 1: 1 of 2 members answered, min_members is 2: "
+                               "absent:latest: unknown model 'absent'"),
+            std::string::npos)
+      << fs2.message();
+  const std::string text = h.registry.Expose();
+  EXPECT_NE(
+      text.find(
+          R"(vigil_ensemble_members_left_out_total{model="lenient",version="1",member="absent:latest",reason="not_ready"} 1)"),
+      std::string::npos);
+  EXPECT_NE(text.find(R"(vigil_ensemble_answers_total{model="lenient",version="1",members="1"} 1)"), std::string::npos);
+  EXPECT_EQ(std::move(h.repository->Acquire("strict", 1)).value()->Stats().fail_count, 1u);
+}
+
+TEST(Ensemble, AMemberThatDoesNotFitIsNamedWhenTheEnsembleLoads) {
+  EnsembleHarness h;
+  h.Ensemble("misfit", "{model: twice}, {model: wide}");
+  h.Ensemble("noout", "{model: thrice}");  // its output is 'scores', not the ensemble's 'y'
+  h.Start();
+  EXPECT_NE(h.Row("misfit").find("UNAVAILABLE model 'misfit': ensemble.members[1] ('wide') input 'x' is FP32 [3], "
+                                 "the ensemble's FP32 [2]"),
+            std::string::npos)
+      << h.Row("misfit");
+  EXPECT_NE(h.Row("noout").find("ensemble.members[0] ('thrice').output: 'y' is not an output of it (outputs: scores)"),
+            std::string::npos)
+      << h.Row("noout");
+  EXPECT_EQ(h.Infer("misfit", {1, 2}).first.code(), StatusCode::kUnavailable);
+}
+
+TEST(Ensemble, AnEndpointServesAnEnsembleAndItsMembersPredictTheirWait) {
+  EnsembleHarness h;
+  h.Ensemble("ens", "{model: twice}, {model: thrice, output: scores}", ", min_members: 1");
+  h.Start();
+  ASSERT_TRUE(h.deployments.Apply("ep", "production: {model: ens}\n", {"test", "apply", ""}).ok());
+  auto [s, reply] = h.Infer("ep", {1, 1});
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FLOAT_EQ(reply.outputs[0].as<float>()[0], 2.5f);
+  EXPECT_EQ(Text(reply, "vigil.model"), "ens");
+  EXPECT_EQ(Text(reply, "vigil.members"), "twice:1,thrice:1");
+  auto wait = h.service->Predict("ens", 0, 0);
+  ASSERT_TRUE(wait);
+  EXPECT_GE(wait->all, wait->enough);
+  EXPECT_FALSE(h.service->Predict("absent", 0, 0));
+  EXPECT_EQ(h.service->Busy("ens", 0), false);
 }
 
 }  // namespace

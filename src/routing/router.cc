@@ -47,10 +47,23 @@ uint32_t ShareToBuckets(double percent) {
   return static_cast<uint32_t>(std::llround(std::clamp(percent, 0.0, 100.0) * (kBuckets / 100.0)));
 }
 
-Router::Router(std::shared_ptr<const DeploymentSpec> spec)
+Router::Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous)
     : spec_(std::move(spec)),
       stats_(std::make_unique<VariantStats[]>(spec_->candidates.size() + 1)),
       since_(std::chrono::system_clock::now()) {
+  if (const auto& o = spec_->overload) {
+    const auto& before = previous ? previous->spec().overload : std::nullopt;
+    auto same_model = [](const std::optional<Variant>& a, const std::optional<Variant>& b) {
+      return a.has_value() == b.has_value() && (!a || (a->model == b->model && a->version == b->version));
+    };
+    if (previous && previous->ladder_ && before && before->slo_ms == o->slo_ms &&
+        before->shed_retry_after_s == o->shed_retry_after_s && before->recover_after_s == o->recover_after_s &&
+        same_model(before->fallback, o->fallback)) {
+      ladder_ = previous->ladder_;
+    } else {
+      ladder_ = std::make_shared<OverloadLadder>(*o, SystemClock::Get()->Now());
+    }
+  }
   split_salt_ = "split:" + spec_->endpoint;
   uint32_t next = 0;
   for (size_t i = 0; i < spec_->candidates.size(); ++i) {

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/latency_histogram.h"
 #include "routing/deployment_spec.h"
+#include "routing/overload.h"
 
 namespace vigil {
 
@@ -62,7 +63,13 @@ struct VariantStats {
 
 class Router {
  public:
-  explicit Router(std::shared_ptr<const DeploymentSpec> spec);
+  // `previous`: the endpoint's router before this spec; its overload ladder
+  // carries on when the `overload:` block did not change (a rollout step
+  // during a spike does not reset the endpoint's rung).
+  explicit Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous = nullptr);
+
+  // The endpoint's degradation ladder; null without `overload:`.
+  OverloadLadder* ladder() const { return ladder_.get(); }
 
   // Traffic since this spec took effect (a change makes a new Router, so
   // the figures start again): -1 = production, else a candidate index.
@@ -96,6 +103,7 @@ class Router {
   };
   std::vector<ShadowCopy> shadow_salts_;
   std::vector<std::string> flag_salts_;
+  std::shared_ptr<OverloadLadder> ladder_;
 };
 
 // Percent → buckets (0.01% granularity).

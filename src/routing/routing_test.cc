@@ -306,6 +306,49 @@ TEST(DeploymentSpec, AShadowsCpuBudgetIsReadCheckedAndWrittenBack) {
   }
 }
 
+TEST(DeploymentSpec, TheOverloadBlockIsReadCheckedAndWrittenBack) {
+  const auto spec = Spec(
+      "production: {model: a, version: 1}\n"
+      "overload: {slo_ms: 50, fallback: {model: b}, shed_retry_after_s: 2, recover_after_s: 0.5}\n");
+  ASSERT_TRUE(spec->overload);
+  EXPECT_EQ(spec->overload->slo_ms, 50);
+  ASSERT_TRUE(spec->overload->fallback);
+  EXPECT_EQ(spec->overload->fallback->model, "b");
+  EXPECT_EQ(spec->overload->shed_retry_after_s, 2);
+  EXPECT_EQ(spec->overload->recover_after_s, 0.5);
+  const std::string yaml = DeploymentSpecToYaml(*spec);
+  auto again = ParseDeploymentSpec("ep", yaml);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(DeploymentSpecToYaml(*again), yaml);
+  // Defaults for every key.
+  const auto plain = Spec("production: {model: a}\noverload: {}\n");
+  ASSERT_TRUE(plain->overload);
+  EXPECT_EQ(plain->overload->slo_ms, 100);
+  EXPECT_FALSE(plain->overload->fallback);
+  EXPECT_EQ(plain->overload->shed_retry_after_s, 1);
+  EXPECT_EQ(plain->overload->recover_after_s, 10);
+  EXPECT_FALSE(Spec("production: {model: a}\n")->overload);
+
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"overload: {slo_ms: 0}", "field 'overload.slo_ms'"},
+      {"overload: {slo_ms: 9999999}", "field 'overload.slo_ms'"},
+      {"overload: {slo_ms: fast}", "field 'overload.slo_ms'"},
+      {"overload: {shed_retry_after_s: 0}",
+       "field 'overload.shed_retry_after_s': expected whole seconds from 1 to 3600"},
+      {"overload: {shed_retry_after_s: 1.5}", "field 'overload.shed_retry_after_s'"},
+      {"overload: {recover_after_s: 0}", "field 'overload.recover_after_s'"},
+      {"overload: {fallback: {version: 2}}", "field 'overload.fallback.model'"},
+      {"overload: {fallback: {model: b, share: 5}}", "field 'overload.fallback.share'"},
+      {"overload: {fallback: {model: missing}}", "field 'overload.fallback': model 'missing'"},
+      {"overload: {budget: 3}", "field 'overload.budget': expected no such key"},
+      {"overload: [1]", "field 'overload'"},
+  };
+  for (const auto& [yaml, fragment] : cases) {
+    const std::string e = Error("production: {model: a}\n" + yaml + "\n");
+    EXPECT_NE(e.find(fragment), std::string::npos) << yaml << "\nerror: " << e;
+  }
+}
+
 TEST(Router, AMirroredCandidateGetsCopiesOfTheRequestsItDoesNotAnswer) {
   const auto spec = Spec(R"(
 production: {model: a, version: 1}

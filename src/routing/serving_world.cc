@@ -16,7 +16,7 @@ std::vector<WatchedVersion> ServingWorld::Versions() const {
                    .monitor = mv->monitor(),
                    .monitoring = &c.monitoring,
                    .max_queue_size = c.dynamic_batching.max_queue_size,
-                   .queue_depth = static_cast<int64_t>(mv->scheduler().QueueDepth())});
+                   .queue_depth = static_cast<int64_t>(mv->QueueDepth())});
   }
   return out;
 }
@@ -33,6 +33,13 @@ std::vector<WatchedEndpoint> ServingWorld::Endpoints() const {
     e.quality = spec.quality;
     e.alert_after = spec.alert_after;
     e.resolve_after = spec.resolve_after;
+    if (OverloadLadder* ladder = router->ladder()) {
+      const SteadyTime now = clock_->Now();
+      ladder->Settle(now);  // steps down on time even without traffic
+      const auto at_rung = std::chrono::duration_cast<std::chrono::milliseconds>(now - ladder->since()).count();
+      e.overload =
+          WatchedEndpoint::Overload{ladder->rung(), std::string(RungName(ladder->rung())), UnixMillis() - at_rung};
+    }
     for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) {
       const Variant& v = i < 0 ? spec.production : spec.candidates[static_cast<size_t>(i)];
       const VariantStats& stats = router->Stats(i);

@@ -17,8 +17,10 @@ namespace vigil {
 
 class ServingWorld final : public MonitoredWorld {
  public:
-  ServingWorld(const ModelRepository& repository, const Deployments& deployments)
-      : repository_(repository), deployments_(deployments) {}
+  // `clock`: the one the endpoints' ladders are told time by (EndpointCalls').
+  ServingWorld(const ModelRepository& repository, const Deployments& deployments,
+               const Clock* clock = SystemClock::Get())
+      : repository_(repository), deployments_(deployments), clock_(clock) {}
 
   std::vector<WatchedVersion> Versions() const override;
   std::vector<WatchedEndpoint> Endpoints() const override;
@@ -26,6 +28,7 @@ class ServingWorld final : public MonitoredWorld {
  private:
   const ModelRepository& repository_;
   const Deployments& deployments_;
+  const Clock* clock_;
 };
 
 ModelCatalog RepositoryCatalog(ModelRepository& repository);

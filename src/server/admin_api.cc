@@ -238,6 +238,25 @@ HttpResponse AdminApi::Status_(const std::string& endpoint) const {
   j.EndArray();
   j.Key("quality");
   WriteQuality(j, *router);
+  if (OverloadLadder* ladder = router->ladder()) {
+    const SteadyTime now = SystemClock::Get()->Now();
+    ladder->Settle(now);
+    const OverloadPolicy& o = ladder->policy();
+    j.Key("overload");
+    j.StartObject();
+    j.Field("rung", static_cast<int64_t>(ladder->rung()));
+    j.Field("rung_name", std::string(RungName(ladder->rung())));
+    j.Field("seconds_at_rung", std::chrono::duration<double>(now - ladder->since()).count());
+    j.Field("slo_ms", o.slo_ms);
+    if (o.fallback)
+      j.Field("fallback", o.fallback->model + (o.fallback->version ? ":" + std::to_string(o.fallback->version) : ""));
+    j.Field("recover_after_s", o.recover_after_s);
+    j.Key("requests_by_rung");
+    j.StartObject();
+    for (int r = 0; r < kRungs; ++r) j.Field(std::string(RungName(r)), ladder->requests(r));
+    j.EndObject();
+    j.EndObject();
+  }
   j.EndObject();
   return MakeResponse(200, j.Take());
 }

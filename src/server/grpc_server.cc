@@ -150,8 +150,17 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       if (it == md.end()) return std::nullopt;
       return std::string(it->second.data(), it->second.size());
     };
-    service_.Infer(std::move(call), [reactor, resp, raw](const Status& s, InferReply&& reply) {
-      if (!s.ok()) return reactor->Finish(ToGrpc(s));
+    service_.Infer(std::move(call), [ctx, reactor, resp, raw](const Status& s, InferReply&& reply) {
+      if (!s.ok()) {
+        // A shed by an endpoint's ladder: when to come back, and the rung, as trailing metadata.
+        for (const char* key : {"vigil.retry_after_s", "vigil.rung"}) {
+          auto it = reply.parameters.find(key);
+          if (it != reply.parameters.end() && std::holds_alternative<int64_t>(it->second))
+            ctx->AddTrailingMetadata(std::string(key) == "vigil.rung" ? "vigil-rung" : "retry-after",
+                                     std::to_string(std::get<int64_t>(it->second)));
+        }
+        return reactor->Finish(ToGrpc(s));
+      }
       EncodeGrpcReply(std::move(reply), raw, resp);
       reactor->Finish(grpc::Status::OK);
     });
@@ -218,7 +227,7 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
       d->set_ns(ns);
     };
     for (const auto& mv : *pinned) {
-      const SchedulerStats st = mv->scheduler().Stats();
+      const SchedulerStats st = mv->Stats();
       auto* m = resp->add_model_stats();
       m->set_name(mv->config().name);
       m->set_version(std::to_string(mv->version()));

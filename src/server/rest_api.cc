@@ -260,7 +260,17 @@ void RestApi::Infer(HttpRequest&& request, const std::string& model, const std::
     return std::string(it->value());
   };
   service_.Infer(std::move(call), [respond = std::move(respond)](const Status& s, InferReply&& reply) {
-    if (!s.ok()) return respond(ErrorResponse(s));
+    if (!s.ok()) {
+      // A shed by an endpoint's ladder says when to come back and which rung refused it.
+      HttpResponse res = ErrorResponse(s);
+      if (auto it = reply.parameters.find("vigil.retry_after_s");
+          it != reply.parameters.end() && std::holds_alternative<int64_t>(it->second))
+        res.set(http::field::retry_after, std::to_string(std::get<int64_t>(it->second)));
+      if (auto it = reply.parameters.find("vigil.rung");
+          it != reply.parameters.end() && std::holds_alternative<int64_t>(it->second))
+        res.set("Vigil-Rung", std::to_string(std::get<int64_t>(it->second)));
+      return respond(std::move(res));
+    }
     EncodedBody enc = EncodeInferReply(reply);
     if (enc.header_length) {
       HttpResponse res = MakeResponse(200, std::move(enc.body), "application/octet-stream");
@@ -383,14 +393,14 @@ HttpResponse RestApi::ModelStats(const std::string& model, const std::string& ve
   j.Key("model_stats");
   j.StartArray();
   for (const auto& mv : *pinned) {
-    const SchedulerStats s = mv->scheduler().Stats();
+    const SchedulerStats s = mv->Stats();
     j.StartObject();
     j.Field("name", mv->config().name);
     j.Field("version", std::to_string(mv->version()));
     j.Field("last_inference", static_cast<int64_t>(s.last_inference_ms));
     j.Field("inference_count", static_cast<uint64_t>(s.inference_count));
     j.Field("execution_count", static_cast<uint64_t>(s.execution_count));
-    j.Field("queue_depth", static_cast<uint64_t>(mv->scheduler().QueueDepth()));
+    j.Field("queue_depth", static_cast<uint64_t>(mv->QueueDepth()));
     j.Key("inference_stats");
     j.StartObject();
     WriteDuration(j, "success", s.success_count, s.success_ns);

@@ -145,6 +145,16 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   p->world = std::make_unique<ServingWorld>(*p->repository, *p->deployments);
   MonitorLoop::Options mo{
       .world = p->world.get(), .metrics = &p->metrics, .drift_store = drift_store, .feedback = p->feedback.get()};
+  mo.on_rung_change = [deployments = p->deployments.get()](const std::string& endpoint,
+                                                           const WatchedEndpoint::Overload& from,
+                                                           const WatchedEndpoint::Overload& to) {
+    const Status s = deployments->Note(
+        endpoint, {"overload", "rung",
+                   fmt::format("rung {} ({}) -> {} ({})", from.rung, from.rung_name.empty() ? "full" : from.rung_name,
+                               to.rung, to.rung_name)});
+    if (!s.ok())
+      spdlog::warn("event=rung_change_not_recorded endpoint={} error={}", LogValue(endpoint), LogValue(s.message()));
+  };
   if (options.monitoring_tick_ms > 0) mo.tick = std::chrono::milliseconds(options.monitoring_tick_ms);
   mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));

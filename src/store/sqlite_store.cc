@@ -135,6 +135,9 @@ const char* const kMigrations[] = {
     "  trigger_text TEXT NOT NULL,"
     "  result TEXT NOT NULL);"
     "CREATE INDEX benchmarks_by_endpoint ON benchmarks (endpoint, id);",
+    // 10: the overload rung that answered each prediction; degraded answers
+    // (rung > 0) are left out of quality per variant, rollouts and benchmarks.
+    "ALTER TABLE predictions ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -311,7 +314,7 @@ class SqliteStore final : public Store {
     return Transaction([&]() -> Status {
       Statement q(db_,
                   "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, "
-                  "outputs, inputs, key_hash, id_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "outputs, inputs, key_hash, id_key, rung) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       VIGIL_RETURN_IF_ERROR(q.ok());
       for (const auto& r : records) {
         q.Bind(1, r.id)
@@ -325,7 +328,8 @@ class SqliteStore final : public Store {
             .Bind(9, r.outputs)
             .Bind(10, r.inputs)
             .Bind(11, r.key_hash)
-            .Bind(12, PredictionIdKey(r.id));
+            .Bind(12, PredictionIdKey(r.id))
+            .Bind(13, static_cast<int64_t>(r.rung));
         VIGIL_RETURN_IF_ERROR(q.Run());
         q.Reset();
       }
@@ -375,7 +379,7 @@ class SqliteStore final : public Store {
     Statement q(db_,
                 "SELECT p.variant, p.outputs, f.label, f.reward, p.time_ms, f.time_ms, p.rowid FROM feedback f JOIN "
                 "predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
-                "WHERE p.endpoint = ? AND p.shadow = 0 AND p.time_ms >= ?");
+                "WHERE p.endpoint = ? AND p.shadow = 0 AND p.rung = 0 AND p.time_ms >= ?");
     q.Bind(1, endpoint).Bind(2, since_ms);
     std::vector<JoinedPrediction> out;
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
@@ -410,7 +414,7 @@ class SqliteStore final : public Store {
       MutexLock lock(mu_);
       Statement q(db_, (std::string(kColumns) +
                         "FROM feedback f JOIN predictions p ON p.id_key = f.id_key AND p.id = f.prediction_id "
-                        "WHERE f.seq > ? AND f.seq <= ? AND p.shadow = 0")
+                        "WHERE f.seq > ? AND f.seq <= ? AND p.shadow = 0 AND p.rung = 0")
                            .c_str());
       q.Bind(1, next).Bind(2, std::min(now.feedback_seq, next + kChunk));
       VIGIL_RETURN_IF_ERROR(read(q));
@@ -418,8 +422,9 @@ class SqliteStore final : public Store {
     // Predictions logged since whose feedback came first: a rowid range.
     for (int64_t next = cursor.prediction_row; next < now.prediction_row; next += kChunk) {
       MutexLock lock(mu_);
-      Statement q(db_, (std::string(kColumns) + "FROM predictions p JOIN feedback f ON f.prediction_id = p.id "
-                                                "WHERE p.rowid > ? AND p.rowid <= ? AND p.shadow = 0 AND f.seq <= ?")
+      Statement q(db_, (std::string(kColumns) +
+                        "FROM predictions p JOIN feedback f ON f.prediction_id = p.id "
+                        "WHERE p.rowid > ? AND p.rowid <= ? AND p.shadow = 0 AND p.rung = 0 AND f.seq <= ?")
                            .c_str());
       q.Bind(1, next).Bind(2, std::min(now.prediction_row, next + kChunk)).Bind(3, now.feedback_seq);
       VIGIL_RETURN_IF_ERROR(read(q));
@@ -443,7 +448,7 @@ class SqliteStore final : public Store {
         "SELECT p.variant, p.time_ms, p.latency_us, p.key_hash, p.outputs, f.label, f.reward, "
         "COALESCE(f.time_ms, 0), p.rowid FROM predictions p LEFT JOIN feedback f ON "
         "f.prediction_id = p.id WHERE p.rowid >= ? AND p.rowid < ? AND p.endpoint = ? AND "
-        "p.shadow = 0 ORDER BY p.rowid LIMIT ?",
+        "p.shadow = 0 AND p.rung = 0 ORDER BY p.rowid LIMIT ?",
         [&](Statement& q) {
           fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7), q.Int(8), ""});
         });
@@ -455,7 +460,7 @@ class SqliteStore final : public Store {
                       "SELECT p.variant, p.time_ms, p.latency_us, p.key_hash, p.outputs, f.label, f.reward, "
                       "COALESCE(f.time_ms, 0), p.rowid, p.inputs FROM predictions p LEFT JOIN feedback f ON "
                       "f.prediction_id = p.id WHERE p.rowid >= ? AND p.rowid < ? AND p.endpoint = ? AND "
-                      "p.shadow = 0 AND p.inputs != '' ORDER BY p.rowid LIMIT ?",
+                      "p.shadow = 0 AND p.rung = 0 AND p.inputs != '' ORDER BY p.rowid LIMIT ?",
                       [&](Statement& q) {
                         fn({q.Text(0), q.Int(1), q.Int(2), q.Text(3), q.Text(4), q.Double(5), q.Double(6), q.Int(7),
                             q.Int(8), q.Text(9)});
@@ -574,7 +579,7 @@ class SqliteStore final : public Store {
         endpoint, from_ms, to_ms, limit,
         "SELECT s.time_ms, p.variant, p.outputs, s.outputs, p.latency_us, s.latency_us, f.label, "
         "f.reward FROM predictions s JOIN predictions p ON p.id_key = s.id_key AND p.id = s.id AND "
-        "p.shadow = 0 AND p.endpoint = s.endpoint LEFT JOIN feedback f ON f.prediction_id = s.id "
+        "p.shadow = 0 AND p.rung = 0 AND p.endpoint = s.endpoint LEFT JOIN feedback f ON f.prediction_id = s.id "
         "WHERE s.rowid >= ? AND s.rowid < ? AND s.endpoint = ? AND s.shadow = 1 AND s.variant = ? "
         "ORDER BY s.rowid LIMIT ?",
         [&](Statement& q) {

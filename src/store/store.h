@@ -50,6 +50,9 @@ struct PredictionRecord {
   std::string outputs;   // compact JSON: the first output's values
   std::string inputs;    // compact JSON, only for sampled requests; else empty
   std::string key_hash;  // hex hash of the routing key; empty without one
+  // The overload rung that answered (routing/overload.h): 0 full; above 0 a
+  // degraded answer, left out of quality per variant, rollouts and benchmarks.
+  int rung = 0;
 };
 
 // Ground truth for a prediction: a label (class index or number) or a reward.

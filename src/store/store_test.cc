@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <set>
 
 namespace vigil {
 namespace {
@@ -247,6 +248,53 @@ TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
   EXPECT_EQ(*n, seen);
   EXPECT_EQ(seen, 30000 - 30000 / 7);
   EXPECT_GT(with_feedback, 5000);
+  fs::remove_all(dir);
+}
+
+TEST(SqliteStore, DegradedAnswersAreKeptButLeftOutOfQualityRolloutsAndBenchmarks) {
+  const fs::path dir = FreshDir("degraded");
+  auto opened = OpenSqliteStore(dir.string());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  std::vector<PredictionRecord> records;
+  for (int t = 0; t < 10; ++t) {
+    PredictionRecord r{
+        "id" + std::to_string(t), t, "ep", "production", t < 4 ? "small" : "m", 1, 100, false, "[0.5]", "[1]", ""};
+    r.rung = t < 4 ? 2 : 0;  // the first four answered by the fallback
+    records.push_back(std::move(r));
+  }
+  ASSERT_TRUE(store.WritePredictions(records).ok());
+  std::vector<FeedbackRecord> feedback;
+  for (int t = 0; t < 10; ++t) feedback.push_back({"id" + std::to_string(t), 100 + t, 1.0, {}});
+  ASSERT_TRUE(store.WriteFeedback(feedback).ok());
+
+  int64_t served = 0, sampled = 0;
+  ASSERT_TRUE(store
+                  .ScanServed("ep", 0, 100, 100,
+                              [&](const ServedPrediction& p) {
+                                ++served;
+                                EXPECT_GE(p.time_ms, 4);
+                              })
+                  .ok());
+  ASSERT_TRUE(store.ScanSampledInputs("ep", 0, 100, 100, [&](const ServedPrediction&) { ++sampled; }).ok());
+  EXPECT_EQ(served, 6);
+  EXPECT_EQ(sampled, 6);
+  auto joined = store.Joined("ep", 0);
+  ASSERT_TRUE(joined.ok());
+  EXPECT_EQ(joined->size(), 6u);
+  auto cursor = JoinCursor{};
+  auto changes = store.JoinedSince(cursor);
+  ASSERT_TRUE(changes.ok());
+  std::set<int64_t> rows;  // each change may come from both reads
+  for (const auto& c : *changes) {
+    rows.insert(c.joined.prediction_row);
+    EXPECT_GE(c.joined.time_ms, 4);
+  }
+  EXPECT_EQ(rows.size(), 6u);
+  // They are kept, and known: feedback for them is accepted.
+  auto known = store.KnownPredictions({"id0", "id9"});
+  ASSERT_TRUE(known.ok());
+  EXPECT_EQ(known->size(), 2u);
   fs::remove_all(dir);
 }
 
