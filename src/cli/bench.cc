@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "client/bench.h"
+#include "client/rate_schedule.h"
 
 namespace vigil::cli {
 namespace {
@@ -32,11 +33,31 @@ int Bench(vigil::BenchOptions o, const TargetFlags& target, bool json, double st
   return 0;
 }
 
+int Schedule(vigil::BenchOptions o, const TargetFlags& target, bool json, double stability_pct,
+             const std::string& schedule_text, vigil::ScheduleOptions so) {
+  if (auto s = target.Resolve(&o.client); !s.ok()) return Fail("bench", s.message());
+  o.timeout_s = target.timeout_s;
+  o.stability = stability_pct / 100.0;
+  auto phases = vigil::ParseRateSchedule(schedule_text);
+  if (!phases.ok()) return Fail("bench", phases.status().message());
+  so.phases = std::move(phases).value();
+  for (const auto& p : so.phases) {
+    if (p.multiple > 0 && so.capacity <= 0 && !o.concurrency.empty()) so.capacity_concurrency = o.concurrency[0];
+  }
+  std::FILE* progress = isatty(STDERR_FILENO) ? stderr : nullptr;
+  auto report = vigil::RunRateSchedule(o, so, progress);
+  if (!report.ok()) return Fail("bench", report.status().message());
+  std::printf("%s", json ? (vigil::ScheduleJson(*report) + "\n").c_str() : vigil::FormatScheduleTable(*report).c_str());
+  return 0;
+}
+
 struct BenchState {
   vigil::BenchOptions bo;
   TargetFlags bench_target;
   bool bench_json = false;
   double stability_pct = 10;
+  std::string rate_schedule;
+  vigil::ScheduleOptions so;
 };
 
 }  // namespace
@@ -79,7 +100,37 @@ Command AddBench(CLI::App& parent) {
       ->default_val(1024)
       ->check(CLI::PositiveNumber);
   bench->add_flag("--json", st->bench_json, "One JSON document on stdout instead of the table");
+  auto* schedule =
+      bench
+          ->add_option(
+              "--rate-schedule", st->rate_schedule,
+              "Open loop through phases, e.g. 1x:10s,5x:20s,1x:10s (multiples of --capacity, measured first "
+              "in closed loop at the first --concurrency, 8 by default) or 300:10s (req/s): goodput, share in "
+              "time, shed, p99 of the admitted, share and accuracy per overload rung, memory, time back to rung 0")
+          ->excludes("--rate");
+  bench
+      ->add_option("--capacity", st->so.capacity, "With --rate-schedule: requests per second at 1x (default: measured)")
+      ->check(CLI::PositiveNumber)
+      ->needs(schedule);
+  bench
+      ->add_option("--deadline-ms", st->so.deadline_ms,
+                   "With --rate-schedule: an answer later than this is not in time")
+      ->default_val(100)
+      ->check(CLI::Range(0.001, 3.6e6))
+      ->needs(schedule);
+  bench
+      ->add_option("--request-timeout-ms", st->so.request_timeout_ms,
+                   "With --rate-schedule: send this as every request's `timeout` parameter (its own deadline)")
+      ->check(CLI::Range(0.001, 3.6e6))
+      ->needs(schedule);
+  bench
+      ->add_option("--labels-column", st->so.labels_column,
+                   "With --rate-schedule and a CSV --input-data: the column of each row's class label (accuracy of "
+                   "the answers in time, per rung)")
+      ->needs(schedule);
   return {bench, [st] {
+            if (!st->rate_schedule.empty())
+              return Schedule(st->bo, st->bench_target, st->bench_json, st->stability_pct, st->rate_schedule, st->so);
             if (st->bo.concurrency.empty() && st->bo.rates.empty()) st->bo.concurrency = {1};
             return Bench(st->bo, st->bench_target, st->bench_json, st->stability_pct);
           }};

@@ -76,6 +76,7 @@ struct Conn {
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   Clock::time_point scheduled;
+  size_t sample = 0;  // the one in flight
   bool open = false;
 
   tcp::socket& Socket() {
@@ -194,6 +195,23 @@ class HttpLoadEngine final : public LoadEngine {
 
   int64_t InFlight() const override { return in_flight_.load(); }
 
+  Status SetRate(double rate) override {
+    if (level_.concurrency > 0 || workers_.empty()) return FailedPrecondition("SetRate needs a running open loop");
+    if (!(rate > 0)) return InvalidArgument("a rate must be positive");
+    const auto gap = std::chrono::duration<double>(static_cast<double>(workers_.size()) / rate);
+    for (auto& w : workers_) {
+      net::post(w->ioc, [this, w = w.get(), gap] {
+        // The next arrival moves with the new gap, so a higher rate starts at
+        // once; re-arming the timer cancels the wait for the old one.
+        w->next_arrival = std::min(w->next_arrival, Clock::now() + std::chrono::duration_cast<Clock::duration>(gap));
+        w->mean_gap = gap;
+        Tick(*w);
+      });
+    }
+    level_.rate = rate;
+    return Status::Ok();
+  }
+
  private:
   Status Open(Conn& c) {
     boost::system::error_code ec;
@@ -255,7 +273,8 @@ class HttpLoadEngine final : public LoadEngine {
     }
     Worker& w = *c->worker;
     c->scheduled = scheduled;
-    const std::string& wire = wire_[w.next_sample++ % wire_.size()];
+    c->sample = w.next_sample++ % wire_.size();
+    const std::string& wire = wire_[c->sample];
     in_flight_.fetch_add(1, std::memory_order_relaxed);
     // A request unanswered within the timeout fails, and its connection
     // closes (the pending write or read then completes with an error).
@@ -279,14 +298,20 @@ class HttpLoadEngine final : public LoadEngine {
     const auto now = Clock::now();
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     c->deadline.cancel();
+    const int64_t latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - c->scheduled).count();
     if (c->timed_out) {
       recorder_->Error("timeout", "no answer within " + std::to_string(target_.timeout.count()) + " ms (--timeout)");
+      if (recorder_->observing()) recorder_->Reply(c->sample, latency_ns, 0, "");
       c->Close();
     } else if (ec) {
-      if (running_.load()) recorder_->Error("connection", ec.message());
+      if (running_.load()) {
+        recorder_->Error("connection", ec.message());
+        if (recorder_->observing()) recorder_->Reply(c->sample, latency_ns, 0, "");
+      }
       c->Close();
     } else {
       const auto& res = c->parser->get();
+      if (recorder_->observing()) recorder_->Reply(c->sample, latency_ns, res.result_int(), res.body());
       if (res.result_int() == 200) {
         recorder_->Success(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c->scheduled).count());
       } else {

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,15 @@ class LoadRecorder {
   };
 
   void Success(int64_t latency_ns) { latency_.Record(latency_ns); }
+  // Every answer (or failure to get one) with the sample sent, its latency
+  // from the scheduled send, the HTTP status (0: none came: a timeout or a
+  // broken connection) and the body. Set before the engine starts; HTTP only.
+  using ReplyObserver = std::function<void(size_t sample, int64_t latency_ns, unsigned status, std::string_view body)>;
+  void SetReplyObserver(ReplyObserver observer) { observer_ = std::move(observer); }
+  bool observing() const { return static_cast<bool>(observer_); }
+  void Reply(size_t sample, int64_t latency_ns, unsigned status, std::string_view body) const {
+    observer_(sample, latency_ns, status, body);
+  }
   // `kind` groups errors ("HTTP 503", "UNAVAILABLE", "connection"); the
   // message is kept once per kind as an example.
   void Error(const std::string& kind, std::string_view message);
@@ -51,6 +61,7 @@ class LoadRecorder {
 
  private:
   LatencyHistogram latency_;
+  ReplyObserver observer_;
   mutable Mutex mu_;
   std::map<std::string, ErrorCount> errors_ GUARDED_BY(mu_);
 };
@@ -83,6 +94,12 @@ class LoadEngine {
   virtual void Stop(std::chrono::milliseconds grace) = 0;
   // Requests sent and not answered yet.
   virtual int64_t InFlight() const = 0;
+  // Open loop: changes the rate while running (a rate schedule). An engine
+  // that cannot says so.
+  virtual Status SetRate(double rate) {
+    (void)rate;
+    return Unimplemented("this protocol's load engine cannot change its rate while running; use HTTP");
+  }
 };
 
 StatusOr<std::unique_ptr<LoadEngine>> MakeLoadEngine(const LoadTarget& target, LoadRecorder* recorder);

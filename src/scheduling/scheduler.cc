@@ -36,7 +36,8 @@ Scheduler::Scheduler(Options options, std::vector<std::unique_ptr<Backend>> inst
     : options_(std::move(options)),
       instances_(std::move(instances)),
       queue_(options_.queue),
-      busy_(instances_.size(), false) {}
+      busy_(instances_.size(), false),
+      batch_started_(instances_.size()) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -86,6 +87,7 @@ void Scheduler::RunIfIdle() {
   busy_[idle] = true;
   for (int round = 0; round < kInlineRounds && !queue_.empty(); ++round) {
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
+    batch_started_[static_cast<size_t>(idle)] = options_.clock->Now();
     lock.Unlock();
     Execute(static_cast<size_t>(idle), d);
     lock.Lock();
@@ -105,6 +107,7 @@ void Scheduler::DrainHere() {
   while (!queue_.empty()) {
     BatchQueue::Decision d = queue_.Poll(options_.clock->Now(), true);
     if (d.batch.empty() && d.expired.empty()) break;
+    batch_started_[static_cast<size_t>(idle)] = options_.clock->Now();
     lock.Unlock();
     Execute(static_cast<size_t>(idle), d);
     lock.Lock();
@@ -118,14 +121,29 @@ Micros Scheduler::PredictedWait(uint32_t level) const {
 }
 
 Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
-  const int64_t per_batch_us = ewma_compute_us_.load(std::memory_order_relaxed);
-  if (per_batch_us <= 0) return Micros(0);
+  // A deadline is a tail: each batch at its recent compute time plus twice
+  // its recent spread, so a request admitted on the mean is not late for
+  // every batch a little slower than it.
+  const int64_t mean_us = ewma_compute_us_.load(std::memory_order_relaxed);
+  if (mean_us <= 0) return Micros(0);
+  const int64_t per_batch_us = mean_us + 2 * ewma_compute_dev_us_.load(std::memory_order_relaxed);
   const int64_t per_batch_x16 = std::max<int64_t>(16, ewma_batch_requests_x16_.load(std::memory_order_relaxed));
   const auto ahead = static_cast<int64_t>(queue_.AheadOf(level));
   const int64_t batches = ((ahead + 1) * 16 + per_batch_x16 - 1) / per_batch_x16;  // its own included
   const auto instances = static_cast<int64_t>(instances_.size());
-  const bool all_busy = IdleInstance() < 0;
-  return Micros((batches * per_batch_us + instances - 1) / instances + (all_busy ? per_batch_us / 2 : 0));
+  // When every instance is busy: until the first is free, by what its
+  // running batch has left at the recent compute time (the mean remainder,
+  // half a batch, would be short for half the requests: a deadline is a tail).
+  int64_t until_free_us = 0;
+  if (IdleInstance() < 0) {
+    const SteadyTime now = options_.clock->Now();
+    until_free_us = per_batch_us;
+    for (const SteadyTime started : batch_started_) {
+      const int64_t elapsed = std::chrono::duration_cast<Micros>(now - started).count();
+      until_free_us = std::min(until_free_us, std::max<int64_t>(per_batch_us - elapsed, 0));
+    }
+  }
+  return Micros((batches * per_batch_us + instances - 1) / instances + until_free_us);
 }
 
 // Exponentially weighted, 1/8 per batch (the first sample when it is 0);
@@ -135,7 +153,12 @@ void Scheduler::Average(std::atomic<int64_t>& ewma, int64_t sample) {
   ewma.store(old == 0 ? sample : old + (sample - old) / 8, std::memory_order_relaxed);
 }
 
-void Scheduler::RecordComputeTime(int64_t us) { Average(ewma_compute_us_, us); }
+void Scheduler::RecordComputeTime(int64_t us) {
+  // The spread first, against the mean before this batch (as TCP's RTO does).
+  const int64_t mean = ewma_compute_us_.load(std::memory_order_relaxed);
+  if (mean > 0) Average(ewma_compute_dev_us_, std::abs(us - mean));
+  Average(ewma_compute_us_, us);
+}
 
 StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, int64_t rows) {
   std::vector<Tensor> outputs;
@@ -214,6 +237,7 @@ void Scheduler::WorkerLoop() {
       continue;
     }
     busy_[idle] = true;
+    batch_started_[static_cast<size_t>(idle)] = options_.clock->Now();
     const bool more = !queue_.empty();
     lock.Unlock();
     // Another worker may be able to take the rest of the queue.

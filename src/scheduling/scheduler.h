@@ -115,7 +115,8 @@ class Scheduler {
   // answered: the batches ahead of it and its own — the waiting requests it
   // would not overtake, plus itself, over the requests a recent batch held —
   // each at the recent compute time per batch, shared among the instances;
-  // plus half a batch when every instance is busy. Zero before any batch ran.
+  // plus, when every instance is busy, what the first to finish has left of
+  // its running batch at that compute time. Zero before any batch ran.
   Micros PredictedWait(uint32_t level = std::numeric_limits<uint32_t>::max()) const EXCLUDES(mu_);
   // Requests queued or executing.
   int64_t InFlight() const { return in_flight_.load(); }
@@ -141,10 +142,12 @@ class Scheduler {
   mutable Mutex mu_;
   CondVar cv_;
   BatchQueue queue_ GUARDED_BY(mu_);
-  std::vector<bool> busy_ GUARDED_BY(mu_);  // per instance
+  std::vector<bool> busy_ GUARDED_BY(mu_);                 // per instance
+  std::vector<SteadyTime> batch_started_ GUARDED_BY(mu_);  // per instance: its running (or last) batch's start
   bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> ewma_compute_us_{0};
+  std::atomic<int64_t> ewma_compute_dev_us_{0};       // mean absolute deviation of a batch's compute time
   std::atomic<int64_t> ewma_batch_requests_x16_{16};  // requests per executed batch, ×16
   mutable Mutex batch_stats_mu_;
   std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_ GUARDED_BY(batch_stats_mu_);

@@ -229,15 +229,20 @@ TEST_F(SchedulerTest, PredictedWaitCountsTheBatchesAheadAndShedsWhatCannotFinish
   Submit(*s, "blocker", 1);
   WaitForExecutions(5);
   for (int i = 0; i < 3; ++i) Submit(*s, "queued" + std::to_string(i), 1);
-  // Busy: half the running batch, three batches ahead and its own.
-  EXPECT_EQ(s->PredictedWait(), Micros(500 + 4 * 1000));
-  EXPECT_EQ(s->PredictedWait(1), Micros(500 + 1000)) << "a higher priority overtakes the queue";
+  // Busy: what the running batch has left (all of it: the clock has not
+  // moved since it began), three batches ahead and its own.
+  EXPECT_EQ(s->PredictedWait(), Micros(1000 + 4 * 1000));
+  EXPECT_EQ(s->PredictedWait(1), Micros(1000 + 1000)) << "a higher priority overtakes the queue";
+  clock_.Advance(Micros(600));  // the running batch has 400 us left
+  EXPECT_EQ(s->PredictedWait(), Micros(400 + 4 * 1000));
+  clock_.Advance(Micros(1000));  // it overran: it may end at any moment
+  EXPECT_EQ(s->PredictedWait(), Micros(4 * 1000));
   auto late = MakeRequest("late", 1, {});
   late->deadline = clock_.Now() + Micros(2000);
   late->done = results_.Callback("late");
   const Status shed = s->Enqueue(late);
   EXPECT_EQ(shed.code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(shed.message().find("would answer in about 4.5 ms (3 requests waiting), after the request's deadline "
+  EXPECT_NE(shed.message().find("would answer in about 4.0 ms (3 requests waiting), after the request's deadline "
                                 "in 2.0 ms: shed"),
             std::string::npos)
       << shed.message();
