@@ -124,11 +124,16 @@ Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
   // A deadline is a tail: each batch at its recent compute time plus twice
   // its recent spread, so a request admitted on the mean is not late for
   // every batch a little slower than it.
+  // An idle version (nothing ahead, an instance free) predicts its own batch
+  // at the mean alone: it can always be tried, so an estimate that came out
+  // too high (the warm-up's slow first calls) cannot shed all its traffic
+  // and never be corrected.
   const int64_t mean_us = ewma_compute_us_.load(std::memory_order_relaxed);
   if (mean_us <= 0) return Micros(0);
-  const int64_t per_batch_us = mean_us + 2 * ewma_compute_dev_us_.load(std::memory_order_relaxed);
-  const int64_t per_batch_x16 = std::max<int64_t>(16, ewma_batch_requests_x16_.load(std::memory_order_relaxed));
   const auto ahead = static_cast<int64_t>(queue_.AheadOf(level));
+  const bool idle = ahead == 0 && IdleInstance() >= 0;
+  const int64_t per_batch_us = mean_us + (idle ? 0 : 2 * ewma_compute_dev_us_.load(std::memory_order_relaxed));
+  const int64_t per_batch_x16 = std::max<int64_t>(16, ewma_batch_requests_x16_.load(std::memory_order_relaxed));
   const int64_t batches = ((ahead + 1) * 16 + per_batch_x16 - 1) / per_batch_x16;  // its own included
   const auto instances = static_cast<int64_t>(instances_.size());
   // When every instance is busy: until the first is free, by what its
@@ -164,7 +169,9 @@ StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, i
   std::vector<Tensor> outputs;
   const SteadyTime start = std::chrono::steady_clock::now();
   VIGIL_RETURN_IF_ERROR(instances_[0]->Execute(inputs, outputs));
-  RecordComputeTime(MicrosBetween(start, std::chrono::steady_clock::now()));
+  // Warm-up and load checks seed the mean, not the spread: a runtime's first
+  // calls are atypically slow.
+  Average(ewma_compute_us_, MicrosBetween(start, std::chrono::steady_clock::now()));
   VIGIL_RETURN_IF_ERROR(CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, rows));
   return outputs;
 }

@@ -121,7 +121,7 @@ TEST(Overload, UnderASpikeTheFallbackAnswersShedRepliesCarryRetryAfterAndCalmBri
   std::atomic<bool> stop{false};
   std::atomic<int> sent{0}, fallback{0}, full{0}, shed{0}, late{0}, other{0};
   std::mutex mu;
-  std::string unexpected;
+  std::string unexpected, first_shed;
   std::vector<std::thread> clients;
   for (int t = 0; t < 12; ++t) {
     clients.emplace_back([&, t] {
@@ -131,7 +131,10 @@ TEST(Overload, UnderASpikeTheFallbackAnswersShedRepliesCarryRetryAfterAndCalmBri
         if (!r.ok()) continue;
         if (r->status != 200) {
           if (r->status == 429) {  // shed under the spike: allowed
-            shed++;
+            if (shed++ == 0) {
+              std::lock_guard lock(mu);
+              first_shed = r->body;
+            }
             continue;
           }
           // Admitted on a prediction that proved short (the batches grew
@@ -165,7 +168,8 @@ TEST(Overload, UnderASpikeTheFallbackAnswersShedRepliesCarryRetryAfterAndCalmBri
   auto status = c->Get("/v1/deployments/spiky/status");
   stop = true;
   for (auto& t : clients) t.join();
-  ASSERT_TRUE(degraded) << "fallback answers: " << fallback << ", full: " << full << " after "
+  ASSERT_TRUE(degraded) << "fallback answers: " << fallback << ", full: " << full << ", shed: " << shed
+                        << " (first: " << first_shed << ") after "
                         << std::chrono::duration<double>(std::chrono::steady_clock::now() - spike_start).count()
                         << " s";
   EXPECT_EQ(other.load(), 0) << unexpected;
