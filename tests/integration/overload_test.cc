@@ -177,7 +177,9 @@ TEST(Overload, UnderASpikeTheFallbackAnswersShedRepliesCarryRetryAfterAndCalmBri
   EXPECT_LE(late.load(), answered / 10) << late << " of " << answered << " timed out in a queue";
   // The wide model kept answering what it could in time (under sanitizers a
   // batch of it may take longer than the whole deadline).
-  if (!kSanitized) EXPECT_GT(full.load(), 0);
+  if (!kSanitized) {
+    EXPECT_GT(full.load(), 0);
+  }
   ASSERT_TRUE(status.ok());
   const auto st = ParseBody(status->body);
   ASSERT_TRUE(st.HasMember("overload")) << status->body;
