@@ -427,6 +427,23 @@ StatusOr<LevelResult> MeasureLevel(LoadEngine& engine, LoadRecorder& recorder, c
   return r;
 }
 
+StatusOr<LoadTarget> ProbeTarget(InferenceClient& client, const BenchOptions& o, std::vector<InferCall> samples) {
+  // One request first: a model that rejects the data fails here, clearly.
+  InferCall probe = samples.at(0);
+  probe.model = o.model;
+  VIGIL_ASSIGN_OR_RETURN(probe.version, ParseVersionString(o.version));
+  if (auto reply = client.Infer(probe); !reply.ok()) return reply.status().WithContext("the first request failed");
+  LoadTarget target;
+  target.client = o.client;
+  target.model = o.model;
+  target.version = o.version;
+  target.samples = std::move(samples);
+  target.threads = o.threads;
+  target.max_connections = o.max_connections;
+  target.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  return target;
+}
+
 StatusOr<BenchReport> RunBench(const BenchOptions& o, std::FILE* progress) {
   if (o.concurrency.empty() && o.rates.empty()) return InvalidArgument("give --concurrency or --rate");
   for (int c : o.concurrency)
@@ -445,20 +462,7 @@ StatusOr<BenchReport> RunBench(const BenchOptions& o, std::FILE* progress) {
   report.protocol = o.client.protocol == Protocol::kHttp ? (o.client.binary ? "http (binary)" : "http (JSON)")
                                                          : (o.client.binary ? "grpc (raw)" : "grpc (typed)");
   VIGIL_ASSIGN_OR_RETURN(auto samples, BuildSamples(*metadata, o.batch, o.input_data, &report.input_note));
-  // One request first: a model that rejects the data fails here, clearly.
-  InferCall probe = samples[0];
-  probe.model = o.model;
-  VIGIL_ASSIGN_OR_RETURN(probe.version, ParseVersionString(o.version));
-  if (auto reply = client->Infer(probe); !reply.ok()) return reply.status().WithContext("the first request failed");
-
-  LoadTarget target;
-  target.client = o.client;
-  target.model = o.model;
-  target.version = o.version;
-  target.samples = std::move(samples);
-  target.threads = o.threads;
-  target.max_connections = o.max_connections;
-  target.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  VIGIL_ASSIGN_OR_RETURN(LoadTarget target, ProbeTarget(*client, o, std::move(samples)));
 
   std::vector<LoadLevel> levels;
   for (int c : o.concurrency) levels.push_back({c, 0, false});

@@ -73,6 +73,10 @@ struct BenchReport {
 StatusOr<std::vector<InferCall>> BuildSamples(const ModelMetadata& metadata, int batch, const std::string& input_data,
                                               std::string* note);
 
+// Sends samples[0] once (a model that rejects the data fails here, with
+// the server's reason) and makes the load target of `options` and `samples`.
+StatusOr<LoadTarget> ProbeTarget(InferenceClient& client, const BenchOptions& options, std::vector<InferCall> samples);
+
 // Measures one level with an engine already made for the target. `progress`
 // (may be null) gets a one-line status, rewritten with \r, per window.
 StatusOr<LevelResult> MeasureLevel(LoadEngine& engine, LoadRecorder& recorder, const LoadLevel& level,

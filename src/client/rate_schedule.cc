@@ -158,19 +158,7 @@ StatusOr<ScheduleReport> RunRateSchedule(const BenchOptions& o, const ScheduleOp
       for (int b = 0; b < o.batch; ++b) l.push_back(labels[next++ % labels.size()]);
     }
   }
-  InferCall probe = samples[0];
-  probe.model = o.model;
-  VIGIL_ASSIGN_OR_RETURN(probe.version, ParseVersionString(o.version));
-  if (auto reply = client->Infer(probe); !reply.ok()) return reply.status().WithContext("the first request failed");
-
-  LoadTarget target;
-  target.client = o.client;
-  target.model = o.model;
-  target.version = o.version;
-  target.samples = samples;
-  target.threads = o.threads;
-  target.max_connections = o.max_connections;
-  target.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000));
+  VIGIL_ASSIGN_OR_RETURN(LoadTarget target, ProbeTarget(*client, o, std::move(samples)));
 
   report.capacity = so.capacity;
   if (report.capacity <= 0) {

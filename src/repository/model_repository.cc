@@ -176,16 +176,19 @@ void ModelRepository::Poll() {
   }
   // Ensembles after the models they combine, so their members are checked
   // when they load.
-  std::vector<std::string> ensembles;
+  // Each config is read once per poll.
+  std::vector<std::pair<std::string, StatusOr<std::string>>> ensembles;
   for (const auto& name : on_disk) {
     if (unloaded_by_request_.count(name)) continue;
-    if (IsEnsemble(name)) {
-      ensembles.push_back(name);
+    StatusOr<std::string> text = ConfigText(name);
+    const auto parsed = text.ok() ? ParseModelConfig(name, *text) : StatusOr<ModelConfig>(text.status());
+    if (parsed.ok() && parsed->backend == BackendKind::kEnsemble) {
+      ensembles.emplace_back(name, std::move(text));
     } else {
-      SyncModel(name, false);
+      SyncModel(name, false, std::move(text));
     }
   }
-  for (const auto& name : ensembles) SyncModel(name, false);
+  for (auto& [name, text] : ensembles) SyncModel(name, false, std::move(text));
   // Models whose folder disappeared.
   std::vector<std::string> gone;
   {
@@ -285,16 +288,13 @@ void ModelRepository::RemoveModel(const std::string& name, const std::string& re
                LogValue(reason.empty() ? "removed from disk" : reason));
 }
 
-bool ModelRepository::IsEnsemble(const std::string& name) const {
+StatusOr<std::string> ModelRepository::ConfigText(const std::string& name) const {
   auto override_it = config_overrides_.find(name);
-  auto text = override_it != config_overrides_.end() ? StatusOr<std::string>(override_it->second)
-                                                     : ReadFile(options_.root / name / "config.yaml");
-  if (!text.ok()) return false;
-  auto parsed = ParseModelConfig(name, *text);
-  return parsed.ok() && parsed->backend == BackendKind::kEnsemble;
+  if (override_it != config_overrides_.end()) return override_it->second;
+  return ReadFile(options_.root / name / "config.yaml");
 }
 
-void ModelRepository::SyncModel(const std::string& name, bool force) {
+void ModelRepository::SyncModel(const std::string& name, bool force, std::optional<StatusOr<std::string>> read) {
   const fs::path dir = options_.root / name;
   auto set_model_error = [&](const std::string& error) {
     MutexLock lock(records_mu_);
@@ -304,9 +304,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force) {
     current = error;
   };
 
-  auto override_it = config_overrides_.find(name);
-  auto text = override_it != config_overrides_.end() ? StatusOr<std::string>(override_it->second)
-                                                     : ReadFile(dir / "config.yaml");
+  auto text = read ? std::move(*read) : ConfigText(name);
   if (!text.ok()) {
     set_model_error("model '" + name + "': missing config.yaml in " + dir.string());
     return;

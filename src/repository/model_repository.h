@@ -120,7 +120,9 @@ class ModelRepository {
 
   explicit ModelRepository(Options options);
   // Loads the model folder `name`; `force` reloads unchanged versions too.
-  void SyncModel(const std::string& name, bool force) REQUIRES(control_mu_);
+  // `read`: its config text (or why there is none), when the caller read it already.
+  void SyncModel(const std::string& name, bool force, std::optional<StatusOr<std::string>> read = std::nullopt)
+      REQUIRES(control_mu_);
   void RemoveModel(const std::string& name, const std::string& reason);
   StatusOr<std::shared_ptr<ModelVersion>> LoadVersion(std::shared_ptr<const ModelConfig> config, int64_t version,
                                                       const std::filesystem::path& model_file,
@@ -128,8 +130,8 @@ class ModelRepository {
   StatusOr<std::shared_ptr<ModelVersion>> LoadEnsembleVersion(std::shared_ptr<const ModelConfig> config,
                                                               int64_t version, const std::filesystem::path& version_dir,
                                                               const std::string& fingerprint);
-  // Whether the model folder's config (or its override) is an ensemble's.
-  bool IsEnsemble(const std::string& name) const REQUIRES(control_mu_);
+  // The model's config text: its override, else its config.yaml.
+  StatusOr<std::string> ConfigText(const std::string& name) const REQUIRES(control_mu_);
   void Publish(const std::string& name, std::shared_ptr<const ModelConfig> config,
                std::map<int64_t, std::shared_ptr<ModelVersion>> versions);
   void Retire(std::shared_ptr<ModelVersion> version);

@@ -20,18 +20,12 @@ class ModelVersion {
  public:
   ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
                std::string fingerprint, std::shared_ptr<DriftMonitor> monitor = nullptr)
-      : config_(std::move(config)),
-        version_(version),
-        monitor_(std::move(monitor)),
-        scheduler_(std::move(scheduler)),
-        fingerprint_(std::move(fingerprint)) {}
+      : ModelVersion(std::move(config), version, std::move(scheduler), nullptr, std::move(fingerprint),
+                     std::move(monitor)) {}
   ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<EnsembleCounters> counters,
                std::string fingerprint, std::shared_ptr<DriftMonitor> monitor = nullptr)
-      : config_(std::move(config)),
-        version_(version),
-        monitor_(std::move(monitor)),
-        ensemble_(std::move(counters)),
-        fingerprint_(std::move(fingerprint)) {}
+      : ModelVersion(std::move(config), version, nullptr, std::move(counters), std::move(fingerprint),
+                     std::move(monitor)) {}
 
   const ModelConfig& config() const { return *config_; }
   const std::shared_ptr<const ModelConfig>& shared_config() const { return config_; }
@@ -55,6 +49,16 @@ class ModelVersion {
   }
 
  private:
+  ModelVersion(std::shared_ptr<const ModelConfig> config, int64_t version, std::unique_ptr<Scheduler> scheduler,
+               std::unique_ptr<EnsembleCounters> counters, std::string fingerprint,
+               std::shared_ptr<DriftMonitor> monitor)
+      : config_(std::move(config)),
+        version_(version),
+        monitor_(std::move(monitor)),
+        scheduler_(std::move(scheduler)),
+        ensemble_(std::move(counters)),
+        fingerprint_(std::move(fingerprint)) {}
+
   std::shared_ptr<const ModelConfig> config_;
   int64_t version_;
   std::shared_ptr<DriftMonitor> monitor_;  // outlives the scheduler that feeds it
