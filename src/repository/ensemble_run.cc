@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 
@@ -27,23 +28,32 @@ std::string LeftOutReason(const Status& s) {
   }
 }
 
-// One request's run through the members; shared by their completions.
+// One request's run through the members; shared by their completions and,
+// with a deadline, the timer. Whichever comes first of the last member's
+// answer and the deadline finishes it (`finished`); what arrives later is
+// let go of.
 struct Run {
   std::shared_ptr<ModelVersion> ensemble;
   std::unique_ptr<InferenceRequest> request;  // the ensemble's, inputs kept for monitoring
   const Clock* clock = nullptr;
   SteadyTime start;
   std::function<void(EnsembleAnswer&&)> done;
-  std::vector<std::string> labels;  // per member, "model:version" (the version that was pinned)
+  std::vector<CancelToken> tokens;  // per member: what drops a late one unrun
+  DeadlineTimer* timer = nullptr;
+  DeadlineTimer::Id timer_id = 0;  // set before the last Release
   std::atomic<size_t> pending{0};
   Mutex mu;
+  bool finished GUARDED_BY(mu) = false;
+  std::vector<std::string> labels GUARDED_BY(mu);  // per member, "model:version" (the version that was pinned)
   std::vector<std::optional<Tensor>> outputs GUARDED_BY(mu);
   std::vector<Status> errors GUARDED_BY(mu);
 
   void Answer(size_t member, Status status, std::vector<Tensor> out) EXCLUDES(mu) {
     {
       MutexLock lock(mu);
-      if (status.ok() && out.size() == 1) {
+      if (finished) {
+        // Answered after the deadline's answer went: not combined.
+      } else if (status.ok() && out.size() == 1) {
         outputs[member] = std::move(out[0]);
       } else {
         errors[member] = status.ok() ? Internal("the member answered without its output") : std::move(status);
@@ -51,27 +61,43 @@ struct Run {
     }
     Release();
   }
-  void Release() {
-    if (pending.fetch_sub(1) == 1) Finish();
+  void Label(size_t member, std::string label) EXCLUDES(mu) {
+    MutexLock lock(mu);
+    labels[member] = std::move(label);
   }
-  void Finish() EXCLUDES(mu);
+  void Release() {
+    if (pending.fetch_sub(1) == 1) Finish(false);
+  }
+  // The timer's: the deadline (less the margin) has come.
+  void Expire() { Finish(true); }
+  void Finish(bool at_deadline) EXCLUDES(mu);
 };
 
-void Run::Finish() {
+void Run::Finish(bool at_deadline) {
   const ModelConfig& c = ensemble->config();
   EnsembleCounters& counters = *ensemble->ensemble();
   EnsembleAnswer answer;
   std::vector<MemberOutput> combined;
   std::vector<std::pair<StatusCode, std::string>> failures;
+  std::vector<size_t> late;
   {
     MutexLock lock(mu);
+    if (finished) return;
+    finished = true;
     for (size_t i = 0; i < outputs.size(); ++i) {
       if (outputs[i]) {
         combined.push_back({&*outputs[i], c.ensemble.members[i].weight});
         answer.answered.push_back(labels[i]);
         continue;
       }
-      const std::string reason = LeftOutReason(errors[i]);
+      std::string reason;
+      if (errors[i].ok()) {  // still running at the deadline
+        late.push_back(i);
+        errors[i] = DeadlineExceeded("did not answer before the request's deadline");
+        reason = "late";
+      } else {
+        reason = LeftOutReason(errors[i]);
+      }
       counters.LeftOut(labels[i], reason);
       answer.left_out.push_back(labels[i] + " (" + reason + ")");
       failures.emplace_back(errors[i].code(), labels[i] + ": " + errors[i].message());
@@ -98,6 +124,7 @@ void Run::Finish() {
         if (fc != code) code = StatusCode::kUnavailable;
         why += (why.empty() ? "" : "; ") + text;
       }
+      if (at_deadline) code = StatusCode::kDeadlineExceeded;  // the client's time is up whatever the reasons
       if (code != StatusCode::kResourceExhausted && code != StatusCode::kDeadlineExceeded)
         code = StatusCode::kUnavailable;
       answer.status =
@@ -108,6 +135,9 @@ void Run::Finish() {
                                                                         : "members");
     }
   }
+  // A late member still queued is dropped unrun; one running finishes and is let go of.
+  for (size_t i : late) tokens[i].Cancel();
+  if (!at_deadline && timer_id != 0) timer->Cancel(timer_id);
   auto respond = std::move(done);
   respond(std::move(answer));
 }
@@ -135,33 +165,46 @@ void RunEnsemble(const AcquireVersion& acquire, std::shared_ptr<ModelVersion> en
   run->clock = options.clock;
   run->start = options.clock->Now();
   run->done = std::move(done);
-  run->labels.resize(n);
   {
     MutexLock lock(run->mu);
+    run->labels.resize(n);
     run->outputs.resize(n);
     run->errors.resize(n);
   }
   ensemble->ensemble()->Begin();
+  run->request = std::move(request);
+  const InferenceRequest& r = *run->request;  // read-only from here on, by the timer too
   // One more than the members: the answer waits for this loop to end even
   // when every member answers inline.
   run->pending.store(n + 1);
-  const InferenceRequest& r = *request;
   // A cancellable request cancels each member's own token (a token holds one
-  // action: the member's scheduler wake-up).
-  std::vector<CancelToken> tokens(n);
-  if (r.cancel.cancellable()) {
+  // action: the member's scheduler wake-up); so does the deadline's answer,
+  // for the members it leaves out.
+  const bool timed = options.timer && r.deadline != SteadyTime::max();
+  std::vector<CancelToken>& tokens = run->tokens;
+  tokens.resize(n);
+  if (r.cancel.cancellable() || timed) {
     for (auto& t : tokens) t = CancelToken::Create();
+  }
+  // Set before any member is asked: a member may run on this thread (an
+  // idle instance, inline), and the deadline holds whatever it takes.
+  if (timed) {
+    const SteadyTime at = r.deadline - std::chrono::duration_cast<SteadyTime::duration>(kEnsembleAnswerMargin);
+    run->timer = options.timer;
+    run->timer_id = options.timer->At(std::max(at, run->start), [weak = std::weak_ptr<Run>(run)] {
+      if (auto live = weak.lock()) live->Expire();
+    });
   }
   for (size_t i = 0; i < n; ++i) {
     const EnsembleMember& m = c.ensemble.members[i];
-    run->labels[i] = m.model + ":" + (m.version ? std::to_string(m.version) : std::string("latest"));
+    run->Label(i, m.model + ":" + (m.version ? std::to_string(m.version) : std::string("latest")));
     auto pinned = acquire(m.model, m.version);
     if (!pinned.ok()) {
       run->Answer(i, pinned.status(), {});
       continue;
     }
     std::shared_ptr<ModelVersion> mv = std::move(pinned).value();
-    run->labels[i] = m.model + ":" + std::to_string(mv->version());
+    run->Label(i, m.model + ":" + std::to_string(mv->version()));
     Status fits = mv->scheduler() ? CheckEnsembleMember(c, i, mv->config())
                                   : InvalidArgument("ensemble member '" + m.model + "' is itself an ensemble");
     if (!fits.ok()) {
@@ -196,7 +239,6 @@ void RunEnsemble(const AcquireVersion& acquire, std::shared_ptr<ModelVersion> en
       for (const auto& t : tokens) t.Cancel();
     });
   }
-  run->request = std::move(request);
   run->Release();
 }
 

@@ -5,7 +5,11 @@
 // admission (it cannot answer before the deadline), times out or fails is
 // left out; when the last member has answered, those that did are combined
 // if at least `min_members` did, else the request fails with each member's
-// reason.
+// reason. With a timer and a deadline, the request does not wait past its
+// deadline for a member that was admitted but overran (Clipper's way): just
+// before the deadline it answers with the members that have returned, if
+// `min_members` have, else fails; the others are left out as `late` and
+// cancelled, so a queued one is dropped unrun.
 #pragma once
 
 #include <functional>
@@ -13,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/deadline_timer.h"
 #include "core/status.h"
 #include "repository/model_version.h"
 
@@ -31,7 +36,14 @@ struct EnsembleRunOptions {
   Scheduler::EnqueueMode mode = Scheduler::EnqueueMode::kRunIfIdle;
   std::function<void(std::shared_ptr<ModelVersion>)> queued = nullptr;
   const Clock* clock = SystemClock::Get();
+  // Answers at the deadline (less kEnsembleAnswerMargin) with the members
+  // that have returned; null: waits for every member.
+  DeadlineTimer* timer = nullptr;
 };
+
+// How long before its deadline an ensemble answers with the members it has:
+// the time to combine and send the answer, so it still arrives in time.
+inline constexpr Micros kEnsembleAnswerMargin{1000};
 
 // `request` is bound to the ensemble's config (BindInputs) and carries the
 // deadline, priority, cancel token and `monitored`; its `done` is not used.

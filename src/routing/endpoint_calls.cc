@@ -221,9 +221,11 @@ void EndpointCalls::ShadowLoop() {
     for (size_t begin = 0; begin < run.size();) {
       size_t end = begin + 1;
       while (end < run.size() && run[end].router == run[begin].router && run[end].variant == run[begin].variant) ++end;
-      const Router& router = *run[begin].router;
-      const Variant& v = router.spec().candidates[static_cast<size_t>(run[begin].variant)];
-      VariantStats& stats = router.Stats(run[begin].variant);
+      // Held here: the copies below take theirs along, and their answers may
+      // let go of the last other reference (a spec change) before the charge.
+      const std::shared_ptr<const Router> router = run[begin].router;
+      const Variant& v = router->spec().candidates[static_cast<size_t>(run[begin].variant)];
+      VariantStats& stats = router->Stats(run[begin].variant);
       const double max_cpu = v.max_cpu.value_or(kDefaultShadowMaxCpu);
       const double cap = max_cpu * std::chrono::duration<double>(kShadowBudgetWindow).count();
       const SteadyTime now = clock_.Now();
@@ -306,10 +308,12 @@ void EndpointCalls::Infer(std::shared_ptr<const Router> router, InferCall&& call
     }
     const auto priority =
         static_cast<uint32_t>(std::min<int64_t>(IntParameter(call.parameters, "priority"), UINT32_MAX));
+    // Rows as a batching model counts them (its scheduler bounds the figure).
+    const int64_t rows = call.inputs.empty() || call.inputs[0].shape.empty() ? 1 : call.inputs[0].shape[0];
     const Micros budget = std::chrono::duration_cast<Micros>(deadline - now);
     rung = ChooseRung(
-        budget, options_.models->Predict(v.model, v.version, priority),
-        o.fallback ? options_.models->Predict(o.fallback->model, o.fallback->version, priority) : std::nullopt);
+        budget, options_.models->Predict(v.model, v.version, priority, rows),
+        o.fallback ? options_.models->Predict(o.fallback->model, o.fallback->version, priority, rows) : std::nullopt);
     if (rung == kRungShed) {
       NoteRung(*router, kRungShed, now);
       InferReply shed;

@@ -45,8 +45,10 @@ class ModelRunner {
   // nullopt when it is not loaded.
   virtual std::optional<bool> Busy(const std::string& model, int64_t version) const = 0;
   // How long that model version would take to answer a request of
-  // `priority` (0: the lowest) enqueued now; nullopt when it is not loaded.
-  virtual std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority) const = 0;
+  // `priority` (0: the lowest) and `rows` rows enqueued now; nullopt when
+  // it is not loaded.
+  virtual std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority,
+                                               int64_t rows) const = 0;
   // Runs `submit`, whose Run calls are then executed together on this
   // thread (the shadow thread: never on a serving one).
   virtual void RunTogether(const std::function<void()>& submit) = 0;

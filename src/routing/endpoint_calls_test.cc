@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <functional>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -39,12 +42,13 @@ class FakeRunner final : public ModelRunner {
     done(Status::Ok(), std::move(reply));
   }
   std::optional<bool> Busy(const std::string& model, int64_t) const override {
+    if (on_busy) on_busy();
     MutexLock lock(mu_);
     if (!loaded_.count(model)) return std::nullopt;
     return busy_.count(model) > 0;
   }
   void RunTogether(const std::function<void()>& submit) override { submit(); }
-  std::optional<PredictedWait> Predict(const std::string& model, int64_t, uint32_t) const override {
+  std::optional<PredictedWait> Predict(const std::string& model, int64_t, uint32_t, int64_t) const override {
     MutexLock lock(mu_);
     if (!loaded_.count(model)) return std::nullopt;
     auto it = waits_.find(model);
@@ -56,6 +60,7 @@ class FakeRunner final : public ModelRunner {
   }
 
   FakeClock* clock = nullptr;
+  std::function<void()> on_busy;  // the shadow thread asks Busy at the start of each round
   std::string slow_model;
   Micros slow_cost{0};
 
@@ -214,6 +219,30 @@ TEST(EndpointCalls, ShadowsRunOnTheirOwnThreadAndGiveWayWhenTheirModelIsBusy) {
   h.calls->Stop();
   ASSERT_TRUE(h.Call("c").first.ok());  // after Stop, copies are dropped at once
   EXPECT_EQ(h.Counted(dropped), 2);
+}
+
+// A spec change while copies wait leaves them the only holders of the old
+// router: the copies' answers let go of it, and its budget is still charged
+// safely after they ran (a use after free under ASan before the round held
+// its own reference).
+TEST(EndpointCalls, ShadowCopiesOutliveTheSpecTheyWereMadeUnder) {
+  Harness h(
+      "production: {model: churn, version: 1}\n"
+      "candidates: [{name: xgb, model: churn_xgb, mode: shadow, share: 100}]\n");
+  std::promise<void> changed;
+  std::shared_future<void> go = changed.get_future().share();
+  std::atomic<bool> in_round{false};
+  h.runner.on_busy = [&in_round, go] {
+    in_round = true;
+    go.wait();
+  };
+  ASSERT_TRUE(h.Call("a").first.ok());
+  ASSERT_TRUE(Eventually([&] { return in_round.load(); }));  // the copy is the round's now
+  ASSERT_TRUE(h.deployments.Apply("churn_ep", "production: {model: churn, version: 1}\n", {"test", "apply", ""}).ok());
+  changed.set_value();
+  const std::string ok = R"(vigil_shadow_requests_total{endpoint="churn_ep",variant="xgb",result="ok"})";
+  EXPECT_TRUE(Eventually([&] { return h.Counted(ok) == 1; }));
+  h.calls->Stop();
 }
 
 TEST(EndpointCalls, FailuresAreCountedAsTheServersOrTheClients) {

@@ -68,7 +68,8 @@ InferenceService::InferenceService(ModelRepository& repository, Options options)
     : repository_(repository),
       metrics_(*options.metrics),
       clock_(options.clock ? options.clock : SystemClock::Get()),
-      deployments_(*options.deployments) {}
+      deployments_(*options.deployments),
+      ensemble_timer_(*clock_, "vigil-ensemble") {}
 
 InferenceService::~InferenceService() { Stop(); }
 
@@ -89,21 +90,21 @@ std::optional<bool> InferenceService::Busy(const std::string& model, int64_t ver
   return false;
 }
 
-std::optional<PredictedWait> InferenceService::Predict(const std::string& model, int64_t version,
-                                                       uint32_t priority) const {
+std::optional<PredictedWait> InferenceService::Predict(const std::string& model, int64_t version, uint32_t priority,
+                                                       int64_t rows) const {
   auto pinned = repository_.Acquire(model, version);
   if (!pinned.ok()) return std::nullopt;
   const ModelVersion& mv = **pinned;
   const uint32_t level = priority == 0 ? std::numeric_limits<uint32_t>::max() : priority;
   if (mv.scheduler()) {
-    const Micros w = mv.scheduler()->PredictedWait(level);
+    const Micros w = mv.scheduler()->PredictedWait(level, rows);
     return PredictedWait{w, w};
   }
   // An ensemble: every member's wait, a member not loaded never answering.
   std::vector<Micros> waits;
   for (const EnsembleMember& m : mv.config().ensemble.members) {
     auto member = repository_.Acquire(m.model, m.version);
-    waits.push_back(member.ok() && (*member)->scheduler() ? (*member)->scheduler()->PredictedWait(level)
+    waits.push_back(member.ok() && (*member)->scheduler() ? (*member)->scheduler()->PredictedWait(level, rows)
                                                           : Micros::max());
   }
   std::sort(waits.begin(), waits.end());
@@ -202,7 +203,8 @@ void InferenceService::InferPinned(std::shared_ptr<ModelVersion> mv, InferCall&&
   if (mv->ensemble()) {
     EnsembleRunOptions run{.mode = scope ? Scheduler::EnqueueMode::kQueueOnly : Scheduler::EnqueueMode::kRunIfIdle,
                            .queued = [scope](std::shared_ptr<ModelVersion> member) { scope->Add(std::move(member)); },
-                           .clock = clock_};
+                           .clock = clock_,
+                           .timer = &ensemble_timer_};
     auto acquire = [this](const std::string& model, int64_t version) { return repository_.Acquire(model, version); };
     return RunEnsemble(acquire, std::move(mv), std::move(req), run,
                        [reply = std::move(reply), done](EnsembleAnswer&& answer) mutable {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/deadline_timer.h"
 #include "core/infer_call.h"
 #include "repository/model_repository.h"
 #include "routing/deployments.h"
@@ -60,7 +61,8 @@ class InferenceService final : public ModelRunner {
   // one has requests waiting; batches run together on the caller's thread.
   void Run(InferCall&& call, Done done) override;
   std::optional<bool> Busy(const std::string& model, int64_t version) const override;
-  std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority) const override;
+  std::optional<PredictedWait> Predict(const std::string& model, int64_t version, uint32_t priority,
+                                       int64_t rows) const override;
   void RunTogether(const std::function<void()>& submit) override;
 
   // While a BatchScope is alive on a thread, Infer on that thread only
@@ -94,6 +96,8 @@ class InferenceService final : public ModelRunner {
   const Clock* const clock_;
   const Deployments& deployments_;
   std::unique_ptr<EndpointCalls> endpoints_;  // set by Create
+  // Ensembles answer at their deadline with the members that have returned.
+  DeadlineTimer ensemble_timer_;
 };
 
 }  // namespace vigil

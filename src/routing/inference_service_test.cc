@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <fstream>
 #include <future>
+#include <mutex>
+#include <thread>
 
 #include "core/eventually.h"
+#include "repository/ensemble_run.h"
 
 namespace vigil {
 namespace {
@@ -168,10 +172,54 @@ class ScaleBackend final : public Backend {
   std::string output_;
 };
 
+// A ×4 backend that computes only while its gate is open: a member still
+// running when a test moves its fake clock past a deadline. Open while the
+// repository loads (a load runs a warm-up call).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  int entered = 0;  // calls since the gate closed
+  void Close() {
+    std::lock_guard lock(mu);
+    open = false;
+    entered = 0;
+  }
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  int Entered() {
+    std::lock_guard lock(mu);
+    return entered;
+  }
+};
+
+class GatedBackend final : public Backend {
+ public:
+  explicit GatedBackend(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
+    std::unique_lock lock(gate_->mu);
+    ++gate_->entered;
+    gate_->cv.wait(lock, [&] { return gate_->open; });
+    Tensor y = inputs[0];
+    y.name = "y";
+    for (int64_t i = 0; i < y.element_count(); ++i) y.mutable_as<float>()[i] *= 4;
+    outputs = {std::move(y)};
+    return Status::Ok();
+  }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+};
+
 // Models "twice" and "thrice" (×2, ×3; thrice's output is "scores"), a
-// "wide" one that takes [3] (no member of a [2] ensemble), and ensembles
-// written by each test.
+// "wide" one that takes [3] (no member of a [2] ensemble), "slow" (×4 once
+// `gate` opens), and ensembles written by each test; time is `clock`.
 struct EnsembleHarness {
+  FakeClock clock;
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   fs::path root = fs::temp_directory_path() / ("vigil_ensemble_test_" + std::to_string(::getpid()) + "_" +
                                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
   MetricsRegistry registry;
@@ -193,16 +241,21 @@ struct EnsembleHarness {
     model("twice", "2", "y");
     model("thrice", "2", "scores");
     model("wide", "3", "y");
+    model("slow", "2", "y");
     ModelRepository::Options ro;
     ro.root = root;
     ro.metrics = &metrics;
-    ro.backends = [](std::string_view, const BackendSpec& spec) -> StatusOr<std::unique_ptr<Backend>> {
+    ro.clock = &clock;
+    ro.backends = [gate = gate](std::string_view, const BackendSpec& spec) -> StatusOr<std::unique_ptr<Backend>> {
+      if (spec.model_name == "slow") return std::unique_ptr<Backend>(new GatedBackend(gate));
       return std::unique_ptr<Backend>(
           new ScaleBackend(spec.model_name == "thrice" ? 3.f : 2.f, spec.outputs.at(0).name));
     };
     repository = std::move(ModelRepository::Create(ro)).value();
   }
   ~EnsembleHarness() {
+    gate->Open();
+    for (auto& t : callers) t.join();
     service.reset();
     repository->StopAll();
     repository.reset();
@@ -219,16 +272,28 @@ struct EnsembleHarness {
   }
   void Start() {
     repository->Poll();
-    service =
-        std::move(InferenceService::Create(*repository, {.metrics = &metrics, .deployments = &deployments})).value();
+    service = std::move(InferenceService::Create(*repository,
+                                                 {.metrics = &metrics, .deployments = &deployments, .clock = &clock}))
+                  .value();
   }
-  std::pair<Status, InferReply> Infer(const std::string& model, std::vector<float> values) {
+  // On a thread of its own: an idle member may run a request on the
+  // caller's thread, and the slow one would hold the test's.
+  std::future<std::pair<Status, InferReply>> Start(InferCall call) {
     auto promise = std::make_shared<std::promise<std::pair<Status, InferReply>>>();
     auto future = promise->get_future();
-    service->Infer(Harness::Call(model, std::move(values)), [promise](const Status& s, InferReply&& r) {
-      promise->set_value({s, std::move(r)});
+    callers.emplace_back([this, promise, call = std::move(call)]() mutable {
+      service->Infer(std::move(call), [promise](const Status& s, InferReply&& r) {
+        promise->set_value({s, std::move(r)});
+      });
     });
-    return future.get();
+    return future;
+  }
+  std::vector<std::thread> callers;
+  std::pair<Status, InferReply> Infer(const std::string& model, std::vector<float> values) {
+    return Start(Harness::Call(model, std::move(values))).get();
+  }
+  uint64_t Served(const std::string& model) {
+    return std::move(repository->Acquire(model, 1)).value()->Stats().success_count;
   }
   std::string Row(const std::string& model) const {
     for (const auto& row : repository->Index()) {
@@ -338,11 +403,80 @@ TEST(Ensemble, AnEndpointServesAnEnsembleAndItsMembersPredictTheirWait) {
   EXPECT_FLOAT_EQ(reply.outputs[0].as<float>()[0], 2.5f);
   EXPECT_EQ(Text(reply, "vigil.model"), "ens");
   EXPECT_EQ(Text(reply, "vigil.members"), "twice:1,thrice:1");
-  auto wait = h.service->Predict("ens", 0, 0);
+  auto wait = h.service->Predict("ens", 0, 0, 1);
   ASSERT_TRUE(wait);
   EXPECT_GE(wait->all, wait->enough);
-  EXPECT_FALSE(h.service->Predict("absent", 0, 0));
+  EXPECT_FALSE(h.service->Predict("absent", 0, 0, 1));
   EXPECT_EQ(h.service->Busy("ens", 0), false);
+}
+
+// Clipper's way: a member admitted in time that then overruns does not hold
+// the answer past the deadline; the members that returned answer just
+// before it, and the late one is named, counted and let go of.
+TEST(Ensemble, AMemberStillRunningAtTheDeadlineIsLeftOutAndTheOthersAnswerInTime) {
+  EnsembleHarness h;
+  h.Ensemble("lenient", "{model: twice}, {model: slow}", ", min_members: 1");
+  h.Ensemble("strict", "{model: twice}, {model: slow}", ", min_members: 2");
+  h.Start();
+  h.gate->Close();
+  InferCall call = Harness::Call("lenient", {1, 2});
+  call.deadline = h.clock.Now() + std::chrono::milliseconds(50);
+  auto answer = h.Start(std::move(call));
+  ASSERT_TRUE(Eventually([&] { return h.Served("twice") == 1 && h.gate->Entered() == 1; }));
+  // Both members are in; time has not moved, so the answer waits for the slow one.
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  // A microsecond before the deadline less the margin: still waiting.
+  h.clock.Advance(std::chrono::milliseconds(50) - kEnsembleAnswerMargin - std::chrono::microseconds(1));
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  h.clock.Advance(std::chrono::microseconds(1));
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto [s, reply] = answer.get();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FLOAT_EQ(reply.outputs[0].as<float>()[1], 4);  // twice alone
+  EXPECT_EQ(Text(reply, "vigil.members"), "twice:1");
+  EXPECT_EQ(Text(reply, "vigil.members_left_out"), "slow:1 (late)");
+
+  // min_members 2: at the deadline the request fails, and says which member was late.
+  InferCall strict = Harness::Call("strict", {1, 2});
+  strict.deadline = h.clock.Now() + std::chrono::milliseconds(50);
+  auto failed = h.Start(std::move(strict));
+  ASSERT_TRUE(Eventually([&] { return h.Served("twice") == 2; }));
+  h.clock.Advance(std::chrono::milliseconds(50));
+  ASSERT_EQ(failed.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto [fs2, none] = failed.get();
+  EXPECT_EQ(fs2.code(), StatusCode::kDeadlineExceeded) << fs2.message();
+  EXPECT_NE(fs2.message().find("1 of 2 members answered, min_members is 2: slow:1: did not answer before the "
+                               "request's deadline"),
+            std::string::npos)
+      << fs2.message();
+
+  // The slow member finishes later; its answers are let go of, nothing answers twice.
+  h.gate->Open();
+  ASSERT_TRUE(Eventually([&] { return h.Served("slow") >= 1; }));
+  const std::string text = h.registry.Expose();
+  EXPECT_NE(
+      text.find(
+          R"(vigil_ensemble_members_left_out_total{model="lenient",version="1",member="slow:1",reason="late"} 1)"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(vigil_ensemble_answers_total{model="lenient",version="1",members="1"} 1)"), std::string::npos);
+}
+
+// Without a deadline an ensemble waits for every member: no timer is set.
+TEST(Ensemble, WithoutADeadlineEveryMemberIsWaitedFor) {
+  EnsembleHarness h;
+  h.Ensemble("ens", "{model: twice}, {model: slow}", ", min_members: 1");
+  h.Start();
+  h.gate->Close();
+  auto answer = h.Start(Harness::Call("ens", {1, 2}));
+  ASSERT_TRUE(Eventually([&] { return h.Served("twice") == 1 && h.gate->Entered() == 1; }));
+  h.clock.Advance(std::chrono::hours(1));
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  h.gate->Open();
+  auto [s, reply] = answer.get();
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FLOAT_EQ(reply.outputs[0].as<float>()[1], 6);  // (2x + 4x) / 2
+  EXPECT_EQ(Text(reply, "vigil.members"), "twice:1,slow:1");
 }
 
 }  // namespace

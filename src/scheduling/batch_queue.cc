@@ -20,9 +20,17 @@ Status BatchQueue::Enqueue(std::unique_ptr<InferenceRequest>& request) {
     return Overloaded("queue full: " + std::to_string(size_) + " requests waiting (max_queue_size " +
                       std::to_string(options_.max_queue_size) + "); retry later");
   }
+  rows_[request->level()] += request->rows;
   levels_[request->level()].push_back(std::move(request));
   ++size_;
   return Status::Ok();
+}
+
+void BatchQueue::Uncount(const InferenceRequest& r) {
+  auto it = rows_.find(r.level());
+  if (it == rows_.end()) return;
+  it->second -= r.rows;
+  if (it->second <= 0) rows_.erase(it);
 }
 
 std::vector<std::unique_ptr<InferenceRequest>> BatchQueue::TakeAll() {
@@ -31,6 +39,7 @@ std::vector<std::unique_ptr<InferenceRequest>> BatchQueue::TakeAll() {
     for (auto& r : q) out.push_back(std::move(r));
   }
   levels_.clear();
+  rows_.clear();
   size_ = 0;
   return out;
 }
@@ -42,6 +51,7 @@ BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
   for (auto& [level, q] : levels_) {
     for (auto it = q.begin(); it != q.end();) {
       if ((*it)->deadline <= now || (*it)->is_cancelled()) {
+        Uncount(**it);
         d.expired.push_back(std::move(*it));
         it = q.erase(it);
         --size_;
@@ -93,6 +103,7 @@ BatchQueue::Decision BatchQueue::Poll(SteadyTime now, bool flush) {
     for (auto it = levels_.begin(); it != levels_.end() && d.batch.size() < take;) {
       auto& q = it->second;
       while (!q.empty() && d.batch.size() < take) {
+        Uncount(*q.front());
         d.batch.push_back(std::move(q.front()));
         q.pop_front();
         --size_;

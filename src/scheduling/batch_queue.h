@@ -56,7 +56,8 @@ class BatchQueue {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Waiting requests a request of `level` would not overtake (its level and higher).
+  // Waiting requests a request of `level` would not overtake (its level and
+  // higher), and their rows.
   size_t AheadOf(uint32_t level) const {
     size_t n = 0;
     for (const auto& [l, q] : levels_) {
@@ -65,10 +66,22 @@ class BatchQueue {
     }
     return n;
   }
+  int64_t RowsAheadOf(uint32_t level) const {
+    int64_t n = 0;
+    for (const auto& [l, rows] : rows_) {
+      if (l > level) break;
+      n += rows;
+    }
+    return n;
+  }
 
  private:
+  // Takes `r` off the count of its level's rows.
+  void Uncount(const InferenceRequest& r);
+
   Options options_;
   std::map<uint32_t, std::deque<std::unique_ptr<InferenceRequest>>> levels_;
+  std::map<uint32_t, int64_t> rows_;  // per level with requests waiting
   size_t size_ = 0;
 };
 

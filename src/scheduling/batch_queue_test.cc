@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "scheduling/test_util.h"
 
 namespace vigil {
@@ -112,6 +114,28 @@ TEST(BatchQueue, ExpiredRequestsAreRemovedAndNeverBatched) {
   EXPECT_TRUE(d.batch.empty());
   d = q.Poll(kT0 + Micros(1100));
   EXPECT_EQ(Ids(d.batch), (std::vector<std::string>{"b"}));
+}
+
+// What admission predicts from: the rows a request of each priority would
+// wait behind, kept as requests come, run, expire or are taken.
+TEST(BatchQueue, CountsTheRowsAheadOfEachPriority) {
+  BatchQueue q(Opts(4, 1000));
+  auto urgent = MakeRequest("urgent", 2, kT0);
+  urgent->priority = 1;
+  auto late = MakeRequest("late", 3, kT0);
+  late->deadline = kT0 + Micros(50);
+  Add(q, MakeRequest("low", 3, kT0));
+  Add(q, std::move(urgent));
+  Add(q, std::move(late));
+  EXPECT_EQ(q.RowsAheadOf(1), 2);
+  EXPECT_EQ(q.RowsAheadOf(std::numeric_limits<uint32_t>::max()), 8);
+  auto d = q.Poll(kT0 + Micros(100));  // "late" expires; "urgent" (2) runs, "low" (3) would not fit
+  EXPECT_EQ(Ids(d.expired), (std::vector<std::string>{"late"}));
+  EXPECT_EQ(Ids(d.batch), (std::vector<std::string>{"urgent"}));
+  EXPECT_EQ(q.RowsAheadOf(1), 0);
+  EXPECT_EQ(q.RowsAheadOf(std::numeric_limits<uint32_t>::max()), 3);
+  q.TakeAll();
+  EXPECT_EQ(q.RowsAheadOf(std::numeric_limits<uint32_t>::max()), 0);
 }
 
 TEST(BatchQueue, CancelledRequestsAreRemovedAndNeverBatched) {

@@ -13,6 +13,9 @@ namespace {
 
 // Batches a caller may run back to back before handing the queue to a worker.
 constexpr int kInlineRounds = 4;
+// How long an idle version may predict itself out of every deadline before
+// one batch is let through to measure it again.
+constexpr auto kRetrialAfter = std::chrono::seconds(1);
 
 int64_t MicrosBetween(SteadyTime a, SteadyTime b) { return std::chrono::duration_cast<Micros>(b - a).count(); }
 
@@ -51,7 +54,7 @@ Status Scheduler::Enqueue(std::unique_ptr<InferenceRequest>& request, EnqueueMod
     // Never admitted where it cannot be answered in time: shed now, with a
     // reason, rather than time out in the queue.
     if (request->deadline != SteadyTime::max()) {
-      const Micros wait = PredictedWaitLocked(request->level());
+      const Micros wait = PredictedWaitLocked(request->level(), request->rows);
       if (request->enqueue_time + wait > request->deadline) {
         return ResourceExhausted(fmt::format(
             "model '{}' version {} would answer in about {:.1f} ms ({} requests waiting), after the request's "
@@ -115,26 +118,44 @@ void Scheduler::DrainHere() {
   busy_[idle] = false;
 }
 
-Micros Scheduler::PredictedWait(uint32_t level) const {
+Micros Scheduler::PredictedWait(uint32_t level, int64_t rows) const {
   MutexLock lock(mu_);
-  return PredictedWaitLocked(level);
+  return PredictedWaitLocked(level, rows);
 }
 
-Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
+Micros Scheduler::PredictedWaitLocked(uint32_t level, int64_t rows) const {
   // A deadline is a tail: each batch at its recent compute time plus twice
   // its recent spread, so a request admitted on the mean is not late for
   // every batch a little slower than it.
   // An idle version (nothing ahead, an instance free) predicts its own batch
-  // at the mean alone: it can always be tried, so an estimate that came out
-  // too high (the warm-up's slow first calls) cannot shed all its traffic
-  // and never be corrected.
+  // at the mean alone. An estimate is corrected only by batches, so one too
+  // high for every deadline (a slow load, a burst long past) would shed all
+  // the version's traffic for good: an idle version that has started no
+  // batch for kRetrialAfter is tried again whatever it predicts, as a
+  // circuit breaker half-opens.
   const int64_t mean_us = ewma_compute_us_.load(std::memory_order_relaxed);
   if (mean_us <= 0) return Micros(0);
   const auto ahead = static_cast<int64_t>(queue_.AheadOf(level));
   const bool idle = ahead == 0 && IdleInstance() >= 0;
+  if (idle) {
+    const SteadyTime last = *std::max_element(batch_started_.begin(), batch_started_.end());
+    if (options_.clock->Now() - last >= kRetrialAfter) return Micros(0);
+  }
   const int64_t per_batch_us = mean_us + (idle ? 0 : 2 * ewma_compute_dev_us_.load(std::memory_order_relaxed));
   const int64_t per_batch_x16 = std::max<int64_t>(16, ewma_batch_requests_x16_.load(std::memory_order_relaxed));
-  const int64_t batches = ((ahead + 1) * 16 + per_batch_x16 - 1) / per_batch_x16;  // its own included
+  int64_t batches = ((ahead + 1) * 16 + per_batch_x16 - 1) / per_batch_x16;  // its own included
+  // Rows: the requests ahead and its own fill at least this many batches,
+  // and a batch of more rows than recent ones costs proportionally more (a
+  // warm-up of 4 rows says little of a 64-row batch). Never less: fixed
+  // costs dominate small batches.
+  const int64_t max_rows = std::max<int64_t>(options_.max_batch_size, 1);
+  const int64_t total_rows = queue_.RowsAheadOf(level) + std::clamp<int64_t>(rows, 1, max_rows);
+  batches = std::max(batches, (total_rows + max_rows - 1) / max_rows);
+  const double rows_per_batch = static_cast<double>(total_rows) / static_cast<double>(batches);
+  const double recent_rows =
+      std::max<double>(1, static_cast<double>(ewma_batch_rows_x16_.load(std::memory_order_relaxed)) / 16);
+  const auto per_batch_scaled =
+      static_cast<int64_t>(static_cast<double>(per_batch_us) * std::max(1.0, rows_per_batch / recent_rows));
   const auto instances = static_cast<int64_t>(instances_.size());
   // When every instance is busy: until the first is free, by what its
   // running batch has left at the recent compute time (the mean remainder,
@@ -148,7 +169,7 @@ Micros Scheduler::PredictedWaitLocked(uint32_t level) const {
       until_free_us = std::min(until_free_us, std::max<int64_t>(per_batch_us - elapsed, 0));
     }
   }
-  return Micros((batches * per_batch_us + instances - 1) / instances + until_free_us);
+  return Micros((batches * per_batch_scaled + instances - 1) / instances + until_free_us);
 }
 
 // Exponentially weighted, 1/8 per batch (the first sample when it is 0);
@@ -167,11 +188,13 @@ void Scheduler::RecordComputeTime(int64_t us) {
 
 StatusOr<std::vector<Tensor>> Scheduler::RunDirect(std::vector<Tensor> inputs, int64_t rows) {
   std::vector<Tensor> outputs;
-  const SteadyTime start = std::chrono::steady_clock::now();
+  const SteadyTime start = options_.clock->Now();
   VIGIL_RETURN_IF_ERROR(instances_[0]->Execute(inputs, outputs));
-  // Warm-up and load checks seed the mean, not the spread: a runtime's first
-  // calls are atypically slow.
-  Average(ewma_compute_us_, MicrosBetween(start, std::chrono::steady_clock::now()));
+  // Warm-up and load checks set the mean, not the spread, and the last one
+  // stands alone: a runtime's first calls are atypically slow (TorchScript's
+  // profiling runs, allocations), which is what warm-up is for.
+  ewma_compute_us_.store(MicrosBetween(start, options_.clock->Now()), std::memory_order_relaxed);
+  ewma_batch_rows_x16_.store(std::max<int64_t>(rows, 1) * 16, std::memory_order_relaxed);
   VIGIL_RETURN_IF_ERROR(CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, rows));
   return outputs;
 }
@@ -295,6 +318,7 @@ void Scheduler::RunBatch(Backend& backend, std::vector<std::unique_ptr<Inference
   const int64_t compute_us = MicrosBetween(start, end);
   RecordComputeTime(compute_us);
   Average(ewma_batch_requests_x16_, static_cast<int64_t>(batch.size()) * 16);
+  Average(ewma_batch_rows_x16_, total_rows * 16);
   if (status.ok()) status = CheckOutputs(outputs, options_.outputs, options_.max_batch_size > 0, total_rows);
 
   stats_.execution_count.fetch_add(1);

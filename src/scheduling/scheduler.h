@@ -111,13 +111,16 @@ class Scheduler {
   void Stop(StopMode mode = StopMode::kDrain);
 
   size_t QueueDepth() const;
-  // How long a request of priority `level` enqueued now would take to be
-  // answered: the batches ahead of it and its own — the waiting requests it
-  // would not overtake, plus itself, over the requests a recent batch held —
-  // each at the recent compute time per batch, shared among the instances;
-  // plus, when every instance is busy, what the first to finish has left of
-  // its running batch at that compute time. Zero before any batch ran.
-  Micros PredictedWait(uint32_t level = std::numeric_limits<uint32_t>::max()) const EXCLUDES(mu_);
+  // How long a request of priority `level` and `rows` rows enqueued now
+  // would take to be answered: the batches ahead of it and its own — the
+  // waiting requests it would not overtake, plus itself, over the requests a
+  // recent batch held, and at least the batches their rows fill — each at
+  // the recent compute time per batch (scaled up by rows over a recent
+  // batch's rows), shared among the instances; plus, when every instance is
+  // busy, what the first to finish has left of its running batch. Zero
+  // before any batch ran, and for an idle version that has run no batch for
+  // a second (so an estimate too high for every deadline is measured again).
+  Micros PredictedWait(uint32_t level = std::numeric_limits<uint32_t>::max(), int64_t rows = 1) const EXCLUDES(mu_);
   // Requests queued or executing.
   int64_t InFlight() const { return in_flight_.load(); }
   SchedulerStats Stats() const;
@@ -132,7 +135,7 @@ class Scheduler {
   void RunBatch(Backend& backend, std::vector<std::unique_ptr<InferenceRequest>>& batch);
   static void Average(std::atomic<int64_t>& ewma, int64_t sample);
   void RecordComputeTime(int64_t us);
-  Micros PredictedWaitLocked(uint32_t level) const REQUIRES(mu_);
+  Micros PredictedWaitLocked(uint32_t level, int64_t rows) const REQUIRES(mu_);
   void Finish(InferenceRequest& request, InferenceResult&& result);
 
   Options options_;
@@ -149,6 +152,7 @@ class Scheduler {
   std::atomic<int64_t> ewma_compute_us_{0};
   std::atomic<int64_t> ewma_compute_dev_us_{0};       // mean absolute deviation of a batch's compute time
   std::atomic<int64_t> ewma_batch_requests_x16_{16};  // requests per executed batch, ×16
+  std::atomic<int64_t> ewma_batch_rows_x16_{16};      // rows per executed batch, ×16
   mutable Mutex batch_stats_mu_;
   std::map<int64_t, SchedulerStats::BatchSizeStats> batch_stats_ GUARDED_BY(batch_stats_mu_);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 
 #include "core/eventually.h"
@@ -225,6 +226,9 @@ TEST_F(SchedulerTest, PredictedWaitCountsTheBatchesAheadAndShedsWhatCannotFinish
   }
   // Idle (once the worker has let go of the instance, just after the answer): its own batch.
   EXPECT_TRUE(Eventually([&] { return s->PredictedWait() == Micros(1000); })) << s->PredictedWait().count();
+  // A request of more rows than recent batches held costs proportionally more.
+  EXPECT_EQ(s->PredictedWait(std::numeric_limits<uint32_t>::max(), 3), Micros(3000));
+  EXPECT_EQ(s->PredictedWait(std::numeric_limits<uint32_t>::max(), 99), Micros(4000)) << "at most max_batch_size";
   shared_.hold = true;
   Submit(*s, "blocker", 1);
   WaitForExecutions(5);
@@ -258,6 +262,54 @@ TEST_F(SchedulerTest, PredictedWaitCountsTheBatchesAheadAndShedsWhatCannotFinish
   shared_.cv.notify_all();
   ASSERT_TRUE(results_.WaitFor(9));
   EXPECT_TRUE(results_["in_time"].status.ok());
+}
+
+// A slow load (the runtime's first call) must not shed a version's traffic
+// for good: the last load call stands alone as the estimate, and an idle
+// version whose estimate misses every deadline is tried again after a second.
+TEST_F(SchedulerTest, AnEstimateTooHighForEveryDeadlineIsMeasuredAgain) {
+  auto s = Make(1, 4, 0);
+  shared_.clock = &clock_;
+  auto direct = [&](Micros cost) {
+    shared_.cost = cost;
+    return s->RunDirect(MakeRequest("load", 1, {}, 2, 1)->inputs, 1).ok();
+  };
+  ASSERT_TRUE(direct(Micros(300'000)));  // the first call at load
+  ASSERT_TRUE(direct(Micros(2'000)));    // warm-up: the last one stands
+  shared_.cost = Micros(2'000);
+  shared_.hold = true;
+  Submit(*s, "blocker", 1);
+  WaitForExecutions(1);
+  // Busy: the running batch's 2 ms and its own 2 ms (averaged with the slow
+  // first call instead, it would be over 500 ms).
+  EXPECT_EQ(s->PredictedWait(), Micros(4'000));
+  {
+    std::lock_guard lock(shared_.mu);
+    shared_.hold = false;
+  }
+  shared_.cv.notify_all();
+  ASSERT_TRUE(results_.WaitFor(1));
+
+  // One very slow batch: idle, it now predicts more than a 10 ms deadline allows.
+  shared_.cost = Micros(500'000);
+  Submit(*s, "slow", 1);
+  ASSERT_TRUE(results_.WaitFor(2));
+  ASSERT_TRUE(Eventually([&] { return s->PredictedWait() > Micros(10'000); })) << s->PredictedWait().count();
+  shared_.cost = Micros(2'000);
+  auto shed = MakeRequest("shed", 1, {});
+  shed->deadline = clock_.Now() + Micros(10'000);
+  shed->done = results_.Callback("shed");
+  EXPECT_EQ(s->Enqueue(shed).code(), StatusCode::kResourceExhausted);
+  // A second without a batch: tried again, and measured.
+  clock_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(s->PredictedWait(), Micros(0));
+  auto tried = MakeRequest("tried", 1, {});
+  tried->deadline = clock_.Now() + Micros(10'000);
+  tried->done = results_.Callback("tried");
+  ASSERT_TRUE(s->Enqueue(tried).ok());
+  ASSERT_TRUE(results_.WaitFor(3));
+  EXPECT_TRUE(results_["tried"].status.ok());
+  EXPECT_GT(s->PredictedWait(), Micros(0)) << "the trial's batch started the clock again";
 }
 
 TEST_F(SchedulerTest, FullQueueIsRejectedWithAMessage) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -271,7 +272,15 @@ int ServerProcess::Signal(int sig, double timeout_s) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (code != 0 && sig != SIGKILL) {
+        // A crash (a sanitizer's report ends in SIGABRT) is told where the
+        // test's output shows it: the log's tail holds the report.
+        const std::string log = Log();
+        std::fprintf(stderr, "vigil serve ended with %d; the end of its log:\n%s\n", code,
+                     log.substr(log.size() > 12000 ? log.size() - 12000 : 0).c_str());
+      }
+      return code;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
