@@ -236,13 +236,26 @@ void EndpointCalls::ShadowLoop() {
             cap, *stats.shadow_credit_s + max_cpu * std::chrono::duration<double>(now - stats.shadow_refilled).count());
       }
       stats.shadow_refilled = now;
-      if (*stats.shadow_credit_s <= 0) {
-        for (size_t i = begin; i < end; ++i) CountShadow(run[i], "over_budget");
-      } else {
+      // In credit: as many copies as fit a slice at the recent cost per copy (one at least).
+      size_t take = 0;
+      if (*stats.shadow_credit_s > 0) {
+        // Slices grow with the budget, so a large max_cpu is not capped by them.
+        const double slice_s =
+            std::chrono::duration<double>(kShadowSlice).count() * std::max(1.0, max_cpu / kDefaultShadowMaxCpu);
+        take = stats.shadow_copy_s > 0 ? std::max<size_t>(1, static_cast<size_t>(slice_s / stats.shadow_copy_s))
+                                       : size_t{1};  // the first copy measures the cost
+        take = std::min(take, end - begin);
+      }
+      for (size_t i = begin + take; i < end; ++i) CountShadow(run[i], "over_budget");
+      if (take > 0) {
         options_.models->RunTogether([&] {
-          for (size_t i = begin; i < end; ++i) RunShadow(std::move(run[i]));
+          for (size_t i = begin; i < begin + take; ++i) RunShadow(std::move(run[i]));
         });
-        *stats.shadow_credit_s -= std::chrono::duration<double>(clock_.Now() - now).count();
+        const double spent = std::chrono::duration<double>(clock_.Now() - now).count();
+        *stats.shadow_credit_s -= spent;
+        const double per_copy = spent / static_cast<double>(take);
+        stats.shadow_copy_s =
+            stats.shadow_copy_s > 0 ? stats.shadow_copy_s + (per_copy - stats.shadow_copy_s) / 8 : per_copy;
       }
       begin = end;
     }

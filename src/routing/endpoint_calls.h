@@ -104,6 +104,11 @@ class EndpointCalls {
   // A shadow's CPU credit holds at most this long's worth of its budget (the
   // burst it may take after a quiet spell).
   static constexpr std::chrono::milliseconds kShadowBudgetWindow{200};
+  // A variant's copies of one round run for about this long at most, times
+  // max_cpu / kDefaultShadowMaxCpu when that is more (the others are over
+  // budget): the budget is spent in slices, so a slow shadow never holds a
+  // core for long while production requests wait for one.
+  static constexpr std::chrono::microseconds kShadowSlice{1000};
 
  private:
   const Options options_;

@@ -53,6 +53,7 @@ struct VariantStats {
   // per second up to kShadowBudgetWindow's worth; unset until its first copy.
   std::optional<double> shadow_credit_s;
   SteadyTime shadow_refilled{};
+  double shadow_copy_s = 0;  // recent compute per copy (EWMA); 0 until one ran
 
   // The requests the variant was asked to answer: all but those refused as
   // malformed (what health and rollout guardrails count errors against).
