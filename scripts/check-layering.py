@@ -24,10 +24,11 @@ ALLOWED = {
     "routing": {"core", "monitoring", "store", "scheduling", "repository"},
     "rollout": {"core", "routing", "monitoring", "store", "protocol"},
     "net": {"core", "protocol", "monitoring"},
+    "tuning": {"core", "protocol", "backends", "monitoring", "repository"},
     "server": {"core", "protocol", "net", "client", "store", "backends", "monitoring", "scheduling", "repository",
                "routing", "rollout"},
     "cli": {"core", "protocol", "client", "store", "backends", "monitoring", "scheduling", "repository", "routing",
-            "rollout", "net", "server"},
+            "rollout", "net", "server", "tuning"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)
 

@@ -19,6 +19,14 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view kind, const Ba
                        "' is not compiled into this binary");
 }
 
+#ifndef VIGIL_WITH_XGBOOST
+int64_t XgboostBoostedRounds(const std::filesystem::path&) { return 0; }
+#endif
+
+#ifndef VIGIL_WITH_ONNX
+std::vector<std::pair<std::string, std::string>> AvailableDnnTargets() { return {}; }
+#endif
+
 std::vector<std::string> AvailableBackends() {
   std::vector<std::string> out;
 #ifdef VIGIL_WITH_ONNX

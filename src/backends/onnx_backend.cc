@@ -5,11 +5,46 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "backends/adapters.h"
 
 namespace vigil {
 namespace {
+
+// OpenCV's DNN backends and targets by the names a config uses.
+const std::vector<std::pair<std::string, int>>& DnnBackendNames() {
+  static const std::vector<std::pair<std::string, int>> names = {
+      {"opencv", cv::dnn::DNN_BACKEND_OPENCV},   {"inference_engine", cv::dnn::DNN_BACKEND_INFERENCE_ENGINE},
+      {"halide", cv::dnn::DNN_BACKEND_HALIDE},   {"vkcom", cv::dnn::DNN_BACKEND_VKCOM},
+      {"cuda", cv::dnn::DNN_BACKEND_CUDA},       {"webnn", cv::dnn::DNN_BACKEND_WEBNN},
+      {"timvx", cv::dnn::DNN_BACKEND_TIMVX}};
+  return names;
+}
+const std::vector<std::pair<std::string, int>>& DnnTargetNames() {
+  static const std::vector<std::pair<std::string, int>> names = {
+      {"cpu", cv::dnn::DNN_TARGET_CPU},       {"opencl", cv::dnn::DNN_TARGET_OPENCL},
+      {"opencl_fp16", cv::dnn::DNN_TARGET_OPENCL_FP16}, {"myriad", cv::dnn::DNN_TARGET_MYRIAD},
+      {"vulkan", cv::dnn::DNN_TARGET_VULKAN}, {"fpga", cv::dnn::DNN_TARGET_FPGA},
+      {"cuda", cv::dnn::DNN_TARGET_CUDA},     {"cuda_fp16", cv::dnn::DNN_TARGET_CUDA_FP16},
+      {"hddl", cv::dnn::DNN_TARGET_HDDL},     {"npu", cv::dnn::DNN_TARGET_NPU}};
+  return names;
+}
+std::string NameOf(const std::vector<std::pair<std::string, int>>& names, int value) {
+  for (const auto& [n, v] : names) {
+    if (v == value) return n;
+  }
+  return std::to_string(value);
+}
+std::optional<int> ValueOf(const std::vector<std::pair<std::string, int>>& names, const std::string& name) {
+  for (const auto& [n, v] : names) {
+    if (n == name) return v;
+  }
+  return std::nullopt;
+}
 
 class OnnxBackend final : public Backend {
  public:
@@ -75,8 +110,20 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const BackendSpec& spec) {
     if (net.empty())
       return InvalidArgument(BackendErrorContext(spec) + ": OpenCV read an empty network from " +
                              spec.model_path.string());
-    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-    net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    const auto backend = ValueOf(DnnBackendNames(), spec.options.dnn_backend);
+    const auto target = ValueOf(DnnTargetNames(), spec.options.dnn_target);
+    bool available = false;
+    for (const auto& [b, t] : cv::dnn::getAvailableBackends()) available |= backend == b && target == t;
+    if (!available) {
+      std::string have;
+      for (const auto& [b, t] : AvailableDnnTargets()) have += (have.empty() ? "" : ", ") + b + "/" + t;
+      return InvalidArgument(BackendErrorContext(spec) + ": backend_options dnn_backend/dnn_target " +
+                             spec.options.dnn_backend + "/" + spec.options.dnn_target +
+                             " is not available in this OpenCV (available: " + have + ")");
+    }
+    net.setPreferableBackend(*backend);
+    net.setPreferableTarget(*target);
+    net.enableFusion(spec.options.fusion);
     const std::vector<cv::String> outs = net.getUnconnectedOutLayersNames();
     for (const auto& o : spec.outputs) {
       if (std::find(outs.begin(), outs.end(), o.name) == outs.end()) {
@@ -93,6 +140,16 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const BackendSpec& spec) {
   } catch (const std::exception& e) {
     return InvalidArgument(BackendErrorContext(spec) + ": cannot load ONNX file: " + e.what());
   }
+}
+
+std::vector<std::pair<std::string, std::string>> AvailableDnnTargets() {
+  std::vector<std::pair<std::string, std::string>> out;
+  try {
+    for (const auto& [b, t] : cv::dnn::getAvailableBackends())
+      out.emplace_back(NameOf(DnnBackendNames(), b), NameOf(DnnTargetNames(), t));
+  } catch (const cv::Exception&) {
+  }
+  return out;
 }
 
 }  // namespace vigil

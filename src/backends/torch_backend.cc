@@ -1,6 +1,7 @@
 // TorchScript models run by libtorch. The libtorch headers stay in this
 // translation unit; c10::Error never leaves it.
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/api/module.h>
 #include <torch/script.h>
 
 #include <mutex>
@@ -42,6 +43,13 @@ class TorchScriptBackend final : public Backend {
 
   Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
     try {
+      // ATen's OpenMP threads are the calling thread's setting: each batch
+      // worker takes this version's, whatever other models on it asked for.
+      thread_local int64_t threads = 0;
+      if (threads != spec_.options.intra_op_threads) {
+        at::set_num_threads(static_cast<int>(spec_.options.intra_op_threads));
+        threads = spec_.options.intra_op_threads;
+      }
       c10::InferenceMode guard;
       std::vector<torch::jit::IValue> args;
       args.reserve(inputs.size());
@@ -110,6 +118,17 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const BackendSpec& s
   try {
     torch::jit::Module module = torch::jit::load(spec.model_path.string());
     module.eval();
+    switch (spec.options.optimize) {
+      case BackendOptions::TorchOptimize::kNone:
+        break;
+      case BackendOptions::TorchOptimize::kFreeze:
+        module = torch::jit::freeze(module);
+        break;
+      case BackendOptions::TorchOptimize::kOptimizeForInference:
+        module = torch::jit::freeze(module);
+        module = torch::jit::optimize_for_inference(module);
+        break;
+    }
     return std::unique_ptr<Backend>(new TorchScriptBackend(spec, std::move(module)));
   } catch (const c10::Error& e) {
     return InvalidArgument(BackendErrorContext(spec) + ": cannot load TorchScript file " + spec.model_path.string() +

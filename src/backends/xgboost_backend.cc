@@ -24,7 +24,12 @@ std::string LastXgbError() {
 
 class XgboostBackend final : public Backend {
  public:
-  XgboostBackend(BackendSpec spec, BoosterHandle booster) : spec_(std::move(spec)), booster_(booster) {}
+  XgboostBackend(BackendSpec spec, BoosterHandle booster)
+      : spec_(std::move(spec)),
+        booster_(booster),
+        config_("{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": " +
+                std::to_string(spec_.options.iteration_end) +
+                ", \"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}") {}
   ~XgboostBackend() override { XGBoosterFree(booster_); }
 
   Status Execute(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) override {
@@ -36,13 +41,19 @@ class XgboostBackend final : public Backend {
                   "{\"data\": [%llu, true], \"shape\": [%lld, %lld], \"typestr\": \"<f4\", \"version\": 3}",
                   static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(in.data.data())),
                   static_cast<long long>(rows), static_cast<long long>(cols));
-    static const char* kConfig =
-        "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-        "\"strict_shape\": false, \"cache_id\": 0, \"missing\": NaN}";
     const bst_ulong* out_shape = nullptr;
     bst_ulong out_dim = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_, iface, kConfig, nullptr, &out_shape, &out_dim, &result) != 0) {
+    int failed = 0;
+    if (spec_.options.inplace) {
+      failed = XGBoosterPredictFromDense(booster_, iface, config_.c_str(), nullptr, &out_shape, &out_dim, &result);
+    } else {
+      DMatrixHandle m = nullptr;
+      failed = XGDMatrixCreateFromDense(iface, "{\"missing\": NaN, \"nthread\": 1}", &m);
+      if (!failed) failed = XGBoosterPredictFromDMatrix(booster_, m, config_.c_str(), &out_shape, &out_dim, &result);
+      if (m) XGDMatrixFree(m);  // the result belongs to the booster, not the matrix
+    }
+    if (failed != 0) {
       return Internal(BackendErrorContext(spec_) + ": XGBoost prediction failed: " + LastXgbError());
     }
     bst_ulong total = 1;
@@ -81,6 +92,7 @@ class XgboostBackend final : public Backend {
  private:
   BackendSpec spec_;
   BoosterHandle booster_;
+  const std::string config_;  // the prediction's: type, tree range, missing value
 };
 
 }  // namespace
@@ -97,7 +109,14 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const BackendSpec& spec)
   if (XGBoosterLoadModel(booster, spec.model_path.c_str()) != 0) {
     return fail("cannot load XGBoost model " + spec.model_path.string() + ": " + LastXgbError());
   }
-  XGBoosterSetParam(booster, "nthread", "1");
+  XGBoosterSetParam(booster, "nthread", std::to_string(spec.options.intra_op_threads).c_str());
+  if (spec.options.iteration_end > 0) {
+    int rounds = 0;
+    if (XGBoosterBoostedRounds(booster, &rounds) == 0 && rounds < spec.options.iteration_end) {
+      return fail("backend_options.iteration_end " + std::to_string(spec.options.iteration_end) + " is more than the " +
+                  std::to_string(rounds) + " boosting rounds of the model");
+    }
+  }
   bst_ulong features = 0;
   if (XGBoosterGetNumFeature(booster, &features) != 0) return fail("cannot read the feature count: " + LastXgbError());
   const int64_t declared = spec.inputs[0].dims[0];
@@ -106,6 +125,15 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const BackendSpec& spec)
                 "' declares shape [" + std::to_string(declared) + "]");
   }
   return std::unique_ptr<Backend>(new XgboostBackend(spec, booster));
+}
+
+int64_t XgboostBoostedRounds(const std::filesystem::path& model_file) {
+  BoosterHandle booster = nullptr;
+  if (XGBoosterCreate(nullptr, 0, &booster) != 0) return 0;
+  int rounds = 0;
+  if (XGBoosterLoadModel(booster, model_file.c_str()) != 0 || XGBoosterBoostedRounds(booster, &rounds) != 0) rounds = 0;
+  XGBoosterFree(booster);
+  return rounds;
 }
 
 }  // namespace vigil

@@ -30,6 +30,8 @@ constexpr int64_t kMaxAlertWindows = 1000;
 constexpr int64_t kMaxCount = 1'000'000'000;
 constexpr size_t kMaxEnsembleMembers = 16;
 constexpr double kMaxEnsembleWeight = 1e6;
+constexpr int64_t kMaxIntraOpThreads = 256;
+constexpr int64_t kMaxTrees = 1'000'000;
 
 void ReadEnsemble(const YAML::Node& e, EnsembleConfig& c) {
   RequireMap(e, "ensemble", {"members", "combine", "min_members"});
@@ -53,6 +55,37 @@ void ReadEnsemble(const YAML::Node& e, EnsembleConfig& c) {
         {{"mean", EnsembleCombine::kMean}, {"vote", EnsembleCombine::kVote}, {"max", EnsembleCombine::kMax}});
   }
   if (e["min_members"]) c.min_members = ReadInt(e["min_members"], "ensemble.min_members");
+}
+
+// `backend_options:` (or a version's backend_options.yaml) over `o`: only
+// the keys that apply to `backend`.
+void ReadBackendOptions(const YAML::Node& n, const std::string& field, BackendKind backend, BackendOptions& o) {
+  switch (backend) {
+    case BackendKind::kTorchScript:
+      RequireMap(n, field, {"intra_op_threads", "optimize"});
+      break;
+    case BackendKind::kOnnx:
+      RequireMap(n, field, {"dnn_backend", "dnn_target", "fusion"});
+      break;
+    case BackendKind::kXgboost:
+      RequireMap(n, field, {"intra_op_threads", "iteration_end", "inplace"});
+      break;
+    case BackendKind::kEnsemble:
+      throw ConfigError{field, "no backend options for an ensemble (its members have their own)"};
+  }
+  const std::string prefix = field.empty() ? "" : field + ".";
+  if (n["intra_op_threads"]) o.intra_op_threads = ReadInt(n["intra_op_threads"], prefix + "intra_op_threads");
+  if (n["optimize"]) {
+    using T = BackendOptions::TorchOptimize;
+    o.optimize = ReadChoice<T>(
+        n["optimize"], prefix + "optimize",
+        {{"none", T::kNone}, {"freeze", T::kFreeze}, {"optimize_for_inference", T::kOptimizeForInference}});
+  }
+  if (n["dnn_backend"]) o.dnn_backend = ReadString(n["dnn_backend"], prefix + "dnn_backend");
+  if (n["dnn_target"]) o.dnn_target = ReadString(n["dnn_target"], prefix + "dnn_target");
+  if (n["fusion"]) o.fusion = ReadBool(n["fusion"], prefix + "fusion");
+  if (n["iteration_end"]) o.iteration_end = ReadInt(n["iteration_end"], prefix + "iteration_end");
+  if (n["inplace"]) o.inplace = ReadBool(n["inplace"], prefix + "inplace");
 }
 
 std::vector<TensorSpec> ReadTensors(const YAML::Node& node, const std::string& field) {
@@ -137,7 +170,7 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
   c.name = model_name;
   RequireMap(root, "",
              {"backend", "max_batch_size", "inputs", "outputs", "dynamic_batching", "instances", "version_policy",
-              "warmup", "name", "monitoring", "ensemble"});
+              "warmup", "name", "monitoring", "ensemble", "backend_options"});
   if (root["name"]) {
     const std::string n = ReadString(root["name"], "name");
     if (n != model_name) throw ConfigError{"name", "the folder name '" + model_name + "', got '" + n + "'"};
@@ -211,6 +244,8 @@ ModelConfig ParseTree(const std::string& model_name, const YAML::Node& root) {
     }
   }
   if (const YAML::Node m = root["monitoring"]) ReadMonitoring(m, c.monitoring);
+  if (const YAML::Node bo = root["backend_options"])
+    ReadBackendOptions(bo, "backend_options", c.backend, c.backend_options);
   if (const YAML::Node e = root["ensemble"]) {
     if (c.backend != BackendKind::kEnsemble)
       throw ConfigError{"ensemble", "no ensemble block unless backend: ensemble"};
@@ -515,6 +550,7 @@ Status ValidateModelConfig(const ModelConfig& c) {
     }
   }
   VIGIL_RETURN_IF_ERROR(ValidateMonitoring(c));
+  VIGIL_RETURN_IF_ERROR(ValidateBackendOptions(c.backend_options, "backend_options", c.name));
   if (c.backend == BackendKind::kXgboost) {
     if (c.inputs.size() != 1 || c.inputs[0].dims.size() != 1) {
       return FieldError(c, "inputs", "exactly one input of shape [features] for the xgboost backend");
@@ -525,6 +561,47 @@ Status ValidateModelConfig(const ModelConfig& c) {
   }
   if (c.backend == BackendKind::kEnsemble) VIGIL_RETURN_IF_ERROR(ValidateEnsemble(c));
   return Status::Ok();
+}
+
+Status ValidateBackendOptions(const BackendOptions& o, const std::string& field, const std::string& model) {
+  auto fail = [&](const std::string& key, const std::string& expected) {
+    return InvalidArgument("model '" + model + "': config field '" + field + "." + key + "': expected " + expected);
+  };
+  if (o.intra_op_threads < 1 || o.intra_op_threads > kMaxIntraOpThreads)
+    return fail("intra_op_threads", "from 1 to " + std::to_string(kMaxIntraOpThreads) + ", got " +
+                                        std::to_string(o.intra_op_threads));
+  if (o.iteration_end < 0 || o.iteration_end > kMaxTrees)
+    return fail("iteration_end", "0 (every tree) or a round count up to " + std::to_string(kMaxTrees) + ", got " +
+                                     std::to_string(o.iteration_end));
+  static const std::set<std::string> backends = {"opencv", "inference_engine", "halide", "vkcom",
+                                                 "cuda",   "webnn",            "timvx"};
+  static const std::set<std::string> targets = {"cpu",    "opencl", "opencl_fp16", "myriad", "vulkan",
+                                                "fpga",   "cuda",   "cuda_fp16",   "hddl",   "npu"};
+  auto list = [](const std::set<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  };
+  if (!backends.count(o.dnn_backend))
+    return fail("dnn_backend", "one of " + list(backends) + ", got '" + o.dnn_backend + "'");
+  if (!targets.count(o.dnn_target))
+    return fail("dnn_target", "one of " + list(targets) + ", got '" + o.dnn_target + "'");
+  return Status::Ok();
+}
+
+StatusOr<BackendOptions> LoadVersionBackendOptions(const ModelConfig& c, std::string_view yaml_text) {
+  const std::string field = "backend_options.yaml";
+  BackendOptions o = c.backend_options;
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml_text));
+    if (!root.IsNull()) ReadBackendOptions(root, "", c.backend, o);
+  } catch (const ConfigError& e) {
+    return InvalidArgument("model '" + c.name + "': " + field + ": '" + e.field + "': expected " + e.expected);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("model '" + c.name + "': " + field + " is not valid YAML: " + e.what());
+  }
+  VIGIL_RETURN_IF_ERROR(ValidateBackendOptions(o, field, c.name));
+  return o;
 }
 
 StatusOr<ModelConfig> LoadModelConfig(std::string_view model_name, std::string_view yaml_text) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "backends/backend.h"
 #include "core/tensor.h"
 #include "monitoring/drift_monitor.h"
 
@@ -24,6 +25,8 @@ std::string_view BackendKindName(BackendKind kind);
 std::string_view BackendPlatform(BackendKind kind);
 // File name of the model inside a version folder for this backend.
 std::vector<std::string> BackendModelFileNames(BackendKind kind);
+// A version folder's own backend options, over the model's `backend_options:`.
+inline constexpr const char* kVersionOptionsFile = "backend_options.yaml";
 
 struct DynamicBatchingConfig {
   int64_t max_queue_delay_us = 0;
@@ -82,6 +85,7 @@ struct ModelConfig {
   WarmupConfig warmup;
   MonitoringConfig monitoring;  // the `monitoring:` block; defaults without one
   EnsembleConfig ensemble;      // backend: ensemble only
+  BackendOptions backend_options;  // `backend_options:`; a version's backend_options.yaml overrides them
 
   // Index of the input/output with this name, or -1.
   int InputIndex(std::string_view input_name) const;
@@ -97,5 +101,11 @@ void NormalizeModelConfig(ModelConfig& config);
 Status ValidateModelConfig(const ModelConfig& config);
 // All three in order.
 StatusOr<ModelConfig> LoadModelConfig(std::string_view model_name, std::string_view yaml_text);
+
+// The backend options `field` holds, in range (errors name the model and field).
+Status ValidateBackendOptions(const BackendOptions& o, const std::string& field, const std::string& model);
+// A version's backend_options.yaml (a map of the same keys as the model's
+// `backend_options:`) over the model's: what that version runs with.
+StatusOr<BackendOptions> LoadVersionBackendOptions(const ModelConfig& config, std::string_view yaml_text);
 
 }  // namespace vigil

@@ -251,5 +251,50 @@ outputs: [{name: y, datatype: FP32, shape: [2]}]
             std::string::npos);
 }
 
+// `backend_options:`: only the keys the backend reads, each range-checked;
+// a version's backend_options.yaml overrides the model's.
+TEST(ModelConfig, BackendOptionsApplyToTheirBackendAndAreChecked) {
+  const std::string torch =
+      "backend: torchscript\nmax_batch_size: 8\ninputs: [{name: x, datatype: FP32, shape: [4]}]\n"
+      "outputs: [{name: y, datatype: FP32, shape: [2]}]\n";
+  auto c = LoadModelConfig("m", torch + "backend_options: {optimize: freeze, intra_op_threads: 2}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->backend_options.optimize, BackendOptions::TorchOptimize::kFreeze);
+  EXPECT_EQ(c->backend_options.intra_op_threads, 2);
+  EXPECT_EQ(DescribeBackendOptions(c->backend_options), "optimize: freeze, intra_op_threads: 2");
+  EXPECT_EQ(DescribeBackendOptions(BackendOptions{}), "");
+
+  auto own = LoadVersionBackendOptions(*c, "optimize: optimize_for_inference\n");
+  ASSERT_TRUE(own.ok()) << own.status().message();
+  EXPECT_EQ(own->optimize, BackendOptions::TorchOptimize::kOptimizeForInference);
+  EXPECT_EQ(own->intra_op_threads, 2) << "what the version does not say comes from the model";
+  EXPECT_EQ(LoadVersionBackendOptions(*c, "").value(), c->backend_options);
+
+  struct Case {
+    std::string yaml, want;
+  };
+  const std::vector<Case> cases = {
+      {torch + "backend_options: {fusion: false}\n", "config field 'backend_options.fusion': expected no such key (known: intra_op_threads, optimize)"},
+      {torch + "backend_options: {optimize: fast}\n",
+       "'backend_options.optimize': expected none, freeze or optimize_for_inference, got 'fast'"},
+      {torch + "backend_options: {intra_op_threads: 0}\n",
+       "'backend_options.intra_op_threads': expected from 1 to 256, got 0"},
+      {torch + "backend_options: [1]\n", "'backend_options'"},
+      {std::string(kValid) + "backend_options: {dnn_target: tpu}\n",
+       "'backend_options.dnn_target': expected one of cpu, cuda, cuda_fp16"},
+      {std::string(kValid) + "backend_options: {iteration_end: 3}\n", "'backend_options.iteration_end'"},
+  };
+  for (const auto& k : cases) {
+    const std::string e = ErrorOf(k.yaml);
+    EXPECT_NE(e.find(k.want), std::string::npos) << k.yaml << "\n  got: " << e;
+  }
+  EXPECT_NE(LoadVersionBackendOptions(*c, "intra_op_threads: 100000\n").status().message().find(
+                "model 'm': config field 'backend_options.yaml.intra_op_threads': expected from 1 to 256"),
+            std::string::npos);
+  EXPECT_NE(LoadVersionBackendOptions(*c, "fusion: true\n").status().message().find("backend_options.yaml"),
+            std::string::npos);
+  EXPECT_NE(LoadVersionBackendOptions(*c, "{{{\n").status().message().find("not valid YAML"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -364,6 +364,7 @@ void ModelRepository::SyncModel(const std::string& name, bool force, std::option
     }
     std::string fingerprint = *text + "|";
     if (!model_file.empty()) fingerprint += FileFingerprint(model_file);
+    if (fs::exists(vdir / kVersionOptionsFile, ec)) fingerprint += "|" + FileFingerprint(vdir / kVersionOptionsFile);
 
     auto old = existing.find(v);
     if (!force && old != existing.end() && old->second->fingerprint() == fingerprint) {
@@ -476,6 +477,12 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
   spec.max_batch_size = c.max_batch_size;
   spec.inputs = c.inputs;
   spec.outputs = c.outputs;
+  spec.options = c.backend_options;
+  // A version may run with options of its own (vigil optimize writes them).
+  if (const fs::path own = model_file.parent_path() / kVersionOptionsFile; fs::exists(own)) {
+    VIGIL_ASSIGN_OR_RETURN(const std::string text, ReadFile(own));
+    VIGIL_ASSIGN_OR_RETURN(spec.options, LoadVersionBackendOptions(c, text));
+  }
   std::vector<std::unique_ptr<Backend>> instances;
   for (int64_t i = 0; i < c.instances; ++i) {
     VIGIL_ASSIGN_OR_RETURN(auto backend, options_.backends ? options_.backends(BackendKindName(c.backend), spec)

@@ -134,6 +134,18 @@ ensemble:
   combine: vote
   min_members: 1
 """)
+    write("fuzz_model_config", "backend_options.yaml", """backend: torchscript
+max_batch_size: 8
+inputs: [{name: x, datatype: FP32, shape: [4]}]
+outputs: [{name: p, datatype: FP32, shape: [2]}]
+backend_options: {optimize: optimize_for_inference, intra_op_threads: 2}
+""")
+    write("fuzz_model_config", "xgboost_options.yaml", """backend: xgboost
+max_batch_size: 8
+inputs: [{name: x, datatype: FP32, shape: [4]}]
+outputs: [{name: p, datatype: FP32, shape: [2]}]
+backend_options: {intra_op_threads: 1, iteration_end: 40, inplace: false}
+""")
     write("fuzz_model_config", "json.yaml", json.dumps({
         "backend": "xgboost", "max_batch_size": 4, "inputs": [{"name": "x", "datatype": "FP32", "shape": [3]}],
         "outputs": [{"name": "y", "datatype": "FP32", "shape": [2]}], "monitoring": False}))
