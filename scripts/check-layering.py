@@ -24,7 +24,7 @@ ALLOWED = {
     "routing": {"core", "monitoring", "store", "scheduling", "repository"},
     "rollout": {"core", "routing", "monitoring", "store", "protocol"},
     "net": {"core", "protocol", "monitoring"},
-    "tuning": {"core", "protocol", "backends", "monitoring", "repository"},
+    "tuning": {"core", "protocol", "store", "backends", "monitoring", "repository"},
     "server": {"core", "protocol", "net", "client", "store", "backends", "monitoring", "scheduling", "repository",
                "routing", "rollout"},
     "cli": {"core", "protocol", "client", "store", "backends", "monitoring", "scheduling", "repository", "routing",

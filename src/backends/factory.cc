@@ -2,6 +2,7 @@
 // runtime adapters were compiled in.
 #include "backends/adapters.h"
 #include "backends/backend.h"
+#include "backends/train.h"
 
 namespace vigil {
 
@@ -21,6 +22,14 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view kind, const Ba
 
 #ifndef VIGIL_WITH_XGBOOST
 int64_t XgboostBoostedRounds(const std::filesystem::path&) { return 0; }
+Status TrainXgboostStudent(const TrainingSet&, int64_t, int64_t, const std::filesystem::path&) {
+  return Unimplemented("XGBoost students need the xgboost backend, which is not compiled into this binary");
+}
+#endif
+#ifndef VIGIL_WITH_TORCH
+Status TrainMlpStudent(const TrainingSet&, int64_t, const std::filesystem::path&) {
+  return Unimplemented("MLP students need libtorch, which is not compiled into this binary");
+}
 #endif
 
 #ifndef VIGIL_WITH_ONNX

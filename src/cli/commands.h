@@ -28,6 +28,7 @@ Command AddDeploy(CLI::App& parent);
 Command AddMonitor(CLI::App& parent);
 Command AddRollout(CLI::App& parent);
 Command AddOptimize(CLI::App& parent);
+Command AddDistill(CLI::App& parent);
 
 // One line on stderr, exit code 1: what went wrong and what to fix.
 int Fail(const std::string& command, const std::string& message);

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   using namespace vigil::cli;
   const std::vector<Command> commands = {AddServe(app, argc, argv), AddBackends(app), AddBench(app),
                                          AddProfile(app),           AddDeploy(app),   AddMonitor(app),
-                                         AddRollout(app),           AddOptimize(app)};
+                                         AddRollout(app),           AddOptimize(app), AddDistill(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,147 +3,20 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <fstream>
 #include <thread>
 
 #include "protocol/json_writer.h"
+#include "tuning/measure.h"
 #include "tuning/model_files.h"
 
 namespace vigil {
 namespace fs = std::filesystem;
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // A candidate is recommended only when this much faster than the original:
 // less is within what two runs of the same thing differ by here.
 constexpr double kClearSpeedup = 1.05;
-
-// Outputs of a run over all rows: per output, its values row after row.
-using Outputs = std::vector<std::vector<float>>;
-
-StatusOr<Outputs> RunAll(Backend& backend, const ModelFiles& m, const ReferenceData& data, int64_t batch) {
-  Outputs out(m.config.outputs.size());
-  for (int64_t first = 0; first < data.rows; first += batch) {
-    const int64_t n = std::min(batch, data.rows - first);
-    std::vector<Tensor> inputs = {RowsTensor(m.config, data, first, n)};
-    std::vector<Tensor> results;
-    VIGIL_RETURN_IF_ERROR(backend.Execute(inputs, results));
-    if (results.size() != out.size())
-      return Internal(fmt::format("{} outputs for the config's {}", results.size(), out.size()));
-    for (size_t o = 0; o < results.size(); ++o) {
-      if (results[o].datatype != DataType::kFp32) return Internal("output '" + results[o].name + "' is not FP32");
-      const float* p = results[o].as<float>();
-      out[o].insert(out[o].end(), p, p + results[o].element_count());
-    }
-  }
-  return out;
-}
-
-// The predicted class of each row from the first output: its argmax, or
-// for one value per row, whether it reaches 0.5.
-std::vector<int64_t> Classes(const std::vector<float>& values, int64_t rows) {
-  std::vector<int64_t> out(static_cast<size_t>(rows), 0);
-  if (rows == 0) return out;
-  const auto width = static_cast<int64_t>(values.size()) / rows;
-  for (int64_t r = 0; r < rows && width > 0; ++r) {
-    const float* v = values.data() + r * width;
-    out[static_cast<size_t>(r)] = width == 1 ? (v[0] >= 0.5f ? 1 : 0) : std::max_element(v, v + width) - v;
-  }
-  return out;
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(std::min<double>(static_cast<double>(v.size()) - 1, q * static_cast<double>(v.size())))];
-}
-
-// Latency at one row per call, then rows/s at each batch size; `seconds`
-// shared between them.
-void Measure(Backend& backend, const ModelFiles& m, const ReferenceData& data, double seconds,
-             OptimizeCandidate& c) {
-  const auto budget = std::chrono::duration<double>(seconds);
-  std::vector<double> ms;
-  int64_t row = 0;
-  const auto one_row = [&] {
-    std::vector<Tensor> in = {RowsTensor(m.config, data, row, 1)}, out;
-    row = (row + 1) % data.rows;
-    const auto t0 = Clock::now();
-    const Status s = backend.Execute(in, out);
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    return s;
-  };
-  for (int i = 0; i < 5; ++i) (void)one_row();  // warm-up: first calls are slow in every runtime
-  ms.clear();
-  const auto latency_end = Clock::now() + budget / 2;
-  while ((Clock::now() < latency_end || ms.size() < 20) && ms.size() < 100'000) {
-    if (!one_row().ok()) break;
-  }
-  c.p50_ms = Percentile(ms, 0.5);
-  c.p99_ms = Percentile(ms, 0.99);
-
-  std::vector<int64_t> sizes = {1};
-  if (m.config.max_batch_size > 0) {
-    for (int64_t b : {8, 32, 128}) {
-      if (b < m.config.max_batch_size) sizes.push_back(b);
-    }
-    if (m.config.max_batch_size > 1) sizes.push_back(m.config.max_batch_size);
-  }
-  const auto per_size = budget / 2 / static_cast<double>(sizes.size());
-  for (int64_t b : sizes) {
-    const int64_t n = std::min(b, data.rows);
-    std::vector<Tensor> in = {RowsTensor(m.config, data, 0, n)}, out;
-    (void)backend.Execute(in, out);
-    int64_t done = 0;
-    const auto t0 = Clock::now();
-    while (Clock::now() - t0 < per_size || done == 0) {
-      if (!backend.Execute(in, out).ok()) break;
-      done += n;
-    }
-    const double rate = static_cast<double>(done) / std::chrono::duration<double>(Clock::now() - t0).count();
-    if (rate > c.rows_per_s) {
-      c.rows_per_s = rate;
-      c.best_batch = n;
-    }
-  }
-}
-
-void Compare(const Outputs& original, const Outputs& got, const ModelFiles& m, const ReferenceData& data,
-             OptimizeCandidate& c) {
-  double max_diff = 0, sum = 0;
-  size_t count = 0;
-  for (size_t o = 0; o < original.size(); ++o) {
-    if (got[o].size() != original[o].size()) {
-      max_diff = INFINITY;
-      continue;
-    }
-    for (size_t i = 0; i < original[o].size(); ++i) {
-      const double a = original[o][i], b = got[o][i];
-      const double d = std::isnan(a) && std::isnan(b) ? 0 : std::isnan(a) || std::isnan(b) ? INFINITY : std::abs(a - b);
-      max_diff = std::max(max_diff, d);
-      sum += d;
-      ++count;
-    }
-  }
-  c.max_abs_diff = max_diff;
-  c.mean_abs_diff = count ? sum / static_cast<double>(count) : 0;
-  if (original.empty()) return;
-  const auto want = Classes(original[0], data.rows), have = Classes(got[0], data.rows);
-  int64_t same = 0, right = 0, labelled = 0;
-  for (size_t r = 0; r < want.size(); ++r) {
-    same += want[r] == have[r];
-    if (r < data.labels.size() && !std::isnan(data.labels[r])) {
-      ++labelled;
-      right += have[r] == std::llround(data.labels[r]);
-    }
-  }
-  c.agreement = data.rows ? static_cast<double>(same) / static_cast<double>(data.rows) : 1;
-  if (labelled > 0) c.accuracy = static_cast<double>(right) / static_cast<double>(labelled);
-  (void)m;
-}
 
 }  // namespace
 
@@ -241,6 +114,13 @@ StatusOr<OptimizeReport> RunOptimize(const OptimizeOptions& options, std::FILE* 
 
   const int64_t batch = m.config.max_batch_size > 0 ? m.config.max_batch_size : 1;
   Outputs original;
+  auto measure = [&](Backend& backend, OptimizeCandidate& c) {
+    const Speed s = MeasureSpeed(backend, m.config, data, options.seconds);
+    c.p50_ms = s.p50_ms;
+    c.p99_ms = s.p99_ms;
+    c.rows_per_s = s.rows_per_s;
+    c.best_batch = s.best_batch;
+  };
   for (size_t i = 0; i < report.candidates.size(); ++i) {
     OptimizeCandidate& c = report.candidates[i];
     if (progress) std::fprintf(progress, "[%zu/%zu] %s\n", i + 1, report.candidates.size(), c.name.c_str());
@@ -250,23 +130,27 @@ StatusOr<OptimizeReport> RunOptimize(const OptimizeOptions& options, std::FILE* 
       if (i == 0) return backend.status().WithContext("the original does not load");
       continue;
     }
-    auto outputs = RunAll(**backend, m, data, batch);
+    auto outputs = RunRows(**backend, m.config, data, batch);
     if (!outputs.ok()) {
       c.error = outputs.status().message();
       if (i == 0) return outputs.status().WithContext("the original does not run on reference.csv");
       continue;
     }
     if (i == 0) original = *outputs;
-    Compare(original, *outputs, m, data, c);
+    const Closeness close = CompareOutputs(original, *outputs, data.rows, data.labels);
+    c.max_abs_diff = close.max_abs_diff;
+    c.mean_abs_diff = close.mean_abs_diff;
+    c.agreement = close.agreement;
+    c.accuracy = close.accuracy;
     c.exact = c.max_abs_diff <= options.max_abs_diff;
-    Measure(**backend, m, data, options.seconds, c);
+    measure(**backend, c);
   }
   // The original once more, last: of its two measurements the faster counts,
   // so the machine's drift does not pass for a speedup.
   if (auto again = make(report.candidates[0].options); again.ok()) {
     OptimizeCandidate second = report.candidates[0];
     second.rows_per_s = 0;
-    Measure(**again, m, data, options.seconds, second);
+    measure(**again, second);
     OptimizeCandidate& first = report.candidates[0];
     if (second.rows_per_s > first.rows_per_s) {
       first.rows_per_s = second.rows_per_s;

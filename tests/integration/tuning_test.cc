@@ -105,5 +105,58 @@ TEST(OptimizeCommand, BadInputGetsOneLineAndWritesNothing) {
   fs::remove_all(repo);
 }
 
+// `vigil distill --for-endpoint`: the student is a model the real server
+// loads and serves, and the endpoint's spec names it as its fallback.
+TEST(DistillCommand, AStudentServesThroughTheServerAsAnEndpointsFallback) {
+  const fs::path repo = ScratchDir("distill");
+  CopyExampleRepository(repo, {"breast_cancer_mlp"});
+  fs::create_directories(repo / "deployments");
+  WriteFile(repo / "deployments" / "cancer.yaml", "production: {model: breast_cancer_mlp}\n");
+  CommandResult r = RunVigil({"distill", "breast_cancer_mlp", "--model-repository", repo.string(), "--student", "mlp",
+                              "--hidden", "16", "--seconds", "0.05", "--for-endpoint", "cancer"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote model 'breast_cancer_mlp_distilled_mlp'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("overload.fallback is now 'breast_cancer_mlp_distilled_mlp'"), std::string::npos) << r.out;
+
+  auto server = ServerProcess::Start({"--model-repository", repo.string()});
+  auto c = server->Client();
+  ASSERT_TRUE(Eventually([&] {
+    auto ready = c->Get("/v2/models/breast_cancer_mlp_distilled_mlp/ready");
+    return ready.ok() && ready->status == 200;
+  }));
+  const std::string body = FeaturesBody(8);
+  auto teacher = c->Post("/v2/models/breast_cancer_mlp/infer", body);
+  auto student = c->Post("/v2/models/breast_cancer_mlp_distilled_mlp/infer", body);
+  ASSERT_TRUE(teacher.ok() && student.ok());
+  ASSERT_EQ(student->status, 200u) << student->body;
+  const auto t = FirstOutput(teacher->body), s = FirstOutput(student->body);
+  ASSERT_EQ(s.size(), 16u);
+  int same = 0;
+  for (size_t row = 0; row < 8; ++row) {
+    EXPECT_NEAR(s[2 * row] + s[2 * row + 1], 1, 1e-5) << "probabilities";
+    same += (s[2 * row + 1] > s[2 * row]) == (t[2 * row + 1] > t[2 * row]);
+  }
+  EXPECT_GE(same, 7) << "the student answers the teacher's class";
+  auto spec = c->Get("/v1/deployments/cancer");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_NE(spec->body.find("breast_cancer_mlp_distilled_mlp"), std::string::npos) << spec->body;
+  // Through the endpoint, calm: the full model answers.
+  auto calm = c->Post("/v2/models/cancer/infer", body);
+  ASSERT_TRUE(calm.ok());
+  EXPECT_EQ(calm->status, 200u) << calm->body;
+  EXPECT_NE(calm->body.find("\"vigil.model\":\"breast_cancer_mlp\""), std::string::npos) << calm->body;
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+
+  // An endpoint without a spec file: the student is still written, and the message says what to do.
+  CommandResult missing = RunVigil({"distill", "breast_cancer_mlp", "--model-repository", repo.string(), "-o",
+                                    "student2", "--trees", "5", "--depth", "2", "--seconds", "0.05", "--for-endpoint",
+                                    "elsewhere"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("the student 'student2' was written, but: endpoint 'elsewhere' has no spec file"),
+            std::string::npos)
+      << missing.err;
+  fs::remove_all(repo);
+}
+
 }  // namespace
 }  // namespace vigil::testing
