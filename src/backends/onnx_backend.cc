@@ -18,19 +18,23 @@ namespace {
 // OpenCV's DNN backends and targets by the names a config uses.
 const std::vector<std::pair<std::string, int>>& DnnBackendNames() {
   static const std::vector<std::pair<std::string, int>> names = {
-      {"opencv", cv::dnn::DNN_BACKEND_OPENCV},   {"inference_engine", cv::dnn::DNN_BACKEND_INFERENCE_ENGINE},
-      {"halide", cv::dnn::DNN_BACKEND_HALIDE},   {"vkcom", cv::dnn::DNN_BACKEND_VKCOM},
-      {"cuda", cv::dnn::DNN_BACKEND_CUDA},       {"webnn", cv::dnn::DNN_BACKEND_WEBNN},
+      {"opencv", cv::dnn::DNN_BACKEND_OPENCV}, {"inference_engine", cv::dnn::DNN_BACKEND_INFERENCE_ENGINE},
+      {"halide", cv::dnn::DNN_BACKEND_HALIDE}, {"vkcom", cv::dnn::DNN_BACKEND_VKCOM},
+      {"cuda", cv::dnn::DNN_BACKEND_CUDA},     {"webnn", cv::dnn::DNN_BACKEND_WEBNN},
       {"timvx", cv::dnn::DNN_BACKEND_TIMVX}};
   return names;
 }
 const std::vector<std::pair<std::string, int>>& DnnTargetNames() {
-  static const std::vector<std::pair<std::string, int>> names = {
-      {"cpu", cv::dnn::DNN_TARGET_CPU},       {"opencl", cv::dnn::DNN_TARGET_OPENCL},
-      {"opencl_fp16", cv::dnn::DNN_TARGET_OPENCL_FP16}, {"myriad", cv::dnn::DNN_TARGET_MYRIAD},
-      {"vulkan", cv::dnn::DNN_TARGET_VULKAN}, {"fpga", cv::dnn::DNN_TARGET_FPGA},
-      {"cuda", cv::dnn::DNN_TARGET_CUDA},     {"cuda_fp16", cv::dnn::DNN_TARGET_CUDA_FP16},
-      {"hddl", cv::dnn::DNN_TARGET_HDDL},     {"npu", cv::dnn::DNN_TARGET_NPU}};
+  static const std::vector<std::pair<std::string, int>> names = {{"cpu", cv::dnn::DNN_TARGET_CPU},
+                                                                 {"opencl", cv::dnn::DNN_TARGET_OPENCL},
+                                                                 {"opencl_fp16", cv::dnn::DNN_TARGET_OPENCL_FP16},
+                                                                 {"myriad", cv::dnn::DNN_TARGET_MYRIAD},
+                                                                 {"vulkan", cv::dnn::DNN_TARGET_VULKAN},
+                                                                 {"fpga", cv::dnn::DNN_TARGET_FPGA},
+                                                                 {"cuda", cv::dnn::DNN_TARGET_CUDA},
+                                                                 {"cuda_fp16", cv::dnn::DNN_TARGET_CUDA_FP16},
+                                                                 {"hddl", cv::dnn::DNN_TARGET_HDDL},
+                                                                 {"npu", cv::dnn::DNN_TARGET_NPU}};
   return names;
 }
 std::string NameOf(const std::vector<std::pair<std::string, int>>& names, int value) {

@@ -1,7 +1,7 @@
 // MLP students (backends/train.h), trained with libtorch's C++ API and saved
 // as TorchScript. The libtorch headers stay in this translation unit.
-#include <torch/torch.h>
 #include <torch/script.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <string>
@@ -64,13 +64,14 @@ Status TrainMlpStudent(const TrainingSet& d, int64_t hidden, const std::filesyst
     m.register_buffer("w2", l2->weight.detach().t().contiguous());
     m.register_buffer("b2", l2->bias.detach().clone());
     const std::string head = d.target == StudentTarget::kClassProbabilities ? "torch.softmax(z, 1)"
-                             : d.target == StudentTarget::kProbability     ? "torch.sigmoid(z)"
-                                                                           : "z";
+                             : d.target == StudentTarget::kProbability      ? "torch.sigmoid(z)"
+                                                                            : "z";
     m.define(
         "def forward(self, x):\n"
         "    h = torch.relu(torch.addmm(self.b1, (x - self.mean) / self.std, self.w1))\n"
         "    z = torch.addmm(self.b2, h, self.w2)\n"
-        "    return " + head + "\n");
+        "    return " +
+        head + "\n");
     m.eval();
     m.save(out_file.string());
     return Status::Ok();

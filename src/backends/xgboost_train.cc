@@ -46,8 +46,9 @@ Status TrainXgboostStudent(const TrainingSet& d, int64_t trees, int64_t depth, c
       for (int64_t r = 0; r < d.rows; ++r) labels[static_cast<size_t>(r)] = std::clamp(d.y[r], 0.f, 1.f);
       break;
     case StudentTarget::kValue:
-      if (d.k != 1) return InvalidArgument("an XGBoost student answers one value per row; the teacher answers " +
-                                           std::to_string(d.k) + " (try --student mlp)");
+      if (d.k != 1)
+        return InvalidArgument("an XGBoost student answers one value per row; the teacher answers " +
+                               std::to_string(d.k) + " (try --student mlp)");
       objective = "reg:squarederror";
       labels.assign(d.y, d.y + d.rows);
       break;

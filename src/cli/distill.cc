@@ -57,12 +57,13 @@ int Distill(DistillState& st) {
   st.o.student = st.student == "mlp" ? vigil::StudentKind::kMlp : vigil::StudentKind::kXgboost;
   st.o.write = !st.dry_run;
   if (st.since_hours > 0) {
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     st.o.since_ms = now - static_cast<int64_t>(st.since_hours * 3'600'000);
   }
-  if (!st.for_endpoint.empty() && st.dry_run) return Fail("distill", "--for-endpoint writes; it cannot go with --dry-run");
+  if (!st.for_endpoint.empty() && st.dry_run)
+    return Fail("distill", "--for-endpoint writes; it cannot go with --dry-run");
   std::FILE* progress = isatty(STDERR_FILENO) ? stderr : nullptr;
   auto report = vigil::RunDistill(st.o, progress);
   if (!report.ok()) return Fail("distill", report.status().message());
@@ -113,10 +114,12 @@ Command AddDistill(CLI::App& parent) {
       ->delimiter(',')
       ->default_str("4,16,64")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  cmd->add_option("--holdout", st->o.holdout, "Share of the rows held out for scoring")->default_val(0.2)->check(
-      CLI::Range(0.01, 0.9));
+  cmd->add_option("--holdout", st->o.holdout, "Share of the rows held out for scoring")
+      ->default_val(0.2)
+      ->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--seed", st->o.seed, "Seed of the split and the training")->default_val(1);
-  cmd->add_option("--data-dir", st->o.data_dir, "A server's --data-dir: learn from the inputs its prediction log sampled")
+  cmd->add_option("--data-dir", st->o.data_dir,
+                  "A server's --data-dir: learn from the inputs its prediction log sampled")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--endpoint", st->o.endpoint, "With --data-dir: the endpoint whose logged traffic to use");
   cmd->add_option("--since-hours", st->since_hours, "With --data-dir: only inputs logged in the last N hours")
@@ -124,7 +127,9 @@ Command AddDistill(CLI::App& parent) {
   cmd->add_option("--rows", st->o.max_rows, "At most this many rows from reference.csv, and from the log")
       ->default_val(100'000)
       ->check(CLI::Range(int64_t{10}, int64_t{10'000'000}));
-  cmd->add_option("--seconds", st->o.seconds, "Measuring time per model")->default_val(1)->check(CLI::Range(0.05, 600.0));
+  cmd->add_option("--seconds", st->o.seconds, "Measuring time per model")
+      ->default_val(1)
+      ->check(CLI::Range(0.05, 600.0));
   cmd->add_option("--for-endpoint", st->for_endpoint,
                   "Make the student this endpoint's overload fallback (its REPO/deployments/E.yaml)");
   cmd->add_flag("--dry-run", st->dry_run, "Train and report, write nothing");

@@ -563,20 +563,32 @@ Status ValidateModelConfig(const ModelConfig& c) {
   return Status::Ok();
 }
 
+BackendSpec BackendSpecOf(const ModelConfig& c, int64_t version, const std::filesystem::path& model_file) {
+  BackendSpec spec;
+  spec.model_name = c.name;
+  spec.version = version;
+  spec.model_path = model_file;
+  spec.max_batch_size = c.max_batch_size;
+  spec.inputs = c.inputs;
+  spec.outputs = c.outputs;
+  spec.options = c.backend_options;
+  return spec;
+}
+
 Status ValidateBackendOptions(const BackendOptions& o, const std::string& field, const std::string& model) {
   auto fail = [&](const std::string& key, const std::string& expected) {
     return InvalidArgument("model '" + model + "': config field '" + field + "." + key + "': expected " + expected);
   };
   if (o.intra_op_threads < 1 || o.intra_op_threads > kMaxIntraOpThreads)
-    return fail("intra_op_threads", "from 1 to " + std::to_string(kMaxIntraOpThreads) + ", got " +
-                                        std::to_string(o.intra_op_threads));
+    return fail("intra_op_threads",
+                "from 1 to " + std::to_string(kMaxIntraOpThreads) + ", got " + std::to_string(o.intra_op_threads));
   if (o.iteration_end < 0 || o.iteration_end > kMaxTrees)
     return fail("iteration_end", "0 (every tree) or a round count up to " + std::to_string(kMaxTrees) + ", got " +
                                      std::to_string(o.iteration_end));
-  static const std::set<std::string> backends = {"opencv", "inference_engine", "halide", "vkcom",
-                                                 "cuda",   "webnn",            "timvx"};
-  static const std::set<std::string> targets = {"cpu",    "opencl", "opencl_fp16", "myriad", "vulkan",
-                                                "fpga",   "cuda",   "cuda_fp16",   "hddl",   "npu"};
+  static const std::set<std::string> backends = {"opencv", "inference_engine", "halide", "vkcom", "cuda", "webnn",
+                                                 "timvx"};
+  static const std::set<std::string> targets = {"cpu",  "opencl", "opencl_fp16", "myriad", "vulkan",
+                                                "fpga", "cuda",   "cuda_fp16",   "hddl",   "npu"};
   auto list = [](const std::set<std::string>& names) {
     std::string out;
     for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;

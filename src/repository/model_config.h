@@ -5,12 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/status.h"
 #include "backends/backend.h"
+#include "core/status.h"
 #include "core/tensor.h"
 #include "monitoring/drift_monitor.h"
 
@@ -83,8 +84,8 @@ struct ModelConfig {
   int64_t instances = 1;
   VersionPolicy version_policy;
   WarmupConfig warmup;
-  MonitoringConfig monitoring;  // the `monitoring:` block; defaults without one
-  EnsembleConfig ensemble;      // backend: ensemble only
+  MonitoringConfig monitoring;     // the `monitoring:` block; defaults without one
+  EnsembleConfig ensemble;         // backend: ensemble only
   BackendOptions backend_options;  // `backend_options:`; a version's backend_options.yaml overrides them
 
   // Index of the input/output with this name, or -1.
@@ -101,6 +102,10 @@ void NormalizeModelConfig(ModelConfig& config);
 Status ValidateModelConfig(const ModelConfig& config);
 // All three in order.
 StatusOr<ModelConfig> LoadModelConfig(std::string_view model_name, std::string_view yaml_text);
+
+// What CreateBackend needs to load `version` of the model from `model_file`,
+// with the model's backend options (a version's own are set by the caller).
+BackendSpec BackendSpecOf(const ModelConfig& config, int64_t version, const std::filesystem::path& model_file);
 
 // The backend options `field` holds, in range (errors name the model and field).
 Status ValidateBackendOptions(const BackendOptions& o, const std::string& field, const std::string& model);

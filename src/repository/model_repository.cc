@@ -470,14 +470,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::LoadVersion(std::shared
                                                                      int64_t version, const fs::path& model_file,
                                                                      const std::string& fingerprint) {
   const ModelConfig& c = *config;
-  BackendSpec spec;
-  spec.model_name = c.name;
-  spec.version = version;
-  spec.model_path = model_file;
-  spec.max_batch_size = c.max_batch_size;
-  spec.inputs = c.inputs;
-  spec.outputs = c.outputs;
-  spec.options = c.backend_options;
+  BackendSpec spec = BackendSpecOf(c, version, model_file);
   // A version may run with options of its own (vigil optimize writes them).
   if (const fs::path own = model_file.parent_path() / kVersionOptionsFile; fs::exists(own)) {
     VIGIL_ASSIGN_OR_RETURN(const std::string text, ReadFile(own));

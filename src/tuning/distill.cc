@@ -90,15 +90,19 @@ StatusOr<ReferenceData> LoggedRows(const DistillOptions& o, int64_t width) {
   if (o.endpoint.empty()) return InvalidArgument("--data-dir needs --endpoint: whose logged traffic to learn from");
   VIGIL_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(o.data_dir));
   const int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  auto scanned = store->ScanSampledInputs(o.endpoint, o.since_ms, now_ms + 1, o.max_rows, [&](const ServedPrediction& p) {
-    const std::vector<double> v = ParseCompactValues(p.inputs);
-    const auto full = static_cast<int64_t>(v.size()) / width;  // a long request is logged cut short: whole rows only
-    for (int64_t r = 0; r < full && d.rows < o.max_rows; ++r) {
-      for (int64_t j = 0; j < width; ++j) d.inputs.push_back(static_cast<float>(v[static_cast<size_t>(r * width + j)]));
-      ++d.rows;
-    }
-  });
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  auto scanned =
+      store->ScanSampledInputs(o.endpoint, o.since_ms, now_ms + 1, o.max_rows, [&](const ServedPrediction& p) {
+        const std::vector<double> v = ParseCompactValues(p.inputs);
+        const auto full =
+            static_cast<int64_t>(v.size()) / width;  // a long request is logged cut short: whole rows only
+        for (int64_t r = 0; r < full && d.rows < o.max_rows; ++r) {
+          for (int64_t j = 0; j < width; ++j)
+            d.inputs.push_back(static_cast<float>(v[static_cast<size_t>(r * width + j)]));
+          ++d.rows;
+        }
+      });
   if (!scanned.ok()) return scanned.status().WithContext("reading the prediction log in " + o.data_dir);
   d.labels.assign(static_cast<size_t>(d.rows), NAN);
   return d;
@@ -114,8 +118,8 @@ std::string StudentConfig(const ModelFiles& teacher, StudentKind kind, int64_t k
       "max_batch_size: {}\n"
       "inputs: [{{name: {}, datatype: FP32, shape: [{}]}}]\n"
       "outputs: [{{name: {}, datatype: FP32, shape: [{}]}}]\n",
-      note, kind == StudentKind::kXgboost ? "xgboost" : "torchscript",
-      c.max_batch_size > 0 ? c.max_batch_size : 64, c.inputs[0].name, dims, c.outputs[0].name, k);
+      note, kind == StudentKind::kXgboost ? "xgboost" : "torchscript", c.max_batch_size > 0 ? c.max_batch_size : 64,
+      c.inputs[0].name, dims, c.outputs[0].name, k);
 }
 
 int64_t FileBytes(const fs::path& p) {
@@ -132,8 +136,9 @@ StatusOr<DistillReport> RunDistill(const DistillOptions& o, std::FILE* progress)
     return InvalidArgument("--trees and --depth need at least one value each");
   if (o.student == StudentKind::kMlp && o.hidden.empty()) return InvalidArgument("--hidden needs at least one value");
   VIGIL_ASSIGN_OR_RETURN(ModelFiles teacher, FindModelFiles(o.repository, o.teacher, o.version));
-  const std::string name =
-      o.output.empty() ? o.teacher + (o.student == StudentKind::kXgboost ? "_distilled_xgb" : "_distilled_mlp") : o.output;
+  const std::string name = o.output.empty()
+                               ? o.teacher + (o.student == StudentKind::kXgboost ? "_distilled_xgb" : "_distilled_mlp")
+                               : o.output;
   if (name.empty() || name[0] == '.' || name[0] == '_' || name.find('/') != std::string::npos || name == "deployments")
     return InvalidArgument("-o '" + name + "' is not a model name");
   std::error_code ec;
@@ -156,11 +161,13 @@ StatusOr<DistillReport> RunDistill(const DistillOptions& o, std::FILE* progress)
   all.rows += logged.rows;
 
   // The teacher's answers on every row: what the students learn.
-  if (progress) std::fprintf(progress, "teacher %s: answering %lld rows\n", o.teacher.c_str(), static_cast<long long>(all.rows));
+  if (progress)
+    std::fprintf(progress, "teacher %s: answering %lld rows\n", o.teacher.c_str(), static_cast<long long>(all.rows));
   const std::string_view kind = BackendKindName(teacher.config.backend);
   VIGIL_ASSIGN_OR_RETURN(auto teacher_backend, CreateBackend(kind, teacher.Spec()));
-  VIGIL_ASSIGN_OR_RETURN(Outputs answers, RunRows(*teacher_backend, teacher.config, all,
-                                                  teacher.config.max_batch_size > 0 ? teacher.config.max_batch_size : 1));
+  VIGIL_ASSIGN_OR_RETURN(Outputs answers,
+                         RunRows(*teacher_backend, teacher.config, all,
+                                 teacher.config.max_batch_size > 0 ? teacher.config.max_batch_size : 1));
   const std::vector<float>& y = answers[0];
   const int64_t k = static_cast<int64_t>(y.size()) / all.rows;
   if (k < 1 || k * all.rows != static_cast<int64_t>(y.size()))
@@ -174,13 +181,15 @@ StatusOr<DistillReport> RunDistill(const DistillOptions& o, std::FILE* progress)
   std::mt19937_64 rng(o.seed);
   std::shuffle(order.begin(), order.end(), rng);
   const auto held = std::max<int64_t>(1, std::llround(o.holdout * static_cast<double>(all.rows)));
-  const std::vector<int64_t> train_index(order.begin(), order.end() - held), held_index(order.end() - held, order.end());
+  const std::vector<int64_t> train_index(order.begin(), order.end() - held),
+      held_index(order.end() - held, order.end());
   report.train_rows = static_cast<int64_t>(train_index.size());
   report.held_out_rows = held;
   if (report.train_rows < kMinTrainRows)
-    return FailedPrecondition(fmt::format("{} rows to train on ({} in reference.csv, {} logged): at least {}; log more "
-                                          "inputs (--log-inputs-sample-rate) and pass --data-dir",
-                                          report.train_rows, report.reference_rows, report.log_rows, kMinTrainRows));
+    return FailedPrecondition(
+        fmt::format("{} rows to train on ({} in reference.csv, {} logged): at least {}; log more "
+                    "inputs (--log-inputs-sample-rate) and pass --data-dir",
+                    report.train_rows, report.reference_rows, report.log_rows, kMinTrainRows));
   const ReferenceData train = Subset(all, train_index), held_out = Subset(all, held_index);
   for (double l : held_out.labels) report.held_out_labelled += !std::isnan(l);
   const std::vector<float> train_y = Rows(y, k, train_index);
@@ -276,8 +285,9 @@ StatusOr<DistillReport> RunDistill(const DistillOptions& o, std::FILE* progress)
                             fmt::format("vigil distill: {} of {} version {} (held-out agreement {:.4f} on {} rows)",
                                         chosen.name, report.teacher, report.version, chosen.held_out.agreement, held));
   }
-  const fs::path reference =
-      fs::exists(teacher.version_dir / "reference.csv", ec) ? teacher.version_dir / "reference.csv" : teacher.dir / "reference.csv";
+  const fs::path reference = fs::exists(teacher.version_dir / "reference.csv", ec)
+                                 ? teacher.version_dir / "reference.csv"
+                                 : teacher.dir / "reference.csv";
   fs::copy_file(reference, from / "reference.csv", ec);
   if (fs::exists(o.repository / name, ec))
     return FailedPrecondition("model '" + name + "' appeared while the students trained; nothing was written");
@@ -312,10 +322,12 @@ std::string FormatDistillTable(const DistillReport& r) {
   }
   if (r.chosen) {
     const auto& s = r.students[*r.chosen];
-    out += fmt::format("chosen: {} (the smallest within {:.1f} points of the best agreement): {:.2f}x the teacher's "
-                       "rows/s, {:.1f}% of its size\n",
-                       s.name, kAgreementSlack * 100, r.teacher_speed.rows_per_s > 0 ? s.speed.rows_per_s / r.teacher_speed.rows_per_s : 0,
-                       r.teacher_bytes > 0 ? 100.0 * static_cast<double>(s.bytes) / static_cast<double>(r.teacher_bytes) : 0);
+    out += fmt::format(
+        "chosen: {} (the smallest within {:.1f} points of the best agreement): {:.2f}x the teacher's "
+        "rows/s, {:.1f}% of its size\n",
+        s.name, kAgreementSlack * 100,
+        r.teacher_speed.rows_per_s > 0 ? s.speed.rows_per_s / r.teacher_speed.rows_per_s : 0,
+        r.teacher_bytes > 0 ? 100.0 * static_cast<double>(s.bytes) / static_cast<double>(r.teacher_bytes) : 0);
   }
   if (!r.written.empty()) out += "wrote model '" + r.written + "' (config.yaml, 1/, reference.csv)\n";
   return out;

@@ -51,7 +51,7 @@ struct StudentResult {
   std::string error;
   Closeness held_out;  // against the teacher's answers on the held-out rows
   Speed speed;
-  int64_t bytes = 0;   // its model file
+  int64_t bytes = 0;  // its model file
 };
 
 struct DistillReport {

@@ -60,8 +60,8 @@ TEST(Distill, AStudentOfTheExampleMlpAgreesWithItOnHeldOutRowsAndIsWritten) {
     ASSERT_TRUE(chosen.held_out.accuracy.has_value());
     EXPECT_GE(*chosen.held_out.accuracy, 0.9);
 
-    const std::string name = kind == StudentKind::kXgboost ? "breast_cancer_mlp_distilled_xgb"
-                                                           : "breast_cancer_mlp_distilled_mlp";
+    const std::string name =
+        kind == StudentKind::kXgboost ? "breast_cancer_mlp_distilled_xgb" : "breast_cancer_mlp_distilled_mlp";
     EXPECT_EQ(report->written, name);
     EXPECT_TRUE(fs::exists(repo / name / "reference.csv"));
     auto files = FindModelFiles(repo, name, 1);

@@ -33,8 +33,8 @@ std::vector<int64_t> Classes(const std::vector<float>& values, int64_t rows);
 
 struct Closeness {
   double max_abs_diff = 0, mean_abs_diff = 0;  // over every output value (NaN against a number: infinite)
-  double agreement = 1;                         // rows with the same class from the first output
-  std::optional<double> accuracy;               // `got`'s classes against `labels` (NaN = none)
+  double agreement = 1;                        // rows with the same class from the first output
+  std::optional<double> accuracy;              // `got`'s classes against `labels` (NaN = none)
 };
 // `got` against `want`, rows of `rows`; only the first `outputs` outputs
 // are compared (all when 0).

@@ -37,13 +37,7 @@ std::vector<int64_t> VersionsOnDisk(const fs::path& dir) {
 }  // namespace
 
 BackendSpec ModelFiles::Spec() const {
-  BackendSpec s;
-  s.model_name = config.name;
-  s.version = version;
-  s.model_path = model_file;
-  s.max_batch_size = config.max_batch_size;
-  s.inputs = config.inputs;
-  s.outputs = config.outputs;
+  BackendSpec s = BackendSpecOf(config, version, model_file);
   s.options = options;
   return s;
 }
@@ -63,8 +57,8 @@ StatusOr<ModelFiles> FindModelFiles(const fs::path& repository, const std::strin
   if (versions.empty()) return NotFound("model '" + model + "' has no version folder");
   m.version = version > 0 ? version : versions.back();
   if (!std::binary_search(versions.begin(), versions.end(), m.version))
-    return NotFound(fmt::format("model '{}' has no version {} (versions: {})", model, m.version,
-                                fmt::join(versions, ", ")));
+    return NotFound(
+        fmt::format("model '{}' has no version {} (versions: {})", model, m.version, fmt::join(versions, ", ")));
   m.version_dir = m.dir / std::to_string(m.version);
   for (const auto& name : BackendModelFileNames(m.config.backend)) {
     if (fs::exists(m.version_dir / name, ec)) {
@@ -74,7 +68,8 @@ StatusOr<ModelFiles> FindModelFiles(const fs::path& repository, const std::strin
   }
   if (m.model_file.empty())
     return NotFound(fmt::format("model '{}' version {} has no {} file ({})", model, m.version,
-                                BackendKindName(m.config.backend), fmt::join(BackendModelFileNames(m.config.backend), " or ")));
+                                BackendKindName(m.config.backend),
+                                fmt::join(BackendModelFileNames(m.config.backend), " or ")));
   m.options = m.config.backend_options;
   if (fs::exists(m.version_dir / kVersionOptionsFile, ec)) {
     VIGIL_ASSIGN_OR_RETURN(const std::string own, ReadText(m.version_dir / kVersionOptionsFile));
@@ -89,7 +84,8 @@ StatusOr<ReferenceData> ReadModelReference(const ModelFiles& m, int64_t max_rows
     return FailedPrecondition("model '" + c.name + "': only a model with one FP32 input can be compared on rows");
   int64_t width = 1;
   for (int64_t d : c.inputs[0].dims) {
-    if (d < 0) return FailedPrecondition("model '" + c.name + "': input '" + c.inputs[0].name + "' has a variable dimension");
+    if (d < 0)
+      return FailedPrecondition("model '" + c.name + "': input '" + c.inputs[0].name + "' has a variable dimension");
     width *= d;
   }
   std::error_code ec;
@@ -105,7 +101,8 @@ StatusOr<ReferenceData> ReadModelReference(const ModelFiles& m, int64_t max_rows
   d.rows = std::min(rows.rows, max_rows);
   if (d.rows == 0) return FailedPrecondition(csv.string() + " has no rows");
   d.inputs.reserve(static_cast<size_t>(d.rows * width));
-  for (int64_t i = 0; i < d.rows * width; ++i) d.inputs.push_back(static_cast<float>(rows.inputs[static_cast<size_t>(i)]));
+  for (int64_t i = 0; i < d.rows * width; ++i)
+    d.inputs.push_back(static_cast<float>(rows.inputs[static_cast<size_t>(i)]));
   if (!rows.labels.empty()) d.labels.assign(rows.labels.begin(), rows.labels.begin() + d.rows);
   return d;
 }
@@ -163,8 +160,8 @@ std::string VersionOptionsYaml(BackendKind backend, const BackendOptions& o, con
       out += fmt::format("dnn_backend: {}\ndnn_target: {}\nfusion: {}\n", o.dnn_backend, o.dnn_target, o.fusion);
       break;
     case BackendKind::kXgboost:
-      out += fmt::format("intra_op_threads: {}\niteration_end: {}\ninplace: {}\n", o.intra_op_threads,
-                         o.iteration_end, o.inplace);
+      out += fmt::format("intra_op_threads: {}\niteration_end: {}\ninplace: {}\n", o.intra_op_threads, o.iteration_end,
+                         o.inplace);
       break;
     case BackendKind::kEnsemble:
       break;

@@ -28,8 +28,7 @@ struct ModelFiles {
 
 // `version` 0: the highest on disk. Errors name what is missing: the model,
 // a version, its file; an ensemble has no file of its own and is refused.
-StatusOr<ModelFiles> FindModelFiles(const std::filesystem::path& repository, const std::string& model,
-                                    int64_t version);
+StatusOr<ModelFiles> FindModelFiles(const std::filesystem::path& repository, const std::string& model, int64_t version);
 
 // Rows of the model's one FP32 input (row-major) with their labels (NaN
 // where none; empty without a label column).

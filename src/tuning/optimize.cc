@@ -109,8 +109,8 @@ StatusOr<OptimizeReport> RunOptimize(const OptimizeOptions& options, std::FILE* 
                                     m.config.backend == BackendKind::kXgboost ? XgboostBoostedRounds(m.model_file) : 0,
                                     AvailableDnnTargets());
   if (report.candidates.size() < 2)
-    return FailedPrecondition(fmt::format("model '{}' ({}): this runtime offers nothing to try here", m.config.name,
-                                          report.backend));
+    return FailedPrecondition(
+        fmt::format("model '{}' ({}): this runtime offers nothing to try here", m.config.name, report.backend));
 
   const int64_t batch = m.config.max_batch_size > 0 ? m.config.max_batch_size : 1;
   Outputs original;
@@ -173,12 +173,11 @@ StatusOr<OptimizeReport> RunOptimize(const OptimizeOptions& options, std::FILE* 
 }
 
 std::string FormatOptimizeTable(const OptimizeReport& r) {
-  std::string out = fmt::format(
-      "model {} version {} ({}): {} reference rows ({} labelled); exact means every output within {:g}\n", r.model,
-      r.version, r.backend, r.rows, r.labelled, r.max_abs_diff);
+  std::string out =
+      fmt::format("model {} version {} ({}): {} reference rows ({} labelled); exact means every output within {:g}\n",
+                  r.model, r.version, r.backend, r.rows, r.labelled, r.max_abs_diff);
   out += fmt::format("  {:<36} {:>5} {:>8} {:>8} {:>10} {:>5} {:>7} {:>10} {:>10} {:>6} {:>8}\n", "candidate", "exact",
-                     "p50 ms", "p99 ms", "rows/s", "batch", "speedup", "max|diff|", "mean|diff|", "agree",
-                     "accuracy");
+                     "p50 ms", "p99 ms", "rows/s", "batch", "speedup", "max|diff|", "mean|diff|", "agree", "accuracy");
   for (size_t i = 0; i < r.candidates.size(); ++i) {
     const auto& c = r.candidates[i];
     const std::string mark = r.recommended == i ? "* " : "  ";
@@ -186,15 +185,17 @@ std::string FormatOptimizeTable(const OptimizeReport& r) {
       out += fmt::format("{}{:<36} failed: {}\n", mark, c.name, c.error);
       continue;
     }
-    out += fmt::format("{}{:<36} {:>5} {:>8.3f} {:>8.3f} {:>10.0f} {:>5} {:>6.2f}x {:>10.2e} {:>10.2e} {:>6.4f} {:>8}\n",
-                       mark, c.name + (c.lossy ? " (lossy)" : ""), c.exact ? "yes" : "no", c.p50_ms, c.p99_ms,
-                       c.rows_per_s, c.best_batch, c.speedup, c.max_abs_diff, c.mean_abs_diff, c.agreement,
-                       c.accuracy ? fmt::format("{:.4f}", *c.accuracy) : std::string("-"));
+    out +=
+        fmt::format("{}{:<36} {:>5} {:>8.3f} {:>8.3f} {:>10.0f} {:>5} {:>6.2f}x {:>10.2e} {:>10.2e} {:>6.4f} {:>8}\n",
+                    mark, c.name + (c.lossy ? " (lossy)" : ""), c.exact ? "yes" : "no", c.p50_ms, c.p99_ms,
+                    c.rows_per_s, c.best_batch, c.speedup, c.max_abs_diff, c.mean_abs_diff, c.agreement,
+                    c.accuracy ? fmt::format("{:.4f}", *c.accuracy) : std::string("-"));
   }
   if (r.recommended) {
     const auto& c = r.candidates[*r.recommended];
-    out += fmt::format("recommended: {} ({:.2f}x the original's rows/s, outputs within {:.1e}); backend_options: {{{}}}\n",
-                       c.name, c.speedup, c.max_abs_diff, DescribeBackendOptions(c.options));
+    out +=
+        fmt::format("recommended: {} ({:.2f}x the original's rows/s, outputs within {:.1e}); backend_options: {{{}}}\n",
+                    c.name, c.speedup, c.max_abs_diff, DescribeBackendOptions(c.options));
   } else {
     out += "recommended: none: " + r.note + "\n";
   }

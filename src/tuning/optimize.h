@@ -38,10 +38,10 @@ namespace vigil {
 struct OptimizeOptions {
   std::filesystem::path repository;
   std::string model;
-  int64_t version = 0;        // 0: the highest version on disk
+  int64_t version = 0;         // 0: the highest version on disk
   double max_abs_diff = 1e-4;  // what counts as exact
-  double seconds = 1.5;       // measuring time per candidate
-  int64_t max_rows = 2000;    // reference rows used at most
+  double seconds = 1.5;        // measuring time per candidate
+  int64_t max_rows = 2000;     // reference rows used at most
   // Makes the backend of a candidate; null: CreateBackend (tests inject).
   std::function<StatusOr<std::unique_ptr<Backend>>(std::string_view kind, const BackendSpec&)> backends;
 };
@@ -49,14 +49,14 @@ struct OptimizeOptions {
 struct OptimizeCandidate {
   std::string name;  // "original", "freeze", "threads=2", "trees=50", ...
   BackendOptions options;
-  bool lossy = false;   // meant to trade accuracy for speed
-  std::string error;    // why it could not be loaded or run; nothing else is set then
+  bool lossy = false;             // meant to trade accuracy for speed
+  std::string error;              // why it could not be loaded or run; nothing else is set then
   double p50_ms = 0, p99_ms = 0;  // one row per call
-  double rows_per_s = 0;           // at best_batch
+  double rows_per_s = 0;          // at best_batch
   int64_t best_batch = 0;
   double max_abs_diff = 0, mean_abs_diff = 0;  // every output against the original's
-  double agreement = 1;                         // share of rows with the original's predicted class
-  std::optional<double> accuracy;               // against reference.csv's labels
+  double agreement = 1;                        // share of rows with the original's predicted class
+  std::optional<double> accuracy;              // against reference.csv's labels
   bool exact = false;
   double speedup = 1;  // rows_per_s over the original's
 };
@@ -64,9 +64,9 @@ struct OptimizeCandidate {
 struct OptimizeReport {
   std::string model, backend;
   int64_t version = 0;
-  int64_t rows = 0;           // reference rows compared
-  int64_t labelled = 0;       // of which with a label
-  double max_abs_diff = 0;    // the threshold used
+  int64_t rows = 0;                           // reference rows compared
+  int64_t labelled = 0;                       // of which with a label
+  double max_abs_diff = 0;                    // the threshold used
   std::vector<OptimizeCandidate> candidates;  // [0] is the original
   std::optional<size_t> recommended;          // an exact candidate clearly faster than the original
   std::string note;                           // why none is recommended, when none is

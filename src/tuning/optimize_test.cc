@@ -50,8 +50,9 @@ TEST(OptimizeCandidates, EachRuntimeOffersItsOwnSettingsOnceEach) {
             (std::vector<std::string>{"original", "freeze", "optimize_for_inference", "threads=2",
                                       "optimize_for_inference, threads=2"}));
   // The original's own settings are not tried twice.
-  EXPECT_EQ(names(CandidatesFor("onnx", base, 1, 0, {{"opencv", "cpu"}, {"opencv", "opencl"}})),
-            (std::vector<std::string>{"original", "opencv/cpu, no fusion", "opencv/opencl", "opencv/opencl, no fusion"}));
+  EXPECT_EQ(
+      names(CandidatesFor("onnx", base, 1, 0, {{"opencv", "cpu"}, {"opencv", "opencl"}})),
+      (std::vector<std::string>{"original", "opencv/cpu, no fusion", "opencv/opencl", "opencv/opencl, no fusion"}));
   const auto xgb = CandidatesFor("xgboost", base, 4, 80, {});
   EXPECT_EQ(names(xgb), (std::vector<std::string>{"original", "threads=2", "threads=4", "through a DMatrix",
                                                   "trees=40 of 80", "trees=20 of 80"}));

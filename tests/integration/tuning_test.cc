@@ -67,7 +67,8 @@ TEST(OptimizeCommand, EveryCandidateWrittenLoadsAndAnswersAsTheOriginalDoes) {
     ASSERT_TRUE(Eventually([&] {
       auto ready = c->Get(base + std::to_string(w.version) + "/ready");
       return ready.ok() && ready->status == 200;
-    })) << w.model << " " << w.name << " version " << w.version << " never became ready";
+    })) << w.model
+        << " " << w.name << " version " << w.version << " never became ready";
     auto want = c->Post(base + std::to_string(original[w.model]) + "/infer", body);
     auto got = c->Post(base + std::to_string(w.version) + "/infer", body);
     ASSERT_TRUE(want.ok() && got.ok());
@@ -91,7 +92,8 @@ TEST(OptimizeCommand, BadInputGetsOneLineAndWritesNothing) {
   const std::vector<Case> cases = {
       {{"optimize", "nope", "--model-repository", repo.string()}, "no model 'nope' in "},
       {{"optimize", "breast_cancer_mlp", "--model-repository", repo.string(), "--version", "7"}, "has no version 7"},
-      {{"optimize", "breast_cancer_mlp", "--model-repository", repo.string(), "--seconds", "0.05", "--write", "fastest"},
+      {{"optimize", "breast_cancer_mlp", "--model-repository", repo.string(), "--seconds", "0.05", "--write",
+        "fastest"},
        "--write 'fastest': no such candidate (candidates: 'original', 'freeze'"},
       {{"optimize", "breast_cancer_mlp", "--model-repository", (repo / "missing").string()}, "--model-repository"},
   };
@@ -118,6 +120,14 @@ TEST(DistillCommand, AStudentServesThroughTheServerAsAnEndpointsFallback) {
   EXPECT_NE(r.out.find("wrote model 'breast_cancer_mlp_distilled_mlp'"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("overload.fallback is now 'breast_cancer_mlp_distilled_mlp'"), std::string::npos) << r.out;
 
+  // An endpoint without a spec file: the student is still written, and the message says what to do.
+  CommandResult missing =
+      RunVigil({"distill", "breast_cancer_mlp", "--model-repository", repo.string(), "-o", "student2", "--trees", "5",
+                "--depth", "2", "--seconds", "0.05", "--for-endpoint", "elsewhere"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("the student 'student2' was written, but: endpoint 'elsewhere' has no spec file"),
+            std::string::npos)
+      << missing.err;
   auto server = ServerProcess::Start({"--model-repository", repo.string()});
   auto c = server->Client();
   ASSERT_TRUE(Eventually([&] {
@@ -145,16 +155,12 @@ TEST(DistillCommand, AStudentServesThroughTheServerAsAnEndpointsFallback) {
   ASSERT_TRUE(calm.ok());
   EXPECT_EQ(calm->status, 200u) << calm->body;
   EXPECT_NE(calm->body.find("\"vigil.model\":\"breast_cancer_mlp\""), std::string::npos) << calm->body;
+  // The XGBoost student serves too, answering two probabilities per row.
+  auto trees = c->Post("/v2/models/student2/infer", body);
+  ASSERT_TRUE(trees.ok());
+  ASSERT_EQ(trees->status, 200u) << trees->body;
+  EXPECT_EQ(FirstOutput(trees->body).size(), 16u);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
-
-  // An endpoint without a spec file: the student is still written, and the message says what to do.
-  CommandResult missing = RunVigil({"distill", "breast_cancer_mlp", "--model-repository", repo.string(), "-o",
-                                    "student2", "--trees", "5", "--depth", "2", "--seconds", "0.05", "--for-endpoint",
-                                    "elsewhere"});
-  EXPECT_NE(missing.exit_code, 0);
-  EXPECT_NE(missing.err.find("the student 'student2' was written, but: endpoint 'elsewhere' has no spec file"),
-            std::string::npos)
-      << missing.err;
   fs::remove_all(repo);
 }
 
