@@ -18,6 +18,11 @@ std::string_view TorchOptimizeName(BackendOptions::TorchOptimize o) {
   return "none";
 }
 
+bool BackendOptions::operator==(const BackendOptions& o) const {
+  return intra_op_threads == o.intra_op_threads && optimize == o.optimize && dnn_backend == o.dnn_backend &&
+         dnn_target == o.dnn_target && fusion == o.fusion && iteration_end == o.iteration_end && inplace == o.inplace;
+}
+
 std::string DescribeBackendOptions(const BackendOptions& o) {
   const BackendOptions d;
   std::string out;

@@ -47,7 +47,8 @@ struct BackendOptions {
   int64_t iteration_end = 0;
   bool inplace = true;
 
-  bool operator==(const BackendOptions&) const = default;
+  // Written out: the torchscript adapter is compiled as C++17 under clang.
+  bool operator==(const BackendOptions& o) const;
 };
 
 std::string_view TorchOptimizeName(BackendOptions::TorchOptimize o);  // "none", "freeze", "optimize_for_inference"
