@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 
-SKIP = ("onnx_backend.cc", "torch_backend.cc", "xgboost_backend.cc", ".pb.cc")
+SKIP = ("onnx_backend.cc", "torch_backend.cc", "torch_train.cc", "xgboost_backend.cc", "xgboost_train.cc", ".pb.cc")
 
 
 def clang():
