@@ -9,12 +9,13 @@ set -euo pipefail
 
 build=(cmake g++ make ccache pkg-config
        libboost-dev libboost-system-dev rapidjson-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libgoogle-perftools-dev libre2-dev libssl-dev
+       libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libpq-dev libgoogle-perftools-dev libre2-dev libssl-dev
        libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
        libgtest-dev libgmock-dev libbenchmark-dev)
 tests=(prometheus curl python3 python3-grpcio python3-grpc-tools openssl iproute2
        clang-14 libclang-rt-14-dev  # clang: thread-safety analysis, the sanitizer build and the fuzzers
-       python3-torch python3-sklearn)  # tests/fixtures/overload_models.py trains the overload fixture
+       python3-torch python3-sklearn  # tests/fixtures/overload_models.py trains the overload fixture
+       postgresql util-linux)  # the PostgreSQL store's tests start a server (scripts/test-postgres.sh, runuser)
 examples=(python3-sklearn python3-torch python3-xgboost python3-onnx)
 bench=(wrk nginx python3-fastapi python3-uvicorn python3-torch nodejs npm)
 

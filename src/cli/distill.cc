@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/logging.h"
 #include "routing/deployment_spec.h"
+#include "store/store.h"
 #include "tuning/distill.h"
 
 namespace vigil::cli {
@@ -118,11 +119,17 @@ Command AddDistill(CLI::App& parent) {
       ->default_val(0.2)
       ->check(CLI::Range(0.01, 0.9));
   cmd->add_option("--seed", st->o.seed, "Seed of the split and the training")->default_val(1);
-  cmd->add_option("--data-dir", st->o.data_dir,
-                  "A server's --data-dir: learn from the inputs its prediction log sampled")
-      ->check(CLI::ExistingDirectory);
-  cmd->add_option("--endpoint", st->o.endpoint, "With --data-dir: the endpoint whose logged traffic to use");
-  cmd->add_option("--since-hours", st->since_hours, "With --data-dir: only inputs logged in the last N hours")
+  auto* data_dir = cmd->add_option("--data-dir", st->o.data_dir,
+                                   "A server's --data-dir: learn from the inputs its prediction log sampled")
+                       ->check(CLI::ExistingDirectory);
+  cmd->add_option("--store", st->o.data_dir, "A server's --store (postgres://...): the same, from the shared store")
+      ->check([](const std::string& url) {
+        return IsPostgresUrl(url) ? std::string() : std::string("--store must be a postgres:// or postgresql:// URL");
+      })
+      ->excludes(data_dir);
+  cmd->add_option("--endpoint", st->o.endpoint, "With --data-dir or --store: the endpoint whose logged traffic to use");
+  cmd->add_option("--since-hours", st->since_hours,
+                  "With --data-dir or --store: only inputs logged in the last N hours")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--rows", st->o.max_rows, "At most this many rows from reference.csv, and from the log")
       ->default_val(100'000)

@@ -6,6 +6,7 @@
 #include "net/access.h"
 #include "rollout/benchmark.h"
 #include "server/server.h"
+#include "store/store.h"
 
 namespace vigil::cli {
 namespace {
@@ -156,8 +157,17 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
                    "Threads for routes that may block (deployments, feedback, monitoring reads, model loads)")
       ->default_val(2)
       ->check(CLI::Range(1, 64));
-  serve->add_option("--data-dir", st->so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
-      ->default_val("vigil-data");
+  auto* data_dir =
+      serve->add_option("--data-dir", st->so.data_dir, "Folder of the store (vigil.db: deployments and their history)")
+          ->default_val("vigil-data");
+  serve
+      ->add_option("--store", st->so.store_url,
+                   "postgres://user[:password]@host:port/db: the store replicas share (instead of --data-dir; "
+                   "the password may also come from PGPASSWORD or ~/.pgpass)")
+      ->check([](const std::string& url) {
+        return IsPostgresUrl(url) ? std::string() : std::string("--store must be a postgres:// or postgresql:// URL");
+      })
+      ->excludes(data_dir);
   serve
       ->add_option("--log-inputs-sample-rate", st->so.log_inputs_sample_rate,
                    "Share (0 to 1) of endpoint predictions logged with their inputs")

@@ -36,13 +36,18 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   auto it = current->find(endpoint);
   const std::string before = it == current->end() ? "" : DeploymentSpecToYaml(it->second->spec());
   const std::string after = next ? DeploymentSpecToYaml(*next) : "";
+  const int64_t now = clock_.NowMillis();
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
-    const int64_t now = clock_.NowMillis();
     Status s = next ? store_->SaveDeployment({endpoint, after, file_texts_[endpoint], now})
                     : store_->DeleteDeployment(endpoint);
     if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});
     if (!s.ok()) return s.WithContext("deployment '" + endpoint + "' not changed: the store failed");
+    if (next) {
+      in_store_[endpoint] = after;
+    } else {
+      in_store_.erase(endpoint);
+    }
   }
   {
     MutexLock refused(refused_mu_);
@@ -52,7 +57,7 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   if (next) {
     auto before = current->find(endpoint);
     table[endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*next)),
-                                                     before == current->end() ? nullptr : before->second.get());
+                                                     before == current->end() ? nullptr : before->second.get(), now);
   } else {
     table.erase(endpoint);
   }
@@ -143,6 +148,7 @@ void Deployments::Restore() {
   Table table = *table_.load();
   for (auto& d : *stored) {
     if (!d.source_text.empty()) file_texts_[d.endpoint] = d.source_text;
+    in_store_[d.endpoint] = d.spec_yaml;
     // A stored spec is checked like a new one: the store may hold what an
     // older build accepted, and it must never be executed unchecked.
     auto spec = LoadDeploymentSpec(d.endpoint, d.spec_yaml, Catalog());
@@ -153,9 +159,56 @@ void Deployments::Restore() {
       refused_[d.endpoint] = {d.spec_yaml, spec.status().message()};
       continue;
     }
-    table[d.endpoint] = std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)));
+    table[d.endpoint] =
+        std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)), nullptr, d.updated_ms);
     spdlog::info("event=deployment_restored endpoint={}", LogValue(d.endpoint));
   }
+  table_.store(std::make_shared<const Table>(std::move(table)));
+  ReportInUse();
+}
+
+void Deployments::SyncFromStore() {
+  if (!store_) return;
+  auto stored = store_->LoadDeployments();
+  if (!stored.ok()) {
+    spdlog::warn("event=deployments_sync_failed error={}", LogValue(stored.status().message()));
+    return;
+  }
+  MutexLock lock(control_mu_);
+  const auto current = table_.load();
+  Table table = *current;
+  bool changed = false;
+  std::set<std::string> present;
+  for (auto& d : *stored) {
+    present.insert(d.endpoint);
+    auto known = in_store_.find(d.endpoint);
+    if (known != in_store_.end() && known->second == d.spec_yaml) continue;
+    in_store_[d.endpoint] = d.spec_yaml;  // a spec that does not validate here is not retried every poll
+    file_texts_[d.endpoint] = d.source_text;
+    auto spec = LoadDeploymentSpec(d.endpoint, d.spec_yaml, Catalog());
+    if (!spec.ok()) {
+      spdlog::error("event=deployment_refused endpoint={} from=store error={}", LogValue(d.endpoint),
+                    LogValue(spec.status().message()));
+      continue;
+    }
+    auto before = current->find(d.endpoint);
+    table[d.endpoint] =
+        std::make_shared<const Router>(std::make_shared<const DeploymentSpec>(std::move(*spec)),
+                                       before == current->end() ? nullptr : before->second.get(), d.updated_ms);
+    changed = true;
+    spdlog::info("event=deployment_synced endpoint={}", LogValue(d.endpoint));
+  }
+  for (auto it = in_store_.begin(); it != in_store_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    changed |= table.erase(it->first) > 0;
+    file_texts_.erase(it->first);
+    spdlog::info("event=deployment_synced endpoint={} removed=true", LogValue(it->first));
+    it = in_store_.erase(it);
+  }
+  if (!changed) return;
   table_.store(std::make_shared<const Table>(std::move(table)));
   ReportInUse();
 }

@@ -66,6 +66,11 @@ class Deployments {
   // Re-reads the directory: new and changed files are applied, endpoints
   // whose file disappeared are removed (those applied through the API stay).
   void LoadDirectory();
+  // Puts in force what other replicas changed in the shared store since
+  // this one last looked: specs that differ from what it last wrote or read
+  // (validated like any spec), endpoints the store no longer has removed.
+  // Called every poll; without a store it does nothing.
+  void SyncFromStore();
 
   // A stored deployment that did not validate when the server started (a
   // spec written by an older build, or one whose models are gone): it is
@@ -106,6 +111,9 @@ class Deployments {
   Mutex control_mu_;
   // endpoint → the deployments/ file text it last came from
   std::map<std::string, std::string> file_texts_ GUARDED_BY(control_mu_);
+  // Per endpoint, the spec YAML this replica last wrote to or read from the
+  // store: SyncFromStore puts in force what differs (another replica's change).
+  std::map<std::string, std::string> in_store_ GUARDED_BY(control_mu_);
   std::map<std::string, std::string> file_errors_ GUARDED_BY(control_mu_);
   std::map<std::pair<std::string, int64_t>, std::string> reported_
       GUARDED_BY(control_mu_);                            // last ReportInUse  // endpoint → last error logged

@@ -47,10 +47,11 @@ uint32_t ShareToBuckets(double percent) {
   return static_cast<uint32_t>(std::llround(std::clamp(percent, 0.0, 100.0) * (kBuckets / 100.0)));
 }
 
-Router::Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous)
+Router::Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous, int64_t since_unix_ms)
     : spec_(std::move(spec)),
       stats_(std::make_unique<VariantStats[]>(spec_->candidates.size() + 1)),
-      since_(std::chrono::system_clock::now()) {
+      since_(since_unix_ms > 0 ? std::chrono::system_clock::time_point(std::chrono::milliseconds(since_unix_ms))
+                               : std::chrono::system_clock::now()) {
   if (const auto& o = spec_->overload) {
     const auto& before = previous ? previous->spec().overload : std::nullopt;
     auto same_model = [](const std::optional<Variant>& a, const std::optional<Variant>& b) {

@@ -67,7 +67,10 @@ class Router {
   // `previous`: the endpoint's router before this spec; its overload ladder
   // carries on when the `overload:` block did not change (a rollout step
   // during a spike does not reset the endpoint's rung).
-  explicit Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous = nullptr);
+  // `since_unix_ms`: when the spec was put in force (as the store has it,
+  // so every replica agrees); 0 = now.
+  explicit Router(std::shared_ptr<const DeploymentSpec> spec, const Router* previous = nullptr,
+                  int64_t since_unix_ms = 0);
 
   // The endpoint's degradation ladder; null without `overload:`.
   OverloadLadder* ladder() const { return ladder_.get(); }

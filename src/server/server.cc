@@ -93,6 +93,7 @@ uint16_t Server::http_port() const { return parts_->http->port(); }
 int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1; }
 void Server::Poll() {
   parts_->repository->Poll();
+  parts_->deployments->SyncFromStore();  // other replicas' changes first, then the files
   parts_->deployments->LoadDirectory();
   parts_->metrics.repository_polls().Inc();  // after both: a test that waits for it sees what they did
 }
@@ -111,9 +112,13 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ro.root = options.model_repository;
   ro.metrics = &p->metrics;
   VIGIL_ASSIGN_OR_RETURN(p->repository, ModelRepository::Create(ro));
-  if (!options.data_dir.empty()) {
+  if (!options.store_url.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(p->store, OpenPostgresStore(options.store_url));
+    spdlog::info("event=store_open store=postgres url={}", LogValue(RedactedUrl(options.store_url)));
+  } else if (!options.data_dir.empty()) {
     VIGIL_ASSIGN_OR_RETURN(p->store, OpenSqliteStore(options.data_dir));
-    spdlog::info("event=store_open path={}", LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
+    spdlog::info("event=store_open store=sqlite path={}",
+                 LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
   }
   p->deployments = std::make_unique<Deployments>(
       Deployments::Options{.catalog = RepositoryCatalog(*p->repository),

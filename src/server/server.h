@@ -47,7 +47,10 @@ struct ServerOptions {
   int control_threads = 2;
   // Holds the SQLite store (deployments, their history); empty = no store.
   std::string data_dir = "vigil-data";
-  // Endpoint predictions go to the store (with data_dir set).
+  // --store: a postgres:// URL, the store replicas share; when set it is
+  // the store and data_dir is not used.
+  std::string store_url;
+  // Endpoint predictions go to the store (with one).
   bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.
   double log_inputs_sample_rate = 0;

@@ -1,6 +1,6 @@
 // Store: what Vigil keeps across restarts. An interface free of any
-// database's types; SqliteStore is the embedded default, a PostgreSQL one
-// (for replicas) comes later, so the SQL behind it stays portable.
+// database's types; SqliteStore is the embedded default, PostgresStore the
+// one replicas share (--store postgres://...).
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -307,6 +307,21 @@ int64_t PredictionIdKey(std::string_view id);
 // Opens (creating when needed) DIR/vigil.db: WAL mode, schema migrated to
 // the current version. Fails with the path and SQLite's message.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir);
+
+// Whether `where` names a PostgreSQL database (postgres:// or postgresql://).
+bool IsPostgresUrl(std::string_view where);
+
+// Connects to the PostgreSQL database at `url` (libpq's URI form,
+// postgres://user[:password]@host:port/db) and migrates its schema to the
+// current version under an advisory lock, so replicas that start together
+// migrate once. Fails with the URL (password hidden) and the server's message.
+StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url);
+
+// The store `where` names: a postgres:// URL, else a SQLite --data-dir.
+StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& where);
+
+// `url` with its password replaced by ***, for logs and errors.
+std::string RedactedUrl(const std::string& url);
 
 // Drift windows kept in memory, the newest `per_model` of each model, for
 // a server without a data directory. Thread-safe.

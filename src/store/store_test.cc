@@ -1,12 +1,19 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
+
+#include "support/test_postgres.h"
 
 namespace vigil {
 namespace {
@@ -19,10 +26,61 @@ fs::path FreshDir(const std::string& name) {
   return dir;
 }
 
-TEST(SqliteStore, DeploymentsUpsertDeleteAndSurviveReopening) {
-  const fs::path dir = FreshDir("deployments");
+// Each of these runs against both stores: SQLite in a fresh folder, and
+// PostgreSQL in a fresh database on the server the tests share.
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      std::replace(name.begin(), name.end(), '/', '_');
+      dir_ = FreshDir(name);
+      return;
+    }
+    db_ = std::make_unique<test_support::PostgresDatabase>();
+    if (db_->url().empty()) {
+      if (!test_support::PostgresInstalled()) GTEST_SKIP() << db_->why();
+      FAIL() << db_->why();
+    }
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // Opens the store (again: the same file or database).
+  StatusOr<std::unique_ptr<Store>> Open() {
+    return GetParam() == "sqlite" ? OpenSqliteStore(dir_.string()) : OpenPostgresStore(db_->url());
+  }
+
+  // The first column of `sql`'s rows, read from the database itself.
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> out;
+    if (GetParam() != "sqlite") {
+      std::string error;
+      out = test_support::PostgresQuery(db_->url(), sql, &error);
+      EXPECT_EQ(error, "");
+      return out;
+    }
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir_ / "vigil.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr);
+    while (sqlite3_step(q) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<test_support::PostgresDatabase> db_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST_P(StoreTest, DeploymentsUpsertDeleteAndSurviveReopening) {
   {
-    auto store = OpenSqliteStore(dir.string());
+    auto store = Open();
     ASSERT_TRUE(store.ok()) << store.status().message();
     ASSERT_TRUE((*store)->SaveDeployment({"a", "production: {model: m}\n", "file text", 1}).ok());
     ASSERT_TRUE((*store)->SaveDeployment({"b", "spec b", "", 2}).ok());
@@ -30,7 +88,7 @@ TEST(SqliteStore, DeploymentsUpsertDeleteAndSurviveReopening) {
     ASSERT_TRUE((*store)->DeleteDeployment("b").ok());
     ASSERT_TRUE((*store)->DeleteDeployment("never-there").ok());
   }
-  auto store = OpenSqliteStore(dir.string());
+  auto store = Open();
   ASSERT_TRUE(store.ok());
   auto loaded = (*store)->LoadDeployments();
   ASSERT_TRUE(loaded.ok());
@@ -39,12 +97,10 @@ TEST(SqliteStore, DeploymentsUpsertDeleteAndSurviveReopening) {
   EXPECT_EQ((*loaded)[0].spec_yaml, "spec a2");
   EXPECT_EQ((*loaded)[0].source_text, "");
   EXPECT_EQ((*loaded)[0].updated_ms, 3);
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, AuditHistoryIsNewestFirstPerEndpoint) {
-  const fs::path dir = FreshDir("audit");
-  auto store = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, AuditHistoryIsNewestFirstPerEndpoint) {
+  auto store = Open();
   ASSERT_TRUE(store.ok());
   for (int i = 0; i < 5; ++i) {
     AuditEvent e;
@@ -66,7 +122,6 @@ TEST(SqliteStore, AuditHistoryIsNewestFirstPerEndpoint) {
   EXPECT_EQ((*even)[0].before, "b4");
   EXPECT_EQ((*store)->History("even", 1)->size(), 1u);
   EXPECT_TRUE((*store)->History("nobody", 5)->empty());
-  fs::remove_all(dir);
 }
 
 TEST(SqliteStore, WalModeAndSchemaVersionAreSetAndANewerSchemaIsRefused) {
@@ -97,9 +152,8 @@ TEST(SqliteStore, AnUnusableDataDirNamesThePath) {
   EXPECT_NE(store.status().message().find("/proc/vigil-cannot-be-here"), std::string::npos) << store.status().message();
 }
 
-TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
-  const fs::path dir = FreshDir("predictions");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, PredictionsJoinFeedbackInEitherOrderAndPrune) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   // Feedback before its prediction exists.
@@ -139,21 +193,12 @@ TEST(SqliteStore, PredictionsJoinFeedbackInEitherOrderAndPrune) {
   // Feedback that arrived before the cut goes too: p1's (1000), not p2's (3000).
   pruned = store.PrunePredictions(2500, 0);
   EXPECT_EQ(*pruned, 1);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir / "vigil.db").c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* q = nullptr;
-  sqlite3_prepare_v2(db, "SELECT prediction_id FROM feedback", -1, &q, nullptr);
-  std::vector<std::string> feedback;
-  while (sqlite3_step(q) == SQLITE_ROW) feedback.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
-  sqlite3_finalize(q);
-  sqlite3_close(db);
+  const std::vector<std::string> feedback = Column("SELECT prediction_id FROM feedback");
   EXPECT_EQ(feedback, (std::vector<std::string>{"p2"}));
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
-  const fs::path dir = FreshDir("retention");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   for (int batch = 0; batch < 10; ++batch) {
@@ -171,12 +216,10 @@ TEST(SqliteStore, RetentionCutsTheLogInTimeOrderByAgeAndBySize) {
   EXPECT_EQ(*store.KnownPredictions({"id899", "id900", "id999"}), (std::vector<std::string>{"id900", "id999"}));
   EXPECT_EQ(*store.PrunePredictions(std::numeric_limits<int64_t>::max(), 0), 100);
   EXPECT_EQ(*store.PrunePredictions(std::numeric_limits<int64_t>::max(), 5), 0);  // empty
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
-  const fs::path dir = FreshDir("scan");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   std::vector<PredictionRecord> records;
@@ -206,12 +249,10 @@ TEST(SqliteStore, ScanVisitsOneEndpointsServedPredictionsInATimeRange) {
   EXPECT_EQ(times.front(), 1);
   EXPECT_EQ(*store.ScanPredictions("ep", 60000, 70000, 10, visit), 0);
   EXPECT_EQ(*store.ScanPredictions("nope", 0, 50000, 10, visit), 0);
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
-  const fs::path dir = FreshDir("served");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, ServedScanCarriesLatencyKeyAndFeedback) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   std::vector<PredictionRecord> records;
@@ -248,12 +289,10 @@ TEST(SqliteStore, ServedScanCarriesLatencyKeyAndFeedback) {
   EXPECT_EQ(*n, seen);
   EXPECT_EQ(seen, 30000 - 30000 / 7);
   EXPECT_GT(with_feedback, 5000);
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, DegradedAnswersAreKeptButLeftOutOfQualityRolloutsAndBenchmarks) {
-  const fs::path dir = FreshDir("degraded");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, DegradedAnswersAreKeptButLeftOutOfQualityRolloutsAndBenchmarks) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   std::vector<PredictionRecord> records;
@@ -295,12 +334,10 @@ TEST(SqliteStore, DegradedAnswersAreKeptButLeftOutOfQualityRolloutsAndBenchmarks
   auto known = store.KnownPredictions({"id0", "id9"});
   ASSERT_TRUE(known.ok());
   EXPECT_EQ(known->size(), 2u);
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, SampledInputScanReturnsOnlyServedPredictionsLoggedWithInputs) {
-  const fs::path dir = FreshDir("sampled");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, SampledInputScanReturnsOnlyServedPredictionsLoggedWithInputs) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   std::vector<PredictionRecord> records;
@@ -327,12 +364,10 @@ TEST(SqliteStore, SampledInputScanReturnsOnlyServedPredictionsLoggedWithInputs) 
   EXPECT_EQ(*store.ScanSampledInputs("ep", 0, 25000, 7, [](const ServedPrediction&) {}), 7) << "the limit";
   // The plain scan leaves inputs out.
   ASSERT_TRUE(store.ScanServed("ep", 0, 100, 100, [](const ServedPrediction& p) { EXPECT_EQ(p.inputs, ""); }).ok());
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, ShadowAnswersPairWithTheServedAnswerOfTheirRequest) {
-  const fs::path dir = FreshDir("shadow_pairs");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, ShadowAnswersPairWithTheServedAnswerOfTheirRequest) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   std::vector<PredictionRecord> records = {
@@ -359,12 +394,10 @@ TEST(SqliteStore, ShadowAnswersPairWithTheServedAnswerOfTheirRequest) {
   EXPECT_EQ(pairs[1].served_variant, "v2");
   EXPECT_FALSE(pairs[1].label);
   EXPECT_EQ(*store.ScanShadowPairs("ep", "nope", 0, 100, 100, [](const ShadowPair&) {}), 0);
-  fs::remove_all(dir);
 }
 
-TEST(SqliteStore, RolloutAnalysesKeepTheNewestPerEndpoint) {
-  const fs::path dir = FreshDir("rollout_trim");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, RolloutAnalysesKeepTheNewestPerEndpoint) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   Store& store = **opened;
   const int64_t total = RolloutStore::kMaxRolloutAnalyses + 300;
@@ -378,7 +411,6 @@ TEST(SqliteStore, RolloutAnalysesKeepTheNewestPerEndpoint) {
   EXPECT_GE(static_cast<int64_t>(kept->size()), RolloutStore::kMaxRolloutAnalyses);
   EXPECT_EQ(kept->front().time_ms, total - 1) << "the newest stay";
   EXPECT_EQ(store.RolloutAnalyses("b", 10)->size(), 1u) << "per endpoint";
-  fs::remove_all(dir);
 }
 
 // What every RolloutStore does: states upserted per endpoint, analyses
@@ -425,23 +457,21 @@ void ExpectRolloutsKept(RolloutStore& store) {
   EXPECT_TRUE(store.Benchmarks("none", 10)->empty());
 }
 
-TEST(SqliteStore, RolloutStatesAndAnalysesSurviveReopening) {
-  const fs::path dir = FreshDir("rollouts");
+TEST_P(StoreTest, RolloutStatesAndAnalysesSurviveReopening) {
   {
-    auto opened = OpenSqliteStore(dir.string());
+    auto opened = Open();
     ASSERT_TRUE(opened.ok());
     ExpectRolloutsKept(**opened);
   }
-  auto again = OpenSqliteStore(dir.string());
+  auto again = Open();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)->LoadRollouts()->size(), 1u);
   EXPECT_EQ((*again)->RolloutAnalyses("a", 10)->size(), 2u);
-  fs::remove_all(dir);
 }
 
 TEST(MemoryStores, KeepRolloutsLikeSqlite) { ExpectRolloutsKept(*MemoryRolloutStore()); }
 
-// What every DriftStore does, SQLite's and the in-memory one alike.
+// What every DriftStore does, the databases' and the in-memory one alike.
 void ExpectDriftWindowsReadByModelAndTimeAndPruned(DriftStore& store) {
   for (int i = 1; i <= 4; ++i) {
     ASSERT_TRUE(store
@@ -489,13 +519,11 @@ void ExpectAlertEventsNewestFirst(AlertStore& store) {
   EXPECT_EQ(store.AlertEvents(100)->size(), 5u);
 }
 
-TEST(SqliteStore, DriftWindowsAreReadByModelAndTimeAndPruned) {
-  const fs::path dir = FreshDir("drift");
-  auto opened = OpenSqliteStore(dir.string());
+TEST_P(StoreTest, DriftWindowsAreReadByModelAndTimeAndPruned) {
+  auto opened = Open();
   ASSERT_TRUE(opened.ok());
   ExpectDriftWindowsReadByModelAndTimeAndPruned(**opened);
   ExpectAlertEventsNewestFirst(**opened);
-  fs::remove_all(dir);
 }
 
 TEST(MemoryStores, DoWhatTheSqliteStoreDoesAndKeepOnlyTheNewest) {
@@ -560,6 +588,153 @@ TEST(SqliteStore, MigrationsRekeyPredictionsAndFeedbackWrittenBySchemaTwo) {
   ASSERT_EQ(joined->size(), 1u);
   EXPECT_EQ(*(*joined)[0].label, 1.0);
   fs::remove_all(dir);
+}
+
+// PostgreSQL alone: what replicas sharing one database rely on.
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (db_.url().empty()) {
+      if (!test_support::PostgresInstalled()) GTEST_SKIP() << db_.why();
+      FAIL() << db_.why();
+    }
+  }
+  test_support::PostgresDatabase db_;
+};
+
+TEST_F(PostgresStoreTest, ANewerSchemaIsRefusedAndBadUrlsAreNamed) {
+  ASSERT_TRUE(OpenPostgresStore(db_.url()).ok());
+  EXPECT_EQ(test_support::PostgresQuery(db_.url(), "SELECT version FROM schema_version"),
+            (std::vector<std::string>{std::to_string(CurrentSchemaVersion())}));
+  test_support::PostgresQuery(db_.url(), "UPDATE schema_version SET version = 999");
+  auto newer = OpenPostgresStore(db_.url());
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.status().message().find("schema version 999"), std::string::npos) << newer.status().message();
+
+  auto refused = OpenPostgresStore("postgres://vigil:secret@127.0.0.1:1/none");
+  ASSERT_FALSE(refused.ok());
+  const std::string message = refused.status().message();
+  EXPECT_NE(message.find("cannot connect to the store"), std::string::npos) << message;
+  EXPECT_NE(message.find("port 1"), std::string::npos) << message;
+  EXPECT_EQ(message.find("secret"), std::string::npos) << "the password is never shown: " << message;
+  EXPECT_FALSE(OpenPostgresStore("mysql://somewhere/db").ok());
+  EXPECT_EQ(RedactedUrl("postgres://u:pw@h:5/d"), "postgres://u:***@h:5/d");
+  EXPECT_EQ(RedactedUrl("postgres://u@h:5/d"), "postgres://u@h:5/d");
+}
+
+TEST_F(PostgresStoreTest, ReplicasStartingTogetherMigrateOnce) {
+  std::vector<std::thread> replicas;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    replicas.emplace_back([&] {
+      auto store = OpenPostgresStore(db_.url());
+      EXPECT_TRUE(store.ok()) << store.status().message();
+      if (store.ok()) ++opened;
+    });
+  }
+  for (auto& t : replicas) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  EXPECT_EQ(test_support::PostgresQuery(db_.url(), "SELECT version FROM schema_version"),
+            (std::vector<std::string>{std::to_string(CurrentSchemaVersion())}));
+}
+
+TEST_F(PostgresStoreTest, ReplicasShareTheLogAndJoinFeedbackWhereverItArrives) {
+  auto a = OpenPostgresStore(db_.url());
+  auto b = OpenPostgresStore(db_.url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto cursor = (*b)->JoinCursorNow();
+  ASSERT_TRUE(cursor.ok());
+  // Two replicas log at once, their rows interleaved in time.
+  std::thread writer_a([&] {
+    for (int batch = 0; batch < 10; ++batch) {
+      std::vector<PredictionRecord> records;
+      for (int i = 0; i < 50; ++i) {
+        const int t = (batch * 50 + i) * 2;
+        records.push_back({"a" + std::to_string(t), t, "ep", "production", "m", 1, 1, false, "[0]", "", ""});
+      }
+      EXPECT_TRUE((*a)->WritePredictions(records).ok());
+    }
+  });
+  for (int batch = 0; batch < 10; ++batch) {
+    std::vector<PredictionRecord> records;
+    for (int i = 0; i < 50; ++i) {
+      const int t = (batch * 50 + i) * 2 + 1;
+      records.push_back({"b" + std::to_string(t), t, "ep", "production", "m", 1, 1, false, "[0]", "", ""});
+    }
+    ASSERT_TRUE((*b)->WritePredictions(records).ok());
+  }
+  writer_a.join();
+  // Feedback for A's predictions arrives at B, and the other way round.
+  std::vector<FeedbackRecord> to_b, to_a;
+  for (int t = 0; t < 1000; ++t) {
+    (t % 2 ? to_a : to_b).push_back({(t % 2 ? "b" : "a") + std::to_string(t), 5000 + t, 1.0, {}});
+  }
+  ASSERT_TRUE((*b)->WriteFeedback(to_b).ok());
+  ASSERT_TRUE((*a)->WriteFeedback(to_a).ok());
+  EXPECT_EQ((*b)->KnownPredictions({"a0", "b1", "a1"})->size(), 2u);
+  std::vector<int64_t> times;
+  ASSERT_TRUE((*a)->ScanPredictions("ep", 0, 2000, 10'000,
+                                    [&](const std::string&, int64_t t, const std::string&) { times.push_back(t); })
+                  .ok());
+  ASSERT_EQ(times.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "one log in time order, whoever wrote it";
+  auto changes = (*b)->JoinedSince(*cursor);
+  ASSERT_TRUE(changes.ok()) << changes.status().message();
+  std::set<int64_t> rows;
+  for (const auto& c : *changes) rows.insert(c.joined.prediction_row);
+  EXPECT_EQ(rows.size(), 1000u);
+  EXPECT_EQ((*a)->Joined("ep", 0)->size(), 1000u);
+}
+
+TEST_F(PostgresStoreTest, AChangeCommittedLateIsStillSeenByTheIncrementalJoin) {
+  auto opened = OpenPostgresStore(db_.url());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  ASSERT_TRUE(store.WriteFeedback({{"late", 10, 1.0, {}}, {"early", 10, 0.0, {}}}).ok());
+  auto cursor = store.JoinCursorNow();
+  ASSERT_TRUE(cursor.ok());
+  // Another replica's transaction logs "late" first and commits last.
+  std::unique_ptr<PGconn, void (*)(PGconn*)> other(PQconnectdb(db_.url().c_str()), PQfinish);
+  ASSERT_EQ(PQstatus(other.get()), CONNECTION_OK);
+  auto exec = [&](const std::string& sql) {
+    std::unique_ptr<PGresult, void (*)(PGresult*)> r(PQexec(other.get(), sql.c_str()), PQclear);
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(r.get());
+  };
+  exec("BEGIN");
+  exec(
+      "INSERT INTO predictions (id, variant, time_ms, endpoint, model, version, latency_us, shadow, outputs, "
+      "inputs, key_hash, id_key, rung) VALUES ('late', 'production', 1, 'ep', 'm', 1, 1, 0, '[1]', '', '', " +
+      std::to_string(PredictionIdKey("late")) + ", 0)");
+  ASSERT_TRUE(store.WritePredictions({{"early", 2, "ep", "production", "m", 1, 1, false, "[0]", "", ""}}).ok());
+  auto first = store.JoinedSince(*cursor);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  std::set<std::string> first_outputs;  // a change may come twice (the cursor is cluster-wide)
+  for (const auto& c : *first) first_outputs.insert(c.joined.outputs);
+  EXPECT_EQ(first_outputs, (std::set<std::string>{"[0]"})) << "the open transaction's row is not visible yet";
+  exec("COMMIT");
+  auto second = store.JoinedSince(*cursor);
+  ASSERT_TRUE(second.ok());
+  std::set<std::string> outputs;
+  for (const auto& c : *second) outputs.insert(c.joined.outputs);
+  EXPECT_EQ(outputs.count("[1]"), 1u) << "the row numbered first but committed last is not lost";
+}
+
+TEST_F(PostgresStoreTest, TextPostgresCannotHoldIsKeptFindable) {
+  auto opened = OpenPostgresStore(db_.url());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  const std::string nul("a\0b", 3), bad = "x\xff\xfey";
+  ASSERT_TRUE(store
+                  .WritePredictions({{nul, 1, "ep", "production", "m", 1, 1, false, "[0]", "", ""},
+                                     {bad, 2, "ep", "production", "m", 1, 1, false, "[1]", "in\xc3", ""}})
+                  .ok());
+  ASSERT_TRUE(store.WriteFeedback({{nul, 5, 1.0, {}}, {bad, 6, 0.0, {}}, {nul, 7, {}, 2.0}}).ok());
+  EXPECT_EQ(*store.KnownPredictions({bad, nul, "a"}), (std::vector<std::string>{bad, nul}));
+  auto joined = store.Joined("ep", 0);
+  ASSERT_TRUE(joined.ok());
+  ASSERT_EQ(joined->size(), 2u);
+  EXPECT_EQ((*joined)[0].label, 1.0);
+  EXPECT_EQ((*joined)[0].reward, 2.0) << "feedback for one id in one call merges";
 }
 
 }  // namespace

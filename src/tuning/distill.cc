@@ -87,8 +87,10 @@ StatusOr<ReferenceData> LoggedRows(const DistillOptions& o, int64_t width) {
   ReferenceData d;
   d.width = width;
   if (o.data_dir.empty()) return d;
-  if (o.endpoint.empty()) return InvalidArgument("--data-dir needs --endpoint: whose logged traffic to learn from");
-  VIGIL_ASSIGN_OR_RETURN(auto store, OpenSqliteStore(o.data_dir));
+  if (o.endpoint.empty()) {
+    return InvalidArgument("--data-dir or --store needs --endpoint: whose logged traffic to learn from");
+  }
+  VIGIL_ASSIGN_OR_RETURN(auto store, OpenStore(o.data_dir));
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();

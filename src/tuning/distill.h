@@ -38,7 +38,7 @@ struct DistillOptions {
   uint64_t seed = 1;
   int64_t max_rows = 100'000;  // of reference.csv, and of the log, each
   // The prediction log's sampled inputs of `endpoint` in the store at
-  // `data_dir` (a server's --data-dir; empty: none), logged since `since_ms`.
+  // `data_dir` (a server's --data-dir or --store URL; empty: none), logged since `since_ms`.
   std::string data_dir, endpoint;
   int64_t since_ms = 0;
   double seconds = 1;  // measuring time per model

@@ -19,6 +19,7 @@
 #include "core/uuid.h"
 #include "server_process.h"
 #include "store/store.h"
+#include "support/test_postgres.h"
 
 namespace vigil::testing {
 namespace {
@@ -555,6 +556,77 @@ TEST(DeploymentsStore, RestartRestoresEveryDeploymentAndItsHistory) {
   EXPECT_EQ(server->Signal(SIGTERM), 0);
   fs::remove_all(repo);
   fs::remove_all(data);
+}
+
+// Replicas on one PostgreSQL store: a replica started later serves the
+// deployments another changed, feedback through one joins the predictions
+// another logged, and a replica killed with kill -9 takes nothing with it.
+TEST(DeploymentsStore, ReplicasOnOnePostgresStoreShareSpecsPredictionsAndFeedback) {
+  test_support::PostgresDatabase db;
+  if (db.url().empty()) {
+    if (!test_support::PostgresInstalled()) GTEST_SKIP() << db.why();
+    FAIL() << db.why();
+  }
+  const fs::path repo = RepoWithSpec("pg_replicas", kSpec);
+  const std::vector<std::string> args = {"--model-repository", repo.string(), "--store", db.url(),
+                                         "--poll-interval",    "0.1"};
+  auto a = ServerProcess::Start(args);
+  auto ca = a->Client();
+  ASSERT_EQ(ca->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 55})")->status, 200u);
+  ASSERT_EQ(ca->Put("/v1/deployments/fraud", "production: {model: breast_cancer_xgb}\n")->status, 200u);
+
+  // A replica started later serves what A changed.
+  auto b = ServerProcess::Start(args);
+  auto cb = b->Client();
+  auto status = Json(cb->Get("/v1/deployments/cancer/status")->body);
+  EXPECT_DOUBLE_EQ((*VariantStatus(status, "v2"))["share"].GetDouble(), 55) << "the change made through A";
+  EXPECT_EQ(Call(*cb, "x", {}, "/v2/models/fraud/infer").status, 200u) << "the endpoint created through A";
+  // While both run, a change through either is in force on the other within a poll.
+  ASSERT_EQ(cb->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 70})")->status, 200u);
+  ASSERT_EQ(ca->Request("DELETE", "/v1/deployments/fraud")->status, 200u);
+  EXPECT_TRUE(Eventually([&] {
+    auto s = Json(ca->Get("/v1/deployments/cancer/status")->body);
+    return (*VariantStatus(s, "v2"))["share"].GetDouble() == 70;
+  }));
+  EXPECT_TRUE(Eventually([&] { return Call(*cb, "x", {}, "/v2/models/fraud/infer").status == 404; }))
+      << "removed through A";
+  EXPECT_EQ(Json(ca->Get("/v1/deployments/cancer/status")->body)["since_unix_ms"].GetInt64(),
+            Json(cb->Get("/v1/deployments/cancer/status")->body)["since_unix_ms"].GetInt64())
+      << "one time the spec took effect, whichever replica is asked";
+
+  // Predictions logged by A, feedback through B, A killed in between.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    const Answer answer = Call(*ca, "user-" + std::to_string(i));
+    ASSERT_EQ(answer.status, 200u) << answer.body;
+    ids.push_back(answer.prediction_id);
+  }
+  const std::string written = R"(vigil_prediction_log_records_total{result="written"})";
+  ASSERT_TRUE(Eventually([&] { return MetricValue(*ca, written) >= 20; }));
+  ::kill(a->pid(), SIGKILL);
+  std::string items = "[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    items += (i ? "," : "") + std::string(R"({"prediction_id":")") + ids[i] + R"(","label":1})";
+  }
+  auto r = cb->Post("/v1/feedback", items + "]");
+  ASSERT_EQ(r->status, 200u) << r->body;
+  auto d = Json(r->body);
+  EXPECT_EQ(d["accepted"].GetInt(), 20);
+  EXPECT_EQ(d["joined"].GetInt(), 20) << "B knows the predictions A logged";
+  EXPECT_TRUE(Eventually([&] {
+    status = Json(cb->Get("/v1/deployments/cancer/status")->body);
+    if (!status["quality"].IsObject()) return false;
+    size_t joined = 0;
+    for (const auto& [variant, q] : status["quality"].GetObject()) joined += q["joined"].GetUint64();
+    return joined == 20;
+  })) << cb->Get("/v1/deployments/cancer/status")->body;
+  auto history = Json(cb->Get("/v1/deployments/cancer/history")->body);
+  ASSERT_TRUE(history.IsArray());
+  ASSERT_GE(history.Size(), 3u);
+  EXPECT_STREQ(history[0]["action"].GetString(), "weight");
+  EXPECT_NE(std::string(history[0]["after"].GetString()).find("share: 70"), std::string::npos);
+  EXPECT_EQ(b->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
 }
 
 // Feedback joins predictions whichever arrives first; malformed items are

@@ -224,7 +224,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
                  ("vigil_test_server_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
   std::vector<std::string> argv_s = {"serve", "--http-port", "0"};
   if (std::find(args.begin(), args.end(), "--host") == args.end()) argv_s.insert(argv_s.end(), {"--host", "127.0.0.1"});
-  if (std::find(args.begin(), args.end(), "--data-dir") == args.end()) {
+  if (std::find(args.begin(), args.end(), "--data-dir") == args.end() &&
+      std::find(args.begin(), args.end(), "--store") == args.end()) {
     // A store of its own, so tests never see each other's deployments.
     p->data_dir_ =
         fs::temp_directory_path() / ("vigil_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter));
