@@ -150,8 +150,9 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
       ->add_option("--tls-client-ca", st->so.tls_client_ca,
                    "CA (PEM) whose certificates clients must present: mutual TLS")
       ->needs(tls_cert);
-  serve->add_option("--alert-webhook-ca", st->so.alert_webhook_ca,
-                    "CA (PEM) that signed an https:// --alert-webhook's certificate; default the system's");
+  serve->add_option(
+      "--alert-webhook-ca", st->so.alert_webhook_ca,
+      "CA (PEM) that signed an https:// --alert-webhook's or --alertmanager-url's certificate; default the system's");
   serve
       ->add_option("--control-threads", st->so.control_threads,
                    "Threads for routes that may block (deployments, feedback, monitoring reads, model loads)")
@@ -202,6 +203,14 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--alert-webhook", st->so.alert_webhook,
                     "Post firing and resolved alerts here, Alertmanager webhook format (http(s)://host:port/path)");
+  serve->add_option("--alertmanager-url", st->so.alertmanager_url,
+                    "Alertmanager (http(s)://host:9093): alerts go to its API as Prometheus sends them, so its "
+                    "routes, grouping, silences and receivers apply");
+  serve
+      ->add_option("--alertmanager-resend-s", st->so.alertmanager_resend_s,
+                   "Firing alerts are sent to Alertmanager again this often, each valid for four times it")
+      ->default_val(60)
+      ->check(CLI::Range(0.1, 3600.0));
   serve
       ->add_option("--monitoring-retention-days", st->so.monitoring_retention_days,
                    "Stored drift windows older than this are deleted")

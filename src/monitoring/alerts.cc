@@ -39,14 +39,51 @@ AlertLabels ParseAlertLabels(const std::string& json) {
 
 AlertNotifier::AlertNotifier(Poster poster, Options options) : poster_(std::move(poster)), options_(options) {
   if (options_.registry) {
-    results_ = &options_.registry->AddCounter("vigil_alert_notifications_total",
-                                              "Webhook notifications, by result (sent, failed after retries, dropped).",
-                                              {"result"});
+    results_ = &options_.registry->AddCounter(
+        "vigil_alert_notifications_total",
+        "Alert notifications, by receiver (webhook, alertmanager) and result (sent, failed after retries, dropped).",
+        {"receiver", "result"});
   }
   thread_ = std::thread([this] {
     SetThreadName("vigil-alerts");
     Loop();
   });
+}
+
+AlertResender::AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval)
+    : tracker_(tracker), notifier_(notifier), interval_(interval) {
+  thread_ = std::thread([this] {
+    SetThreadName("vigil-resend");
+    MutexLock lock(mu_);
+    while (!stopping_) {
+      wake_.WaitFor(lock, interval_);
+      if (stopping_) break;
+      lock.Unlock();
+      ResendNow();
+      lock.Lock();
+    }
+  });
+}
+
+AlertResender::~AlertResender() {
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  wake_.NotifyAll();
+  thread_.join();
+}
+
+void AlertResender::ResendNow() {
+  for (const AlertTracker::Active& a : tracker_.Get(0).firing) {
+    AlertNotification n;
+    n.alertname = a.alertname;
+    n.labels = a.labels;
+    n.fingerprint = a.fingerprint;
+    n.starts_ms = a.since_ms;
+    n.evidence = a.evidence;
+    notifier_.Enqueue(std::move(n));
+  }
 }
 
 AlertNotifier::~AlertNotifier() {
@@ -59,7 +96,7 @@ AlertNotifier::~AlertNotifier() {
 }
 
 void AlertNotifier::Count(const char* result) {
-  if (results_) results_->WithLabels({result}).Inc();
+  if (results_) results_->WithLabels({options_.receiver, result}).Inc();
 }
 
 void AlertNotifier::Enqueue(AlertNotification n) {
@@ -188,7 +225,7 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
                t.alertname, LogValue(labels_json), t.last.statistic, t.last.value, t.last.threshold,
                LogValue(t.last.summary));
   UpdateGauge();
-  if (!options_.notifier || (to != State::kFiring && !resolved)) return;
+  if (options_.notifiers.empty() || (to != State::kFiring && !resolved)) return;
   AlertNotification n;
   n.alertname = t.alertname;
   n.labels = t.labels;
@@ -197,7 +234,7 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
   n.starts_ms = resolved ? started : now_ms;  // startsAt stays the firing time
   n.ends_ms = resolved ? now_ms : 0;
   n.evidence = t.last;
-  options_.notifier->Enqueue(std::move(n));
+  for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(n);
 }
 
 void AlertTracker::UpdateGauge() {

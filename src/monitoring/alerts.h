@@ -59,6 +59,7 @@ class AlertNotifier {
     std::chrono::milliseconds first_backoff{500};  // doubles per attempt, at most 60 s
     size_t queue_limit = 1000;                     // pending notifications; the oldest is dropped (and counted)
     MetricsRegistry* registry = nullptr;           // vigil_alert_notifications_total; may be null
+    std::string receiver = "webhook";              // its label there: webhook, alertmanager
   };
   // Delivers one notification; an error is retried.
   using Poster = std::function<Status(const AlertNotification&)>;
@@ -86,8 +87,8 @@ class AlertNotifier {
 class AlertTracker {
  public:
   struct Options {
-    AlertNotifier* notifier = nullptr;    // may be null: no notifications
-    MetricsRegistry* registry = nullptr;  // vigil_alerts_firing; may be null
+    std::vector<AlertNotifier*> notifiers;  // each is told of every notification; none: no notifications
+    MetricsRegistry* registry = nullptr;    // vigil_alerts_firing; may be null
   };
   // `store` keeps every transition (MemoryAlertStore without --data-dir);
   // alerts firing or pending in it are restored.
@@ -134,6 +135,27 @@ class AlertTracker {
   mutable Mutex mu_;
   std::map<std::string, Tracked> alerts_ GUARDED_BY(mu_);      // by fingerprint
   std::map<std::string, int> firing_by_name_ GUARDED_BY(mu_);  // for the gauge
+};
+
+// Sends every firing alert to `notifier` again every `interval`, as
+// Prometheus resends to Alertmanager: an alert there ends by itself when its
+// endsAt passes without a resend (the sender died), so a live one is renewed.
+class AlertResender {
+ public:
+  AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval);
+  ~AlertResender();  // stops
+
+  // What one resend sends (the firing alerts now); the thread calls it every interval.
+  void ResendNow();
+
+ private:
+  const AlertTracker& tracker_;
+  AlertNotifier& notifier_;
+  const std::chrono::milliseconds interval_;
+  Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
 };
 
 // A stable fingerprint of an alert's name and labels (16 hex digits).

@@ -49,7 +49,7 @@ TEST(AlertTracker, FiresAfterKWindowsResolvesAfterKCalmOnesAndStoresEveryStep) {
   ASSERT_TRUE(store.ok());
   FakeReceiver hook;
   AlertNotifier notifier(hook.poster(), {});
-  AlertTracker alerts(**store, {.notifier = &notifier});
+  AlertTracker alerts(**store, {.notifiers = {&notifier}});
   const AlertLabels labels{{"model", "m"}, {"version", "1"}, {"feature", "x"}};
 
   alerts.Observe("FeatureDrift", labels, false, Evidence(0.01, 100), 3, 2, 100);  // calm: nothing tracked
@@ -100,7 +100,7 @@ TEST(AlertTracker, APendingAlertThatCalmsDownNeverFires) {
   FakeReceiver hook;
   AlertNotifier notifier(hook.poster(), {});
   auto memory = MemoryAlertStore();
-  AlertTracker alerts(*memory, {.notifier = &notifier});
+  AlertTracker alerts(*memory, {.notifiers = {&notifier}});
   const AlertLabels labels{{"model", "m"}};
   alerts.Observe("DatasetDrift", labels, true, Evidence(0.6, 100), 2, 2, 100);
   alerts.Observe("DatasetDrift", labels, false, Evidence(0.1, 200), 2, 2, 200);
@@ -125,7 +125,7 @@ TEST(AlertTracker, ADeadReceiverIsRetriedWithBackoffAndNeverBlocksOrLosesTheAler
   FakeReceiver hook;
   hook.failures = 3;
   AlertNotifier notifier(hook.poster(), {.first_backoff = std::chrono::milliseconds(10)});
-  AlertTracker alerts(**store, {.notifier = &notifier});
+  AlertTracker alerts(**store, {.notifiers = {&notifier}});
   const auto start = std::chrono::steady_clock::now();
   alerts.Observe("NonFiniteValues", {{"model", "m"}}, true, {"nonfinite_values", 4, 0, 0, 100, "4 NaN"}, 1, 3, 100);
   // The caller never waits for the receiver (its retries alone take 70 ms).
@@ -191,7 +191,7 @@ TEST(AlertNotifier, AFullOutboxDropsTheOldestAndCountsIt) {
     ASSERT_TRUE(Eventually([&] { return posted.load() >= 3; }));
   }
   EXPECT_EQ(names, (std::vector<std::string>{"a", "c", "d"}));  // b went, and a (in flight) was delivered once
-  EXPECT_NE(registry.Expose().find("vigil_alert_notifications_total{result=\"dropped\"} 2"), std::string::npos)
+  EXPECT_NE(registry.Expose().find("vigil_alert_notifications_total{receiver=\"webhook\",result=\"dropped\"} 2"), std::string::npos)
       << registry.Expose();
 }
 

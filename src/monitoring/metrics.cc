@@ -74,6 +74,10 @@ const std::vector<double>& BatchSizeBuckets() {
 CounterFamily& MetricsRegistry::AddCounter(const std::string& name, const std::string& help,
                                            std::vector<std::string> labels) {
   MutexLock lock(mu_);
+  // A family registered twice (two components counting into one) is one family.
+  for (auto& existing : families_) {
+    if (existing.counter && existing.counter->name() == name) return *existing.counter;
+  }
   Entry e{MetricType::kCounter, std::make_unique<CounterFamily>(name, help, std::move(labels)), nullptr, nullptr};
   families_.push_back(std::move(e));
   return *families_.back().counter;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 
@@ -28,7 +29,7 @@ struct WebhookUrl {
   bool tls = false;
 };
 
-StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url) {
+StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url, const std::string& flag = "--alert-webhook") {
   WebhookUrl out;
   std::string rest;
   if (url.rfind("http://", 0) == 0) {
@@ -38,7 +39,7 @@ StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url) {
     out.tls = true;
     out.port = 443;
   } else {
-    return InvalidArgument("--alert-webhook '" + url + "': expected http(s)://host[:port][/path]");
+    return InvalidArgument(flag + " '" + url + "': expected http(s)://host[:port][/path]");
   }
   if (auto slash = rest.find('/'); slash != std::string::npos) {
     out.path = rest.substr(slash);
@@ -49,12 +50,12 @@ StatusOr<WebhookUrl> ParseWebhookUrl(const std::string& url) {
     const std::string p = rest.substr(colon + 1);
     auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
     if (ec != std::errc() || ptr != p.data() + p.size() || port == 0 || port > 65535) {
-      return InvalidArgument("--alert-webhook '" + url + "': the port must be a number from 1 to 65535");
+      return InvalidArgument(flag + " '" + url + "': the port must be a number from 1 to 65535");
     }
     out.port = static_cast<uint16_t>(port);
     rest = rest.substr(0, colon);
   }
-  if (rest.empty()) return InvalidArgument("--alert-webhook '" + url + "' has no host");
+  if (rest.empty()) return InvalidArgument(flag + " '" + url + "' has no host");
   out.host = rest;
   return out;
 }
@@ -139,25 +140,78 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
   return w.Take();
 }
 
-StatusOr<AlertNotifier::Poster> HttpWebhookPoster(const std::string& url, std::string ca,
-                                                  std::function<std::string()> external_url) {
-  VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(url));
+namespace {
+
+// A poster of `body(n)` to `u` (within 5 s; a reply that is not 2xx is an error).
+AlertNotifier::Poster JsonPoster(const WebhookUrl& u, std::string ca,
+                                 std::function<std::string(const AlertNotification&)> body, const char* what) {
   HttpClient::Options o;
   o.host = u.host;
   o.port = u.port;
   o.timeout = std::chrono::seconds(5);
   o.tls = u.tls;
   o.tls_ca = std::move(ca);
-  return AlertNotifier::Poster(
-      [o = std::move(o), path = u.path, external_url = std::move(external_url)](const AlertNotification& n) -> Status {
-        VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
-        const std::string body = AlertmanagerWebhookBody(n, external_url ? external_url() : std::string());
-        VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(path, body, {{"Content-Type", "application/json"}}));
-        if (reply.status < 200 || reply.status >= 300) {
-          return Unavailable("webhook answered HTTP " + std::to_string(reply.status));
-        }
-        return Status::Ok();
-      });
+  return [o = std::move(o), path = u.path, body = std::move(body), what](const AlertNotification& n) -> Status {
+    VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
+    VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(path, body(n), {{"Content-Type", "application/json"}}));
+    if (reply.status < 200 || reply.status >= 300) {
+      return Unavailable(std::string(what) + " answered HTTP " + std::to_string(reply.status) + ": " +
+                         reply.body.substr(0, 200));
+    }
+    return Status::Ok();
+  };
+}
+
+}  // namespace
+
+StatusOr<AlertNotifier::Poster> HttpWebhookPoster(const std::string& url, std::string ca,
+                                                  std::function<std::string()> external_url) {
+  VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(url));
+  return JsonPoster(
+      u, std::move(ca),
+      [external_url = std::move(external_url)](const AlertNotification& n) {
+        return AlertmanagerWebhookBody(n, external_url ? external_url() : std::string());
+      },
+      "webhook");
+}
+
+std::string AlertmanagerApiBody(const std::vector<AlertNotification>& alerts, const std::string& external_url,
+                                int64_t now_ms, int64_t valid_for_ms) {
+  JsonWriter w;
+  w.StartArray();
+  for (const AlertNotification& n : alerts) {
+    AlertLabels with_name = n.labels;
+    with_name["alertname"] = n.alertname;
+    w.StartObject();
+    w.Key("labels");
+    WriteLabels(w, with_name);
+    w.Key("annotations");
+    WriteAnnotations(w, n.evidence);
+    w.Field("startsAt", Rfc3339(n.starts_ms));
+    // Firing: valid for a while, renewed by each resend; Alertmanager
+    // resolves it by itself if the resends stop (this replica died).
+    w.Field("endsAt", Rfc3339(n.resolved ? n.ends_ms : now_ms + valid_for_ms));
+    w.Field("generatorURL", external_url + "/v1/alerts");
+    w.EndObject();
+  }
+  w.EndArray();
+  return w.Take();
+}
+
+StatusOr<AlertNotifier::Poster> AlertmanagerApiPoster(const std::string& base_url, std::string ca,
+                                                      std::function<std::string()> external_url, int64_t valid_for_ms) {
+  VIGIL_ASSIGN_OR_RETURN(WebhookUrl u, ParseWebhookUrl(base_url, "--alertmanager-url"));
+  while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
+  u.path += "/api/v2/alerts";
+  return JsonPoster(
+      u, std::move(ca),
+      [external_url = std::move(external_url), valid_for_ms](const AlertNotification& n) {
+        const int64_t now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        return AlertmanagerApiBody({n}, external_url ? external_url() : std::string(), now_ms, valid_for_ms);
+      },
+      "Alertmanager");
 }
 
 std::string AlertsJson(const AlertTracker::Snapshot& snapshot) {

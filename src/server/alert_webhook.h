@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "monitoring/alerts.h"
@@ -26,6 +27,17 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
 // URL is an error here, naming it, once.
 StatusOr<AlertNotifier::Poster> HttpWebhookPoster(const std::string& url, std::string ca,
                                                   std::function<std::string()> external_url);
+
+// Alertmanager's own API, as Prometheus uses it: POST BASE/api/v2/alerts
+// with a list of alerts (labels with alertname, annotations, startsAt,
+// endsAt, generatorURL). A firing alert's endsAt is `now_ms +
+// valid_for_ms`, renewed by each resend (AlertResender); a resolved one's
+// is when it resolved. Alertmanager then routes, groups, silences and
+// notifies as it does for Prometheus.
+std::string AlertmanagerApiBody(const std::vector<AlertNotification>& alerts, const std::string& external_url,
+                                int64_t now_ms, int64_t valid_for_ms);
+StatusOr<AlertNotifier::Poster> AlertmanagerApiPoster(const std::string& base_url, std::string ca,
+                                                      std::function<std::string()> external_url, int64_t valid_for_ms);
 
 // {"firing": [...], "pending": [...], "recent": [transitions, newest first]}.
 std::string AlertsJson(const AlertTracker::Snapshot& snapshot);

@@ -120,7 +120,7 @@ TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
   ASSERT_TRUE(poster.ok()) << poster.status().message();
   AlertNotifier notifier(std::move(poster).value(), {});
   auto memory = MemoryAlertStore();
-  AlertTracker alerts(*memory, {.notifier = &notifier});
+  AlertTracker alerts(*memory, {.notifiers = {&notifier}});
   alerts.Observe("FeatureDrift", {{"feature", "x"}}, true, {"psi", 0.9, 0.25, 0, 100, "x"}, 1, 1, 100);
   ASSERT_TRUE(Eventually([&] {
     MutexLock lock(mu);
@@ -141,6 +141,27 @@ TEST(AlertWebhook, BadWebhookUrlsAreNamed) {
   auto ftp = ValidateWebhookUrl("ftp://hooks.local/x");
   EXPECT_NE(ftp.message().find("expected http(s)://"), std::string::npos) << ftp.message();
   EXPECT_NE(ValidateWebhookUrl("http://h:99999/").message().find("port"), std::string::npos);
+}
+
+TEST(AlertWebhook, AlertmanagersApiGetsAListWhoseFiringAlertsEndUnlessResent) {
+  const std::string body = AlertmanagerApiBody({Notification(false), Notification(true)}, "http://vigil:8000",
+                                               /*now_ms=*/10'000, /*valid_for_ms=*/240'000);
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  ASSERT_TRUE(d.IsArray()) << body;
+  ASSERT_EQ(d.Size(), 2u);
+  const auto& firing = d[0];
+  EXPECT_STREQ(firing["labels"]["alertname"].GetString(), "FeatureDrift");
+  EXPECT_STREQ(firing["labels"]["feature"].GetString(), "x");
+  EXPECT_STREQ(firing["annotations"]["summary"].GetString(), "feature x drifted");
+  EXPECT_STREQ(firing["startsAt"].GetString(), "1970-01-01T00:00:00.400Z");
+  EXPECT_STREQ(firing["endsAt"].GetString(), "1970-01-01T00:04:10.000Z") << "now + valid_for";
+  EXPECT_STREQ(firing["generatorURL"].GetString(), "http://vigil:8000/v1/alerts");
+  EXPECT_FALSE(firing.HasMember("status")) << "Alertmanager's API takes no status: endsAt says it";
+  EXPECT_STREQ(d[1]["endsAt"].GetString(), "1970-01-01T00:00:00.600Z") << "resolved: when it ended";
+  auto bad = AlertmanagerApiPoster("am.local:9093", "", nullptr, 1000);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--alertmanager-url"), std::string::npos) << bad.status().message();
 }
 
 }  // namespace

@@ -63,9 +63,11 @@ struct Server::Parts {
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<PredictionLog> prediction_log;
   std::unique_ptr<InferenceService> service;
-  std::atomic<uint16_t> http_port{0};  // once listening: for the links in alert notifications
-  std::unique_ptr<AlertNotifier> notifier;
+  std::atomic<uint16_t> http_port{0};           // once listening: for the links in alert notifications
+  std::unique_ptr<AlertNotifier> notifier;      // --alert-webhook
+  std::unique_ptr<AlertNotifier> alertmanager;  // --alertmanager-url
   std::unique_ptr<AlertTracker> alerts;
+  std::unique_ptr<AlertResender> resender;         // firing alerts to Alertmanager again, every resend interval
   std::unique_ptr<DriftStore> memory_drift_store;  // without a store
   std::unique_ptr<AlertStore> memory_alert_store;  // likewise
   std::unique_ptr<FeedbackJoin> feedback;          // with a store
@@ -164,19 +166,31 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   mo.retention_ms = static_cast<int64_t>(options.monitoring_retention_days * 24 * 3600 * 1000);
   mo.health_window = std::chrono::milliseconds(static_cast<int64_t>(options.health_window_s * 1000));
   mo.memory_limit_bytes = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : DefaultMemoryLimitBytes();
+  const std::string scheme = options.tls_cert.empty() ? "http://" : "https://";
+  auto external_url = [parts = p.get(), base = scheme + options.host + ":"] {
+    return base + std::to_string(parts->http_port.load());
+  };
+  std::vector<AlertNotifier*> notifiers;
   if (!options.alert_webhook.empty()) {
-    const std::string scheme = options.tls_cert.empty() ? "http://" : "https://";
-    auto external_url = [parts = p.get(), base = scheme + options.host + ":"] {
-      return base + std::to_string(parts->http_port.load());
-    };
     VIGIL_ASSIGN_OR_RETURN(AlertNotifier::Poster poster,
-                           HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, std::move(external_url)));
+                           HttpWebhookPoster(options.alert_webhook, options.alert_webhook_ca, external_url));
     p->notifier = std::make_unique<AlertNotifier>(std::move(poster), AlertNotifier::Options{.registry = &p->registry});
+    notifiers.push_back(p->notifier.get());
+  }
+  const auto resend = std::chrono::milliseconds(static_cast<int64_t>(options.alertmanager_resend_s * 1000));
+  if (!options.alertmanager_url.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(
+        AlertNotifier::Poster poster,
+        AlertmanagerApiPoster(options.alertmanager_url, options.alert_webhook_ca, external_url, 4 * resend.count()));
+    p->alertmanager = std::make_unique<AlertNotifier>(
+        std::move(poster), AlertNotifier::Options{.registry = &p->registry, .receiver = "alertmanager"});
+    notifiers.push_back(p->alertmanager.get());
   }
   if (!p->store) p->memory_alert_store = MemoryAlertStore();
   AlertStore& alert_store = p->store ? static_cast<AlertStore&>(*p->store) : *p->memory_alert_store;
-  p->alerts = std::make_unique<AlertTracker>(
-      alert_store, AlertTracker::Options{.notifier = p->notifier.get(), .registry = &p->registry});
+  p->alerts = std::make_unique<AlertTracker>(alert_store,
+                                             AlertTracker::Options{.notifiers = notifiers, .registry = &p->registry});
+  if (p->alertmanager) p->resender = std::make_unique<AlertResender>(*p->alerts, *p->alertmanager, resend);
   mo.alerts = p->alerts.get();
   VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
   // The rollout controller reads the prediction log; without one every

@@ -66,6 +66,11 @@ struct ServerOptions {
   int64_t prediction_max_rows = 10'000'000;
   // Firing and resolved alerts are posted here (Alertmanager webhook format); empty = none.
   std::string alert_webhook;
+  // Alertmanager's base URL: alerts go to its API (POST /api/v2/alerts, as
+  // Prometheus sends them), firing ones resent every alertmanager_resend_s
+  // and valid for four times that; empty = none. alert_webhook_ca serves both.
+  std::string alertmanager_url;
+  double alertmanager_resend_s = 60;
   // How often monitoring checks for closed drift windows; 0 = the default (250 ms).
   int64_t monitoring_tick_ms = 0;
   // Stored drift windows older than this are deleted.

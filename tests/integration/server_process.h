@@ -114,6 +114,26 @@ double MetricSum(HttpClient& client, const std::string& prefix);
 // else promtool's output.
 std::string PromtoolCheck(const std::string& metrics);
 
+// Another program the test runs (Alertmanager, Prometheus, nginx): started
+// with its output in a log, sent SIGTERM (then SIGKILL after 10 s) when this goes.
+class ChildProcess {
+ public:
+  // Starts `argv` (argv[0] a path); null when it could not be started.
+  static std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  pid_t pid() const { return pid_; }
+  bool running() const;
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path log_path_;
+};
+
+// A loopback port nothing listens on now (bound and released: another
+// process may take it first, which the caller sees as a failed start).
+uint16_t FreeLoopbackPort();
+
 // Runs `vigil <args>` to completion; returns its exit code, stdout and stderr.
 struct CommandResult {
   int exit_code = -1;
