@@ -21,6 +21,8 @@ namespace vigil {
 class Counter {
  public:
   void Inc(double v = 1.0) { value_.fetch_add(v, std::memory_order_relaxed); }
+  // For a counter kept elsewhere and read at scrape time (the kernel's CPU time).
+  void SetTotal(double v) { value_.store(v, std::memory_order_relaxed); }
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
  private:

@@ -90,7 +90,29 @@ ServingMetrics::ServingMetrics(MetricsRegistry& registry)
   prediction_log_.dropped = &log_records.WithLabels({"dropped"});
   Gauge& rss = registry.AddGauge("vigil_process_resident_memory_bytes", "Resident memory of the server process.", {})
                    .WithLabels({});
-  registry.AddCollectHook([&rss] { rss.Set(static_cast<double>(ProcessResidentBytes())); });
+  // The standard process_* series every Prometheus client exports, so the
+  // usual dashboards and alerts work unchanged.
+  Counter& cpu =
+      registry.AddCounter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", {})
+          .WithLabels({});
+  Gauge& start =
+      registry.AddGauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", {})
+          .WithLabels({});
+  Gauge& fds = registry.AddGauge("process_open_fds", "Number of open file descriptors.", {}).WithLabels({});
+  Gauge& max_fds = registry.AddGauge("process_max_fds", "Maximum number of open file descriptors.", {}).WithLabels({});
+  Gauge& vsize = registry.AddGauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {}).WithLabels({});
+  Gauge& resident =
+      registry.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.", {}).WithLabels({});
+  registry.AddCollectHook([&rss, &cpu, &start, &fds, &max_fds, &vsize, &resident] {
+    const ProcessStats s = ReadProcessStats();
+    rss.Set(s.resident_bytes);
+    cpu.SetTotal(s.cpu_seconds);
+    start.Set(s.start_time_seconds);
+    fds.Set(s.open_fds);
+    max_fds.Set(s.max_fds);
+    vsize.Set(s.virtual_bytes);
+    resident.Set(s.resident_bytes);
+  });
 }
 
 VersionMetrics ServingMetrics::ForVersion(const std::string& model, const std::string& version) {

@@ -110,6 +110,18 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   p->access = AccessPolicy(options.admin_token, options.feedback_token, std::move(admin_allow));
 
+  p->registry
+      .AddGauge("vigil_build_info", "Vigil's version and the compiler that built it; always 1.",
+                {"version", "compiler"})
+      .WithLabels({
+        VIGIL_VERSION,
+#if defined(__clang__)
+            "clang " __clang_version__
+#else
+            "gcc " __VERSION__
+#endif
+      })
+      .Set(1);
   ModelRepository::Options ro;
   ro.root = options.model_repository;
   ro.metrics = &p->metrics;

@@ -4,6 +4,7 @@
 // Vigil with the example rules loaded.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <mutex>
@@ -178,6 +179,96 @@ TEST(Alertmanager, AVigilAlertShowsInAlertmanagerAndReachesItsReceiver) {
   auto c = server->Client();
   EXPECT_GT(MetricSum(*c, R"(vigil_alert_notifications_total{receiver="alertmanager",result="sent"})"), 0);
   EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(repo);
+}
+
+// The example rules and scrape config pass promtool; the real Prometheus
+// scrapes a running Vigil with the rules loaded, and a metric and a
+// recording rule come back from its query API.
+TEST(Prometheus, ScrapesVigilWithTheExampleRulesAndAnswersQueries) {
+  if (!Installed("/usr/bin/prometheus") || !Installed("/usr/bin/promtool")) {
+    GTEST_SKIP() << "Prometheus is not installed (Debian package prometheus)";
+  }
+  const fs::path deploy = fs::path(VIGIL_SOURCE_DIR) / "deploy" / "prometheus";
+  auto rules = ChildProcess::Start({"/usr/bin/promtool", "check", "rules", (deploy / "vigil-rules.yml").string()});
+  auto config = ChildProcess::Start({"/usr/bin/promtool", "check", "config", (deploy / "prometheus.yml").string()});
+  ASSERT_TRUE(rules && config);
+  int rules_status = 0, config_status = 0;
+  ::waitpid(rules->pid(), &rules_status, 0);
+  ::waitpid(config->pid(), &config_status, 0);
+  EXPECT_TRUE(WIFEXITED(rules_status) && WEXITSTATUS(rules_status) == 0) << rules->Log();
+  EXPECT_TRUE(WIFEXITED(config_status) && WEXITSTATUS(config_status) == 0) << config->Log();
+
+  const fs::path repo = ScratchDir("prometheus_repo");
+  CopyExampleRepository(repo, {"breast_cancer_mlp"});
+  auto server = ServerProcess::Start({"--model-repository", repo.string()});
+  auto c = server->Client();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(c->Post("/v2/models/breast_cancer_mlp/infer", FeaturesBody(1))->status, 200u);
+
+  const fs::path dir = ScratchDir("prometheus");
+  fs::copy_file(deploy / "vigil-rules.yml", dir / "vigil-rules.yml");
+  WriteFile(dir / "prometheus.yml", R"(global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [vigil-rules.yml]
+scrape_configs:
+  - job_name: vigil
+    static_configs:
+      - targets: ["127.0.0.1:)" + std::to_string(server->port()) +
+                                        R"("]
+)");
+  std::unique_ptr<ChildProcess> prometheus;
+  uint16_t port = 0;
+  for (int attempt = 0; attempt < 5 && port == 0; ++attempt) {
+    const uint16_t p = FreeLoopbackPort();
+    prometheus = ChildProcess::Start({"/usr/bin/prometheus", "--config.file=" + (dir / "prometheus.yml").string(),
+                                      "--storage.tsdb.path=" + (dir / "data").string(),
+                                      "--web.listen-address=127.0.0.1:" + std::to_string(p), "--log.level=warn"});
+    if (prometheus &&
+        Eventually([&] { return !GetBody(p, "/-/ready").empty() || !prometheus->running(); },
+                   std::chrono::seconds(30)) &&
+        prometheus->running()) {
+      port = p;
+    }
+  }
+  ASSERT_NE(port, 0) << "Prometheus did not start: " << (prometheus ? prometheus->Log() : "");
+  auto query = [&](const std::string& q) {
+    rapidjson::Document d;
+    d.Parse(GetBody(port, "/api/v1/query?query=" + q).c_str());
+    return d;
+  };
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto d = query("vigil_build_info");
+        return d.IsObject() && d["data"]["result"].Size() == 1 && d["data"]["result"][0]["metric"].HasMember("version");
+      },
+      std::chrono::seconds(30)))
+      << prometheus->Log();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto d = query("sum%20by%20(model)%20(vigil_inference_requests_total)");
+        if (!d.IsObject() || d["data"]["result"].Empty()) return false;
+        return std::string(d["data"]["result"][0]["metric"]["model"].GetString()) == "breast_cancer_mlp" &&
+               std::string(d["data"]["result"][0]["value"][1].GetString()) == "5";
+      },
+      std::chrono::seconds(30)));
+  // A recording rule of the example rules, evaluated on what was scraped.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        (void)c->Post("/v2/models/breast_cancer_mlp/infer", FeaturesBody(1));
+        auto d = query("max(model_version:vigil_inference_error_ratio:rate5m)");
+        return d.IsObject() && !d["data"]["result"].Empty() &&
+               std::string(d["data"]["result"][0]["value"][1].GetString()) == "0";
+      },
+      std::chrono::seconds(30)))
+      << prometheus->Log();
+  EXPECT_TRUE(Eventually([&] {
+    auto d = query("process_open_fds");
+    return d.IsObject() && !d["data"]["result"].Empty();
+  }));
+  prometheus.reset();
+  EXPECT_EQ(server->Signal(SIGTERM), 0);
+  fs::remove_all(dir);
   fs::remove_all(repo);
 }
 
