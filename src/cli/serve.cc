@@ -170,6 +170,12 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
       })
       ->excludes(data_dir);
   serve
+      ->add_option("--leader-lease-s", st->so.leader_lease_s,
+                   "With --store: how often leadership is checked and tried; a dead leader is replaced within "
+                   "about one lease")
+      ->default_val(5)
+      ->check(CLI::Range(0.1, 600.0));
+  serve
       ->add_option("--log-inputs-sample-rate", st->so.log_inputs_sample_rate,
                    "Share (0 to 1) of endpoint predictions logged with their inputs")
       ->default_val(0)

@@ -75,6 +75,7 @@ AlertResender::~AlertResender() {
 }
 
 void AlertResender::ResendNow() {
+  if (!tracker_.MayNotify()) return;
   for (const AlertTracker::Active& a : tracker_.Get(0).firing) {
     AlertNotification n;
     n.alertname = a.alertname;
@@ -225,7 +226,7 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
                t.alertname, LogValue(labels_json), t.last.statistic, t.last.value, t.last.threshold,
                LogValue(t.last.summary));
   UpdateGauge();
-  if (options_.notifiers.empty() || (to != State::kFiring && !resolved)) return;
+  if (options_.notifiers.empty() || (to != State::kFiring && !resolved) || !MayNotify()) return;
   AlertNotification n;
   n.alertname = t.alertname;
   n.labels = t.labels;

@@ -88,7 +88,10 @@ class AlertTracker {
  public:
   struct Options {
     std::vector<AlertNotifier*> notifiers;  // each is told of every notification; none: no notifications
-    MetricsRegistry* registry = nullptr;    // vigil_alerts_firing; may be null
+    // Replicas sharing a store: only the leader notifies (each replica still
+    // tracks and stores its own transitions). Null: this one notifies.
+    const Leadership* leadership = nullptr;
+    MetricsRegistry* registry = nullptr;  // vigil_alerts_firing; may be null
   };
   // `store` keeps every transition (MemoryAlertStore without --data-dir);
   // alerts firing or pending in it are restored.
@@ -113,6 +116,8 @@ class AlertTracker {
   // What GET /v1/alerts shows.
   Snapshot Get(int recent_limit) const EXCLUDES(mu_);
   size_t firing() const EXCLUDES(mu_);
+  // Whether this replica sends notifications (it leads, or there is no leadership).
+  bool MayNotify() const { return !options_.leadership || options_.leadership->IsLeader(); }
 
  private:
   enum class State { kInactive, kPending, kFiring };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/logging.h"
 #include "core/thread_name.h"
 #include "protocol/json.h"
 #include "protocol/json_writer.h"
@@ -355,7 +356,11 @@ StatusOr<std::unique_ptr<RolloutController>> RolloutController::Create(Options o
 }
 
 RolloutController::RolloutController(Options o)
-    : world_(*o.world), store_(*o.store), clock_(o.clock ? *o.clock : *WallClock::System()), alerts_(o.alerts) {
+    : world_(*o.world),
+      store_(*o.store),
+      clock_(o.clock ? *o.clock : *WallClock::System()),
+      alerts_(o.alerts),
+      leadership_(o.leadership) {
   if (o.registry) {
     phase_gauge_ = &o.registry->AddGauge("vigil_rollout_phase", "1 for the phase each endpoint's rollout is in",
                                          {"endpoint", "phase"});
@@ -389,9 +394,35 @@ void RolloutController::Loop() {
   }
 }
 
+void RolloutController::Reload(bool all, int64_t now_ms) {
+  auto stored = store_.LoadRollouts();
+  if (!stored.ok()) {
+    spdlog::warn("event=rollout_reload_failed error={}", LogValue(stored.status().message()));
+    return;
+  }
+  for (const auto& r : *stored) {
+    if (!all && r.updated_ms <= written_ms_[r.endpoint]) continue;
+    auto state = ParseRolloutState(r.state);
+    if (!state.ok()) continue;
+    states_[r.endpoint] = std::move(*state);
+    written_ms_[r.endpoint] = r.updated_ms;
+    Publish(states_[r.endpoint], now_ms);
+  }
+}
+
 void RolloutController::Tick(int64_t now_ms) {
   std::vector<RolloutWorld::Endpoint> endpoints = world_.Endpoints();
   MutexLock lock(mu_);
+  if (leadership_) {
+    if (!leadership_->IsLeader()) {
+      led_ = false;
+      Reload(/*all=*/true, now_ms);  // a follower shows what the leader decided
+      return;
+    }
+    Reload(/*all=*/!led_, now_ms);  // newly elected: carry on from the store
+    led_ = true;
+    deciding_epoch_ = leadership_->Epoch();
+  }
   for (const auto& e : endpoints) {
     const DeploymentSpec& spec = *e.spec;
     auto it = states_.find(spec.endpoint);
@@ -621,7 +652,8 @@ void RolloutController::Record(RolloutState& s, const Analysis& a, const std::st
                                                       .candidate = s.candidate,
                                                       .step = s.step,
                                                       .verdict = s.last_verdict,
-                                                      .evidence = evidence});
+                                                      .evidence = evidence,
+                                                      .epoch = deciding_epoch_});
   if (!stored.ok())
     spdlog::error("event=rollout_analysis_not_stored endpoint={} error={}", s.endpoint, stored.message());
   if (analyses_total_) analyses_total_->WithLabels({s.endpoint, s.last_verdict}).Inc();
@@ -687,7 +719,8 @@ void RolloutController::AnalyseShadowStage(const RolloutWorld::Endpoint& e, Roll
 
 Status RolloutController::Persist(RolloutState& s) {
   s.updated_ms = clock_.NowMillis();
-  const Status saved = store_.SaveRollout({s.endpoint, RolloutStateJson(s), s.updated_ms});
+  const Status saved = store_.SaveRollout({s.endpoint, RolloutStateJson(s), s.updated_ms, deciding_epoch_});
+  if (saved.ok()) written_ms_[s.endpoint] = s.updated_ms;
   if (!saved.ok()) spdlog::error("event=rollout_state_not_stored endpoint={} error={}", s.endpoint, saved.message());
   return saved;
 }
@@ -739,6 +772,10 @@ void RolloutController::Publish(const RolloutState& s, int64_t now_ms) {
 Status RolloutController::Command(const std::string& endpoint, RolloutCommand command, const std::string& actor) {
   std::vector<RolloutWorld::Endpoint> endpoints = world_.Endpoints();
   MutexLock lock(mu_);
+  // A person's command is written unfenced (epoch 0) from any replica; the
+  // leader adopts it at its next tick. Start from the newest stored state.
+  deciding_epoch_ = 0;
+  if (leadership_) Reload(/*all=*/false, clock_.NowMillis());
   auto it = states_.find(endpoint);
   if (it == states_.end()) return NotFound("endpoint '" + endpoint + "' has no rollout");
   RolloutState& s = it->second;

@@ -135,6 +135,10 @@ class RolloutController {
     AlertTracker* alerts = nullptr;       // RolloutFailed / RolloutInconclusive / RolloutPromoted; may be null
     MetricsRegistry* registry = nullptr;  // vigil_rollout_*; may be null
     bool background = true;               // false: no thread, Tick by hand
+    // Replicas sharing a store: only the leader analyses and acts, each
+    // decision written with its epoch (a deposed leader's is refused);
+    // followers show the states the store holds. Null: this one decides.
+    const Leadership* leadership = nullptr;
   };
   static StatusOr<std::unique_ptr<RolloutController>> Create(Options options);
   ~RolloutController();  // Stop()
@@ -177,6 +181,10 @@ class RolloutController {
       REQUIRES(mu_);
   void StartStep(RolloutState& state, int step, double share, int64_t now_ms) REQUIRES(mu_);
   Status Persist(RolloutState& state) REQUIRES(mu_);
+  // Reads the stored states: all of them (`all`), or those written by
+  // others after this replica's own last write (a person's command on
+  // another replica).
+  void Reload(bool all, int64_t now_ms) REQUIRES(mu_);
   void Publish(const RolloutState& state, int64_t now_ms) REQUIRES(mu_);
 
   RolloutWorld& world_;
@@ -188,6 +196,10 @@ class RolloutController {
   CounterFamily* analyses_total_ = nullptr;
   Mutex mu_;
   std::map<std::string, RolloutState> states_ GUARDED_BY(mu_);
+  const Leadership* const leadership_;
+  bool led_ GUARDED_BY(mu_) = true;                            // as of the last Tick
+  int64_t deciding_epoch_ GUARDED_BY(mu_) = 0;                 // written beside decisions; 0 for a person's command
+  std::map<std::string, int64_t> written_ms_ GUARDED_BY(mu_);  // this replica's last write per endpoint
   Mutex stop_mu_;
   CondVar stop_cv_;
   bool stopping_ GUARDED_BY(stop_mu_) = false;

@@ -290,7 +290,13 @@ HttpResponse RestApi::ServerMetadata() const {
 
 HttpResponse RestApi::ServerReady() const {
   const Status s = state_.CheckReady(repository_);
-  return s.ok() ? MakeResponse(200, "{\"ready\":true}") : MakeResponse(400, ErrorJson(s.message()));
+  if (!s.ok()) return MakeResponse(400, ErrorJson(s.message()));
+  // KServe's {"ready": true}, with which replica leads (the rollout
+  // controller, alert notifications and retention run there).
+  const Leadership* l = state_.leadership;
+  if (!l) return MakeResponse(200, "{\"ready\":true}");
+  return MakeResponse(200, std::string("{\"ready\":true,\"leader\":") + (l->IsLeader() ? "true" : "false") +
+                               ",\"leader_epoch\":" + std::to_string(l->Epoch()) + "}");
 }
 
 HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& version_text) const {

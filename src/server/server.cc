@@ -59,6 +59,8 @@ struct Server::Parts {
   ServerState state;
   AccessPolicy access;
   std::unique_ptr<Store> store;
+  // Declared before everything that reads it, so destroyed after.
+  std::unique_ptr<Leadership> leadership;
   std::unique_ptr<ModelRepository> repository;
   std::unique_ptr<Deployments> deployments;
   std::unique_ptr<PredictionLog> prediction_log;
@@ -126,14 +128,38 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   ro.root = options.model_repository;
   ro.metrics = &p->metrics;
   VIGIL_ASSIGN_OR_RETURN(p->repository, ModelRepository::Create(ro));
+  Gauge& leader_gauge = p->registry
+                            .AddGauge("vigil_leader",
+                                      "1 while this replica leads (rollouts, alert notifications and retention run "
+                                      "there), else 0; one machine alone always leads.",
+                                      {})
+                            .WithLabels({});
+  Gauge& epoch_gauge =
+      p->registry.AddGauge("vigil_leader_epoch", "The leader epoch this replica leads in; 0 while it follows.", {})
+          .WithLabels({});
   if (!options.store_url.empty()) {
     VIGIL_ASSIGN_OR_RETURN(p->store, OpenPostgresStore(options.store_url));
     spdlog::info("event=store_open store=postgres url={}", LogValue(RedactedUrl(options.store_url)));
+    VIGIL_ASSIGN_OR_RETURN(
+        p->leadership,
+        PostgresLeadership(options.store_url,
+                           std::chrono::milliseconds(static_cast<int64_t>(options.leader_lease_s * 1000)),
+                           [&leader_gauge, &epoch_gauge](bool leads, int64_t e) {
+                             leader_gauge.Set(leads ? 1 : 0);
+                             epoch_gauge.Set(static_cast<double>(e));
+                           }));
   } else if (!options.data_dir.empty()) {
     VIGIL_ASSIGN_OR_RETURN(p->store, OpenSqliteStore(options.data_dir));
     spdlog::info("event=store_open store=sqlite path={}",
                  LogValue((std::filesystem::path(options.data_dir) / "vigil.db").string()));
   }
+  if (!p->leadership) p->leadership = SoleLeadership();
+  leader_gauge.Set(p->leadership->IsLeader() ? 1 : 0);
+  epoch_gauge.Set(static_cast<double>(p->leadership->Epoch()));
+  p->state.leadership = p->leadership.get();
+  // What must run once among replicas asks this; one machine alone needs no asking.
+  const Leadership* shared_leadership = options.store_url.empty() ? nullptr : p->leadership.get();
+
   p->deployments = std::make_unique<Deployments>(
       Deployments::Options{.catalog = RepositoryCatalog(*p->repository),
                            .directory = std::filesystem::path(options.model_repository) / "deployments",
@@ -143,6 +169,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       PredictionLog::Options log_options;
       log_options.retention_ms = static_cast<int64_t>(options.prediction_retention_days * 24 * 3600 * 1000);
       log_options.max_rows = options.prediction_max_rows;
+      log_options.leadership = shared_leadership;
       log_options.on_records = [m = p->metrics.prediction_log()](size_t written, size_t dropped) {
         if (written) m.written->Inc(static_cast<double>(written));
         if (dropped) m.dropped->Inc(static_cast<double>(dropped));
@@ -200,8 +227,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   }
   if (!p->store) p->memory_alert_store = MemoryAlertStore();
   AlertStore& alert_store = p->store ? static_cast<AlertStore&>(*p->store) : *p->memory_alert_store;
-  p->alerts = std::make_unique<AlertTracker>(alert_store,
-                                             AlertTracker::Options{.notifiers = notifiers, .registry = &p->registry});
+  p->alerts = std::make_unique<AlertTracker>(
+      alert_store,
+      AlertTracker::Options{.notifiers = notifiers, .leadership = shared_leadership, .registry = &p->registry});
   if (p->alertmanager) p->resender = std::make_unique<AlertResender>(*p->alerts, *p->alertmanager, resend);
   mo.alerts = p->alerts.get();
   VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
@@ -216,7 +244,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                                  .clock = nullptr,
                                                                  .alerts = p->alerts.get(),
                                                                  .registry = &p->registry,
-                                                                 .background = true}));
+                                                                 .background = true,
+                                                                 .leadership = shared_leadership}));
   p->benchmark_world = std::make_unique<ServingBenchmarkWorld>(*p->deployments, *p->service);
   VIGIL_ASSIGN_OR_RETURN(
       p->benchmarks,

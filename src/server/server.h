@@ -50,6 +50,9 @@ struct ServerOptions {
   // --store: a postgres:// URL, the store replicas share; when set it is
   // the store and data_dir is not used.
   std::string store_url;
+  // With store_url: how often leadership is checked and tried; a leader
+  // that dies is replaced within about one lease.
+  double leader_lease_s = 5;
   // Endpoint predictions go to the store (with one).
   bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "repository/model_repository.h"
+#include "store/store.h"
 
 namespace vigil {
 
@@ -14,6 +15,8 @@ struct ServerState {
   std::atomic<bool> ready{false};
   // Models that must be READY for the server to be ready.
   std::vector<std::string> required_models;
+  // Who leads among replicas (set once at start; null before).
+  const Leadership* leadership = nullptr;
 
   // OK when the server is ready; otherwise says why not. Both frontends ask this.
   Status CheckReady(const ModelRepository& repository) const;

@@ -31,10 +31,12 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "core/logging.h"
 #include "core/thread_annotations.h"
+#include "core/thread_name.h"
 #include "core/utf8.h"
 #include "store/store.h"
 
@@ -149,7 +151,26 @@ const char* const kMigrations[] = {
     "CREATE INDEX benchmarks_by_endpoint ON benchmarks (endpoint, id);",
     // 10
     "ALTER TABLE predictions ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;",
+    // 11
+    "CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL);"
+    "INSERT INTO leader (id, epoch) VALUES (1, 0);"
+    "ALTER TABLE rollouts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_analyses ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
 };
+
+// The advisory lock the leader holds ("vigil" + 2).
+constexpr int64_t kLeaderLock = 0x76696769'6c000002;
+
+// A decision of epoch $N is written only while $N is the leader's epoch (a
+// person's, epoch 0, always): the leader row is share-locked, so a new
+// leader's epoch cannot commit in between.
+constexpr const char* kFenced = "($%d::bigint = 0 OR $%d::bigint = (SELECT epoch FROM leader WHERE id = 1 FOR SHARE))";
+
+std::string Fence(int param) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, kFenced, param, param);
+  return buf;
+}
 
 // The advisory lock replicas migrate under (an arbitrary constant: "vigil" + 1).
 constexpr int64_t kMigrationLock = 0x76696769'6c000001;
@@ -701,10 +722,14 @@ class PostgresStore final : public Store {
   }
 
   Status SaveRollout(const StoredRollout& r) override {
-    return Run(
-        "INSERT INTO rollouts (endpoint, state, updated_ms) VALUES ($1, $2, $3) ON CONFLICT (endpoint) DO "
-        "UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
-        Params().Add(r.endpoint).Add(r.state).Add(r.updated_ms));
+    VIGIL_ASSIGN_OR_RETURN(Result q,
+                           Query("INSERT INTO rollouts (endpoint, state, updated_ms, epoch) SELECT $1, $2, $3::bigint, "
+                                 "$4::bigint WHERE " +
+                                     Fence(4) +
+                                     " ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state, updated_ms = "
+                                     "excluded.updated_ms, epoch = excluded.epoch",
+                                 Params().Add(r.endpoint).Add(r.state).Add(r.updated_ms).Add(r.epoch)));
+    return q.Affected() == 1 ? Status::Ok() : Fenced(r.epoch);
   }
 
   Status DeleteRollout(const std::string& endpoint) override {
@@ -712,17 +737,28 @@ class PostgresStore final : public Store {
   }
 
   StatusOr<std::vector<StoredRollout>> LoadRollouts() override {
-    VIGIL_ASSIGN_OR_RETURN(Result r, Query("SELECT endpoint, state, updated_ms FROM rollouts ORDER BY endpoint"));
+    VIGIL_ASSIGN_OR_RETURN(Result r,
+                           Query("SELECT endpoint, state, updated_ms, epoch FROM rollouts ORDER BY endpoint"));
     std::vector<StoredRollout> out;
-    for (int i = 0; i < r.rows(); ++i) out.push_back({r.Text(i, 0), r.Text(i, 1), r.Int(i, 2)});
+    for (int i = 0; i < r.rows(); ++i) out.push_back({r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Int(i, 3)});
     return out;
   }
 
   Status AppendRolloutAnalysis(const StoredRolloutAnalysis& a) override {
-    VIGIL_RETURN_IF_ERROR(
-        Run("INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence) VALUES ($1, $2, $3, "
-            "$4, $5, $6)",
-            Params().Add(a.time_ms).Add(a.endpoint).Add(a.candidate).Add(a.step).Add(a.verdict).Add(a.evidence)));
+    VIGIL_ASSIGN_OR_RETURN(
+        Result q,
+        Query("INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence, epoch) SELECT "
+              "$1::bigint, $2, $3, $4::bigint, $5, $6, $7::bigint WHERE " +
+                  Fence(7),
+              Params()
+                  .Add(a.time_ms)
+                  .Add(a.endpoint)
+                  .Add(a.candidate)
+                  .Add(a.step)
+                  .Add(a.verdict)
+                  .Add(a.evidence)
+                  .Add(a.epoch)));
+    if (q.Affected() != 1) return Fenced(a.epoch);
     // The newest kMaxRolloutAnalyses per endpoint are kept; trimmed every 100th write.
     if (analyses_written_.fetch_add(1, std::memory_order_relaxed) % 100 != 99) return Status::Ok();
     return Run(
@@ -732,12 +768,13 @@ class PostgresStore final : public Store {
   }
 
   StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) override {
-    VIGIL_ASSIGN_OR_RETURN(Result r, Query("SELECT id, time_ms, endpoint, candidate, step, verdict, evidence FROM "
-                                           "rollout_analyses WHERE endpoint = $1 ORDER BY id DESC LIMIT $2",
+    VIGIL_ASSIGN_OR_RETURN(Result r, Query("SELECT id, time_ms, endpoint, candidate, step, verdict, evidence, epoch "
+                                           "FROM rollout_analyses WHERE endpoint = $1 ORDER BY id DESC LIMIT $2",
                                            Params().Add(endpoint).Add(limit)));
     std::vector<StoredRolloutAnalysis> out;
     for (int i = 0; i < r.rows(); ++i) {
-      out.push_back({r.Int(i, 0), r.Int(i, 1), r.Text(i, 2), r.Text(i, 3), r.Int(i, 4), r.Text(i, 5), r.Text(i, 6)});
+      out.push_back(
+          {r.Int(i, 0), r.Int(i, 1), r.Text(i, 2), r.Text(i, 3), r.Int(i, 4), r.Text(i, 5), r.Text(i, 6), r.Int(i, 7)});
     }
     return out;
   }
@@ -806,6 +843,11 @@ class PostgresStore final : public Store {
 
   static int64_t KeyOf(const std::string& id) { return PredictionIdKey(PgText(id)); }
 
+  static Status Fenced(int64_t epoch) {
+    return FailedPrecondition("not written: epoch " + std::to_string(epoch) +
+                              " no longer leads (another replica took over)");
+  }
+
   StatusOr<Result> Query(const std::string& sql, const Params& params = Params()) {
     VIGIL_LEASE(c);
     return c->Exec(sql, params);
@@ -839,7 +881,99 @@ class PostgresStore final : public Store {
 
 #undef VIGIL_LEASE
 
+class PgLeadership final : public Leadership {
+ public:
+  PgLeadership(std::string url, std::chrono::milliseconds lease, std::function<void(bool, int64_t)> on_change)
+      : url_(std::move(url)), lease_(lease), on_change_(std::move(on_change)) {
+    Step();  // the first try before the server starts serving
+    thread_ = std::thread([this] {
+      SetThreadName("vigil-leader");
+      MutexLock lock(mu_);
+      while (!stopping_) {
+        wake_.WaitFor(lock, lease_);
+        if (stopping_) break;
+        lock.Unlock();
+        Step();
+        lock.Lock();
+      }
+    });
+  }
+  ~PgLeadership() override {
+    {
+      MutexLock lock(mu_);
+      stopping_ = true;
+    }
+    wake_.NotifyAll();
+    thread_.join();
+    conn_.reset();  // closing the session releases the lock
+  }
+
+  bool IsLeader() const override { return epoch_.load() > 0; }
+  int64_t Epoch() const override { return epoch_.load(); }
+
+ private:
+  // One check: a leader confirms its session still holds the lock; a
+  // follower tries to take it. Runs on one thread at a time.
+  void Step() {
+    if (!conn_ || !conn_->healthy()) {
+      StepDown("the connection to the store was lost");
+      auto c = Connect(url_);
+      if (!c.ok()) {
+        spdlog::warn("event=leader_check_failed error={}", LogValue(c.status().message()));
+        return;
+      }
+      conn_ = std::move(*c);
+    }
+    if (IsLeader()) {
+      auto held = conn_->Exec(
+          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND "
+          "classid = ($1::bigint >> 32) AND objid = ($1::bigint & 4294967295)",
+          Params().Add(kLeaderLock));
+      if (!held.ok() || held->Int(0, 0) == 0) {
+        StepDown(held.ok() ? std::string("the lock is no longer held") : held.status().message());
+        conn_.reset();
+      }
+      return;
+    }
+    auto got = conn_->Exec("SELECT pg_try_advisory_lock($1::bigint)", Params().Add(kLeaderLock));
+    if (!got.ok() || got->Text(0, 0) != "t") return;
+    auto epoch = conn_->Exec("UPDATE leader SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch");
+    if (!epoch.ok() || epoch->rows() != 1) {
+      spdlog::error("event=leader_epoch_failed error={}",
+                    LogValue(epoch.ok() ? std::string("no leader row") : epoch.status().message()));
+      (void)conn_->Run("SELECT pg_advisory_unlock($1::bigint)", Params().Add(kLeaderLock));
+      return;
+    }
+    epoch_.store(epoch->Int(0, 0));
+    spdlog::warn("event=leader_elected epoch={}", epoch_.load());
+    if (on_change_) on_change_(true, epoch_.load());
+  }
+
+  void StepDown(const std::string& why) {
+    if (!IsLeader()) return;
+    spdlog::warn("event=leader_stepped_down epoch={} reason={}", epoch_.load(), LogValue(why));
+    epoch_.store(0);
+    if (on_change_) on_change_(false, 0);
+  }
+
+  const std::string url_;
+  const std::chrono::milliseconds lease_;
+  const std::function<void(bool, int64_t)> on_change_;
+  std::unique_ptr<Connection> conn_;  // used by the constructor, then by the leadership thread alone
+  std::atomic<int64_t> epoch_{0};
+  Mutex mu_;
+  CondVar wake_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 }  // namespace
+
+StatusOr<std::unique_ptr<Leadership>> PostgresLeadership(const std::string& url, std::chrono::milliseconds lease,
+                                                         std::function<void(bool leader, int64_t epoch)> on_change) {
+  if (!IsPostgresUrl(url)) return InvalidArgument("leadership needs a postgres:// store");
+  return std::unique_ptr<Leadership>(std::make_unique<PgLeadership>(url, lease, std::move(on_change)));
+}
 
 bool IsPostgresUrl(std::string_view where) {
   return where.rfind("postgres://", 0) == 0 || where.rfind("postgresql://", 0) == 0;

@@ -84,7 +84,8 @@ void PredictionLog::Loop() {
     }
     flushed_.NotifyAll();
     if (stop) return;
-    if (std::chrono::steady_clock::now() >= next_prune) {
+    const bool leads = !options_.leadership || options_.leadership->IsLeader();
+    if (leads && std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(1);
       const int64_t before_ms =
           options_.retention_ms > 0 ? clock_.NowMillis() - options_.retention_ms : std::numeric_limits<int64_t>::min();

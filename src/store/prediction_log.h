@@ -38,6 +38,8 @@ class PredictionLog {
     std::function<void(size_t written, size_t dropped)> on_records;
     // The wall clock retention is measured by.
     WallClock* clock = nullptr;  // null = the system's
+    // Replicas sharing a store: only the leader deletes old predictions. Null: this one does.
+    const Leadership* leadership = nullptr;
   };
 
   PredictionLog(PredictionStore& store, Options options);

@@ -138,6 +138,12 @@ const char* const kMigrations[] = {
     // 10: the overload rung that answered each prediction; degraded answers
     // (rung > 0) are left out of quality per variant, rollouts and benchmarks.
     "ALTER TABLE predictions ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;",
+    // 11: the leader's epoch (Leadership), and the epoch beside each rollout
+    // decision (fencing: a shared store refuses a deposed leader's writes).
+    "CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL);"
+    "INSERT INTO leader (id, epoch) VALUES (1, 0);"
+    "ALTER TABLE rollouts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollout_analyses ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -591,9 +597,9 @@ class SqliteStore final : public Store {
   Status SaveRollout(const StoredRollout& r) override {
     MutexLock lock(mu_);
     Statement q(db_,
-                "INSERT INTO rollouts (endpoint, state, updated_ms) VALUES (?, ?, ?) ON CONFLICT (endpoint) DO "
-                "UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms");
-    return q.Bind(1, r.endpoint).Bind(2, r.state).Bind(3, r.updated_ms).Run();
+                "INSERT INTO rollouts (endpoint, state, updated_ms, epoch) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint) "
+                "DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms, epoch = excluded.epoch");
+    return q.Bind(1, r.endpoint).Bind(2, r.state).Bind(3, r.updated_ms).Bind(4, r.epoch).Run();
   }
 
   Status DeleteRollout(const std::string& endpoint) override {
@@ -604,23 +610,24 @@ class SqliteStore final : public Store {
 
   StatusOr<std::vector<StoredRollout>> LoadRollouts() override {
     MutexLock lock(mu_);
-    Statement q(db_, "SELECT endpoint, state, updated_ms FROM rollouts ORDER BY endpoint");
+    Statement q(db_, "SELECT endpoint, state, updated_ms, epoch FROM rollouts ORDER BY endpoint");
     std::vector<StoredRollout> out;
-    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Int(2)}); }));
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Int(2), q.Int(3)}); }));
     return out;
   }
 
   Status AppendRolloutAnalysis(const StoredRolloutAnalysis& a) override {
     MutexLock lock(mu_);
     Statement q(db_,
-                "INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence) VALUES (?, ?, "
-                "?, ?, ?, ?)");
+                "INSERT INTO rollout_analyses (time_ms, endpoint, candidate, step, verdict, evidence, epoch) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?)");
     VIGIL_RETURN_IF_ERROR(q.Bind(1, a.time_ms)
                               .Bind(2, a.endpoint)
                               .Bind(3, a.candidate)
                               .Bind(4, a.step)
                               .Bind(5, a.verdict)
                               .Bind(6, a.evidence)
+                              .Bind(7, a.epoch)
                               .Run());
     // The newest kMaxRolloutAnalyses per endpoint are kept (a rollout
     // analysed every second writes 86,400 a day); trimmed every 100th write.
@@ -634,12 +641,12 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<StoredRolloutAnalysis>> RolloutAnalyses(const std::string& endpoint, int limit) override {
     MutexLock lock(mu_);
     Statement q(db_,
-                "SELECT id, time_ms, endpoint, candidate, step, verdict, evidence FROM rollout_analyses WHERE "
+                "SELECT id, time_ms, endpoint, candidate, step, verdict, evidence, epoch FROM rollout_analyses WHERE "
                 "endpoint = ? ORDER BY id DESC LIMIT ?");
     q.Bind(1, endpoint).Bind(2, static_cast<int64_t>(limit));
     std::vector<StoredRolloutAnalysis> out;
     VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
-      out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Int(4), q.Text(5), q.Text(6)});
+      out.push_back({q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Int(4), q.Text(5), q.Text(6), q.Int(7)});
     }));
     return out;
   }

@@ -10,6 +10,18 @@
 
 namespace vigil {
 
+namespace {
+
+class Sole final : public Leadership {
+ public:
+  bool IsLeader() const override { return true; }
+  int64_t Epoch() const override { return 1; }
+};
+
+}  // namespace
+
+std::unique_ptr<Leadership> SoleLeadership() { return std::make_unique<Sole>(); }
+
 int64_t PredictionIdKey(std::string_view id) {
   if (auto prefix = UuidV7Prefix(id)) return static_cast<int64_t>(*prefix);
   const uint64_t h = (static_cast<uint64_t>(Murmur3_32(id, 0x5bd1e995u)) << 32) | Murmur3_32(id, 0x9747b28cu);

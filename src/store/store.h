@@ -5,6 +5,7 @@
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -113,6 +114,10 @@ struct StoredRollout {
   std::string endpoint;
   std::string state;
   int64_t updated_ms = 0;
+  // The leader epoch that decided it (Leadership); 0 = a person's command,
+  // unfenced. A shared store refuses a write whose epoch is not the
+  // current leader's, so a replica that lost leadership can never decide.
+  int64_t epoch = 0;
 };
 
 // One analysis of a rollout step with its evidence (JSON text).
@@ -124,6 +129,7 @@ struct StoredRolloutAnalysis {
   int64_t step = 0;
   std::string verdict;
   std::string evidence;
+  int64_t epoch = 0;  // as StoredRollout::epoch
 };
 
 // One benchmark of an endpoint's competing models (JSON text).
@@ -307,6 +313,29 @@ int64_t PredictionIdKey(std::string_view id);
 // Opens (creating when needed) DIR/vigil.db: WAL mode, schema migrated to
 // the current version. Fails with the path and SQLite's message.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& data_dir);
+
+// Who runs what must run once (the rollout controller, alert notification,
+// retention): one replica at a time. `epoch` grows with each new leader and
+// is stored beside its decisions (fencing).
+class Leadership {
+ public:
+  virtual ~Leadership() = default;
+  virtual bool IsLeader() const = 0;
+  // The epoch this replica leads in; 0 while it does not lead.
+  virtual int64_t Epoch() const = 0;
+};
+
+// One machine: always the leader, epoch 1.
+std::unique_ptr<Leadership> SoleLeadership();
+
+// Leadership among replicas sharing the PostgreSQL store at `url`: a
+// session-level advisory lock, held on a connection of its own and checked
+// every `lease` (a replica that dies loses it with its connection; one that
+// cannot reach the database steps down at its next check). A replica that
+// takes the lock increments the stored epoch. `on_change` is told each
+// change (from the leadership thread). The thread runs until destruction.
+StatusOr<std::unique_ptr<Leadership>> PostgresLeadership(const std::string& url, std::chrono::milliseconds lease,
+                                                         std::function<void(bool leader, int64_t epoch)> on_change);
 
 // Whether `where` names a PostgreSQL database (postgres:// or postgresql://).
 bool IsPostgresUrl(std::string_view where);

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "core/eventually.h"
 #include "support/test_postgres.h"
 
 namespace vigil {
@@ -735,6 +736,50 @@ TEST_F(PostgresStoreTest, TextPostgresCannotHoldIsKeptFindable) {
   ASSERT_EQ(joined->size(), 2u);
   EXPECT_EQ((*joined)[0].label, 1.0);
   EXPECT_EQ((*joined)[0].reward, 2.0) << "feedback for one id in one call merges";
+}
+
+TEST_F(PostgresStoreTest, OneReplicaLeadsAndADeposedLeaderCannotDecide) {
+  auto opened = OpenPostgresStore(db_.url());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  constexpr auto kLease = std::chrono::milliseconds(100);
+  std::atomic<int> b_changes{0};
+  auto a = PostgresLeadership(db_.url(), kLease, nullptr);
+  auto b = PostgresLeadership(db_.url(), kLease, [&](bool, int64_t) { ++b_changes; });
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->IsLeader()) << "the first to try takes the lock";
+  EXPECT_FALSE((*b)->IsLeader());
+  EXPECT_EQ((*b)->Epoch(), 0);
+  const int64_t first = (*a)->Epoch();
+  EXPECT_GE(first, 1);
+  EXPECT_TRUE(store.SaveRollout({"ep", "{\"step\":1}", 10, first}).ok());
+  EXPECT_TRUE(store.AppendRolloutAnalysis({0, 10, "ep", "v2", 0, "Running", "{}", first}).ok());
+  EXPECT_TRUE(store.SaveRollout({"ep", "{\"step\":1}", 11, 0}).ok()) << "a person's command is never fenced";
+  auto wrong = store.SaveRollout({"ep", "{\"step\":9}", 12, first + 5});
+  EXPECT_EQ(wrong.code(), StatusCode::kFailedPrecondition) << wrong.message();
+
+  // The leader goes (its session with it): the other takes over within two
+  // lease periods (with room for a slow machine), in a new epoch.
+  const auto gone = std::chrono::steady_clock::now();
+  a->reset();
+  ASSERT_TRUE(Eventually([&] { return (*b)->IsLeader(); }, std::chrono::seconds(10)));
+  const auto took = std::chrono::steady_clock::now() - gone;
+  EXPECT_LT(took, 20 * kLease) << "took over after " << std::chrono::duration<double>(took).count() << " s";
+  EXPECT_EQ((*b)->Epoch(), first + 1);
+  EXPECT_EQ(b_changes.load(), 1);
+  // The deposed epoch can decide nothing more; the new one can.
+  auto stale = store.SaveRollout({"ep", "{\"step\":2}", 13, first});
+  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale.message();
+  EXPECT_NE(stale.message().find("no longer leads"), std::string::npos);
+  EXPECT_EQ(store.AppendRolloutAnalysis({0, 13, "ep", "v2", 1, "Successful", "{}", first}).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store.SaveRollout({"ep", "{\"step\":2}", 14, (*b)->Epoch()}).ok());
+  auto kept = store.LoadRollouts();
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ((*kept)[0].state, "{\"step\":2}");
+  EXPECT_EQ((*kept)[0].epoch, first + 1);
+  EXPECT_EQ(store.RolloutAnalyses("ep", 10)->size(), 1u) << "the deposed leader's analysis was not written";
 }
 
 }  // namespace

@@ -568,8 +568,8 @@ TEST(DeploymentsStore, ReplicasOnOnePostgresStoreShareSpecsPredictionsAndFeedbac
     FAIL() << db.why();
   }
   const fs::path repo = RepoWithSpec("pg_replicas", kSpec);
-  const std::vector<std::string> args = {"--model-repository", repo.string(), "--store", db.url(),
-                                         "--poll-interval",    "0.1"};
+  const std::vector<std::string> args = {"--model-repository", repo.string(), "--store",          db.url(),
+                                         "--poll-interval",    "0.1",         "--leader-lease-s", "0.5"};
   auto a = ServerProcess::Start(args);
   auto ca = a->Client();
   ASSERT_EQ(ca->Post("/v1/deployments/cancer/candidates/v2/weight", R"({"share": 55})")->status, 200u);
@@ -594,6 +594,15 @@ TEST(DeploymentsStore, ReplicasOnOnePostgresStoreShareSpecsPredictionsAndFeedbac
             Json(cb->Get("/v1/deployments/cancer/status")->body)["since_unix_ms"].GetInt64())
       << "one time the spec took effect, whichever replica is asked";
 
+  // One leads (the first), the other follows; readiness and /metrics say which.
+  auto ready_a = Json(ca->Get("/v2/health/ready")->body);
+  auto ready_b = Json(cb->Get("/v2/health/ready")->body);
+  EXPECT_TRUE(ready_a["ready"].GetBool());
+  EXPECT_TRUE(ready_a["leader"].GetBool());
+  EXPECT_FALSE(ready_b["leader"].GetBool());
+  EXPECT_EQ(MetricValue(*ca, "\nvigil_leader") + MetricValue(*cb, "\nvigil_leader"), 1);
+  const int64_t epoch = ready_a["leader_epoch"].GetInt64();
+
   // Predictions logged by A, feedback through B, A killed in between.
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
@@ -602,8 +611,19 @@ TEST(DeploymentsStore, ReplicasOnOnePostgresStoreShareSpecsPredictionsAndFeedbac
     ids.push_back(answer.prediction_id);
   }
   const std::string written = R"(vigil_prediction_log_records_total{result="written"})";
-  ASSERT_TRUE(Eventually([&] { return MetricValue(*ca, written) >= 20; }));
+  // Every answer and every shadow copy that ran is in the log before A dies.
+  ASSERT_TRUE(Eventually([&] {
+    const double shadows =
+        MetricSum(*ca, R"(vigil_shadow_requests_total{endpoint="cancer",variant="xgb-shadow",result="ok")");
+    return MetricValue(*ca, written) >= 20 + shadows;
+  }));
   ::kill(a->pid(), SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  EXPECT_TRUE(Eventually([&] { return Json(cb->Get("/v2/health/ready")->body)["leader"].GetBool(); }))
+      << "B takes over from the killed leader";
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::seconds(5)) << "within a few leases of 0.5 s";
+  EXPECT_EQ(Json(cb->Get("/v2/health/ready")->body)["leader_epoch"].GetInt64(), epoch + 1);
+  EXPECT_EQ(MetricValue(*cb, "\nvigil_leader"), 1);
   std::string items = "[";
   for (size_t i = 0; i < ids.size(); ++i) {
     items += (i ? "," : "") + std::string(R"({"prediction_id":")") + ids[i] + R"(","label":1})";
