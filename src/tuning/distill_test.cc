@@ -125,7 +125,7 @@ TEST(Distill, TheLoggedInputsOfAnEndpointAreLearnedFromAndBadInputIsNamed) {
   EXPECT_FALSE(fs::exists(repo / "breast_cancer_mlp_distilled_xgb"));
 
   o.endpoint = "";
-  EXPECT_NE(RunDistill(o, nullptr).status().message().find("--data-dir needs --endpoint"), std::string::npos);
+  EXPECT_NE(RunDistill(o, nullptr).status().message().find("needs --endpoint"), std::string::npos);
   o = Quick(repo, StudentKind::kXgboost);
   o.teacher = "nope";
   EXPECT_NE(RunDistill(o, nullptr).status().message().find("no model 'nope'"), std::string::npos);
