@@ -12,7 +12,7 @@ build=(cmake g++ make ccache pkg-config
        libopencv-dnn-dev libtorch-dev libxgboost-dev libsqlite3-dev libpq-dev libgoogle-perftools-dev libre2-dev libssl-dev
        libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
        libgtest-dev libgmock-dev libbenchmark-dev)
-tests=(prometheus prometheus-alertmanager python3-yaml curl python3 python3-grpcio python3-grpc-tools openssl iproute2
+tests=(prometheus prometheus-alertmanager python3-yaml nginx bc curl python3 python3-grpcio python3-grpc-tools openssl iproute2
        clang-14 libclang-rt-14-dev  # clang: thread-safety analysis, the sanitizer build and the fuzzers
        python3-torch python3-sklearn  # tests/fixtures/overload_models.py trains the overload fixture
        postgresql util-linux)  # the PostgreSQL store's tests start a server (scripts/test-postgres.sh, runuser)

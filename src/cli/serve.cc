@@ -170,6 +170,11 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
       })
       ->excludes(data_dir);
   serve
+      ->add_option("--store-poll-s", st->so.store_poll_s,
+                   "With --store: how often specs changed through other replicas are read (and put in force here)")
+      ->default_val(1)
+      ->check(CLI::Range(0.05, 3600.0));
+  serve
       ->add_option("--leader-lease-s", st->so.leader_lease_s,
                    "With --store: how often leadership is checked and tried; a dead leader is replaced within "
                    "about one lease")

@@ -95,6 +95,8 @@ Server::~Server() { Shutdown("destroyed"); }
 
 uint16_t Server::http_port() const { return parts_->http->port(); }
 int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1; }
+void Server::SyncStore() { parts_->deployments->SyncFromStore(); }
+
 void Server::Poll() {
   parts_->repository->Poll();
   parts_->deployments->SyncFromStore();  // other replicas' changes first, then the files
@@ -380,6 +382,9 @@ Status RunServer(const ServerOptions& options) {
   const auto interval =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.poll_interval_s));
   auto next_poll = Clock::now() + interval;
+  const auto sync_interval =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.store_poll_s));
+  auto next_sync = Clock::now() + sync_interval;
   int received = 0;
   while (received == 0) {
     timespec wait{0, 100 * 1000 * 1000};
@@ -391,6 +396,11 @@ Status RunServer(const ServerOptions& options) {
     if (options.poll_interval_s > 0 && Clock::now() >= next_poll) {
       server->Poll();
       next_poll = Clock::now() + interval;
+    }
+    // Replicas: other replicas' spec changes, whether or not the repository is polled.
+    if (!options.store_url.empty() && Clock::now() >= next_sync) {
+      server->SyncStore();
+      next_sync = Clock::now() + sync_interval;
     }
   }
   server->Shutdown(received == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -53,6 +53,8 @@ struct ServerOptions {
   // With store_url: how often leadership is checked and tried; a leader
   // that dies is replaced within about one lease.
   double leader_lease_s = 5;
+  // With store_url: how often other replicas' spec changes are read.
+  double store_poll_s = 1;
   // Endpoint predictions go to the store (with one).
   bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.
@@ -98,6 +100,9 @@ class Server {
   int grpc_port() const;  // -1 when gRPC is off
   // Re-scans the repository (what --poll-interval does).
   void Poll();
+  // Puts in force the spec changes other replicas made in the shared store
+  // (Poll does it too).
+  void SyncStore();
   // Orderly shutdown: readiness off, stop accepting, drain in-flight work up
   // to the shutdown timeout, cancel the rest, stop. `reason` is logged.
   void Shutdown(std::string_view reason);

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# A cluster on one machine: PostgreSQL, three Vigil replicas on loopback
+# ports sharing it, and nginx in front of them. Shows traffic through nginx
+# reaching every replica, a spec changed through one replica in force on all,
+# feedback through nginx joined with predictions logged by any replica, one
+# leader, and a new leader within a lease after the leader is killed with
+# kill -9. Everything runs on 127.0.0.1 and is stopped at the end.
+#
+#   scripts/cluster-demo.sh            (needs: make build; Debian's postgresql and nginx)
+#   KEEP=1 scripts/cluster-demo.sh     leaves the cluster running until Enter
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VIGIL=${VIGIL:-./build/vigil}
+[[ -x $VIGIL ]] || { echo "cluster-demo: build first (make build)" >&2; exit 1; }
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || {
+  echo "cluster-demo: nginx is not installed (apt-get install nginx)" >&2
+  exit 1
+}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null || true; done
+  [[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  scripts/test-postgres.sh stop "$work/pg" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+say() { printf '\n== %s\n' "$*"; }
+failures=0
+expect() {  # expect CONDITION-TEXT MESSAGE: counts a failure (the demo doubles as a test)
+  if ! eval "$1"; then echo "FAILED: $2" >&2; failures=$((failures + 1)); fi
+}
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+say "PostgreSQL"
+url=$(scripts/test-postgres.sh start "$work/pg")
+psql -q "$url" -c "CREATE DATABASE vigil"
+store="${url%/*}/vigil"
+echo "store: $store"
+
+say "three replicas sharing it"
+repo="$work/repository"
+mkdir -p "$repo/deployments"
+cp -r examples/repository/breast_cancer_mlp examples/repository/breast_cancer_xgb "$repo/"
+echo 'production: {model: breast_cancer_mlp, version: 1}' >"$repo/deployments/cancer.yaml"
+ports=()
+for i in 0 1 2; do
+  port=$(free_port)
+  "$VIGIL" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$port" --store "$store" \
+    --leader-lease-s 1 --log-level warn >"$work/replica-$i.log" 2>&1 &
+  pids+=($!)
+  ports+=("$port")
+done
+for port in "${ports[@]}"; do
+  for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/v2/health/ready" && break; sleep 0.1; done
+  echo "replica 127.0.0.1:$port ready: $(curl -s "http://127.0.0.1:$port/v2/health/ready")"
+done
+
+say "nginx in front"
+lb=$(free_port)
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work;
+  proxy_temp_path $work;
+  upstream vigil {
+    server 127.0.0.1:${ports[0]} max_fails=1 fail_timeout=2s;
+    server 127.0.0.1:${ports[1]} max_fails=1 fail_timeout=2s;
+    server 127.0.0.1:${ports[2]} max_fails=1 fail_timeout=2s;
+    keepalive 16;
+  }
+  server {
+    listen 127.0.0.1:$lb;
+    location / {
+      proxy_pass http://vigil;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout http_502;
+    }
+  }
+}
+NGINX
+"$NGINX" -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$lb/v2/health/live" && break; sleep 0.1; done
+echo "load balancer: http://127.0.0.1:$lb"
+
+say "300 requests through nginx"
+row=$(sed -n 2p examples/repository/breast_cancer_mlp/reference.csv | cut -d, -f1-30)
+ids=()
+for i in $(seq 1 300); do
+  id=$(curl -s "http://127.0.0.1:$lb/v2/models/cancer/infer" -H 'Content-Type: application/json' \
+    -d "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,30],\"data\":[$row]}],\"parameters\":{\"vigil.routing_key\":\"user-$i\"}}" |
+    json 'd["parameters"]["vigil.prediction_id"]')
+  ids+=("$id")
+done
+for port in "${ports[@]}"; do
+  n=$(curl -s "http://127.0.0.1:$port/metrics" | awk -F' ' '/^vigil_endpoint_requests_total\{endpoint="cancer",variant="production",outcome="ok"\}/ {print $2}')
+  echo "replica :$port answered ${n:-0}"
+  expect "[[ ${n:-0} -gt 0 ]]" "replica :$port got none of the traffic"
+done
+
+say "a spec changed through replica 1, in force on all within a poll"
+curl -sf -X PUT "http://127.0.0.1:${ports[0]}/v1/deployments/cancer" --data-binary @- >/dev/null <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: v2, model: breast_cancer_mlp, version: 2, mode: ab, share: 40}
+YAML
+sleep 1.5
+for port in "${ports[@]}"; do
+  share=$(curl -s "http://127.0.0.1:$port/v1/deployments/cancer/status" |
+    json '([v["share"] for v in d["variants"] if v["name"]=="v2"] or ["none"])[0]')
+  echo "replica :$port: v2 share $share"
+  expect "[[ $share == 40 ]]" "replica :$port does not have the change"
+done
+
+say "feedback through nginx, for predictions any replica logged"
+sleep 0.5  # the prediction logs' last batches
+items=$(printf '{"prediction_id":"%s","label":1},' "${ids[@]}")
+reply=$(curl -s "http://127.0.0.1:$lb/v1/feedback" -H 'Content-Type: application/json' -d "[${items%,}]")
+json '"accepted %d, joined %d, unknown %d" % (d["accepted"], d["joined"], d["unknown"])' <<<"$reply"
+expect "[[ $(json 'd["joined"]' <<<"$reply") == 300 ]]" "not every prediction was joined"
+
+say "who leads"
+leader=-1
+for i in 0 1 2; do
+  r=$(curl -s "http://127.0.0.1:${ports[$i]}/v2/health/ready")
+  echo "replica :${ports[$i]}: $r"
+  [[ $(json 'd["leader"]' <<<"$r") == True ]] && leader=$i
+done
+[[ $leader -ge 0 ]] || { echo "FAILED: no replica leads" >&2; exit 1; }
+
+say "kill -9 the leader (replica :${ports[$leader]})"
+kill -9 "${pids[$leader]}"
+start=$(date +%s.%N)
+new=-1
+while [[ $new -lt 0 ]]; do
+  for i in 0 1 2; do
+    [[ $i == "$leader" ]] && continue
+    [[ $(curl -s "http://127.0.0.1:${ports[$i]}/v2/health/ready" | json 'd.get("leader")') == True ]] && new=$i
+  done
+  sleep 0.1
+  [[ $(echo "$(date +%s.%N) - $start > 30" | bc) == 1 ]] && { echo "no new leader in 30 s" >&2; exit 1; }
+done
+printf 'replica :%s leads (epoch %s) after %.1f s\n' "${ports[$new]}" \
+  "$(curl -s "http://127.0.0.1:${ports[$new]}/v2/health/ready" | json 'd["leader_epoch"]')" \
+  "$(echo "$(date +%s.%N) - $start" | bc)"
+ok=0
+for i in $(seq 1 50); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$lb/v2/models/cancer/infer" -H 'Content-Type: application/json' \
+    -d "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,30],\"data\":[$row]}]}")
+  [[ $code == 200 ]] && ok=$((ok + 1))
+done
+echo "through nginx after the kill: $ok of 50 answered"
+expect "[[ $ok == 50 ]]" "requests failed after the leader was killed"
+
+if [[ -n ${KEEP:-} ]]; then
+  echo "cluster up: http://127.0.0.1:$lb (Enter stops it)"
+  read -r
+fi
+if [[ $failures -gt 0 ]]; then
+  echo "cluster demo: $failures check(s) failed" >&2
+  exit 1
+fi
+echo
+echo "cluster demo: every check passed"
