@@ -23,8 +23,9 @@ if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
 fi
 
 # PostgreSQL refuses to run as root: run it as the package's own user.
+runuser=$(command -v runuser || echo /usr/sbin/runuser)
 as_server_user() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then "$runuser" -u postgres -- "$@"; else "$@"; fi
 }
 
 stop() {
