@@ -51,28 +51,7 @@ AlertNotifier::AlertNotifier(Poster poster, Options options) : poster_(std::move
 }
 
 AlertResender::AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval)
-    : tracker_(tracker), notifier_(notifier), interval_(interval) {
-  thread_ = std::thread([this] {
-    SetThreadName("vigil-resend");
-    MutexLock lock(mu_);
-    while (!stopping_) {
-      wake_.WaitFor(lock, interval_);
-      if (stopping_) break;
-      lock.Unlock();
-      ResendNow();
-      lock.Lock();
-    }
-  });
-}
-
-AlertResender::~AlertResender() {
-  {
-    MutexLock lock(mu_);
-    stopping_ = true;
-  }
-  wake_.NotifyAll();
-  thread_.join();
-}
+    : tracker_(tracker), notifier_(notifier), thread_("vigil-resend", interval, [this] { ResendNow(); }) {}
 
 void AlertResender::ResendNow() {
   if (!tracker_.MayNotify()) return;

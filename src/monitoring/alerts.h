@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/periodic_thread.h"
 #include "core/status.h"
 #include "core/thread_annotations.h"
 #include "monitoring/metrics.h"
@@ -148,7 +149,6 @@ class AlertTracker {
 class AlertResender {
  public:
   AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval);
-  ~AlertResender();  // stops
 
   // What one resend sends (the firing alerts now); the thread calls it every interval.
   void ResendNow();
@@ -156,11 +156,7 @@ class AlertResender {
  private:
   const AlertTracker& tracker_;
   AlertNotifier& notifier_;
-  const std::chrono::milliseconds interval_;
-  Mutex mu_;
-  CondVar wake_;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  PeriodicThread thread_;  // last: stopped first
 };
 
 // A stable fingerprint of an alert's name and labels (16 hex digits).

@@ -140,6 +140,10 @@ std::string AlertmanagerWebhookBody(const AlertNotification& n, const std::strin
   return w.Take();
 }
 
+std::string NotificationKey(const AlertNotification& n) {
+  return n.fingerprint + "-" + std::to_string(n.starts_ms) + (n.resolved ? "-resolved" : "-firing");
+}
+
 namespace {
 
 // A poster of `body(n)` to `u` (within 5 s; a reply that is not 2xx is an error).
@@ -153,7 +157,9 @@ AlertNotifier::Poster JsonPoster(const WebhookUrl& u, std::string ca,
   o.tls_ca = std::move(ca);
   return [o = std::move(o), path = u.path, body = std::move(body), what](const AlertNotification& n) -> Status {
     VIGIL_ASSIGN_OR_RETURN(auto client, HttpClient::Connect(o));
-    VIGIL_ASSIGN_OR_RETURN(HttpReply reply, client->Post(path, body(n), {{"Content-Type", "application/json"}}));
+    VIGIL_ASSIGN_OR_RETURN(
+        HttpReply reply,
+        client->Post(path, body(n), {{"Content-Type", "application/json"}, {"Idempotency-Key", NotificationKey(n)}}));
     if (reply.status < 200 || reply.status >= 300) {
       return Unavailable(std::string(what) + " answered HTTP " + std::to_string(reply.status) + ": " +
                          reply.body.substr(0, 200));

@@ -39,6 +39,12 @@ std::string AlertmanagerApiBody(const std::vector<AlertNotification>& alerts, co
 StatusOr<AlertNotifier::Poster> AlertmanagerApiPoster(const std::string& base_url, std::string ca,
                                                       std::function<std::string()> external_url, int64_t valid_for_ms);
 
+// The same for every delivery of one transition of one alert (retries, a
+// resend, a new leader sending it again): the alert's fingerprint, when it
+// started firing, and firing or resolved. Sent as the Idempotency-Key header,
+// so a receiver can drop what it has seen.
+std::string NotificationKey(const AlertNotification& n);
+
 // {"firing": [...], "pending": [...], "recent": [transitions, newest first]}.
 std::string AlertsJson(const AlertTracker::Snapshot& snapshot);
 

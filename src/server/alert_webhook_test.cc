@@ -102,6 +102,7 @@ TEST(AlertWebhook, AlertsJsonListsFiringPendingAndRecent) {
 TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
   Mutex mu;
   std::vector<std::pair<std::string, std::string>> received;  // target, body
+  std::vector<std::string> keys;                              // Idempotency-Key
   HttpServer::Options ho;
   ho.host = "127.0.0.1";
   ho.port = 0;
@@ -110,6 +111,8 @@ TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
     {
       MutexLock lock(mu);
       received.emplace_back(std::string(req.target()), req.body());
+      const auto key = req["Idempotency-Key"];
+      keys.emplace_back(key.data(), key.size());
     }
     respond(MakeResponse(200, "{}"));
   });
@@ -131,6 +134,7 @@ TEST(AlertWebhook, PostsToARealReceiverOverHttp) {
   EXPECT_EQ(received[0].first, "/api/alerts");
   EXPECT_NE(received[0].second.find(R"("status":"firing")"), std::string::npos) << received[0].second;
   EXPECT_NE(received[0].second.find(R"("externalURL":"http://vigil:8000")"), std::string::npos);
+  EXPECT_EQ(keys[0], AlertFingerprint("FeatureDrift", {{"feature", "x"}}) + "-100-firing");
   (*receiver)->Stop();
 }
 

@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "core/logging.h"
+#include "core/periodic_thread.h"
 #include "core/thread_annotations.h"
-#include "core/thread_name.h"
 #include "core/utf8.h"
 #include "store/store.h"
 
@@ -884,29 +884,13 @@ class PostgresStore final : public Store {
 class PgLeadership final : public Leadership {
  public:
   PgLeadership(std::string url, std::chrono::milliseconds lease, std::function<void(bool, int64_t)> on_change)
-      : url_(std::move(url)), lease_(lease), on_change_(std::move(on_change)) {
+      : url_(std::move(url)), on_change_(std::move(on_change)) {
     Step();  // the first try before the server starts serving
-    thread_ = std::thread([this] {
-      SetThreadName("vigil-leader");
-      MutexLock lock(mu_);
-      while (!stopping_) {
-        wake_.WaitFor(lock, lease_);
-        if (stopping_) break;
-        lock.Unlock();
-        Step();
-        lock.Lock();
-      }
-    });
+    thread_ = std::make_unique<PeriodicThread>("vigil-leader", lease, [this] { Step(); });
   }
-  ~PgLeadership() override {
-    {
-      MutexLock lock(mu_);
-      stopping_ = true;
-    }
-    wake_.NotifyAll();
-    thread_.join();
-    conn_.reset();  // closing the session releases the lock
-  }
+  // The thread stops first (it is the last member), then the connection
+  // closes, and the lock with it.
+  ~PgLeadership() override { thread_.reset(); }
 
   bool IsLeader() const override { return epoch_.load() > 0; }
   int64_t Epoch() const override { return epoch_.load(); }
@@ -957,14 +941,10 @@ class PgLeadership final : public Leadership {
   }
 
   const std::string url_;
-  const std::chrono::milliseconds lease_;
   const std::function<void(bool, int64_t)> on_change_;
   std::unique_ptr<Connection> conn_;  // used by the constructor, then by the leadership thread alone
   std::atomic<int64_t> epoch_{0};
-  Mutex mu_;
-  CondVar wake_;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  std::unique_ptr<PeriodicThread> thread_;  // last; started once the first Step is done
 };
 
 }  // namespace
