@@ -293,10 +293,15 @@ HttpResponse RestApi::ServerReady() const {
   if (!s.ok()) return MakeResponse(400, ErrorJson(s.message()));
   // KServe's {"ready": true}, with which replica leads (the rollout
   // controller, alert notifications and retention run there).
-  const Leadership* l = state_.leadership;
-  if (!l) return MakeResponse(200, "{\"ready\":true}");
-  return MakeResponse(200, std::string("{\"ready\":true,\"leader\":") + (l->IsLeader() ? "true" : "false") +
-                               ",\"leader_epoch\":" + std::to_string(l->Epoch()) + "}");
+  JsonWriter j;
+  j.StartObject();
+  j.Field("ready", true);
+  if (const Leadership* l = state_.leadership) {
+    j.Field("leader", l->IsLeader());
+    j.Field("leader_epoch", l->Epoch());
+  }
+  j.EndObject();
+  return MakeResponse(200, j.Take());
 }
 
 HttpResponse RestApi::ModelMetadata(const std::string& name, const std::string& version_text) const {

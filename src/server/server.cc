@@ -99,7 +99,6 @@ void Server::SyncStore() { parts_->deployments->SyncFromStore(); }
 
 void Server::Poll() {
   parts_->repository->Poll();
-  parts_->deployments->SyncFromStore();  // other replicas' changes first, then the files
   parts_->deployments->LoadDirectory();
   parts_->metrics.repository_polls().Inc();  // after both: a test that waits for it sees what they did
 }

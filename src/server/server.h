@@ -101,7 +101,7 @@ class Server {
   // Re-scans the repository (what --poll-interval does).
   void Poll();
   // Puts in force the spec changes other replicas made in the shared store
-  // (Poll does it too).
+  // (every --store-poll-s, with --store only: one machine has no one to sync with).
   void SyncStore();
   // Orderly shutdown: readiness off, stop accepting, drain in-flight work up
   // to the shutdown timeout, cancel the rest, stop. `reason` is logged.
