@@ -87,6 +87,9 @@ struct TargetFlags {
 // -u/--url of the commands that speak HTTP to a server (deploy, monitor).
 void AddHttpUrl(CLI::App* app, std::string& url);
 
+// Checks a --store value: a postgres:// or postgresql:// URL.
+std::string CheckStoreUrl(const std::string& url);
+
 // An HTTP connection to a running server ("host:port", "http://host:port"
 // or "https://host:port").
 vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string& url, const TlsFlags& tls);

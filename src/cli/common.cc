@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "store/store.h"
+
 namespace vigil::cli {
 
 int Fail(const std::string& command, const std::string& message) {
@@ -19,6 +21,10 @@ vigil::StatusOr<std::unique_ptr<vigil::HttpClient>> ConnectTo(const std::string&
   VIGIL_RETURN_IF_ERROR(vigil::ParseServerUrl(url, &where));
   tls.Apply(&where);
   return vigil::HttpClient::Connect(vigil::HttpOptionsFor(where));
+}
+
+std::string CheckStoreUrl(const std::string& url) {
+  return vigil::IsPostgresUrl(url) ? std::string() : std::string("--store must be a postgres:// or postgresql:// URL");
 }
 
 }  // namespace vigil::cli

@@ -9,7 +9,6 @@
 #include "cli/commands.h"
 #include "core/logging.h"
 #include "routing/deployment_spec.h"
-#include "store/store.h"
 #include "tuning/distill.h"
 
 namespace vigil::cli {
@@ -123,9 +122,7 @@ Command AddDistill(CLI::App& parent) {
                                    "A server's --data-dir: learn from the inputs its prediction log sampled")
                        ->check(CLI::ExistingDirectory);
   cmd->add_option("--store", st->o.data_dir, "A server's --store (postgres://...): the same, from the shared store")
-      ->check([](const std::string& url) {
-        return IsPostgresUrl(url) ? std::string() : std::string("--store must be a postgres:// or postgresql:// URL");
-      })
+      ->check(CheckStoreUrl)
       ->excludes(data_dir);
   cmd->add_option("--endpoint", st->o.endpoint, "With --data-dir or --store: the endpoint whose logged traffic to use");
   cmd->add_option("--since-hours", st->since_hours,

@@ -6,7 +6,6 @@
 #include "net/access.h"
 #include "rollout/benchmark.h"
 #include "server/server.h"
-#include "store/store.h"
 
 namespace vigil::cli {
 namespace {
@@ -165,9 +164,7 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
       ->add_option("--store", st->so.store_url,
                    "postgres://user[:password]@host:port/db: the store replicas share (instead of --data-dir; "
                    "the password may also come from PGPASSWORD or ~/.pgpass)")
-      ->check([](const std::string& url) {
-        return IsPostgresUrl(url) ? std::string() : std::string("--store must be a postgres:// or postgresql:// URL");
-      })
+      ->check(CheckStoreUrl)
       ->excludes(data_dir);
   serve
       ->add_option("--store-poll-s", st->so.store_poll_s,
