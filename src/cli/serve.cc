@@ -1,4 +1,5 @@
 // vigil serve: the server, in the foreground until SIGTERM/SIGINT.
+#include <cctype>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -171,6 +172,21 @@ Command AddServe(CLI::App& parent, int argc, char** argv) {
                    "With --store: how often specs changed through other replicas are read (and put in force here)")
       ->default_val(1)
       ->check(CLI::Range(0.05, 3600.0));
+  serve
+      ->add_option("--replica-name", st->so.replica_name,
+                   "With --store: this replica's name (its partial drift windows and serving-health alerts carry "
+                   "it); default: host name and HTTP port")
+      ->check(CLI::Validator(
+          [](const std::string& name) {
+            if (name.empty() || name.size() > 253) return std::string("a replica name has 1 to 253 characters");
+            for (unsigned char c : name) {
+              if (!std::isalnum(c) && c != '-' && c != '.' && c != '_' && c != ':') {
+                return std::string("a replica name holds letters, digits and - . _ : only");
+              }
+            }
+            return std::string();
+          },
+          "NAME", "replica name"));
   serve
       ->add_option("--leader-lease-s", st->so.leader_lease_s,
                    "With --store: how often leadership is checked and tried; a dead leader is replaced within "

@@ -54,8 +54,8 @@ AlertResender::AlertResender(const AlertTracker& tracker, AlertNotifier& notifie
     : tracker_(tracker), notifier_(notifier), thread_("vigil-resend", interval, [this] { ResendNow(); }) {}
 
 void AlertResender::ResendNow() {
-  if (!tracker_.MayNotify()) return;
   for (const AlertTracker::Active& a : tracker_.Get(0).firing) {
+    if (!tracker_.Owns(a.labels)) continue;
     AlertNotification n;
     n.alertname = a.alertname;
     n.labels = a.labels;
@@ -197,15 +197,16 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
                t.last.window_start_ms,
                t.last.window_end_ms,
                t.last.summary};
+  const bool owned = Owns(t.labels);  // else the leader stores and notifies it
   // Stored first: a notification can fail, the record cannot be skipped.
-  if (Status s = store_.AppendAlertEvent(e); !s.ok()) {
+  if (Status s = owned ? store_.AppendAlertEvent(e) : Status::Ok(); !s.ok()) {
     spdlog::error("event=alert_not_stored alertname={} error={}", t.alertname, LogValue(s.message()));
   }
   spdlog::warn("event=alert_{} alertname={} labels={} statistic={} value={} threshold={} summary={}", event,
                t.alertname, LogValue(labels_json), t.last.statistic, t.last.value, t.last.threshold,
                LogValue(t.last.summary));
   UpdateGauge();
-  if (options_.notifiers.empty() || (to != State::kFiring && !resolved) || !MayNotify()) return;
+  if (options_.notifiers.empty() || (to != State::kFiring && !resolved) || !owned) return;
   AlertNotification n;
   n.alertname = t.alertname;
   n.labels = t.labels;

@@ -89,9 +89,13 @@ class AlertTracker {
  public:
   struct Options {
     std::vector<AlertNotifier*> notifiers;  // each is told of every notification; none: no notifications
-    // Replicas sharing a store: only the leader notifies (each replica still
-    // tracks and stores its own transitions). Null: this one notifies.
+    // Replicas sharing a store: every replica tracks every alert it
+    // observes (so a new leader goes on where the last one stopped), but
+    // only the leader stores and notifies transitions, except of alerts
+    // labelled `replica` = this replica's name (its own serving health),
+    // which it stores and notifies itself. Null: this one does everything.
     const Leadership* leadership = nullptr;
+    std::string replica{};
     MetricsRegistry* registry = nullptr;  // vigil_alerts_firing; may be null
   };
   // `store` keeps every transition (MemoryAlertStore without --data-dir);
@@ -117,8 +121,14 @@ class AlertTracker {
   // What GET /v1/alerts shows.
   Snapshot Get(int recent_limit) const EXCLUDES(mu_);
   size_t firing() const EXCLUDES(mu_);
-  // Whether this replica sends notifications (it leads, or there is no leadership).
-  bool MayNotify() const { return !options_.leadership || options_.leadership->IsLeader(); }
+  // Whether this replica stores and notifies the transitions of an alert
+  // with these labels (it leads, there is no leadership, or the alert is
+  // about this replica).
+  bool Owns(const AlertLabels& labels) const {
+    if (!options_.leadership || options_.leadership->IsLeader()) return true;
+    auto it = labels.find("replica");
+    return !options_.replica.empty() && it != labels.end() && it->second == options_.replica;
+  }
 
  private:
   enum class State { kInactive, kPending, kFiring };

@@ -4,6 +4,9 @@
 #include <emmintrin.h>
 #endif
 
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -12,7 +15,10 @@
 
 #include "core/clock.h"
 #include "core/csv.h"
+#include "core/hash.h"
 #include "monitoring/drift_stats.h"
+#include "protocol/json.h"
+#include "protocol/json_writer.h"
 
 namespace vigil {
 namespace {
@@ -193,6 +199,26 @@ std::vector<bool> BenjaminiHochberg(const std::vector<double>& p, double alpha) 
   return out;
 }
 
+// What makes windows mergeable: the columns, their bins and the reference's
+// counts on them, hashed (two 32-bit halves with different seeds).
+std::string ReferenceKey(const ReferenceProfile& p) {
+  std::string bytes;
+  auto add = [&bytes](const void* data, size_t n) { bytes.append(static_cast<const char*>(data), n); };
+  for (const ColumnProfile& c : p.columns) {
+    bytes += c.name;
+    bytes += '\0';
+    const char flags[2] = {static_cast<char>(c.output), static_cast<char>(c.type)};
+    add(flags, sizeof flags);
+    add(&c.column, sizeof c.column);
+    for (const auto* values : {&c.edges, &c.counts}) {
+      const uint64_t n = values->size();
+      add(&n, sizeof n);
+      add(values->data(), values->size() * sizeof(double));
+    }
+  }
+  return fmt::format("{:08x}{:08x}", Murmur3_32(bytes, 0x9747b28cu), Murmur3_32(bytes, 0x5bd1e995u));
+}
+
 }  // namespace
 
 size_t NumericBinOf(const double* edges, size_t count, double v) {
@@ -300,6 +326,7 @@ void DriftMonitor::SetReference(const ReferenceRows& rows, const std::string& so
     }
     profile->quality = ComputeQuality(outcomes);
   }
+  profile->key = ReferenceKey(*profile);
   MutexLock lock(mu_);
   Start(std::move(profile));
 }
@@ -451,7 +478,7 @@ void DriftMonitor::Count(Slab& slab, const Tensor& input, const Tensor* output, 
   Add<kShared>(slab.rows, static_cast<uint64_t>(rows));
 }
 
-std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
+std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms, std::optional<int64_t> min_rows) {
   if (!ready_.load(std::memory_order_acquire)) return std::nullopt;
   MutexLock lock(mu_);
   if (!window_start_ms_) {
@@ -462,8 +489,8 @@ std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   for (const auto& slab : slabs_) total_rows += slab.rows.load(std::memory_order_relaxed);
   const auto n = static_cast<int64_t>(total_rows - taken_rows_);
   const bool full = n >= config_.window_rows;
-  const bool timed =
-      now_ms - *window_start_ms_ >= static_cast<int64_t>(config_.window_seconds * 1000) && n >= config_.min_window_rows;
+  const bool timed = now_ms - *window_start_ms_ >= static_cast<int64_t>(config_.window_seconds * 1000) &&
+                     n >= min_rows.value_or(config_.min_window_rows) && n > 0;
   if (!full && !timed) return std::nullopt;
 
   // Counts only grow; the window is what they gained since the last close.
@@ -486,16 +513,30 @@ std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms) {
   taken_rows_ = total_rows;
   full_at_.store(observed_rows_.load(std::memory_order_acquire) + static_cast<uint64_t>(config_.window_rows),
                  std::memory_order_relaxed);
-  DriftWindow w = Test(counts, sums, n);
+  DriftWindow w = Test({reference_->key, n, std::move(counts), std::move(sums)});
   w.start_ms = *window_start_ms_;
   w.end_ms = now_ms;
   window_start_ms_ = now_ms;
   return w;
 }
 
-DriftWindow DriftMonitor::Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const {
+StatusOr<DriftWindow> DriftMonitor::TestCounts(const WindowCounts& counts) const {
+  if (!ready_.load(std::memory_order_acquire)) return FailedPrecondition("the drift reference is still being collected");
+  if (counts.reference != reference_->key) {
+    return FailedPrecondition("the counts are on reference " + counts.reference + ", this monitor's is " +
+                              reference_->key);
+  }
+  if (counts.counts.size() != counters_ || counts.sums.size() != 2 * reference_->columns.size()) {
+    return FailedPrecondition("the counts do not fit the reference's bins");
+  }
+  return Test(counts);
+}
+
+DriftWindow DriftMonitor::Test(WindowCounts window) const {
   DriftWindow w;
-  w.rows = rows;
+  w.rows = window.rows;
+  const std::vector<double>& counts = window.counts;
+  const std::vector<double>& sums = window.sums;
   w.reference_rows = reference_->rows;
   w.reference_source = reference_->source;
   std::vector<size_t> by_p;  // columns whose verdict is a p-value, for Benjamini–Hochberg
@@ -566,7 +607,135 @@ DriftWindow DriftMonitor::Test(const std::vector<double>& counts, const std::vec
   }
   w.drifted_share = inputs ? static_cast<double>(drifted) / inputs : 0;
   w.dataset_drift = inputs > 0 && w.drifted_share >= config_.drift_share;
+  w.counts = std::move(window);
   return w;
+}
+
+bool WindowCounts::Add(const WindowCounts& other) {
+  if (other.reference != reference || other.counts.size() != counts.size() || other.sums.size() != sums.size()) {
+    return false;
+  }
+  rows += other.rows;
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+  for (size_t i = 0; i < sums.size(); ++i) sums[i] += other.sums[i];
+  return true;
+}
+
+std::string WindowCountsJson(const WindowCounts& c) {
+  JsonWriter j;
+  j.StartObject();
+  j.Field("reference", c.reference);
+  j.Field("rows", c.rows);
+  for (const auto& [name, values] : {std::pair{"counts", &c.counts}, std::pair{"sums", &c.sums}}) {
+    j.Key(name);
+    j.StartArray();
+    for (double v : *values) j.Double(v);
+    j.EndArray();
+  }
+  j.EndObject();
+  return j.Take();
+}
+
+StatusOr<WindowCounts> ParseWindowCounts(const std::string& json) {
+  // A reference of 1,000 columns of 100 categories is about 100,000 counters.
+  constexpr rapidjson::SizeType kMaxValues = 1'000'000;
+  rapidjson::Document d;
+  VIGIL_RETURN_IF_ERROR(ParseJson(json, d));
+  if (!d.IsObject()) return InvalidArgument("window counts: not a JSON object");
+  WindowCounts c;
+  auto reference = d.FindMember("reference");
+  auto rows = d.FindMember("rows");
+  if (reference == d.MemberEnd() || !reference->value.IsString()) {
+    return InvalidArgument("window counts: 'reference' is missing or not a string");
+  }
+  if (rows == d.MemberEnd() || !rows->value.IsInt64() || rows->value.GetInt64() < 0) {
+    return InvalidArgument("window counts: 'rows' is missing or not a count");
+  }
+  c.reference = reference->value.GetString();
+  c.rows = rows->value.GetInt64();
+  for (const auto& [name, values] : {std::pair{"counts", &c.counts}, std::pair{"sums", &c.sums}}) {
+    auto it = d.FindMember(name);
+    if (it == d.MemberEnd() || !it->value.IsArray() || it->value.Size() > kMaxValues) {
+      return InvalidArgument(fmt::format("window counts: '{}' is missing, not an array or too long", name));
+    }
+    values->reserve(it->value.Size());
+    for (const auto& v : it->value.GetArray()) {
+      if (!v.IsNumber() || !std::isfinite(v.GetDouble())) {
+        return InvalidArgument(fmt::format("window counts: '{}' holds a value that is not a finite number", name));
+      }
+      values->push_back(v.GetDouble());
+    }
+  }
+  return c;
+}
+
+std::string DriftColumnsJson(const DriftWindow& w) {
+  JsonWriter j;
+  j.StartArray();
+  for (const ColumnDrift& c : w.columns) {
+    j.StartObject();
+    j.Field("name", c.name);
+    j.Field("kind", c.output ? "output" : "input");
+    j.Field("method", c.method);
+    j.Field("statistic", c.statistic);
+    j.Field("threshold", c.threshold);
+    j.Field("drifted", c.drifted);
+    j.Field("psi", c.psi);
+    j.Field("js", c.js);
+    j.Field("ks", c.ks);
+    j.Field("ks_p", c.ks_p);
+    j.Field("wasserstein", c.wasserstein);
+    j.Field("chi2", c.chi2);
+    j.Field("chi2_p", c.chi2_p);
+    j.Field("rows", c.rows);
+    j.Field("missing", c.missing);
+    j.Field("out_of_range", c.out_of_range);
+    j.EndObject();
+  }
+  j.EndArray();
+  return j.Take();
+}
+
+StatusOr<std::vector<ColumnDrift>> ParseDriftColumns(const std::string& json) {
+  rapidjson::Document d;
+  VIGIL_RETURN_IF_ERROR(ParseJson(json, d));
+  if (!d.IsArray()) return InvalidArgument("drift columns: not a JSON array");
+  std::vector<ColumnDrift> out;
+  for (const auto& o : d.GetArray()) {
+    if (!o.IsObject()) return InvalidArgument("drift columns: an element is not an object");
+    ColumnDrift c;
+    auto text = [&o](const char* k) {
+      auto it = o.FindMember(k);
+      return it != o.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString()) : std::string();
+    };
+    auto number = [&o](const char* k, double fallback) {
+      auto it = o.FindMember(k);
+      return it != o.MemberEnd() && it->value.IsNumber() ? it->value.GetDouble() : fallback;
+    };
+    auto count = [&o](const char* k) {
+      auto it = o.FindMember(k);
+      return it != o.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : int64_t{0};
+    };
+    c.name = text("name");
+    c.output = text("kind") == "output";
+    c.method = text("method");
+    c.statistic = number("statistic", 0);
+    c.threshold = number("threshold", 0);
+    auto drifted = o.FindMember("drifted");
+    c.drifted = drifted != o.MemberEnd() && drifted->value.IsBool() && drifted->value.GetBool();
+    c.psi = number("psi", 0);
+    c.js = number("js", 0);
+    c.ks = number("ks", 0);
+    c.ks_p = number("ks_p", 1);
+    c.wasserstein = number("wasserstein", 0);
+    c.chi2 = number("chi2", 0);
+    c.chi2_p = number("chi2_p", 1);
+    c.rows = count("rows");
+    c.missing = count("missing");
+    c.out_of_range = count("out_of_range");
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace vigil

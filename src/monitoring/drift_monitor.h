@@ -121,6 +121,10 @@ size_t NumericBinOf(const double* edges, size_t count, double v);
 
 struct ReferenceProfile {
   std::string source;  // "reference.csv" or "first N live rows"
+  // 16 hex digits from the columns' names, bins and counts: windows counted
+  // on profiles with the same key can be merged (replicas that read the same
+  // reference.csv have the same key; live references differ).
+  std::string key;
   int64_t rows = 0;
   std::vector<ColumnProfile> columns;  // inputs first, then outputs
   // The model's quality on reference.csv's labelled rows (its `label`
@@ -159,6 +163,20 @@ struct ColumnDrift {
   int64_t out_of_range = 0;  // numeric: below the reference min or above its max
 };
 
+// What a window counted, on its reference's bins: merging windows of the
+// same reference is adding these.
+struct WindowCounts {
+  std::string reference;       // ReferenceProfile::key
+  int64_t rows = 0;
+  std::vector<double> counts;  // per column: its bins, then missing
+  std::vector<double> sums;    // per column: the sum of values below, then above the reference's range
+  // Adds `other` (same reference and sizes; false and unchanged otherwise).
+  bool Add(const WindowCounts& other);
+};
+std::string WindowCountsJson(const WindowCounts& c);
+// Errors name what is wrong; sizes are bounded.
+StatusOr<WindowCounts> ParseWindowCounts(const std::string& json);
+
 struct DriftWindow {
   int64_t start_ms = 0, end_ms = 0;
   int64_t rows = 0;
@@ -167,7 +185,12 @@ struct DriftWindow {
   std::vector<ColumnDrift> columns;
   double drifted_share = 0;  // of input features
   bool dataset_drift = false;
+  WindowCounts counts;  // what was tested
 };
+
+// The per-column results of a window as JSON (how the store keeps them), and back.
+std::string DriftColumnsJson(const DriftWindow& w);
+StatusOr<std::vector<ColumnDrift>> ParseDriftColumns(const std::string& json);
 
 // Wakes the thread that closes windows as soon as one is full, so windows
 // hold window_rows rows (plus at most what arrives before that thread runs)
@@ -205,8 +228,13 @@ class DriftMonitor {
   void SetWaker(std::shared_ptr<WindowWaker> waker) { waker_.store(std::move(waker)); }
 
   // Closes the window when it is due (window_rows reached, or
-  // window_seconds passed with at least min_window_rows) and tests it.
-  std::optional<DriftWindow> CloseIfDue(int64_t now_ms);
+  // window_seconds passed with at least min_window_rows, or `min_rows` when
+  // given: a replica's partial window needs only one) and tests it.
+  std::optional<DriftWindow> CloseIfDue(int64_t now_ms, std::optional<int64_t> min_rows = std::nullopt);
+
+  // Tests counts merged from windows on this monitor's reference (its key);
+  // FailedPrecondition without a reference or for another reference.
+  StatusOr<DriftWindow> TestCounts(const WindowCounts& counts) const;
 
   // The reference in use (null while it is still being collected live).
   std::shared_ptr<const ReferenceProfile> reference() const;
@@ -232,7 +260,7 @@ class DriftMonitor {
   void Count(Slab& slab, const Tensor& input, const Tensor* output, int64_t rows);  // output: null when unusable
   void Start(std::shared_ptr<const ReferenceProfile> reference) REQUIRES(mu_);      // lays out the slabs
   void Collect(const Tensor& input, const Tensor& output, int64_t rows);            // live reference rows
-  DriftWindow Test(const std::vector<double>& counts, const std::vector<double>& sums, int64_t rows) const;
+  DriftWindow Test(WindowCounts counts) const;
 
   const MonitoringConfig config_;
   const int64_t input_width_, output_width_;

@@ -251,6 +251,88 @@ TEST(DriftMonitor, TimeClosesAWindowOnlyOnceItHasTheMinimumRows) {
   EXPECT_EQ(w->rows, 600);
 }
 
+TEST(DriftMonitor, WindowsOnOneReferenceMergeByAdditionIntoWhatOneMonitorWouldSee) {
+  std::mt19937 rng(12);
+  const ReferenceRows reference = ReferenceOf(MakeBatch(rng, 1000));
+  DriftMonitor a(Config(), 3, 2, "probabilities"), b(Config(), 3, 2, "probabilities"),
+      whole(Config(), 3, 2, "probabilities");
+  for (DriftMonitor* m : {&a, &b, &whole}) m->SetReference(reference, "reference.csv");
+  EXPECT_EQ(a.reference()->key, b.reference()->key);
+  EXPECT_EQ(a.reference()->key.size(), 16u);
+  for (DriftMonitor* m : {&a, &b, &whole}) m->CloseIfDue(0);
+  Batch first = MakeBatch(rng, 300, 1.5), second = MakeBatch(rng, 300, 1.5);
+  first.input.mutable_as<float>()[0] = std::nanf("");  // a missing value and one far outside the range
+  second.input.mutable_as<float>()[3] = 1e6f;
+  a.Observe(first.input, first.output, 300);
+  b.Observe(second.input, second.output, 300);
+  whole.Observe(first.input, first.output, 300);
+  whole.Observe(second.input, second.output, 300);
+  // A partial window needs only one row; the whole needs min_window_rows.
+  auto wa = a.CloseIfDue(61'000, 1), wb = b.CloseIfDue(61'000, 1), ww = whole.CloseIfDue(61'000);
+  ASSERT_TRUE(wa && wb && ww);
+  // Stored as JSON and read back, then added.
+  auto ca = ParseWindowCounts(WindowCountsJson(wa->counts));
+  auto cb = ParseWindowCounts(WindowCountsJson(wb->counts));
+  ASSERT_TRUE(ca.ok() && cb.ok()) << ca.status().message() << cb.status().message();
+  EXPECT_EQ(ca->counts, wa->counts.counts);
+  EXPECT_EQ(ca->sums, wa->counts.sums);
+  WindowCounts sum = *ca;
+  ASSERT_TRUE(sum.Add(*cb));
+  auto merged = a.TestCounts(sum);
+  ASSERT_TRUE(merged.ok()) << merged.status().message();
+  EXPECT_EQ(merged->rows, 600);
+  ASSERT_EQ(merged->columns.size(), ww->columns.size());
+  for (size_t c = 0; c < ww->columns.size(); ++c) {
+    const ColumnDrift &m = merged->columns[c], &w = ww->columns[c];
+    EXPECT_EQ(m.rows, w.rows) << w.name;
+    EXPECT_EQ(m.missing, w.missing) << w.name;
+    EXPECT_EQ(m.out_of_range, w.out_of_range) << w.name;
+    EXPECT_EQ(m.drifted, w.drifted) << w.name;
+    for (auto [x, y] : {std::pair{m.psi, w.psi}, {m.js, w.js}, {m.ks_p, w.ks_p}, {m.wasserstein, w.wasserstein},
+                        {m.chi2, w.chi2}}) {
+      EXPECT_NEAR(x, y, 1e-12) << w.name;
+    }
+  }
+  EXPECT_TRUE(Column(*merged, "y").drifted);
+  EXPECT_EQ(merged->dataset_drift, ww->dataset_drift);
+  // The columns as stored read back the same.
+  auto columns = ParseDriftColumns(DriftColumnsJson(*merged));
+  ASSERT_TRUE(columns.ok());
+  ASSERT_EQ(columns->size(), merged->columns.size());
+  EXPECT_EQ((*columns)[1].name, "y");
+  EXPECT_EQ((*columns)[1].drifted, merged->columns[1].drifted);
+  EXPECT_DOUBLE_EQ((*columns)[1].psi, merged->columns[1].psi);
+
+  // Counts on another reference do not add, and a monitor refuses them.
+  DriftMonitor other(Config(), 3, 2, "probabilities");
+  other.SetReference(ReferenceOf(MakeBatch(rng, 800)), "first 800 live rows");
+  EXPECT_NE(other.reference()->key, a.reference()->key);
+  EXPECT_FALSE(other.TestCounts(sum).ok());
+  WindowCounts foreign = sum;
+  foreign.reference = other.reference()->key;
+  EXPECT_FALSE(sum.Add(foreign));
+  EXPECT_EQ(sum.rows, 600);
+  foreign = sum;
+  foreign.counts.pop_back();
+  EXPECT_FALSE(a.TestCounts(foreign).ok());
+}
+
+TEST(WindowCounts, BadStoredCountsAreRefusedWithWhatIsWrong) {
+  for (const auto& [json, error] : std::vector<std::pair<std::string, std::string>>{
+           {"[]", "not a JSON object"},
+           {R"({"rows": 1, "counts": [], "sums": []})", "'reference'"},
+           {R"({"reference": "k", "rows": -1, "counts": [], "sums": []})", "'rows'"},
+           {R"({"reference": "k", "rows": 1, "sums": []})", "'counts'"},
+           {R"({"reference": "k", "rows": 1, "counts": ["1"], "sums": []})", "'counts' holds a value"},
+           {R"({"reference": "k", "rows": 1, "counts": [1], "sums": {}})", "'sums'"},
+           {"{", "malformed JSON"},
+       }) {
+    auto parsed = ParseWindowCounts(json);
+    ASSERT_FALSE(parsed.ok()) << json;
+    EXPECT_NE(parsed.status().message().find(error), std::string::npos) << json << ": " << parsed.status().message();
+  }
+}
+
 TEST(DriftMonitor, CountsNonFiniteValuesAndKeepsThemOutOfTheBins) {
   std::mt19937 rng(10);
   DriftMonitor m(Config(), 3, 2, "probabilities");

@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/logging.h"
 #include "core/thread_name.h"
 #include "monitoring/process.h"
 #include "monitoring/quality.h"
-#include "protocol/json_writer.h"
 
 namespace vigil {
 namespace {
@@ -28,36 +28,12 @@ std::string DriftedNames(const DriftWindow& w) {
 
 }  // namespace
 
-std::string DriftColumnsJson(const DriftWindow& w) {
-  JsonWriter j;
-  j.StartArray();
-  for (const ColumnDrift& c : w.columns) {
-    j.StartObject();
-    j.Field("name", c.name);
-    j.Field("kind", c.output ? "output" : "input");
-    j.Field("method", c.method);
-    j.Field("statistic", c.statistic);
-    j.Field("threshold", c.threshold);
-    j.Field("drifted", c.drifted);
-    j.Field("psi", c.psi);
-    j.Field("js", c.js);
-    j.Field("ks", c.ks);
-    j.Field("ks_p", c.ks_p);
-    j.Field("wasserstein", c.wasserstein);
-    j.Field("chi2", c.chi2);
-    j.Field("chi2_p", c.chi2_p);
-    j.Field("rows", c.rows);
-    j.Field("missing", c.missing);
-    j.Field("out_of_range", c.out_of_range);
-    j.EndObject();
-  }
-  j.EndArray();
-  return j.Take();
-}
-
 StatusOr<std::unique_ptr<MonitorLoop>> MonitorLoop::Create(Options options) {
   if (!options.world || !options.metrics || !options.alerts || !options.drift_store) {
     return InvalidArgument("the monitor loop needs a world, metrics, an alert tracker and a drift store");
+  }
+  if (!options.replica.empty() && !options.leadership) {
+    return InvalidArgument("a replica's monitor loop needs its leadership");
   }
   if (options.tick.count() <= 0 || options.health_window.count() <= 0) {
     return InvalidArgument("the monitor loop's tick and health window must be positive");
@@ -130,6 +106,19 @@ void MonitorLoop::Round(int64_t now_ms) {
   const std::vector<WatchedVersion> versions = options_.world->Versions();
   const std::vector<WatchedEndpoint> endpoints = options_.world->Endpoints();
   CloseWindows(now_ms, versions);
+  if (!options_.replica.empty() && now_ms >= next_merge_ms_) {
+    next_merge_ms_ = now_ms + options_.merge_every.count();
+    // Cursors read in another epoch may be stale: a new leader reads them again.
+    if (const int64_t epoch = options_.leadership->Epoch(); epoch != merge_epoch_) {
+      merge_epoch_ = epoch;
+      merged_to_.clear();
+    }
+    for (const WatchedVersion& v : versions) {
+      if (!v.monitor) continue;
+      ReadMergedWindows(v);  // before merging: a window merged now is published next time
+      if (options_.leadership->IsLeader()) MergeWindows(now_ms, v);
+    }
+  }
   EvaluateHealth(now_ms, versions);
   EvaluateEndpointHealth(now_ms, endpoints);
   EvaluateQuality(now_ms, versions, endpoints);
@@ -154,7 +143,7 @@ void MonitorLoop::EvaluateOverload(int64_t now_ms, const std::vector<WatchedEndp
     it->second = o;
     // The ladder already waits recover_after_s before stepping down, so the
     // alert fires and resolves with it (one round each way).
-    options_.alerts->Observe("Degraded", {{"endpoint", e.endpoint}}, o.rung > 0,
+    options_.alerts->Observe("Degraded", Own({{"endpoint", e.endpoint}}), o.rung > 0,
                              {"rung", static_cast<double>(o.rung), 0, o.since_ms, now_ms,
                               o.rung > 0 ? fmt::format("endpoint {} is degraded: rung {} ({}) since {} ms ago",
                                                        e.endpoint, o.rung, o.rung_name, now_ms - o.since_ms)
@@ -187,7 +176,8 @@ void MonitorLoop::CloseWindows(int64_t now_ms, const std::vector<WatchedVersion>
     }
     seen.nonfinite_inputs = in;
     seen.nonfinite_outputs = out;
-    if (auto w = m->CloseIfDue(now_ms)) Record(v, *w);
+    const bool partial = !options_.replica.empty();  // the leader tests the merge, not each part
+    if (auto w = m->CloseIfDue(now_ms, partial ? std::optional<int64_t>(1) : std::nullopt)) Record(v, *w);
   }
 }
 
@@ -236,7 +226,7 @@ void MonitorLoop::EvaluateHealth(int64_t now_ms, const std::vector<WatchedVersio
     if (!v.monitoring) continue;
     const HealthLimits& limits = v.monitoring->health;
     const int64_t fire = v.monitoring->alert_after, resolve = v.monitoring->resolve_after;
-    const AlertLabels labels{{"model", v.model}, {"version", version}};
+    const AlertLabels labels = Own({{"model", v.model}, {"version", version}});
     ObserveRequests(labels, fmt::format("{} v{}", v.model, version), r, limits, fire, resolve, start, now_ms);
     options_.alerts->Observe(
         "QueueSaturated", labels, r.queue_saturation >= limits.queue_saturation,
@@ -258,7 +248,7 @@ void MonitorLoop::EvaluateHealth(int64_t now_ms, const std::vector<WatchedVersio
     const double mib = 1024.0 * 1024.0;
     const auto limit = static_cast<double>(options_.memory_limit_bytes);
     options_.alerts->Observe(
-        "MemoryHigh", {}, peak_memory_ > options_.memory_limit_bytes,
+        "MemoryHigh", Own({}), peak_memory_ > options_.memory_limit_bytes,
         {"resident_memory_bytes", static_cast<double>(peak_memory_), limit, memory_window_start_ms_, now_ms,
          fmt::format("the server's resident memory reached {:.0f} MiB (limit {:.0f} MiB)",
                      static_cast<double>(peak_memory_) / mib, limit / mib)},
@@ -309,7 +299,7 @@ void MonitorLoop::EvaluateEndpointHealth(int64_t now_ms, const std::vector<Watch
       if (window.total > 0) r.latency_p99_ms = window.Quantile(0.99) / 1e6;
       const int64_t start = t.start_ms;
       t = std::move(now);
-      ObserveRequests({{"endpoint", e.endpoint}, {"variant", arm.name}},
+      ObserveRequests(Own({{"endpoint", e.endpoint}, {"variant", arm.name}}),
                       fmt::format("{} variant {}", e.endpoint, arm.name), r, *e.health,
                       e.alert_after ? e.alert_after : 3, e.resolve_after ? e.resolve_after : 3, start, now_ms);
     }
@@ -391,7 +381,26 @@ void MonitorLoop::RefreshQualityGauges(const std::vector<WatchedEndpoint>& endpo
   }
 }
 
+AlertLabels MonitorLoop::Own(AlertLabels labels) const {
+  if (!options_.replica.empty()) labels.emplace("replica", options_.replica);
+  return labels;
+}
+
 void MonitorLoop::Record(const WatchedVersion& v, const DriftWindow& w) {
+  const bool partial = !options_.replica.empty();
+  if (!partial) Publish(v, w);
+  StoredDriftWindow stored{v.model,         v.version,          w.start_ms,         w.end_ms,
+                           w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
+                           w.dataset_drift, DriftColumnsJson(w)};
+  stored.replica = options_.replica;
+  stored.counts = WindowCountsJson(w.counts);
+  if (Status s = options_.drift_store->WriteDriftWindow(stored); !s.ok()) {
+    spdlog::error("event=drift_window_not_stored model={} version={} replica={} error={}", v.model, v.version,
+                  LogValue(options_.replica), LogValue(s.message()));
+  }
+}
+
+void MonitorLoop::Publish(const WatchedVersion& v, const DriftWindow& w) {
   const std::string version = std::to_string(v.version);
   std::string drifted;
   for (const auto& c : w.columns) {
@@ -406,12 +415,112 @@ void MonitorLoop::Record(const WatchedVersion& v, const DriftWindow& w) {
   if (v.monitoring) ObserveDrift(v, w);
   spdlog::info("event=drift_window model={} version={} rows={} drifted_share={:.3f} dataset_drift={} drifted={}",
                v.model, version, w.rows, w.drifted_share, w.dataset_drift, LogValue(drifted));
-  const StoredDriftWindow stored{v.model,         v.version,          w.start_ms,         w.end_ms,
-                                 w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
-                                 w.dataset_drift, DriftColumnsJson(w)};
+}
+
+void MonitorLoop::MergeWindows(int64_t now_ms, const WatchedVersion& v) {
+  constexpr int kMaxParts = 1000;  // partial windows read per merge
+  const std::shared_ptr<const ReferenceProfile> reference = v.monitor->reference();
+  if (!reference || !v.monitoring) return;
+  const MonitoringConfig& mc = *v.monitoring;
+  auto [it, fresh] = merged_to_.try_emplace({v.model, v.version}, 0);
+  if (fresh) {
+    auto last = options_.drift_store->LastDriftWindowEnd(v.model, v.version);
+    if (!last.ok()) {
+      merged_to_.erase(it);
+      return;
+    }
+    it->second = *last;
+  }
+  int64_t& merged_to = it->second;
+  const int64_t upto = now_ms - options_.merge_grace.count();
+  if (upto <= merged_to) return;
+  auto parts = options_.drift_store->ReplicaDriftWindows(v.model, v.version, merged_to, upto, kMaxParts);
+  if (!parts.ok() || parts->empty()) return;
+  // A full read ends at its last part; the next read goes on from there.
+  const bool full_read = std::ssize(*parts) == kMaxParts;
+  const int64_t end = full_read ? parts->back().end_ms : upto;
+  WindowCounts sum{reference->key, 0, {}, {}};
+  std::set<std::string> replicas;
+  int64_t first_start = parts->front().start_ms, foreign = 0;
+  bool empty = true;
+  for (const StoredDriftWindow& part : *parts) {
+    auto counts = ParseWindowCounts(part.counts);
+    if (!counts.ok() || counts->reference != reference->key) {
+      ++foreign;  // counted on another reference (a live one): its bins are not ours
+      continue;
+    }
+    if (empty) {
+      sum = std::move(counts).value();
+      empty = false;
+    } else if (!sum.Add(*counts)) {
+      ++foreign;
+      continue;
+    }
+    replicas.insert(part.replica);
+    first_start = std::min(first_start, part.start_ms);
+  }
+  const int64_t start = merged_to > 0 ? merged_to : first_start;
+  const bool due = sum.rows >= mc.window_rows ||
+                   (end - start >= static_cast<int64_t>(mc.window_seconds * 1000) && sum.rows >= mc.min_window_rows);
+  if (!due && !full_read) return;
+  if (foreign > 0) {
+    spdlog::warn("event=drift_windows_not_merged model={} version={} windows={} reason={}", v.model, v.version,
+                 foreign, LogValue("counted on another reference (give every replica the same reference.csv)"));
+  }
+  if (empty) {  // nothing of ours in a full read: go past it
+    merged_to = end;
+    return;
+  }
+  auto tested = v.monitor->TestCounts(sum);
+  if (!tested.ok()) return;
+  DriftWindow w = std::move(tested).value();
+  w.start_ms = start;
+  w.end_ms = end;
+  StoredDriftWindow stored{v.model,         v.version,          w.start_ms,         w.end_ms,
+                           w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
+                           w.dataset_drift, DriftColumnsJson(w)};
+  stored.counts = WindowCountsJson(w.counts);
+  stored.epoch = options_.leadership->Epoch();
   if (Status s = options_.drift_store->WriteDriftWindow(stored); !s.ok()) {
-    spdlog::error("event=drift_window_not_stored model={} version={} error={}", v.model, version,
+    spdlog::error("event=drift_window_not_merged model={} version={} error={}", v.model, v.version,
                   LogValue(s.message()));
+    return;
+  }
+  spdlog::info("event=drift_windows_merged model={} version={} rows={} replicas={} parts={}", v.model, v.version,
+               w.rows, replicas.size(), parts->size());
+  merged_to = end;
+}
+
+void MonitorLoop::ReadMergedWindows(const WatchedVersion& v) {
+  constexpr int kMaxRead = 100;
+  auto [it, fresh] = read_to_.try_emplace({v.model, v.version}, 0);
+  if (fresh) {  // from now on: windows merged before this replica started are history, not news
+    auto last = options_.drift_store->LastDriftWindowEnd(v.model, v.version);
+    if (!last.ok()) {
+      read_to_.erase(it);
+      return;
+    }
+    it->second = *last;
+    return;
+  }
+  auto windows =
+      options_.drift_store->DriftWindows(v.model, it->second + 1, std::numeric_limits<int64_t>::max(), kMaxRead);
+  if (!windows.ok()) return;
+  for (const StoredDriftWindow& stored : *windows) {
+    if (stored.version != v.version) continue;
+    auto columns = ParseDriftColumns(stored.columns);
+    it->second = std::max(it->second, stored.end_ms);
+    if (!columns.ok()) continue;
+    DriftWindow w;
+    w.start_ms = stored.start_ms;
+    w.end_ms = stored.end_ms;
+    w.rows = stored.rows;
+    w.reference_rows = stored.reference_rows;
+    w.reference_source = stored.reference_source;
+    w.columns = std::move(columns).value();
+    w.drifted_share = stored.drifted_share;
+    w.dataset_drift = stored.dataset_drift;
+    Publish(v, w);
   }
 }
 

@@ -111,6 +111,17 @@ class MonitorLoop {
     std::chrono::milliseconds health_window{30000};  // serving health is judged per window this long
     uint64_t memory_limit_bytes = 0;                 // MemoryHigh above this resident size; 0 = no rule
     bool background = true;                          // false: no thread; the owner calls Round (tests)
+    // Replicas sharing a store: this replica's name, and who leads. Each
+    // replica writes partial drift windows of its own traffic with their
+    // counts; the leader merges the partial windows of a model version by
+    // time (counts add) and tests the sum; every replica publishes the merged
+    // windows (metrics, drift alerts), so a verdict sees all traffic.
+    // Serving-health alerts (latency, errors, queue, memory, rung) carry a
+    // `replica` label. Empty: one machine, windows tested where they close.
+    std::string replica{};
+    const Leadership* leadership = nullptr;                // required with `replica`
+    std::chrono::milliseconds merge_every{1000};           // how often the leader merges and replicas read merges
+    std::chrono::milliseconds merge_grace{2000};           // a partial window is merged once it ended this long ago
     // Told of each change of an endpoint's rung the loop sees (the endpoint's
     // history records it); may be null.
     std::function<void(const std::string& endpoint, const WatchedEndpoint::Overload& from,
@@ -147,8 +158,20 @@ class MonitorLoop {
   void Loop();
   // Closes every window that is due at `now_ms`.
   void CloseWindows(int64_t now_ms, const std::vector<WatchedVersion>& versions);
+  // Stores a window of all traffic (one machine) and publishes it; a
+  // replica stores its partial windows unpublished.
   void Record(const WatchedVersion& v, const DriftWindow& w);
+  // The window's metrics, drift alerts and log line.
+  void Publish(const WatchedVersion& v, const DriftWindow& w);
   void ObserveDrift(const WatchedVersion& v, const DriftWindow& w);
+  // The leader: merges the partial windows of `v` that ended since the last
+  // merged window, once they make a window (window_seconds with
+  // min_window_rows, or window_rows), and stores the merged window.
+  void MergeWindows(int64_t now_ms, const WatchedVersion& v);
+  // Every replica: publishes the merged windows of `v` stored since the last it saw.
+  void ReadMergedWindows(const WatchedVersion& v);
+  // Serving-health labels, with `replica` among replicas.
+  AlertLabels Own(AlertLabels labels) const;
   // LatencyHigh and ErrorRateHigh for one health window of a model version
   // or an endpoint variant (`who` names it in the summaries).
   void ObserveRequests(const AlertLabels& labels, const std::string& who, const HealthReading& r,
@@ -190,6 +213,10 @@ class MonitorLoop {
   int64_t memory_window_start_ms_ = 0;
   uint64_t peak_memory_ = 0;
   int64_t next_prune_ms_ = 0;
+  int64_t next_merge_ms_ = 0;
+  int64_t merge_epoch_ = 0;                                      // the epoch the cursors below were read in
+  std::map<std::pair<std::string, int64_t>, int64_t> merged_to_;  // model, version -> end of the last merged window
+  std::map<std::pair<std::string, int64_t>, int64_t> read_to_;    // model, version -> end of the last one published
 
   mutable Mutex mu_;
   std::map<std::pair<std::string, int64_t>, HealthReading> last_health_ GUARDED_BY(mu_);
@@ -197,8 +224,5 @@ class MonitorLoop {
   const std::shared_ptr<WindowWaker> waker_ = std::make_shared<WindowWaker>();  // a drift window is full
   std::thread thread_;
 };
-
-// Per-column results of a window as the JSON array stored with it.
-std::string DriftColumnsJson(const DriftWindow& w);
 
 }  // namespace vigil

@@ -325,6 +325,190 @@ TEST(MonitorLoop, ADegradedEndpointFiresDegradedAndEachRungChangeIsTold) {
   EXPECT_EQ(registry.Expose().find("no_ladder"), std::string::npos);
 }
 
+// Leadership a test sets.
+class FakeLeadership final : public Leadership {
+ public:
+  explicit FakeLeadership(int64_t epoch) : epoch(epoch) {}
+  bool IsLeader() const override { return epoch > 0; }
+  int64_t Epoch() const override { return epoch; }
+  int64_t epoch;
+};
+
+// One replica of a cluster: its own world, metrics, alerts and monitor, the
+// drift store shared.
+struct Replica {
+  FakeWorld world;
+  MetricsRegistry registry;
+  ServingMetrics metrics{registry};
+  std::unique_ptr<AlertStore> alert_store = MemoryAlertStore();
+  FakeLeadership leadership;
+  AlertTracker alerts;
+  std::shared_ptr<DriftMonitor> monitor;
+  std::unique_ptr<MonitorLoop> loop;
+
+  Replica(const std::string& name, int64_t epoch, DriftStore& windows, const MonitoringConfig& config,
+          const ReferenceRows& reference)
+      : leadership(epoch),
+        alerts(*alert_store, {.notifiers = {}, .leadership = &leadership, .replica = name, .registry = nullptr}),
+        monitor(std::make_shared<DriftMonitor>(config, 2, 1, "score")) {
+    monitor->SetReference(reference, "reference.csv");
+    world.versions = {{.hold = monitor, .model = "churn", .version = 2, .monitor = monitor.get(),
+                       .monitoring = &config, .max_queue_size = 100}};
+    auto made = MonitorLoop::Create({.world = &world,
+                                     .metrics = &metrics,
+                                     .alerts = &alerts,
+                                     .drift_store = &windows,
+                                     .health_window = std::chrono::milliseconds(kWindowMs),
+                                     .background = false,
+                                     .replica = name,
+                                     .leadership = &leadership,
+                                     .merge_every = std::chrono::milliseconds(1000),
+                                     .merge_grace = std::chrono::milliseconds(2000)});
+    EXPECT_TRUE(made.ok()) << made.status().message();
+    loop = std::move(made).value();
+  }
+  bool Firing(const std::string& alertname) {
+    for (const auto& a : alerts.Get(0).firing) {
+      if (a.alertname == alertname) return true;
+    }
+    return false;
+  }
+  size_t Stored(const std::string& alertname) {
+    size_t n = 0;
+    auto events = alert_store->AlertEvents(1000);
+    EXPECT_TRUE(events.ok());
+    for (const auto& e : events.value()) n += e.alertname == alertname;
+    return n;
+  }
+};
+
+ReferenceRows ReferenceOf(std::mt19937& rng, int rows) {
+  auto [in, out] = Rows(rng, rows, 0);
+  ReferenceRows reference;
+  reference.rows = rows;
+  for (int64_t i = 0; i < in.element_count(); ++i) reference.inputs.push_back(in.as<float>()[i]);
+  for (int64_t i = 0; i < out.element_count(); ++i) reference.outputs.push_back(out.as<float>()[i]);
+  return reference;
+}
+
+TEST(MonitorLoopReplicas, TheLeaderTestsTheSumOfEveryReplicasWindowAndEveryReplicaPublishesIt) {
+  MonitoringConfig config = OneWindowAlerts();
+  config.window_seconds = 60;
+  config.min_window_rows = 500;  // more than either replica sees in a window
+  config.window_rows = 1'000'000;
+  std::mt19937 rng(11);
+  const ReferenceRows reference = ReferenceOf(rng, 2000);
+  std::unique_ptr<DriftStore> windows = MemoryDriftStore(1000);
+  Replica a("a:8000", 1, *windows, config, reference);  // leads
+  Replica b("b:8000", 0, *windows, config, reference);
+  // What one machine would have seen: all the rows in one monitor.
+  DriftMonitor whole(config, 2, 1, "score");
+  whole.SetReference(reference, "reference.csv");
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0);
+  whole.CloseIfDue(kT0);
+  for (Replica* r : {&a, &b}) {
+    auto [in, out] = Rows(rng, 300, 0.5f);  // y moves by half a standard deviation
+    r->monitor->Observe(in, out, 300);
+    whole.Observe(in, out, 300);
+  }
+  // Each replica's window closes on time with its 300 rows, unpublished.
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 61'000);
+  auto parts = windows->ReplicaDriftWindows("churn", 2, 0, kT0 + 61'000, 10);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 2u);
+  EXPECT_EQ((*parts)[0].rows + (*parts)[1].rows, 600);
+  EXPECT_TRUE(windows->DriftWindows("churn", 0, kT0 * 2, 10)->empty());  // within the grace: not merged yet
+  EXPECT_FALSE(a.Firing("DatasetDrift"));
+
+  // Past the grace, the leader merges them; the follower does not merge.
+  b.loop->Round(kT0 + 64'000);
+  EXPECT_TRUE(windows->DriftWindows("churn", 0, kT0 * 2, 10)->empty());
+  a.loop->Round(kT0 + 64'000);
+  auto merged = windows->DriftWindows("churn", 0, kT0 * 2, 10);
+  ASSERT_TRUE(merged.ok());
+  ASSERT_EQ(merged->size(), 1u);
+  const StoredDriftWindow& m = (*merged)[0];
+  EXPECT_EQ(m.rows, 600);
+  EXPECT_EQ(m.start_ms, kT0);
+  EXPECT_EQ(m.end_ms, kT0 + 62'000);
+  EXPECT_EQ(m.replica, "");
+  EXPECT_EQ(m.epoch, 1);
+  EXPECT_TRUE(m.dataset_drift);
+  // The same verdict and statistics as one monitor that saw every row.
+  auto all = whole.CloseIfDue(kT0 + 61'000);
+  ASSERT_TRUE(all.has_value());
+  auto columns = ParseDriftColumns(m.columns);
+  ASSERT_TRUE(columns.ok());
+  ASSERT_EQ(columns->size(), all->columns.size());
+  for (size_t c = 0; c < all->columns.size(); ++c) {
+    EXPECT_EQ((*columns)[c].rows, all->columns[c].rows);
+    EXPECT_NEAR((*columns)[c].psi, all->columns[c].psi, 1e-12) << all->columns[c].name;
+    EXPECT_NEAR((*columns)[c].wasserstein, all->columns[c].wasserstein, 1e-12) << all->columns[c].name;
+    EXPECT_EQ((*columns)[c].drifted, all->columns[c].drifted) << all->columns[c].name;
+  }
+
+  // Every replica publishes the merged window at its next read: metrics and
+  // alert state the same everywhere; only the leader stores and notifies.
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 65'500);
+  for (Replica* r : {&a, &b}) {
+    EXPECT_TRUE(r->Firing("DatasetDrift"));
+    EXPECT_NE(r->registry.Expose().find("vigil_drift_windows_total{model=\"churn\",version=\"2\",result=\"drift\"} 1"),
+              std::string::npos);
+  }
+  EXPECT_EQ(a.Stored("DatasetDrift"), 2u);  // pending, firing
+  EXPECT_EQ(b.Stored("DatasetDrift"), 0u);
+
+  // The leader dies; b takes over (a new epoch) and merges from where the
+  // last merged window ended, without merging it again.
+  a.leadership.epoch = 0;
+  b.leadership.epoch = 2;
+  for (Replica* r : {&a, &b}) {
+    auto [in, out] = Rows(rng, 400, 0.0f);
+    r->monitor->Observe(in, out, 400);
+  }
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 125'000);
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 128'000);
+  merged = windows->DriftWindows("churn", 0, kT0 * 2, 10);
+  ASSERT_EQ(merged->size(), 2u);
+  EXPECT_EQ((*merged)[1].start_ms, kT0 + 62'000);
+  EXPECT_EQ((*merged)[1].rows, 800);
+  EXPECT_EQ((*merged)[1].epoch, 2);
+  EXPECT_FALSE((*merged)[1].dataset_drift);
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 129'500);
+  EXPECT_FALSE(b.Firing("DatasetDrift"));  // resolve_after 1
+  EXPECT_EQ(b.Stored("DatasetDrift"), 1u);  // resolved, stored by the new leader
+  EXPECT_EQ(a.Stored("DatasetDrift"), 2u);
+}
+
+TEST(MonitorLoopReplicas, WindowsOnAnotherReferenceAreLeftOutAndServingHealthIsEachReplicasOwn) {
+  MonitoringConfig config = OneWindowAlerts();
+  config.window_seconds = 60;
+  config.min_window_rows = 100;
+  std::mt19937 rng(5);
+  std::unique_ptr<DriftStore> windows = MemoryDriftStore(1000);
+  Replica a("a:8000", 1, *windows, config, ReferenceOf(rng, 2000));
+  Replica b("b:8000", 0, *windows, config, ReferenceOf(rng, 1500));  // another reference: other bins
+  EXPECT_NE(a.monitor->reference()->key, b.monitor->reference()->key);
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0);
+  for (Replica* r : {&a, &b}) {
+    auto [in, out] = Rows(rng, 200, 0.0f);
+    r->monitor->Observe(in, out, 200);
+  }
+  for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 61'000);
+  a.loop->Round(kT0 + 64'000);
+  auto merged = windows->DriftWindows("churn", 0, kT0 * 2, 10);
+  ASSERT_EQ(merged->size(), 1u);
+  EXPECT_EQ((*merged)[0].rows, 200);  // a's own; b's counts are on other bins
+
+  // Serving health: a follower's own alert carries its name, and it stores it itself.
+  EXPECT_TRUE(b.alerts.Owns({{"model", "churn"}, {"replica", "b:8000"}}));
+  EXPECT_FALSE(b.alerts.Owns({{"model", "churn"}, {"replica", "a:8000"}}));
+  EXPECT_FALSE(b.alerts.Owns({{"model", "churn"}}));
+  EXPECT_TRUE(a.alerts.Owns({{"model", "churn"}}));
+  b.alerts.Observe("LatencyHigh", {{"model", "churn"}, {"replica", "b:8000"}}, true, {}, 1, 1, kT0);
+  EXPECT_EQ(b.Stored("LatencyHigh"), 2u);
+}
+
 TEST(MonitorLoop, CreateNamesWhatIsMissing) {
   FakeWorld world;
   auto made = MonitorLoop::Create({.world = &world});

@@ -300,6 +300,7 @@ HttpResponse RestApi::ServerReady() const {
     j.Field("leader", l->IsLeader());
     j.Field("leader_epoch", l->Epoch());
   }
+  if (!state_.replica.empty()) j.Field("replica", state_.replica);
   j.EndObject();
   return MakeResponse(200, j.Take());
 }

@@ -1,10 +1,12 @@
 #include "server/server.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -160,6 +162,17 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   p->state.leadership = p->leadership.get();
   // What must run once among replicas asks this; one machine alone needs no asking.
   const Leadership* shared_leadership = options.store_url.empty() ? nullptr : p->leadership.get();
+  std::string replica;  // this replica's name among replicas; empty on one machine
+  if (shared_leadership) {
+    replica = options.replica_name;
+    if (replica.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "vigil");
+      replica = fmt::format("{}:{}", host, options.http_port != 0 ? static_cast<int>(options.http_port) : static_cast<int>(getpid()));
+    }
+    spdlog::info("event=replica name={}", LogValue(replica));
+  }
+  p->state.replica = replica;
 
   p->deployments = std::make_unique<Deployments>(
       Deployments::Options{.catalog = RepositoryCatalog(*p->repository),
@@ -230,9 +243,17 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   AlertStore& alert_store = p->store ? static_cast<AlertStore&>(*p->store) : *p->memory_alert_store;
   p->alerts = std::make_unique<AlertTracker>(
       alert_store,
-      AlertTracker::Options{.notifiers = notifiers, .leadership = shared_leadership, .registry = &p->registry});
+      AlertTracker::Options{
+          .notifiers = notifiers, .leadership = shared_leadership, .replica = replica, .registry = &p->registry});
   if (p->alertmanager) p->resender = std::make_unique<AlertResender>(*p->alerts, *p->alertmanager, resend);
   mo.alerts = p->alerts.get();
+  mo.replica = replica;
+  mo.leadership = shared_leadership;
+  if (shared_leadership) {
+    // Partial windows are written as they close (one tick); merged a poll after.
+    mo.merge_every = std::chrono::milliseconds(static_cast<int64_t>(options.store_poll_s * 1000));
+    mo.merge_grace = std::max(std::chrono::milliseconds(1000), 4 * mo.tick);
+  }
   VIGIL_ASSIGN_OR_RETURN(p->monitor, MonitorLoop::Create(mo));
   // The rollout controller reads the prediction log; without one every
   // analysis is an Error that says so.

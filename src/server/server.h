@@ -55,6 +55,10 @@ struct ServerOptions {
   double leader_lease_s = 5;
   // With store_url: how often other replicas' spec changes are read.
   double store_poll_s = 1;
+  // With store_url: this replica's name among replicas (partial drift
+  // windows and its serving-health alerts carry it); empty: the host name
+  // and the HTTP port (in Kubernetes the host name is the pod's name).
+  std::string replica_name;
   // Endpoint predictions go to the store (with one).
   bool log_predictions = true;
   // Share (0..1) of logged predictions stored with their inputs.

@@ -17,6 +17,7 @@ struct ServerState {
   std::vector<std::string> required_models;
   // Who leads among replicas (set once at start; null before).
   const Leadership* leadership = nullptr;
+  std::string replica;  // this replica's name among replicas (set once at start); empty on one machine
 
   // OK when the server is ready; otherwise says why not. Both frontends ask this.
   Status CheckReady(const ModelRepository& repository) const;

@@ -156,6 +156,11 @@ const char* const kMigrations[] = {
     "INSERT INTO leader (id, epoch) VALUES (1, 0);"
     "ALTER TABLE rollouts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE rollout_analyses ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
+    // 12
+    "ALTER TABLE drift_windows ADD COLUMN replica TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE drift_windows ADD COLUMN counts TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE drift_windows ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);",
 };
 
 // The advisory lock the leader holds ("vigil" + 2).
@@ -653,36 +658,53 @@ class PostgresStore final : public Store {
   }
 
   Status WriteDriftWindow(const StoredDriftWindow& w) override {
-    return Run(
-        "INSERT INTO drift_windows (model, version, start_ms, end_ms, rows, reference_rows, reference_source, "
-        "drifted_share, dataset_drift, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        Params()
-            .Add(w.model)
-            .Add(w.version)
-            .Add(w.start_ms)
-            .Add(w.end_ms)
-            .Add(w.rows)
-            .Add(w.reference_rows)
-            .Add(w.reference_source)
-            .Add(w.drifted_share)
-            .Add(static_cast<int64_t>(w.dataset_drift))
-            .Add(w.columns));
+    // A merged window is the leader's decision: fenced by its epoch.
+    VIGIL_ASSIGN_OR_RETURN(
+        Result q, Query("INSERT INTO drift_windows (model, version, start_ms, end_ms, rows, reference_rows, "
+                        "reference_source, drifted_share, dataset_drift, columns, replica, counts, epoch) SELECT $1, "
+                        "$2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7, $8::double precision, "
+                        "$9::bigint, $10, $11, $12, $13::bigint WHERE $11 <> '' OR " +
+                            Fence(13),
+                        Params()
+                            .Add(w.model)
+                            .Add(w.version)
+                            .Add(w.start_ms)
+                            .Add(w.end_ms)
+                            .Add(w.rows)
+                            .Add(w.reference_rows)
+                            .Add(w.reference_source)
+                            .Add(w.drifted_share)
+                            .Add(static_cast<int64_t>(w.dataset_drift))
+                            .Add(w.columns)
+                            .Add(w.replica)
+                            .Add(w.counts)
+                            .Add(w.epoch)));
+    return q.Affected() == 1 ? Status::Ok() : Fenced(w.epoch);
   }
 
   StatusOr<std::vector<StoredDriftWindow>> DriftWindows(const std::string& model, int64_t from_ms, int64_t to_ms,
                                                         int limit) override {
-    VIGIL_ASSIGN_OR_RETURN(
-        Result r, Query("SELECT model, version, start_ms, end_ms, rows, reference_rows, reference_source, "
-                        "drifted_share, dataset_drift, columns FROM (SELECT * FROM drift_windows WHERE model = $1 AND "
-                        "end_ms >= $2 AND end_ms <= $3 ORDER BY end_ms DESC, id DESC LIMIT $4) AS newest ORDER BY "
-                        "end_ms, id",
-                        Params().Add(model).Add(from_ms).Add(to_ms).Add(limit)));
-    std::vector<StoredDriftWindow> out;
-    for (int i = 0; i < r.rows(); ++i) {
-      out.push_back({r.Text(i, 0), r.Int(i, 1), r.Int(i, 2), r.Int(i, 3), r.Int(i, 4), r.Int(i, 5), r.Text(i, 6),
-                     r.Double(i, 7).value_or(0), r.Int(i, 8) != 0, r.Text(i, 9)});
-    }
-    return out;
+    return ReadDriftWindows(
+        Query("SELECT " + std::string(kDriftWindowColumns) +
+                  " FROM (SELECT * FROM drift_windows WHERE model = $1 AND replica = '' AND end_ms >= $2 AND end_ms "
+                  "<= $3 ORDER BY end_ms DESC, id DESC LIMIT $4) AS newest ORDER BY end_ms, id",
+              Params().Add(model).Add(from_ms).Add(to_ms).Add(limit)));
+  }
+
+  StatusOr<std::vector<StoredDriftWindow>> ReplicaDriftWindows(const std::string& model, int64_t version,
+                                                               int64_t after_ms, int64_t to_ms, int limit) override {
+    return ReadDriftWindows(
+        Query("SELECT " + std::string(kDriftWindowColumns) +
+                  " FROM drift_windows WHERE model = $1 AND version = $2 AND replica <> '' AND end_ms > $3 AND end_ms "
+                  "<= $4 ORDER BY end_ms, id LIMIT $5",
+              Params().Add(model).Add(version).Add(after_ms).Add(to_ms).Add(limit)));
+  }
+
+  StatusOr<int64_t> LastDriftWindowEnd(const std::string& model, int64_t version) override {
+    VIGIL_ASSIGN_OR_RETURN(Result r, Query("SELECT COALESCE(MAX(end_ms), 0) FROM drift_windows WHERE model = $1 AND "
+                                           "version = $2 AND replica = ''",
+                                           Params().Add(model).Add(version)));
+    return r.Int(0, 0);
   }
 
   StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) override {
@@ -842,6 +864,21 @@ class PostgresStore final : public Store {
   }
 
   static int64_t KeyOf(const std::string& id) { return PredictionIdKey(PgText(id)); }
+
+  // The columns StoredDriftWindow holds, in its order, and their rows.
+  static constexpr const char* kDriftWindowColumns =
+      "model, version, start_ms, end_ms, rows, reference_rows, reference_source, drifted_share, dataset_drift, "
+      "columns, replica, counts, epoch";
+  static StatusOr<std::vector<StoredDriftWindow>> ReadDriftWindows(StatusOr<Result> r) {
+    if (!r.ok()) return r.status();
+    std::vector<StoredDriftWindow> out;
+    for (int i = 0; i < r->rows(); ++i) {
+      out.push_back({r->Text(i, 0), r->Int(i, 1), r->Int(i, 2), r->Int(i, 3), r->Int(i, 4), r->Int(i, 5),
+                     r->Text(i, 6), r->Double(i, 7).value_or(0), r->Int(i, 8) != 0, r->Text(i, 9), r->Text(i, 10),
+                     r->Text(i, 11), r->Int(i, 12)});
+    }
+    return out;
+  }
 
   static Status Fenced(int64_t epoch) {
     return FailedPrecondition("not written: epoch " + std::to_string(epoch) +

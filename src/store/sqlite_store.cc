@@ -144,6 +144,12 @@ const char* const kMigrations[] = {
     "INSERT INTO leader (id, epoch) VALUES (1, 0);"
     "ALTER TABLE rollouts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE rollout_analyses ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
+    // 12: replicas' partial drift windows with their counts, merged by the
+    // leader into windows of all traffic (replica '').
+    "ALTER TABLE drift_windows ADD COLUMN replica TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE drift_windows ADD COLUMN counts TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE drift_windows ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -495,7 +501,8 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     Statement q(db_,
                 "INSERT INTO drift_windows (model, version, start_ms, end_ms, rows, reference_rows, reference_source, "
-                "drifted_share, dataset_drift, columns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                "drifted_share, dataset_drift, columns, replica, counts, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?)");
     return q.Bind(1, w.model)
         .Bind(2, w.version)
         .Bind(3, w.start_ms)
@@ -506,6 +513,9 @@ class SqliteStore final : public Store {
         .Bind(8, std::optional<double>(w.drifted_share))
         .Bind(9, static_cast<int64_t>(w.dataset_drift))
         .Bind(10, w.columns)
+        .Bind(11, w.replica)
+        .Bind(12, w.counts)
+        .Bind(13, w.epoch)
         .Run();
   }
 
@@ -514,15 +524,32 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     Statement q(db_,
                 "SELECT model, version, start_ms, end_ms, rows, reference_rows, reference_source, drifted_share, "
-                "dataset_drift, columns FROM (SELECT * FROM drift_windows WHERE model = ? AND end_ms >= ? AND "
-                "end_ms <= ? ORDER BY end_ms DESC, id DESC LIMIT ?) AS newest ORDER BY end_ms, id");
+                "dataset_drift, columns, replica, counts, epoch FROM (SELECT * FROM drift_windows WHERE model = ? AND "
+                "replica = '' AND end_ms >= ? AND end_ms <= ? ORDER BY end_ms DESC, id DESC LIMIT ?) AS newest ORDER "
+                "BY end_ms, id");
     q.Bind(1, model).Bind(2, from_ms).Bind(3, to_ms).Bind(4, static_cast<int64_t>(limit));
-    std::vector<StoredDriftWindow> out;
-    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
-      out.push_back({q.Text(0), q.Int(1), q.Int(2), q.Int(3), q.Int(4), q.Int(5), q.Text(6), *q.Double(7),
-                     q.Int(8) != 0, q.Text(9)});
-    }));
-    return out;
+    return ReadDriftWindows(q);
+  }
+
+  StatusOr<std::vector<StoredDriftWindow>> ReplicaDriftWindows(const std::string& model, int64_t version,
+                                                               int64_t after_ms, int64_t to_ms, int limit) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "SELECT model, version, start_ms, end_ms, rows, reference_rows, reference_source, drifted_share, "
+                "dataset_drift, columns, replica, counts, epoch FROM drift_windows WHERE model = ? AND version = ? AND "
+                "replica <> '' AND end_ms > ? AND end_ms <= ? ORDER BY end_ms, id LIMIT ?");
+    q.Bind(1, model).Bind(2, version).Bind(3, after_ms).Bind(4, to_ms).Bind(5, static_cast<int64_t>(limit));
+    return ReadDriftWindows(q);
+  }
+
+  StatusOr<int64_t> LastDriftWindowEnd(const std::string& model, int64_t version) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "SELECT COALESCE(MAX(end_ms), 0) FROM drift_windows WHERE model = ? AND version = ? AND replica = ''");
+    q.Bind(1, model).Bind(2, version);
+    int64_t last = 0;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] { last = q.Int(0); }));
+    return last;
   }
 
   StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) override {
@@ -673,6 +700,16 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The rows of a drift-window SELECT (the 13 columns StoredDriftWindow holds, in its order).
+  static StatusOr<std::vector<StoredDriftWindow>> ReadDriftWindows(Statement& q) {
+    std::vector<StoredDriftWindow> out;
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Text(0), q.Int(1), q.Int(2), q.Int(3), q.Int(4), q.Int(5), q.Text(6), *q.Double(7),
+                     q.Int(8) != 0, q.Text(9), q.Text(10), q.Text(11), q.Int(12)});
+    }));
+    return out;
+  }
+
   int64_t analyses_written_ GUARDED_BY(mu_) = 0;
 
   // Runs `sql` (binding rowid from, rowid to, endpoint, limit) over the

@@ -48,11 +48,33 @@ class InMemoryDriftStore final : public DriftStore {
     auto it = windows_.find(model);
     if (it == windows_.end()) return out;
     for (const auto& w : it->second) {
-      if (w.end_ms >= from_ms && w.end_ms <= to_ms) out.push_back(w);
+      if (w.replica.empty() && w.end_ms >= from_ms && w.end_ms <= to_ms) out.push_back(w);
     }
     const auto keep = static_cast<size_t>(std::max(limit, 0));
     if (out.size() > keep) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(keep));
     return out;
+  }
+  StatusOr<std::vector<StoredDriftWindow>> ReplicaDriftWindows(const std::string& model, int64_t version,
+                                                               int64_t after_ms, int64_t to_ms, int limit) override {
+    MutexLock lock(mu_);
+    std::vector<StoredDriftWindow> out;
+    auto it = windows_.find(model);
+    if (it == windows_.end()) return out;
+    for (const auto& w : it->second) {
+      if (std::ssize(out) >= limit) break;
+      if (!w.replica.empty() && w.version == version && w.end_ms > after_ms && w.end_ms <= to_ms) out.push_back(w);
+    }
+    return out;
+  }
+  StatusOr<int64_t> LastDriftWindowEnd(const std::string& model, int64_t version) override {
+    MutexLock lock(mu_);
+    int64_t last = 0;
+    auto it = windows_.find(model);
+    if (it == windows_.end()) return last;
+    for (const auto& w : it->second) {
+      if (w.replica.empty() && w.version == version) last = std::max(last, w.end_ms);
+    }
+    return last;
   }
   StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) override {
     MutexLock lock(mu_);

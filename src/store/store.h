@@ -159,6 +159,14 @@ struct StoredDriftWindow {
   double drifted_share = 0;
   bool dataset_drift = false;
   std::string columns;
+  // Replicas sharing a store each write partial windows of their own
+  // traffic (`replica` names the writer, `counts` holds the window's counts
+  // as JSON for merging); the leader merges them into windows of all
+  // traffic (replica ""), as one machine writes its windows.
+  std::string replica{};
+  std::string counts{};
+  // The leader epoch that merged it (fenced as StoredRollout::epoch); 0 = unfenced.
+  int64_t epoch = 0;
 };
 
 // A transition of an alert (monitoring): pending, firing, resolved or
@@ -257,11 +265,20 @@ class DriftStore {
  public:
   virtual ~DriftStore() = default;
 
+  // A merged window (replica "", epoch > 0) of a deposed leader is refused
+  // by a shared store (FailedPrecondition).
   virtual Status WriteDriftWindow(const StoredDriftWindow& window) = 0;
-  // The model's windows that ended in [from_ms, to_ms], oldest first, at
-  // most the newest `limit`.
+  // The model's windows of all traffic (replica "") that ended in
+  // [from_ms, to_ms], oldest first, at most the newest `limit`.
   virtual StatusOr<std::vector<StoredDriftWindow>> DriftWindows(const std::string& model, int64_t from_ms,
                                                                 int64_t to_ms, int limit) = 0;
+  // The partial windows of one model version (replica not ""), that ended
+  // in (after_ms, to_ms], oldest first, at most the oldest `limit`.
+  virtual StatusOr<std::vector<StoredDriftWindow>> ReplicaDriftWindows(const std::string& model, int64_t version,
+                                                                       int64_t after_ms, int64_t to_ms,
+                                                                       int limit) = 0;
+  // When the newest window of all traffic of the version ended; 0 when there is none.
+  virtual StatusOr<int64_t> LastDriftWindowEnd(const std::string& model, int64_t version) = 0;
   // Deletes windows that ended before `before_ms`; returns how many went.
   virtual StatusOr<int64_t> PruneDriftWindows(int64_t before_ms) = 0;
 };

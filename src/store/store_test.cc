@@ -497,6 +497,43 @@ void ExpectDriftWindowsReadByModelAndTimeAndPruned(DriftStore& store) {
   EXPECT_EQ((*newest)[0].end_ms, 400);
   EXPECT_EQ(*store.PruneDriftWindows(250), 2);  // m's windows ending at 100 and 200; 250 is not before 250
   EXPECT_EQ(store.DriftWindows("other", 0, 1000, 100)->size(), 1u);
+
+  // Replicas' partial windows: kept apart from the windows of all traffic,
+  // read per version after a merged window's end, oldest first.
+  EXPECT_EQ(*store.LastDriftWindowEnd("m", 1), 400);
+  EXPECT_EQ(*store.LastDriftWindowEnd("m", 2), 0);
+  for (int i = 1; i <= 3; ++i) {
+    for (const char* replica : {"a:8000", "b:8000"}) {
+      StoredDriftWindow part{"m", 2, 1000 + i * 10 - 10, 1000 + i * 10, 7, 200, "reference.csv", 0, false, "[]"};
+      part.replica = replica;
+      part.counts = R"({"reference":"k","rows":7,"counts":[7],"sums":[0,0]})";
+      ASSERT_TRUE(store.WriteDriftWindow(part).ok());
+    }
+  }
+  StoredDriftWindow other_version{"m", 3, 1000, 1010, 5, 200, "reference.csv", 0, false, "[]"};
+  other_version.replica = "a:8000";
+  ASSERT_TRUE(store.WriteDriftWindow(other_version).ok());
+  EXPECT_EQ(store.DriftWindows("m", 0, 5000, 100)->size(), 2u) << "partial windows are not windows of all traffic";
+  EXPECT_EQ(*store.LastDriftWindowEnd("m", 2), 0);
+  auto parts = store.ReplicaDriftWindows("m", 2, 1010, 1030, 100);
+  ASSERT_TRUE(parts.ok()) << parts.status().message();
+  ASSERT_EQ(parts->size(), 4u);  // ended in (1010, 1030]
+  EXPECT_EQ((*parts)[0].end_ms, 1020);
+  EXPECT_EQ((*parts)[3].end_ms, 1030);
+  EXPECT_EQ((*parts)[0].replica, "a:8000");
+  EXPECT_EQ((*parts)[1].replica, "b:8000");
+  EXPECT_EQ((*parts)[0].counts, R"({"reference":"k","rows":7,"counts":[7],"sums":[0,0]})");
+  EXPECT_EQ(store.ReplicaDriftWindows("m", 2, 0, 5000, 3)->size(), 3u);  // the oldest `limit`
+  EXPECT_EQ(store.ReplicaDriftWindows("m", 2, 0, 5000, 3)->back().end_ms, 1020);
+  StoredDriftWindow merged{"m", 2, 1000, 1030, 42, 200, "reference.csv", 0, false, "[]"};
+  merged.counts = R"({"reference":"k","rows":42,"counts":[42],"sums":[0,0]})";
+  ASSERT_TRUE(store.WriteDriftWindow(merged).ok());  // epoch 0: unfenced (a shared store's fencing: PostgresStoreTest)
+  EXPECT_EQ(*store.LastDriftWindowEnd("m", 2), 1030);
+  auto back = store.DriftWindows("m", 1001, 5000, 100);
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].rows, 42);
+  EXPECT_EQ((*back)[0].replica, "");
+  EXPECT_EQ((*back)[0].counts, merged.counts);
 }
 
 // What every AlertStore does: transitions newest first, with increasing ids.
@@ -780,6 +817,18 @@ TEST_F(PostgresStoreTest, OneReplicaLeadsAndADeposedLeaderCannotDecide) {
   EXPECT_EQ((*kept)[0].state, "{\"step\":2}");
   EXPECT_EQ((*kept)[0].epoch, first + 1);
   EXPECT_EQ(store.RolloutAnalyses("ep", 10)->size(), 1u) << "the deposed leader's analysis was not written";
+  // A merged drift window is a decision too; a replica's partial window is not.
+  StoredDriftWindow merged{"m", 1, 0, 100, 10, 10, "reference.csv", 0, false, "[]"};
+  merged.epoch = first;
+  EXPECT_EQ(store.WriteDriftWindow(merged).code(), StatusCode::kFailedPrecondition);
+  merged.epoch = (*b)->Epoch();
+  EXPECT_TRUE(store.WriteDriftWindow(merged).ok());
+  EXPECT_EQ(store.DriftWindows("m", 0, 1000, 10)->at(0).epoch, (*b)->Epoch());
+  StoredDriftWindow part = merged;
+  part.replica = "a:8000";
+  part.epoch = 0;
+  EXPECT_TRUE(store.WriteDriftWindow(part).ok());
+  EXPECT_EQ(store.DriftWindows("m", 0, 1000, 10)->size(), 1u);
 }
 
 }  // namespace
