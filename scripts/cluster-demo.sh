@@ -2,9 +2,11 @@
 # A cluster on one machine: PostgreSQL, three Vigil replicas on loopback
 # ports sharing it, and nginx in front of them. Shows traffic through nginx
 # reaching every replica, a spec changed through one replica in force on all,
-# feedback through nginx joined with predictions logged by any replica, one
-# leader, and a new leader within a lease after the leader is killed with
-# kill -9. Everything runs on 127.0.0.1 and is stopped at the end.
+# feedback through nginx joined with predictions logged by any replica, drift
+# judged on windows merged from every replica (none sees enough alone), one
+# leader, and a canary rollout decided by the leader, its leader killed with
+# kill -9 in the middle of it and the rollout finished by the next leader,
+# each step taken once. Everything runs on 127.0.0.1 and is stopped at the end.
 #
 #   scripts/cluster-demo.sh            (needs: make build; Debian's postgresql and nginx)
 #   KEEP=1 scripts/cluster-demo.sh     leaves the cluster running until Enter
@@ -45,12 +47,16 @@ say "three replicas sharing it"
 repo="$work/repository"
 mkdir -p "$repo/deployments"
 cp -r examples/repository/breast_cancer_mlp examples/repository/breast_cancer_xgb "$repo/"
+# Short drift windows that need more rows than one replica gets of the drift below.
+cat >>"$repo/breast_cancer_mlp/config.yaml" <<'YAML'
+monitoring: {window_seconds: 2, min_window_rows: 150, alert_after: 1, resolve_after: 1}
+YAML
 echo 'production: {model: breast_cancer_mlp, version: 1}' >"$repo/deployments/cancer.yaml"
 ports=()
 for i in 0 1 2; do
   port=$(free_port)
   "$VIGIL" serve --model-repository "$repo" --host 127.0.0.1 --http-port "$port" --store "$store" \
-    --leader-lease-s 1 --log-level warn >"$work/replica-$i.log" 2>&1 &
+    --leader-lease-s 1 --replica-name "replica-$i" --log-level warn >"$work/replica-$i.log" 2>&1 &
   pids+=($!)
   ports+=("$port")
 done
@@ -128,6 +134,41 @@ reply=$(curl -s "http://127.0.0.1:$lb/v1/feedback" -H 'Content-Type: application
 json '"accepted %d, joined %d, unknown %d" % (d["accepted"], d["joined"], d["unknown"])' <<<"$reply"
 expect "[[ $(json 'd["joined"]' <<<"$reply") == 300 ]]" "not every prediction was joined"
 
+say "drift through nginx: 300 requests with every feature tripled, about 100 per replica"
+before=()
+for port in "${ports[@]}"; do
+  before+=("$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_inference_requests_total\{model="breast_cancer_mlp",version="1"/ {n += $2} END {print n + 0}')")
+done
+/usr/bin/python3 scripts/cluster_traffic.py drift "http://127.0.0.1:$lb" breast_cancer_mlp 1 --row "$row" --requests 300 --scale 3
+for i in 0 1 2; do
+  n=$(curl -s "http://127.0.0.1:${ports[$i]}/metrics" | awk '/^vigil_inference_requests_total\{model="breast_cancer_mlp",version="1"/ {n += $2} END {print n + 0}')
+  echo "replica-$i served $((n - ${before[$i]})) of them (min_window_rows 150: too few to judge alone)"
+done
+drifted=""
+for _ in $(seq 1 150); do
+  drifted=$(curl -s "http://127.0.0.1:${ports[2]}/v1/monitoring/breast_cancer_mlp/drift?limit=20" |
+    json '" ".join(str(w["rows"]) for w in d["windows"] if w["version"] == 1 and w["dataset_drift"])')
+  [[ -n $drifted ]] && break
+  sleep 0.1
+done
+echo "merged windows with dataset drift (rows): ${drifted:-none}"
+expect "[[ -n '$drifted' ]]" "no merged window found the drift"
+firing=0
+for i in 0 1 2; do
+  for _ in $(seq 1 50); do
+    alerts=$(curl -s "http://127.0.0.1:${ports[$i]}/v1/alerts")
+    f=$(json 'sum(1 for a in d["firing"] if a["alertname"] == "DatasetDrift" and a["labels"].get("version") == "1")' <<<"$alerts")
+    [[ $f == 1 ]] && break
+    sleep 0.1
+  done
+  echo "replica-$i: DatasetDrift of breast_cancer_mlp v1 firing: $f"
+  [[ $f == 1 ]] && firing=$((firing + 1))
+done
+expect "[[ $firing == 3 ]]" "the drift alert is not in force on every replica"
+stored=$(json 'sum(1 for e in d["recent"] if e["alertname"] == "DatasetDrift" and e["state"] == "firing" and e["labels"].get("version") == "1")' <<<"$alerts")
+echo "its firing transition stored $stored time(s)"
+expect "[[ $stored == 1 ]]" "the drift alert was stored more than once"
+
 say "who leads"
 leader=-1
 for i in 0 1 2; do
@@ -137,7 +178,25 @@ for i in 0 1 2; do
 done
 [[ $leader -ge 0 ]] || { echo "FAILED: no replica leads" >&2; exit 1; }
 
-say "kill -9 the leader (replica :${ports[$leader]})"
+say "a canary rollout, applied through a follower, decided by the leader"
+follower=$(((leader + 1) % 3))
+curl -sf -X PUT "http://127.0.0.1:${ports[$follower]}/v1/deployments/cancer" --data-binary @- >/dev/null <<'YAML'
+production: {model: breast_cancer_mlp, version: 1}
+candidates:
+  - {name: v2, model: breast_cancer_mlp, version: 2, mode: canary, steps: [20, 50]}
+rollout:
+  candidate: v2
+  interval_s: 1
+  min_units: 150
+  min_duration_s: 0
+  max_duration_s: 600
+  metric: {name: mean_reward}
+  guardrails: {error_rate: {margin: 0.05}}
+YAML
+expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --row '$row' --until-step 2" \
+  "the rollout did not reach its second step"
+
+say "kill -9 the leader (replica-$leader) in the middle of the rollout"
 kill -9 "${pids[$leader]}"
 start=$(date +%s.%N)
 new=-1
@@ -149,7 +208,7 @@ while [[ $new -lt 0 ]]; do
   sleep 0.1
   [[ $(echo "$(date +%s.%N) - $start > 30" | bc) == 1 ]] && { echo "no new leader in 30 s" >&2; exit 1; }
 done
-printf 'replica :%s leads (epoch %s) after %.1f s\n' "${ports[$new]}" \
+printf 'replica-%s leads (epoch %s) after %.1f s\n' "$new" \
   "$(curl -s "http://127.0.0.1:${ports[$new]}/v2/health/ready" | json 'd["leader_epoch"]')" \
   "$(echo "$(date +%s.%N) - $start" | bc)"
 ok=0
@@ -160,6 +219,19 @@ for i in $(seq 1 50); do
 done
 echo "through nginx after the kill: $ok of 50 answered"
 expect "[[ $ok == 50 ]]" "requests failed after the leader was killed"
+
+say "the new leader finishes the rollout"
+expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --row '$row' --until-phase Successful" \
+  "the rollout was not finished after the leader died"
+history=$(curl -s "http://127.0.0.1:${ports[$new]}/v1/deployments/cancer/history")
+steps=$(json '" ".join(e["action"].split()[1] + ":" + e["detail"].split(";")[0][:40] for e in reversed(d) if e["action"].startswith("rollout "))' <<<"$history")
+echo "rollout actions, oldest first: $steps"
+promotes=$(json 'sum(1 for e in d if e["action"] == "rollout promote")' <<<"$history")
+weights=$(json 'sum(1 for e in d if e["action"] == "rollout weight")' <<<"$history")
+expect "[[ $promotes == 1 ]]" "the candidate was promoted $promotes times"
+expect "[[ $weights == 2 ]]" "the rollout took $weights weight steps (2 expected: 20 and 50)"
+epochs=$(curl -s "http://127.0.0.1:${ports[$new]}/v1/deployments/cancer/rollout" | json '" ".join(sorted({str(a.get("epoch", "?")) for a in d.get("analyses", [])}))')
+echo "epochs of the analyses kept: $epochs"
 
 if [[ -n ${KEEP:-} ]]; then
   echo "cluster up: http://127.0.0.1:$lb (Enter stops it)"

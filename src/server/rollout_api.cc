@@ -74,6 +74,7 @@ HttpResponse AdminApi::RolloutView(const std::string& endpoint, int analyses) co
     j.Field("time_ms", a.time_ms);
     j.Field("step", a.step + 1);
     j.Field("verdict", a.verdict);
+    j.Field("epoch", a.epoch);  // the leader epoch that decided it (0: a person)
     j.Key("evidence");
     j.Raw(a.evidence);  // written by the controller with JsonWriter
     j.EndObject();
