@@ -44,6 +44,8 @@ StatusCode FromGrpc(grpc::StatusCode code) {
       return StatusCode::kUnauthenticated;
     case grpc::StatusCode::PERMISSION_DENIED:
       return StatusCode::kPermissionDenied;
+    case grpc::StatusCode::ABORTED:
+      return StatusCode::kAborted;
     default:
       return StatusCode::kInternal;
   }

@@ -27,6 +27,7 @@ enum class StatusCode {
   kUnimplemented,
   kUnauthenticated,   // no or wrong credentials
   kPermissionDenied,  // not allowed from where the caller is
+  kAborted,           // a concurrent change (another replica's) came first; read again and retry
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -62,6 +63,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
 inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 
 // Holds either a value or a non-OK Status.
 template <typename T>

@@ -348,6 +348,7 @@ StatusOr<std::unique_ptr<RolloutController>> RolloutController::Create(Options o
         continue;
       }
       c->states_[r.endpoint] = std::move(*state);
+      c->written_state_[r.endpoint] = r.state;
       c->Publish(c->states_[r.endpoint], c->clock_.NowMillis());
     }
   }
@@ -406,6 +407,7 @@ void RolloutController::Reload(bool all, int64_t now_ms) {
     if (!state.ok()) continue;
     states_[r.endpoint] = std::move(*state);
     written_ms_[r.endpoint] = r.updated_ms;
+    written_state_[r.endpoint] = r.state;
     Publish(states_[r.endpoint], now_ms);
   }
 }
@@ -719,9 +721,20 @@ void RolloutController::AnalyseShadowStage(const RolloutWorld::Endpoint& e, Roll
 
 Status RolloutController::Persist(RolloutState& s) {
   s.updated_ms = clock_.NowMillis();
-  const Status saved = store_.SaveRollout({s.endpoint, RolloutStateJson(s), s.updated_ms, deciding_epoch_});
-  if (saved.ok()) written_ms_[s.endpoint] = s.updated_ms;
-  if (!saved.ok()) spdlog::error("event=rollout_state_not_stored endpoint={} error={}", s.endpoint, saved.message());
+  const StoredRollout stored{s.endpoint, RolloutStateJson(s), s.updated_ms, deciding_epoch_};
+  const Status saved =
+      leadership_ ? store_.SaveRolloutIf(stored, written_state_[s.endpoint]) : store_.SaveRollout(stored);
+  if (saved.ok()) {
+    written_ms_[s.endpoint] = s.updated_ms;
+    written_state_[s.endpoint] = stored.state;
+  } else if (saved.code() == StatusCode::kAborted) {
+    // Another replica (a person's command there, or the leader) wrote first:
+    // its state wins, and this decision is made again from it.
+    spdlog::warn("event=rollout_changed_meanwhile endpoint={} epoch={}", s.endpoint, deciding_epoch_);
+    Reload(/*all=*/true, clock_.NowMillis());
+  } else {
+    spdlog::error("event=rollout_state_not_stored endpoint={} error={}", s.endpoint, saved.message());
+  }
   return saved;
 }
 

@@ -180,6 +180,8 @@ class RolloutController {
   Status Act(RolloutState& state, const RolloutAction& action, const std::string& actor, const std::string& detail)
       REQUIRES(mu_);
   void StartStep(RolloutState& state, int step, double share, int64_t now_ms) REQUIRES(mu_);
+  // Among replicas, a write based on a state another replica has replaced
+  // since is refused (Aborted) and that state adopted instead.
   Status Persist(RolloutState& state) REQUIRES(mu_);
   // Reads the stored states: all of them (`all`), or those written by
   // others after this replica's own last write (a person's command on
@@ -200,6 +202,9 @@ class RolloutController {
   bool led_ GUARDED_BY(mu_) = true;                            // as of the last Tick
   int64_t deciding_epoch_ GUARDED_BY(mu_) = 0;                 // written beside decisions; 0 for a person's command
   std::map<std::string, int64_t> written_ms_ GUARDED_BY(mu_);  // this replica's last write per endpoint
+  // Per endpoint, the stored state this replica last wrote or read: among
+  // replicas a write is taken only while the store still holds it.
+  std::map<std::string, std::string> written_state_ GUARDED_BY(mu_);
   Mutex stop_mu_;
   CondVar stop_cv_;
   bool stopping_ GUARDED_BY(stop_mu_) = false;

@@ -393,6 +393,62 @@ TEST(RolloutController, ARestartResumesAtTheSameStepAndFinishesAPersistedAction)
   EXPECT_EQ(h.State().phase, RolloutPhase::kFailed);
 }
 
+// Leadership a test sets.
+class FakeLeadership final : public Leadership {
+ public:
+  explicit FakeLeadership(int64_t epoch) : epoch(epoch) {}
+  bool IsLeader() const override { return epoch > 0; }
+  int64_t Epoch() const override { return epoch; }
+  int64_t epoch;
+};
+
+TEST(RolloutController, AmongReplicasAPersonsCommandOnAFollowerWinsOverTheLeadersDecisionInFlight) {
+  // Two replicas' controllers on one store and one (shared) spec.
+  FakeWallClock clock{1'000'000};
+  FakeWorld world(kCanary);
+  std::unique_ptr<RolloutStore> store = MemoryRolloutStore();
+  FakeLeadership leads(1), follows(0);
+  auto make = [&](const Leadership* l) {
+    auto made = RolloutController::Create(
+        {.world = &world, .store = store.get(), .clock = &clock, .alerts = nullptr, .registry = nullptr,
+         .background = false, .leadership = l});
+    EXPECT_TRUE(made.ok()) << made.status().message();
+    return std::move(made).value();
+  };
+  auto leader = make(&leads), follower = make(&follows);
+  world.data = ByShare(0.70, 0.95, 4000);
+  leader->Tick(clock.NowMillis());  // starts the canary
+  ASSERT_EQ(world.candidate()->step, 0);
+  clock.Advance(120'000);
+  // While the leader analyses (after it read the stored state), a person
+  // aborts through the follower: the leader's "advance" must not win.
+  bool aborted = false;
+  world.data = [&](const DeploymentSpec& spec, int64_t now_ms) {
+    if (!aborted) {
+      aborted = true;
+      EXPECT_TRUE(follower->Command("ep", RolloutCommand::kAbort, "bob").ok());
+    }
+    return ByShare(0.70, 0.95, 4000)(spec, now_ms);
+  };
+  leader->Tick(clock.NowMillis());
+  ASSERT_TRUE(aborted);
+  const std::vector<std::string> expected{"weight0 by rollout-controller", "rollback by bob"};
+  EXPECT_EQ(world.actions, expected) << "the leader's advance was refused, not applied";
+  EXPECT_EQ(world.candidate()->step, -1);
+  auto seen = leader->Get("ep", 10);
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->state.phase, RolloutPhase::kFailed) << "the leader adopted the person's state";
+  EXPECT_NE(seen->state.reason.find("aborted by bob"), std::string::npos) << seen->state.reason;
+  clock.Advance(60'000);
+  leader->Tick(clock.NowMillis());
+  EXPECT_EQ(world.actions, expected) << "and made no decision after it";
+  auto stored = store->LoadRollouts();
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_NE((*stored)[0].state.find("aborted by bob"), std::string::npos);
+  // The stores' own check: a write based on a state replaced since is refused.
+  EXPECT_EQ(store->SaveRolloutIf({"ep", "{}", 1, 0}, "not what is stored").code(), StatusCode::kAborted);
+}
+
 TEST(RolloutController, StateRoundTripsThroughJson) {
   RolloutState s;
   s.endpoint = "ep";

@@ -31,7 +31,8 @@ std::vector<std::shared_ptr<const Router>> Deployments::All() const {
   return out;
 }
 
-Status Deployments::Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note) {
+Status Deployments::Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note,
+                           bool if_unchanged) {
   auto current = table_.load();
   auto it = current->find(endpoint);
   const std::string before = it == current->end() ? "" : DeploymentSpecToYaml(it->second->spec());
@@ -39,8 +40,15 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   const int64_t now = clock_.NowMillis();
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
-    Status s = next ? store_->SaveDeployment({endpoint, after, file_texts_[endpoint], now})
-                    : store_->DeleteDeployment(endpoint);
+    Status s = Status::Ok();
+    const StoredDeployment stored{endpoint, after, file_texts_[endpoint], now};
+    if (auto seen = in_store_.find(endpoint); next && if_unchanged && seen != in_store_.end()) {
+      auto written = store_->SaveDeploymentIf(stored, seen->second);
+      s = written.status();
+      if (s.ok() && !*written) return Aborted("the spec of '" + endpoint + "' was changed through another replica");
+    } else {
+      s = next ? store_->SaveDeployment(stored) : store_->DeleteDeployment(endpoint);
+    }
     if (s.ok()) s = store_->AppendAudit({0, now, endpoint, note.actor, note.action, note.detail, before, after});
     if (!s.ok()) return s.WithContext("deployment '" + endpoint + "' not changed: the store failed");
     if (next) {
@@ -114,12 +122,22 @@ Status Deployments::Remove(const std::string& endpoint, const ChangeNote& note) 
 Status Deployments::Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change,
                            const ChangeNote& note) {
   MutexLock lock(control_mu_);
-  auto router = Find(endpoint);
-  if (!router) return NotFound("no endpoint '" + endpoint + "'");
-  DeploymentSpec spec = router->spec();
-  VIGIL_RETURN_IF_ERROR(change(spec));
-  Status s = ValidateDeploymentSpec(spec, Catalog());
-  if (s.ok()) s = Commit(endpoint, std::move(spec), note);
+  constexpr int kAttempts = 3;
+  Status s = Status::Ok();
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    auto router = Find(endpoint);
+    if (!router) return NotFound("no endpoint '" + endpoint + "'");
+    DeploymentSpec spec = router->spec();
+    VIGIL_RETURN_IF_ERROR(change(spec));
+    s = ValidateDeploymentSpec(spec, Catalog());
+    if (s.ok()) s = Commit(endpoint, std::move(spec), note, /*if_unchanged=*/true);
+    if (s.code() != StatusCode::kAborted || attempt == kAttempts) break;
+    // Another replica changed it first: put its spec in force, then change that.
+    spdlog::info("event=deployment_changed_meanwhile endpoint={} attempt={}", LogValue(endpoint), attempt);
+    auto stored = store_->LoadDeployments();
+    if (!stored.ok()) return stored.status();
+    Sync(*stored);
+  }
   ReportInUse(!s.ok());
   return s;
 }
@@ -175,11 +193,15 @@ void Deployments::SyncFromStore() {
     return;
   }
   MutexLock lock(control_mu_);
+  Sync(*stored);
+}
+
+void Deployments::Sync(const std::vector<StoredDeployment>& stored) {
   const auto current = table_.load();
   Table table = *current;
   bool changed = false;
   std::set<std::string> present;
-  for (auto& d : *stored) {
+  for (const auto& d : stored) {
     present.insert(d.endpoint);
     auto known = in_store_.find(d.endpoint);
     if (known != in_store_.end() && known->second == d.spec_yaml) continue;

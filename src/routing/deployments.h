@@ -56,7 +56,11 @@ class Deployments {
   Status Apply(const std::string& endpoint, std::string_view text, const ChangeNote& note);
   Status Remove(const std::string& endpoint, const ChangeNote& note);
   // Changes the endpoint's spec in place (a copy, validated, then swapped):
-  // the admin API's weight / promote / rollback / pause / resume.
+  // the admin API's weight / promote / rollback / pause / resume. With a
+  // shared store this is a read-modify-write: when another replica changed
+  // the spec since this one read it, the stored spec is put in force and
+  // `change` applied to it again (a few times, then Aborted), so neither
+  // change is lost.
   Status Mutate(const std::string& endpoint, const std::function<Status(DeploymentSpec&)>& change,
                 const ChangeNote& note);
 
@@ -94,9 +98,13 @@ class Deployments {
 
  private:
   using Table = std::map<std::string, std::shared_ptr<const Router>, std::less<>>;
-  // Stores, audits and publishes one change; `next` empty = remove.
-  Status Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note)
-      REQUIRES(control_mu_);
+  // Stores, audits and publishes one change; `next` empty = remove. With
+  // `if_unchanged`, the store takes it only while it still holds the spec
+  // this replica last saw (else Aborted, nothing changed).
+  Status Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note,
+                bool if_unchanged = false) REQUIRES(control_mu_);
+  // SyncFromStore's work on what the store holds.
+  void Sync(const std::vector<StoredDeployment>& stored) REQUIRES(control_mu_);
   // Restores the stored deployments in `refused_` that validate now.
   void RetryRefused() REQUIRES(control_mu_);
   // Tells the catalog which model versions the specs in force name, when

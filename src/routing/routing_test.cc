@@ -5,6 +5,7 @@
 #include <set>
 
 #include "routing/deployment_spec.h"
+#include "routing/deployments.h"
 #include "routing/router.h"
 
 namespace vigil {
@@ -648,6 +649,69 @@ TEST(DeploymentSpec, TextWithControlCharactersOrInvalidUtf8IsRefused) {
   const std::string yaml = DeploymentSpecToYaml(*spec);
   EXPECT_EQ(DeploymentSpecToYaml(*Spec(yaml)), yaml);
   EXPECT_NE(yaml.find("日本"), std::string::npos) << yaml;
+}
+
+
+// Deployments as a shared store keeps them (what two replicas share).
+class SharedDeploymentStore final : public DeploymentStore {
+ public:
+  Status SaveDeployment(const StoredDeployment& d) override {
+    specs[d.endpoint] = d;
+    return Status::Ok();
+  }
+  StatusOr<bool> SaveDeploymentIf(const StoredDeployment& d, const std::string& expected_yaml) override {
+    auto it = specs.find(d.endpoint);
+    if (it == specs.end() || it->second.spec_yaml != expected_yaml) return false;
+    it->second = d;
+    return true;
+  }
+  Status DeleteDeployment(const std::string& endpoint) override {
+    specs.erase(endpoint);
+    return Status::Ok();
+  }
+  StatusOr<std::vector<StoredDeployment>> LoadDeployments() override {
+    std::vector<StoredDeployment> out;
+    for (const auto& [_, d] : specs) out.push_back(d);
+    return out;
+  }
+  Status AppendAudit(const AuditEvent& e) override {
+    audit.push_back(e);
+    return Status::Ok();
+  }
+  StatusOr<std::vector<AuditEvent>> History(const std::string&, int) override { return audit; }
+  std::map<std::string, StoredDeployment> specs;
+  std::vector<AuditEvent> audit;
+};
+
+TEST(Deployments, AmongReplicasAChangeMadeOnAStaleSpecIsMadeAgainOnTheStoredOne) {
+  SharedDeploymentStore store;
+  Deployments a({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
+  Deployments b({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
+  ASSERT_TRUE(a.Apply("ep", "production: {model: a, version: 1}\ncandidates: [{name: v2, model: a, version: 2, "
+                            "mode: ab, share: 10}]\n",
+                      {"alice", "apply", ""})
+                  .ok());
+  b.SyncFromStore();
+  ASSERT_TRUE(b.Find("ep"));
+  // b pauses the endpoint; a, which has not read that yet, changes the share.
+  ASSERT_TRUE(b.Mutate("ep", [](DeploymentSpec& s) { s.paused = true; return Status::Ok(); }, {"bob", "pause", ""})
+                  .ok());
+  ASSERT_TRUE(a.Mutate("ep",
+                       [](DeploymentSpec& s) {
+                         s.candidates[0].share = 30;
+                         return Status::Ok();
+                       },
+                       {"carol", "weight", ""})
+                  .ok());
+  // Both changes hold, in the store and on a.
+  auto stored = LoadDeploymentSpec("ep", store.specs.at("ep").spec_yaml, Catalog());
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_TRUE(stored->paused) << "the pause made through b was not lost";
+  EXPECT_EQ(stored->candidates[0].share, 30);
+  EXPECT_TRUE(a.Find("ep")->spec().paused);
+  b.SyncFromStore();
+  EXPECT_EQ(b.Find("ep")->spec().candidates[0].share, 30);
+  EXPECT_EQ(store.audit.size(), 3u);  // apply, pause, weight: each once
 }
 
 }  // namespace

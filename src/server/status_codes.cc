@@ -13,6 +13,7 @@ unsigned HttpStatusFor(StatusCode code) {
     case StatusCode::kNotFound:
       return 404;
     case StatusCode::kFailedPrecondition:
+    case StatusCode::kAborted:
       return 409;
     case StatusCode::kResourceExhausted:
       return 429;
@@ -58,6 +59,8 @@ int GrpcCodeFor(StatusCode code) {
       return grpc::StatusCode::UNAUTHENTICATED;
     case StatusCode::kPermissionDenied:
       return grpc::StatusCode::PERMISSION_DENIED;
+    case StatusCode::kAborted:
+      return grpc::StatusCode::ABORTED;
   }
   return grpc::StatusCode::UNKNOWN;
 }

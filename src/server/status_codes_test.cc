@@ -27,13 +27,14 @@ TEST(StatusCodes, EveryCodeMapsToHttpAndGrpc) {
       {StatusCode::kUnimplemented, 501, grpc::UNIMPLEMENTED},
       {StatusCode::kUnauthenticated, 401, grpc::UNAUTHENTICATED},
       {StatusCode::kPermissionDenied, 403, grpc::PERMISSION_DENIED},
+      {StatusCode::kAborted, 409, grpc::ABORTED},
   };
   for (const Row& r : rows) {
     EXPECT_EQ(HttpStatusFor(r.code), r.http) << StatusCodeName(r.code);
     EXPECT_EQ(GrpcCodeFor(r.code), static_cast<int>(r.grpc)) << StatusCodeName(r.code);
   }
   // The table covers the enum: the last code is the one listed last.
-  EXPECT_EQ(static_cast<int>(StatusCode::kPermissionDenied) + 1, static_cast<int>(std::size(rows)));
+  EXPECT_EQ(static_cast<int>(StatusCode::kAborted) + 1, static_cast<int>(std::size(rows)));
 }
 
 }  // namespace

@@ -428,6 +428,14 @@ class PostgresStore final : public Store {
         Params().Add(d.endpoint).Add(d.spec_yaml).Add(d.source_text).Add(d.updated_ms));
   }
 
+  StatusOr<bool> SaveDeploymentIf(const StoredDeployment& d, const std::string& expected_yaml) override {
+    VIGIL_ASSIGN_OR_RETURN(
+        Result r, Query("UPDATE deployments SET spec_yaml = $2, source_text = $3, updated_ms = $4 WHERE endpoint = $1 "
+                        "AND spec_yaml = $5",
+                        Params().Add(d.endpoint).Add(d.spec_yaml).Add(d.source_text).Add(d.updated_ms).Add(expected_yaml)));
+    return r.Affected() == 1;
+  }
+
   Status DeleteDeployment(const std::string& endpoint) override {
     return Run("DELETE FROM deployments WHERE endpoint = $1", Params().Add(endpoint));
   }
@@ -752,6 +760,23 @@ class PostgresStore final : public Store {
                                      "excluded.updated_ms, epoch = excluded.epoch",
                                  Params().Add(r.endpoint).Add(r.state).Add(r.updated_ms).Add(r.epoch)));
     return q.Affected() == 1 ? Status::Ok() : Fenced(r.epoch);
+  }
+
+  Status SaveRolloutIf(const StoredRollout& r, const std::string& expected_state) override {
+    // The row as the writer saw it (or none), and the writer's epoch still the leader's.
+    const std::string sql =
+        expected_state.empty()
+            ? "INSERT INTO rollouts (endpoint, state, updated_ms, epoch) SELECT $1, $2, $3::bigint, $4::bigint WHERE " +
+                  Fence(4) + " AND $5 = '' ON CONFLICT (endpoint) DO NOTHING"
+            : "UPDATE rollouts SET state = $2, updated_ms = $3::bigint, epoch = $4::bigint WHERE endpoint = $1 AND "
+              "state = $5 AND " +
+                  Fence(4);
+    VIGIL_ASSIGN_OR_RETURN(
+        Result q, Query(sql, Params().Add(r.endpoint).Add(r.state).Add(r.updated_ms).Add(r.epoch).Add(expected_state)));
+    if (q.Affected() == 1) return Status::Ok();
+    VIGIL_ASSIGN_OR_RETURN(Result fence, Query("SELECT " + Fence(1), Params().Add(r.epoch)));
+    if (fence.Text(0, 0) != "t") return Fenced(r.epoch);
+    return Aborted("the rollout state of '" + r.endpoint + "' was changed meanwhile (by another replica)");
   }
 
   Status DeleteRollout(const std::string& endpoint) override {

@@ -281,6 +281,16 @@ class SqliteStore final : public Store {
     return q.Bind(1, d.endpoint).Bind(2, d.spec_yaml).Bind(3, d.source_text).Bind(4, d.updated_ms).Run();
   }
 
+  StatusOr<bool> SaveDeploymentIf(const StoredDeployment& d, const std::string& expected_yaml) override {
+    MutexLock lock(mu_);
+    Statement q(db_,
+                "UPDATE deployments SET spec_yaml = ?, source_text = ?, updated_ms = ? WHERE endpoint = ? AND "
+                "spec_yaml = ?");
+    VIGIL_RETURN_IF_ERROR(
+        q.Bind(1, d.spec_yaml).Bind(2, d.source_text).Bind(3, d.updated_ms).Bind(4, d.endpoint).Bind(5, expected_yaml).Run());
+    return sqlite3_changes(db_) == 1;
+  }
+
   Status DeleteDeployment(const std::string& endpoint) override {
     MutexLock lock(mu_);
     Statement q(db_, "DELETE FROM deployments WHERE endpoint = ?");
@@ -623,6 +633,19 @@ class SqliteStore final : public Store {
 
   Status SaveRollout(const StoredRollout& r) override {
     MutexLock lock(mu_);
+    Statement q(db_,
+                "INSERT INTO rollouts (endpoint, state, updated_ms, epoch) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint) "
+                "DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms, epoch = excluded.epoch");
+    return q.Bind(1, r.endpoint).Bind(2, r.state).Bind(3, r.updated_ms).Bind(4, r.epoch).Run();
+  }
+
+  Status SaveRolloutIf(const StoredRollout& r, const std::string& expected_state) override {
+    MutexLock lock(mu_);
+    // One writer process: the check and the write under one lock.
+    Statement read(db_, "SELECT state FROM rollouts WHERE endpoint = ?");
+    std::string stored;
+    VIGIL_RETURN_IF_ERROR(read.Bind(1, r.endpoint).ForEachRow([&] { stored = read.Text(0); }));
+    if (stored != expected_state) return Aborted("the rollout state of '" + r.endpoint + "' was changed meanwhile");
     Statement q(db_,
                 "INSERT INTO rollouts (endpoint, state, updated_ms, epoch) VALUES (?, ?, ?, ?) ON CONFLICT (endpoint) "
                 "DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms, epoch = excluded.epoch");

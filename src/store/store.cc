@@ -127,6 +127,15 @@ class InMemoryRolloutStore final : public RolloutStore {
     rollouts_[rollout.endpoint] = rollout;
     return Status::Ok();
   }
+  Status SaveRolloutIf(const StoredRollout& rollout, const std::string& expected_state) override {
+    MutexLock lock(mu_);
+    auto it = rollouts_.find(rollout.endpoint);
+    if ((it == rollouts_.end() ? std::string() : it->second.state) != expected_state) {
+      return Aborted("the rollout state of '" + rollout.endpoint + "' was changed meanwhile");
+    }
+    rollouts_[rollout.endpoint] = rollout;
+    return Status::Ok();
+  }
   Status DeleteRollout(const std::string& endpoint) override {
     MutexLock lock(mu_);
     rollouts_.erase(endpoint);

@@ -195,6 +195,10 @@ class DeploymentStore {
   virtual ~DeploymentStore() = default;
 
   virtual Status SaveDeployment(const StoredDeployment& deployment) = 0;
+  // Writes `deployment` only while its endpoint's stored spec is still
+  // `expected_yaml` (the spec the writer changed): false, and nothing
+  // written, when another writer (replica) changed it first.
+  virtual StatusOr<bool> SaveDeploymentIf(const StoredDeployment& deployment, const std::string& expected_yaml) = 0;
   virtual Status DeleteDeployment(const std::string& endpoint) = 0;
   virtual StatusOr<std::vector<StoredDeployment>> LoadDeployments() = 0;
 
@@ -300,6 +304,10 @@ class RolloutStore {
   virtual ~RolloutStore() = default;
   // Durable when it returns (the controller persists before it acts).
   virtual Status SaveRollout(const StoredRollout& rollout) = 0;
+  // Saves only while the endpoint's stored state is still `expected_state`
+  // (the state the writer read or last wrote; "" = none stored): Aborted,
+  // nothing written, when another replica wrote first. Fenced as SaveRollout.
+  virtual Status SaveRolloutIf(const StoredRollout& rollout, const std::string& expected_state) = 0;
   virtual Status DeleteRollout(const std::string& endpoint) = 0;
   virtual StatusOr<std::vector<StoredRollout>> LoadRollouts() = 0;
   // Keeps the newest kMaxRolloutAnalyses of each endpoint.

@@ -98,6 +98,16 @@ TEST_P(StoreTest, DeploymentsUpsertDeleteAndSurviveReopening) {
   EXPECT_EQ((*loaded)[0].spec_yaml, "spec a2");
   EXPECT_EQ((*loaded)[0].source_text, "");
   EXPECT_EQ((*loaded)[0].updated_ms, 3);
+  // A read-modify-write is taken only over the spec it read.
+  auto stale = (*store)->SaveDeploymentIf({"a", "spec a3", "", 4}, "spec a1");
+  ASSERT_TRUE(stale.ok()) << stale.status().message();
+  EXPECT_FALSE(*stale);
+  auto fresh = (*store)->SaveDeploymentIf({"a", "spec a3", "", 4}, "spec a2");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(*fresh);
+  EXPECT_FALSE(*(*store)->SaveDeploymentIf({"gone", "x", "", 5}, ""));
+  EXPECT_EQ((*store)->LoadDeployments()->at(0).spec_yaml, "spec a3");
+  EXPECT_EQ((*store)->LoadDeployments()->size(), 1u);
 }
 
 TEST_P(StoreTest, AuditHistoryIsNewestFirstPerEndpoint) {
@@ -427,6 +437,17 @@ void ExpectRolloutsKept(RolloutStore& store) {
   EXPECT_EQ((*states)[0].updated_ms, 3);
   ASSERT_TRUE(store.DeleteRollout("b").ok());
   EXPECT_EQ(store.LoadRollouts()->size(), 1u);
+  // A conditional write: taken only over the state the writer saw ("" = none).
+  EXPECT_EQ(store.SaveRolloutIf({"a", "{\"step\":2}", 4}, "{\"step\":0}").code(), StatusCode::kAborted);
+  EXPECT_EQ(store.SaveRolloutIf({"a", "{\"step\":2}", 4}, "").code(), StatusCode::kAborted);
+  ASSERT_TRUE(store.SaveRolloutIf({"a", "{\"step\":2}", 4}, "{\"step\":1}").ok());
+  ASSERT_TRUE(store.SaveRolloutIf({"c", "{}", 5}, "").ok());
+  EXPECT_EQ(store.SaveRolloutIf({"c", "{\"x\":1}", 6}, "").code(), StatusCode::kAborted);
+  states = store.LoadRollouts();
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_EQ((*states)[0].state, "{\"step\":2}");
+  EXPECT_EQ((*states)[1].state, "{}");
+  ASSERT_TRUE(store.DeleteRollout("c").ok());
   for (int i = 0; i < 4; ++i) {
     ASSERT_TRUE(store.AppendRolloutAnalysis({0, 100 + i, i % 2 ? "a" : "b", "v2", i, "Running", "{}"}).ok());
   }
