@@ -361,7 +361,8 @@ RolloutController::RolloutController(Options o)
       store_(*o.store),
       clock_(o.clock ? *o.clock : *WallClock::System()),
       alerts_(o.alerts),
-      leadership_(o.leadership) {
+      leadership_(o.leadership),
+      settle_ms_(o.settle.count()) {
   if (o.registry) {
     phase_gauge_ = &o.registry->AddGauge("vigil_rollout_phase", "1 for the phase each endpoint's rollout is in",
                                          {"endpoint", "phase"});
@@ -553,7 +554,7 @@ void RolloutController::Analyse(const RolloutWorld::Endpoint& e, RolloutState& s
   const RolloutPolicy& policy = *spec.rollout;
   const Variant& c = *spec.Candidate(policy.candidate);
   if (s.shadow_stage) return AnalyseShadowStage(e, s, now_ms);
-  StepData d = world_.Read(spec, policy, s.step_started_ms, now_ms, s.label_cutoff_s);
+  StepData d = world_.Read(spec, policy, s.step_started_ms + settle_ms_, now_ms, s.label_cutoff_s);
   if (d.label_cutoff_s && (!s.label_cutoff_s || *s.label_cutoff_s < *d.label_cutoff_s)) {
     s.label_cutoff_s = d.label_cutoff_s;
   }
@@ -676,7 +677,7 @@ void RolloutController::AnalyseShadowStage(const RolloutWorld::Endpoint& e, Roll
   const RolloutPolicy& policy = *spec.rollout;
   const Variant& c = *spec.Candidate(policy.candidate);
   ShadowStageData d;
-  auto comparison = world_.CompareShadow(spec, c.name, s.step_started_ms, now_ms);
+  auto comparison = world_.CompareShadow(spec, c.name, s.step_started_ms + settle_ms_, now_ms);
   if (comparison.ok()) {
     d.comparison = std::move(*comparison);
   } else {

@@ -35,6 +35,7 @@
 // thread off and a fake clock.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -139,6 +140,11 @@ class RolloutController {
     // decision written with its epoch (a deposed leader's is refused);
     // followers show the states the store holds. Null: this one decides.
     const Leadership* leadership = nullptr;
+    // Among replicas, how long after a step changes the others may still
+    // route by the previous spec (until their next store poll): predictions
+    // in that time are left out of the step's analysis, or the split would
+    // look biased. 0 on one machine.
+    std::chrono::milliseconds settle{0};
   };
   static StatusOr<std::unique_ptr<RolloutController>> Create(Options options);
   ~RolloutController();  // Stop()
@@ -199,6 +205,7 @@ class RolloutController {
   Mutex mu_;
   std::map<std::string, RolloutState> states_ GUARDED_BY(mu_);
   const Leadership* const leadership_;
+  const int64_t settle_ms_;  // Options::settle
   bool led_ GUARDED_BY(mu_) = true;                            // as of the last Tick
   int64_t deciding_epoch_ GUARDED_BY(mu_) = 0;                 // written beside decisions; 0 for a person's command
   std::map<std::string, int64_t> written_ms_ GUARDED_BY(mu_);  // this replica's last write per endpoint

@@ -449,6 +449,23 @@ TEST(RolloutController, AmongReplicasAPersonsCommandOnAFollowerWinsOverTheLeader
   EXPECT_EQ(store->SaveRolloutIf({"ep", "{}", 1, 0}, "not what is stored").code(), StatusCode::kAborted);
 }
 
+TEST(RolloutController, AmongReplicasAStepIsAnalysedOnlyOnceEveryReplicaRoutesByIt) {
+  FakeWallClock clock{1'000'000};
+  FakeWorld world(kCanary);
+  std::unique_ptr<RolloutStore> store = MemoryRolloutStore();
+  FakeLeadership leads(1);
+  auto made = RolloutController::Create({.world = &world, .store = store.get(), .clock = &clock, .alerts = nullptr,
+                                         .registry = nullptr, .background = false, .leadership = &leads,
+                                         .settle = std::chrono::milliseconds(2000)});
+  ASSERT_TRUE(made.ok());
+  world.data = ByShare(0.70, 0.95, 4000);
+  (*made)->Tick(clock.NowMillis());  // starts the canary: its step starts now
+  const int64_t step_started = (*made)->Get("ep", 1)->state.step_started_ms;
+  clock.Advance(60'000);
+  (*made)->Tick(clock.NowMillis());
+  EXPECT_EQ(world.last_since_ms, step_started + 2000) << "predictions of the first 2 s are left out";
+}
+
 TEST(RolloutController, StateRoundTripsThroughJson) {
   RolloutState s;
   s.endpoint = "ep";

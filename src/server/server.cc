@@ -261,13 +261,20 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
       *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr);
   if (!p->store) p->memory_rollout_store = MemoryRolloutStore();
   RolloutStore& rollout_store = p->store ? static_cast<RolloutStore&>(*p->store) : *p->memory_rollout_store;
+  // Replicas put a step's new spec in force at their next store poll (and
+  // the one that changed it at once): a poll and a second after a step
+  // changes, every replica routes by it.
+  const auto rollout_settle = shared_leadership ? std::chrono::milliseconds(static_cast<int64_t>(
+                                                      options.store_poll_s * 1000 + 1000))
+                                                : std::chrono::milliseconds(0);
   VIGIL_ASSIGN_OR_RETURN(p->rollouts, RolloutController::Create({.world = p->rollout_world.get(),
                                                                  .store = &rollout_store,
                                                                  .clock = nullptr,
                                                                  .alerts = p->alerts.get(),
                                                                  .registry = &p->registry,
                                                                  .background = true,
-                                                                 .leadership = shared_leadership}));
+                                                                 .leadership = shared_leadership,
+                                                                 .settle = rollout_settle}));
   p->benchmark_world = std::make_unique<ServingBenchmarkWorld>(*p->deployments, *p->service);
   VIGIL_ASSIGN_OR_RETURN(
       p->benchmarks,
