@@ -99,9 +99,13 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$lb/v2/health/
 echo "load balancer: http://127.0.0.1:$lb"
 
 say "300 requests through nginx"
-row=$(sed -n 2p examples/repository/breast_cancer_mlp/reference.csv | cut -d, -f1-30)
+# The reference's own rows, in turn: traffic that has not drifted.
+tail -n +2 examples/repository/breast_cancer_mlp/reference.csv | cut -d, -f1-30 >"$work/rows.csv"
+rows=$(wc -l <"$work/rows.csv")
+row=$(head -1 "$work/rows.csv")
 ids=()
 for i in $(seq 1 300); do
+  row=$(sed -n "$(((i - 1) % rows + 1))p" "$work/rows.csv")
   id=$(curl -s "http://127.0.0.1:$lb/v2/models/cancer/infer" -H 'Content-Type: application/json' \
     -d "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,30],\"data\":[$row]}],\"parameters\":{\"vigil.routing_key\":\"user-$i\"}}" |
     json 'd["parameters"]["vigil.prediction_id"]')
@@ -139,7 +143,13 @@ before=()
 for port in "${ports[@]}"; do
   before+=("$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^vigil_inference_requests_total\{model="breast_cancer_mlp",version="1"/ {n += $2} END {print n + 0}')")
 done
-/usr/bin/python3 scripts/cluster_traffic.py drift "http://127.0.0.1:$lb" breast_cancer_mlp 1 --row "$row" --requests 300 --scale 3
+calm=$(curl -s "http://127.0.0.1:${ports[0]}/v1/alerts" |
+  json 'sum(1 for a in d["firing"] + d["pending"] if a["alertname"] == "DatasetDrift")')
+echo "before it: DatasetDrift firing or pending: $calm (the reference's own rows do not drift)"
+expect "[[ $calm == 0 ]]" "the reference's own rows were judged drifted"
+sent=$(date +%s.%N)
+/usr/bin/python3 scripts/cluster_traffic.py drift "http://127.0.0.1:$lb" breast_cancer_mlp 1 --rows "$work/rows.csv" --requests 300 --scale 3
+took=$(echo "$(date +%s.%N) - $sent" | bc)
 for i in 0 1 2; do
   n=$(curl -s "http://127.0.0.1:${ports[$i]}/metrics" | awk '/^vigil_inference_requests_total\{model="breast_cancer_mlp",version="1"/ {n += $2} END {print n + 0}')
   echo "replica-$i served $((n - ${before[$i]})) of them (min_window_rows 150: too few to judge alone)"
@@ -147,11 +157,12 @@ done
 drifted=""
 for _ in $(seq 1 150); do
   drifted=$(curl -s "http://127.0.0.1:${ports[2]}/v1/monitoring/breast_cancer_mlp/drift?limit=20" |
-    json '" ".join(str(w["rows"]) for w in d["windows"] if w["version"] == 1 and w["dataset_drift"])')
+    json '" ".join(str(w["rows"]) for w in d["windows"] if w["version"] == 1 and w["dataset_drift"] and w["end_ms"] > '"${sent%.*}"' * 1000)')
   [[ -n $drifted ]] && break
   sleep 0.1
 done
-echo "merged windows with dataset drift (rows): ${drifted:-none}"
+printf 'merged windows with dataset drift (rows): %s, seen %.1f s after the drift began (sending it took %.1f s)\n' \
+  "${drifted:-none}" "$(echo "$(date +%s.%N) - $sent" | bc)" "$took"
 expect "[[ -n '$drifted' ]]" "no merged window found the drift"
 firing=0
 for i in 0 1 2; do
@@ -193,7 +204,7 @@ rollout:
   metric: {name: mean_reward}
   guardrails: {error_rate: {margin: 0.05}}
 YAML
-expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --row '$row' --until-step 2" \
+expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --rows '$work/rows.csv' --until-step 2" \
   "the rollout did not reach its second step"
 
 say "kill -9 the leader (replica-$leader) in the middle of the rollout"
@@ -221,7 +232,7 @@ echo "through nginx after the kill: $ok of 50 answered"
 expect "[[ $ok == 50 ]]" "requests failed after the leader was killed"
 
 say "the new leader finishes the rollout"
-expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --row '$row' --until-phase Successful" \
+expect "/usr/bin/python3 scripts/cluster_traffic.py rollout http://127.0.0.1:$lb cancer --rows '$work/rows.csv' --until-phase Successful" \
   "the rollout was not finished after the leader died"
 history=$(curl -s "http://127.0.0.1:${ports[$new]}/v1/deployments/cancer/history")
 steps=$(json '" ".join(e["action"].split()[1] + ":" + e["detail"].split(";")[0][:40] for e in reversed(d) if e["action"].startswith("rollout "))' <<<"$history")

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Traffic for scripts/cluster-demo.sh, through one address (the load balancer).
 
-  cluster_traffic.py rollout URL ENDPOINT --row CSV [--until-step N | --until-phase P]
+  cluster_traffic.py rollout URL ENDPOINT --rows FILE [--until-step N | --until-phase P]
       Rounds of requests, each from a new routing key, then one feedback post
       of rewards drawn per variant (the candidate better), until the rollout
       reaches the step or phase. Prints the rollout's phase and step.
-  cluster_traffic.py drift URL MODEL VERSION --row CSV --requests N --scale S
+  cluster_traffic.py drift URL MODEL VERSION --rows FILE --requests N --scale S
       N requests to one model version with every feature multiplied by S.
+
+Requests take FILE's rows (comma-separated feature values, one per line) in turn.
 
 Bounded in rounds and seconds; exits 1 when a request fails or the bound runs out.
 """
@@ -50,7 +52,7 @@ def infer_body(row, key=None):
     return body
 
 
-def rollout(c, a, row):
+def rollout(c, a, rows):
     rng = random.Random(7)
     reward = {"production": a.reward_production, "candidate": a.reward_candidate}
     unit = 0
@@ -66,6 +68,7 @@ def rollout(c, a, row):
         feedback = []
         for _ in range(a.round):
             unit += 1
+            row = rows[unit % len(rows)]
             status, d = c.call("POST", f"/v2/models/{a.endpoint}/infer", infer_body(row, f"unit-{unit}"))
             if status != 200:
                 print(f"request failed: {status} {d}", file=sys.stderr)
@@ -83,10 +86,10 @@ def rollout(c, a, row):
     return 1
 
 
-def drift(c, a, row):
-    shifted = [v * a.scale for v in row]
+def drift(c, a, rows):
     path = f"/v2/models/{a.model}/versions/{a.version}/infer"
-    for _ in range(a.requests):
+    for i in range(a.requests):
+        shifted = [v * a.scale for v in rows[i % len(rows)]]
         status, d = c.call("POST", path, infer_body(shifted))
         if status != 200:
             print(f"request failed: {status} {d}", file=sys.stderr)
@@ -115,11 +118,14 @@ def main():
     d.add_argument("--requests", type=int, default=300)
     d.add_argument("--scale", type=float, default=3)
     for s in (r, d):
-        s.add_argument("--row", required=True, help="comma-separated feature values")
+        s.add_argument("--rows", required=True, help="a file of comma-separated feature values, a row per line")
     a = p.parse_args()
-    row = [float(v) for v in a.row.split(",")]
+    with open(a.rows) as f:
+        rows = [[float(v) for v in line.split(",")] for line in f if line.strip()]
+    if not rows:
+        sys.exit("cluster_traffic: no rows in " + a.rows)
     c = Client(a.url)
-    return rollout(c, a, row) if a.mode == "rollout" else drift(c, a, row)
+    return rollout(c, a, rows) if a.mode == "rollout" else drift(c, a, rows)
 
 
 if __name__ == "__main__":
