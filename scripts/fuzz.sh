@@ -15,7 +15,7 @@ shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(fuzz_oip_json fuzz_oip_binary fuzz_grpc_request fuzz_model_config fuzz_deployment_spec
-           fuzz_reference_csv fuzz_feedback fuzz_http_request)
+           fuzz_reference_csv fuzz_drift_window fuzz_feedback fuzz_http_request)
 fi
 BUILD_DIR=${SANITIZE_BUILD_DIR:-build-sanitize}
 scripts/sanitize-build.sh "${targets[@]}"

@@ -203,6 +203,16 @@ rollout:
     write("fuzz_reference_csv", "breast_cancer.csv", bytes([30]) + "\n".join(csv[:40]).encode() + b"\n")
     write("fuzz_reference_csv", "label.csv", bytes([2]) + b"a,b,label\n1,2,0\n3,,1\n5,6e3,1\nnan,-inf,0\n")
 
+    # Drift windows as stored: a partial window's counts, a merged window's columns.
+    write("fuzz_drift_window", "counts.json", json.dumps(
+        {"reference": "0123456789abcdef", "rows": 40, "counts": [1, 2, 3, 4, 5, 6, 7, 8, 2, 1, 0, 1],
+         "sums": [0, 0, -1.5, 12.25]}))
+    write("fuzz_drift_window", "columns.json", json.dumps([
+        {"name": "x", "kind": "input", "method": "psi", "statistic": 0.31, "threshold": 0.25, "drifted": True,
+         "psi": 0.31, "js": 0.2, "ks": 0.3, "ks_p": 0.01, "wasserstein": 0.4, "chi2": 12.5, "chi2_p": 0.02,
+         "rows": 40, "missing": 1, "out_of_range": 3},
+        {"name": "p:argmax", "kind": "output", "method": "js", "drifted": False, "rows": 40}]))
+
     # Feedback bodies.
     for name, body in {
         "one.json": {"prediction_id": "0190b5d2-7a3e-7c11-9c5e-2f6a1b3c4d5e", "label": 1},
