@@ -653,17 +653,23 @@ StatusOr<WindowCounts> ParseWindowCounts(const std::string& json) {
   }
   c.reference = reference->value.GetString();
   c.rows = rows->value.GetInt64();
+  // A window counts far fewer rows than this; sums of merged windows stay exact in a double.
+  constexpr double kMaxCount = 1e12;
+  if (c.rows > static_cast<int64_t>(kMaxCount)) return InvalidArgument("window counts: 'rows' is out of range");
   for (const auto& [name, values] : {std::pair{"counts", &c.counts}, std::pair{"sums", &c.sums}}) {
     auto it = d.FindMember(name);
     if (it == d.MemberEnd() || !it->value.IsArray() || it->value.Size() > kMaxValues) {
       return InvalidArgument(fmt::format("window counts: '{}' is missing, not an array or too long", name));
     }
+    const bool counts = values == &c.counts;
     values->reserve(it->value.Size());
     for (const auto& v : it->value.GetArray()) {
-      if (!v.IsNumber() || !std::isfinite(v.GetDouble())) {
-        return InvalidArgument(fmt::format("window counts: '{}' holds a value that is not a finite number", name));
+      const double x = v.IsNumber() ? v.GetDouble() : std::nan("");
+      if (!std::isfinite(x) || (counts && (x < 0 || x > kMaxCount || x != std::floor(x)))) {
+        return InvalidArgument(fmt::format("window counts: '{}' holds a value that is not {}", name,
+                                           counts ? "a count" : "a finite number"));
       }
-      values->push_back(v.GetDouble());
+      values->push_back(x);
     }
   }
   return c;

@@ -324,6 +324,10 @@ TEST(WindowCounts, BadStoredCountsAreRefusedWithWhatIsWrong) {
            {R"({"reference": "k", "rows": -1, "counts": [], "sums": []})", "'rows'"},
            {R"({"reference": "k", "rows": 1, "sums": []})", "'counts'"},
            {R"({"reference": "k", "rows": 1, "counts": ["1"], "sums": []})", "'counts' holds a value"},
+           {R"({"reference": "k", "rows": 1, "counts": [-1], "sums": []})", "not a count"},
+           {R"({"reference": "k", "rows": 1, "counts": [0.5], "sums": []})", "not a count"},
+           {R"({"reference": "k", "rows": 1, "counts": [1e300], "sums": []})", "not a count"},
+           {R"({"reference": "k", "rows": 1e300, "counts": [], "sums": []})", "'rows'"},
            {R"({"reference": "k", "rows": 1, "counts": [1], "sums": {}})", "'sums'"},
            {"{", "malformed JSON"},
        }) {
