@@ -241,8 +241,17 @@ promotes=$(json 'sum(1 for e in d if e["action"] == "rollout promote")' <<<"$his
 weights=$(json 'sum(1 for e in d if e["action"] == "rollout weight")' <<<"$history")
 expect "[[ $promotes == 1 ]]" "the candidate was promoted $promotes times"
 expect "[[ $weights == 2 ]]" "the rollout took $weights weight steps (2 expected: 20 and 50)"
-epochs=$(curl -s "http://127.0.0.1:${ports[$new]}/v1/deployments/cancer/rollout" | json '" ".join(sorted({str(a.get("epoch", "?")) for a in d.get("analyses", [])}))')
+rollout=$(curl -s "http://127.0.0.1:${ports[$new]}/v1/deployments/cancer/rollout")
+epochs=$(json '" ".join(sorted({str(a.get("epoch", "?")) for a in d.get("analyses", [])}))' <<<"$rollout")
 echo "epochs of the analyses kept: $epochs"
+expect "[[ '$epochs' == '1 2' ]]" "the analyses were not split between the two leaders"
+# The guardrails count every replica's requests and errors (each replica writes its
+# counts every poll), not only the leader's.
+arms=$(json '" ".join("%s:%d/%d" % (a["variant"], a["requests"], a["predictions"]) for a in d["analyses"][0]["evidence"]["arms"])' <<<"$rollout")
+echo "last analysis, requests counted / predictions logged per arm: $arms (counts are up to a poll old)"
+counted=$(psql -qtA "$store" -c "SELECT count(DISTINCT replica) FROM frontend_counts WHERE endpoint = 'cancer' AND requests > 0")
+echo "replicas whose frontend counts are in the store: $counted"
+expect "[[ $counted == 3 ]]" "the guardrails did not count every replica's requests"
 
 if [[ -n ${KEEP:-} ]]; then
   echo "cluster up: http://127.0.0.1:$lb (Enter stops it)"

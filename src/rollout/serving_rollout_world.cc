@@ -4,12 +4,22 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "core/logging.h"
 #include "monitoring/quality.h"
 
 namespace vigil {
 
 std::vector<RolloutWorld::Endpoint> ServingRolloutWorld::Endpoints() {
   std::vector<Endpoint> out;
+  std::map<std::string, std::map<std::string, Deployments::Counts>> shared;
+  if (!replica_.empty()) {
+    auto read = deployments_.SharedCounts(replica_);
+    if (read.ok()) {
+      shared = std::move(read).value();
+    } else {
+      spdlog::warn("event=frontend_counts_not_read error={}", LogValue(read.status().message()));
+    }
+  }
   for (const auto& router : deployments_.All()) {
     // Every endpoint, also those without a rollout block: the controller
     // sees a block go (a person promoted the candidate) and ends the rollout.
@@ -21,7 +31,12 @@ std::vector<RolloutWorld::Endpoint> ServingRolloutWorld::Endpoints() {
     for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) {
       const Variant& v = i < 0 ? spec.production : spec.candidates[static_cast<size_t>(i)];
       const VariantStats& stats = router->Stats(i);
-      e.counts[v.name] = {.requests = stats.Served(), .errors = stats.errors.load(std::memory_order_relaxed)};
+      Counts& counts = e.counts[v.name];
+      counts = {.requests = stats.Served(), .errors = stats.errors.load(std::memory_order_relaxed)};
+      // Among replicas, every replica's (they only grow while the spec stays).
+      if (auto it = shared.find(spec.endpoint); it != shared.end()) {
+        if (auto c = it->second.find(v.name); c != it->second.end()) counts = {c->second.requests, c->second.errors};
+      }
     }
     out.push_back(std::move(e));
   }

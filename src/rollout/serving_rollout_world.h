@@ -18,8 +18,12 @@ class ServingRolloutWorld final : public RolloutWorld {
   static constexpr int64_t kMaxScanned = 2'000'000;
 
   // `store` is null when the server keeps no prediction log: every
-  // analysis is then an Error that says so.
-  ServingRolloutWorld(Deployments& deployments, FeedbackStore* store) : deployments_(deployments), store_(store) {}
+  // analysis is then an Error that says so. `replica` (among replicas: this
+  // one's name): replicas share their frontend counts in the store
+  // (Deployments::ShareCounts), and the guardrails count every replica's
+  // requests and errors.
+  ServingRolloutWorld(Deployments& deployments, FeedbackStore* store, std::string replica = "")
+      : deployments_(deployments), store_(store), replica_(std::move(replica)) {}
 
   std::vector<Endpoint> Endpoints() override;
   StepData Read(const DeploymentSpec& spec, const RolloutPolicy& policy, int64_t since_ms, int64_t now_ms,
@@ -32,6 +36,7 @@ class ServingRolloutWorld final : public RolloutWorld {
  private:
   Deployments& deployments_;
   FeedbackStore* const store_;
+  const std::string replica_;
 };
 
 // Reads a step from `store` (exposed for tests): the predictions of

@@ -1,5 +1,6 @@
 #include "routing/deployments.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -37,7 +38,13 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   auto it = current->find(endpoint);
   const std::string before = it == current->end() ? "" : DeploymentSpecToYaml(it->second->spec());
   const std::string after = next ? DeploymentSpecToYaml(*next) : "";
-  const int64_t now = clock_.NowMillis();
+  // A spec's time names its generation (its counts, among replicas): a new
+  // spec of the endpoint never shares the previous one's millisecond.
+  int64_t now = clock_.NowMillis();
+  if (it != current->end()) {
+    now = std::max(now, std::chrono::duration_cast<std::chrono::milliseconds>(
+                            it->second->since().time_since_epoch()).count() + 1);
+  }
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
     Status s = Status::Ok();
@@ -233,6 +240,70 @@ void Deployments::Sync(const std::vector<StoredDeployment>& stored) {
   if (!changed) return;
   table_.store(std::make_shared<const Table>(std::move(table)));
   ReportInUse();
+}
+
+namespace {
+
+int64_t SinceMs(const Router& router) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
+}
+
+}  // namespace
+
+StatusOr<std::vector<FrontendCount>> Deployments::OwnCounts(const std::string& replica) {
+  if (!shared_base_) {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<FrontendCount> stored, store_->LoadFrontendCounts());
+    shared_base_.emplace();
+    for (const FrontendCount& c : stored) {
+      if (c.replica != replica) continue;
+      (*shared_base_)[{c.endpoint, c.variant, c.since_ms}] = {static_cast<uint64_t>(std::max<int64_t>(c.requests, 0)),
+                                                               static_cast<uint64_t>(std::max<int64_t>(c.errors, 0))};
+    }
+  }
+  std::vector<FrontendCount> rows;
+  for (const auto& router : All()) {
+    const DeploymentSpec& spec = router->spec();
+    const int64_t since = SinceMs(*router);
+    for (int i = -1; i < static_cast<int>(spec.candidates.size()); ++i) {
+      const Variant& v = i < 0 ? spec.production : spec.candidates[static_cast<size_t>(i)];
+      const VariantStats& stats = router->Stats(i);
+      Counts base;
+      if (auto it = shared_base_->find({spec.endpoint, v.name, since}); it != shared_base_->end()) base = it->second;
+      rows.push_back({replica, spec.endpoint, v.name, since, static_cast<int64_t>(base.requests + stats.Served()),
+                      static_cast<int64_t>(base.errors + stats.errors.load(std::memory_order_relaxed))});
+    }
+  }
+  return rows;
+}
+
+Status Deployments::ShareCounts(const std::string& replica) {
+  if (!store_) return Status::Ok();
+  MutexLock lock(share_mu_);
+  VIGIL_ASSIGN_OR_RETURN(std::vector<FrontendCount> rows, OwnCounts(replica));
+  return store_->SaveFrontendCounts(rows);
+}
+
+StatusOr<std::map<std::string, std::map<std::string, Deployments::Counts>>> Deployments::SharedCounts(
+    const std::string& replica) {
+  if (!store_) return FailedPrecondition("no store: the frontend counts are not shared");
+  VIGIL_ASSIGN_OR_RETURN(std::vector<FrontendCount> rows, store_->LoadFrontendCounts());
+  if (!replica.empty()) {
+    std::erase_if(rows, [&](const FrontendCount& c) { return c.replica == replica; });  // stored: up to a poll old
+    MutexLock lock(share_mu_);
+    VIGIL_ASSIGN_OR_RETURN(std::vector<FrontendCount> own, OwnCounts(replica));  // live
+    rows.insert(rows.end(), own.begin(), own.end());
+  }
+  std::map<std::string, int64_t> since;
+  for (const auto& router : All()) since[router->spec().endpoint] = SinceMs(*router);
+  std::map<std::string, std::map<std::string, Counts>> out;
+  for (const FrontendCount& c : rows) {
+    auto it = since.find(c.endpoint);
+    if (it == since.end() || it->second != c.since_ms) continue;  // another spec's counts
+    Counts& sum = out[c.endpoint][c.variant];
+    sum.requests += static_cast<uint64_t>(std::max<int64_t>(c.requests, 0));
+    sum.errors += static_cast<uint64_t>(std::max<int64_t>(c.errors, 0));
+  }
+  return out;
 }
 
 void Deployments::RetryRefused() {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/clock.h"
@@ -76,6 +77,21 @@ class Deployments {
   // Called every poll; without a store it does nothing.
   void SyncFromStore();
 
+  // Replicas: writes this replica's frontend counts of every endpoint
+  // variant to the store (every poll). A replica restarted under the same
+  // name goes on from its stored counts for the same spec, so every row
+  // only grows while its spec stays.
+  Status ShareCounts(const std::string& replica) EXCLUDES(share_mu_);
+  // The requests and errors of each endpoint variant for the spec in force
+  // here: this replica's (`replica`) live counts plus every other
+  // replica's stored ones (at most a poll old; counts of another spec left
+  // out): endpoint -> variant -> counts. An empty `replica`: the stored ones.
+  struct Counts {
+    uint64_t requests = 0, errors = 0;
+  };
+  StatusOr<std::map<std::string, std::map<std::string, Counts>>> SharedCounts(const std::string& replica)
+      EXCLUDES(share_mu_);
+
   // A stored deployment that did not validate when the server started (a
   // spec written by an older build, or one whose models are gone): it is
   // never routed, is listed with its reason, and stays in the store until a
@@ -126,6 +142,12 @@ class Deployments {
   std::map<std::pair<std::string, int64_t>, std::string> reported_
       GUARDED_BY(control_mu_);                            // last ReportInUse  // endpoint → last error logged
   mutable Mutex refused_mu_ ACQUIRED_AFTER(control_mu_);  // taken inside control_mu_, never around it
+  Mutex share_mu_;
+  // ShareCounts: this replica's counts stored before it (re)started, by
+  // endpoint, variant and spec time; read once.
+  std::optional<std::map<std::tuple<std::string, std::string, int64_t>, Counts>> shared_base_ GUARDED_BY(share_mu_);
+  // This replica's counts of every endpoint variant now (stored base + live), as rows.
+  StatusOr<std::vector<FrontendCount>> OwnCounts(const std::string& replica) REQUIRES(share_mu_);
   std::map<std::string, Refused> refused_ GUARDED_BY(refused_mu_);
 };
 

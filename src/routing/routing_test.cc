@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "routing/deployment_spec.h"
 #include "routing/deployments.h"
@@ -674,6 +675,15 @@ class SharedDeploymentStore final : public DeploymentStore {
     for (const auto& [_, d] : specs) out.push_back(d);
     return out;
   }
+  Status SaveFrontendCounts(const std::vector<FrontendCount>& rows) override {
+    for (const auto& c : rows) counts[{c.replica, c.endpoint, c.variant}] = c;
+    return Status::Ok();
+  }
+  StatusOr<std::vector<FrontendCount>> LoadFrontendCounts() override {
+    std::vector<FrontendCount> out;
+    for (const auto& [_, c] : counts) out.push_back(c);
+    return out;
+  }
   Status AppendAudit(const AuditEvent& e) override {
     audit.push_back(e);
     return Status::Ok();
@@ -681,6 +691,7 @@ class SharedDeploymentStore final : public DeploymentStore {
   StatusOr<std::vector<AuditEvent>> History(const std::string&, int) override { return audit; }
   std::map<std::string, StoredDeployment> specs;
   std::vector<AuditEvent> audit;
+  std::map<std::tuple<std::string, std::string, std::string>, FrontendCount> counts;
 };
 
 TEST(Deployments, AmongReplicasAChangeMadeOnAStaleSpecIsMadeAgainOnTheStoredOne) {
@@ -712,6 +723,59 @@ TEST(Deployments, AmongReplicasAChangeMadeOnAStaleSpecIsMadeAgainOnTheStoredOne)
   b.SyncFromStore();
   EXPECT_EQ(b.Find("ep")->spec().candidates[0].share, 30);
   EXPECT_EQ(store.audit.size(), 3u);  // apply, pause, weight: each once
+}
+
+
+TEST(Deployments, ReplicasShareTheirFrontendCountsAndARestartedReplicaGoesOnFromItsOwn) {
+  SharedDeploymentStore store;
+  const std::string spec =
+      "production: {model: a, version: 1}\ncandidates: [{name: v2, model: a, version: 2, mode: ab, share: 10}]\n";
+  Deployments a({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
+  Deployments b({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
+  ASSERT_TRUE(a.Apply("ep", spec, {"alice", "apply", ""}).ok());
+  b.SyncFromStore();
+  auto serve = [](Deployments& d, int variant, uint64_t requests, uint64_t errors) {
+    VariantStats& s = d.Find("ep")->Stats(variant);
+    s.requests += requests;
+    s.errors += errors;
+  };
+  serve(a, -1, 5, 1);
+  serve(a, 0, 2, 0);
+  serve(b, -1, 7, 2);
+  ASSERT_TRUE(a.ShareCounts("a").ok());
+  ASSERT_TRUE(b.ShareCounts("b").ok());
+  auto shared = [](Deployments& d, const std::string& replica = "") {
+    auto read = d.SharedCounts(replica);
+    EXPECT_TRUE(read.ok()) << read.status().message();
+    return read.ok() ? std::move(read).value() : std::map<std::string, std::map<std::string, Deployments::Counts>>{};
+  };
+  auto sum = shared(a);
+  EXPECT_EQ(sum["ep"]["production"].requests, 12u);
+  EXPECT_EQ(sum["ep"]["production"].errors, 3u);
+  EXPECT_EQ(sum["ep"]["v2"].requests, 2u);
+
+  // b's own counts are live, the others' as stored at their last poll.
+  serve(b, -1, 4, 1);
+  EXPECT_EQ(shared(b, "b")["ep"]["production"].requests, 16u);
+  EXPECT_EQ(shared(b, "b")["ep"]["production"].errors, 4u);
+  EXPECT_EQ(shared(a, "a")["ep"]["production"].requests, 12u) << "b has not written its 4 yet";
+  ASSERT_TRUE(b.ShareCounts("b").ok());
+
+  // a restarts (its counters from zero, the same spec): its row goes on from 5.
+  Deployments a2({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
+  a2.Restore();
+  serve(a2, -1, 1, 0);
+  EXPECT_EQ(shared(a2, "a")["ep"]["production"].requests, 17u) << "6 from a, 11 from b: nothing lost or repeated";
+  ASSERT_TRUE(a2.ShareCounts("a").ok());
+  EXPECT_EQ(shared(b)["ep"]["production"].requests, 17u);
+
+  // A new spec: counts of the old one are left out until replicas count under it.
+  ASSERT_TRUE(b.Apply("ep", spec + "paused: true\n", {"bob", "apply", ""}).ok());
+  EXPECT_TRUE(shared(b)["ep"].empty());
+  serve(b, -1, 3, 0);
+  ASSERT_TRUE(b.ShareCounts("b").ok());
+  EXPECT_EQ(shared(b)["ep"]["production"].requests, 3u);
+  EXPECT_EQ(shared(b, "b")["ep"]["production"].requests, 3u);
 }
 
 }  // namespace

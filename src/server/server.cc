@@ -97,7 +97,13 @@ Server::~Server() { Shutdown("destroyed"); }
 
 uint16_t Server::http_port() const { return parts_->http->port(); }
 int Server::grpc_port() const { return parts_->grpc ? parts_->grpc->port() : -1; }
-void Server::SyncStore() { parts_->deployments->SyncFromStore(); }
+void Server::SyncStore() {
+  parts_->deployments->SyncFromStore();
+  if (parts_->state.replica.empty()) return;
+  if (Status s = parts_->deployments->ShareCounts(parts_->state.replica); !s.ok()) {
+    spdlog::warn("event=frontend_counts_not_shared error={}", LogValue(s.message()));
+  }
+}
 
 void Server::Poll() {
   parts_->repository->Poll();
@@ -258,7 +264,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // The rollout controller reads the prediction log; without one every
   // analysis is an Error that says so.
   p->rollout_world = std::make_unique<ServingRolloutWorld>(
-      *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr);
+      *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr,
+      replica);
   if (!p->store) p->memory_rollout_store = MemoryRolloutStore();
   RolloutStore& rollout_store = p->store ? static_cast<RolloutStore&>(*p->store) : *p->memory_rollout_store;
   // Replicas put a step's new spec in force at their next store poll (and

@@ -160,7 +160,15 @@ const char* const kMigrations[] = {
     "ALTER TABLE drift_windows ADD COLUMN replica TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE drift_windows ADD COLUMN counts TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE drift_windows ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
-    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);",
+    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);"
+    "CREATE TABLE frontend_counts ("
+    "  replica TEXT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  since_ms BIGINT NOT NULL,"
+    "  requests BIGINT NOT NULL,"
+    "  errors BIGINT NOT NULL,"
+    "  PRIMARY KEY (replica, endpoint, variant));",
 };
 
 // The advisory lock the leader holds ("vigil" + 2).
@@ -434,6 +442,40 @@ class PostgresStore final : public Store {
                         "AND spec_yaml = $5",
                         Params().Add(d.endpoint).Add(d.spec_yaml).Add(d.source_text).Add(d.updated_ms).Add(expected_yaml)));
     return r.Affected() == 1;
+  }
+
+  Status SaveFrontendCounts(const std::vector<FrontendCount>& counts) override {
+    // Multi-row upserts of up to 1,000 rows (a row per replica, endpoint and variant).
+    constexpr size_t kRows = 1000;
+    for (size_t first = 0; first < counts.size(); first += kRows) {
+      std::string sql = "INSERT INTO frontend_counts (replica, endpoint, variant, since_ms, requests, errors) VALUES ";
+      Params params;
+      int n = 0;
+      for (size_t i = first; i < std::min(counts.size(), first + kRows); ++i) {
+        const FrontendCount& c = counts[i];
+        sql += n ? ", (" : "(";
+        for (const char* cast : {"", "", "", "::bigint", "::bigint", "::bigint"}) {
+          sql += (n % 6 ? ", $" : "$") + std::to_string(n + 1) + cast;  // six parameters per row
+          ++n;
+        }
+        sql += ")";
+        params.Add(c.replica).Add(c.endpoint).Add(c.variant).Add(c.since_ms).Add(c.requests).Add(c.errors);
+      }
+      sql += " ON CONFLICT (replica, endpoint, variant) DO UPDATE SET since_ms = excluded.since_ms, requests = "
+             "excluded.requests, errors = excluded.errors";
+      VIGIL_RETURN_IF_ERROR(Run(sql, params));
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<FrontendCount>> LoadFrontendCounts() override {
+    VIGIL_ASSIGN_OR_RETURN(Result r,
+                           Query("SELECT replica, endpoint, variant, since_ms, requests, errors FROM frontend_counts"));
+    std::vector<FrontendCount> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back({r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3), r.Int(i, 4), r.Int(i, 5)});
+    }
+    return out;
   }
 
   Status DeleteDeployment(const std::string& endpoint) override {

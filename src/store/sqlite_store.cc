@@ -149,7 +149,16 @@ const char* const kMigrations[] = {
     "ALTER TABLE drift_windows ADD COLUMN replica TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE drift_windows ADD COLUMN counts TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE drift_windows ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;"
-    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);",
+    "CREATE INDEX drift_windows_by_version ON drift_windows (model, version, replica, end_ms);"
+    // and each replica's frontend counts per endpoint variant.
+    "CREATE TABLE frontend_counts ("
+    "  replica TEXT NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  since_ms BIGINT NOT NULL,"
+    "  requests BIGINT NOT NULL,"
+    "  errors BIGINT NOT NULL,"
+    "  PRIMARY KEY (replica, endpoint, variant));",
 };
 
 // vigil_id_key(id): PredictionIdKey in SQL, for migrations 3 and 4.
@@ -289,6 +298,33 @@ class SqliteStore final : public Store {
     VIGIL_RETURN_IF_ERROR(
         q.Bind(1, d.spec_yaml).Bind(2, d.source_text).Bind(3, d.updated_ms).Bind(4, d.endpoint).Bind(5, expected_yaml).Run());
     return sqlite3_changes(db_) == 1;
+  }
+
+  Status SaveFrontendCounts(const std::vector<FrontendCount>& counts) override {
+    MutexLock lock(mu_);
+    VIGIL_RETURN_IF_ERROR(Exec("BEGIN"));
+    for (const FrontendCount& c : counts) {
+      Statement q(db_,
+                  "INSERT INTO frontend_counts (replica, endpoint, variant, since_ms, requests, errors) VALUES (?, ?, "
+                  "?, ?, ?, ?) ON CONFLICT (replica, endpoint, variant) DO UPDATE SET since_ms = excluded.since_ms, "
+                  "requests = excluded.requests, errors = excluded.errors");
+      Status s =
+          q.Bind(1, c.replica).Bind(2, c.endpoint).Bind(3, c.variant).Bind(4, c.since_ms).Bind(5, c.requests).Bind(6, c.errors).Run();
+      if (!s.ok()) {
+        (void)Exec("ROLLBACK");
+        return s;
+      }
+    }
+    return Exec("COMMIT");
+  }
+
+  StatusOr<std::vector<FrontendCount>> LoadFrontendCounts() override {
+    MutexLock lock(mu_);
+    Statement q(db_, "SELECT replica, endpoint, variant, since_ms, requests, errors FROM frontend_counts");
+    std::vector<FrontendCount> out;
+    VIGIL_RETURN_IF_ERROR(
+        q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4), q.Int(5)}); }));
+    return out;
   }
 
   Status DeleteDeployment(const std::string& endpoint) override {

@@ -26,6 +26,18 @@ struct StoredDeployment {
   int64_t updated_ms = 0;   // unix milliseconds
 };
 
+// One replica's frontend counts of an endpoint variant since a spec took
+// effect (replicas share them, so the leader's guardrails see every
+// replica's requests and errors).
+struct FrontendCount {
+  std::string replica;
+  std::string endpoint;
+  std::string variant;
+  int64_t since_ms = 0;  // the spec's stored time: the counts' generation
+  int64_t requests = 0;  // served (malformed requests left out)
+  int64_t errors = 0;    // failed on the server's side
+};
+
 // One change to a deployment: who, what, when, before and after.
 struct AuditEvent {
   int64_t id = 0;  // assigned by the store, increasing
@@ -201,6 +213,10 @@ class DeploymentStore {
   virtual StatusOr<bool> SaveDeploymentIf(const StoredDeployment& deployment, const std::string& expected_yaml) = 0;
   virtual Status DeleteDeployment(const std::string& endpoint) = 0;
   virtual StatusOr<std::vector<StoredDeployment>> LoadDeployments() = 0;
+
+  // Replaces each row's counts (one row per replica, endpoint and variant).
+  virtual Status SaveFrontendCounts(const std::vector<FrontendCount>& counts) = 0;
+  virtual StatusOr<std::vector<FrontendCount>> LoadFrontendCounts() = 0;
 
   virtual Status AppendAudit(const AuditEvent& event) = 0;
   // Newest first, at most `limit`.

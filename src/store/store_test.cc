@@ -108,6 +108,18 @@ TEST_P(StoreTest, DeploymentsUpsertDeleteAndSurviveReopening) {
   EXPECT_FALSE(*(*store)->SaveDeploymentIf({"gone", "x", "", 5}, ""));
   EXPECT_EQ((*store)->LoadDeployments()->at(0).spec_yaml, "spec a3");
   EXPECT_EQ((*store)->LoadDeployments()->size(), 1u);
+  // Frontend counts: a row per replica, endpoint and variant, replaced in place.
+  ASSERT_TRUE((*store)->SaveFrontendCounts({{"r1", "a", "production", 10, 5, 1}, {"r1", "a", "v2", 10, 2, 0},
+                                            {"r2", "a", "production", 10, 7, 2}})
+                  .ok());
+  ASSERT_TRUE((*store)->SaveFrontendCounts({{"r1", "a", "production", 10, 9, 1}}).ok());
+  ASSERT_TRUE((*store)->SaveFrontendCounts({}).ok());
+  auto counts = (*store)->LoadFrontendCounts();
+  ASSERT_TRUE(counts.ok()) << counts.status().message();
+  ASSERT_EQ(counts->size(), 3u);
+  int64_t production = 0;
+  for (const auto& c : *counts) production += c.variant == "production" ? c.requests : 0;
+  EXPECT_EQ(production, 16);
 }
 
 TEST_P(StoreTest, AuditHistoryIsNewestFirstPerEndpoint) {
