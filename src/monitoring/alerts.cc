@@ -53,17 +53,35 @@ AlertNotifier::AlertNotifier(Poster poster, Options options) : poster_(std::move
 AlertResender::AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval)
     : tracker_(tracker), notifier_(notifier), thread_("vigil-resend", interval, [this] { ResendNow(); }) {}
 
+namespace {
+
+// A firing alert's notification, as when it started firing.
+AlertNotification FiringNotification(const AlertTracker::Active& a) {
+  AlertNotification n;
+  n.alertname = a.alertname;
+  n.labels = a.labels;
+  n.fingerprint = a.fingerprint;
+  n.starts_ms = a.since_ms;
+  n.evidence = a.evidence;
+  return n;
+}
+
+}  // namespace
+
 void AlertResender::ResendNow() {
   for (const AlertTracker::Active& a : tracker_.Get(0).firing) {
-    if (!tracker_.Owns(a.labels)) continue;
-    AlertNotification n;
-    n.alertname = a.alertname;
-    n.labels = a.labels;
-    n.fingerprint = a.fingerprint;
-    n.starts_ms = a.since_ms;
-    n.evidence = a.evidence;
-    notifier_.Enqueue(std::move(n));
+    if (tracker_.Owns(a.labels)) notifier_.Enqueue(FiringNotification(a));
   }
+}
+
+size_t AlertTracker::NotifyFiring() const {
+  size_t sent = 0;
+  for (const Active& a : Get(0).firing) {
+    if (!Owns(a.labels)) continue;
+    for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(FiringNotification(a));
+    ++sent;
+  }
+  return sent;
 }
 
 AlertNotifier::~AlertNotifier() {

@@ -121,6 +121,12 @@ class AlertTracker {
   // What GET /v1/alerts shows.
   Snapshot Get(int recent_limit) const EXCLUDES(mu_);
   size_t firing() const EXCLUDES(mu_);
+  // Notifies every firing alert this replica owns again, to every notifier
+  // (the same Idempotency-Key as its first notification): what a new leader
+  // does, so a page the last leader decided but died before sending is not
+  // lost. Returns how many.
+  size_t NotifyFiring() const EXCLUDES(mu_);
+
   // Whether this replica stores and notifies the transitions of an alert
   // with these labels (it leads, there is no leadership, or the alert is
   // about this replica).

@@ -96,6 +96,44 @@ TEST(AlertTracker, FiresAfterKWindowsResolvesAfterKCalmOnesAndStoresEveryStep) {
   fs::remove_all(dir);
 }
 
+// Leadership a test sets.
+class FakeLeadership final : public Leadership {
+ public:
+  bool IsLeader() const override { return epoch.load() > 0; }
+  int64_t Epoch() const override { return epoch.load(); }
+  std::atomic<int64_t> epoch{0};
+};
+
+TEST(AlertTracker, AFollowerTracksButANewLeaderSendsWhatIsFiringWithTheSameKey) {
+  FakeReceiver hook;
+  AlertNotifier notifier(hook.poster(), {});
+  std::unique_ptr<AlertStore> store = MemoryAlertStore();
+  FakeLeadership leadership;
+  AlertTracker alerts(*store, {.notifiers = {&notifier}, .leadership = &leadership, .replica = "b", .registry = nullptr});
+  const AlertLabels drift{{"model", "m"}, {"version", "1"}, {"feature", "x"}};
+  alerts.Observe("FeatureDrift", drift, true, Evidence(0.4, 200), 1, 1, 200);  // fires: tracked, not sent
+  alerts.Observe("LatencyHigh", {{"model", "m"}, {"replica", "b"}}, true, Evidence(9, 200), 1, 1, 200);  // its own
+  ASSERT_EQ(alerts.firing(), 2u);
+  ASSERT_TRUE(hook.WaitFor(1));
+  EXPECT_EQ(hook.Received().size(), 1u) << "a follower sends only its own alerts";
+  EXPECT_EQ(hook.Received()[0].alertname, "LatencyHigh");
+  EXPECT_EQ(store->AlertEvents(10)->size(), 2u) << "its own: pending and firing; the drift alert is the leader's";
+  EXPECT_EQ(alerts.NotifyFiring(), 1u);
+  leadership.epoch = 2;  // elected
+  EXPECT_EQ(alerts.NotifyFiring(), 2u);
+  ASSERT_TRUE(hook.WaitFor(4));
+  const auto sent = hook.Received();
+  ASSERT_EQ(sent.size(), 4u);
+  int drift_sent = 0;
+  for (const auto& n : sent) {
+    if (n.alertname != "FeatureDrift") continue;
+    ++drift_sent;
+    EXPECT_EQ(n.starts_ms, 200) << "the firing time: the same key as the first notification";
+    EXPECT_FALSE(n.resolved);
+  }
+  EXPECT_EQ(drift_sent, 1);
+}
+
 TEST(AlertTracker, APendingAlertThatCalmsDownNeverFires) {
   FakeReceiver hook;
   AlertNotifier notifier(hook.poster(), {});

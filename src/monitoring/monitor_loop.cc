@@ -106,6 +106,15 @@ void MonitorLoop::Round(int64_t now_ms) {
   const std::vector<WatchedVersion> versions = options_.world->Versions();
   const std::vector<WatchedEndpoint> endpoints = options_.world->Endpoints();
   CloseWindows(now_ms, versions);
+  if (!options_.replica.empty()) {
+    // Newly elected: what the last leader may have decided but not sent goes out again.
+    const int64_t epoch = options_.leadership->Epoch();
+    if (epoch != led_epoch_ && epoch > 0) {
+      const size_t sent = options_.alerts->NotifyFiring();
+      spdlog::info("event=alerts_renotified epoch={} firing={}", epoch, sent);
+    }
+    led_epoch_ = epoch;
+  }
   if (!options_.replica.empty() && now_ms >= next_merge_ms_) {
     next_merge_ms_ = now_ms + options_.merge_every.count();
     // Cursors read in another epoch may be stale: a new leader reads them again.

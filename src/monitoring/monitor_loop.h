@@ -215,6 +215,7 @@ class MonitorLoop {
   int64_t next_prune_ms_ = 0;
   int64_t next_merge_ms_ = 0;
   int64_t merge_epoch_ = 0;                                      // the epoch the cursors below were read in
+  int64_t led_epoch_ = 0;                                        // the epoch this replica led in at the last round
   std::map<std::pair<std::string, int64_t>, int64_t> merged_to_;  // model, version -> end of the last merged window
   std::map<std::pair<std::string, int64_t>, int64_t> read_to_;    // model, version -> end of the last one published
 
