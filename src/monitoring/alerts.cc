@@ -74,14 +74,31 @@ void AlertResender::ResendNow() {
   }
 }
 
-size_t AlertTracker::NotifyFiring() const {
-  size_t sent = 0;
-  for (const Active& a : Get(0).firing) {
-    if (!Owns(a.labels)) continue;
-    for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(FiringNotification(a));
-    ++sent;
+size_t AlertTracker::Renotify(int64_t now_ms, int64_t resolved_within_ms) const {
+  std::vector<AlertNotification> out;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [fp, t] : alerts_) {
+      if (!Owns(t.labels)) continue;
+      const bool firing = t.state == State::kFiring;
+      const bool resolved = t.state == State::kInactive && t.resolved_from_ms > 0 &&
+                            now_ms - t.since_ms <= resolved_within_ms;
+      if (!firing && !resolved) continue;
+      AlertNotification n;
+      n.alertname = t.alertname;
+      n.labels = t.labels;
+      n.fingerprint = fp;
+      n.resolved = resolved;
+      n.starts_ms = resolved ? t.resolved_from_ms : t.since_ms;
+      n.ends_ms = resolved ? t.since_ms : 0;
+      n.evidence = t.last;
+      out.push_back(std::move(n));
+    }
   }
-  return sent;
+  for (const AlertNotification& n : out) {
+    for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(n);
+  }
+  return out.size();
 }
 
 AlertNotifier::~AlertNotifier() {
@@ -200,6 +217,7 @@ void AlertTracker::Observe(const std::string& alertname, const AlertLabels& labe
 void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State to, const char* event, int64_t now_ms) {
   const bool resolved = t.state == State::kFiring && to == State::kInactive;
   const int64_t started = t.since_ms;
+  t.resolved_from_ms = resolved ? started : 0;
   t.state = to;
   t.since_ms = now_ms;
   const std::string labels_json = AlertLabelsJson(t.labels);

@@ -121,11 +121,12 @@ class AlertTracker {
   // What GET /v1/alerts shows.
   Snapshot Get(int recent_limit) const EXCLUDES(mu_);
   size_t firing() const EXCLUDES(mu_);
-  // Notifies every firing alert this replica owns again, to every notifier
-  // (the same Idempotency-Key as its first notification): what a new leader
-  // does, so a page the last leader decided but died before sending is not
+  // Notifies again, to every notifier, every firing alert this replica owns
+  // and every one that resolved in the last `resolved_within_ms` (each with
+  // the Idempotency-Key of its first notification): what a new leader does,
+  // so a transition the last leader decided but died before sending is not
   // lost. Returns how many.
-  size_t NotifyFiring() const EXCLUDES(mu_);
+  size_t Renotify(int64_t now_ms, int64_t resolved_within_ms) const EXCLUDES(mu_);
 
   // Whether this replica stores and notifies the transitions of an alert
   // with these labels (it leads, there is no leadership, or the alert is
@@ -145,6 +146,7 @@ class AlertTracker {
     int64_t bad_streak = 0, good_streak = 0;
     int64_t since_ms = 0;  // when the current state began
     AlertEvidence last;
+    int64_t resolved_from_ms = 0;  // after a resolution: when it had started firing (the notification's start)
   };
   void Transition(const std::string& fingerprint, Tracked& t, State to, const char* event, int64_t now_ms)
       REQUIRES(mu_);

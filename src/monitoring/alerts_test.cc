@@ -118,20 +118,31 @@ TEST(AlertTracker, AFollowerTracksButANewLeaderSendsWhatIsFiringWithTheSameKey) 
   EXPECT_EQ(hook.Received().size(), 1u) << "a follower sends only its own alerts";
   EXPECT_EQ(hook.Received()[0].alertname, "LatencyHigh");
   EXPECT_EQ(store->AlertEvents(10)->size(), 2u) << "its own: pending and firing; the drift alert is the leader's";
-  EXPECT_EQ(alerts.NotifyFiring(), 1u);
+  const AlertLabels drift_y{{"model", "m"}, {"version", "1"}, {"feature", "y"}};
+  alerts.Observe("FeatureDrift", drift_y, true, Evidence(0.4, 200), 1, 1, 200);
+  alerts.Observe("FeatureDrift", drift_y, false, Evidence(0.1, 300), 1, 1, 300);  // resolved, unsent
+  EXPECT_EQ(alerts.Renotify(400, 60'000), 1u) << "a follower: its own";
   leadership.epoch = 2;  // elected
-  EXPECT_EQ(alerts.NotifyFiring(), 2u);
-  ASSERT_TRUE(hook.WaitFor(4));
+  EXPECT_EQ(alerts.Renotify(400, 60'000), 3u);
+  EXPECT_EQ(alerts.Renotify(400'000, 60'000), 2u) << "an old resolution is not sent again";
+  ASSERT_TRUE(hook.WaitFor(7));
   const auto sent = hook.Received();
-  ASSERT_EQ(sent.size(), 4u);
-  int drift_sent = 0;
+  ASSERT_EQ(sent.size(), 7u);
+  int x = 0, y = 0;
   for (const auto& n : sent) {
     if (n.alertname != "FeatureDrift") continue;
-    ++drift_sent;
     EXPECT_EQ(n.starts_ms, 200) << "the firing time: the same key as the first notification";
-    EXPECT_FALSE(n.resolved);
+    if (n.labels.at("feature") == "x") {
+      ++x;
+      EXPECT_FALSE(n.resolved);
+    } else {
+      ++y;
+      EXPECT_TRUE(n.resolved);
+      EXPECT_EQ(n.ends_ms, 300);
+    }
   }
-  EXPECT_EQ(drift_sent, 1);
+  EXPECT_EQ(x, 2);
+  EXPECT_EQ(y, 1);
 }
 
 TEST(AlertTracker, APendingAlertThatCalmsDownNeverFires) {

@@ -110,8 +110,9 @@ void MonitorLoop::Round(int64_t now_ms) {
     // Newly elected: what the last leader may have decided but not sent goes out again.
     const int64_t epoch = options_.leadership->Epoch();
     if (epoch != led_epoch_ && epoch > 0) {
-      const size_t sent = options_.alerts->NotifyFiring();
-      spdlog::info("event=alerts_renotified epoch={} firing={}", epoch, sent);
+      // Resolutions of the last 10 minutes too: a receiver drops what it already has by key.
+      const size_t sent = options_.alerts->Renotify(now_ms, 10 * 60 * 1000);
+      spdlog::info("event=alerts_renotified epoch={} alerts={}", epoch, sent);
     }
     led_epoch_ = epoch;
   }
