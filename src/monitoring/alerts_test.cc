@@ -6,9 +6,12 @@
 #include <filesystem>
 
 #include "core/eventually.h"
+#include "support/fake_leadership.h"
 
 namespace vigil {
 namespace {
+
+using testing::FakeLeadership;
 
 namespace fs = std::filesystem;
 
@@ -95,14 +98,6 @@ TEST(AlertTracker, FiresAfterKWindowsResolvesAfterKCalmOnesAndStoresEveryStep) {
   EXPECT_EQ(api.recent[0].state, "resolved");
   fs::remove_all(dir);
 }
-
-// Leadership a test sets.
-class FakeLeadership final : public Leadership {
- public:
-  bool IsLeader() const override { return epoch.load() > 0; }
-  int64_t Epoch() const override { return epoch.load(); }
-  std::atomic<int64_t> epoch{0};
-};
 
 TEST(AlertTracker, AFollowerTracksButANewLeaderSendsWhatIsFiringWithTheSameKey) {
   FakeReceiver hook;

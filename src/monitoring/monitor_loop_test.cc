@@ -5,9 +5,12 @@
 #include <random>
 
 #include "monitoring/test_util.h"
+#include "support/fake_leadership.h"
 
 namespace vigil {
 namespace {
+
+using testing::FakeLeadership;
 
 constexpr int64_t kT0 = 1'700'000'040'000;  // a whole minute
 constexpr int64_t kWindowMs = 1000;         // health window
@@ -324,15 +327,6 @@ TEST(MonitorLoop, ADegradedEndpointFiresDegradedAndEachRungChangeIsTold) {
   EXPECT_EQ(told, (std::vector<std::string>{"ep 0->2", "ep 2->0"}));
   EXPECT_EQ(registry.Expose().find("no_ladder"), std::string::npos);
 }
-
-// Leadership a test sets.
-class FakeLeadership final : public Leadership {
- public:
-  explicit FakeLeadership(int64_t epoch) : epoch(epoch) {}
-  bool IsLeader() const override { return epoch > 0; }
-  int64_t Epoch() const override { return epoch; }
-  int64_t epoch;
-};
 
 // One replica of a cluster: its own world, metrics, alerts and monitor, the
 // drift store shared.

@@ -9,9 +9,12 @@
 
 #include "rollout/serving_rollout_world.h"
 #include "rollout/simulator.h"
+#include "support/fake_leadership.h"
 
 namespace vigil {
 namespace {
+
+using testing::FakeLeadership;
 
 ModelCatalog AnyModel() {
   ModelCatalog c;
@@ -392,15 +395,6 @@ TEST(RolloutController, ARestartResumesAtTheSameStepAndFinishesAPersistedAction)
   EXPECT_FALSE(h.State().pending);
   EXPECT_EQ(h.State().phase, RolloutPhase::kFailed);
 }
-
-// Leadership a test sets.
-class FakeLeadership final : public Leadership {
- public:
-  explicit FakeLeadership(int64_t epoch) : epoch(epoch) {}
-  bool IsLeader() const override { return epoch > 0; }
-  int64_t Epoch() const override { return epoch; }
-  int64_t epoch;
-};
 
 TEST(RolloutController, AmongReplicasAPersonsCommandOnAFollowerWinsOverTheLeadersDecisionInFlight) {
   // Two replicas' controllers on one store and one (shared) spec.
