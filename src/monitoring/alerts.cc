@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <limits>
+
 #include "core/hash.h"
 #include "core/logging.h"
 #include "core/thread_name.h"
@@ -53,48 +55,37 @@ AlertNotifier::AlertNotifier(Poster poster, Options options) : poster_(std::move
 AlertResender::AlertResender(const AlertTracker& tracker, AlertNotifier& notifier, std::chrono::milliseconds interval)
     : tracker_(tracker), notifier_(notifier), thread_("vigil-resend", interval, [this] { ResendNow(); }) {}
 
-namespace {
+void AlertResender::ResendNow() {
+  for (AlertNotification& n : tracker_.Notifications(std::numeric_limits<int64_t>::max())) {
+    notifier_.Enqueue(std::move(n));
+  }
+}
 
-// A firing alert's notification, as when it started firing.
-AlertNotification FiringNotification(const AlertTracker::Active& a) {
+AlertNotification AlertTracker::Notification(const std::string& fingerprint, const Tracked& t) {
+  const bool resolved = t.state == State::kInactive;
   AlertNotification n;
-  n.alertname = a.alertname;
-  n.labels = a.labels;
-  n.fingerprint = a.fingerprint;
-  n.starts_ms = a.since_ms;
-  n.evidence = a.evidence;
+  n.alertname = t.alertname;
+  n.labels = t.labels;
+  n.fingerprint = fingerprint;
+  n.resolved = resolved;
+  n.starts_ms = resolved ? t.resolved_from_ms : t.since_ms;  // startsAt stays the firing time
+  n.ends_ms = resolved ? t.since_ms : 0;
+  n.evidence = t.last;
   return n;
 }
 
-}  // namespace
-
-void AlertResender::ResendNow() {
-  for (const AlertTracker::Active& a : tracker_.Get(0).firing) {
-    if (tracker_.Owns(a.labels)) notifier_.Enqueue(FiringNotification(a));
+std::vector<AlertNotification> AlertTracker::Notifications(int64_t resolved_since_ms) const {
+  std::vector<AlertNotification> out;
+  MutexLock lock(mu_);
+  for (const auto& [fp, t] : alerts_) {
+    const bool resolved = t.state == State::kInactive && t.resolved_from_ms > 0 && t.since_ms >= resolved_since_ms;
+    if ((t.state == State::kFiring || resolved) && Owns(t.labels)) out.push_back(Notification(fp, t));
   }
+  return out;
 }
 
 size_t AlertTracker::Renotify(int64_t now_ms, int64_t resolved_within_ms) const {
-  std::vector<AlertNotification> out;
-  {
-    MutexLock lock(mu_);
-    for (const auto& [fp, t] : alerts_) {
-      if (!Owns(t.labels)) continue;
-      const bool firing = t.state == State::kFiring;
-      const bool resolved = t.state == State::kInactive && t.resolved_from_ms > 0 &&
-                            now_ms - t.since_ms <= resolved_within_ms;
-      if (!firing && !resolved) continue;
-      AlertNotification n;
-      n.alertname = t.alertname;
-      n.labels = t.labels;
-      n.fingerprint = fp;
-      n.resolved = resolved;
-      n.starts_ms = resolved ? t.resolved_from_ms : t.since_ms;
-      n.ends_ms = resolved ? t.since_ms : 0;
-      n.evidence = t.last;
-      out.push_back(std::move(n));
-    }
-  }
+  const std::vector<AlertNotification> out = Notifications(now_ms - resolved_within_ms);
   for (const AlertNotification& n : out) {
     for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(n);
   }
@@ -216,8 +207,7 @@ void AlertTracker::Observe(const std::string& alertname, const AlertLabels& labe
 
 void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State to, const char* event, int64_t now_ms) {
   const bool resolved = t.state == State::kFiring && to == State::kInactive;
-  const int64_t started = t.since_ms;
-  t.resolved_from_ms = resolved ? started : 0;
+  t.resolved_from_ms = resolved ? t.since_ms : 0;
   t.state = to;
   t.since_ms = now_ms;
   const std::string labels_json = AlertLabelsJson(t.labels);
@@ -243,14 +233,7 @@ void AlertTracker::Transition(const std::string& fingerprint, Tracked& t, State 
                LogValue(t.last.summary));
   UpdateGauge();
   if (options_.notifiers.empty() || (to != State::kFiring && !resolved) || !owned) return;
-  AlertNotification n;
-  n.alertname = t.alertname;
-  n.labels = t.labels;
-  n.fingerprint = fingerprint;
-  n.resolved = resolved;
-  n.starts_ms = resolved ? started : now_ms;  // startsAt stays the firing time
-  n.ends_ms = resolved ? now_ms : 0;
-  n.evidence = t.last;
+  const AlertNotification n = Notification(fingerprint, t);
   for (AlertNotifier* notifier : options_.notifiers) notifier->Enqueue(n);
 }
 

@@ -127,6 +127,9 @@ class AlertTracker {
   // so a transition the last leader decided but died before sending is not
   // lost. Returns how many.
   size_t Renotify(int64_t now_ms, int64_t resolved_within_ms) const EXCLUDES(mu_);
+  // The notifications of the alerts this replica owns that are firing, and of
+  // those that resolved at or after `resolved_since_ms` (what resends send).
+  std::vector<AlertNotification> Notifications(int64_t resolved_since_ms) const EXCLUDES(mu_);
 
   // Whether this replica stores and notifies the transitions of an alert
   // with these labels (it leads, there is no leadership, or the alert is
@@ -151,6 +154,8 @@ class AlertTracker {
   void Transition(const std::string& fingerprint, Tracked& t, State to, const char* event, int64_t now_ms)
       REQUIRES(mu_);
   void UpdateGauge() REQUIRES(mu_);
+  // `t`'s notification in the state it is in: firing, or resolved (inactive after firing).
+  static AlertNotification Notification(const std::string& fingerprint, const Tracked& t);
 
   AlertStore& store_;
   Options options_;

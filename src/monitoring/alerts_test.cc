@@ -104,7 +104,8 @@ TEST(AlertTracker, AFollowerTracksButANewLeaderSendsWhatIsFiringWithTheSameKey) 
   AlertNotifier notifier(hook.poster(), {});
   std::unique_ptr<AlertStore> store = MemoryAlertStore();
   FakeLeadership leadership;
-  AlertTracker alerts(*store, {.notifiers = {&notifier}, .leadership = &leadership, .replica = "b", .registry = nullptr});
+  AlertTracker alerts(*store,
+                      {.notifiers = {&notifier}, .leadership = &leadership, .replica = "b", .registry = nullptr});
   const AlertLabels drift{{"model", "m"}, {"version", "1"}, {"feature", "x"}};
   alerts.Observe("FeatureDrift", drift, true, Evidence(0.4, 200), 1, 1, 200);  // fires: tracked, not sent
   alerts.Observe("LatencyHigh", {{"model", "m"}, {"replica", "b"}}, true, Evidence(9, 200), 1, 1, 200);  // its own

@@ -521,7 +521,8 @@ std::optional<DriftWindow> DriftMonitor::CloseIfDue(int64_t now_ms, std::optiona
 }
 
 StatusOr<DriftWindow> DriftMonitor::TestCounts(const WindowCounts& counts) const {
-  if (!ready_.load(std::memory_order_acquire)) return FailedPrecondition("the drift reference is still being collected");
+  if (!ready_.load(std::memory_order_acquire))
+    return FailedPrecondition("the drift reference is still being collected");
   if (counts.reference != reference_->key) {
     return FailedPrecondition("the counts are on reference " + counts.reference + ", this monitor's is " +
                               reference_->key);

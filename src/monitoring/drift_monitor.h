@@ -166,7 +166,7 @@ struct ColumnDrift {
 // What a window counted, on its reference's bins: merging windows of the
 // same reference is adding these.
 struct WindowCounts {
-  std::string reference;       // ReferenceProfile::key
+  std::string reference;  // ReferenceProfile::key
   int64_t rows = 0;
   std::vector<double> counts;  // per column: its bins, then missing
   std::vector<double> sums;    // per column: the sum of values below, then above the reference's range

@@ -288,8 +288,8 @@ TEST(DriftMonitor, WindowsOnOneReferenceMergeByAdditionIntoWhatOneMonitorWouldSe
     EXPECT_EQ(m.missing, w.missing) << w.name;
     EXPECT_EQ(m.out_of_range, w.out_of_range) << w.name;
     EXPECT_EQ(m.drifted, w.drifted) << w.name;
-    for (auto [x, y] : {std::pair{m.psi, w.psi}, {m.js, w.js}, {m.ks_p, w.ks_p}, {m.wasserstein, w.wasserstein},
-                        {m.chi2, w.chi2}}) {
+    for (auto [x, y] :
+         {std::pair{m.psi, w.psi}, {m.js, w.js}, {m.ks_p, w.ks_p}, {m.wasserstein, w.wasserstein}, {m.chi2, w.chi2}}) {
       EXPECT_NEAR(x, y, 1e-12) << w.name;
     }
   }

@@ -26,6 +26,26 @@ std::string DriftedNames(const DriftWindow& w) {
   return drifted ? out : "none";
 }
 
+// A window as the store keeps it (columns and counts as JSON), and back.
+StoredDriftWindow Stored(const WatchedVersion& v, const DriftWindow& w) {
+  StoredDriftWindow s{v.model,          v.version,          w.start_ms,      w.end_ms,        w.rows,
+                      w.reference_rows, w.reference_source, w.drifted_share, w.dataset_drift, DriftColumnsJson(w)};
+  s.counts = WindowCountsJson(w.counts);
+  return s;
+}
+StatusOr<DriftWindow> Unstored(const StoredDriftWindow& s) {
+  DriftWindow w;
+  VIGIL_ASSIGN_OR_RETURN(w.columns, ParseDriftColumns(s.columns));
+  w.start_ms = s.start_ms;
+  w.end_ms = s.end_ms;
+  w.rows = s.rows;
+  w.reference_rows = s.reference_rows;
+  w.reference_source = s.reference_source;
+  w.drifted_share = s.drifted_share;
+  w.dataset_drift = s.dataset_drift;
+  return w;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<MonitorLoop>> MonitorLoop::Create(Options options) {
@@ -106,23 +126,19 @@ void MonitorLoop::Round(int64_t now_ms) {
   const std::vector<WatchedVersion> versions = options_.world->Versions();
   const std::vector<WatchedEndpoint> endpoints = options_.world->Endpoints();
   CloseWindows(now_ms, versions);
-  if (!options_.replica.empty()) {
-    // Newly elected: what the last leader may have decided but not sent goes out again.
-    const int64_t epoch = options_.leadership->Epoch();
-    if (epoch != led_epoch_ && epoch > 0) {
-      // Resolutions of the last 10 minutes too: a receiver drops what it already has by key.
+  if (const int64_t epoch = options_.replica.empty() ? 0 : options_.leadership->Epoch(); epoch != epoch_) {
+    epoch_ = epoch;
+    merged_to_.clear();  // cursors read in another epoch may be stale: a new leader reads them again
+    if (epoch > 0) {
+      // Newly elected: what the last leader may have decided but not sent goes
+      // out again, resolutions of the last 10 minutes too (a receiver drops
+      // what it already has by key).
       const size_t sent = options_.alerts->Renotify(now_ms, 10 * 60 * 1000);
       spdlog::info("event=alerts_renotified epoch={} alerts={}", epoch, sent);
     }
-    led_epoch_ = epoch;
   }
   if (!options_.replica.empty() && now_ms >= next_merge_ms_) {
     next_merge_ms_ = now_ms + options_.merge_every.count();
-    // Cursors read in another epoch may be stale: a new leader reads them again.
-    if (const int64_t epoch = options_.leadership->Epoch(); epoch != merge_epoch_) {
-      merge_epoch_ = epoch;
-      merged_to_.clear();
-    }
     for (const WatchedVersion& v : versions) {
       if (!v.monitor) continue;
       ReadMergedWindows(v);  // before merging: a window merged now is published next time
@@ -397,13 +413,9 @@ AlertLabels MonitorLoop::Own(AlertLabels labels) const {
 }
 
 void MonitorLoop::Record(const WatchedVersion& v, const DriftWindow& w) {
-  const bool partial = !options_.replica.empty();
-  if (!partial) Publish(v, w);
-  StoredDriftWindow stored{v.model,         v.version,          w.start_ms,         w.end_ms,
-                           w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
-                           w.dataset_drift, DriftColumnsJson(w)};
+  if (options_.replica.empty()) Publish(v, w);
+  StoredDriftWindow stored = Stored(v, w);
   stored.replica = options_.replica;
-  stored.counts = WindowCountsJson(w.counts);
   if (Status s = options_.drift_store->WriteDriftWindow(stored); !s.ok()) {
     spdlog::error("event=drift_window_not_stored model={} version={} replica={} error={}", v.model, v.version,
                   LogValue(options_.replica), LogValue(s.message()));
@@ -474,8 +486,8 @@ void MonitorLoop::MergeWindows(int64_t now_ms, const WatchedVersion& v) {
                    (end - start >= static_cast<int64_t>(mc.window_seconds * 1000) && sum.rows >= mc.min_window_rows);
   if (!due && !full_read) return;
   if (foreign > 0) {
-    spdlog::warn("event=drift_windows_not_merged model={} version={} windows={} reason={}", v.model, v.version,
-                 foreign, LogValue("counted on another reference (give every replica the same reference.csv)"));
+    spdlog::warn("event=drift_windows_not_merged model={} version={} windows={} reason={}", v.model, v.version, foreign,
+                 LogValue("counted on another reference (give every replica the same reference.csv)"));
   }
   if (empty) {  // nothing of ours in a full read: go past it
     merged_to = end;
@@ -486,10 +498,7 @@ void MonitorLoop::MergeWindows(int64_t now_ms, const WatchedVersion& v) {
   DriftWindow w = std::move(tested).value();
   w.start_ms = start;
   w.end_ms = end;
-  StoredDriftWindow stored{v.model,         v.version,          w.start_ms,         w.end_ms,
-                           w.rows,          w.reference_rows,   w.reference_source, w.drifted_share,
-                           w.dataset_drift, DriftColumnsJson(w)};
-  stored.counts = WindowCountsJson(w.counts);
+  StoredDriftWindow stored = Stored(v, w);
   stored.epoch = options_.leadership->Epoch();
   if (Status s = options_.drift_store->WriteDriftWindow(stored); !s.ok()) {
     spdlog::error("event=drift_window_not_merged model={} version={} error={}", v.model, v.version,
@@ -518,19 +527,8 @@ void MonitorLoop::ReadMergedWindows(const WatchedVersion& v) {
   if (!windows.ok()) return;
   for (const StoredDriftWindow& stored : *windows) {
     if (stored.version != v.version) continue;
-    auto columns = ParseDriftColumns(stored.columns);
     it->second = std::max(it->second, stored.end_ms);
-    if (!columns.ok()) continue;
-    DriftWindow w;
-    w.start_ms = stored.start_ms;
-    w.end_ms = stored.end_ms;
-    w.rows = stored.rows;
-    w.reference_rows = stored.reference_rows;
-    w.reference_source = stored.reference_source;
-    w.columns = std::move(columns).value();
-    w.drifted_share = stored.drifted_share;
-    w.dataset_drift = stored.dataset_drift;
-    Publish(v, w);
+    if (auto w = Unstored(stored); w.ok()) Publish(v, *w);
   }
 }
 

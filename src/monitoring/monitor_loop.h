@@ -119,9 +119,9 @@ class MonitorLoop {
     // Serving-health alerts (latency, errors, queue, memory, rung) carry a
     // `replica` label. Empty: one machine, windows tested where they close.
     std::string replica{};
-    const Leadership* leadership = nullptr;                // required with `replica`
-    std::chrono::milliseconds merge_every{1000};           // how often the leader merges and replicas read merges
-    std::chrono::milliseconds merge_grace{2000};           // a partial window is merged once it ended this long ago
+    const Leadership* leadership = nullptr;       // required with `replica`
+    std::chrono::milliseconds merge_every{1000};  // how often the leader merges and replicas read merges
+    std::chrono::milliseconds merge_grace{2000};  // a partial window is merged once it ended this long ago
     // Told of each change of an endpoint's rung the loop sees (the endpoint's
     // history records it); may be null.
     std::function<void(const std::string& endpoint, const WatchedEndpoint::Overload& from,
@@ -214,8 +214,7 @@ class MonitorLoop {
   uint64_t peak_memory_ = 0;
   int64_t next_prune_ms_ = 0;
   int64_t next_merge_ms_ = 0;
-  int64_t merge_epoch_ = 0;                                      // the epoch the cursors below were read in
-  int64_t led_epoch_ = 0;                                        // the epoch this replica led in at the last round
+  int64_t epoch_ = 0;  // the leader epoch at the last round (0: following, or one machine)
   std::map<std::pair<std::string, int64_t>, int64_t> merged_to_;  // model, version -> end of the last merged window
   std::map<std::pair<std::string, int64_t>, int64_t> read_to_;    // model, version -> end of the last one published
 

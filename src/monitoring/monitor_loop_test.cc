@@ -346,8 +346,12 @@ struct Replica {
         alerts(*alert_store, {.notifiers = {}, .leadership = &leadership, .replica = name, .registry = nullptr}),
         monitor(std::make_shared<DriftMonitor>(config, 2, 1, "score")) {
     monitor->SetReference(reference, "reference.csv");
-    world.versions = {{.hold = monitor, .model = "churn", .version = 2, .monitor = monitor.get(),
-                       .monitoring = &config, .max_queue_size = 100}};
+    world.versions = {{.hold = monitor,
+                       .model = "churn",
+                       .version = 2,
+                       .monitor = monitor.get(),
+                       .monitoring = &config,
+                       .max_queue_size = 100}};
     auto made = MonitorLoop::Create({.world = &world,
                                      .metrics = &metrics,
                                      .alerts = &alerts,
@@ -469,7 +473,7 @@ TEST(MonitorLoopReplicas, TheLeaderTestsTheSumOfEveryReplicasWindowAndEveryRepli
   EXPECT_EQ((*merged)[1].epoch, 2);
   EXPECT_FALSE((*merged)[1].dataset_drift);
   for (Replica* r : {&a, &b}) r->loop->Round(kT0 + 129'500);
-  EXPECT_FALSE(b.Firing("DatasetDrift"));  // resolve_after 1
+  EXPECT_FALSE(b.Firing("DatasetDrift"));   // resolve_after 1
   EXPECT_EQ(b.Stored("DatasetDrift"), 1u);  // resolved, stored by the new leader
   EXPECT_EQ(a.Stored("DatasetDrift"), 2u);
 }

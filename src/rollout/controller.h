@@ -205,7 +205,7 @@ class RolloutController {
   Mutex mu_;
   std::map<std::string, RolloutState> states_ GUARDED_BY(mu_);
   const Leadership* const leadership_;
-  const int64_t settle_ms_;  // Options::settle
+  const int64_t settle_ms_;                                    // Options::settle
   bool led_ GUARDED_BY(mu_) = true;                            // as of the last Tick
   int64_t deciding_epoch_ GUARDED_BY(mu_) = 0;                 // written beside decisions; 0 for a person's command
   std::map<std::string, int64_t> written_ms_ GUARDED_BY(mu_);  // this replica's last write per endpoint

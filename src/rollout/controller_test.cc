@@ -403,9 +403,13 @@ TEST(RolloutController, AmongReplicasAPersonsCommandOnAFollowerWinsOverTheLeader
   std::unique_ptr<RolloutStore> store = MemoryRolloutStore();
   FakeLeadership leads(1), follows(0);
   auto make = [&](const Leadership* l) {
-    auto made = RolloutController::Create(
-        {.world = &world, .store = store.get(), .clock = &clock, .alerts = nullptr, .registry = nullptr,
-         .background = false, .leadership = l});
+    auto made = RolloutController::Create({.world = &world,
+                                           .store = store.get(),
+                                           .clock = &clock,
+                                           .alerts = nullptr,
+                                           .registry = nullptr,
+                                           .background = false,
+                                           .leadership = l});
     EXPECT_TRUE(made.ok()) << made.status().message();
     return std::move(made).value();
   };
@@ -448,8 +452,13 @@ TEST(RolloutController, AmongReplicasAStepIsAnalysedOnlyOnceEveryReplicaRoutesBy
   FakeWorld world(kCanary);
   std::unique_ptr<RolloutStore> store = MemoryRolloutStore();
   FakeLeadership leads(1);
-  auto made = RolloutController::Create({.world = &world, .store = store.get(), .clock = &clock, .alerts = nullptr,
-                                         .registry = nullptr, .background = false, .leadership = &leads,
+  auto made = RolloutController::Create({.world = &world,
+                                         .store = store.get(),
+                                         .clock = &clock,
+                                         .alerts = nullptr,
+                                         .registry = nullptr,
+                                         .background = false,
+                                         .leadership = &leads,
                                          .settle = std::chrono::milliseconds(2000)});
   ASSERT_TRUE(made.ok());
   world.data = ByShare(0.70, 0.95, 4000);

@@ -32,6 +32,15 @@ std::vector<std::shared_ptr<const Router>> Deployments::All() const {
   return out;
 }
 
+namespace {
+
+// When the router's spec took effect, in Unix ms.
+int64_t SinceMs(const Router& router) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
+}
+
+}  // namespace
+
 Status Deployments::Commit(const std::string& endpoint, std::optional<DeploymentSpec> next, const ChangeNote& note,
                            bool if_unchanged) {
   auto current = table_.load();
@@ -41,10 +50,7 @@ Status Deployments::Commit(const std::string& endpoint, std::optional<Deployment
   // A spec's time names its generation (its counts, among replicas): a new
   // spec of the endpoint never shares the previous one's millisecond.
   int64_t now = clock_.NowMillis();
-  if (it != current->end()) {
-    now = std::max(now, std::chrono::duration_cast<std::chrono::milliseconds>(
-                            it->second->since().time_since_epoch()).count() + 1);
-  }
+  if (it != current->end()) now = std::max(now, SinceMs(*it->second) + 1);
   if (store_) {
     // Stored first: a change the caller hears about survives a crash.
     Status s = Status::Ok();
@@ -242,14 +248,6 @@ void Deployments::Sync(const std::vector<StoredDeployment>& stored) {
   ReportInUse();
 }
 
-namespace {
-
-int64_t SinceMs(const Router& router) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(router.since().time_since_epoch()).count();
-}
-
-}  // namespace
-
 StatusOr<std::vector<FrontendCount>> Deployments::OwnCounts(const std::string& replica) {
   if (!shared_base_) {
     VIGIL_ASSIGN_OR_RETURN(std::vector<FrontendCount> stored, store_->LoadFrontendCounts());
@@ -257,7 +255,7 @@ StatusOr<std::vector<FrontendCount>> Deployments::OwnCounts(const std::string& r
     for (const FrontendCount& c : stored) {
       if (c.replica != replica) continue;
       (*shared_base_)[{c.endpoint, c.variant, c.since_ms}] = {static_cast<uint64_t>(std::max<int64_t>(c.requests, 0)),
-                                                               static_cast<uint64_t>(std::max<int64_t>(c.errors, 0))};
+                                                              static_cast<uint64_t>(std::max<int64_t>(c.errors, 0))};
     }
   }
   std::vector<FrontendCount> rows;

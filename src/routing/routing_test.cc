@@ -652,7 +652,6 @@ TEST(DeploymentSpec, TextWithControlCharactersOrInvalidUtf8IsRefused) {
   EXPECT_NE(yaml.find("日本"), std::string::npos) << yaml;
 }
 
-
 // Deployments as a shared store keeps them (what two replicas share).
 class SharedDeploymentStore final : public DeploymentStore {
  public:
@@ -698,14 +697,20 @@ TEST(Deployments, AmongReplicasAChangeMadeOnAStaleSpecIsMadeAgainOnTheStoredOne)
   SharedDeploymentStore store;
   Deployments a({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
   Deployments b({.catalog = Catalog(), .directory = {}, .store = &store, .clock = nullptr});
-  ASSERT_TRUE(a.Apply("ep", "production: {model: a, version: 1}\ncandidates: [{name: v2, model: a, version: 2, "
-                            "mode: ab, share: 10}]\n",
+  ASSERT_TRUE(a.Apply("ep",
+                      "production: {model: a, version: 1}\ncandidates: [{name: v2, model: a, version: 2, "
+                      "mode: ab, share: 10}]\n",
                       {"alice", "apply", ""})
                   .ok());
   b.SyncFromStore();
   ASSERT_TRUE(b.Find("ep"));
   // b pauses the endpoint; a, which has not read that yet, changes the share.
-  ASSERT_TRUE(b.Mutate("ep", [](DeploymentSpec& s) { s.paused = true; return Status::Ok(); }, {"bob", "pause", ""})
+  ASSERT_TRUE(b.Mutate("ep",
+                       [](DeploymentSpec& s) {
+                         s.paused = true;
+                         return Status::Ok();
+                       },
+                       {"bob", "pause", ""})
                   .ok());
   ASSERT_TRUE(a.Mutate("ep",
                        [](DeploymentSpec& s) {
@@ -724,7 +729,6 @@ TEST(Deployments, AmongReplicasAChangeMadeOnAStaleSpecIsMadeAgainOnTheStoredOne)
   EXPECT_EQ(b.Find("ep")->spec().candidates[0].share, 30);
   EXPECT_EQ(store.audit.size(), 3u);  // apply, pause, weight: each once
 }
-
 
 TEST(Deployments, ReplicasShareTheirFrontendCountsAndARestartedReplicaGoesOnFromItsOwn) {
   SharedDeploymentStore store;

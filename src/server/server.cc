@@ -174,7 +174,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
     if (replica.empty()) {
       char host[256] = {};
       if (gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "vigil");
-      replica = fmt::format("{}:{}", host, options.http_port != 0 ? static_cast<int>(options.http_port) : static_cast<int>(getpid()));
+      replica = fmt::format("{}:{}", host,
+                            options.http_port != 0 ? static_cast<int>(options.http_port) : static_cast<int>(getpid()));
     }
     spdlog::info("event=replica name={}", LogValue(replica));
   }
@@ -264,16 +265,15 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // The rollout controller reads the prediction log; without one every
   // analysis is an Error that says so.
   p->rollout_world = std::make_unique<ServingRolloutWorld>(
-      *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr,
-      replica);
+      *p->deployments, p->prediction_log ? static_cast<FeedbackStore*>(p->store.get()) : nullptr, replica);
   if (!p->store) p->memory_rollout_store = MemoryRolloutStore();
   RolloutStore& rollout_store = p->store ? static_cast<RolloutStore&>(*p->store) : *p->memory_rollout_store;
   // Replicas put a step's new spec in force at their next store poll (and
   // the one that changed it at once): a poll and a second after a step
   // changes, every replica routes by it.
-  const auto rollout_settle = shared_leadership ? std::chrono::milliseconds(static_cast<int64_t>(
-                                                      options.store_poll_s * 1000 + 1000))
-                                                : std::chrono::milliseconds(0);
+  const auto rollout_settle = shared_leadership
+                                  ? std::chrono::milliseconds(static_cast<int64_t>(options.store_poll_s * 1000 + 1000))
+                                  : std::chrono::milliseconds(0);
   VIGIL_ASSIGN_OR_RETURN(p->rollouts, RolloutController::Create({.world = p->rollout_world.get(),
                                                                  .store = &rollout_store,
                                                                  .clock = nullptr,

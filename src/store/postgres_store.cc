@@ -438,9 +438,10 @@ class PostgresStore final : public Store {
 
   StatusOr<bool> SaveDeploymentIf(const StoredDeployment& d, const std::string& expected_yaml) override {
     VIGIL_ASSIGN_OR_RETURN(
-        Result r, Query("UPDATE deployments SET spec_yaml = $2, source_text = $3, updated_ms = $4 WHERE endpoint = $1 "
-                        "AND spec_yaml = $5",
-                        Params().Add(d.endpoint).Add(d.spec_yaml).Add(d.source_text).Add(d.updated_ms).Add(expected_yaml)));
+        Result r,
+        Query("UPDATE deployments SET spec_yaml = $2, source_text = $3, updated_ms = $4 WHERE endpoint = $1 "
+              "AND spec_yaml = $5",
+              Params().Add(d.endpoint).Add(d.spec_yaml).Add(d.source_text).Add(d.updated_ms).Add(expected_yaml)));
     return r.Affected() == 1;
   }
 
@@ -461,8 +462,9 @@ class PostgresStore final : public Store {
         sql += ")";
         params.Add(c.replica).Add(c.endpoint).Add(c.variant).Add(c.since_ms).Add(c.requests).Add(c.errors);
       }
-      sql += " ON CONFLICT (replica, endpoint, variant) DO UPDATE SET since_ms = excluded.since_ms, requests = "
-             "excluded.requests, errors = excluded.errors";
+      sql +=
+          " ON CONFLICT (replica, endpoint, variant) DO UPDATE SET since_ms = excluded.since_ms, requests = "
+          "excluded.requests, errors = excluded.errors";
       VIGIL_RETURN_IF_ERROR(Run(sql, params));
     }
     return Status::Ok();
@@ -940,9 +942,9 @@ class PostgresStore final : public Store {
     if (!r.ok()) return r.status();
     std::vector<StoredDriftWindow> out;
     for (int i = 0; i < r->rows(); ++i) {
-      out.push_back({r->Text(i, 0), r->Int(i, 1), r->Int(i, 2), r->Int(i, 3), r->Int(i, 4), r->Int(i, 5),
-                     r->Text(i, 6), r->Double(i, 7).value_or(0), r->Int(i, 8) != 0, r->Text(i, 9), r->Text(i, 10),
-                     r->Text(i, 11), r->Int(i, 12)});
+      out.push_back({r->Text(i, 0), r->Int(i, 1), r->Int(i, 2), r->Int(i, 3), r->Int(i, 4), r->Int(i, 5), r->Text(i, 6),
+                     r->Double(i, 7).value_or(0), r->Int(i, 8) != 0, r->Text(i, 9), r->Text(i, 10), r->Text(i, 11),
+                     r->Int(i, 12)});
     }
     return out;
   }

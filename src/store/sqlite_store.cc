@@ -295,8 +295,12 @@ class SqliteStore final : public Store {
     Statement q(db_,
                 "UPDATE deployments SET spec_yaml = ?, source_text = ?, updated_ms = ? WHERE endpoint = ? AND "
                 "spec_yaml = ?");
-    VIGIL_RETURN_IF_ERROR(
-        q.Bind(1, d.spec_yaml).Bind(2, d.source_text).Bind(3, d.updated_ms).Bind(4, d.endpoint).Bind(5, expected_yaml).Run());
+    VIGIL_RETURN_IF_ERROR(q.Bind(1, d.spec_yaml)
+                              .Bind(2, d.source_text)
+                              .Bind(3, d.updated_ms)
+                              .Bind(4, d.endpoint)
+                              .Bind(5, expected_yaml)
+                              .Run());
     return sqlite3_changes(db_) == 1;
   }
 
@@ -308,8 +312,13 @@ class SqliteStore final : public Store {
                   "INSERT INTO frontend_counts (replica, endpoint, variant, since_ms, requests, errors) VALUES (?, ?, "
                   "?, ?, ?, ?) ON CONFLICT (replica, endpoint, variant) DO UPDATE SET since_ms = excluded.since_ms, "
                   "requests = excluded.requests, errors = excluded.errors");
-      Status s =
-          q.Bind(1, c.replica).Bind(2, c.endpoint).Bind(3, c.variant).Bind(4, c.since_ms).Bind(5, c.requests).Bind(6, c.errors).Run();
+      Status s = q.Bind(1, c.replica)
+                     .Bind(2, c.endpoint)
+                     .Bind(3, c.variant)
+                     .Bind(4, c.since_ms)
+                     .Bind(5, c.requests)
+                     .Bind(6, c.errors)
+                     .Run();
       if (!s.ok()) {
         (void)Exec("ROLLBACK");
         return s;
@@ -322,8 +331,9 @@ class SqliteStore final : public Store {
     MutexLock lock(mu_);
     Statement q(db_, "SELECT replica, endpoint, variant, since_ms, requests, errors FROM frontend_counts");
     std::vector<FrontendCount> out;
-    VIGIL_RETURN_IF_ERROR(
-        q.ForEachRow([&] { out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4), q.Int(5)}); }));
+    VIGIL_RETURN_IF_ERROR(q.ForEachRow([&] {
+      out.push_back({q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4), q.Int(5)});
+    }));
     return out;
   }
 

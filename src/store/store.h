@@ -295,8 +295,7 @@ class DriftStore {
   // The partial windows of one model version (replica not ""), that ended
   // in (after_ms, to_ms], oldest first, at most the oldest `limit`.
   virtual StatusOr<std::vector<StoredDriftWindow>> ReplicaDriftWindows(const std::string& model, int64_t version,
-                                                                       int64_t after_ms, int64_t to_ms,
-                                                                       int limit) = 0;
+                                                                       int64_t after_ms, int64_t to_ms, int limit) = 0;
   // When the newest window of all traffic of the version ended; 0 when there is none.
   virtual StatusOr<int64_t> LastDriftWindowEnd(const std::string& model, int64_t version) = 0;
   // Deletes windows that ended before `before_ms`; returns how many went.

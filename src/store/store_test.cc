@@ -109,9 +109,11 @@ TEST_P(StoreTest, DeploymentsUpsertDeleteAndSurviveReopening) {
   EXPECT_EQ((*store)->LoadDeployments()->at(0).spec_yaml, "spec a3");
   EXPECT_EQ((*store)->LoadDeployments()->size(), 1u);
   // Frontend counts: a row per replica, endpoint and variant, replaced in place.
-  ASSERT_TRUE((*store)->SaveFrontendCounts({{"r1", "a", "production", 10, 5, 1}, {"r1", "a", "v2", 10, 2, 0},
-                                            {"r2", "a", "production", 10, 7, 2}})
-                  .ok());
+  ASSERT_TRUE(
+      (*store)
+          ->SaveFrontendCounts(
+              {{"r1", "a", "production", 10, 5, 1}, {"r1", "a", "v2", 10, 2, 0}, {"r2", "a", "production", 10, 7, 2}})
+          .ok());
   ASSERT_TRUE((*store)->SaveFrontendCounts({{"r1", "a", "production", 10, 9, 1}}).ok());
   ASSERT_TRUE((*store)->SaveFrontendCounts({}).ok());
   auto counts = (*store)->LoadFrontendCounts();
